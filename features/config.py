@@ -1,0 +1,62 @@
+"""One typed settings object for every command.
+
+Reading settings has no side effects: folders are created and tracking URIs are set by
+the entry points (``serving.cli``), never on import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Paths and knobs, read from ``EXPANSION_*`` environment variables or a ``.env`` file."""
+
+    model_config = SettingsConfigDict(env_prefix="EXPANSION_", env_file=".env", extra="ignore")
+
+    home: Path = Field(Path(".expansion"), description="Folder for state: MLflow store, CRM table, feature snapshots.")
+    horizon_days: int = Field(90, ge=1, description="Label horizon H in days from each snapshot.")
+    api_feature_pattern: str = Field(
+        "api", description="Case-insensitive substring of a feature_key that marks API usage (for api_share_30d)."
+    )
+    quota_alert_pct: float = Field(80.0, description="Quota utilisation (%) from which a day counts as near the limit.")
+    whitespace_cap_multiple: float = Field(
+        3.0, gt=0, description="Whitespace is capped at this multiple of the account's current ARR."
+    )
+    csm_weekly_capacity: int = Field(20, ge=1, description="k for precision@k: accounts one CSM can work in a week.")
+    promotion_margin: float = Field(
+        0.005, ge=0, description="ROC-AUC a challenger must gain over the champion to be promoted."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias="MLFLOW_TRACKING_URI",
+        description="Tracking URI; default sqlite:///<home>/mlflow.db.",
+    )
+    api_key: str | None = Field(None, description="Bearer token the scoring service requires (EXPANSION_API_KEY).")
+    max_batch_size: int = Field(1000, ge=1, description="Largest batch the service accepts in one request.")
+    lgbm_threads: int = Field(1, ge=1, description="LightGBM threads; 1 is fastest on 2 shared cores.")
+    spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI in force: ``MLFLOW_TRACKING_URI`` or a SQLite file under home."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where MLflow artifacts go when tracking to the local SQLite store."""
+        return self.home.resolve() / "mlartifacts"
+
+    @property
+    def crm_uri(self) -> str:
+        """The embedded default CRM sink: a SQLite file under home."""
+        return f"sqlite:///{self.home.resolve() / 'crm.db'}"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides winning."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,36 @@
+"""Helpers shared by CLI commands: settings, dates, console output and exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+from rich.console import Console
+
+from features.config import Settings, get_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_INVALID_DATA = 2
+
+
+def settings() -> Settings:
+    """Settings for this command, read once from the environment."""
+    return get_settings()
+
+
+def parse_date(value: str | None, *, default_today: bool = True) -> dt.date | None:
+    """Parse an ISO date given on the command line; entry points are the only place that reads the clock."""
+    if value is None:
+        return dt.date.today() if default_today else None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        err_console.print(f"[red]error:[/red] {value!r} is not a date (expected YYYY-MM-DD)")
+        raise SystemExit(EXIT_INVALID_DATA) from None
+
+
+def is_interactive() -> bool:
+    """True when progress bars make sense (a terminal), False for logs and CI."""
+    return sys.stderr.isatty()
