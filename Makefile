@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/expansion demo
 
 test: $(STAMP)
-	bash scripts/test.sh
+	bash scripts/test.sh $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .expansion .pytest_cache
