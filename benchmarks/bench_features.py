@@ -1,0 +1,92 @@
+"""Feature pipeline throughput against a bare DuckDB aggregation of the same usage table.
+
+    python benchmarks/bench_features.py [--accounts 10000] [--months 24] [--memory-accounts 100000]
+
+Generates a company (cached under --work), then in one run measures usage rows per
+second through ``build_features`` over every month end, and through a bare
+``GROUP BY account_id, month`` of ``usage_daily`` (the reference). With
+``--memory-accounts N`` it also builds features for an N-account company in a child
+process and reports that process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+AS_OF = dt.date(2026, 6, 30)
+
+
+def company(work: Path, accounts: int, months: int) -> Path:
+    """Generate (once) and return the data folder of an ``accounts`` x ``months`` company."""
+    from features.synth import generate
+
+    folder = work / f"company_{accounts}_{months}"
+    if not (folder / "usage_daily.parquet").exists() and not (folder / "usage_daily").exists():
+        started = time.perf_counter()
+        generate(folder, accounts=accounts, months=months, seed=5, as_of=AS_OF)
+        print(f"generated {accounts:,} accounts x {months} months in {time.perf_counter() - started:.1f} s")
+    return folder
+
+
+def measure(folder: Path, months: int) -> dict[str, float]:
+    """Time the bare aggregation and the full pipeline on the same data folder."""
+    from features.build import build_features
+    from features.config import Settings
+    from features.io import open_data
+    from features.spine import month_ends
+
+    source = open_data(folder)
+    rows = source.con.execute("SELECT count(*) FROM usage_daily").fetchone()[0]
+    started = time.perf_counter()
+    source.con.execute(
+        "SELECT account_id, date_trunc('month', date) AS month, sum(events), max(active_users) "
+        "FROM usage_daily GROUP BY account_id, month"
+    ).fetchall()
+    bare_s = time.perf_counter() - started
+    dates = month_ends(AS_OF.replace(day=1) - dt.timedelta(days=30 * (months - 1)), AS_OF)
+    started = time.perf_counter()
+    frame = build_features(source, dates, Settings(_env_file=None))
+    pipeline_s = time.perf_counter() - started
+    source.close()
+    return {"usage_rows": rows, "snapshots": len(dates), "frame_rows": len(frame), "bare_s": bare_s,
+            "pipeline_s": pipeline_s, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--memory-accounts", type=int, default=0, help="also build an N-account company in a child")
+    parser.add_argument("--work", type=Path, default=Path(".expansion/bench"))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    folder = company(args.work, args.accounts, args.months)
+    result = measure(folder, args.months)
+    if args.child:
+        print(json.dumps(result))
+        return
+    r = result
+    print(f"usage_daily rows: {r['usage_rows']:,}; snapshots: {r['snapshots']}; feature rows: {r['frame_rows']:,}")
+    print(f"bare GROUP BY account_id, month: {r['bare_s']:.2f} s = {r['usage_rows'] / r['bare_s']:,.0f} rows/s")
+    print(f"full feature pipeline:           {r['pipeline_s']:.2f} s = {r['usage_rows'] / r['pipeline_s']:,.0f} rows/s")
+    print(f"pipeline / bare aggregation:     {r['pipeline_s'] / r['bare_s']:.1f}x (target <= 5x)")
+    print(f"peak resident memory:            {r['peak_rss_mb']:,.0f} MB")
+    if args.memory_accounts:
+        cmd = [sys.executable, __file__, "--child", "--accounts", str(args.memory_accounts),
+               "--months", str(args.months), "--work", str(args.work)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        big = json.loads(out)
+        print(f"{args.memory_accounts:,} accounts: {big['usage_rows']:,} usage rows, pipeline {big['pipeline_s']:.1f} s "
+              f"({big['pipeline_s'] / big['bare_s']:.1f}x bare), peak resident memory {big['peak_rss_mb']:,.0f} MB "
+              "(target < 4,096 MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Account context: firmographics, tenure, revenue, renewal and fiscal timing, movement history.
+
+Only relative timing is used (months to renewal, to the customer's fiscal-year start,
+since the last expansion): the calendar position of the snapshot itself would not
+transfer from one company to another.
+"""
+
+from __future__ import annotations
+
+import ibis
+from ibis.expr.types import Table
+
+from features.movements import account_mrr_at
+from features.spine import day_number
+
+DAYS_PER_MONTH = 30.4375
+KEYS = ["account_id", "as_of_day"]
+CATEGORICAL = ("segment", "industry", "acquisition_channel", "region")
+
+
+def _renewal(periods: Table) -> Table:
+    upcoming = periods.filter(periods.renewal_day >= periods.as_of_day)
+    return upcoming.group_by(KEYS).aggregate(next_renewal_day=upcoming.renewal_day.min())
+
+
+def _history(moves: Table, snap_days: Table) -> Table:
+    """Expansions and contractions dated on or before each snapshot, and the day of the last expansion."""
+    m = moves.select("account_id", "movement", day=day_number(moves.date))
+    j = m.join(snap_days, m.day <= snap_days.as_of_day)
+    return j.group_by(KEYS).aggregate(
+        expansions_past=(j.movement == "expansion").sum().cast("float64"),
+        contractions_past=(j.movement == "contraction").sum().cast("float64"),
+        last_expansion_day=j.day.max(where=j.movement == "expansion"),
+    )
+
+
+def _mrr_180d_ago(subscriptions: Table, snaps: Table) -> Table:
+    then = account_mrr_at(subscriptions, snaps.select(as_of="as_of_180d_ago"))
+    keyed = then.join(snaps.select("as_of_day", "as_of_180d_ago"), then.as_of == snaps.as_of_180d_ago)
+    return keyed.select("account_id", "as_of_day", mrr_180d_ago=keyed.mrr.cast("float64"))
+
+
+def account_features(
+    base: Table, accounts: Table, periods: Table, moves: Table, subscriptions: Table, snaps: Table
+) -> Table:
+    """Account context per spine row; ``base`` has ``account_id, as_of_day, as_of_month, mrr, seats``."""
+    snap_days = snaps.select("as_of_day")
+    a = accounts.select(
+        "account_id", *CATEGORICAL,
+        employees=accounts.employees.cast("float64"),
+        since_day=day_number(accounts.customer_since),
+        fy_month=accounts.fiscal_year_start_month.cast("int64"),
+    )
+    t = base.left_join(a, "account_id").left_join(_renewal(periods), KEYS)
+    t = t.left_join(_history(moves, snap_days), KEYS).left_join(_mrr_180d_ago(subscriptions, snaps), KEYS)
+    tenure_days = t.as_of_day - t.since_day
+    return t.select(
+        "account_id",
+        "as_of_day",
+        *(t[c].cast("string").name(c) for c in CATEGORICAL),
+        employees=t.employees,
+        tenure_months=ibis.ifelse(tenure_days >= 0, tenure_days / DAYS_PER_MONTH, ibis.null("float64")),
+        mrr=t.mrr,
+        arr=t.mrr * 12.0,
+        seats=t.seats,
+        months_to_renewal=((t.next_renewal_day - t.as_of_day) / DAYS_PER_MONTH).cast("float64"),
+        months_to_fiscal_year_start=((t.fy_month - t.as_of_month + 12) % 12).cast("float64"),
+        expansions_past=t.expansions_past.fill_null(0.0),
+        contractions_past=t.contractions_past.fill_null(0.0),
+        months_since_last_expansion=((t.as_of_day - t.last_expansion_day) / DAYS_PER_MONTH).cast("float64"),
+        mrr_growth_180d_pct=ibis.ifelse(
+            t.mrr_180d_ago > 0, (t.mrr - t.mrr_180d_ago) / t.mrr_180d_ago * 100.0, ibis.null("float64")
+        ),
+    )

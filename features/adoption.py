@@ -1,0 +1,98 @@
+"""Adoption features: breadth of plan features used, new features, products and tier, gated use.
+
+``plan_features`` and ``products`` are optional: the features that need them are null
+when they are absent. A feature key is *gated* for an account when the catalog lists it
+under some plan of a product the account holds but not under the plan(s) it is on:
+using it (trials, previews, grace access) signals appetite for a higher tier.
+"""
+
+from __future__ import annotations
+
+import ibis
+from ibis.expr.types import Table
+
+from features.spine import day_number
+from features.usage import in_window
+
+ADOPTION_WINDOW_DAYS = 30
+
+
+def feature_use_30d(usage: Table, snap_days: Table) -> Table:
+    """Events per account, snapshot and feature key over the 30 days to ``as_of``."""
+    rows = usage.select("account_id", "feature_key", "events", day=day_number(usage.date))
+    j = in_window(rows, snap_days, "day", ADOPTION_WINDOW_DAYS)
+    return j.group_by(["account_id", "as_of_day", "feature_key"]).aggregate(events=j.events.sum().cast("float64"))
+
+
+def _new_features(usage: Table, snap_days: Table) -> Table:
+    # The first use of a key is the same whatever happens later, so a global minimum is point-in-time safe.
+    first = usage.group_by(["account_id", "feature_key"]).aggregate(first_day=day_number(usage.date.min()))
+    j = in_window(first, snap_days, "first_day", ADOPTION_WINDOW_DAYS)
+    return j.group_by(["account_id", "as_of_day"]).aggregate(features_new_30d=j.count().cast("float64"))
+
+
+def _plan_keys(periods: Table, plan_features: Table) -> tuple[Table, Table]:
+    """Keys unlocked by the account's current plans, and keys of any plan of the products it holds."""
+    held = periods.select("account_id", "as_of_day", "product_id", "plan").distinct()
+    unlocked = held.join(plan_features, ["product_id", "plan"]).select("account_id", "as_of_day", "feature_key")
+    products = held.select("account_id", "as_of_day", "product_id").distinct()
+    catalog = products.join(plan_features.select("product_id", "feature_key"), ["product_id"])
+    return (
+        unlocked.distinct().mutate(in_plan=ibis.literal(1)),
+        catalog.select("account_id", "as_of_day", "feature_key").distinct().mutate(in_catalog=ibis.literal(1)),
+    )
+
+
+def _tier_rank(periods: Table, products: Table) -> Table:
+    j = periods.join(products.select("product_id", "plan", "tier_rank"), ["product_id", "plan"])
+    return j.group_by(["account_id", "as_of_day"]).aggregate(plan_tier_rank=j.tier_rank.max().cast("float64"))
+
+
+def adoption_features(
+    usage: Table, base: Table, periods: Table, plan_features: Table | None, products: Table | None
+) -> Table:
+    """Adoption features per spine row; ``base`` has ``account_id, as_of_day, products_owned``."""
+    snap_days = base.select("as_of_day").distinct()
+    used = feature_use_30d(usage, snap_days)
+    counts = used.group_by(["account_id", "as_of_day"]).aggregate(features_used_30d=used.count().cast("float64"))
+    t = base.select("account_id", "as_of_day", "products_owned").left_join(counts, ["account_id", "as_of_day"])
+    t = t.left_join(_new_features(usage, snap_days), ["account_id", "as_of_day"])
+    zero = ibis.literal(0.0)
+    cols = {
+        "features_used_30d": t.features_used_30d.fill_null(zero),
+        "features_new_30d": t.features_new_30d.fill_null(zero),
+        "products_owned": t.products_owned,
+    }
+    if plan_features is not None:
+        t = t.left_join(_breadth(used, periods, plan_features), ["account_id", "as_of_day"])
+        cols["feature_breadth_pct"] = t.feature_breadth_pct
+        cols["gated_feature_events_30d"] = t.gated_feature_events_30d.fill_null(zero)
+    else:
+        cols["feature_breadth_pct"] = ibis.null("float64")
+        cols["gated_feature_events_30d"] = ibis.null("float64")
+    if products is not None:
+        t = t.left_join(_tier_rank(periods, products), ["account_id", "as_of_day"])
+        cols["plan_tier_rank"] = t.plan_tier_rank
+    else:
+        cols["plan_tier_rank"] = ibis.null("float64")
+    return t.select("account_id", "as_of_day", **cols)
+
+
+def _breadth(used: Table, periods: Table, plan_features: Table) -> Table:
+    """Share of unlocked keys used in 30 days, and events on keys the current plan does not unlock."""
+    unlocked, catalog = _plan_keys(periods, plan_features)
+    available = unlocked.group_by(["account_id", "as_of_day"]).aggregate(available=unlocked.count())
+    u = used.left_join(unlocked, ["account_id", "as_of_day", "feature_key"])
+    u = u.left_join(catalog, ["account_id", "as_of_day", "feature_key"])
+    u = u.select("account_id", "as_of_day", "events", in_plan=u.in_plan.notnull(), in_catalog=u.in_catalog.notnull())
+    used_agg = u.group_by(["account_id", "as_of_day"]).aggregate(
+        used_in_plan=u.in_plan.sum(),
+        gated_feature_events_30d=u.events.sum(where=u.in_catalog & ~u.in_plan),
+    )
+    b = available.left_join(used_agg, ["account_id", "as_of_day"])
+    return b.select(
+        "account_id",
+        "as_of_day",
+        feature_breadth_pct=(b.used_in_plan.fill_null(0) / b.available * 100.0).cast("float64"),
+        gated_feature_events_30d=b.gated_feature_events_30d.cast("float64"),
+    )

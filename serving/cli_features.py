@@ -1,0 +1,97 @@
+"""Feature commands: ``features`` builds the point-in-time feature frame of a data folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from serving.cli_common import EXIT_INVALID_DATA, console, err_console, is_interactive, parse_date, settings
+
+ENGINES = ("duckdb",)
+
+
+def _snapshot_dates(as_of: list[str] | None, start: str | None, end: str | None) -> list[dt.date]:
+    """Explicit --as-of dates, or every month end from --from to --to (default: to today)."""
+    from features.spine import month_ends
+
+    if as_of and (start or end):
+        err_console.print("[red]error:[/red] give either --as-of dates or --from/--to, not both")
+        raise typer.Exit(EXIT_INVALID_DATA)
+    if as_of:
+        return sorted({parse_date(v) for v in as_of})
+    if start is None:
+        err_console.print("[red]error:[/red] give --as-of DATE (repeatable) or --from DATE [--to DATE]")
+        raise typer.Exit(EXIT_INVALID_DATA)
+    first, last = parse_date(start), parse_date(end)
+    try:
+        dates = month_ends(first, last)
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_INVALID_DATA) from None
+    if not dates:
+        err_console.print(f"[red]error:[/red] no month end between {first} and {last}")
+        raise typer.Exit(EXIT_INVALID_DATA)
+    return dates
+
+
+def features(
+    data: Annotated[Path, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")],
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write the feature frame to.")],
+    as_of: Annotated[list[str] | None, typer.Option("--as-of", help="Snapshot date (repeatable).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First date of a month-end snapshot range.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last date of the range (default: today).")] = None,
+    horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, help="Label horizon H in days.")] = None,
+    data_end: Annotated[str | None, typer.Option("--data-end", help="Last date the data covers (default: last usage date).")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="Execution engine: duckdb.")] = "duckdb",
+    show_sql: Annotated[bool, typer.Option("--show-sql", help="Print the SQL the engine receives.")] = False,
+) -> None:
+    """Build the point-in-time feature frame (features + labels) for every account with MRR > 0 at each snapshot."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from features.build import build_features, feature_sql
+    from features.io import DataError, open_data
+
+    if engine not in ENGINES:
+        err_console.print(f"[red]error:[/red] --engine {engine!r} is not available here (choose from {', '.join(ENGINES)})")
+        raise typer.Exit(EXIT_INVALID_DATA)
+    dates = _snapshot_dates(as_of, start, end)
+    cfg = settings()
+    if horizon_days is not None:
+        cfg = cfg.model_copy(update={"horizon_days": horizon_days})
+    end_date = parse_date(data_end, default_today=False)
+    try:
+        source = open_data(data)
+        if show_sql:
+            console.print(feature_sql(source, dates, cfg, dialect=engine, data_end=end_date), markup=False)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=err_console, disable=not is_interactive()) as progress:
+            progress.add_task(f"building features for {len(dates)} snapshot(s)", total=None)
+            frame = build_features(source, dates, cfg, data_end=end_date)
+    except DataError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_INVALID_DATA) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    labelled = int(frame["expanded"].notna().sum())
+    console.print(
+        f"wrote {len(frame):,} rows ({frame['account_id'].nunique():,} accounts, {len(dates)} snapshot(s), "
+        f"{labelled:,} with complete labels) to {out}"
+    )
+
+
+def write_docs(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the feature reference.")] = Path("docs/features.md"),
+) -> None:
+    """Regenerate the feature reference (docs/features.md) from the registry."""
+    from features.registry import render_docs
+
+    out.write_text(render_docs())
+    console.print(f"wrote {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("features")(features)
+    app.command("features-docs")(write_docs)

@@ -1,0 +1,84 @@
+"""Point in time: rows dated after as_of, added or altered in every table, change no feature at as_of."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from features.build import build_features
+from features.config import Settings
+from features.io import open_data
+from features.labels import LABELS
+
+AS_OF = dt.date(2025, 3, 31)
+SNAPSHOTS = [dt.date(2025, 1, 31), dt.date(2025, 2, 28), AS_OF]
+
+
+def _features(folder) -> pd.DataFrame:
+    source = open_data(folder)
+    try:
+        # data_end is fixed so that only features, not label completeness, are compared.
+        frame = build_features(source, SNAPSHOTS, Settings(_env_file=None), data_end=dt.date(2025, 7, 31))
+    finally:
+        source.close()
+    return frame.drop(columns=list(LABELS)).set_index(["account_id", "as_of"]).sort_index()
+
+
+def _future_edits(t: dict[str, pd.DataFrame]) -> None:
+    ts, d = pd.Timestamp, dt.date
+    after = AS_OF + dt.timedelta(days=1)
+    u = t["usage_daily"]
+    late = u["date"] > AS_OF
+    u.loc[late, "events"] = u.loc[late, "events"] * 50
+    u.loc[late, "active_users"] = 99
+    t["usage_daily"] = pd.concat([u, pd.DataFrame({
+        "account_id": ["A4", "A1"], "date": [after, after], "feature_key": ["automation", "brand_new"],
+        "events": [10_000, 5], "active_users": [40, 1]})], ignore_index=True)
+    s = t["subscriptions"]
+    s.loc[(s.account_id == "A4") & s.valid_to.isna(), "valid_to"] = d(2025, 4, 10)  # a valid_to moved after as_of
+    s.loc[(s.account_id == "A2"), "valid_to"] = d(2025, 5, 1)  # an end date moved, still after as_of
+    t["subscriptions"] = pd.concat([s, pd.DataFrame([
+        ("A4", "core", "pro", 40, 800.0, 5000.0, d(2025, 4, 10), None, d(2026, 4, 10)),
+        ("A4", "addon", "basic", 40, 200.0, None, after, None, None),
+    ], columns=s.columns)], ignore_index=True)
+    tk = t["support_tickets"]
+    tk.loc[tk.ticket_id == "T4", "resolved_at"] = ts("2025-06-01")  # resolution after as_of
+    t["support_tickets"] = pd.concat([tk, pd.DataFrame({
+        "ticket_id": ["T9"], "account_id": ["A1"], "created_at": [ts("2025-04-01 00:00")], "priority": ["urgent"],
+        "category": ["outage"], "resolved_at": [ts("2025-04-02")], "csat": [1.0]})], ignore_index=True)
+    t["surveys"] = pd.concat([t["surveys"], pd.DataFrame({
+        "account_id": ["A1", "A3"], "responded_at": [ts("2025-04-01 00:00:01"), ts("2025-05-01")],
+        "kind": ["nps", "csat"], "score": [0.0, 1.0], "respondent_role": ["executive", "user"]})], ignore_index=True)
+    t["activities"] = pd.concat([t["activities"], pd.DataFrame({
+        "account_id": ["A1", "A4"], "occurred_at": [ts("2025-04-01 00:00"), ts("2025-04-15")],
+        "kind": ["qbr", "meeting"], "with_executive": [True, True]})], ignore_index=True)
+    t["payments"] = pd.concat([t["payments"], pd.DataFrame({
+        "invoice_id": ["I9"], "account_id": ["A4"], "due_date": [after], "amount": [100.0], "paid_at": [None],
+        "status": ["failed"]})], ignore_index=True)
+    t["accounts"] = pd.concat([t["accounts"], pd.DataFrame({
+        "account_id": ["A5"], "name": ["Late"], "segment": ["smb"], "industry": ["software"], "region": ["na"],
+        "employees": [10], "acquisition_channel": ["direct"], "customer_since": [after], "csm_owner": [None],
+        "fiscal_year_start_month": [1]})], ignore_index=True)
+
+
+def test_rows_after_as_of_change_no_feature(tiny_company):
+    before, after = _features(tiny_company()), _features(tiny_company(_future_edits))
+    assert len(before) > 0
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_the_edits_do_reach_later_snapshots(tiny_company):
+    """Guards the leakage test itself: the same edits must move features at a later date."""
+    def build(folder):
+        source = open_data(folder)
+        try:
+            f = build_features(source, [dt.date(2025, 4, 30)], Settings(_env_file=None), data_end=dt.date(2025, 7, 31))
+        finally:
+            source.close()
+        return f.set_index("account_id")
+    before, after = build(tiny_company()), build(tiny_company(_future_edits))
+    assert after.loc["A4", "events_30d"] > before.loc["A4", "events_30d"]
+    assert after.loc["A4", "mrr"] == pytest.approx(1000.0)
+    assert after.loc["A1", "tickets_30d"] == before.loc["A1", "tickets_30d"] + 1
