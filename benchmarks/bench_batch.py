@@ -1,0 +1,111 @@
+"""Batch scoring speed: bare predict vs the full scorer vs the whole job into SQLite and PostgreSQL.
+
+    python benchmarks/bench_batch.py [--accounts 100000] [--postgres URL]
+
+Generates a small company, trains both models on it, then replicates the newest
+snapshot's feature rows to ``--accounts`` rows with new account ids. Every figure is
+measured in this run and printed as a ratio to the scorer's own time, so the numbers
+compare across machines: writing should add < 50 % to the scorer, the whole job
+should finish in < 120 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+SCORED_AT = dt.datetime(2026, 7, 1, 6, tzinfo=dt.UTC)
+
+
+def book(accounts: int, workdir: Path):  # noqa: ANN201 - (features, scorer, as_of)
+    """Features of ``accounts`` rows (the generated snapshot replicated) and a scorer with trained models."""
+    from features.build import build_features
+    from features.config import Settings
+    from features.io import open_data
+    from features.registry import categorical_features, feature_names
+    from features.spine import month_ends
+    from features.synth import generate
+    from serving.scoring import Scorer, feature_specs
+    from training.train import train_all
+
+    as_of = dt.date(2026, 6, 30)
+    generate(workdir / "company", accounts=1500, months=18, seed=5, as_of=as_of)
+    source = open_data(workdir / "company")
+    first = source.con.execute("SELECT min(date) FROM usage_daily").fetchone()[0]
+    settings = Settings(_env_file=None, home=workdir)
+    frame = build_features(source, month_ends(first, as_of), settings)
+    source.close()
+    results = train_all(frame, feature_names(), categorical_features(), settings, n_cutoffs=1)
+    scorer = Scorer(results["expansion"].newest.model, results["churn"].newest.model, feature_specs())
+    snapshot = frame[frame["as_of"] == pd.Timestamp(as_of)].reset_index(drop=True)
+    reps = -(-accounts // len(snapshot))
+    big = pd.concat([snapshot] * reps, ignore_index=True).iloc[:accounts].copy()
+    big["account_id"] = [f"bench-{i:07d}" for i in range(len(big))]
+    return big, scorer, as_of
+
+
+def timed(label: str, fn) -> float:  # noqa: ANN001
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    print(f"  {label:<44} {seconds:8.2f} s")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--chunk-size", type=int, default=20_000)
+    parser.add_argument("--postgres", default=os.environ.get("EXPANSION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    args = parser.parse_args()
+
+    from features.config import Settings
+    from serving.batch import score_snapshot, split
+    from serving.sinks import open_sink
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        features, scorer, as_of = book(args.accounts, workdir)
+        print(f"{len(features):,} accounts, {len(scorer.expansion.feature_names)} features, chunks of {args.chunk_size:,}")
+        predict = timed("bare LightGBM predict (both models)", lambda: (
+            scorer.expansion.predict_proba(features), scorer.churn.predict_proba(features)))
+
+        def full_scorer() -> None:
+            referenced = scorer.with_reference(features)
+            for chunk in split(features, args.chunk_size):
+                referenced.score(chunk, with_reasons=True)
+
+        scoring = timed("full scorer (probabilities, reasons, whitespace)", full_scorer)
+        settings = Settings(_env_file=None, home=workdir)
+        jobs = {}
+        for name, uri in (("SQLite", f"sqlite:///{workdir / 'crm.db'}"), ("PostgreSQL", args.postgres)):
+            prefix = f"bench{os.getpid()}_"
+            sink = open_sink(uri, settings, table_prefix=prefix)
+            try:
+                jobs[name] = timed(f"whole job into {name}", lambda s=sink: score_snapshot(
+                    features, scorer, s, as_of, SCORED_AT, chunk_size=args.chunk_size))
+            except Exception as exc:  # noqa: BLE001 - PostgreSQL may be absent on a laptop
+                print(f"  whole job into {name}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+            finally:
+                if name == "PostgreSQL" and sink.engine.dialect.name == "postgresql":
+                    with sink.engine.begin() as conn:
+                        for table in ("account_scores", "account_score_history"):
+                            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{prefix}{table}"')
+                sink.close()
+        print(f"full scorer / bare predict: {scoring / predict:.1f}x")
+        for name, seconds in jobs.items():
+            overhead = (seconds - scoring) / scoring
+            print(f"{name}: writing adds {overhead:.0%} to the scorer (target < 50 %); "
+                  f"whole job {seconds:.1f} s (target < 120 s)")
+
+
+if __name__ == "__main__":
+    main()

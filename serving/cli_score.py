@@ -1,0 +1,126 @@
+"""Batch scoring command: ``score`` writes every active account's scores into a CRM sink."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from serving.cli_common import EXIT_INVALID_DATA, console, err_console, is_interactive, parse_date, settings
+
+
+class ModelSource(str, Enum):
+    auto = "auto"
+    store = "store"
+    mlflow = "mlflow"
+    none = "none"
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(EXIT_INVALID_DATA)
+
+
+def _read_field_map(path: Path | None) -> dict[str, str] | None:
+    if path is None:
+        return None
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        _fail(f"field map {path}: cannot read a JSON object: {exc}")
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+        _fail(f"field map {path}: expected a JSON object of row field -> CRM field name (strings)")
+    return mapping
+
+
+def _print_summary(summary) -> None:  # noqa: ANN001 - serving.batch.BatchSummary, imported lazily
+    console.print(
+        f"[green]scored[/green] {summary.accounts:,} accounts as of {summary.as_of} into {summary.sink} "
+        f"(run {summary.run_id}; {summary.new_accounts:,} new, {summary.dropped_accounts:,} no longer active)"
+    )
+    bands = Table(title="readiness bands and health")
+    for col in ("group", "value", "accounts"):
+        bands.add_column(col, justify="right" if col == "accounts" else "left")
+    for group, counts in (("readiness", summary.readiness_bands), ("health", summary.health)):
+        for value, count in counts.items():
+            bands.add_row(group, value, f"{count:,}")
+    console.print(bands)
+    if len(summary.top_movers):
+        movers = Table(title="top movers since the last run (readiness points)")
+        for col in ("account", "before", "now", "change", "band"):
+            movers.add_column(col, justify="left" if col in ("account", "band") else "right")
+        for row in summary.top_movers.itertuples():
+            band = f"{row.previous_band} -> {row.readiness_band}" if row.previous_band != row.readiness_band else str(row.readiness_band)
+            movers.add_row(str(row.account_id), f"{row.previous_score:.1f}", f"{row.readiness_score:.1f}", f"{row.change:+.1f}", band)
+        console.print(movers)
+
+
+def score(
+    data: Annotated[Path, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")],
+    sink: Annotated[
+        str | None,
+        typer.Option("--sink", help="csv:PATH, parquet:PATH, salesforce:PATH, hubspot:PATH, sqlite:///PATH or postgresql://... (default: the SQLite CRM under home)."),
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date (default: today).")] = None,
+    field_map: Annotated[Path | None, typer.Option("--field-map", help="JSON object renaming fields for salesforce:/hubspot: files.")] = None,
+    models: Annotated[ModelSource, typer.Option("--models", help="Where models come from; 'none' scores with the baseline only.")] = ModelSource.auto,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Accounts scored and written per chunk.")] = 20_000,
+) -> None:
+    """Score every account active at the snapshot and write the scores to a CRM sink, all or nothing."""
+    from features.io import DataError, open_data, require_tables
+    from serving.batch import snapshot_features
+    from serving.scoring import load_scorer
+    from serving.sinks import open_sink
+
+    cfg = settings()
+    as_of_date = parse_date(as_of)
+    scored_at = dt.datetime.now(dt.UTC)  # the entry point is the one place that reads the clock
+    try:
+        target = open_sink(sink or cfg.crm_uri, cfg, field_map=_read_field_map(field_map))
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        source = open_data(data)
+        require_tables(source)
+    except DataError as exc:
+        _fail(str(exc))
+    try:
+        features = snapshot_features(source, as_of_date, cfg)
+        scorer = load_scorer(cfg, models.value)
+        summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
+    finally:
+        source.close()
+        target.close()
+    _print_summary(summary)
+
+
+def _run(features, scorer, target, as_of_date, scored_at, chunk_size):  # noqa: ANN001, ANN202
+    """Run the job with a progress bar on a terminal, plain log lines otherwise."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from serving.batch import score_snapshot
+
+    total = len(features)
+    if is_interactive():
+        with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console) as bar:
+            task = bar.add_task("score", total=total)
+            return score_snapshot(
+                features, scorer, target, as_of_date, scored_at, chunk_size=chunk_size, on_chunk=lambda n: bar.advance(task, n)
+            )
+    done = 0
+
+    def log(n: int) -> None:
+        nonlocal done
+        done += n
+        err_console.print(f"scored {done:,}/{total:,} accounts", highlight=False)
+
+    return score_snapshot(features, scorer, target, as_of_date, scored_at, chunk_size=chunk_size, on_chunk=log)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)

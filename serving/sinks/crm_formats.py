@@ -1,0 +1,180 @@
+"""CRM import files: a Salesforce Bulk API 2.0 upsert CSV and a HubSpot company-import CSV.
+
+Both are CSV files with CRM field names in the header and values in the CRM's own
+formats. Field names are configurable (every CRM org names its custom fields); the
+defaults below are what a RevOps admin would create for this product.
+
+Salesforce (Bulk API 2.0 ingest): UTF-8, comma, CRLF line endings (create the job with
+``lineEnding=CRLF``), dates ``YYYY-MM-DD``, datetimes ISO 8601 in UTC with ``Z``,
+booleans ``true``/``false``, plain decimals. An empty cell is *ignored* on update, so
+a null is written as ``#N/A``, which clears the field: otherwise a reason that
+disappeared would linger on the record. Probabilities go to Percent fields, which
+take 0-100.
+
+HubSpot (company import): UTF-8, comma, LF, dates ``YYYY-MM-DD``, datetimes ISO 8601
+with ``Z``, plain decimals, probabilities as 0-1 numbers, nulls blank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from serving.sinks.files import atomic_path
+from serving.sinks.rows import ROW_FIELDS, RunInfo, empty_score_frame, to_rows
+
+SALESFORCE_FIELDS: dict[str, str] = {
+    "account_id": "External_Account_Id__c",
+    "run_id": "Expansion_Score_Run_Id__c",
+    "as_of": "Expansion_Snapshot_Date__c",
+    "scored_at": "Expansion_Scored_At__c",
+    "expansion_probability": "Expansion_Probability__c",
+    "churn_probability": "Churn_Probability__c",
+    "readiness_score": "Expansion_Readiness__c",
+    "readiness_band": "Expansion_Readiness_Band__c",
+    "health": "Customer_Health__c",
+    "whitespace_usd": "Whitespace_Amount__c",
+    "expected_expansion_usd": "Expected_Expansion_Amount__c",
+    "recommended_play": "Recommended_Play__c",
+    "baseline_score": "Baseline_Readiness__c",
+    "baseline_band": "Baseline_Readiness_Band__c",
+    **{f"reason_{i}": f"Expansion_Reason_{i}__c" for i in range(1, 6)},
+    "expansion_model_version": "Expansion_Model_Version__c",
+    "churn_model_version": "Churn_Model_Version__c",
+}
+
+HUBSPOT_FIELDS: dict[str, str] = {
+    "account_id": "external_account_id",
+    "run_id": "expansion_score_run_id",
+    "as_of": "expansion_snapshot_date",
+    "scored_at": "expansion_scored_at",
+    "expansion_probability": "expansion_probability",
+    "churn_probability": "churn_probability",
+    "readiness_score": "expansion_readiness",
+    "readiness_band": "expansion_readiness_band",
+    "health": "customer_health",
+    "whitespace_usd": "whitespace_amount",
+    "expected_expansion_usd": "expected_expansion_amount",
+    "recommended_play": "recommended_play",
+    "baseline_score": "baseline_readiness",
+    "baseline_band": "baseline_readiness_band",
+    **{f"reason_{i}": f"expansion_reason_{i}" for i in range(1, 6)},
+    "expansion_model_version": "expansion_model_version",
+    "churn_model_version": "churn_model_version",
+}
+
+DECIMALS = {"points": 1, "money": 2}
+
+
+@dataclass(frozen=True)
+class CrmFormat:
+    """How rows become one CRM's import file."""
+
+    name: str
+    fields: Mapping[str, str]  # row field -> CRM field name, in file order
+    line_terminator: str
+    null_value: str
+    probability_scale: float  # 100 for Percent fields, 1 for plain 0-1 numbers
+    probability_decimals: int
+
+    @property
+    def key_field(self) -> str:
+        return self.fields["account_id"]
+
+
+def _merge(defaults: Mapping[str, str], overrides: Mapping[str, str] | None, crm: str) -> dict[str, str]:
+    """Defaults with overrides; an empty name drops a field. Unknown fields and duplicate names are errors."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(f"{crm} field map: unknown row field(s) {unknown}; known: {sorted(defaults)}")
+    if overrides.get("account_id", "x") == "":
+        raise ValueError(f"{crm} field map: account_id is the upsert key and cannot be dropped")
+    merged = {k: overrides.get(k, v) for k, v in defaults.items()}
+    merged = {k: v for k, v in merged.items() if v}
+    names = list(merged.values())
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{crm} field map: CRM field name(s) {dupes} used for more than one row field")
+    return merged
+
+
+def salesforce_format(field_map: Mapping[str, str] | None = None) -> CrmFormat:
+    """The Salesforce Bulk API 2.0 upsert format, with field API names overridable."""
+    return CrmFormat("salesforce", _merge(SALESFORCE_FIELDS, field_map, "salesforce"), "\r\n", "#N/A", 100.0, 2)
+
+
+def hubspot_format(field_map: Mapping[str, str] | None = None) -> CrmFormat:
+    """The HubSpot company-import format, with property internal names overridable."""
+    return CrmFormat("hubspot", _merge(HUBSPOT_FIELDS, field_map, "hubspot"), "\n", "", 1.0, 4)
+
+
+def _format_number(values: pd.Series, decimals: int, scale: float = 1.0) -> pd.Series:
+    """Fixed-point text without thousands separators or exponents; null stays null."""
+    numbers = pd.to_numeric(values).astype("float64") * scale
+    text = numbers.round(decimals).map(lambda v: f"{v:.{decimals}f}", na_action="ignore")
+    return text.astype("string")
+
+
+def format_rows(rows: pd.DataFrame, fmt: CrmFormat) -> pd.DataFrame:
+    """CRM rows as text in the CRM's formats, columns renamed to CRM field names (nulls still null)."""
+    out = {}
+    for field, crm_name in fmt.fields.items():
+        kind, values = ROW_FIELDS[field], rows[field]
+        if kind == "probability":
+            out[crm_name] = _format_number(values, fmt.probability_decimals, fmt.probability_scale)
+        elif kind in DECIMALS:
+            out[crm_name] = _format_number(values, DECIMALS[kind])
+        elif kind == "date":
+            out[crm_name] = values.dt.strftime("%Y-%m-%d").astype("string")
+        elif kind == "datetime":
+            out[crm_name] = values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string")
+        elif pd.api.types.is_bool_dtype(values):
+            out[crm_name] = values.map({True: "true", False: "false"}).astype("string")
+        else:
+            out[crm_name] = values.astype("string")
+    return pd.DataFrame(out, index=rows.index)
+
+
+class CrmFileSink:
+    """``salesforce:PATH`` / ``hubspot:PATH``: one import file per run, replaced atomically."""
+
+    def __init__(self, path: Path, fmt: CrmFormat) -> None:
+        self.path = path
+        self.format = fmt
+        self.uri = f"{fmt.name}:{path}"
+
+    def close(self) -> None:
+        pass
+
+    def previous_scores(self) -> pd.DataFrame | None:
+        names = {f: self.format.fields.get(f) for f in ("account_id", "readiness_score", "readiness_band")}
+        if not self.path.is_file() or not all(names.values()):
+            return None
+        header = pd.read_csv(self.path, nrows=0).columns
+        if not set(names.values()) <= set(header):
+            return None
+        frame = pd.read_csv(
+            self.path, usecols=list(names.values()), dtype="string", keep_default_na=False, encoding="utf-8"
+        )
+        frame = frame.rename(columns={v: k for k, v in names.items()}).replace(self.format.null_value or "", pd.NA)
+        frame["readiness_score"] = pd.to_numeric(frame["readiness_score"])
+        return frame
+
+    def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
+        written = 0
+        with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as out:
+            for chunk in chunks:
+                self._write_chunk(out, format_rows(to_rows(chunk, run), self.format), header=written == 0)
+                written += len(chunk)
+            if written == 0:
+                self._write_chunk(out, format_rows(to_rows(empty_score_frame(), run), self.format), header=True)
+        return written
+
+    def _write_chunk(self, out, text: pd.DataFrame, *, header: bool) -> None:  # noqa: ANN001 - a text file
+        text.to_csv(
+            out, header=header, index=False, na_rep=self.format.null_value, lineterminator=self.format.line_terminator
+        )

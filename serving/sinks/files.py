@@ -1,0 +1,133 @@
+"""File sinks (CSV, Parquet): stream rows into a temporary file next to the target, then rename.
+
+``os.replace`` is atomic on one filesystem, so a reader sees either the previous file
+or the complete new one. A run that fails removes its temporary file; a run killed
+outright leaves a hidden ``.<name>.*.partial`` file behind, never a half-written target.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from serving.sinks.rows import RunInfo, empty_score_frame, to_rows
+
+PREVIOUS_COLUMNS = ["account_id", "readiness_score", "readiness_band"]
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success, delete it on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def iso_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """Dates as YYYY-MM-DD and the scored-at time as ISO 8601 UTC with Z, for text formats."""
+    out = rows.copy()
+    out["as_of"] = rows["as_of"].dt.strftime("%Y-%m-%d")
+    out["scored_at"] = rows["scored_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
+
+
+class CsvSink:
+    """``csv:PATH``: every row field plus any extra scorer field; UTF-8, comma, header once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.uri = f"csv:{path}"
+
+    def close(self) -> None:
+        pass
+
+    def previous_scores(self) -> pd.DataFrame | None:
+        if not self.path.is_file():
+            return None
+        header = pd.read_csv(self.path, nrows=0).columns
+        if not set(PREVIOUS_COLUMNS) <= set(header):
+            return None
+        return pd.read_csv(self.path, usecols=PREVIOUS_COLUMNS, dtype={"account_id": "string"})
+
+    def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
+        written = 0
+        columns: list[str] | None = None
+        with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as out:
+            for chunk in chunks:
+                rows = iso_columns(to_rows(chunk, run))
+                columns = columns or list(rows.columns)
+                rows.reindex(columns=columns).to_csv(out, header=written == 0, index=False)
+                written += len(rows)
+            if columns is None:  # no accounts: still a valid file with a header
+                pd.DataFrame(columns=list(to_rows(empty_score_frame(), run).columns)).to_csv(out, index=False)
+        return written
+
+
+def _arrow_schema(rows: pd.DataFrame) -> pa.Schema:
+    """Schema fixed from the first chunk; all-null columns become strings, as_of a date."""
+    schema = pa.Schema.from_pandas(rows, preserve_index=False)
+    fields = []
+    for f in schema:
+        if f.name == "as_of":
+            f = f.with_type(pa.date32())
+        elif pa.types.is_null(f.type):
+            f = f.with_type(pa.string())
+        fields.append(f)
+    return pa.schema(fields)
+
+
+class ParquetSink:
+    """``parquet:PATH``: the same rows as CSV with types kept (dates, UTC timestamps, floats)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.uri = f"parquet:{path}"
+
+    def close(self) -> None:
+        pass
+
+    def previous_scores(self) -> pd.DataFrame | None:
+        if not self.path.is_file():
+            return None
+        names = pq.read_schema(self.path).names
+        if not set(PREVIOUS_COLUMNS) <= set(names):
+            return None
+        return pq.read_table(self.path, columns=PREVIOUS_COLUMNS).to_pandas()
+
+    def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
+        written = 0
+        writer: pq.ParquetWriter | None = None
+        with atomic_path(self.path) as tmp:
+            try:
+                for chunk in chunks:
+                    rows = to_rows(chunk, run)
+                    if writer is None:
+                        schema = _arrow_schema(rows)
+                        writer = pq.ParquetWriter(tmp, schema)
+                    rows["as_of"] = rows["as_of"].dt.date
+                    writer.write_table(pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False))
+                    written += len(rows)
+                if writer is None:
+                    rows = to_rows(empty_score_frame(), run)
+                    pq.write_table(pa.Table.from_pandas(rows, schema=_arrow_schema(rows), preserve_index=False), tmp)
+            finally:
+                if writer is not None:
+                    writer.close()
+        return written
+

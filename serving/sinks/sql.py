@@ -1,0 +1,167 @@
+"""SQL sink (SQLite, PostgreSQL): upsert current scores and append history in one transaction.
+
+Tables, created on first use:
+
+- ``account_scores``: the current score of every account, keyed by ``account_id``;
+- ``account_score_history``: one row per account and run, keyed by (``account_id``, ``run_id``).
+
+A run streams its chunks into a temporary staging table inside one transaction, then
+upserts both tables from it and commits. Until the commit nobody sees anything; if the
+run fails or is killed, the transaction rolls back and the previous scores stay whole.
+The run id is deterministic (snapshot date + model versions), and the upserts only
+touch rows whose values changed, so writing the same run twice changes nothing.
+Accounts absent from the run (no longer active) leave ``account_scores``, so the
+current table is always exactly the newest run; their past rows stay in history.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from collections.abc import Iterable
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from serving.sinks.rows import ROW_FIELDS, RunInfo, to_rows
+
+_TYPES = {
+    "text": sa.Text,
+    "date": sa.Date,
+    "datetime": lambda: sa.DateTime(timezone=True),
+    "probability": sa.Float,
+    "points": sa.Float,
+    "money": sa.Float,
+}
+
+
+def engine_url(uri: str) -> str:
+    """Use psycopg 3 for ``postgresql://`` URIs (the driver the project installs)."""
+    if uri.startswith("postgresql://") or uri.startswith("postgres://"):
+        return "postgresql+psycopg://" + uri.split("://", 1)[1]
+    return uri
+
+
+def _columns(key: tuple[str, ...]) -> list[sa.Column]:
+    return [
+        sa.Column(name, _TYPES[kind](), primary_key=name in key, nullable=name not in key)
+        for name, kind in ROW_FIELDS.items()
+    ]
+
+
+def _sqlite_transactions(engine: sa.Engine) -> None:
+    """Make pysqlite transactional for DDL too: emit BEGIN ourselves (the SQLAlchemy-documented recipe)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record) -> None:  # noqa: ANN001
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection) -> None:  # noqa: ANN001
+        connection.exec_driver_sql("BEGIN")
+
+
+def _records(rows: pd.DataFrame) -> list[dict]:
+    """Rows as DB-API parameters: None for nulls, Python dates and datetimes."""
+    frame = rows[list(ROW_FIELDS)].copy()
+    frame["as_of"] = frame["as_of"].dt.date
+    frame["scored_at"] = frame["scored_at"].dt.to_pydatetime()
+    records = frame.astype(object).to_dict("records")
+    for record in records:
+        for key, value in record.items():
+            if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+                record[key] = None
+    return records
+
+
+class SqlSink:
+    """``sqlite:///PATH`` or ``postgresql://...``: the CRM warehouse tables a reverse-ETL tool syncs."""
+
+    def __init__(self, uri: str, *, table_prefix: str = "") -> None:
+        self.uri = uri
+        self.engine = sa.create_engine(engine_url(uri))
+        if self.engine.dialect.name == "sqlite":
+            _sqlite_transactions(self.engine)
+            database = self.engine.url.database
+            if database and database != ":memory:":  # the embedded default lives under a home folder
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        elif self.engine.dialect.name != "postgresql":
+            raise ValueError(f"sink {uri!r}: only sqlite and postgresql databases are supported")
+        self.metadata = sa.MetaData()
+        self.current = sa.Table(f"{table_prefix}account_scores", self.metadata, *_columns(("account_id",)))
+        self.history = sa.Table(
+            f"{table_prefix}account_score_history", self.metadata, *_columns(("account_id", "run_id"))
+        )
+        self._staging_name = f"{table_prefix}account_scores_staging"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def create_tables(self) -> None:
+        """Create both tables when absent (idempotent)."""
+        with self.engine.begin() as conn:
+            self.metadata.create_all(conn, checkfirst=True)
+
+    def previous_scores(self) -> pd.DataFrame | None:
+        if not sa.inspect(self.engine).has_table(self.current.name):
+            return None
+        query = sa.select(self.current.c.account_id, self.current.c.readiness_score, self.current.c.readiness_band)
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn, dtype={"account_id": "string", "readiness_band": "string"})
+        return frame if len(frame) else None
+
+    def read_table(self, which: str = "current") -> pd.DataFrame:
+        """Read back a whole table (tests, reports), sorted by its key."""
+        table = self.current if which == "current" else self.history
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(table).order_by(*table.primary_key.columns), conn)
+
+    def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
+        self.create_tables()
+        staging = self._staging_table()
+        written = 0
+        with self.engine.begin() as conn:
+            staging.create(conn)
+            for chunk in chunks:
+                rows = to_rows(chunk, run)
+                if len(rows):
+                    conn.execute(staging.insert(), _records(rows))
+                written += len(rows)
+            self._upsert(conn, staging, self.current, ("account_id",))
+            self._upsert(conn, staging, self.history, ("account_id", "run_id"))
+            in_run = sa.select(staging.c.account_id)
+            conn.execute(sa.delete(self.current).where(self.current.c.account_id.not_in(in_run)))
+            conn.execute(
+                sa.delete(self.history).where(
+                    self.history.c.run_id == run.run_id, self.history.c.account_id.not_in(in_run)
+                )
+            )
+            staging.drop(conn)
+        return written
+
+    def _staging_table(self) -> sa.Table:
+        """A temporary table private to this connection (PostgreSQL also drops it at commit)."""
+        return sa.Table(
+            self._staging_name,
+            sa.MetaData(),
+            *_columns(("account_id",)),
+            prefixes=["TEMPORARY"],
+        )
+
+    def _upsert(self, conn: sa.Connection, staging: sa.Table, target: sa.Table, key: tuple[str, ...]) -> None:
+        """Insert new keys; update existing ones only where a value differs, so a re-run is a no-op."""
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        names = list(ROW_FIELDS)
+        # WHERE true: SQLite's parser needs it to tell INSERT ... SELECT from an ON CONFLICT clause.
+        stmt = insert(target).from_select(names, sa.select(*[staging.c[n] for n in names]).where(sa.true()))
+        values = [n for n in names if n not in key]
+        # scored_at alone never counts as a change: a re-run of the same scores keeps the first run's time.
+        compared = [n for n in values if n != "scored_at"]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(key),
+            set_={n: stmt.excluded[n] for n in values},
+            where=sa.or_(*[target.c[n].is_distinct_from(stmt.excluded[n]) for n in compared]),
+        )
+        conn.execute(stmt)
