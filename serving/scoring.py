@@ -1,0 +1,251 @@
+"""The one scorer: models + rule-based baseline + reasons + whitespace in currency.
+
+The HTTP service and the batch job both call :meth:`Scorer.score`. It is vectorised over
+a feature frame (one row per account); LightGBM contributions, ~80x the cost of a
+predict, are computed only for the rows whose reasons are returned.
+
+How the model's numbers become the CSM's scales (see docs/service.md):
+
+* ``readiness_score`` = 100 x the percentile of the account's calibrated expansion
+  probability within a *reference* population (the newest snapshot of the whole book,
+  or the scored frame itself when no reference was set): "readier than N % of
+  accounts". It is scale-free, so it means the same for a company whose expansion base
+  rate is 3 % or 30 %; the bands (outreach > 70, nurture 40-70, adoption < 40) then
+  match the baseline's.
+* ``health`` compares the calibrated churn probability with the reference mean (the
+  base rate): ``red`` from twice the base rate, ``yellow`` from the base rate, else
+  ``green``.
+* ``expected_expansion_usd`` = expansion probability x ``whitespace_usd`` (whitespace is
+  already capped by what similar accounts reached, so it is the expected deal size).
+
+Without a model the baseline's readiness and health stand in, probabilities are null and
+reasons come from fixed rules; ``model_available`` says which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.reasons import CHURN_RISK, EXPANSION, PLAYS, ReasonItem, explain, recommend_play, rule_reasons
+
+RED_FROM_BASE_RATE_MULTIPLE = 2.0
+READINESS_METHOD = "percentile of calibrated expansion probability in the newest snapshot (0-100)"
+SCORE_COLUMNS = (
+    "account_id", "as_of", "expansion_probability", "churn_probability", "readiness_score", "readiness_band",
+    "health", "reasons", "reason_details", "recommended_play", "recommended_play_text", "whitespace_usd",
+    "expected_expansion_usd", "baseline_score", "baseline_band", "baseline_health", "baseline_risk",
+    "expansion_model_version", "churn_model_version", "model_available",
+)
+
+
+@dataclass
+class Scorer:
+    """Scores feature frames with the champion models (when present) and the rule-based baseline."""
+
+    expansion: Any | None = None
+    churn: Any | None = None
+    specs: Mapping[str, Any] = field(default_factory=dict)
+    top_reasons: int = 5
+    reference_expansion_: np.ndarray | None = None
+    reference_churn_mean_: float | None = None
+
+    @property
+    def model_available(self) -> bool:
+        """True when at least one trained model is loaded."""
+        return self.expansion is not None or self.churn is not None
+
+    @property
+    def model_versions(self) -> dict[str, str | None]:
+        """Version of each model in use, None when absent."""
+        return {n: (m.version if m is not None else None) for n, m in (("expansion", self.expansion), ("churn", self.churn))}
+
+    def with_reference(self, frame: pd.DataFrame) -> Scorer:
+        """A copy whose readiness percentiles and churn base rate are measured against ``frame``."""
+        exp_p, churn_p = self._probabilities(frame)
+        ref_exp = np.sort(exp_p[~np.isnan(exp_p)]) if self.expansion is not None else None
+        ref_churn = float(np.nanmean(churn_p)) if self.churn is not None and np.isfinite(churn_p).any() else None
+        return replace(self, reference_expansion_=ref_exp, reference_churn_mean_=ref_churn)
+
+    def _probabilities(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        nan = np.full(len(frame), np.nan)
+        exp_p = self.expansion.predict_proba(_with_columns(frame, self.expansion)) if self.expansion else nan
+        churn_p = self.churn.predict_proba(_with_columns(frame, self.churn)) if self.churn else nan
+        return np.asarray(exp_p, dtype=float), np.asarray(churn_p, dtype=float)
+
+    def score(self, frame: pd.DataFrame, with_reasons: bool | Sequence[bool] | np.ndarray = True) -> pd.DataFrame:
+        """One row per input row with every field of :data:`SCORE_COLUMNS`.
+
+        ``with_reasons`` is a bool or a boolean mask: rows left out get empty reasons and
+        no play, and cost no contributions.
+        """
+        from training.baseline import health, readiness, readiness_band
+
+        if "account_id" not in frame.columns:
+            raise ValueError("feature frame: column account_id is required to score")
+        if len(frame) == 0:
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in SCORE_COLUMNS})
+        frame = frame.reset_index(drop=True)
+        base_r, base_h = readiness(frame), health(frame)
+        exp_p, churn_p = self._probabilities(frame)
+        out = pd.DataFrame({"account_id": frame["account_id"].astype(str).to_numpy()})
+        out["as_of"] = _iso_dates(frame["as_of"]) if "as_of" in frame.columns else None
+        out["expansion_probability"], out["churn_probability"] = exp_p, churn_p
+        out["baseline_score"] = base_r["readiness_score"].to_numpy(dtype=float)
+        out["baseline_band"] = base_r["readiness_band"].to_numpy()
+        out["baseline_health"] = base_h["health"].to_numpy()
+        out["baseline_risk"] = 100.0 - base_h["health_points"].to_numpy(dtype=float)
+        if self.expansion is not None:
+            out["readiness_score"] = self._readiness(exp_p)
+            out["readiness_band"] = readiness_band(out["readiness_score"].to_numpy())
+        else:
+            out["readiness_score"], out["readiness_band"] = out["baseline_score"], out["baseline_band"]
+        out["health"] = self._health(churn_p) if self.churn is not None else out["baseline_health"]
+        whitespace = _numeric(frame, "whitespace_usd")
+        out["whitespace_usd"] = whitespace
+        out["expected_expansion_usd"] = exp_p * whitespace
+        versions = self.model_versions
+        out["expansion_model_version"], out["churn_model_version"] = versions["expansion"], versions["churn"]
+        out["model_available"] = self.model_available
+        mask = np.broadcast_to(np.asarray(with_reasons, dtype=bool), (len(frame),))
+        return self._add_reasons(frame, out, mask)[list(SCORE_COLUMNS)]
+
+    def _readiness(self, exp_p: np.ndarray) -> np.ndarray:
+        ref = self.reference_expansion_
+        if ref is None or len(ref) == 0:
+            ref = np.sort(exp_p[~np.isnan(exp_p)])
+        if len(ref) == 0:
+            return np.full(len(exp_p), 50.0)
+        # mid-rank percentile: ties share the middle of their range, so a constant model scores 50
+        lo, hi = np.searchsorted(ref, exp_p, "left"), np.searchsorted(ref, exp_p, "right")
+        return np.where(np.isnan(exp_p), np.nan, 100.0 * (lo + hi) / (2.0 * len(ref)))
+
+    def _health(self, churn_p: np.ndarray) -> np.ndarray:
+        base = self.reference_churn_mean_
+        if base is None:
+            base = float(np.nanmean(churn_p)) if np.isfinite(churn_p).any() else 0.0
+        return np.select([churn_p >= RED_FROM_BASE_RATE_MULTIPLE * base, churn_p >= base], ["red", "yellow"], "green")
+
+    def _add_reasons(self, frame: pd.DataFrame, out: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+        n = len(frame)
+        reasons: list[list[str]] = [[] for _ in range(n)]
+        details: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        plays: list[str | None] = [None] * n
+        rows = np.flatnonzero(mask)
+        if len(rows):
+            sub = frame.iloc[rows]
+            contribs = {
+                effect: model.contributions(_with_columns(sub, model))
+                for effect, model in ((EXPANSION, self.expansion), (CHURN_RISK, self.churn))
+                if model is not None
+            }
+            records = sub.to_dict("records")
+            for k, i in enumerate(rows):
+                items = self._explain_row(records[k], {e: c.iloc[k] for e, c in contribs.items()})
+                reasons[i] = [r.text for r in items]
+                details[i] = [r.as_dict() for r in items]
+                plays[i] = recommend_play(items, out.at[i, "health"], out.at[i, "readiness_band"])
+        out["reasons"], out["reason_details"], out["recommended_play"] = reasons, details, plays
+        out["recommended_play_text"] = [PLAYS.get(p) if p else None for p in plays]
+        return out
+
+    def _explain_row(self, row: dict[str, Any], contribs: dict[str, pd.Series]) -> list[ReasonItem]:
+        if not contribs:
+            return rule_reasons(row, self.specs, self.top_reasons)
+        return explain(row, {e: c.to_dict() for e, c in contribs.items()}, self.specs, self.top_reasons)
+
+    def score_records(self, records: Sequence[Mapping[str, Any]], with_reasons: bool = True) -> list[dict[str, Any]]:
+        """Score feature dicts (one per account, with ``account_id``); returns one plain dict per record."""
+        frame = pd.DataFrame.from_records(list(records))
+        return self.score(frame, with_reasons=with_reasons).to_dict("records")
+
+
+def _with_columns(frame: pd.DataFrame, model: Any) -> pd.DataFrame:
+    """The frame with every model feature present; absent ones are unknown (NaN), as for a missing table."""
+    missing = [f for f in model.feature_names if f not in frame.columns]
+    if not missing:
+        return frame
+    return pd.concat([frame, pd.DataFrame(np.nan, index=frame.index, columns=missing)], axis=1)
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+
+
+def _iso_dates(values: pd.Series) -> list[str | None]:
+    dates = pd.to_datetime(values, errors="coerce")
+    return [None if pd.isna(d) else d.date().isoformat() for d in dates]
+
+
+def feature_specs() -> dict[str, Any]:
+    """The feature registry by name (empty when the registry is not importable)."""
+    try:
+        from features import registry
+    except ImportError:
+        return {}
+    specs = registry.FEATURES
+    items = specs.values() if isinstance(specs, Mapping) else specs
+    return {s.name: s for s in items}
+
+
+MODEL_NAMES = ("expansion", "churn")
+STORE_PREFIX = "expansion-scoring-"
+STORE_FILE = "trained_model.pkl"
+
+
+def save_to_store(model: Any) -> str:
+    """Put a TrainedModel into the BentoML model store (so a bento carries it); returns the tag."""
+    import pickle
+
+    import bentoml
+
+    labels = {"model": model.name, "mlflow_version": str(model.version)}
+    with bentoml.models.create(STORE_PREFIX + model.name, labels=labels, metadata={"version": str(model.version)}) as ref:
+        with open(ref.path_of(STORE_FILE), "wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return str(ref.tag)
+
+
+def load_from_store(name: str) -> Any | None:
+    """The newest deployed TrainedModel called ``name`` from the BentoML model store, or None."""
+    import pickle
+
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        ref = bentoml.models.get(f"{STORE_PREFIX}{name}:latest")
+    except NotFound:
+        return None
+    with open(ref.path_of(STORE_FILE), "rb") as fh:
+        return pickle.load(fh)  # noqa: S301 - the store only holds models this project's deploy step wrote
+
+
+def load_models(settings: Any, source: str = "auto") -> tuple[Any | None, Any | None, str]:
+    """(expansion, churn, source): from the BentoML store, else the MLflow champions, else none.
+
+    ``source`` forces one origin: ``store``, ``mlflow`` or ``none`` (baseline only).
+    """
+    if source in ("auto", "store"):
+        models = [load_from_store(n) for n in MODEL_NAMES]
+        if any(m is not None for m in models) or source == "store":
+            return models[0], models[1], "bentoml_store"
+    if source in ("auto", "mlflow"):
+        from training.registry import load_champion
+
+        models = [load_champion(n, settings) for n in MODEL_NAMES]
+        if any(m is not None for m in models) or source == "mlflow":
+            return models[0], models[1], "mlflow"
+    return None, None, "none"
+
+
+def load_scorer(settings: Any, source: str = "auto") -> Scorer:
+    """A scorer with the deployed (or registered) champions; baseline only when there are none."""
+    expansion, churn, _ = load_models(settings, source)
+    return Scorer(expansion, churn, feature_specs())

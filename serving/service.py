@@ -1,0 +1,272 @@
+"""The BentoML scoring service: score accounts, rank a CSM's book, baseline, metadata.
+
+Start it with ``expansion serve`` (or ``bentoml serve serving.service:ExpansionScoring``).
+Models come from the BentoML model store (put there by ``expansion deploy``), else from
+the MLflow registry's ``champion`` aliases, else the service runs on the baseline and
+says ``model_available: false`` on every answer. Features of accounts asked for by id
+come from the newest feature snapshot (:mod:`serving.snapshot`), reloaded when its file
+changes or on ``POST /refresh``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from starlette.responses import JSONResponse
+
+from features.config import Settings, get_settings
+from serving.schemas import (
+    PUBLIC_PATHS,
+    AccountInput,
+    BaselineRequest,
+    BaselineResponse,
+    EmptyRequest,
+    MetadataResponse,
+    ModelInfo,
+    OrderBy,
+    RankRequest,
+    RankResponse,
+    RefreshResponse,
+    RequestError,
+    ScoreRequest,
+    ScoreResponse,
+    check_size,
+    complete_openapi,
+)
+from serving.scoring import READINESS_METHOD, Scorer, feature_specs, load_models
+from serving.snapshot import ScoredSnapshot, changed, load_snapshot, resolve, select
+
+log = logging.getLogger(__name__)
+INSECURE_ENV = "EXPANSION_INSECURE"
+SNAPSHOT_CHECK_SECONDS = 2.0
+_FALLBACK_KEYS = {"expected_expansion_usd": "baseline_score", "expansion_probability": "baseline_score",
+                  "churn_probability": "baseline_risk"}
+
+
+def snapshot_path(settings: Settings) -> Path:
+    """Where the service reads the feature snapshot: ``EXPANSION_SNAPSHOT_PATH`` or ``<home>/serving/snapshot.parquet``."""
+    return Path(os.environ.get("EXPANSION_SNAPSHOT_PATH") or settings.home / "serving" / "snapshot.parquet")
+
+
+class ApiKeyMiddleware:
+    """Requires ``Authorization: Bearer <EXPANSION_API_KEY>`` except on health and docs paths.
+
+    Refuses to start without a key unless ``EXPANSION_INSECURE=1`` (``expansion serve
+    --insecure``). Also completes the published OpenAPI document and stamps every answer
+    with ``x-model-available``.
+    """
+
+    model_available: bool | None = None
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        key = get_settings().api_key
+        if not key and os.environ.get(INSECURE_ENV) != "1":
+            raise RuntimeError("EXPANSION_API_KEY is not set: set it, or start with --insecure for local use only")
+        self.expected = f"Bearer {key}".encode() if key else None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if self.expected is not None and path not in PUBLIC_PATHS:
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                body = {"error": "Authorization: a valid 'Bearer <API key>' header is required",
+                        "field": "Authorization", "model_available": self.model_available}
+                return await JSONResponse(body, status_code=401)(scope, receive, send)
+        if path == "/docs.json":
+            return await self._openapi(scope, receive, send)
+        if scope.get("method") == "POST" and not _is_json(dict(scope.get("headers") or [])):
+            # the framework answers 500 to a malformed multipart body; every endpoint here takes JSON only
+            body = {"error": "Content-Type: the service accepts application/json only", "field": "Content-Type",
+                    "model_available": self.model_available}
+            return await JSONResponse(body, status_code=415)(scope, receive, self._stamp(send))
+        return await self.app(scope, receive, self._stamp(send))
+
+    def _stamp(self, send: Any) -> Any:
+        async def stamped(message: dict) -> None:
+            if message["type"] == "http.response.start" and self.model_available is not None:
+                value = b"true" if self.model_available else b"false"
+                message = {**message, "headers": [*message.get("headers", []), (b"x-model-available", value)]}
+            await send(message)
+
+        return stamped
+
+    async def _openapi(self, scope: dict, receive: Any, send: Any) -> None:
+        chunks: list[bytes] = []
+        start: dict = {}
+
+        async def capture(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        if start.get("status") != 200:
+            return await JSONResponse({"error": "OpenAPI document unavailable"}, status_code=500)(scope, receive, send)
+        spec = complete_openapi(json.loads(b"".join(chunks)))
+        await JSONResponse(spec)(scope, receive, send)
+
+
+def _is_json(headers: dict[bytes, bytes]) -> bool:
+    media_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+    return media_type in (b"application/json", b"")
+
+
+@bentoml.service(name="expansion_scoring", workers=1, traffic={"timeout": 30})
+class ExpansionScoring:
+    """Expansion readiness and churn risk for CSM tools."""
+
+    def __init__(self) -> None:
+        self.settings = get_settings()
+        source = os.environ.get("EXPANSION_MODEL_SOURCE", "auto")  # auto | store | mlflow | none
+        expansion, churn, self.model_source = load_models(self.settings, source)
+        self.scorer = Scorer(expansion, churn, feature_specs())
+        self._allowed = _allowed_features(self.scorer)
+        ApiKeyMiddleware.model_available = self.scorer.model_available
+        self.snapshot_file = snapshot_path(self.settings)
+        self.snapshot: ScoredSnapshot = load_snapshot(self.snapshot_file, self.scorer)
+        self._checked_at = time.monotonic()
+        log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.snapshot))
+
+    def __is_ready__(self) -> bool:
+        return True
+
+    def _current(self) -> ScoredSnapshot:
+        # a stat per request is cheap, but a reload is not: check at most every few seconds
+        now = time.monotonic()
+        if now - self._checked_at > SNAPSHOT_CHECK_SECONDS:
+            self._checked_at = now
+            if changed(self.snapshot, self.snapshot_file):
+                self.snapshot = load_snapshot(self.snapshot_file, self.scorer)
+        return self.snapshot
+
+    def _error(self, exc: RequestError) -> JSONResponse:
+        body = {"error": exc.message, "field": exc.field, "errors": [e.model_dump() for e in exc.errors],
+                "model_available": self.scorer.model_available}
+        return JSONResponse(body, status_code=exc.status)
+
+    def _score_accounts(self, accounts: list[AccountInput], with_reasons: bool) -> tuple[ScoredSnapshot, list, list]:
+        snap = self._current()
+        check_size("accounts", len(accounts), self.settings.max_batch_size)
+        by_id, supplied, errors = resolve(snap, accounts, *self._allowed)
+        records = snap.lookup(by_id, with_reasons) if by_id else []
+        if supplied:
+            records += snap.scorer.score_records(supplied, with_reasons=with_reasons)
+        if not records:
+            status = 404 if all(e.field.endswith("account_id") for e in errors) else 400
+            raise RequestError(status, "accounts", "no account in the batch could be scored", errors)
+        return snap, records, errors
+
+    @bentoml.api(route="/score", input_spec=ScoreRequest)
+    def score(self, accounts: list[AccountInput], with_reasons: bool = True) -> ScoreResponse:
+        """Score accounts by id (features from the newest snapshot) or by supplied feature values."""
+        try:
+            snap, records, errors = self._score_accounts(accounts, with_reasons)
+        except RequestError as exc:
+            return self._error(exc)  # type: ignore[return-value]
+        return ScoreResponse(model_available=self.scorer.model_available, snapshot_as_of=snap.as_of,
+                             results=[_account_score(r) for r in records], errors=errors)
+
+    @bentoml.api(route="/baseline", input_spec=BaselineRequest)
+    def baseline(self, accounts: list[AccountInput]) -> BaselineResponse:
+        """The rule-based readiness score, band and health only."""
+        try:
+            snap, records, errors = self._score_accounts(accounts, with_reasons=False)
+        except RequestError as exc:
+            return self._error(exc)  # type: ignore[return-value]
+        keys = ("account_id", "baseline_score", "baseline_band", "baseline_health")
+        return BaselineResponse(model_available=self.scorer.model_available, snapshot_as_of=snap.as_of,
+                                results=[{k: r[k] for k in keys} for r in records], errors=errors)
+
+    @bentoml.api(route="/rank", input_spec=RankRequest)
+    def rank(
+        self,
+        csm_owner: str | None = None,
+        account_ids: list[str] | None = None,
+        order_by: OrderBy = "expected_expansion_usd",
+        limit: int = 20,
+    ) -> RankResponse:
+        """Rank a CSM's book (or a list of accounts), highest first, with reasons for the returned rows."""
+        snap = self._current()
+        try:
+            check_size("limit", limit, self.settings.max_batch_size)
+            ids, errors = select(snap, csm_owner, account_ids, self.settings.max_batch_size)
+        except RequestError as exc:
+            return self._error(exc)  # type: ignore[return-value]
+        needs = self.scorer.expansion if order_by != "churn_probability" else self.scorer.churn
+        key = order_by if needs is not None else _FALLBACK_KEYS[order_by]
+        top = snap.ranked(ids, key)[:limit]
+        return RankResponse(model_available=self.scorer.model_available, snapshot_as_of=snap.as_of, order_by=key,
+                            total_accounts=len(ids), results=[_account_score(r) for r in snap.lookup(top, True)],
+                            errors=errors)
+
+    @bentoml.api(route="/metadata", input_spec=EmptyRequest)
+    def metadata(self) -> MetadataResponse:
+        """Model versions, training windows, test metrics, and the snapshot in use."""
+        snap = self._current()
+        models = [_model_info(name, getattr(self.scorer, name), self.model_source) for name in ("expansion", "churn")]
+        return MetadataResponse(
+            model_available=self.scorer.model_available, models=models, snapshot_as_of=snap.as_of,
+            snapshot_path=str(snap.path) if snap.path else None, snapshot_accounts=len(snap),
+            max_batch_size=self.settings.max_batch_size,
+            readiness_method=READINESS_METHOD if self.scorer.expansion is not None else "rule-based baseline",
+        )
+
+    @bentoml.api(route="/refresh", input_spec=EmptyRequest)
+    def refresh(self) -> RefreshResponse:
+        """Reload the feature snapshot now if its file changed."""
+        reloaded = changed(self.snapshot, self.snapshot_file)
+        if reloaded:
+            self.snapshot = load_snapshot(self.snapshot_file, self.scorer)
+        self._checked_at = time.monotonic()
+        return RefreshResponse(model_available=self.scorer.model_available, reloaded=reloaded,
+                               snapshot_as_of=self.snapshot.as_of, snapshot_accounts=len(self.snapshot))
+
+
+ExpansionScoring.add_asgi_middleware(ApiKeyMiddleware)
+
+
+def _allowed_features(scorer: Scorer) -> tuple[set[str], set[str]]:
+    """(numeric, categorical) feature names a caller may supply: the registry's plus the models'."""
+    categorical = {n for n, s in scorer.specs.items() if getattr(s, "kind", "numeric") == "categorical"}
+    numeric = set(scorer.specs) - categorical
+    for model in (scorer.expansion, scorer.churn):
+        if model is not None:
+            categorical |= set(model.categorical_features)
+            numeric |= set(model.feature_names) - set(model.categorical_features)
+    return numeric - categorical, categorical
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and value != value:  # NaN is "unknown" -> JSON null
+        return None
+    return value
+
+
+def _account_score(record: dict[str, Any]) -> dict[str, Any]:
+    out = {k: _clean(v) for k, v in record.items() if k not in ("reasons", "reason_details")}
+    out["reasons"] = record.get("reason_details") or []
+    out["model_versions"] = {"expansion": record.get("expansion_model_version"),
+                             "churn": record.get("churn_model_version")}
+    return out
+
+
+def _model_info(name: str, model: Any, source: str) -> ModelInfo:
+    def numbers(d: dict | None) -> dict[str, float | None]:
+        return {str(k): (None if v != v else float(v)) for k, v in (d or {}).items() if isinstance(v, (int, float))}
+
+    if model is None:
+        return ModelInfo(name=name, version=None, source="none", training_window={}, metrics={}, baseline_metrics={})
+    window = {str(k): (None if v is None else str(v)) for k, v in (model.training_window or {}).items()}
+    return ModelInfo(name=name, version=str(model.version), source=source, training_window=window,
+                     metrics=numbers(model.metrics), baseline_metrics=numbers(model.baseline_metrics))

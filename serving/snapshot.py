@@ -1,0 +1,190 @@
+"""The newest feature snapshot the service looks accounts up in, scored once per load.
+
+The feature pipeline writes a Parquet feature frame (``expansion features --out``);
+the service keeps only its newest ``as_of`` rows, scores them once without reasons
+(a vectorised predict), and computes reasons on demand for the accounts asked about,
+caching them. A new file (changed mtime) or ``POST /refresh`` swaps in a fresh
+:class:`ScoredSnapshot` atomically, so requests never see a half-loaded book.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.schemas import AccountInput, ItemError, RequestError, check_size
+from serving.scoring import Scorer
+
+
+class SnapshotError(Exception):
+    """Raised when the snapshot file cannot be read as a feature frame."""
+
+
+def read_newest(path: Path) -> pd.DataFrame:
+    """The rows of the newest ``as_of`` in a feature-frame Parquet file, one per account."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"feature snapshot {path}: cannot read Parquet: {exc}") from exc
+    for column in ("account_id", "as_of"):
+        if column not in frame.columns:
+            raise SnapshotError(f"feature snapshot {path}: column {column} is required")
+    frame["as_of"] = pd.to_datetime(frame["as_of"])
+    newest = frame[frame["as_of"] == frame["as_of"].max()]
+    newest = newest.assign(account_id=newest["account_id"].astype(str))
+    return newest.drop_duplicates("account_id", keep="last").reset_index(drop=True)
+
+
+@dataclass
+class ScoredSnapshot:
+    """One loaded snapshot: features and scores by account_id, plus a reasons cache."""
+
+    features: pd.DataFrame
+    scores: pd.DataFrame
+    scorer: Scorer
+    as_of: str | None
+    path: Path | None
+    mtime: float | None
+    _records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _reasons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def build(cls, features: pd.DataFrame, scorer: Scorer, path: Path | None = None, mtime: float | None = None) -> ScoredSnapshot:
+        """Score a snapshot frame (no reasons yet) with ``scorer`` measured against this same book."""
+        features = features.reset_index(drop=True)
+        if len(features):
+            scorer = scorer.with_reference(features)
+        scores = scorer.score(features, with_reasons=False)
+        as_of = scores["as_of"].iloc[0] if len(scores) else None
+        index = pd.Index(features["account_id"].astype(str), name="account_id")
+        # one dict per account up front: a request then costs dict look-ups, not pandas indexing
+        records = {r["account_id"]: r for r in scores.to_dict("records")}
+        return cls(features.set_axis(index), scores.set_axis(index), scorer, as_of, path, mtime, records)
+
+    @classmethod
+    def empty(cls, scorer: Scorer) -> ScoredSnapshot:
+        """A snapshot with no accounts (the service still scores supplied features)."""
+        return cls.build(pd.DataFrame({"account_id": pd.Series([], dtype=str)}), scorer)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def known(self, account_ids: list[str]) -> tuple[list[str], list[str]]:
+        """Split ids into (found in the snapshot, unknown), keeping request order."""
+        found = [a for a in account_ids if a in self._records]
+        return found, [a for a in account_ids if a not in self._records]
+
+    def book(self, csm_owner: str) -> list[str]:
+        """Account ids owned by a CSM."""
+        if "csm_owner" not in self.features.columns:
+            return []
+        return self.features.index[self.features["csm_owner"].astype(str) == csm_owner].tolist()
+
+    def lookup(self, account_ids: list[str], with_reasons: bool) -> list[dict[str, Any]]:
+        """Score records for known ids; reasons computed once per account and cached."""
+        if not with_reasons:
+            return [self._records[a] for a in account_ids]
+        missing = [a for a in dict.fromkeys(account_ids) if a not in self._reasons]
+        if missing:
+            explained = self.scorer.score(self.features.loc[missing].reset_index(drop=True), with_reasons=True)
+            cols = ["reasons", "reason_details", "recommended_play", "recommended_play_text"]
+            with self._lock:
+                for rec in explained[["account_id", *cols]].to_dict("records"):
+                    self._reasons[rec.pop("account_id")] = rec
+        return [{**self._records[a], **self._reasons[a]} for a in account_ids]
+
+    def ranked(self, account_ids: list[str], key: str) -> list[str]:
+        """Ids sorted by ``key`` descending (unknown values last, ties by id)."""
+        values = self.scores.loc[account_ids, key].to_numpy(dtype=float)
+        order = np.lexsort((np.array(account_ids, dtype=object).astype(str), -np.nan_to_num(values, nan=-np.inf)))
+        return [account_ids[i] for i in order]
+
+
+def load_snapshot(path: Path | None, scorer: Scorer) -> ScoredSnapshot:
+    """Read and score the snapshot at ``path``; an absent path gives an empty snapshot."""
+    if path is None or not path.is_file():
+        return ScoredSnapshot.empty(scorer)
+    mtime = os.stat(path).st_mtime
+    return ScoredSnapshot.build(read_newest(path), scorer, path, mtime)
+
+
+def changed(snapshot: ScoredSnapshot, path: Path | None) -> bool:
+    """True when the file at ``path`` differs (by existence or mtime) from the loaded one."""
+    if path is None:
+        return False
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        return snapshot.mtime is not None
+    return mtime != snapshot.mtime
+
+
+def resolve(
+    snapshot: ScoredSnapshot, accounts: list[AccountInput], numeric: set[str], categorical: set[str]
+) -> tuple[list[str], list[dict[str, Any]], list[ItemError]]:
+    """Split a batch into ids to look up, supplied feature rows to score, and per-item errors.
+
+    ``numeric``/``categorical`` name the features a caller may supply; both empty
+    means no registry or model is loaded, and any names are accepted.
+    """
+    by_id: list[str] = []
+    supplied: list[dict[str, Any]] = []
+    errors: list[ItemError] = []
+    for i, acc in enumerate(accounts):
+        if acc.features is None:
+            if acc.account_id in snapshot._records:
+                by_id.append(acc.account_id)
+            else:
+                errors.append(ItemError(account_id=acc.account_id, field=f"accounts.{i}.account_id",
+                                        error=f"unknown account: not in the feature snapshot as of {snapshot.as_of}"))
+            continue
+        problem = _feature_problem(acc.features, numeric, categorical)
+        if problem:
+            errors.append(ItemError(account_id=acc.account_id, field=f"accounts.{i}.features.{problem[0]}",
+                                    error=problem[1]))
+        else:
+            supplied.append({**acc.features, "account_id": acc.account_id})
+    return by_id, supplied, errors
+
+
+def _feature_problem(features: dict[str, Any], numeric: set[str], categorical: set[str]) -> tuple[str, str] | None:
+    for name, value in features.items():
+        if not (numeric or categorical):
+            return None
+        if name not in numeric and name not in categorical:
+            return name, f"unknown feature {name!r}: not in the feature registry"
+        if value is None:
+            continue
+        if name in categorical and not isinstance(value, str):
+            return name, f"{name} is categorical: expected a string, got {type(value).__name__}"
+        if name in numeric and (isinstance(value, (str, bool)) or value != value):
+            return name, f"{name} is numeric: expected a number, got {type(value).__name__}"
+    return None
+
+
+def select(
+    snapshot: ScoredSnapshot, csm_owner: str | None, account_ids: list[str] | None, max_batch_size: int
+) -> tuple[list[str], list[ItemError]]:
+    """The accounts a rank request is about: a CSM's book or a list of ids (unknown ids reported)."""
+    if csm_owner is not None:
+        if len(snapshot) and "csm_owner" not in snapshot.features.columns:
+            raise RequestError(404, "csm_owner", "csm_owner: the feature snapshot has no csm_owner column")
+        ids = snapshot.book(csm_owner)
+        if not ids:
+            raise RequestError(404, "csm_owner", f"csm_owner: no account owned by {csm_owner!r} in the snapshot")
+        return ids, []
+    ids = list(dict.fromkeys(account_ids or []))
+    check_size("account_ids", len(ids), max_batch_size)
+    found, unknown = snapshot.known(ids)
+    errors = [ItemError(account_id=a, field=f"account_ids.{ids.index(a)}",
+                        error=f"unknown account: not in the feature snapshot as of {snapshot.as_of}") for a in unknown]
+    if not found:
+        raise RequestError(404, "account_ids", "account_ids: none of the accounts is in the feature snapshot", errors)
+    return found, errors
