@@ -114,7 +114,8 @@ PRODUCTS = Table(
         Column("plan", "string", "Plan name."),
         Column("tier_rank", "int", "Rank of the plan within its product (1 = entry tier).", min=1),
         Column("list_price_per_seat", "float", "Monthly list price of one seat.", min=0),
-        Column("usage_limit", "float", "Monthly event quota of the plan; null = unlimited.", nullable=True, min=0),
+        Column("usage_limit", "float", "Monthly event quota per seat on this plan; null = unlimited (a "
+               "subscription's usage_limit holds the quota in force).", nullable=True, min=0),
     ),
     key=("product_id", "plan"),
     references_accounts=False,

@@ -1,0 +1,80 @@
+"""A synthetic B2B SaaS company that meets the data contract: ``generate(out_dir, accounts, months, seed, as_of)``.
+
+Accounts are simulated in fixed blocks of ``BLOCK_ACCOUNTS``, each with random streams
+derived from (seed, block), so the same seed gives the same files whatever the chunk
+size, and memory stays flat however many accounts are asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+from features.synth import accounts, catalog, engagement, lifecycle, subscriptions, usage
+from features.synth.timeline import (
+    BLOCK_ACCOUNTS,
+    STREAM_ACCOUNTS,
+    STREAM_ENGAGEMENT,
+    STREAM_LIFECYCLE,
+    STREAM_USAGE,
+    Timeline,
+    block_rng,
+)
+from features.synth.writer import TableWriters
+
+__all__ = ["generate", "BLOCK_ACCOUNTS"]
+
+
+def _block_tables(seed: int, block: int, n: int, timeline: Timeline) -> dict:
+    """Every table's rows for one block of accounts."""
+    b = accounts.draw_accounts(block_rng(seed, block, STREAM_ACCOUNTS), n, block * BLOCK_ACCOUNTS, timeline)
+    h = lifecycle.simulate(b, timeline, block_rng(seed, block, STREAM_LIFECYCLE))
+    rng = block_rng(seed, block, STREAM_ENGAGEMENT)
+    months = engagement.active_months(b, h, timeline)
+    return {
+        "accounts": accounts.accounts_table(b, timeline),
+        "subscriptions": subscriptions.subscriptions_table(b, h, timeline),
+        "usage_daily": usage.usage_table(b, h, timeline, block_rng(seed, block, STREAM_USAGE)),
+        "support_tickets": engagement.tickets_table(b, months, timeline, rng),
+        "surveys": engagement.surveys_table(b, months, rng),
+        "activities": engagement.activities_table(b, h, months, rng),
+        "payments": engagement.payments_table(b, h, months, timeline, rng),
+    }
+
+
+def generate(
+    out_dir: str | Path,
+    accounts: int = 2000,
+    months: int = 24,
+    seed: int = 7,
+    as_of: dt.date | None = None,
+    on_block: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
+    """Write every contract table as ``<table>.parquet`` under ``out_dir``; return rows per table.
+
+    ``accounts`` counts the accounts that exist at some time in the ``months``-month
+    window ending at ``as_of`` (required: library code never reads the clock).
+    ``on_block(done, total)`` is called after each block, for progress display.
+    """
+    if as_of is None:
+        raise ValueError("generate: as_of is required (the window ends there)")
+    if accounts < 1:
+        raise ValueError(f"generate: accounts must be >= 1, got {accounts}")
+    timeline = Timeline(as_of=as_of, months=months)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    writers = TableWriters(out)
+    writers.write("products", catalog.products_table())
+    writers.write("plan_features", catalog.plan_features_table())
+    blocks = -(-accounts // BLOCK_ACCOUNTS)
+    try:
+        for block in range(blocks):
+            n = min(BLOCK_ACCOUNTS, accounts - block * BLOCK_ACCOUNTS)
+            for name, table in _block_tables(seed, block, n, timeline).items():
+                writers.write(name, table)
+            if on_block is not None:
+                on_block(block + 1, blocks)
+    finally:
+        rows = writers.close()
+    return rows
