@@ -8,6 +8,12 @@ from __future__ import annotations
 import typer
 
 from serving import cli_data
+from serving import cli_features
+from serving import cli_train
+from serving import cli_score
+from serving import cli_metrics
+from serving import cli_serve
+from serving import cli_synth
 
 app = typer.Typer(
     name="expansion",
@@ -25,6 +31,12 @@ def main() -> None:
 
 
 cli_data.register(app)
+cli_features.register(app)
+cli_train.register(app)
+cli_score.register(app)
+cli_metrics.register(app)
+cli_serve.register(app)
+cli_synth.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,51 @@
+"""End to end on the shared generated company: `expansion train`, `models`, `retrain` into a fresh MLflow store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from serving.cli import app
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPANSION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_train_registers_both_models_next_to_the_baseline(feature_frame, cli_env):
+    path = cli_env / "features.parquet"
+    feature_frame.to_parquet(path)
+    runner = CliRunner()
+    out = runner.invoke(app, ["train", "--features", str(path), "--rounds", "60", "--cutoffs", "1"])
+    assert out.exit_code == 0, out.output
+    assert "baseline" in out.stdout and "roc_auc" in out.stdout
+    listed = json.loads(runner.invoke(app, ["models", "--format", "json"]).stdout)
+    assert sorted((v["name"], v["version"]) for v in listed) == [("churn", "1"), ("expansion", "1")]
+    for v in listed:
+        assert "challenger" in v["aliases"]
+        assert ("champion" in v["aliases"]) == (v["gate"] == "promoted")
+        assert v["metrics"]["roc_auc"] > v["baseline_metrics"]["roc_auc"] or v["gate"] == "rejected"
+        for key in ("roc_auc", "pr_auc", "lift_top_decile", "brier", "ece"):
+            assert np.isfinite(v["metrics"][key]) and np.isfinite(v["baseline_metrics"][key])
+    assert (cli_env / "home" / "mlartifacts").is_dir()  # artifacts under home, not ./mlruns
+
+
+def test_train_names_a_missing_feature_file(cli_env):
+    out = CliRunner().invoke(app, ["train", "--features", str(cli_env / "nope.parquet")])
+    assert out.exit_code == 2 and "nope.parquet" in out.output
+
+
+@pytest.mark.slow
+def test_retrain_builds_trains_and_reports_drift(generated_company, cli_env):
+    out = CliRunner().invoke(app, ["retrain", "--data", str(generated_company), "--rounds", "40", "--cutoffs", "1"])
+    assert out.exit_code == 0, out.output
+    assert "PSI" in out.stdout and "baseline" in out.stdout
+    listed = json.loads(CliRunner().invoke(app, ["models", "--format", "json"]).stdout)
+    assert {v["name"] for v in listed} == {"expansion", "churn"}

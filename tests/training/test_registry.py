@@ -1,0 +1,93 @@
+"""MLflow registry: registration, the promotion gate, manual promotion, rollback and `expansion models`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from serving.cli import app
+from training.datasets import rows
+from training.registry import (
+    CHALLENGER,
+    RegistryError,
+    configure,
+    gate,
+    list_versions,
+    load_champion,
+    promote,
+    register_and_gate,
+    rollback,
+)
+from training.train import train_model
+
+
+def _train(frame, features, categorical, settings, name="churn"):
+    result = train_model(name, frame, features, categorical, settings, n_cutoffs=1, num_boost_round=40)
+    return result, rows(frame, result.newest.split.test, result.label)
+
+
+def _aliases(settings, name):
+    return {v["version"]: v["aliases"] for v in list_versions(settings, (name,))}
+
+
+def test_gate_rules():
+    assert gate(0.80, 0.70, None, 0.005).promote
+    assert not gate(0.69, 0.70, None, 0.005).promote
+    assert not gate(0.803, 0.70, 0.80, 0.005).promote
+    decision = gate(0.81, 0.70, 0.80, 0.005)
+    assert decision.promote and any("champion" in r for r in decision.reasons)
+    assert not gate(float("nan"), 0.5, None, 0.0).promote
+    assert not gate(0.9, 0.5, float("nan"), 0.0).promote  # champion could not be re-scored
+
+
+@pytest.mark.slow
+def test_register_gate_reject_and_rollback(small_frame, feature_lists, settings, monkeypatch):
+    features, categorical = feature_lists
+    first, test_rows = _train(small_frame, features, categorical, settings)
+    version, decision = register_and_gate(first, test_rows, settings)
+    assert decision.promote, decision.reasons  # the hand-built signal beats the rules
+    assert _aliases(settings, "churn") == {"1": ["challenger", "champion"]}
+    champion = load_champion("churn", settings)
+    assert champion.version == "1" and champion.training_window == first.newest.split.window
+    np.testing.assert_allclose(champion.predict_proba(test_rows), first.newest.model.predict_proba(test_rows))
+
+    # A challenger trained on shuffled labels carries no signal: it must stay a challenger.
+    shuffled = small_frame.copy()
+    labelled = shuffled["churned"].notna()
+    shuffled.loc[labelled, "churned"] = np.random.default_rng(3).permutation(shuffled.loc[labelled, "churned"].to_numpy())
+    worse, _ = _train(shuffled, features, categorical, settings)
+    version2, decision2 = register_and_gate(worse, test_rows, settings)
+    assert version2 == "2" and not decision2.promote
+    assert _aliases(settings, "churn") == {"1": ["champion"], "2": [CHALLENGER]}
+    client = configure(settings)
+    assert client.get_model_version("churn", "2").tags["gate_decision"] == "rejected"
+
+    # Manual override, then a one-step rollback puts the old champion back.
+    assert promote("churn", "2", settings) == "1"
+    assert load_champion("churn", settings).version == "2"
+    assert rollback("churn", settings) == ("2", "1")
+    assert load_champion("churn", settings).version == "1"
+    with pytest.raises(RegistryError, match="no version '9'"):
+        rollback("churn", settings, to_version="9")
+
+    # The CLI lists both versions with metrics next to the baseline's.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.tracking_uri)
+    monkeypatch.setenv("EXPANSION_HOME", str(settings.home))
+    out = CliRunner().invoke(app, ["models", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    listed = json.loads(out.stdout)
+    assert [(v["name"], v["version"]) for v in listed] == [("churn", "1"), ("churn", "2")]
+    for v in listed:
+        for key in ("roc_auc", "pr_auc", "lift_top_decile", "brier", "ece"):
+            assert np.isfinite(v["metrics"][key]) and np.isfinite(v["baseline_metrics"][key])
+    cli_rollback = CliRunner().invoke(app, ["rollback", "--model", "churn", "--to-version", "2"])
+    assert cli_rollback.exit_code == 0 and load_champion("churn", settings).version == "2"
+
+
+def test_no_champion_means_none_and_rollback_is_refused(settings):
+    assert load_champion("expansion", settings) is None
+    with pytest.raises(RegistryError, match="no champion"):
+        rollback("expansion", settings)

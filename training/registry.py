@@ -1,0 +1,348 @@
+"""MLflow edge: log training runs, register versions, gate promotion, load the champion, roll back.
+
+Registered models ``expansion`` and ``churn``. Every new version gets alias
+``challenger``; it gets ``champion`` only when the promotion gate (``training.gate``)
+says so. Promotions record ``previous_champion`` on the promoted version, so a rollback
+without a target moves the alias back one step.
+
+A logged model is a pyfunc (calibrated probability out) whose artifacts hold a plain
+bundle: ``booster.txt`` (LightGBM text model) and ``model.json`` (features, category
+levels, calibrator breakpoints, metrics, data window). ``load_champion`` reads that
+bundle directly, which is fast and needs no unpickling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+import tempfile
+from pathlib import Path
+
+import lightgbm as lgb
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from features.config import Settings
+from training.evaluate import HEADLINE, evaluate
+from training.models import Calibrator, TrainedModel
+from training.plots import baseline_comparison, calibration_plot, importance_plot, lift_chart
+from training.train import ModelResult
+
+EXPERIMENT = "expansion-scoring"
+CHAMPION, CHALLENGER = "champion", "challenger"
+BUNDLE = "bundle"
+
+
+class RegistryError(Exception):
+    """A registry operation cannot be done (unknown model or version, nothing to roll back to)."""
+
+
+def configure(settings: Settings) -> MlflowClient:
+    """Point MLflow at ``settings.tracking_uri`` and make sure the experiment exists; returns a client."""
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if client.get_experiment_by_name(EXPERIMENT) is None:
+        local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+        location = settings.artifact_root.as_uri() if local else None
+        client.create_experiment(EXPERIMENT, artifact_location=location)
+    mlflow.set_experiment(EXPERIMENT)
+    return client
+
+
+def save_bundle(model: TrainedModel, folder: Path) -> Path:
+    """Write the booster and everything needed to rebuild ``model`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.booster.save_model(str(folder / "booster.txt"))
+    meta = {
+        "name": model.name,
+        "feature_names": model.feature_names,
+        "categorical_features": model.categorical_features,
+        "levels": model.levels,
+        "calibrator": {"x": model.calibrator.x.tolist(), "y": model.calibrator.y.tolist()},
+        "metrics": _finite(model.metrics),
+        "baseline_metrics": _finite(model.baseline_metrics),
+        "training_window": model.training_window,
+    }
+    (folder / "model.json").write_text(json.dumps(meta, indent=1))
+    return folder
+
+
+def load_bundle(folder: Path, version: str = "unregistered") -> TrainedModel:
+    """Rebuild a TrainedModel from a bundle folder written by :func:`save_bundle`."""
+    meta = json.loads((folder / "model.json").read_text())
+    return TrainedModel(
+        name=meta["name"],
+        booster=lgb.Booster(model_file=str(folder / "booster.txt")),
+        calibrator=Calibrator(np.array(meta["calibrator"]["x"]), np.array(meta["calibrator"]["y"])),
+        feature_names=meta["feature_names"],
+        categorical_features=meta["categorical_features"],
+        levels=meta["levels"],
+        version=version,
+        metrics=meta["metrics"],
+        baseline_metrics=meta["baseline_metrics"],
+        training_window=meta["training_window"],
+    )
+
+
+def _finite(values: dict[str, float]) -> dict[str, float | None]:
+    return {k: (float(v) if np.isfinite(v) else None) for k, v in values.items()}
+
+
+class CalibratedPyfunc(mlflow.pyfunc.PythonModel):
+    """Pyfunc face of a bundle: ``predict`` returns the calibrated probability of the positive class."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.model = load_bundle(Path(context.artifacts[BUNDLE]))
+
+    def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
+        return self.model.predict_proba(model_input)
+
+
+def log_model(model: TrainedModel, example: pd.DataFrame, registered_name: str) -> str:
+    """Log ``model`` as a pyfunc with signature and input example into the active run; returns the new version."""
+    from mlflow.models import infer_signature
+
+    example = example[model.feature_names].head(5).copy()
+    for col in model.categorical_features:
+        example[col] = example[col].astype(object)
+    signature = infer_signature(example, model.predict_proba(example))
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = save_bundle(model, Path(tmp) / BUNDLE)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=CalibratedPyfunc(),
+            artifacts={BUNDLE: str(bundle)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=[
+                f"mlflow=={mlflow.__version__}",
+                f"lightgbm=={lgb.__version__}",
+                f"pandas=={pd.__version__}",
+                f"numpy=={np.__version__}",
+                "expansion-scoring",
+            ],
+            registered_model_name=registered_name,
+        )
+    return str(info.registered_model_version)
+
+
+def champion_version(client: MlflowClient, name: str) -> str | None:
+    """The version holding alias ``champion``, or None."""
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def load_version(name: str, version: str, settings: Settings) -> TrainedModel:
+    """Rebuild the TrainedModel of one registered version."""
+    client = configure(settings)
+    mv = client.get_model_version(name, version)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp))
+        return load_bundle(local / "artifacts" / BUNDLE, version=str(mv.version))
+
+
+def load_champion(name: str, settings: Settings) -> TrainedModel | None:
+    """The champion of ``name`` (``expansion`` or ``churn``) as a TrainedModel; None when there is none."""
+    client = configure(settings)
+    try:
+        version = champion_version(client, name)
+    except MlflowException:
+        return None
+    return None if version is None else load_version(name, version, settings)
+
+
+def promote(name: str, version: str, settings: Settings, *, reason: str = "manual promotion") -> str | None:
+    """Give ``version`` the champion alias, recording the previous champion on it; returns the previous version."""
+    client = configure(settings)
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        raise RegistryError(f"model {name!r} has no version {version!r}") from None
+    previous = champion_version(client, name)
+    if previous is not None and previous != str(version):
+        client.set_model_version_tag(name, version, "previous_champion", previous)
+    client.set_model_version_tag(name, version, "promotion", reason)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return previous
+
+
+def rollback(name: str, settings: Settings, to_version: str | None = None) -> tuple[str, str]:
+    """Move ``champion`` back to ``to_version`` or to the version it replaced; returns (from, to)."""
+    client = configure(settings)
+    current = champion_version(client, name)
+    if current is None:
+        raise RegistryError(f"model {name!r} has no champion to roll back")
+    if to_version is None:
+        to_version = client.get_model_version(name, current).tags.get("previous_champion")
+        if to_version is None:
+            raise RegistryError(f"model {name!r}: champion v{current} replaced no earlier champion; pass --to-version")
+    try:
+        client.get_model_version(name, to_version)
+    except MlflowException:
+        raise RegistryError(f"model {name!r} has no version {to_version!r}") from None
+    client.set_registered_model_alias(name, CHAMPION, to_version)
+    client.set_model_version_tag(name, to_version, "rolled_back_from", current)
+    return current, str(to_version)
+
+
+def list_versions(settings: Settings, names: tuple[str, ...] = ("expansion", "churn")) -> list[dict]:
+    """One dict per registered version: name, version, aliases, metrics, baseline_metrics, window, gate."""
+    client = configure(settings)
+    out = []
+    for name in names:
+        try:
+            versions = client.search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            continue
+        for found in sorted(versions, key=lambda v: int(v.version)):
+            mv = client.get_model_version(name, found.version)  # search results omit aliases
+            run_metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+            out.append({
+                "name": name,
+                "version": str(mv.version),
+                "aliases": sorted(mv.aliases),
+                "metrics": _prefixed(run_metrics, "test_"),
+                "baseline_metrics": _prefixed(run_metrics, "baseline_test_"),
+                "test_window": mv.tags.get("test_window"),
+                "gate": mv.tags.get("gate_decision"),
+                "gate_reasons": mv.tags.get("gate_reasons"),
+            })
+    return out
+
+
+def _prefixed(run_metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    return {k.removeprefix(prefix): v for k, v in run_metrics.items() if k.startswith(prefix) and "__" not in k}
+
+
+@dataclass
+class GateDecision:
+    """Whether a challenger becomes champion, and why."""
+
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return "promoted" if self.promote else "rejected"
+
+
+def gate(challenger_auc: float, baseline_auc: float, champion_auc: float | None, margin: float) -> GateDecision:
+    """Promote only when the challenger beats the baseline and, if there is a champion, the champion by ``margin``.
+
+    All three ROC-AUCs are measured on the same rows: the challenger's newest test window.
+    """
+    reasons, ok = [], True
+    if not np.isfinite(challenger_auc):
+        return GateDecision(False, ["challenger ROC-AUC is undefined on the test window (one class only)"])
+    beats_baseline = challenger_auc > baseline_auc
+    ok &= beats_baseline
+    reasons.append(f"challenger ROC-AUC {challenger_auc:.4f} {'>' if beats_baseline else '<='} baseline {baseline_auc:.4f}")
+    if champion_auc is None:
+        reasons.append("no champion yet")
+    elif not np.isfinite(champion_auc):
+        ok = False
+        reasons.append("the champion cannot be scored on these rows; promote manually if intended")
+    else:
+        beats_champion = challenger_auc >= champion_auc + margin
+        ok &= beats_champion
+        verb = "beats" if beats_champion else "does not beat"
+        reasons.append(f"challenger {verb} champion ROC-AUC {champion_auc:.4f} + margin {margin:.4f}")
+    return GateDecision(bool(ok), reasons)
+
+
+def feature_hash(features: list[str]) -> str:
+    """A short stable hash of the ordered feature list."""
+    return hashlib.sha256("\n".join(features).encode()).hexdigest()[:16]
+
+
+def _log_metrics(result: ModelResult) -> None:
+    newest = result.newest
+    for prefix, ev in (("test_", newest.test), ("baseline_test_", newest.baseline_test)):
+        mlflow.log_metrics({f"{prefix}{k}": v for k, v in ev.metrics.items() if np.isfinite(v)})
+        for row in ev.per_segment.to_dict("records"):
+            seg = str(row.pop("segment"))
+            mlflow.log_metrics({f"{prefix}{k}__{seg}": v for k, v in row.items() if np.isfinite(v)})
+    mlflow.log_metrics({"valid_ece_raw": newest.valid_ece_raw, "valid_ece_calibrated": newest.valid_ece_calibrated})
+    for step, fold in enumerate(result.folds):
+        for key in HEADLINE:
+            for prefix, ev in (("backtest_", fold.test), ("backtest_baseline_", fold.baseline_test)):
+                if np.isfinite(ev.metrics[key]):
+                    mlflow.log_metric(f"{prefix}{key}", ev.metrics[key], step=step)
+
+
+def _log_artifacts(result: ModelResult) -> None:
+    newest, model = result.newest, result.newest.model
+    title = f"{result.name} ({newest.split.window['test_start']})"
+    figures = {
+        "lift_chart.png": lift_chart(newest.test, newest.baseline_test, f"lift: {title}"),
+        "calibration_curve.png": calibration_plot(newest.test, newest.baseline_test, f"calibration: {title}"),
+        "importance_gain.png": importance_plot(model.feature_names, model.booster.feature_importance("gain"), title),
+        "baseline_comparison.png": baseline_comparison(newest.test.metrics, newest.baseline_test.metrics, title),
+    }
+    for fname, fig in figures.items():
+        mlflow.log_figure(fig, f"plots/{fname}")
+    seg = newest.test.per_segment.merge(newest.baseline_test.per_segment, on="segment", suffixes=("", "_baseline"))
+    mlflow.log_text(seg.to_csv(index=False), "tables/per_segment.csv")
+    mlflow.log_text(result.backtest_table().to_csv(index=False), "tables/backtest.csv")
+    mlflow.log_text(model.importance().to_csv(index=False), "tables/importance_gain.csv")
+    mlflow.log_dict({"features": model.feature_names, "categorical": model.categorical_features}, "features.json")
+
+
+def shap_summary(model: TrainedModel, frame: pd.DataFrame, max_rows: int = 2000) -> pd.DataFrame:
+    """Mean |pred_contrib| per feature on up to ``max_rows`` rows (SHAP summary in raw-score units)."""
+    sample = frame.iloc[:: max(1, len(frame) // max_rows)].head(max_rows)
+    contrib = model.contributions(sample).abs().mean()
+    return contrib.sort_values(ascending=False).rename("mean_abs_contribution").rename_axis("feature").reset_index()
+
+
+def register_and_gate(result: ModelResult, test_frame: pd.DataFrame, settings: Settings) -> tuple[str, GateDecision]:
+    """Log ``result`` as a run, register its model as ``challenger`` and promote it if the gate allows.
+
+    ``test_frame`` holds the newest test window's rows, on which the current champion is
+    re-scored so that challenger, champion and baseline are compared on the same rows.
+    """
+    client = configure(settings)
+    newest, model = result.newest, result.newest.model
+    champion = load_champion(result.name, settings)
+    champion_auc = None
+    if champion is not None:
+        try:
+            champion_auc = evaluate(champion, test_frame, result.label, settings.csm_weekly_capacity).metrics["roc_auc"]
+        except ValueError:  # e.g. the champion needs a feature this frame no longer has
+            champion_auc = float("nan")
+    decision = gate(newest.test.metrics["roc_auc"], newest.baseline_test.metrics["roc_auc"], champion_auc, settings.promotion_margin)
+    window = newest.split.window
+    with mlflow.start_run(run_name=f"{result.name}-{window['test_start']}"):
+        mlflow.log_params({
+            "model": result.name, "label": result.label, "horizon_days": settings.horizon_days,
+            **result.params, **window, "n_features": len(model.feature_names),
+            "feature_hash": feature_hash(model.feature_names), "best_iteration": model.booster.current_iteration(),
+            "train_rows": newest.train_rows, "valid_rows": newest.valid_rows, "cutoffs": len(result.folds),
+        })
+        _log_metrics(result)
+        _log_artifacts(result)
+        mlflow.log_text(shap_summary(model, test_frame).to_csv(index=False), "tables/shap_summary.csv")
+        version = log_model(model, test_frame, result.name)
+        mlflow.set_tags({"gate_decision": decision.label, "gate_reasons": "; ".join(decision.reasons),
+                         "champion_version": champion.version if champion else "none"})
+    client.set_registered_model_alias(result.name, CHALLENGER, version)
+    for key, value in (("gate_decision", decision.label), ("gate_reasons", "; ".join(decision.reasons)),
+                       ("test_window", f"{window['test_start']}..{window['test_end']}")):
+        client.set_model_version_tag(result.name, version, key, value)
+    if decision.promote:
+        promote(result.name, version, settings, reason="gate")
+    model.version = version
+    return version, decision
