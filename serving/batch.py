@@ -77,6 +77,7 @@ class _Tally:
         joined = current.join(self.previous, on="account_id", how="inner")
         self.matched += len(joined)
         joined["change"] = joined["readiness_score"] - joined["previous_score"]
+        joined = joined[joined["change"].abs() > 0]  # an unchanged account is not a mover
         candidates = pd.concat([self.movers, joined[MOVER_COLUMNS]], ignore_index=True) if len(self.movers) else joined
         order = candidates["change"].abs().sort_values(ascending=False, kind="stable").index[: self.top_n]
         self.movers = candidates.loc[order, MOVER_COLUMNS].reset_index(drop=True)

@@ -7,13 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from serving import cli_data
-from serving import cli_features
-from serving import cli_train
-from serving import cli_score
-from serving import cli_metrics
-from serving import cli_serve
-from serving import cli_synth
+from serving import cli_data, cli_demo, cli_features, cli_metrics, cli_score, cli_serve, cli_synth, cli_train
 
 app = typer.Typer(
     name="expansion",
@@ -30,13 +24,15 @@ def main() -> None:
     """Expansion readiness and churn risk scoring for B2B SaaS customer success."""
 
 
+# in the order a newcomer meets them
+cli_demo.register(app)
+cli_synth.register(app)
 cli_data.register(app)
+cli_metrics.register(app)
 cli_features.register(app)
 cli_train.register(app)
-cli_score.register(app)
-cli_metrics.register(app)
 cli_serve.register(app)
-cli_synth.register(app)
+cli_score.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,8 +9,9 @@ from rich.console import Console
 
 from features.config import Settings, get_settings
 
-console = Console()
-err_console = Console(stderr=True)
+# Off a terminal (logs, CI, pipes) rich would wrap tables at 80 columns; reports read better wide.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 EXIT_INVALID_DATA = 2
 

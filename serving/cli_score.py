@@ -58,6 +58,8 @@ def _print_summary(summary) -> None:  # noqa: ANN001 - serving.batch.BatchSummar
             band = f"{row.previous_band} -> {row.readiness_band}" if row.previous_band != row.readiness_band else str(row.readiness_band)
             movers.add_row(str(row.account_id), f"{row.previous_score:.1f}", f"{row.readiness_score:.1f}", f"{row.change:+.1f}", band)
         console.print(movers)
+    elif summary.new_accounts < summary.accounts:
+        console.print("no account's readiness moved since the last run")
 
 
 def score(
