@@ -92,6 +92,9 @@ class TrainedModel:
     metrics: dict[str, float] = field(default_factory=dict)
     baseline_metrics: dict[str, float] = field(default_factory=dict)
     training_window: dict[str, str] = field(default_factory=dict)
+    # Typical annual value of one expansion relative to the account's ARR, learned from the
+    # training window (by segment, key "*" for all): turns a probability into expected dollars.
+    expansion_size_ratio: dict[str, float] = field(default_factory=dict)
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The frame as the booster expects it."""
@@ -115,6 +118,28 @@ class TrainedModel:
         gain = self.booster.feature_importance(importance_type="gain")
         out = pd.DataFrame({"feature": self.feature_names, "gain": gain})
         return out.sort_values("gain", ascending=False, ignore_index=True)
+
+
+def expansion_size_ratios(train: pd.DataFrame, min_rows: int = 20) -> dict[str, float]:
+    """Median of annualised expansion MRR / ARR over expanded training rows, per segment and overall ("*").
+
+    Whitespace says how much an account could still buy; this says how much one expansion
+    actually added for similar accounts, so expected value = probability x the smaller of the two.
+    Segments with fewer than ``min_rows`` expansions fall back to the overall median.
+    """
+    needed = {"expanded", "expansion_mrr", "arr"}
+    if not needed <= set(train.columns):
+        return {}
+    rows = train[(train["expanded"] == 1) & (train["arr"] > 0) & (train["expansion_mrr"] > 0)]
+    if rows.empty:
+        return {}
+    ratio = 12.0 * rows["expansion_mrr"].astype(float) / rows["arr"].astype(float)
+    out = {"*": float(ratio.median())}
+    if "segment" in rows.columns:
+        for segment, values in ratio.groupby(rows["segment"].astype("string")):
+            if len(values) >= min_rows:
+                out[str(segment)] = float(values.median())
+    return out
 
 
 def fit_model(
@@ -157,6 +182,7 @@ def fit_model(
         feature_names=list(features),
         categorical_features=categorical,
         levels=levels,
+        expansion_size_ratio=expansion_size_ratios(train) if label == "expanded" else {},
     )
 
 

@@ -73,6 +73,7 @@ def save_bundle(model: TrainedModel, folder: Path) -> Path:
         "metrics": _finite(model.metrics),
         "baseline_metrics": _finite(model.baseline_metrics),
         "training_window": model.training_window,
+        "expansion_size_ratio": model.expansion_size_ratio,
     }
     (folder / "model.json").write_text(json.dumps(meta, indent=1))
     return folder
@@ -92,6 +93,7 @@ def load_bundle(folder: Path, version: str = "unregistered") -> TrainedModel:
         metrics=meta["metrics"],
         baseline_metrics=meta["baseline_metrics"],
         training_window=meta["training_window"],
+        expansion_size_ratio=meta.get("expansion_size_ratio", {}),
     )
 
 

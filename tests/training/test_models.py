@@ -67,3 +67,35 @@ def test_one_class_training_window_is_refused(small_frame, feature_lists):
     frame.loc[frame["churned"].notna(), "churned"] = 0.0
     with pytest.raises(ValueError, match="only one class"):
         train_model("churn", frame, features, categorical, Settings(home="unused"), n_cutoffs=1, num_boost_round=5)
+
+
+def test_expansion_size_ratio_is_the_median_annual_expansion_over_arr_per_segment():
+    import pandas as pd
+
+    from training.models import expansion_size_ratios
+
+    frame = pd.DataFrame({
+        "segment": ["smb"] * 3 + ["enterprise"] * 3 + ["smb"],
+        "arr": [1200.0, 2400.0, 1200.0, 120000.0, 120000.0, 240000.0, 1200.0],
+        "expansion_mrr": [10.0, 40.0, 30.0, 1000.0, 3000.0, 2000.0, 0.0],
+        "expanded": [1, 1, 1, 1, 1, 1, 0],
+    })
+    ratios = expansion_size_ratios(frame, min_rows=3)
+    # smb: 12*10/1200=0.1, 12*40/2400=0.2, 12*30/1200=0.3; enterprise: 0.1, 0.3, 0.1
+    assert ratios == pytest.approx({"*": 0.15, "smb": 0.2, "enterprise": 0.1})
+    assert expansion_size_ratios(frame, min_rows=4) == pytest.approx({"*": 0.15})
+    assert expansion_size_ratios(frame.drop(columns="expansion_mrr")) == {}
+
+
+def test_bundle_round_trip_keeps_predictions_and_expansion_size(tmp_path, feature_frame):
+    from features.registry import categorical_features, feature_names
+    from training.registry import load_bundle, save_bundle
+
+    features, categorical = feature_names(), categorical_features()
+    split = backtest_splits(feature_frame, "expanded", 90, n_cutoffs=1)[0]
+    train, valid = rows(feature_frame, split.train, "expanded"), rows(feature_frame, split.valid, "expanded")
+    model = fit_model("expansion", train, valid, "expanded", features, categorical, num_boost_round=30)
+    assert model.expansion_size_ratio["*"] > 0
+    loaded = load_bundle(save_bundle(model, tmp_path / "bundle"))
+    assert loaded.expansion_size_ratio == model.expansion_size_ratio
+    np.testing.assert_allclose(loaded.predict_proba(valid), model.predict_proba(valid))
