@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     )
     api_key: str | None = Field(None, description="Bearer token the scoring service requires (EXPANSION_API_KEY).")
     max_batch_size: int = Field(1000, ge=1, description="Largest batch the service accepts in one request.")
+    snapshot_path: Path | None = Field(
+        None, description="Feature snapshot the service looks accounts up in; default <home>/serving/snapshot.parquet."
+    )
+    insecure: bool = Field(False, description="Let the service run without an API key (local use only).")
+    model_source: str = Field(
+        "auto", pattern="^(auto|store|mlflow|none)$",
+        description="Where the service loads models from: BentoML store, MLflow registry, auto (store, then MLflow) or none.",
+    )
     lgbm_threads: int = Field(1, ge=1, description="LightGBM threads; 1 is fastest on 2 shared cores.")
     spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")

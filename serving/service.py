@@ -13,7 +13,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,6 @@ from serving.scoring import READINESS_METHOD, Scorer, feature_specs, load_models
 from serving.snapshot import ScoredSnapshot, changed, load_snapshot, resolve, select
 
 log = logging.getLogger(__name__)
-INSECURE_ENV = "EXPANSION_INSECURE"
 SNAPSHOT_CHECK_SECONDS = 2.0
 _FALLBACK_KEYS = {"expected_expansion_usd": "baseline_score", "expansion_probability": "baseline_score",
                   "churn_probability": "baseline_risk"}
@@ -52,7 +50,7 @@ _FALLBACK_KEYS = {"expected_expansion_usd": "baseline_score", "expansion_probabi
 
 def snapshot_path(settings: Settings) -> Path:
     """Where the service reads the feature snapshot: ``EXPANSION_SNAPSHOT_PATH`` or ``<home>/serving/snapshot.parquet``."""
-    return Path(os.environ.get("EXPANSION_SNAPSHOT_PATH") or settings.home / "serving" / "snapshot.parquet")
+    return settings.snapshot_path or settings.home / "serving" / "snapshot.parquet"
 
 
 class ApiKeyMiddleware:
@@ -67,8 +65,9 @@ class ApiKeyMiddleware:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        key = get_settings().api_key
-        if not key and os.environ.get(INSECURE_ENV) != "1":
+        settings = get_settings()
+        key = settings.api_key
+        if not key and not settings.insecure:
             raise RuntimeError("EXPANSION_API_KEY is not set: set it, or start with --insecure for local use only")
         self.expected = f"Bearer {key}".encode() if key else None
 
@@ -128,8 +127,7 @@ class ExpansionScoring:
 
     def __init__(self) -> None:
         self.settings = get_settings()
-        source = os.environ.get("EXPANSION_MODEL_SOURCE", "auto")  # auto | store | mlflow | none
-        expansion, churn, self.model_source = load_models(self.settings, source)
+        expansion, churn, self.model_source = load_models(self.settings, self.settings.model_source)
         self.scorer = Scorer(expansion, churn, feature_specs())
         self._allowed = _allowed_features(self.scorer)
         ApiKeyMiddleware.model_available = self.scorer.model_available
