@@ -52,35 +52,28 @@ def _read_frame(path: Path):  # noqa: ANN202 - pandas imported lazily
 
 def _train_and_gate(frame, cfg, rounds: int, cutoffs: int) -> dict:  # noqa: ANN001
     """Train both models, register and gate them; print the comparison; return the results."""
-    from features.registry import categorical_features, feature_names
-    from training.datasets import rows
-    from training.registry import register_and_gate
-    from training.train import train_all
+    from training.pipeline import train_and_register
 
     _quiet_mlflow()
-    features = feature_names()
     try:
-        results = train_all(frame, features, categorical_features(), cfg, n_cutoffs=cutoffs, num_boost_round=rounds)
+        registered = train_and_register(frame, cfg, n_cutoffs=cutoffs, num_boost_round=rounds)
     except ValueError as exc:
         _fail(str(exc))
     table = Table(title="newest test window: model vs rule-based baseline (same rows)")
     table.add_column("metric")
-    decisions = {}
-    for name, result in results.items():
-        test = rows(frame, result.newest.split.test, result.label)
-        version, decisions[name] = register_and_gate(result, test, cfg)
-        table.add_column(f"{name} v{version}", justify="right")
+    for name, r in registered.items():
+        table.add_column(f"{name} v{r.version}", justify="right")
         table.add_column("baseline", justify="right")
     for key in SHOWN:
         cells = []
-        for result in results.values():
-            cells += [f"{result.newest.test.metrics[key]:.3f}", f"{result.newest.baseline_test.metrics[key]:.3f}"]
+        for r in registered.values():
+            cells += [f"{r.result.newest.test.metrics[key]:.3f}", f"{r.result.newest.baseline_test.metrics[key]:.3f}"]
         table.add_row(key, *cells)
     console.print(table)
-    for name, decision in decisions.items():
-        window = results[name].newest.split.window
-        console.print(f"[bold]{name}[/bold] (test {window['test_start']}): {decision.label}: {'; '.join(decision.reasons)}")
-    return results
+    for name, r in registered.items():
+        window = r.result.newest.split.window
+        console.print(f"[bold]{name}[/bold] (test {window['test_start']}): {r.decision.label}: {'; '.join(r.decision.reasons)}")
+    return {name: r.result for name, r in registered.items()}
 
 
 def train(

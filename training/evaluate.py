@@ -30,6 +30,13 @@ class Evaluation:
     y_true: np.ndarray
 
 
+def gains_curve(evaluation: Evaluation) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative gains: share of rows worked from the top score down, and share of positives found."""
+    order = np.argsort(-evaluation.scores, kind="stable")
+    found = np.cumsum(evaluation.y_true[order]) / max(float(evaluation.y_true.sum()), 1.0)
+    return np.arange(1, len(order) + 1) / max(len(order), 1), found
+
+
 def positive_scores(estimator: object, frame: pd.DataFrame) -> np.ndarray:
     """Positive-class scores from an estimator returning either one column or scikit-learn's two."""
     proba = np.asarray(estimator.predict_proba(frame), dtype=float)  # type: ignore[attr-defined]

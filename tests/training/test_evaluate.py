@@ -52,3 +52,17 @@ def test_evaluate_reports_overall_and_per_segment(small_frame):
 def test_unlabelled_rows_are_refused(small_frame):
     with pytest.raises(ValueError, match="'expanded' has nulls"):
         evaluate(BaselineClassifier("expansion").fit(small_frame), small_frame, "expanded", k=20)
+
+
+def test_gains_curve_finds_every_positive_and_beats_random_for_a_perfect_ranking():
+    import numpy as np
+    import pandas as pd
+
+    from training.evaluate import Evaluation, gains_curve
+
+    y = np.array([0, 1, 0, 0, 1, 0, 0, 0, 0, 1], dtype=float)
+    perfect = Evaluation({}, pd.DataFrame(), scores=y + np.linspace(0, 0.1, 10), y_true=y)
+    share_worked, share_found = gains_curve(perfect)
+    assert share_worked[-1] == 1.0 and share_found[-1] == 1.0
+    assert share_found[2] == 1.0  # the three positives sit at the top
+    assert np.all(np.diff(share_found) >= 0)
