@@ -43,10 +43,14 @@ def _mrr_180d_ago(subscriptions: Table, snaps: Table) -> Table:
 def account_features(
     base: Table, accounts: Table, periods: Table, moves: Table, subscriptions: Table, snaps: Table
 ) -> Table:
-    """Account context per spine row; ``base`` has ``account_id, as_of_day, as_of_month, mrr, seats``."""
+    """Account context per spine row; ``base`` has ``account_id, as_of_day, as_of_month, mrr, seats``.
+
+    Besides the features it returns ``csm_owner`` (nullable), a context column that is
+    not a model feature: the serving layer ranks a CSM's book of accounts by it.
+    """
     snap_days = snaps.select("as_of_day")
     a = accounts.select(
-        "account_id", *CATEGORICAL,
+        "account_id", "csm_owner", *CATEGORICAL,
         employees=accounts.employees.cast("float64"),
         since_day=day_number(accounts.customer_since),
         fy_month=accounts.fiscal_year_start_month.cast("int64"),
@@ -57,6 +61,7 @@ def account_features(
     return t.select(
         "account_id",
         "as_of_day",
+        t.csm_owner.cast("string").name("csm_owner"),
         *(t[c].cast("string").name(c) for c in CATEGORICAL),
         employees=t.employees,
         tenure_months=ibis.ifelse(tenure_days >= 0, tenure_days / DAYS_PER_MONTH, ibis.null("float64")),

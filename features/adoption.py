@@ -18,15 +18,22 @@ ADOPTION_WINDOW_DAYS = 30
 
 
 def feature_use_30d(usage: Table, snap_days: Table) -> Table:
-    """Events per account, snapshot and feature key over the 30 days to ``as_of``."""
+    """Events per account, snapshot and feature key over the 30 days to ``as_of``: ``account_id, as_of_day, feature_key, events``."""
     rows = usage.select("account_id", "feature_key", "events", day=day_number(usage.date))
     j = in_window(rows, snap_days, "day", ADOPTION_WINDOW_DAYS)
     return j.group_by(["account_id", "as_of_day", "feature_key"]).aggregate(events=j.events.sum().cast("float64"))
 
 
-def _new_features(usage: Table, snap_days: Table) -> Table:
-    # The first use of a key is the same whatever happens later, so a global minimum is point-in-time safe.
-    first = usage.group_by(["account_id", "feature_key"]).aggregate(first_day=day_number(usage.date.min()))
+def first_use(usage: Table) -> Table:
+    """The first day each account used each feature key: ``account_id, feature_key, first_day``.
+
+    The first use of a key is the same whatever happens later, so a global minimum is
+    point-in-time safe: a snapshot only asks whether that day falls in its window.
+    """
+    return usage.group_by(["account_id", "feature_key"]).aggregate(first_day=day_number(usage.date.min()))
+
+
+def _new_features(first: Table, snap_days: Table) -> Table:
     j = in_window(first, snap_days, "first_day", ADOPTION_WINDOW_DAYS)
     return j.group_by(["account_id", "as_of_day"]).aggregate(features_new_30d=j.count().cast("float64"))
 
@@ -49,14 +56,17 @@ def _tier_rank(periods: Table, products: Table) -> Table:
 
 
 def adoption_features(
-    usage: Table, base: Table, periods: Table, plan_features: Table | None, products: Table | None
+    used: Table, first: Table, base: Table, periods: Table, snap_days: Table,
+    plan_features: Table | None, products: Table | None,
 ) -> Table:
-    """Adoption features per spine row; ``base`` has ``account_id, as_of_day, products_owned``."""
-    snap_days = base.select("as_of_day").distinct()
-    used = feature_use_30d(usage, snap_days)
+    """Adoption features per spine row.
+
+    ``used`` is ``feature_use_30d``, ``first`` is ``first_use`` (both computed once from
+    raw usage by the caller); ``base`` has ``account_id, as_of_day, products_owned``.
+    """
     counts = used.group_by(["account_id", "as_of_day"]).aggregate(features_used_30d=used.count().cast("float64"))
     t = base.select("account_id", "as_of_day", "products_owned").left_join(counts, ["account_id", "as_of_day"])
-    t = t.left_join(_new_features(usage, snap_days), ["account_id", "as_of_day"])
+    t = t.left_join(_new_features(first, snap_days), ["account_id", "as_of_day"])
     zero = ibis.literal(0.0)
     cols = {
         "features_used_30d": t.features_used_30d.fill_null(zero),

@@ -16,7 +16,7 @@ import pandas as pd
 from ibis.expr.types import Table
 
 from features.account import account_features
-from features.adoption import adoption_features
+from features.adoption import adoption_features, feature_use_30d, first_use
 from features.config import Settings
 from features.contract import REQUIRED_TABLES, TABLES
 from features.engagement import engagement_features
@@ -24,11 +24,13 @@ from features.io import DataError, DataSource, require_tables
 from features.labels import LABELS, labels
 from features.movements import movements
 from features.registry import categorical_features, feature_names
-from features.spine import active_periods, snapshots, spine
-from features.usage import daily_usage, usage_features, usage_limits
+from features.spine import active_periods, snapshot_days, snapshots, spine
+from features.usage import MAX_WINDOW_DAYS, daily_usage, usage_between, usage_features, usage_limits
 from features.whitespace import whitespace_features
 
 KEYS = ["account_id", "as_of_day"]
+# Context columns travel with each row for the serving layer (a CSM's book) but are not model features.
+CONTEXT = ("csm_owner",)
 
 
 def check_columns(tables: dict[str, Table]) -> None:
@@ -78,24 +80,32 @@ def feature_table(
     inlining them into one large query, which ran about twice as slowly on DuckDB.
     """
     check_columns(tables)
-    snaps = snapshots(as_of_dates)
+    dates = snapshot_days(as_of_dates)
+    snaps = snapshots(dates)
+    snap_days = snaps.select("as_of_day")
     subs = tables["subscriptions"]
     base = materialize(spine(subs, snaps))
     periods = materialize(active_periods(subs, snaps))
     products, plan_features = tables.get("products"), tables.get("plan_features")
-    usage = tables["usage_daily"]
+    usage = usage_between(tables["usage_daily"], None, dates[-1])
+    recent = usage_between(tables["usage_daily"], dates[0] - dt.timedelta(days=MAX_WINDOW_DAYS), dates[-1])
+    # Raw usage is read three times, each into a small result: per account and day, per
+    # account, snapshot and feature key (30 days), and per account and key (first use).
+    daily = materialize(daily_usage(recent))
+    used = materialize(feature_use_30d(recent, snap_days))
     parts = [
         _labels_keyed(subs, base, settings, data_end, products),
-        usage_features(materialize(daily_usage(usage, settings)), base, usage_limits(periods), settings),
-        adoption_features(usage, base, periods, plan_features, products),
-        engagement_features(base, tables),
+        usage_features(daily, used, base, usage_limits(periods), snap_days, settings),
+        adoption_features(used, first_use(usage), base, periods, snap_days, plan_features, products),
+        engagement_features(base, tables, snap_days),
         whitespace_features(base, tables["accounts"], periods, products, settings),
         account_features(base, tables["accounts"], periods, movements(subs, products), subs, snaps),
     ]
     t = base.select("account_id", "as_of", "as_of_day")
     for part in parts:
         t = t.left_join(materialize(part), KEYS)
-    return t.select("account_id", "as_of", *LABELS, *feature_names())
+    out = t.select("account_id", "as_of", *CONTEXT, *LABELS, *feature_names())
+    return out.order_by(["as_of", "account_id"])
 
 
 def _labels_keyed(subs: Table, base: Table, settings: Settings, data_end: dt.date, products: Table | None) -> Table:
@@ -105,27 +115,49 @@ def _labels_keyed(subs: Table, base: Table, settings: Settings, data_end: dt.dat
 
 
 def to_frame(result: pd.DataFrame) -> pd.DataFrame:
-    """Normalise dtypes of an executed feature table: dates as datetime64, categoricals as strings, the rest float."""
-    frame = result.copy()
+    """Normalise dtypes of an executed feature table: dates as datetime64, categoricals and context as strings, the rest float.
+
+    Columns are converted in place (callers pass a fresh result) and only when their
+    dtype differs, so a large frame is not copied again; rows keep the engine's order.
+    """
+    frame = result
     frame["account_id"] = frame["account_id"].astype("string")
     frame["as_of"] = pd.to_datetime(frame["as_of"])
-    cats = set(categorical_features())
+    cats = set(categorical_features()) | set(CONTEXT)
     for col in frame.columns:
         if col in cats:
             frame[col] = frame[col].astype("string")
-        elif col not in ("account_id", "as_of"):
+        elif col not in ("account_id", "as_of") and frame[col].dtype != "float64":
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    return frame.sort_values(["as_of", "account_id"], ignore_index=True)
+    return frame.reset_index(drop=True)
 
 
 def build_features(
-    source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date | None = None
+    source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date | None = None,
+    snapshots_per_batch: int | None = None,
 ) -> pd.DataFrame:
-    """The feature frame for every account with MRR > 0 at each date: keys, labels (null when the horizon is incomplete) and features."""
+    """The feature frame for every account with MRR > 0 at each date: keys, context, labels (null when the horizon is incomplete) and features.
+
+    ``snapshots_per_batch`` builds that many snapshot dates at a time and concatenates
+    the results, bounding the engine's working set on large companies (each batch reads
+    raw usage again, so small companies are faster in one batch).
+    """
     require_tables(source)
     backend = source.ibis()
     tables = tables_from_backend(backend, source.present)
     end = data_end or default_data_end(tables)
+    dates = snapshot_days(as_of_dates)
+    size = snapshots_per_batch or len(dates)
+    if size < 1:
+        raise ValueError(f"snapshots_per_batch must be at least 1, got {snapshots_per_batch}")
+    frames = [_build_batch(backend, source, tables, dates[i:i + size], settings, end) for i in range(0, len(dates), size)]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _build_batch(
+    backend: ibis.BaseBackend, source: DataSource, tables: dict[str, Table], dates: list[dt.date],
+    settings: Settings, data_end: dt.date,
+) -> pd.DataFrame:
     prefix, created = f"_features_{uuid.uuid4().hex[:8]}_", []
 
     def materialize(table: Table) -> Table:
@@ -134,8 +166,8 @@ def build_features(
         backend.create_table(created[-1], table, temp=True, overwrite=False)
         return backend.table(created[-1])
 
-    expr = feature_table(tables, list(as_of_dates), settings, end, materialize=materialize)
     try:
+        expr = feature_table(tables, dates, settings, data_end, materialize=materialize)
         return to_frame(backend.execute(expr))
     finally:
         for name in created:

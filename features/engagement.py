@@ -125,9 +125,11 @@ _COUNTS = {"tickets_30d", "tickets_90d", "urgent_tickets_30d", "bug_tickets_90d"
            "payment_failures_90d", "late_payments_90d"}
 
 
-def engagement_features(base: Table, tables: dict[str, Table]) -> Table:
-    """All engagement features per spine row; counts are 0 when the table is present but has no rows in the window."""
-    snap_days = base.select("as_of_day").distinct()
+def engagement_features(base: Table, tables: dict[str, Table], snap_days: Table) -> Table:
+    """All engagement features per spine row; counts are 0 when the table is present but has no rows in the window.
+
+    ``snap_days`` holds the distinct snapshot days (``as_of_day``).
+    """
     t = base.select(*KEYS)
     parts = (
         ("support_tickets", ticket_features, TICKET_FEATURES),

@@ -39,11 +39,17 @@ def month_ends(start: dt.date, end: dt.date) -> list[dt.date]:
     return [d.date() for d in pd.date_range(start, end, freq="ME")]
 
 
-def snapshot_frame(as_of_dates: Iterable[dt.date]) -> pd.DataFrame:
-    """The snapshot dates as a small frame: ``as_of``, ``as_of_day``, ``as_of_month`` (1-12) and ``as_of_180d_ago``."""
+def snapshot_days(as_of_dates: Iterable[dt.date]) -> list[dt.date]:
+    """The distinct snapshot dates, sorted; raises ValueError when there are none."""
     dates = sorted({pd.Timestamp(d).date() for d in as_of_dates})
     if not dates:
         raise ValueError("as_of_dates is empty: give at least one snapshot date")
+    return dates
+
+
+def snapshot_frame(as_of_dates: Iterable[dt.date]) -> pd.DataFrame:
+    """The snapshot dates as a small frame: ``as_of``, ``as_of_day``, ``as_of_month`` (1-12) and ``as_of_180d_ago``."""
+    dates = snapshot_days(as_of_dates)
     return pd.DataFrame(
         {
             "as_of": pd.to_datetime(pd.Series(dates)).astype("datetime64[s]"),

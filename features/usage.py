@@ -13,6 +13,8 @@ monthly active users).
 
 from __future__ import annotations
 
+import datetime as dt
+
 import ibis
 from ibis.expr.types import Table
 
@@ -23,23 +25,52 @@ MAX_WINDOW_DAYS = 90
 SLOPE_WEEKS = 12
 
 
-def daily_usage(usage: Table, settings: Settings) -> Table:
-    """One row per account and day: ``account_id, day, events, active_users, api_events``."""
-    pattern = settings.api_feature_pattern.lower()
-    rows = usage.mutate(day=day_number(usage.date), is_api=usage.feature_key.lower().contains(pattern))
+def usage_between(usage: Table, first: dt.date | None, last: dt.date) -> Table:
+    """Raw usage rows dated in ``[first, last]`` (``first`` None: from the start).
+
+    No snapshot reads a row after its ``as_of`` or more than ``MAX_WINDOW_DAYS`` before
+    it, so this filter only saves work (a single scoring date reads 90 days, not years).
+    """
+    day = usage.date.cast("date")
+    keep = day <= ibis.literal(last, type="date")
+    if first is not None:
+        keep = keep & (day >= ibis.literal(first, type="date"))
+    return usage.filter(keep)
+
+
+def daily_usage(usage: Table) -> Table:
+    """One row per account and day: ``account_id, day, events, active_users``."""
+    rows = usage.mutate(day=day_number(usage.date))
     return rows.group_by(["account_id", "day"]).aggregate(
         events=rows.events.sum().cast("float64"),
         active_users=rows.active_users.max().cast("float64"),
-        api_events=rows.events.sum(where=rows.is_api).cast("float64"),
     )
+
+
+def api_events_30d(used: Table, settings: Settings) -> Table:
+    """Events on API feature keys over 30 days, from the per-key 30-day table ``account_id, as_of_day, feature_key, events``."""
+    is_api = used.feature_key.lower().contains(settings.api_feature_pattern.lower())
+    return used.group_by(["account_id", "as_of_day"]).aggregate(api_events_30d=used.events.sum(where=is_api))
+
+
+def window_days(snap_days: Table, days: int) -> Table:
+    """Every (``as_of_day``, ``age``, ``window_day``) with ``window_day = as_of_day - age`` and ``0 <= age < days``.
+
+    A calendar of at most (snapshots x days) rows: joining rows to it on the day is an
+    equality (hash) join, about three times faster than the equivalent range join.
+    """
+    ages = ibis.memtable({"age": list(range(days))}, schema={"age": "int64"}).mutate(_one=ibis.literal(1))
+    snaps = snap_days.select("as_of_day").distinct().mutate(_one_s=ibis.literal(1))
+    # An equality join on a constant, not cross_join: DataFusion's planner rejects the cross join here.
+    cal = snaps.join(ages, snaps._one_s == ages._one)
+    return cal.select("as_of_day", "age", window_day=cal.as_of_day - cal.age)
 
 
 def in_window(rows: Table, snap_days: Table, day_col: str, days: int) -> Table:
-    """Range-join rows to snapshot days: the row's day lies in ``(as_of_day - days, as_of_day]``; adds ``age`` in days."""
-    joined = rows.join(
-        snap_days, [rows[day_col] <= snap_days.as_of_day, rows[day_col] > snap_days.as_of_day - days]
-    )
-    return joined.mutate(age=joined.as_of_day - joined[day_col])
+    """Join rows to snapshot days where the row's day lies in ``(as_of_day - days, as_of_day]``; adds ``age`` in days."""
+    cal = window_days(snap_days, days)
+    joined = rows.join(cal, rows[day_col] == cal.window_day)
+    return joined.drop("window_day")
 
 
 def _pct_change(new: ibis.Value, old: ibis.Value) -> ibis.Value:
@@ -61,19 +92,17 @@ def _windowed_usage(daily: Table, snap_days: Table) -> Table:
         active_users_30d=j.active_users.max(where=d30),
         active_users_prev_30d=j.active_users.max(where=prev30),
         active_user_days_30d=j.active_users.sum(where=d30),
-        api_events_30d=j.api_events.sum(where=d30),
         slope_sxy=(j.events * week_index).sum(where=in_slope),
         slope_sy=j.events.sum(where=in_slope),
     )
 
 
-def _days_near_quota(daily: Table, limits: Table, settings: Settings) -> Table:
+def _days_near_quota(daily: Table, limits: Table, snap_days: Table, settings: Settings) -> Table:
     """Days in the last 30 whose event count, run at that pace for 30 days, reaches the alert share of the quota.
 
     A documented proxy for "trailing 30-day events reached 80 % of the monthly limit":
     it needs no per-day trailing window, so it stays one range join on every engine.
     """
-    snap_days = limits.select("as_of_day").distinct()
     j = in_window(daily, snap_days, "day", 30)
     j = j.join(limits, ["account_id", "as_of_day"])
     threshold = j.usage_limit_total * (settings.quota_alert_pct / 100.0) / 30.0
@@ -83,11 +112,19 @@ def _days_near_quota(daily: Table, limits: Table, settings: Settings) -> Table:
     )
 
 
-def usage_features(daily: Table, base: Table, limits: Table, settings: Settings) -> Table:
-    """Usage features per spine row; ``base`` has ``account_id, as_of_day, seats``; ``limits`` has ``usage_limit_total``."""
-    snap_days = base.select("as_of_day").distinct()
-    w = _windowed_usage(daily, snap_days)
-    quota = _days_near_quota(daily, limits.filter(limits.usage_limit_total > 0), settings)
+def usage_features(
+    daily: Table, used: Table, base: Table, limits: Table, snap_days: Table, settings: Settings
+) -> Table:
+    """Usage features per spine row.
+
+    ``daily`` is ``daily_usage``; ``used`` is the per-key 30-day table
+    (``adoption.feature_use_30d``); ``base`` has ``account_id, as_of_day, seats``;
+    ``limits`` has ``usage_limit_total``. ``snap_days`` holds the distinct snapshot days:
+    passing the small snapshot table rather than deriving it from ``base`` lets the
+    engine size the window joins correctly (deriving it was several times slower).
+    """
+    w = _windowed_usage(daily, snap_days).left_join(api_events_30d(used, settings), ["account_id", "as_of_day"])
+    quota = _days_near_quota(daily, limits.filter(limits.usage_limit_total > 0), snap_days, settings)
     t = base.select("account_id", "as_of_day", "seats").left_join(w, ["account_id", "as_of_day"])
     t = t.left_join(limits, ["account_id", "as_of_day"]).left_join(quota, ["account_id", "as_of_day"])
     zero = ibis.literal(0.0)

@@ -107,7 +107,7 @@ def test_absent_optional_tables_give_null_features_not_errors(tiny_company):
                  "nps_latest", "exec_meetings_90d", "payment_failures_90d", "whitespace_tier_usd"):
         assert frame[name].isna().all(), name
     assert frame["events_30d"].notna().all() and frame["whitespace_usd"].notna().all()
-    assert list(frame.columns[5:]) == feature_names()
+    assert list(frame.columns[6:]) == feature_names()
 
 
 def test_whitespace_seats_tier_and_cap(tiny):

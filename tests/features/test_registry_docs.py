@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from pathlib import Path
 
-from features.build import build_features
+from features.build import CONTEXT, build_features
 from features.config import Settings
 from features.io import open_data
 from features.labels import LABELS
@@ -41,7 +41,8 @@ def test_frame_columns_are_keys_labels_then_registry_features(tiny_company):
         frame = build_features(source, [dt.date(2025, 3, 31)], Settings(_env_file=None))
     finally:
         source.close()
-    assert list(frame.columns) == ["account_id", "as_of", *LABELS, *feature_names()]
+    assert list(frame.columns) == ["account_id", "as_of", *CONTEXT, *LABELS, *feature_names()]
+    assert not set(CONTEXT) & set(feature_names())  # context travels with rows but is never a model feature
     for name in categorical_features():
         assert frame[name].dtype == "string"
     numeric = [n for n in feature_names() if n not in categorical_features()]

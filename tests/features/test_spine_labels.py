@@ -85,3 +85,16 @@ def test_generated_company_spine_has_labels_and_features(feature_frame):
     labelled = feature_frame["expanded"].notna()
     assert labelled.any() and set(feature_frame.loc[labelled, "expanded"].unique()) <= {0.0, 1.0}
     assert feature_frame.loc[labelled, "expanded"].mean() > 0  # some expansions happen in a real company
+
+
+def test_building_in_snapshot_batches_gives_the_same_frame(tiny_company):
+    folder, dates = tiny_company(), [dt.date(2025, 1, 31), AS_OF, dt.date(2025, 6, 30)]
+    source = open_data(folder)
+    try:
+        settings = Settings(_env_file=None)
+        whole = build_features(source, dates, settings)
+        batched = build_features(source, dates, settings, snapshots_per_batch=2)
+    finally:
+        source.close()
+    assert whole["as_of"].nunique() == 3
+    pd.testing.assert_frame_equal(whole, batched)
