@@ -112,9 +112,6 @@ def retrain(
     dates = month_ends(first, end)
     console.print(f"building features for {len(dates)} month ends {dates[0]} .. {dates[-1]}")
     frame = build_features(source, dates, cfg, data_end=as_of_date)
-    # The owner only groups precision@k per CSM book; it is never a model feature.
-    owners = source.con.execute("SELECT account_id::VARCHAR AS account_id, csm_owner FROM accounts").df()
-    frame = frame.merge(owners.astype({"account_id": frame["account_id"].dtype}), on="account_id", how="left")
     results = _train_and_gate(frame, cfg, rounds, cutoffs=cutoffs)
     newest = results["expansion"].newest
     train_rows = rows(frame, newest.split.train, "expanded")
