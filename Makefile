@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .expansion/demo
 
+SPARK_STAMP := $(VENV)/.installed-spark
+
 .PHONY: demo test install clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -13,12 +15,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,postgres]'
 	touch $(STAMP)
 
+# The tests also run the Spark engine (local mode, Java 17); the demo stays Spark-free.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,postgres,spark]'
+	touch $(SPARK_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/expansion demo
 
-test: $(STAMP)
+test: $(SPARK_STAMP)
 	bash scripts/test.sh $(PYTEST_ARGS)
 
 clean:

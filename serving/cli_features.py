@@ -10,7 +10,7 @@ import typer
 
 from serving.cli_common import EXIT_INVALID_DATA, console, err_console, is_interactive, parse_date, settings
 
-ENGINES = ("duckdb",)
+ENGINES = ("duckdb", "spark")
 
 
 def _snapshot_dates(as_of: list[str] | None, start: str | None, end: str | None) -> list[dt.date]:
@@ -38,14 +38,15 @@ def _snapshot_dates(as_of: list[str] | None, start: str | None, end: str | None)
 
 
 def features(
-    data: Annotated[Path, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")],
-    out: Annotated[Path, typer.Option("--out", help="Parquet file to write the feature frame to.")],
+    out: Annotated[str, typer.Option("--out", help="Parquet file to write the feature frame to (spark: a folder or lake URI, partitioned by as_of).")],
+    data: Annotated[str | None, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table; spark also takes a lake URI.")] = None,
+    database: Annotated[str | None, typer.Option("--database", help="Spark only: read the canonical tables from this metastore database.")] = None,
     as_of: Annotated[list[str] | None, typer.Option("--as-of", help="Snapshot date (repeatable).")] = None,
     start: Annotated[str | None, typer.Option("--from", help="First date of a month-end snapshot range.")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last date of the range (default: today).")] = None,
     horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, help="Label horizon H in days.")] = None,
     data_end: Annotated[str | None, typer.Option("--data-end", help="Last date the data covers (default: last usage date).")] = None,
-    engine: Annotated[str, typer.Option("--engine", help="Execution engine: duckdb.")] = "duckdb",
+    engine: Annotated[str, typer.Option("--engine", help="Execution engine: duckdb, or spark (needs the spark extra).")] = "duckdb",
     show_sql: Annotated[bool, typer.Option("--show-sql", help="Print the SQL the engine receives.")] = False,
 ) -> None:
     """Build the point-in-time feature frame (features + labels) for every account with MRR > 0 at each snapshot."""
@@ -62,6 +63,13 @@ def features(
     if horizon_days is not None:
         cfg = cfg.model_copy(update={"horizon_days": horizon_days})
     end_date = parse_date(data_end, default_today=False)
+    if engine == "spark":
+        _features_on_spark(data, database, out, dates, cfg, end_date)
+        return
+    if data is None:
+        err_console.print("[red]error:[/red] give --data FOLDER (--database needs --engine spark)")
+        raise typer.Exit(EXIT_INVALID_DATA)
+    out = Path(out)
     try:
         source = open_data(data)
         if show_sql:
@@ -80,6 +88,24 @@ def features(
         f"wrote {len(frame):,} rows ({frame['account_id'].nunique():,} accounts, {len(dates)} snapshot(s), "
         f"{labelled:,} with complete labels) to {out}"
     )
+
+
+def _features_on_spark(data: str | None, database: str | None, out: str, dates: list[dt.date], cfg, end_date) -> None:  # noqa: ANN001
+    """Build the same feature frame on Spark and write it as Parquet partitioned by as_of."""
+    from features.engines import open_engine, spark_feature_frame, write_partitioned
+    from features.io import DataError
+
+    try:
+        engine = open_engine("spark", cfg, data=data, database=database)
+        frame, release = spark_feature_frame(engine, dates, cfg, data_end=end_date)
+        try:
+            write_partitioned(frame, out)
+        finally:
+            release()
+    except DataError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_INVALID_DATA) from None
+    console.print(f"wrote the feature frame of {len(dates)} snapshot(s) from {engine.location} to {out} (partitioned by as_of)")
 
 
 def write_docs(

@@ -72,6 +72,9 @@ def score(
     field_map: Annotated[Path | None, typer.Option("--field-map", help="JSON object renaming fields for salesforce:/hubspot: files.")] = None,
     models: Annotated[ModelSource, typer.Option("--models", help="Where models come from; 'none' scores with the baseline only.")] = ModelSource.auto,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Accounts scored and written per chunk.")] = 20_000,
+    engine: Annotated[str, typer.Option("--engine", help="duckdb (in process) or spark (mapInPandas; needs the spark extra).")] = "duckdb",
+    features_path: Annotated[str | None, typer.Option("--features", help="Spark only: feature frame Parquet (from features --engine spark) instead of building it from --data.")] = None,
+    scores_out: Annotated[str | None, typer.Option("--scores-out", help="Spark only: also write the scores as Parquet here, partitioned by as_of.")] = None,
 ) -> None:
     """Score every account active at the snapshot and write the scores to a CRM sink, all or nothing."""
     from features.io import DataError, open_data, require_tables
@@ -86,6 +89,17 @@ def score(
         target = open_sink(sink or cfg.crm_uri, cfg, field_map=_read_field_map(field_map))
     except ValueError as exc:
         _fail(str(exc))
+    if engine == "spark":
+        from serving.spark_batch import score_on_spark
+
+        try:
+            summary = score_on_spark(cfg, str(data), features_path, scores_out, target, as_of_date, scored_at, models.value, chunk_size)
+        finally:
+            target.close()
+        _print_summary(summary)
+        return
+    if engine != "duckdb":
+        _fail(f"--engine {engine!r} is not known (choose duckdb or spark)")
     try:
         source = open_data(data)
         require_tables(source)

@@ -1,0 +1,208 @@
+"""Batch scoring inside Spark: the service's Scorer in ``mapInPandas``, models broadcast once.
+
+The scorer (champion models, baseline, reasons) is broadcast, so each executor
+deserialises it once and reuses it for every batch of every task. Readiness is a
+percentile within the whole book and reasons compare an account with the book's
+medians, so the scorer is first referenced on the driver with ``Scorer.with_reference``
+over the model columns of the snapshot (a plain predict); executors then score every
+account with reasons, in parallel, against that one reference.
+
+Scores are written as Parquet by Spark (partitioned by ``as_of``) and, through the
+same sinks as the in-process job (``serving.batch.write_scores``), into the CRM table,
+streamed to the driver one chunk at a time. pyspark is only imported by the callers of
+this module, which receive Spark frames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from serving.batch import DEFAULT_CHUNK_SIZE, BatchSummary, ProgressCallback, write_scores
+from serving.scoring import SCORE_COLUMNS, Scorer
+from serving.sinks import Sink
+
+if TYPE_CHECKING:  # pragma: no cover - pyspark is an optional extra
+    from pyspark.sql import DataFrame as SparkFrame
+    from pyspark.sql import SparkSession
+
+REASON_STRUCT = "struct<text:string,feature:string,effect:string,contribution:double>"
+SCORE_TYPES: dict[str, str] = {
+    "account_id": "string",
+    "as_of": "string",
+    "expansion_probability": "double",
+    "churn_probability": "double",
+    "readiness_score": "double",
+    "readiness_band": "string",
+    "health": "string",
+    "reasons": "array<string>",
+    "reason_details": f"array<{REASON_STRUCT}>",
+    "recommended_play": "string",
+    "recommended_play_text": "string",
+    "whitespace_usd": "double",
+    "expected_expansion_usd": "double",
+    "baseline_score": "double",
+    "baseline_band": "string",
+    "baseline_health": "string",
+    "baseline_risk": "double",
+    "expansion_model_version": "string",
+    "churn_model_version": "string",
+    "model_available": "boolean",
+}
+
+
+def score_schema() -> str:
+    """The Spark DDL schema of scorer output, one field per :data:`serving.scoring.SCORE_COLUMNS`."""
+    missing = [c for c in SCORE_COLUMNS if c not in SCORE_TYPES]
+    if missing:
+        raise ValueError(f"spark score schema: no Spark type for scorer field(s) {', '.join(missing)}")
+    return ", ".join(f"{name} {SCORE_TYPES[name]}" for name in SCORE_COLUMNS)
+
+
+def _spark_ready(scores: pd.DataFrame) -> pd.DataFrame:
+    """Scorer output in the types Arrow needs for :func:`score_schema`."""
+    out = scores[list(SCORE_COLUMNS)].copy()
+    for name, kind in SCORE_TYPES.items():
+        if kind == "double":
+            out[name] = pd.to_numeric(out[name], errors="coerce").astype("float64")
+        elif kind == "string":
+            out[name] = out[name].astype(object).where(out[name].notna(), None)
+    out["model_available"] = out["model_available"].astype(bool)
+    return out
+
+
+def reference_scorer(features: SparkFrame, scorer: Scorer) -> Scorer:
+    """``scorer`` referenced against every row of ``features``, by ``Scorer.with_reference`` itself.
+
+    Only the columns the models read come to the driver (about 0.5 kB per account), so
+    the reference is exactly the in-process one whatever the scorer measures in it.
+    """
+    models = [m for m in (scorer.expansion, scorer.churn) if m is not None]
+    wanted = dict.fromkeys(["account_id", "as_of", *(f for m in models for f in m.feature_names)])
+    columns = [c for c in wanted if c in features.columns]
+    return scorer.with_reference(features.select(*columns).toPandas())
+
+
+def score_frame(features: SparkFrame, scorer: Scorer, session: SparkSession) -> SparkFrame:
+    """Lazily score every row of ``features`` with ``scorer`` (already referenced); ``as_of`` becomes a date."""
+    from pyspark.sql import functions as F
+
+    shared = session.sparkContext.broadcast(scorer)
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield _spark_ready(shared.value.score(batch, with_reasons=True))
+
+    scored = features.mapInPandas(score, score_schema())
+    return scored.withColumn("as_of", F.to_date("as_of"))
+
+
+def snapshot(features: SparkFrame, as_of: dt.date) -> SparkFrame:
+    """The rows of one snapshot of a feature frame (``as_of`` a date or timestamp column)."""
+    from pyspark.sql import functions as F
+
+    if "as_of" not in features.columns or "account_id" not in features.columns:
+        raise ValueError("feature frame: columns account_id and as_of are required to score")
+    return features.filter(F.to_date("as_of") == F.lit(as_of))
+
+
+def _plain(value: Any) -> Any:
+    """Spark Rows (reason details) as dicts, lists as lists, so that sinks see what the Scorer returns."""
+    if hasattr(value, "asDict"):
+        return value.asDict(recursive=True)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def local_chunks(scores: SparkFrame, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[pd.DataFrame]:
+    """Scores streamed to the driver in pandas chunks of at most ``chunk_size`` rows (one partition at a time)."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    rows: list[dict[str, Any]] = []
+    for row in scores.toLocalIterator(prefetchPartitions=True):
+        rows.append({k: _plain(v) for k, v in row.asDict().items()})
+        if len(rows) == chunk_size:
+            yield _chunk(rows)
+            rows = []
+    if rows:
+        yield _chunk(rows)
+
+
+def _chunk(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=list(SCORE_COLUMNS))
+    frame["as_of"] = [None if d is None else d.isoformat() for d in frame["as_of"]]
+    return frame
+
+
+def score_snapshot_spark(
+    features: SparkFrame,
+    scorer: Scorer,
+    session: SparkSession,
+    as_of: dt.date,
+    scored_at: dt.datetime,
+    *,
+    sink: Sink | None = None,
+    parquet_path: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_chunk: ProgressCallback | None = None,
+) -> BatchSummary | None:
+    """Score the ``as_of`` snapshot of ``features`` in Spark into Parquet and/or a CRM sink.
+
+    Scores are persisted once so that the Parquet files and the sink get the same rows
+    without scoring twice. Returns the sink's run summary (None without a sink).
+    """
+    from pyspark import StorageLevel
+
+    from features.engines import write_partitioned
+
+    if sink is None and parquet_path is None:
+        raise ValueError("spark scoring: give a sink, a Parquet path, or both")
+    rows = snapshot(features, as_of)
+    scores = score_frame(rows, reference_scorer(rows, scorer), session).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        if parquet_path is not None:
+            write_partitioned(scores, parquet_path)
+        if sink is None:
+            return None
+        return write_scores(local_chunks(scores, chunk_size), sink, as_of, scored_at, on_chunk=on_chunk)
+    finally:
+        scores.unpersist()
+
+
+def score_on_spark(
+    settings: Any,
+    data: str | None,
+    features_path: str | None,
+    scores_out: str | None,
+    sink: Sink,
+    as_of: dt.date,
+    scored_at: dt.datetime,
+    model_source: str = "auto",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> BatchSummary:
+    """The ``score --engine spark`` job: features (read from ``features_path`` or built from ``data``) -> scores -> sink."""
+    from features.engines import open_engine, spark_feature_frame, spark_session
+    from serving.scoring import load_scorer
+
+    session = spark_session(settings)
+    release = None
+    if features_path is not None:
+        features = session.read.parquet(features_path)
+    else:
+        engine = open_engine("spark", settings, data=data)
+        features, release = spark_feature_frame(engine, [as_of], settings)
+    try:
+        summary = score_snapshot_spark(
+            features, load_scorer(settings, model_source), session, as_of, scored_at,
+            sink=sink, parquet_path=scores_out, chunk_size=chunk_size,
+        )
+    finally:
+        if release is not None:
+            release()
+    assert summary is not None  # a sink was given
+    return summary

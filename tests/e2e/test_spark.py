@@ -1,0 +1,164 @@
+"""Spark local mode runs the same feature definitions and the same Scorer as DuckDB and the in-process job.
+
+One Spark session serves the whole module and is stopped afterwards. Floats are
+compared with a tolerance of 1e-6: Spark reads a float literal in SQL as a DECIMAL, so
+a day count divided by 30.4375 keeps ~7 significant digits there (a 5e-8 month
+difference), and timestamp differences in hours differ by well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import os
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import build_features, to_frame
+from features.config import Settings
+from features.io import open_data
+
+# make test installs it; in CI a missing engine is a failure, not a skip
+if os.environ.get("CI"):
+    import pyspark  # noqa: F401
+else:
+    pytest.importorskip("pyspark")
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+SNAPSHOTS = [dt.date(2025, 12, 31), dt.date(2026, 3, 31)]
+SCORED_AS_OF = dt.date(2026, 3, 31)
+SCORED_AT = dt.datetime(2026, 4, 1, 6, tzinfo=dt.UTC)
+TOLERANCE = {"check_exact": False, "rtol": 1e-6, "atol": 1e-6}
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return Settings(_env_file=None, spark_master="local[2]")
+
+
+@pytest.fixture(scope="module")
+def spark_engine(generated_company: Path, settings: Settings) -> Iterator[object]:
+    from features.engines import open_engine
+
+    engine = open_engine("spark", settings, data=generated_company)
+    yield engine
+    engine.backend._session.stop()  # noqa: SLF001 - the one session of this module
+
+
+@pytest.fixture(scope="module")
+def spark_features_path(spark_engine, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: ANN001
+    """The Spark feature frame of the snapshots, written as Parquet partitioned by as_of."""
+    from features.engines import spark_feature_frame, write_partitioned
+
+    out = tmp_path_factory.mktemp("spark") / "features"
+    frame, release = spark_feature_frame(spark_engine, SNAPSHOTS, settings)
+    try:
+        write_partitioned(frame, str(out))
+    finally:
+        release()
+    return out
+
+
+@pytest.fixture(scope="module")
+def duckdb_features(generated_company: Path, settings: Settings) -> pd.DataFrame:
+    source = open_data(generated_company)
+    try:
+        return build_features(source, SNAPSHOTS, settings)
+    finally:
+        source.close()
+
+
+def _read_features(path: Path, columns: list[str]) -> pd.DataFrame:
+    return to_frame(pd.read_parquet(path)[columns])
+
+
+def test_spark_feature_frame_equals_duckdb(spark_features_path: Path, duckdb_features: pd.DataFrame) -> None:
+    partitions = sorted(p.name for p in spark_features_path.iterdir() if p.is_dir())
+    assert partitions == [f"as_of={d.isoformat()}" for d in SNAPSHOTS]
+    spark = _read_features(spark_features_path, list(duckdb_features.columns))
+    # the partition value comes back as text (YYYY-MM-DD), parsed at second resolution
+    spark["as_of"] = spark["as_of"].astype(duckdb_features["as_of"].dtype)
+    assert len(spark) == len(duckdb_features) > 100
+    pd.testing.assert_frame_equal(spark, duckdb_features, **TOLERANCE)
+
+
+def test_missing_contract_column_is_named(tmp_path: Path, spark_engine, settings: Settings) -> None:  # noqa: ANN001
+    from features.engines import spark_feature_frame, spark_tables
+    from features.io import DataError
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for name in ("accounts", "subscriptions", "usage_daily"):
+        frame = pd.read_parquet(Path(spark_engine.location) / f"{name}.parquet")
+        if name == "usage_daily":
+            frame = frame.drop(columns=["active_users"])
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    broken = spark_tables(spark_engine.backend._session, data=str(folder))  # noqa: SLF001
+    with pytest.raises(DataError, match=r"usage_daily\.active_users"):
+        spark_feature_frame(broken, SNAPSHOTS, settings)
+
+
+@pytest.fixture(scope="module")
+def scorer(generated_company: Path, settings: Settings):  # noqa: ANN201
+    """A scorer with expansion and churn models trained on the company's earlier snapshots."""
+    from features.registry import categorical_features, feature_names
+    from features.spine import month_ends
+    from serving.scoring import Scorer, feature_specs
+    from training.models import fit_model
+
+    source = open_data(generated_company)
+    try:
+        frame = build_features(source, month_ends(dt.date(2025, 1, 1), dt.date(2025, 12, 31)), settings)
+    finally:
+        source.close()
+    labelled = frame[frame["expanded"].notna()]
+    cut = pd.Timestamp("2025-08-31")
+    train, valid = labelled[labelled["as_of"] < cut], labelled[labelled["as_of"] >= cut]
+    models = [
+        fit_model(name, train, valid, label, feature_names(), categorical_features(), num_boost_round=40)
+        for name, label in (("expansion", "expanded"), ("churn", "churned"))
+    ]
+    return Scorer(models[0], models[1], feature_specs())
+
+
+def test_spark_batch_scores_equal_in_process_scores(spark_engine, spark_features_path: Path, scorer, tmp_path: Path) -> None:  # noqa: ANN001
+    from serving.sinks import open_sink
+    from serving.spark_batch import score_snapshot_spark
+
+    session = spark_engine.backend._session  # noqa: SLF001
+    settings = Settings(_env_file=None)
+    sink = open_sink(f"sqlite:///{tmp_path / 'crm.db'}", settings)
+    out = tmp_path / "scores"
+    try:
+        summary = score_snapshot_spark(
+            session.read.parquet(str(spark_features_path)), scorer, session, SCORED_AS_OF, SCORED_AT,
+            sink=sink, parquet_path=str(out), chunk_size=97,
+        )
+        crm = sink.read_table("current")
+    finally:
+        sink.close()
+
+    features = pd.read_parquet(spark_features_path)
+    features = features[pd.to_datetime(features["as_of"]) == pd.Timestamp(SCORED_AS_OF)].reset_index(drop=True)
+    expected = scorer.with_reference(features).score(features).sort_values("account_id", ignore_index=True)
+    got = pd.read_parquet(out).sort_values("account_id", ignore_index=True)
+
+    assert (out / f"as_of={SCORED_AS_OF.isoformat()}").is_dir()
+    assert got["account_id"].tolist() == expected["account_id"].tolist()
+    for column in ("expansion_probability", "churn_probability", "readiness_score", "baseline_score",
+                   "whitespace_usd", "expected_expansion_usd"):
+        np.testing.assert_allclose(got[column].to_numpy(float), expected[column].to_numpy(float), rtol=1e-9, atol=1e-12,
+                                   err_msg=column)
+    for column in ("readiness_band", "health", "recommended_play", "baseline_band", "baseline_health"):
+        assert got[column].astype(object).tolist() == expected[column].astype(object).tolist(), column
+    assert [list(r) for r in got["reasons"]] == [list(r) for r in expected["reasons"]]
+    assert expected["reasons"].map(len).gt(0).all()
+
+    assert summary is not None and summary.accounts == len(expected)
+    crm = crm.sort_values("account_id", ignore_index=True)
+    assert crm["account_id"].tolist() == expected["account_id"].tolist()
+    np.testing.assert_allclose(crm["readiness_score"].to_numpy(float), expected["readiness_score"].to_numpy(float))
+    assert crm["reason_1"].tolist() == [r[0] for r in expected["reasons"]]
