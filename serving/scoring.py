@@ -1,8 +1,11 @@
 """The one scorer: models + rule-based baseline + reasons + whitespace in currency.
 
 The HTTP service and the batch job both call :meth:`Scorer.score`. It is vectorised over
-a feature frame (one row per account); LightGBM contributions, ~80x the cost of a
-predict, are computed only for the rows whose reasons are returned.
+a feature frame (one row per account), reasons included: contributions are ranked with
+numpy (:func:`serving.reasons.explain_rows`) and only the shown reasons are worded.
+LightGBM contributions, ~80x the cost of a predict, are computed only for the rows whose
+reasons are returned, and per model only for the accounts it explains
+(:func:`reason_effects`: green accounts by expansion drivers, red by risk drivers).
 
 How the model's numbers become the CSM's scales (see docs/service.md):
 
@@ -31,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.reasons import CHURN_RISK, EXPANSION, PLAYS, ReasonItem, explain, recommend_play, rule_reasons
+from serving.reasons import CHURN_RISK, EXPANSION, PLAYS, ReasonItem, explain_rows, recommend_play, rule_reasons
 
 RED_FROM_BASE_RATE_MULTIPLE = 2.0
 READINESS_METHOD = "percentile of calibrated expansion probability in the newest snapshot (0-100)"
@@ -45,14 +48,21 @@ SCORE_COLUMNS = (
 
 @dataclass
 class Scorer:
-    """Scores feature frames with the champion models (when present) and the rule-based baseline."""
+    """Scores feature frames with the champion models (when present) and the rule-based baseline.
+
+    ``contribution_threads`` is the LightGBM thread count for contributions (the costly
+    part of reasons): 1 inside the service and tests, where other work shares the cores;
+    a batch job alone on the machine may use every core.
+    """
 
     expansion: Any | None = None
     churn: Any | None = None
     specs: Mapping[str, Any] = field(default_factory=dict)
     top_reasons: int = 5
+    contribution_threads: int = 1
     reference_expansion_: np.ndarray | None = None
     reference_churn_mean_: float | None = None
+    reference_typical_: dict[str, float] = field(default_factory=dict)
 
     @property
     def model_available(self) -> bool:
@@ -69,7 +79,21 @@ class Scorer:
         exp_p, churn_p = self._probabilities(frame)
         ref_exp = np.sort(exp_p[~np.isnan(exp_p)]) if self.expansion is not None else None
         ref_churn = float(np.nanmean(churn_p)) if self.churn is not None and np.isfinite(churn_p).any() else None
-        return replace(self, reference_expansion_=ref_exp, reference_churn_mean_=ref_churn)
+        return replace(self, reference_expansion_=ref_exp, reference_churn_mean_=ref_churn,
+                       reference_typical_=self._typical(frame))
+
+    def _typical(self, frame: pd.DataFrame) -> dict[str, float]:
+        """Median of each numeric model feature in ``frame``: what "high" and "low" mean in this book."""
+        categorical = {c for m in self._models().values() for c in m.categorical_features}
+        names = [f for m in self._models().values() for f in m.feature_names if f in frame.columns and f not in categorical]
+        if not names:
+            return {}
+        numeric = frame[list(dict.fromkeys(names))].apply(pd.to_numeric, errors="coerce")
+        return {f: float(v) for f, v in numeric.median().items() if pd.notna(v)}
+
+    def _models(self) -> dict[str, Any]:
+        """The loaded models by the effect their positive contributions push towards."""
+        return {e: m for e, m in ((EXPANSION, self.expansion), (CHURN_RISK, self.churn)) if m is not None}
 
     def _probabilities(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         nan = np.full(len(frame), np.nan)
@@ -137,26 +161,34 @@ class Scorer:
         plays: list[str | None] = [None] * n
         rows = np.flatnonzero(mask)
         if len(rows):
-            sub = frame.iloc[rows]
-            contribs = {
-                effect: model.contributions(_with_columns(sub, model))
-                for effect, model in ((EXPANSION, self.expansion), (CHURN_RISK, self.churn))
-                if model is not None
-            }
-            records = sub.to_dict("records")
-            for k, i in enumerate(rows):
-                items = self._explain_row(records[k], {e: c.iloc[k] for e, c in contribs.items()})
+            health, band = out["health"].to_numpy(), out["readiness_band"].to_numpy()
+            explained = self._explain(frame.iloc[rows], health[rows])
+            for i, items in zip(rows, explained, strict=True):
                 reasons[i] = [r.text for r in items]
                 details[i] = [r.as_dict() for r in items]
-                plays[i] = recommend_play(items, out.at[i, "health"], out.at[i, "readiness_band"])
+                plays[i] = recommend_play(items, health[i], band[i])
         out["reasons"], out["reason_details"], out["recommended_play"] = reasons, details, plays
         out["recommended_play_text"] = [PLAYS.get(p) if p else None for p in plays]
         return out
 
-    def _explain_row(self, row: dict[str, Any], contribs: dict[str, pd.Series]) -> list[ReasonItem]:
-        if not contribs:
-            return rule_reasons(row, self.specs, self.top_reasons)
-        return explain(row, {e: c.to_dict() for e, c in contribs.items()}, self.specs, self.top_reasons)
+    def _explain(self, sub: pd.DataFrame, health: np.ndarray) -> list[list[ReasonItem]]:
+        """Reasons per row: ranked model contributions, or the fixed rules when no model is loaded."""
+        models = self._models()
+        if not models:
+            return [rule_reasons(r, self.specs, self.top_reasons) for r in sub.to_dict("records")]
+        relevant = reason_effects(health, tuple(models))
+        contribs = {e: (m.feature_names, self._contributions(m, sub, relevant[e])) for e, m in models.items()}
+        categorical = {c for m in models.values() for c in m.categorical_features}
+        values = {f: _column_values(sub[f], f in categorical)
+                  for f in dict.fromkeys(f for m in models.values() for f in m.feature_names) if f in sub.columns}
+        return explain_rows(values, contribs, self.specs, self.top_reasons, self.reference_typical_)
+
+    def _contributions(self, model: Any, sub: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        """The model's contributions for the ``rows`` mask of ``sub``; zero (no driver) elsewhere."""
+        out = np.zeros((len(sub), len(model.feature_names)))
+        if rows.any():
+            out[rows] = _contributions(model, _with_columns(sub[rows], model), self.contribution_threads)
+        return out
 
     def score_records(self, records: Sequence[Mapping[str, Any]], with_reasons: bool = True) -> list[dict[str, Any]]:
         """Score feature dicts (one per account, with ``account_id``); returns one plain dict per record."""
@@ -172,6 +204,38 @@ def _with_columns(frame: pd.DataFrame, model: Any) -> pd.DataFrame:
     return pd.concat([frame, pd.DataFrame(np.nan, index=frame.index, columns=missing)], axis=1)
 
 
+def reason_effects(health: np.ndarray, effects: Sequence[str] = (EXPANSION, CHURN_RISK)) -> dict[str, np.ndarray]:
+    """Per effect, the rows whose reasons draw on it: reasons explain the account's standing.
+
+    A green account (churn risk below the base rate) is explained by its expansion
+    drivers, a red one by its risk drivers, a yellow one by both; with one model loaded,
+    that model explains every row. Contributions cost ~80x a predict, so each model's are
+    computed only for the rows it explains.
+    """
+    health = np.asarray(health, dtype=object)
+    everywhere = np.ones(len(health), dtype=bool)
+    if len(effects) < 2:
+        return {e: everywhere for e in effects}
+    return {EXPANSION: health != "red", CHURN_RISK: health != "green"}
+
+
+def _contributions(model: Any, frame: pd.DataFrame, threads: int) -> np.ndarray:
+    """Per-feature contributions (rows x model.feature_names) as a float matrix."""
+    booster = getattr(model, "booster", None)
+    if threads > 1 and booster is not None:
+        # TrainedModel.contributions pins one thread, right for the service; a batch job alone
+        # on the machine asks the same booster for the same numbers on more threads
+        return booster.predict(model.matrix(frame), pred_contrib=True, num_threads=threads)[:, :-1]
+    return np.asarray(model.contributions(frame), dtype=float)
+
+
+def _column_values(column: pd.Series, categorical: bool) -> np.ndarray:
+    """A feature column as numpy: objects (None for unknown) for categoricals, floats (NaN) otherwise."""
+    if categorical or not (pd.api.types.is_numeric_dtype(column) or column.dtype == object):
+        return column.astype(object).where(column.notna(), None).to_numpy(dtype=object)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
 def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
     if column not in frame.columns:
         return np.full(len(frame), np.nan)
@@ -179,8 +243,8 @@ def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _iso_dates(values: pd.Series) -> list[str | None]:
-    dates = pd.to_datetime(values, errors="coerce")
-    return [None if pd.isna(d) else d.date().isoformat() for d in dates]
+    dates = pd.Series(pd.to_datetime(values, errors="coerce"))
+    return dates.dt.strftime("%Y-%m-%d").astype(object).where(dates.notna(), None).tolist()
 
 
 def feature_specs() -> dict[str, Any]:
@@ -246,6 +310,11 @@ def load_models(settings: Any, source: str = "auto") -> tuple[Any | None, Any | 
 
 
 def load_scorer(settings: Any, source: str = "auto") -> Scorer:
-    """A scorer with the deployed (or registered) champions; baseline only when there are none."""
+    """A batch scorer with the deployed (or registered) champions; baseline only when there are none.
+
+    Contributions use ``settings.lgbm_threads`` threads (``EXPANSION_LGBM_THREADS``): raise
+    it for a batch job that has the machine to itself.
+    """
     expansion, churn, _ = load_models(settings, source)
-    return Scorer(expansion, churn, feature_specs())
+    threads = int(getattr(settings, "lgbm_threads", 1) or 1)
+    return Scorer(expansion, churn, feature_specs(), contribution_threads=threads)

@@ -10,6 +10,8 @@ changes or on ``POST /refresh``.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import hmac
 import json
 import logging
@@ -133,6 +135,7 @@ class ExpansionScoring:
         ApiKeyMiddleware.model_available = self.scorer.model_available
         self.snapshot_file = snapshot_path(self.settings)
         self.snapshot: ScoredSnapshot = load_snapshot(self.snapshot_file, self.scorer)
+        _settle()
         self._checked_at = time.monotonic()
         log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.snapshot))
 
@@ -146,6 +149,7 @@ class ExpansionScoring:
             self._checked_at = now
             if changed(self.snapshot, self.snapshot_file):
                 self.snapshot = load_snapshot(self.snapshot_file, self.scorer)
+                _settle()
         return self.snapshot
 
     def _error(self, exc: RequestError) -> JSONResponse:
@@ -226,12 +230,26 @@ class ExpansionScoring:
         reloaded = changed(self.snapshot, self.snapshot_file)
         if reloaded:
             self.snapshot = load_snapshot(self.snapshot_file, self.scorer)
+            _settle()
         self._checked_at = time.monotonic()
         return RefreshResponse(model_available=self.scorer.model_available, reloaded=reloaded,
                                snapshot_as_of=self.snapshot.as_of, snapshot_accounts=len(self.snapshot))
 
 
 ExpansionScoring.add_asgi_middleware(ApiKeyMiddleware)
+
+
+def _settle() -> None:
+    """Exempt everything loaded so far (libraries, models, the scored snapshot) from garbage collection.
+
+    Full collections otherwise walk those ~200k long-lived objects every few large
+    requests, a 100-250 ms pause that was the whole p99 of scoring 1,000 accounts by id.
+    Unfrozen again at exit, so that shutdown still frees them.
+    """
+    gc.collect()
+    gc.freeze()
+    atexit.unregister(gc.unfreeze)
+    atexit.register(gc.unfreeze)
 
 
 def _allowed_features(scorer: Scorer) -> tuple[set[str], set[str]]:

@@ -8,58 +8,14 @@ import pytest
 
 from serving.scoring import SCORE_COLUMNS, Scorer, feature_specs
 
-FEATURES = ["events_trend_30d_pct", "quota_utilization_30d_pct", "feature_breadth_pct", "payment_failures_90d",
-            "urgent_tickets_30d", "days_since_exec_touch", "nps_latest", "whitespace_usd", "segment"]
-
-
-def make_frame(accounts: int = 300, months: int = 12, seed: int = 3) -> pd.DataFrame:
-    """Month-end snapshots whose labels follow usage trend, quota use, payment failures and tickets."""
-    rng = np.random.default_rng(seed)
-    n = accounts * months
-    frame = pd.DataFrame({
-        "account_id": np.tile([f"acc{i:04d}" for i in range(accounts)], months),
-        "as_of": np.repeat(pd.date_range("2024-01-31", periods=months, freq="ME"), accounts),
-        "csm_owner": np.tile([f"csm{i % 4}" for i in range(accounts)], months),
-        "segment": np.tile(rng.choice(["smb", "mid_market", "enterprise"], accounts), months),
-        "events_trend_30d_pct": rng.normal(0, 30, n),
-        "quota_utilization_30d_pct": rng.uniform(10, 110, n),
-        "feature_breadth_pct": rng.uniform(0, 100, n),
-        "payment_failures_90d": rng.poisson(0.3, n).astype(float),
-        "urgent_tickets_30d": rng.poisson(0.3, n).astype(float),
-        "days_since_exec_touch": rng.uniform(0, 400, n),
-        "nps_latest": rng.integers(0, 11, n).astype(float),
-        "whitespace_usd": rng.uniform(0, 50_000, n),
-    })
-    logit_exp = -2.0 + 0.04 * frame["events_trend_30d_pct"] + 0.04 * (frame["quota_utilization_30d_pct"] - 60)
-    logit_churn = -2.5 - 0.03 * frame["events_trend_30d_pct"] + 1.0 * frame["payment_failures_90d"] \
-        + 0.8 * frame["urgent_tickets_30d"]
-    frame["expanded"] = (rng.random(n) < 1 / (1 + np.exp(-logit_exp))).astype(float)
-    frame["churned"] = (rng.random(n) < 1 / (1 + np.exp(-logit_churn))).astype(float)
-    return frame
-
-
-def train_models(frame: pd.DataFrame) -> tuple[object, object]:
-    """Expansion and churn models fitted on the first two thirds of the snapshots, validated on the rest."""
-    from training.models import fit_model
-
-    cut = frame["as_of"].sort_values().unique()[len(frame["as_of"].unique()) * 2 // 3]
-    train, valid = frame[frame["as_of"] < cut], frame[frame["as_of"] >= cut]
-    models = []
-    for name, label in (("expansion", "expanded"), ("churn", "churned")):
-        model = fit_model(name, train, valid, label, FEATURES, ["segment"], num_boost_round=60,
-                          params={"min_data_in_leaf": 40})
-        model.version = "7" if name == "expansion" else "9"
-        models.append(model)
-    return models[0], models[1]
-
 
 @pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
+def frame(make_frame) -> pd.DataFrame:  # noqa: ANN001 - conftest fixture
     return make_frame()
 
 
 @pytest.fixture(scope="module")
-def models(frame: pd.DataFrame) -> tuple[object, object]:
+def models(frame: pd.DataFrame, train_models) -> tuple[object, object]:  # noqa: ANN001 - conftest fixture
     return train_models(frame)
 
 
@@ -102,7 +58,7 @@ def test_reasons_name_drivers_from_contributions_only_where_asked(models: tuple,
     assert out["reasons"].map(len).to_numpy().nonzero()[0].tolist() == [2, 7]
     assert out["recommended_play"].isna().sum() == 8
     details = out.at[2, "reason_details"]
-    assert all(d["contribution"] > 0 and d["feature"] in FEATURES for d in details)
+    assert all(d["contribution"] > 0 and d["feature"] in models[0].feature_names for d in details)
 
 
 def test_a_hot_account_gets_an_upgrade_play_and_a_failing_one_a_risk_play(models: tuple, latest: pd.DataFrame) -> None:
@@ -142,3 +98,55 @@ def test_supplied_records_with_missing_features_still_score(models: tuple) -> No
 def test_missing_account_id_is_a_clear_error(models: tuple) -> None:
     with pytest.raises(ValueError, match="account_id"):
         Scorer(*models).score(pd.DataFrame({"segment": ["smb"]}))
+
+
+def test_the_vectorised_reasons_are_the_per_record_reasons(models: tuple, latest: pd.DataFrame) -> None:
+    from serving.reasons import CHURN_RISK, EXPANSION, explain
+    from serving.scoring import reason_effects
+
+    scorer = Scorer(*models, feature_specs()).with_reference(latest)
+    out = scorer.score(latest.head(120))
+    relevant = reason_effects(out["health"].to_numpy())
+    for i, row in enumerate(latest.head(120).to_dict("records")):
+        one = latest.iloc[[i]]
+        contributions = {effect: model.contributions(one).iloc[0].to_dict()
+                         for effect, model in ((EXPANSION, models[0]), (CHURN_RISK, models[1])) if relevant[effect][i]}
+        expected = explain(row, contributions, scorer.specs, scorer.top_reasons, scorer.reference_typical_)
+        assert out.at[i, "reason_details"] == [r.as_dict() for r in expected], latest.at[i, "account_id"]
+        assert out.at[i, "reasons"] == [r.text for r in expected]
+
+
+def test_reasons_explain_the_accounts_standing_and_never_contradict_the_registry(models: tuple, latest: pd.DataFrame) -> None:
+    specs = feature_specs()
+    scorer = Scorer(*models, specs).with_reference(latest)
+    out = scorer.score(latest)
+    effects = out["reason_details"].map(lambda ds: {d["effect"] for d in ds})
+    assert not any("churn_risk" in e for e in effects[out["health"] == "green"])
+    assert not any("expansion" in e for e in effects[out["health"] == "red"])
+    assert (effects[out["health"] == "yellow"].map(len) == 2).any()
+    trend = latest["events_trend_30d_pct"]
+    for i, details in enumerate(out["reason_details"]):
+        for d in details:
+            if d["feature"] == "events_trend_30d_pct":  # a rise never reads as risk, a fall never as readiness
+                assert (trend[i] >= 5) if d["effect"] == "expansion" else (trend[i] <= -5)
+            if d["feature"] == "payment_failures_90d" and d["effect"] == "expansion":
+                assert latest.at[i, "payment_failures_90d"] <= scorer.reference_typical_["payment_failures_90d"]
+
+
+def test_more_contribution_threads_give_the_same_reasons(models: tuple, latest: pd.DataFrame) -> None:
+    from dataclasses import replace
+
+    scorer = Scorer(*models, feature_specs()).with_reference(latest)
+    one, two = scorer.score(latest.head(60)), replace(scorer, contribution_threads=2).score(latest.head(60))
+    assert one["reasons"].tolist() == two["reasons"].tolist()
+    details = [[d["contribution"] for d in ds] for ds in one["reason_details"]]
+    assert details == [[d["contribution"] for d in ds] for ds in two["reason_details"]]
+
+
+def test_a_record_with_no_known_feature_scores_with_no_reasons(models: tuple) -> None:
+    scorer = Scorer(*models, feature_specs())
+    records = scorer.score_records([{"account_id": "bare"}])  # no feature column at all, as a caller may send
+    assert records[0]["account_id"] == "bare" and records[0]["reasons"] == []
+    assert records[0]["recommended_play"] is not None
+    mixed = scorer.score_records([{"account_id": "bare"}, {"account_id": "x", "quota_utilization_30d_pct": 105.0}])
+    assert mixed[0]["reasons"] == [] and mixed[1]["expansion_probability"] > mixed[0]["expansion_probability"]

@@ -13,8 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_scoring import make_frame, train_models
-
 KEY = "server-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 pytestmark = pytest.mark.slow
@@ -30,7 +28,7 @@ def _deploy(bentoml_home: Path, frame_path: Path) -> None:
     """Put models into a fresh BentoML home the way `expansion deploy` does (a separate process owns that home)."""
     code = (
         "import pandas as pd, sys; sys.path.insert(0, 'tests/serving');"
-        "from test_scoring import train_models; from serving.scoring import save_to_store;"
+        "from conftest import train_models; from serving.scoring import save_to_store;"
         f"[save_to_store(m) for m in train_models(pd.read_parquet({str(frame_path)!r}))]"
     )
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home)}
@@ -38,7 +36,7 @@ def _deploy(bentoml_home: Path, frame_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory, make_frame) -> Iterator[str]:  # noqa: ANN001
     home = tmp_path_factory.mktemp("server")
     frame = make_frame()
     frame.to_parquet(home / "labelled.parquet")

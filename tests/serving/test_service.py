@@ -9,14 +9,12 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from test_scoring import make_frame, train_models
-
 KEY = "s3cret-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
-def snapshot_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+def snapshot_file(tmp_path_factory: pytest.TempPathFactory, make_frame) -> tuple[Path, pd.DataFrame]:  # noqa: ANN001
     frame = make_frame()
     path = tmp_path_factory.mktemp("snap") / "snapshot.parquet"
     frame.drop(columns=["expanded", "churned"]).to_parquet(path)
@@ -24,7 +22,7 @@ def snapshot_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.Da
 
 
 @pytest.fixture(scope="module")
-def model_store(tmp_path_factory: pytest.TempPathFactory, snapshot_file: tuple) -> Iterator[Path]:
+def model_store(tmp_path_factory: pytest.TempPathFactory, snapshot_file: tuple, train_models) -> Iterator[Path]:  # noqa: ANN001
     """A private BentoML model store holding the two models, as `expansion deploy` leaves it."""
     from bentoml._internal.configuration.containers import BentoMLContainer
     from bentoml._internal.models import ModelStore
@@ -175,7 +173,7 @@ def test_without_models_the_baseline_is_served_and_said_so(baseline_client: Test
     assert bad.status_code == 404 and bad.json()["model_available"] is False
 
 
-def test_snapshot_refresh_without_restart(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_snapshot_refresh_without_restart(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_frame) -> None:  # noqa: ANN001
     path = tmp_path / "snapshot.parquet"
     frame = make_frame(accounts=20, months=2).drop(columns=["expanded", "churned"])
     frame.to_parquet(path)
