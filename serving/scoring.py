@@ -18,8 +18,11 @@ How the model's numbers become the CSM's scales (see docs/service.md):
 * ``health`` compares the calibrated churn probability with the reference mean (the
   base rate): ``red`` from twice the base rate, ``yellow`` from the base rate, else
   ``green``.
-* ``expected_expansion_usd`` = expansion probability x ``whitespace_usd`` (whitespace is
-  already capped by what similar accounts reached, so it is the expected deal size).
+* ``expected_expansion_usd`` = expansion probability x expected deal size, where the deal
+  size is the smaller of ``whitespace_usd`` (what the account could still buy) and ARR x
+  the typical annual expansion / ARR ratio the model learned from expanded accounts of the
+  same segment in its training window (what one expansion actually adds). Without that
+  ratio (baseline only, or an older model) the whitespace stands in.
 
 Without a model the baseline's readiness and health stand in, probabilities are null and
 reasons come from fixed rules; ``model_available`` says which.
@@ -131,7 +134,7 @@ class Scorer:
         out["health"] = self._health(churn_p) if self.churn is not None else out["baseline_health"]
         whitespace = _numeric(frame, "whitespace_usd")
         out["whitespace_usd"] = whitespace
-        out["expected_expansion_usd"] = exp_p * whitespace
+        out["expected_expansion_usd"] = exp_p * self._deal_size(frame, whitespace)
         versions = self.model_versions
         out["expansion_model_version"], out["churn_model_version"] = versions["expansion"], versions["churn"]
         out["model_available"] = self.model_available
@@ -153,6 +156,18 @@ class Scorer:
         if base is None:
             base = float(np.nanmean(churn_p)) if np.isfinite(churn_p).any() else 0.0
         return np.select([churn_p >= RED_FROM_BASE_RATE_MULTIPLE * base, churn_p >= base], ["red", "yellow"], "green")
+
+    def _deal_size(self, frame: pd.DataFrame, whitespace: np.ndarray) -> np.ndarray:
+        """Expected annual value of one expansion: whitespace, capped by the learned typical size."""
+        ratios = getattr(self.expansion, "expansion_size_ratio", None) or {}
+        if "*" not in ratios or "arr" not in frame.columns:
+            return whitespace
+        if "segment" in frame.columns:
+            ratio = frame["segment"].astype("string").map(ratios).astype("float64").fillna(ratios["*"]).to_numpy()
+        else:
+            ratio = np.full(len(frame), ratios["*"])
+        typical = _numeric(frame, "arr") * ratio
+        return np.where(np.isnan(whitespace), typical, np.fmin(whitespace, typical))
 
     def _add_reasons(self, frame: pd.DataFrame, out: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
         n = len(frame)
@@ -221,12 +236,7 @@ def reason_effects(health: np.ndarray, effects: Sequence[str] = (EXPANSION, CHUR
 
 def _contributions(model: Any, frame: pd.DataFrame, threads: int) -> np.ndarray:
     """Per-feature contributions (rows x model.feature_names) as a float matrix."""
-    booster = getattr(model, "booster", None)
-    if threads > 1 and booster is not None:
-        # TrainedModel.contributions pins one thread, right for the service; a batch job alone
-        # on the machine asks the same booster for the same numbers on more threads
-        return booster.predict(model.matrix(frame), pred_contrib=True, num_threads=threads)[:, :-1]
-    return np.asarray(model.contributions(frame), dtype=float)
+    return np.asarray(model.contributions(frame, threads=threads), dtype=float)
 
 
 def _column_values(column: pd.Series, categorical: bool) -> np.ndarray:

@@ -108,9 +108,13 @@ class TrainedModel:
         """Calibrated probability of the positive class, one value per row."""
         return self.calibrator(self.predict_raw(frame))
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """LightGBM ``pred_contrib`` per feature in raw-score units (the bias column is dropped)."""
-        contrib = self.booster.predict(self.matrix(frame), pred_contrib=True, num_threads=1)
+    def contributions(self, frame: pd.DataFrame, threads: int = 1) -> pd.DataFrame:
+        """LightGBM ``pred_contrib`` per feature in raw-score units (the bias column is dropped).
+
+        One thread suits a shared process such as the service; a batch job alone on the
+        machine may pass more.
+        """
+        contrib = self.booster.predict(self.matrix(frame), pred_contrib=True, num_threads=threads)
         return pd.DataFrame(contrib[:, :-1], columns=self.feature_names, index=frame.index)
 
     def importance(self) -> pd.DataFrame:

@@ -150,3 +150,20 @@ def test_a_record_with_no_known_feature_scores_with_no_reasons(models: tuple) ->
     assert records[0]["recommended_play"] is not None
     mixed = scorer.score_records([{"account_id": "bare"}, {"account_id": "x", "quota_utilization_30d_pct": 105.0}])
     assert mixed[0]["reasons"] == [] and mixed[1]["expansion_probability"] > mixed[0]["expansion_probability"]
+
+
+def test_expected_expansion_is_priced_at_the_learned_deal_size_capped_by_whitespace(models: tuple, latest: pd.DataFrame) -> None:
+    from dataclasses import replace
+
+    expansion, churn = models
+    sized = replace(expansion, expansion_size_ratio={"*": 0.1, "smb": 0.3})
+    rows = latest.head(60).copy()
+    rows["arr"] = 12_000.0
+    rows["segment"] = ["smb", "enterprise", None] * 20
+    rows["whitespace_usd"] = [2_000.0, 50_000.0, np.nan] * 20
+    out = Scorer(sized, churn, feature_specs()).with_reference(latest).score(rows, with_reasons=False)
+    # smb: min(2,000, 12,000 x 0.3); other segment and unknown segment: overall ratio 0.1
+    deal = np.array([min(2_000.0, 3_600.0), min(50_000.0, 1_200.0), 1_200.0] * 20)
+    assert np.allclose(out["expected_expansion_usd"], out["expansion_probability"] * deal)
+    unsized = Scorer(expansion, churn, feature_specs()).with_reference(latest).score(rows, with_reasons=False)
+    assert np.allclose(unsized["expected_expansion_usd"].fillna(-1), (unsized["expansion_probability"] * rows["whitespace_usd"]).fillna(-1))
