@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.reasons import CHURN_RISK, EXPANSION, PLAYS, ReasonItem, explain_rows, recommend_play, rule_reasons
+from serving.plays import PLAYS, recommend_play
+from serving.reasons import CHURN_RISK, EXPANSION, ReasonItem, explain_rows, rule_reasons
 
 RED_FROM_BASE_RATE_MULTIPLE = 2.0
 READINESS_METHOD = "percentile of calibrated expansion probability in the newest snapshot (0-100)"

@@ -1,4 +1,4 @@
-"""Reasons and plays on hand-built feature rows and contributions."""
+"""Reasons on hand-built feature rows and contributions."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ import numpy as np
 from serving.reasons import (
     CHURN_RISK,
     EXPANSION,
-    PLAYS,
     ReasonItem,
     explain,
     explain_rows,
     reason_text,
-    recommend_play,
     rule_reasons,
     supports,
 )
@@ -53,17 +51,6 @@ def test_explain_keeps_positive_drivers_strongest_first_and_skips_unknowns() -> 
     assert [r.effect for r in reasons] == [EXPANSION, CHURN_RISK, EXPANSION]
     assert reasons[1].text == "2 urgent tickets in 30 days"
     assert len(explain(row, contributions, top_k=2)) == 2
-
-
-def test_plays_follow_the_strongest_driver_and_red_health_goes_to_risk_first() -> None:
-    near_limit = ReasonItem("Usage at 86 % of plan limit (30 days)", "quota_utilization_30d_pct", EXPANSION, 0.9)
-    lost_sponsor = ReasonItem("200 days since the last executive contact", "days_since_exec_touch", CHURN_RISK, 0.4)
-    assert recommend_play([near_limit, lost_sponsor], "green", "outreach") == "upgrade_conversation"
-    assert recommend_play([near_limit, lost_sponsor], "red", "outreach") == "executive_check_in"
-    assert recommend_play([near_limit], "red", "outreach") == "success_plan_review"
-    assert recommend_play([], "green", "adoption") == "adoption_drive"
-    assert recommend_play([], "yellow", "nurture") == "nurture_value_content"
-    assert all(p in PLAYS for p in ("upgrade_conversation", "executive_check_in", "success_plan_review"))
 
 
 def test_rule_reasons_fire_on_thresholds_only() -> None:
