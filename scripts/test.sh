@@ -52,4 +52,5 @@ if [ -z "${EXPANSION_TEST_POSTGRES_URL:-}" ]; then
   fi
 fi
 
-"$BIN/python" -m pytest "$@"
+# the slowest tests are listed so a creeping suite shows in the CI log
+"$BIN/python" -m pytest --durations=15 "$@"
