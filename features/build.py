@@ -168,7 +168,9 @@ def _build_batch(
 
     try:
         expr = feature_table(tables, dates, settings, data_end, materialize=materialize)
-        return to_frame(backend.execute(expr))
+        # Through Arrow: ``Backend.execute`` spent ~1 s on per-column conversion of a 142k x 66
+        # frame that ``to_frame`` normalises anyway; ``to_pyarrow`` then pandas took ~0.1 s.
+        return to_frame(backend.to_pyarrow(expr).to_pandas())
     finally:
         for name in created:
             source.con.execute(f'DROP TABLE IF EXISTS "{name}"')

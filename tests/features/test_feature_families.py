@@ -51,6 +51,17 @@ def test_days_over_quota_alert_count_days_at_the_alert_pace(tiny_company):
     assert frame.loc["A3", "days_over_quota_alert_30d"] == 0.0  # 10 a day on 1,000 is far below
 
 
+def test_days_over_quota_alert_use_the_quota_in_force_at_each_snapshot(tiny_company):
+    def lower_later_quota(t):
+        subs = t["subscriptions"]
+        subs.loc[(subs.account_id == "A1") & (subs.valid_from == dt.date(2025, 5, 10)), "usage_limit"] = 900.0
+    frame = _row_frame(tiny_company(lower_later_quota), dates=(AS_OF, dt.date(2025, 5, 31))).reset_index()
+    a1 = frame[frame.account_id == "A1"].set_index("as_of")
+    # 25 a day: under the 80 % pace of 1,000 (26.7 a day) in March, over that of 900 (24) on all 30 days to May 31.
+    assert a1.loc[pd.Timestamp(AS_OF), "days_over_quota_alert_30d"] == 0.0
+    assert a1.loc[pd.Timestamp(2025, 5, 31), "days_over_quota_alert_30d"] == 30.0
+
+
 def test_trends_and_slope_follow_growing_usage(tiny_company):
     def grow(t):
         u = t["usage_daily"]
