@@ -84,7 +84,7 @@ def _test_data():  # noqa: ANN202 - (make_frame, train_models)
 def main() -> None:
     make_frame, train_models = _test_data()
 
-    from serving.scoring import Scorer, save_to_store
+    from serving.scoring import Scorer
 
     home = Path(tempfile.mkdtemp(prefix="bench_service_"))
     frame = make_frame(accounts=5000, months=12)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ibis
 from ibis.expr.types import Table
 
-from features.spine import SECONDS_PER_DAY, day_number
+from features.spine import day_number
 from features.usage import in_window
 
 LOOKBACK_DAYS = 365

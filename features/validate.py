@@ -164,7 +164,7 @@ def _overlapping_subscriptions(source: DataSource, report: Report) -> None:
 
 
 def _orphans(source: DataSource, table: Table, report: Report) -> None:
-    where = f"account_id NOT IN (SELECT account_id FROM accounts WHERE account_id IS NOT NULL)"
+    where = "account_id NOT IN (SELECT account_id FROM accounts WHERE account_id IS NOT NULL)"
     n, examples = _bad_rows(source, table.name, where, ["account_id"])
     if n:
         report.violations.append(Violation(table.name, "account_id", "must exist in accounts", n, examples))
