@@ -59,20 +59,24 @@ def _top_accounts(crm_db: Path, limit: int) -> str | None:
     query = sa.text(
         "SELECT account_id, readiness_score, readiness_band, churn_probability, health, "
         "expected_expansion_usd, recommended_play, reason_1 FROM account_scores "
-        "ORDER BY expected_expansion_usd DESC NULLS LAST LIMIT :limit"
+        "ORDER BY expected_expansion_usd DESC NULLS LAST, readiness_score DESC LIMIT :limit"
     )
     with engine.connect() as conn:
         rows = conn.execute(query, {"limit": limit}).mappings().all()
     engine.dispose()
-    table = Table(title=f"This week's top {limit} accounts to call (by expected expansion value)")
+    # Without an expansion champion there is no expected value: the baseline readiness ranks instead.
+    by_value = any(r["expected_expansion_usd"] is not None for r in rows)
+    order = "expected expansion value" if by_value else "baseline readiness: no expansion champion"
+    table = Table(title=f"This week's top {limit} accounts to call (by {order})")
     for col, justify in (("account", "left"), ("readiness", "right"), ("churn risk", "right"),
                          ("expected exp. $", "right"), ("play", "left"), ("top reason", "left")):
         table.add_column(col, justify=justify, overflow="fold")
     for r in rows:
+        churn = "-" if r["churn_probability"] is None else f"{100 * r['churn_probability']:.0f} %"
+        value = "-" if r["expected_expansion_usd"] is None else f"{r['expected_expansion_usd']:,.0f}"
         table.add_row(
             str(r["account_id"]), f"{r['readiness_score']:.0f} {r['readiness_band']}",
-            f"{100 * r['churn_probability']:.0f} % {r['health']}", f"{r['expected_expansion_usd']:,.0f}",
-            str(r["recommended_play"] or "-"), str(r["reason_1"] or "-"),
+            f"{churn} {r['health']}", value, str(r["recommended_play"] or "-"), str(r["reason_1"] or "-"),
         )
     console.print(table)
     return str(rows[0]["account_id"]) if rows else None
