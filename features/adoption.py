@@ -11,10 +11,12 @@ from __future__ import annotations
 import ibis
 from ibis.expr.types import Table
 
+from features.portable import ensure_bit_or
 from features.spine import day_number
 from features.usage import in_window
 
 ADOPTION_WINDOW_DAYS = 30
+MASK_BITS = 62  # bits per mask word: keeps every mask non-negative in a signed 64-bit integer
 
 
 def feature_use_30d(usage: Table, snap_days: Table) -> Table:
@@ -76,28 +78,81 @@ def adoption_features(
     return t.select("account_id", "as_of_day", **cols)
 
 
+def catalog_key_bits(plan_features: Table) -> Table:
+    """Each catalog feature key numbered into (``word``, ``bit``): ``feature_key, word, bit``.
+
+    Keys become bits of 62-bit masks (one row per word, so any catalog size fits), and
+    sets of keys per account and snapshot become a few integers: breadth and gated use
+    are then bitwise operations on one row per account, snapshot and word instead of
+    joins of every used key to every unlocked key.
+    """
+    keys = plan_features.select("feature_key").distinct()
+    numbered = keys.mutate(kid=ibis.row_number().over(order_by=keys.feature_key).cast("int64"))
+    return numbered.select("feature_key", word=numbered.kid // MASK_BITS, bit=numbered.kid % MASK_BITS)
+
+
+def _bit(t: Table) -> ibis.Value:
+    return ibis.literal(1, type="int64") << t.bit
+
+
+def with_popcounts(t: Table, counts: dict[str, str]) -> Table:
+    """Add, for each ``{new: column}``, the number of set bits of a non-negative 64-bit integer column.
+
+    Shifts, masks and additions only (portable SQL), one projection per step so that no
+    engine receives the 64-fold nested expression a single formula would inline into.
+    """
+    steps = (
+        lambda x: x - ((x >> 1) & 0x5555555555555555),
+        lambda x: (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333),
+        lambda x: (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F,
+        lambda x: x + (x >> 8),
+        lambda x: x + (x >> 16),
+        lambda x: (x + (x >> 32)) & 0x7F,
+    )
+    t = t.mutate(**{new: t[col] for new, col in counts.items()})
+    for step in steps:
+        t = t.mutate(**{new: step(t[new]) for new in counts})
+    return t
+
+
+def _has_bit(mask: ibis.Value, bit: ibis.Value) -> ibis.Value:
+    return ((mask >> bit) & 1) == 1
+
+
 def _breadth(used: Table, periods: Table, plan_features: Table) -> Table:
     """Share of unlocked keys used in 30 days, and events on keys the current plan does not unlock.
 
-    Used keys are matched to the small (product, plan, key) catalog first and then
-    semi-joined to the plans held, so no per-snapshot list of unlocked or catalog keys is
-    built and de-duplicated (3.4 M rows on a 10k-account company).
+    Per account, snapshot and mask word: ``unlocked`` (keys of the plans held),
+    ``catalog`` (keys of any plan of the products held) and ``used`` (keys used in 30
+    days). Gated keys are ``catalog`` and not ``unlocked``.
     """
+    ensure_bit_or()
     keys = ["account_id", "as_of_day"]
+    bits = catalog_key_bits(plan_features)
+    catalog = plan_features.select("product_id", "plan", "feature_key").distinct().join(bits, "feature_key")
+    plan_masks = catalog.group_by(["product_id", "plan", "word"]).aggregate(mask=_bit(catalog).sum())
+    product_keys = catalog.select("product_id", "feature_key", "word", "bit").distinct()
+    product_masks = product_keys.group_by(["product_id", "word"]).aggregate(mask=_bit(product_keys).sum())
     held = periods.select(*keys, "product_id", "plan").distinct()
-    pairs = used.select(*keys, "feature_key")
-    by_plan = pairs.join(plan_features.select("product_id", "plan", "feature_key"), "feature_key")
-    in_plan = used.semi_join(by_plan.semi_join(held, [*keys, "product_id", "plan"]), [*keys, "feature_key"])
-    by_product = pairs.join(plan_features.select("product_id", "feature_key").distinct(), "feature_key")
-    by_product = by_product.semi_join(held.select(*keys, "product_id"), [*keys, "product_id"])
-    in_catalog = used.semi_join(by_product, [*keys, "feature_key"])
-    gated = in_catalog.anti_join(in_plan, [*keys, "feature_key"])
-    unlocked = held.join(plan_features, ["product_id", "plan"])
-    b = unlocked.group_by(keys).aggregate(available=unlocked.feature_key.nunique())
-    b = b.left_join(in_plan.group_by(keys).aggregate(used_in_plan=in_plan.count()), keys)
-    b = b.left_join(gated.group_by(keys).aggregate(gated_feature_events_30d=gated.events.sum()), keys)
+    u = held.join(plan_masks, ["product_id", "plan"])
+    unlocked = u.group_by([*keys, "word"]).aggregate(unlocked=u.mask.bit_or())
+    c = held.select(*keys, "product_id").distinct().join(product_masks, "product_id")
+    in_catalog = c.group_by([*keys, "word"]).aggregate(catalog=c.mask.bit_or())
+    used_bits = used.join(bits, "feature_key")  # one row per used key: the sum of its bits is their union
+    used_masks = used_bits.group_by([*keys, "word"]).aggregate(used=_bit(used_bits).sum())
+    w = in_catalog.left_join(unlocked, [*keys, "word"]).left_join(used_masks, [*keys, "word"])
+    w = w.select(
+        *keys, "word", catalog=w.catalog, unlocked=w.unlocked.fill_null(0), used=w.used.fill_null(0),
+    )
+    w = w.mutate(gated=w.catalog - (w.catalog & w.unlocked))
+    g = used_bits.join(w.select(*keys, "word", "gated"), [*keys, "word"])
+    g = g.filter(_has_bit(g.gated, g.bit))
+    gated = g.group_by(keys).aggregate(gated_feature_events_30d=g.events.sum())
+    w = with_popcounts(w.mutate(in_plan=w.used & w.unlocked), {"n_unlocked": "unlocked", "n_in_plan": "in_plan"})
+    b = w.group_by(keys).aggregate(available=w.n_unlocked.sum(), used_in_plan=w.n_in_plan.sum())
+    b = b.filter(b.available > 0).left_join(gated, keys)
     return b.select(
         *keys,
-        feature_breadth_pct=(b.used_in_plan.fill_null(0) / b.available * 100.0).cast("float64"),
+        feature_breadth_pct=(b.used_in_plan / b.available * 100.0).cast("float64"),
         gated_feature_events_30d=b.gated_feature_events_30d.cast("float64"),
     )

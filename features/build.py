@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import ibis
 import pandas as pd
@@ -24,8 +25,10 @@ from features.io import DataError, DataSource, require_tables
 from features.labels import LABELS, labels
 from features.movements import movements
 from features.registry import categorical_features, feature_names
-from features.spine import active_periods, snapshot_days, snapshots, spine
-from features.usage import MAX_WINDOW_DAYS, daily_usage, usage_between, usage_features, usage_limits
+from features.spine import active_periods, snapshot_days, snapshots, spine, to_day
+from features.usage import (
+    MAX_WINDOW_DAYS, daily_usage, near_quota_rows, usage_between, usage_features, usage_limits, window_segments,
+)
 from features.whitespace import whitespace_features
 
 KEYS = ["account_id", "as_of_day"]
@@ -93,13 +96,17 @@ def feature_table(
     # account, snapshot and feature key (30 days), and per account and key (first use).
     daily = materialize(daily_usage(recent))
     used = materialize(feature_use_30d(recent, snap_days))
+    limits = materialize(usage_limits(periods))
+    near = materialize(near_quota_rows(daily, limits, snap_days, settings))
+    # Labels and account history both read the revenue movements: compute them once.
+    moves = materialize(movements(subs, products))
     parts = [
-        _labels_keyed(subs, base, settings, data_end, products),
-        usage_features(daily, used, base, usage_limits(periods), snap_days, settings),
+        _labels_keyed(subs, base, settings, data_end, products, moves),
+        usage_features(daily, used, near, base, limits, window_segments(to_day(d) for d in dates), settings),
         adoption_features(used, first_use(usage), base, periods, snap_days, plan_features, products),
         engagement_features(base, tables, snap_days),
         whitespace_features(base, tables["accounts"], periods, products, settings),
-        account_features(base, tables["accounts"], periods, movements(subs, products), subs, snaps),
+        account_features(base, tables["accounts"], periods, moves, subs, snaps),
     ]
     t = base.select("account_id", "as_of", "as_of_day")
     for part in parts:
@@ -108,8 +115,10 @@ def feature_table(
     return out.order_by(["as_of", "account_id"])
 
 
-def _labels_keyed(subs: Table, base: Table, settings: Settings, data_end: dt.date, products: Table | None) -> Table:
-    lab = labels(subs, base, settings.horizon_days, data_end, products)
+def _labels_keyed(
+    subs: Table, base: Table, settings: Settings, data_end: dt.date, products: Table | None, moves: Table
+) -> Table:
+    lab = labels(subs, base, settings.horizon_days, data_end, products, moves)
     keyed = lab.join(base.select("account_id", "as_of", "as_of_day"), ["account_id", "as_of"])
     return keyed.select(*KEYS, *LABELS)
 
@@ -158,20 +167,33 @@ def _build_batch(
     backend: ibis.BaseBackend, source: DataSource, tables: dict[str, Table], dates: list[dt.date],
     settings: Settings, data_end: dt.date,
 ) -> pd.DataFrame:
-    prefix, created = f"_features_{uuid.uuid4().hex[:8]}_", []
+    prefix, created, pending = f"_features_{uuid.uuid4().hex[:8]}_", [], []
+    # One worker runs the engine statements in order on the one connection while this thread
+    # compiles the next step: Ibis spends about a second compiling the steps of a batch,
+    # which would otherwise wait for the engine and the engine for it.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features-engine")
+
+    def create(name: str, table: Table, sql: str) -> None:
+        backend._run_pre_execute_hooks(table)  # registers in-memory tables (snapshot calendars) on the connection
+        source.con.execute(f'CREATE TEMPORARY TABLE "{name}" AS {sql}')
 
     def materialize(table: Table) -> Table:
         # Temporary tables; ``Table.cache`` would do the same but its clean-up SQL fails on DuckDB 2.0 with Ibis 12.
+        # The returned table is unbound (name and schema only) so that building the next
+        # step does not wait for this one to finish.
         created.append(f"{prefix}{len(created)}")
-        backend.create_table(created[-1], table, temp=True, overwrite=False)
-        return backend.table(created[-1])
+        pending.append(worker.submit(create, created[-1], table, str(backend.compile(table))))
+        return ibis.table(table.schema(), name=created[-1])
 
     try:
         expr = feature_table(tables, dates, settings, data_end, materialize=materialize)
+        for step in pending:
+            step.result()  # the first failed step raises here, with the engine's message
         # Through Arrow: ``Backend.execute`` spent ~1 s on per-column conversion of a 142k x 66
         # frame that ``to_frame`` normalises anyway; ``to_pyarrow`` then pandas took ~0.1 s.
         return to_frame(backend.to_pyarrow(expr).to_pandas())
     finally:
+        worker.shutdown(wait=True, cancel_futures=True)
         for name in created:
             source.con.execute(f'DROP TABLE IF EXISTS "{name}"')
 

@@ -20,12 +20,16 @@ LABELS = ("expanded", "churned", "contracted", "expansion_mrr")
 
 
 def labels(
-    subscriptions: Table, spine: Table, horizon_days: int, data_end: dt.date, products: Table | None = None
+    subscriptions: Table, spine: Table, horizon_days: int, data_end: dt.date, products: Table | None = None,
+    moves: Table | None = None,
 ) -> Table:
-    """``account_id, as_of, expanded, churned, contracted, expansion_mrr`` for every spine row."""
+    """``account_id, as_of, expanded, churned, contracted, expansion_mrr`` for every spine row.
+
+    ``moves`` is ``movements(subscriptions, products)`` when the caller already has it.
+    """
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
-    m = movements(subscriptions, products)
+    m = movements(subscriptions, products) if moves is None else moves
     m = m.select("movement", "mrr_delta", m_account=m.account_id, day=day_number(m.date))
     keys = spine.select("account_id", "as_of", "as_of_day")
     j = keys.join(

@@ -48,7 +48,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
     _f("events_trend_30d_pct", "usage", "30d vs previous 30d", "%", "higher", "usage_daily",
        "Change of events in the last 30 days against the 30 before; null when the earlier window had none."),
     _f("events_slope_12w_pct", "usage", "12w", "% per week", "higher", "usage_daily",
-       "Least-squares slope of weekly events over 12 weeks, as % of the mean week."),
+       "Least-squares slope of daily events over the last 84 days, as the weekly change of a week's events, % of the mean week."),
     _f("active_users_trend_30d_pct", "usage", "30d vs previous 30d", "%", "higher", "usage_daily",
        "Change of active_users_30d against the previous 30 days."),
     _f("seat_utilization_pct", "usage", "30d", "%", "higher", "usage_daily, subscriptions",
@@ -171,7 +171,8 @@ def numeric_features() -> list[str]:
 
 
 _FAMILY_NOTES: dict[str, str] = {
-    "usage": "Windows end at `as_of` inclusive; `usage_daily` is rolled up to one row per account and day first.",
+    "usage": "Windows end at `as_of` inclusive; `usage_daily` is rolled up to one row per account and day first, "
+             "then to spans of days that no window boundary crosses.",
     "adoption": "Needs `plan_features` for breadth and gated use, `products` for tier rank; null without them.",
     "engagement": "Each source table is optional: its features are null when the table is absent, "
                   "counts are 0 when it is present but the window is empty.",

@@ -76,6 +76,19 @@ def test_trends_and_slope_follow_growing_usage(tiny_company):
     assert frame.loc["A3", "events_slope_12w_pct"] == pytest.approx(0.0)
 
 
+def test_slope_is_the_weekly_change_of_a_linear_daily_series(tiny_company):
+    def linear(t):
+        u = t["usage_daily"]
+        a4_dash = (u.account_id == "A4") & (u.feature_key == "dash")
+        age = (pd.Timestamp(AS_OF) - pd.to_datetime(u.loc[a4_dash, "date"])).dt.days
+        u.loc[a4_dash, "events"] = 200 - age  # one more event a day, every day, up to 200 at as_of
+        u.loc[(u.account_id == "A4") & (u.feature_key == "report"), "events"] = 0
+    a4 = _row_frame(tiny_company(linear)).loc["A4"]
+    # Over the 84 days to as_of: daily events 117..200, so a week's events grow by 7 x 7 = 49 a week
+    # and the mean week is 7 x 158.5 = 1,109.5 events.
+    assert a4.events_slope_12w_pct == pytest.approx(49 / 1109.5 * 100)
+
+
 def test_adoption_breadth_gated_use_tier_and_new_features(tiny_company):
     def new_feature(t):
         t["usage_daily"] = pd.concat([t["usage_daily"], pd.DataFrame({
