@@ -26,6 +26,7 @@ from features.spine import day_number
 
 MAX_WINDOW_DAYS = 90
 SLOPE_WEEKS = 12
+SLOPE_DAYS = 7 * SLOPE_WEEKS
 
 
 def usage_between(usage: Table, first: dt.date | None, last: dt.date) -> Table:
@@ -84,7 +85,7 @@ def _pct_change(new: ibis.Value, old: ibis.Value) -> ibis.Value:
 
 
 # Window boundaries in days before ``as_of``: 7, 30 and 90-day windows, the previous 30 days, the 12-week slope.
-WINDOW_EDGES = (0, 7, 30, 60, 7 * SLOPE_WEEKS, MAX_WINDOW_DAYS)
+WINDOW_EDGES = (0, 7, 30, 60, SLOPE_DAYS, MAX_WINDOW_DAYS)
 
 
 def window_segments(as_of_days: Iterable[int]) -> tuple[Table, Table]:
@@ -129,7 +130,7 @@ def _windowed_usage(daily: Table, segments: tuple[Table, Table]) -> Table:
     day_map, seg_snaps = segments
     j = _segment_usage(daily, day_map).join(seg_snaps, "seg_end")
     a = j.seg_age
-    d30, prev30, in_slope = a < 30, (a >= 30) & (a < 60), a < 7 * SLOPE_WEEKS
+    d30, prev30, in_slope = a < 30, (a >= 30) & (a < 60), a < SLOPE_DAYS
     return j.group_by(["account_id", "as_of_day"]).aggregate(
         events_7d=j.events.sum(where=a < 7),
         events_30d=j.events.sum(where=d30),
@@ -197,11 +198,11 @@ def usage_features(
     au30 = t.active_users_30d.fill_null(zero)
     # Least-squares slope of daily events on day 0..83 (x = 83 - age), in closed form from the
     # window sums; a weekly total moves 7 x 7 times the daily slope per week.
-    n = 7 * SLOPE_WEEKS
+    n = SLOPE_DAYS
     sx, sxx = n * (n - 1) / 2, sum(i * i for i in range(n))
     sy = t.slope_sy.fill_null(zero)
     sxy = (n - 1) * sy - t.slope_age.fill_null(zero)
-    slope = 49.0 * (n * sxy - sx * sy) / (n * sxx - sx * sx)
+    slope = (7 * 7) * (n * sxy - sx * sy) / (n * sxx - sx * sx)
     mean_week = sy / SLOPE_WEEKS
     has_limit = t.usage_limit_total.notnull() & (t.usage_limit_total > 0)
     return t.select(
