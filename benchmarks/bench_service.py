@@ -94,7 +94,7 @@ def main() -> None:
     env = {**os.environ, "BENTOML_HOME": str(home / "bentoml"), "EXPANSION_API_KEY": KEY, "OMP_NUM_THREADS": "1",
            "EXPANSION_SNAPSHOT_PATH": str(home / "snapshot.parquet"), "EXPANSION_HOME": str(home),
            "MLFLOW_DISABLE_TELEMETRY": "true"}
-    code = ("import sys, pickle; from serving.scoring import save_to_store; "
+    code = ("import sys, pickle; from serving.models import save_to_store; "
             "[save_to_store(m) for m in pickle.load(open(sys.argv[1], 'rb'))]")
     import pickle
     pickle.dump(models, open(home / "models.pkl", "wb"))

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import psutil
-
 from companies import AS_OF, company  # noqa: E402 - a sibling module of this script
 
 
@@ -50,13 +49,14 @@ def run_child(engine: str, data: Path, out: Path, snapshots: int, master: str) -
         rows = len(frame)
         return {"wall_s": time.perf_counter() - started, "compute_s": time.perf_counter() - started, "rows": rows}
     from features.engines import open_engine, spark_feature_frame, write_partitioned
+    from features.portable import spark_session_of
 
     engine_tables = open_engine("spark", settings, data=data)
     ready = time.perf_counter()
     frame, release = spark_feature_frame(engine_tables, dates, settings)
     write_partitioned(frame, str(out))
     release()
-    rows = engine_tables.backend._session.read.parquet(str(out)).count()  # noqa: SLF001
+    rows = spark_session_of(engine_tables.backend).read.parquet(str(out)).count()
     done = time.perf_counter()
     return {"wall_s": done - started, "compute_s": done - ready, "rows": rows}
 

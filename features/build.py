@@ -24,10 +24,17 @@ from features.engagement import engagement_features
 from features.io import DataError, DataSource, require_tables
 from features.labels import LABELS, labels
 from features.movements import movements
+from features.portable import register_memtables
 from features.registry import categorical_features, feature_names
 from features.spine import active_periods, snapshot_days, snapshots, spine, to_day
 from features.usage import (
-    MAX_WINDOW_DAYS, daily_usage, near_quota_rows, usage_between, usage_features, usage_limits, window_segments,
+    MAX_WINDOW_DAYS,
+    daily_usage,
+    near_quota_rows,
+    usage_between,
+    usage_features,
+    usage_limits,
+    window_segments,
 )
 from features.whitespace import whitespace_features
 
@@ -57,12 +64,19 @@ def tables_from_backend(backend: ibis.BaseBackend, present: Iterable[str]) -> di
     return {name: backend.table(name) for name in present if name in TABLES}
 
 
+def usage_span(tables: dict[str, Table]) -> tuple[dt.date, dt.date]:
+    """The first and the last ``usage_daily`` date: where the data begins and ends."""
+    usage = tables["usage_daily"]
+    span = usage.aggregate(first=usage.date.min().cast("date"), last=usage.date.max().cast("date")).execute()
+    first, last = span["first"].iloc[0], span["last"].iloc[0]
+    if first is None or pd.isna(first) or last is None or pd.isna(last):
+        raise DataError("usage_daily is empty: cannot tell where the data begins or ends (pass data_end)")
+    return pd.Timestamp(first).date(), pd.Timestamp(last).date()
+
+
 def default_data_end(tables: dict[str, Table]) -> dt.date:
     """The last date the data covers: the latest ``usage_daily`` date."""
-    value = tables["usage_daily"].date.max().cast("date").execute()
-    if value is None or pd.isna(value):
-        raise DataError("usage_daily is empty: cannot tell where the data ends (pass data_end)")
-    return pd.Timestamp(value).date()
+    return usage_span(tables)[1]
 
 
 def _as_is(table: Table) -> Table:
@@ -174,7 +188,7 @@ def _build_batch(
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features-engine")
 
     def create(name: str, table: Table, sql: str) -> None:
-        backend._run_pre_execute_hooks(table)  # registers in-memory tables (snapshot calendars) on the connection
+        register_memtables(backend, table)  # the snapshot calendars, before their SQL runs on the connection
         source.con.execute(f'CREATE TEMPORARY TABLE "{name}" AS {sql}')
 
     def materialize(table: Table) -> Table:

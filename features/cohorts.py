@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.metrics import MetricTables, account_groups, benchmark_band
 from features.movements import account_mrr_at, movements
+from features.spine import month_ends
 
 DAYS_PER_MONTH = 30.4375
 FREQUENCY_CLASSES = ("none", "once", "2-3", "4+")
@@ -120,17 +121,6 @@ def expansion_by_kind(
     return out.sort_values(["group", "expansion_mrr"], ascending=[True, False]).reset_index(drop=True)
 
 
-def _month_ends(first: dt.date, last: dt.date) -> list[dt.date]:
-    ends, year, month = [], first.year, first.month
-    while True:
-        nxt = dt.date(year + month // 12, month % 12 + 1, 1)
-        end = nxt - dt.timedelta(days=1)
-        if end > last:
-            return ends
-        ends.append(end)
-        year, month = nxt.year, nxt.month
-
-
 def cohort_nrr(tables: MetricTables, as_of: dt.date, by: str | None = "cohort", max_months: int = 24) -> pd.DataFrame:
     """NRR by cohort age: MRR k months after the signup month / MRR at the end of the signup month.
 
@@ -138,7 +128,8 @@ def cohort_nrr(tables: MetricTables, as_of: dt.date, by: str | None = "cohort", 
     at age k only accounts whose k-th month end lies on or before ``as_of`` count.
     """
     first = tables.accounts.customer_since.cast("date").min().execute()
-    ends = _month_ends(pd.Timestamp(first).date(), as_of)
+    first_day = pd.Timestamp(first).date()
+    ends = month_ends(first_day, as_of) if as_of >= first_day else []
     if not ends:
         return pd.DataFrame(columns=["group", "months", "accounts", "base_mrr", "mrr", "nrr_pct", "nrr_band"])
     mrr = account_mrr_at(tables.subscriptions, ends)

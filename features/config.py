@@ -1,15 +1,33 @@
 """One typed settings object for every command.
 
 Reading settings has no side effects: folders are created and tracking URIs are set by
-the entry points (``serving.cli``), never on import.
+the entry points (``serving.cli``), never on import. The names several layers share
+(engines, model sources) are declared here once, free of heavy imports.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Engine(StrEnum):
+    """Where the one feature definition runs: DuckDB in process, or Spark beyond one machine."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+class ModelSource(StrEnum):
+    """Where scoring takes its models from: the BentoML store, the MLflow registry, the first that has them, or none."""
+
+    auto = "auto"
+    store = "store"
+    mlflow = "mlflow"
+    none = "none"
 
 
 class Settings(BaseSettings):
@@ -41,8 +59,8 @@ class Settings(BaseSettings):
         None, description="Feature snapshot the service looks accounts up in; default <home>/serving/snapshot.parquet."
     )
     insecure: bool = Field(False, description="Let the service run without an API key (local use only).")
-    model_source: str = Field(
-        "auto", pattern="^(auto|store|mlflow|none)$",
+    model_source: ModelSource = Field(
+        ModelSource.auto,
         description="Where the service loads models from: BentoML store, MLflow registry, auto (store, then MLflow) or none.",
     )
     lgbm_threads: int = Field(1, ge=1, description="LightGBM threads; 1 is fastest on 2 shared cores.")
@@ -53,6 +71,11 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         """The MLflow tracking URI in force: ``MLFLOW_TRACKING_URI`` or a SQLite file under home."""
         return self.mlflow_tracking_uri or f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
+
+    @property
+    def snapshot_file(self) -> Path:
+        """The feature snapshot the service reads: ``EXPANSION_SNAPSHOT_PATH`` or ``<home>/serving/snapshot.parquet``."""
+        return self.snapshot_path or self.home / "serving" / "snapshot.parquet"
 
     @property
     def artifact_root(self) -> Path:

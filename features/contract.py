@@ -224,7 +224,6 @@ TABLES: dict[str, Table] = {
     )
 }
 REQUIRED_TABLES = tuple(n for n, t in TABLES.items() if t.required)
-OPTIONAL_TABLES = tuple(n for n, t in TABLES.items() if not t.required)
 
 ROW_RULES: tuple[RowRule, ...] = (
     RowRule("subscriptions", ("valid_from", "valid_to"), "valid_to must be after valid_from",

@@ -25,15 +25,16 @@ from typing import TYPE_CHECKING
 import ibis
 from ibis.expr.types import Table
 
-from features.config import Settings
+from features.config import Engine, Settings
 from features.contract import TABLES
 from features.io import DataError, find_table_source, open_data
+from features.portable import spark_session_of
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; pyspark is an optional extra
     from pyspark.sql import DataFrame as SparkFrame
     from pyspark.sql import SparkSession
 
-ENGINES = ("duckdb", "spark")
+
 LOOPBACK = "127.0.0.1"
 # Keep a local session off the network and quiet; a cluster's own settings win over these.
 LOCAL_SPARK_CONF = {
@@ -60,7 +61,7 @@ SPARK_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.execution.arrow.py
 class EngineTables:
     """Ibis tables of the canonical tables on one backend, and how to release what was opened."""
 
-    engine: str
+    engine: Engine
     backend: ibis.BaseBackend
     tables: dict[str, Table]
     location: str
@@ -139,7 +140,7 @@ def spark_tables(session: SparkSession, *, data: str | None = None, database: st
     if database is not None:
         names = set(backend.list_tables(database=database))
         tables = {name: backend.table(name, database=database) for name in TABLES if name in names}
-        return EngineTables("spark", backend, tables, f"database {database}")
+        return EngineTables(Engine.spark, backend, tables, f"database {database}")
     if not _is_uri(data) and not Path(data.removeprefix("file://")).is_dir():
         raise DataError(f"data folder {data} does not exist or is not a folder")
     tables = {}
@@ -149,7 +150,7 @@ def spark_tables(session: SparkSession, *, data: str | None = None, database: st
             view = f"expansion_{name}"
             frame.createOrReplaceTempView(view)
             tables[name] = backend.table(view)
-    return EngineTables("spark", backend, tables, data)
+    return EngineTables(Engine.spark, backend, tables, data)
 
 
 def duckdb_tables(data: str | Path) -> EngineTables:
@@ -157,16 +158,16 @@ def duckdb_tables(data: str | Path) -> EngineTables:
     source = open_data(data)
     backend = source.ibis()
     tables = {name: backend.table(name) for name in source.present if name in TABLES}
-    return EngineTables("duckdb", backend, tables, str(data), source.close)
+    return EngineTables(Engine.duckdb, backend, tables, str(data), source.close)
 
 
 def open_engine(
-    engine: str, settings: Settings, *, data: str | Path | None = None, database: str | None = None
+    engine: Engine | str, settings: Settings, *, data: str | Path | None = None, database: str | None = None
 ) -> EngineTables:
     """The canonical tables on ``engine`` (``duckdb`` or ``spark``), ready for ``feature_table``."""
-    if engine not in ENGINES:
-        raise DataError(f"engine {engine!r} is not known (choose from {', '.join(ENGINES)})")
-    if engine == "duckdb":
+    if engine not in set(Engine):
+        raise DataError(f"engine {engine!r} is not known (choose from {', '.join(Engine)})")
+    if engine == Engine.duckdb:
         if data is None or database is not None:
             raise DataError("duckdb engine: give a data folder (metastore databases need --engine spark)")
         return duckdb_tables(data)
@@ -188,9 +189,9 @@ def spark_feature_frame(
     """
     from features.build import default_data_end, feature_table
 
-    if engine.engine != "spark":
+    if engine.engine != Engine.spark:
         raise DataError(f"spark_feature_frame needs the spark engine, got {engine.engine!r}")
-    session = engine.backend._session  # noqa: SLF001 - the session the backend was connected with
+    session = spark_session_of(engine.backend)
     prefix, views = f"expansion_features_{uuid.uuid4().hex[:8]}_", []
 
     def view(table: Table, cache: bool) -> Table:

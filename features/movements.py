@@ -18,9 +18,6 @@ from collections.abc import Sequence
 import ibis
 import ibis.expr.types as ir
 
-MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation")
-EXPANSION_KINDS = ("seats", "plan_upgrade", "cross_sell", "price", "mixed")
-
 # Cumulative sums of float MRR leave residues like 1e-13 where an account is really at 0.
 _MONEY_DECIMALS = 6
 

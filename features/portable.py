@@ -1,13 +1,28 @@
-"""Small gaps in Ibis' SQL compilers, filled so that one feature definition runs everywhere.
+"""The one adapter to Ibis internals: the few private hooks the feature pipeline relies on.
 
-Ibis 12 compiles the ``BIT_OR`` aggregate for DuckDB, DataFusion, PostgreSQL, BigQuery and
-Snowflake but leaves it undefined for Spark SQL, which has had ``bit_or`` since Spark 3.0.
-:func:`ensure_bit_or` adds that one rule, once, when a feature expression needs it.
+Every use of an Ibis API that is not public lives here, so that an Ibis upgrade breaks
+one module, and ``tests/features/test_portable.py`` says so loudly, naming the version
+these hooks were written against (``IBIS_VERSION``, pinned in ``constraints.txt``).
+
+* :func:`ensure_bit_or`: Ibis 12 compiles the ``BIT_OR`` aggregate for DuckDB,
+  DataFusion, PostgreSQL, BigQuery and Snowflake but leaves it undefined for Spark SQL,
+  which has had ``bit_or`` since Spark 3.0; this adds that one rule, once.
+* :func:`register_memtables`: registers the in-memory tables an expression uses (the
+  snapshot calendars) on the backend's connection, before its SQL runs on that
+  connection outside Ibis.
+* :func:`spark_session_of`: the Spark session a PySpark backend was connected with.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+#: The Ibis release these hooks were written and tested against.
+IBIS_VERSION = "12.0.0"
+
+
+class IbisChanged(RuntimeError):
+    """An Ibis internal this module relies on is gone or changed: re-check it against the new release."""
 
 
 def _spark_bit_or(self: Any, op: Any, *, arg: Any, where: Any) -> Any:  # noqa: ARG001 - Ibis' visitor signature
@@ -21,3 +36,19 @@ def ensure_bit_or() -> None:
 
     if getattr(PySparkCompiler, "visit_BitOr", SQLGlotCompiler.visit_Undefined) is SQLGlotCompiler.visit_Undefined:
         PySparkCompiler.visit_BitOr = _spark_bit_or
+
+
+def register_memtables(backend: Any, table: Any) -> None:
+    """Register the in-memory tables ``table`` reads (``ibis.memtable``) on ``backend``'s connection."""
+    hook = getattr(backend, "_run_pre_execute_hooks", None)
+    if hook is None:
+        raise IbisChanged(f"Ibis backend {type(backend).__name__} has no _run_pre_execute_hooks (written for Ibis {IBIS_VERSION})")
+    hook(table)
+
+
+def spark_session_of(backend: Any) -> Any:
+    """The ``SparkSession`` an Ibis PySpark backend was connected with."""
+    session = getattr(backend, "_session", None)
+    if session is None:
+        raise IbisChanged(f"Ibis PySpark backend has no _session (written for Ibis {IBIS_VERSION})")
+    return session

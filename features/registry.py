@@ -165,11 +165,6 @@ def categorical_features() -> list[str]:
     return [f.name for f in FEATURES if f.kind == "categorical"]
 
 
-def numeric_features() -> list[str]:
-    """Names of the numeric features."""
-    return [f.name for f in FEATURES if f.kind == "numeric"]
-
-
 _FAMILY_NOTES: dict[str, str] = {
     "usage": "Windows end at `as_of` inclusive; `usage_daily` is rolled up to one row per account and day first, "
              "then to spans of days that no window boundary crosses.",

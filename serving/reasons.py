@@ -198,43 +198,6 @@ def supports(feature: str, values: Any, effect: str, spec: Any | None = None, ty
         return known & (values <= typical if has_typical else True)
 
 
-def explain(
-    row: Mapping[str, Any],
-    contributions: Mapping[str, Mapping[str, float]],
-    specs: Mapping[str, Any] | None = None,
-    top_k: int = 5,
-    typical: Mapping[str, float] | None = None,
-) -> list[ReasonItem]:
-    """Top drivers of one account, strongest first.
-
-    ``contributions`` maps an effect (``expansion`` or ``churn_risk``) to that model's
-    per-feature contributions. Only features that push *towards* the outcome (positive
-    contribution) and whose value reads that way (:func:`supports`, with ``typical``
-    the book's median per feature) are drivers; unknown values are skipped because "X is
-    unknown" helps no CSM. A feature appears once, under its stronger effect.
-    """
-    specs, typical = specs or {}, typical or {}
-    candidates: list[tuple[float, str, str]] = []
-    for effect, contrib in contributions.items():
-        for feature, c in contrib.items():
-            if c is None or not c > 0 or feature not in row or _missing(row[feature]):
-                continue
-            if supports(feature, [row[feature]], effect, specs.get(feature), typical.get(feature))[0]:
-                candidates.append((float(c), feature, effect))
-    candidates.sort(key=lambda t: -t[0])
-    out: list[ReasonItem] = []
-    seen: set[str] = set()
-    for c, feature, effect in candidates:
-        if feature in seen:
-            continue
-        seen.add(feature)
-        text = reason_text(feature, row[feature], specs.get(feature)) or feature
-        out.append(ReasonItem(text, feature, effect, round(c, 4)))
-        if len(out) == top_k:
-            break
-    return out
-
-
 def explain_rows(
     values: Mapping[str, np.ndarray],
     contributions: Mapping[str, tuple[Sequence[str], np.ndarray]],
@@ -242,7 +205,7 @@ def explain_rows(
     top_k: int = 5,
     typical: Mapping[str, float] | None = None,
 ) -> list[list[ReasonItem]]:
-    """:func:`explain` for many rows at once: the same reasons, ranked with numpy.
+    """Top drivers of many rows at once, strongest first, ranked with numpy.
 
     ``values`` holds one array per feature column (absent columns are unknown);
     ``contributions`` maps an effect to (feature names, rows x features matrix). Only the
@@ -287,7 +250,7 @@ def _strongest(
             c = np.asarray(matrix[:, col], dtype=float)
             admissible = (c > 0) & supports(feature, values[feature], effect, specs.get(feature), typical.get(feature))
             c = np.where(admissible, c, -np.inf)
-            stronger = c > best[:, j]  # strict: on a tie the earlier effect keeps the feature, as in explain()
+            stronger = c > best[:, j]  # strict: on a tie the earlier effect keeps the feature
             best[:, j] = np.where(stronger, c, best[:, j])
             which[:, j] = np.where(stronger, e, which[:, j])
     return names, best, which

@@ -7,9 +7,13 @@ names the field, not a silently ignored key. Batch sizes are checked against
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from training.baseline import HEALTH_COLOURS, READINESS_BANDS
+from training.names import MODEL_NAMES
 
 FeatureValue = float | int | str | bool | None
 OrderBy = Literal["expected_expansion_usd", "expansion_probability", "churn_probability"]
@@ -72,25 +76,73 @@ class Reason(BaseModel):
     contribution: float | None = Field(description="LightGBM contribution in raw-score units; null for rule reasons.")
 
 
-class AccountScore(BaseModel):
-    """Everything the scorer says about one account."""
+Band = Literal[READINESS_BANDS]
+Health = Literal[HEALTH_COLOURS]
 
-    account_id: str
-    as_of: str | None = Field(description="Snapshot date of the features (ISO), null for supplied features.")
-    expansion_probability: float | None = Field(description="Calibrated probability of expanding within the horizon.")
-    churn_probability: float | None = Field(description="Calibrated probability of churning within the horizon.")
-    readiness_score: float = Field(ge=0, le=100)
-    readiness_band: Literal["outreach", "nurture", "adoption"]
-    health: Literal["green", "yellow", "red"]
-    reasons: list[Reason]
-    recommended_play: str | None
-    recommended_play_text: str | None
-    whitespace_usd: float | None
-    expected_expansion_usd: float | None
-    baseline_score: float = Field(ge=0, le=100)
-    baseline_band: Literal["outreach", "nurture", "adoption"]
-    baseline_health: Literal["green", "yellow", "red"]
-    model_versions: dict[str, str | None]
+
+@dataclass(frozen=True)
+class ScoreField:
+    """One field of the scorer's output. Its ``kind`` drives every schema derived from it.
+
+    ``api``: part of the HTTP answer (under ``api_name`` when given); ``crm``: a typed
+    score column of the CRM row (reasons and model versions reach the row their own way).
+    """
+
+    name: str
+    kind: str
+    description: str
+    api: bool = True
+    crm: bool = True
+    api_name: str | None = None
+
+
+#: The scorer's output, declared once: scorer frame columns, CRM columns, Arrow and Spark
+#: types and the API model are all derived from this tuple, in this order.
+SCORE_SCHEMA: tuple[ScoreField, ...] = (
+    ScoreField("account_id", "id", "The account's id in the canonical `accounts` table.", crm=False),
+    ScoreField("as_of", "date", "Snapshot date of the features (ISO), null for supplied features.", crm=False),
+    ScoreField("expansion_probability", "probability", "Calibrated probability of expanding within the horizon."),
+    ScoreField("churn_probability", "probability", "Calibrated probability of churning within the horizon."),
+    ScoreField("readiness_score", "points", "Expansion readiness, 0-100 (the baseline's when no model is available)."),
+    ScoreField("readiness_band", "band", "outreach above 70, nurture 40-70, adoption below 40."),
+    ScoreField("health", "health", "Churn-risk colour: red, yellow or green."),
+    ScoreField("reasons", "reason_texts", "Readable reasons, strongest first.", api=False, crm=False),
+    ScoreField("reason_details", "reason_details", "The reasons with their feature, effect and contribution.",
+               crm=False, api_name="reasons"),
+    ScoreField("whitespace_usd", "money", "What the account could still buy, in the dataset's currency."),
+    ScoreField("expected_expansion_usd", "money", "Expansion probability x expected deal size."),
+    ScoreField("recommended_play", "text", "The play a CSM should run next."),
+    ScoreField("recommended_play_text", "text", "The play in a sentence.", crm=False),
+    ScoreField("baseline_score", "points", "Rule-based readiness, 0-100."),
+    ScoreField("baseline_band", "band", "Band of the rule-based readiness."),
+    ScoreField("baseline_health", "health", "Rule-based health colour.", crm=False),
+    ScoreField("baseline_risk", "points", "Rule-based churn risk, 0-100 (100 - health points).", api=False, crm=False),
+    *(ScoreField(f"{name}_model_version", "version", f"Registry version of the {name} model, null without one.",
+                 api=False, crm=False) for name in MODEL_NAMES),
+    ScoreField("model_available", "flag", "True when at least one trained model scored.", api=False, crm=False),
+)
+SCORE_COLUMNS: tuple[str, ...] = tuple(f.name for f in SCORE_SCHEMA)
+VERSION_COLUMNS: tuple[str, ...] = tuple(f.name for f in SCORE_SCHEMA if f.kind == "version")
+
+# How each kind reads in the API answer: a type, and whether a null is allowed.
+_API_TYPES: dict[str, Any] = {
+    "id": str, "date": str | None, "probability": float | None, "points": float, "band": Band, "health": Health,
+    "money": float | None, "text": str | None, "reason_details": list[Reason],
+}
+
+
+def _api_field(spec: ScoreField) -> tuple[Any, Any]:
+    bounds = {"ge": 0, "le": 100} if spec.kind == "points" else {}
+    return _API_TYPES[spec.kind], Field(description=spec.description, **bounds)
+
+
+#: Everything the scorer says about one account, as the HTTP service answers it.
+AccountScore = create_model(
+    "AccountScore",
+    __doc__="Everything the scorer says about one account.",
+    **{(f.api_name or f.name): _api_field(f) for f in SCORE_SCHEMA if f.api},
+    model_versions=(dict[str, str | None], Field(description="Registry version of each model, null without one.")),
+)
 
 
 class ItemError(BaseModel):
@@ -121,13 +173,12 @@ class RankResponse(BaseModel):
     errors: list[ItemError]
 
 
-class BaselineScore(BaseModel):
-    """The rule-based scores of one account."""
-
-    account_id: str
-    baseline_score: float = Field(ge=0, le=100)
-    baseline_band: Literal["outreach", "nurture", "adoption"]
-    baseline_health: Literal["green", "yellow", "red"]
+#: The rule-based scores of one account: the baseline's fields of the score schema.
+BaselineScore = create_model(
+    "BaselineScore",
+    __doc__="The rule-based scores of one account.",
+    **{f.name: _api_field(f) for f in SCORE_SCHEMA if f.name == "account_id" or (f.name.startswith("baseline_") and f.api)},
+)
 
 
 class BaselineResponse(BaseModel):

@@ -38,16 +38,18 @@ import numpy as np
 import pandas as pd
 
 from serving.plays import PLAYS, recommend_play
-from serving.reasons import CHURN_RISK, EXPANSION, ReasonItem, explain_rows, rule_reasons
+from serving.reasons import (
+    CHURN_RISK,
+    EXPANSION,
+    ReasonItem,
+    explain_rows,
+    rule_reasons,
+)
+from serving.schemas import SCORE_COLUMNS
+from training.names import MODEL_NAMES
 
 RED_FROM_BASE_RATE_MULTIPLE = 2.0
 READINESS_METHOD = "percentile of calibrated expansion probability in the newest snapshot (0-100)"
-SCORE_COLUMNS = (
-    "account_id", "as_of", "expansion_probability", "churn_probability", "readiness_score", "readiness_band",
-    "health", "reasons", "reason_details", "recommended_play", "recommended_play_text", "whitespace_usd",
-    "expected_expansion_usd", "baseline_score", "baseline_band", "baseline_health", "baseline_risk",
-    "expansion_model_version", "churn_model_version", "model_available",
-)
 
 
 @dataclass
@@ -76,7 +78,7 @@ class Scorer:
     @property
     def model_versions(self) -> dict[str, str | None]:
         """Version of each model in use, None when absent."""
-        return {n: (m.version if m is not None else None) for n, m in (("expansion", self.expansion), ("churn", self.churn))}
+        return {n: (getattr(self, n).version if getattr(self, n) is not None else None) for n in MODEL_NAMES}
 
     def with_reference(self, frame: pd.DataFrame) -> Scorer:
         """A copy whose readiness percentiles and churn base rate are measured against ``frame``."""
@@ -136,8 +138,8 @@ class Scorer:
         whitespace = _numeric(frame, "whitespace_usd")
         out["whitespace_usd"] = whitespace
         out["expected_expansion_usd"] = exp_p * self._deal_size(frame, whitespace)
-        versions = self.model_versions
-        out["expansion_model_version"], out["churn_model_version"] = versions["expansion"], versions["churn"]
+        for name, version in self.model_versions.items():
+            out[f"{name}_model_version"] = version
         out["model_available"] = self.model_available
         mask = np.broadcast_to(np.asarray(with_reasons, dtype=bool), (len(frame),))
         return self._add_reasons(frame, out, mask)[list(SCORE_COLUMNS)]
@@ -259,73 +261,7 @@ def _iso_dates(values: pd.Series) -> list[str | None]:
 
 
 def feature_specs() -> dict[str, Any]:
-    """The feature registry by name (empty when the registry is not importable)."""
-    try:
-        from features import registry
-    except ImportError:
-        return {}
-    specs = registry.FEATURES
-    items = specs.values() if isinstance(specs, Mapping) else specs
-    return {s.name: s for s in items}
+    """The feature registry by name."""
+    from features.registry import FEATURES
 
-
-MODEL_NAMES = ("expansion", "churn")
-STORE_PREFIX = "expansion-scoring-"
-STORE_FILE = "trained_model.pkl"
-
-
-def save_to_store(model: Any) -> str:
-    """Put a TrainedModel into the BentoML model store (so a bento carries it); returns the tag."""
-    import pickle
-
-    import bentoml
-
-    labels = {"model": model.name, "mlflow_version": str(model.version)}
-    with bentoml.models.create(STORE_PREFIX + model.name, labels=labels, metadata={"version": str(model.version)}) as ref:
-        with open(ref.path_of(STORE_FILE), "wb") as fh:
-            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    return str(ref.tag)
-
-
-def load_from_store(name: str) -> Any | None:
-    """The newest deployed TrainedModel called ``name`` from the BentoML model store, or None."""
-    import pickle
-
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    try:
-        ref = bentoml.models.get(f"{STORE_PREFIX}{name}:latest")
-    except NotFound:
-        return None
-    with open(ref.path_of(STORE_FILE), "rb") as fh:
-        return pickle.load(fh)  # noqa: S301 - the store only holds models this project's deploy step wrote
-
-
-def load_models(settings: Any, source: str = "auto") -> tuple[Any | None, Any | None, str]:
-    """(expansion, churn, source): from the BentoML store, else the MLflow champions, else none.
-
-    ``source`` forces one origin: ``store``, ``mlflow`` or ``none`` (baseline only).
-    """
-    if source in ("auto", "store"):
-        models = [load_from_store(n) for n in MODEL_NAMES]
-        if any(m is not None for m in models) or source == "store":
-            return models[0], models[1], "bentoml_store"
-    if source in ("auto", "mlflow"):
-        from training.registry import load_champion
-
-        models = [load_champion(n, settings) for n in MODEL_NAMES]
-        if any(m is not None for m in models) or source == "mlflow":
-            return models[0], models[1], "mlflow"
-    return None, None, "none"
-
-
-def load_scorer(settings: Any, source: str = "auto") -> Scorer:
-    """A batch scorer with the deployed (or registered) champions; baseline only when there are none.
-
-    Contributions use ``settings.lgbm_threads`` threads (``EXPANSION_LGBM_THREADS``): raise
-    it for a batch job that has the machine to itself.
-    """
-    expansion, churn, _ = load_models(settings, source)
-    threads = int(getattr(settings, "lgbm_threads", 1) or 1)
-    return Scorer(expansion, churn, feature_specs(), contribution_threads=threads)
+    return {s.name: s for s in FEATURES}

@@ -16,18 +16,19 @@ import hmac
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import bentoml
 from starlette.responses import JSONResponse
 
-from features.config import Settings, get_settings
+from features.config import get_settings
+from serving.models import load_models
 from serving.schemas import (
     PUBLIC_PATHS,
     AccountInput,
     BaselineRequest,
     BaselineResponse,
+    BaselineScore,
     EmptyRequest,
     MetadataResponse,
     ModelInfo,
@@ -41,18 +42,21 @@ from serving.schemas import (
     check_size,
     complete_openapi,
 )
-from serving.scoring import READINESS_METHOD, Scorer, feature_specs, load_models
-from serving.snapshot import ScoredSnapshot, changed, load_snapshot, resolve, select
+from serving.scoring import READINESS_METHOD, Scorer, feature_specs
+from serving.snapshot import (
+    NotInSnapshot,
+    ScoredSnapshot,
+    changed,
+    load_snapshot,
+    resolve,
+    select,
+)
+from training.names import MODEL_NAMES
 
 log = logging.getLogger(__name__)
 SNAPSHOT_CHECK_SECONDS = 2.0
 _FALLBACK_KEYS = {"expected_expansion_usd": "baseline_score", "expansion_probability": "baseline_score",
                   "churn_probability": "baseline_risk"}
-
-
-def snapshot_path(settings: Settings) -> Path:
-    """Where the service reads the feature snapshot: ``EXPANSION_SNAPSHOT_PATH`` or ``<home>/serving/snapshot.parquet``."""
-    return settings.snapshot_path or settings.home / "serving" / "snapshot.parquet"
 
 
 class ApiKeyMiddleware:
@@ -133,7 +137,7 @@ class ExpansionScoring:
         self.scorer = Scorer(expansion, churn, feature_specs())
         self._allowed = _allowed_features(self.scorer)
         ApiKeyMiddleware.model_available = self.scorer.model_available
-        self.snapshot_file = snapshot_path(self.settings)
+        self.snapshot_file = self.settings.snapshot_file
         self.snapshot: ScoredSnapshot = load_snapshot(self.snapshot_file, self.scorer)
         _settle()
         self._checked_at = time.monotonic()
@@ -186,7 +190,7 @@ class ExpansionScoring:
             snap, records, errors = self._score_accounts(accounts, with_reasons=False)
         except RequestError as exc:
             return self._error(exc)  # type: ignore[return-value]
-        keys = ("account_id", "baseline_score", "baseline_band", "baseline_health")
+        keys = tuple(BaselineScore.model_fields)
         return BaselineResponse(model_available=self.scorer.model_available, snapshot_as_of=snap.as_of,
                                 results=[{k: r[k] for k in keys} for r in records], errors=errors)
 
@@ -205,6 +209,8 @@ class ExpansionScoring:
             ids, errors = select(snap, csm_owner, account_ids, self.settings.max_batch_size)
         except RequestError as exc:
             return self._error(exc)  # type: ignore[return-value]
+        except NotInSnapshot as exc:
+            return self._error(RequestError(404, exc.field, exc.message, exc.errors))  # type: ignore[return-value]
         needs = self.scorer.expansion if order_by != "churn_probability" else self.scorer.churn
         key = order_by if needs is not None else _FALLBACK_KEYS[order_by]
         top = snap.ranked(ids, key)[:limit]
@@ -216,7 +222,7 @@ class ExpansionScoring:
     def metadata(self) -> MetadataResponse:
         """Model versions, training windows, test metrics, and the snapshot in use."""
         snap = self._current()
-        models = [_model_info(name, getattr(self.scorer, name), self.model_source) for name in ("expansion", "churn")]
+        models = [_model_info(name, getattr(self.scorer, name), self.model_source) for name in MODEL_NAMES]
         return MetadataResponse(
             model_available=self.scorer.model_available, models=models, snapshot_as_of=snap.as_of,
             snapshot_path=str(snap.path) if snap.path else None, snapshot_accounts=len(snap),
@@ -272,8 +278,7 @@ def _clean(value: Any) -> Any:
 def _account_score(record: dict[str, Any]) -> dict[str, Any]:
     out = {k: _clean(v) for k, v in record.items() if k not in ("reasons", "reason_details")}
     out["reasons"] = record.get("reason_details") or []
-    out["model_versions"] = {"expansion": record.get("expansion_model_version"),
-                             "churn": record.get("churn_model_version")}
+    out["model_versions"] = {name: record.get(f"{name}_model_version") for name in MODEL_NAMES}
     return out
 
 

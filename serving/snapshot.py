@@ -18,12 +18,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.schemas import AccountInput, ItemError, RequestError, check_size
+from serving.schemas import AccountInput, ItemError, check_size
 from serving.scoring import Scorer
 
 
 class SnapshotError(Exception):
     """Raised when the snapshot file cannot be read as a feature frame."""
+
+
+class NotInSnapshot(LookupError):
+    """The accounts a request selects are not in the snapshot: the field at fault, why, and per-item errors."""
+
+    def __init__(self, field: str, message: str, errors: list[ItemError] | None = None) -> None:
+        super().__init__(message)
+        self.field, self.message, self.errors = field, message, errors or []
 
 
 def read_newest(path: Path) -> pd.DataFrame:
@@ -172,13 +180,16 @@ def _feature_problem(features: dict[str, Any], numeric: set[str], categorical: s
 def select(
     snapshot: ScoredSnapshot, csm_owner: str | None, account_ids: list[str] | None, max_batch_size: int
 ) -> tuple[list[str], list[ItemError]]:
-    """The accounts a rank request is about: a CSM's book or a list of ids (unknown ids reported)."""
+    """The accounts a rank request is about: a CSM's book or a list of ids (unknown ids reported).
+
+    Raises :class:`NotInSnapshot` when nothing is selected (the service answers 404).
+    """
     if csm_owner is not None:
         if len(snapshot) and "csm_owner" not in snapshot.features.columns:
-            raise RequestError(404, "csm_owner", "csm_owner: the feature snapshot has no csm_owner column")
+            raise NotInSnapshot("csm_owner", "csm_owner: the feature snapshot has no csm_owner column")
         ids = snapshot.book(csm_owner)
         if not ids:
-            raise RequestError(404, "csm_owner", f"csm_owner: no account owned by {csm_owner!r} in the snapshot")
+            raise NotInSnapshot("csm_owner", f"csm_owner: no account owned by {csm_owner!r} in the snapshot")
         return ids, []
     ids = list(dict.fromkeys(account_ids or []))
     check_size("account_ids", len(ids), max_batch_size)
@@ -186,5 +197,5 @@ def select(
     errors = [ItemError(account_id=a, field=f"account_ids.{ids.index(a)}",
                         error=f"unknown account: not in the feature snapshot as of {snapshot.as_of}") for a in unknown]
     if not found:
-        raise RequestError(404, "account_ids", "account_ids: none of the accounts is in the feature snapshot", errors)
+        raise NotInSnapshot("account_ids", "account_ids: none of the accounts is in the feature snapshot", errors)
     return found, errors

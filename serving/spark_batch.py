@@ -22,8 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from serving.batch import DEFAULT_CHUNK_SIZE, BatchSummary, ProgressCallback, write_scores
-from serving.scoring import SCORE_COLUMNS, Scorer
+from serving.batch import (
+    DEFAULT_CHUNK_SIZE,
+    BatchSummary,
+    ProgressCallback,
+    write_scores,
+)
+from serving.schemas import SCORE_COLUMNS, SCORE_SCHEMA
+from serving.scoring import Scorer
 from serving.sinks import Sink
 
 if TYPE_CHECKING:  # pragma: no cover - pyspark is an optional extra
@@ -31,36 +37,18 @@ if TYPE_CHECKING:  # pragma: no cover - pyspark is an optional extra
     from pyspark.sql import SparkSession
 
 REASON_STRUCT = "struct<text:string,feature:string,effect:string,contribution:double>"
-SCORE_TYPES: dict[str, str] = {
-    "account_id": "string",
-    "as_of": "string",
-    "expansion_probability": "double",
-    "churn_probability": "double",
-    "readiness_score": "double",
-    "readiness_band": "string",
-    "health": "string",
-    "reasons": "array<string>",
-    "reason_details": f"array<{REASON_STRUCT}>",
-    "recommended_play": "string",
-    "recommended_play_text": "string",
-    "whitespace_usd": "double",
-    "expected_expansion_usd": "double",
-    "baseline_score": "double",
-    "baseline_band": "string",
-    "baseline_health": "string",
-    "baseline_risk": "double",
-    "expansion_model_version": "string",
-    "churn_model_version": "string",
-    "model_available": "boolean",
+# The Spark type of each kind of score field (serving.schemas.SCORE_SCHEMA).
+SPARK_KINDS: dict[str, str] = {
+    "id": "string", "date": "string", "band": "string", "health": "string", "text": "string", "version": "string",
+    "probability": "double", "points": "double", "money": "double", "flag": "boolean",
+    "reason_texts": "array<string>", "reason_details": f"array<{REASON_STRUCT}>",
 }
+SCORE_TYPES: dict[str, str] = {f.name: SPARK_KINDS[f.kind] for f in SCORE_SCHEMA}
 
 
 def score_schema() -> str:
-    """The Spark DDL schema of scorer output, one field per :data:`serving.scoring.SCORE_COLUMNS`."""
-    missing = [c for c in SCORE_COLUMNS if c not in SCORE_TYPES]
-    if missing:
-        raise ValueError(f"spark score schema: no Spark type for scorer field(s) {', '.join(missing)}")
-    return ", ".join(f"{name} {SCORE_TYPES[name]}" for name in SCORE_COLUMNS)
+    """The Spark DDL schema of scorer output, one field per :data:`serving.schemas.SCORE_SCHEMA` entry."""
+    return ", ".join(f"{name} {kind}" for name, kind in SCORE_TYPES.items())
 
 
 def _spark_ready(scores: pd.DataFrame) -> pd.DataFrame:
@@ -187,7 +175,7 @@ def score_on_spark(
 ) -> BatchSummary:
     """The ``score --engine spark`` job: features (read from ``features_path`` or built from ``data``) -> scores -> sink."""
     from features.engines import open_engine, spark_feature_frame, spark_session
-    from serving.scoring import load_scorer
+    from serving.models import load_scorer
 
     session = spark_session(settings)
     release = None

@@ -109,15 +109,19 @@ def _inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {n: derived[n] if n in derived else _column(frame, n) for n in names}
 
 
+def _piecewise(frame: pd.DataFrame, rules: tuple, values_of: str) -> pd.DataFrame:
+    """Each rule's input mapped through its breakpoints (``xs`` -> ``values_of``), its neutral value when missing."""
+    inputs = _inputs(frame)
+    out = {}
+    for rule in rules:
+        values = inputs[rule.feature]
+        out[rule.name] = np.where(np.isnan(values), rule.neutral, np.interp(values, rule.xs, getattr(rule, values_of)))
+    return pd.DataFrame(out, index=frame.index)
+
+
 def readiness_parts(frame: pd.DataFrame) -> pd.DataFrame:
     """Each readiness part on its 0-100 scale (before weighting), one column per part."""
-    inputs = _inputs(frame)
-    parts = {}
-    for part in READINESS_PARTS:
-        values = inputs[part.feature]
-        scored = np.interp(values, part.xs, part.points)
-        parts[part.name] = np.where(np.isnan(values), part.neutral, scored)
-    return pd.DataFrame(parts, index=frame.index)
+    return _piecewise(frame, READINESS_PARTS, "points")
 
 
 def readiness_band(score: np.ndarray | pd.Series) -> np.ndarray:
@@ -136,13 +140,7 @@ def readiness(frame: pd.DataFrame) -> pd.DataFrame:
 
 def health_penalties(frame: pd.DataFrame) -> pd.DataFrame:
     """Points each warning sign costs, one column per sign."""
-    inputs = _inputs(frame)
-    lost = {}
-    for pen in HEALTH_PENALTIES:
-        values = inputs[pen.feature]
-        scored = np.interp(values, pen.xs, pen.lost)
-        lost[pen.name] = np.where(np.isnan(values), pen.neutral, scored)
-    return pd.DataFrame(lost, index=frame.index)
+    return _piecewise(frame, HEALTH_PENALTIES, "lost")
 
 
 def health_colour(points: np.ndarray | pd.Series) -> np.ndarray:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-LABELS = {"expansion": "expanded", "churn": "churned"}
+from training.names import ModelName
+
+LABELS = {ModelName.expansion: "expanded", ModelName.churn: "churned"}
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,3 @@ def newest_complete_month_end(as_of: dt.date) -> dt.date:
     """The last month end on or before ``as_of`` (``as_of`` itself when it is a month end)."""
     next_day = as_of + dt.timedelta(days=1)
     return as_of if next_day.day == 1 else as_of.replace(day=1) - dt.timedelta(days=1)
-
-
-def month_ends(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Every month end from the one on or after ``start`` up to ``end`` inclusive."""
-    stamps = pd.date_range(start, end, freq="ME")
-    return [s.date() for s in stamps]

@@ -14,10 +14,11 @@ bundle directly, which is fast and needs no unpickling.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from dataclasses import dataclass, field
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
@@ -29,14 +30,22 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.config import Settings
+from training.bundle import load_bundle, save_bundle
 from training.evaluate import HEADLINE, evaluate
-from training.models import Calibrator, TrainedModel
-from training.plots import baseline_comparison, calibration_plot, importance_plot, lift_chart
+from training.models import TrainedModel
+from training.names import MODEL_NAMES
+from training.plots import (
+    baseline_comparison,
+    calibration_plot,
+    importance_plot,
+    lift_chart,
+)
 from training.train import ModelResult
 
 EXPERIMENT = "expansion-scoring"
 CHAMPION, CHALLENGER = "champion", "challenger"
 BUNDLE = "bundle"
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 class RegistryError(Exception):
@@ -44,61 +53,47 @@ class RegistryError(Exception):
 
 
 def configure(settings: Settings) -> MlflowClient:
-    """Point MLflow at ``settings.tracking_uri`` and make sure the experiment exists; returns a client."""
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    """A client of the registry at ``settings.tracking_uri``, its experiment created on first use.
+
+    Nothing global changes: the fluent API (``mlflow.start_run``) is pointed at the same
+    store only inside :func:`tracking`. A local SQLite store gets its folder made when missing.
+    """
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if client.get_experiment_by_name(EXPERIMENT) is None:
         local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
         location = settings.artifact_root.as_uri() if local else None
         client.create_experiment(EXPERIMENT, artifact_location=location)
-    mlflow.set_experiment(EXPERIMENT)
     return client
 
 
-def save_bundle(model: TrainedModel, folder: Path) -> Path:
-    """Write the booster and everything needed to rebuild ``model`` into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    model.booster.save_model(str(folder / "booster.txt"))
-    meta = {
-        "name": model.name,
-        "feature_names": model.feature_names,
-        "categorical_features": model.categorical_features,
-        "levels": model.levels,
-        "calibrator": {"x": model.calibrator.x.tolist(), "y": model.calibrator.y.tolist()},
-        "metrics": _finite(model.metrics),
-        "baseline_metrics": _finite(model.baseline_metrics),
-        "training_window": model.training_window,
-        "expansion_size_ratio": model.expansion_size_ratio,
-    }
-    (folder / "model.json").write_text(json.dumps(meta, indent=1))
-    return folder
+@contextmanager
+def tracking(settings: Settings) -> Iterator[str]:
+    """Point MLflow's fluent API at the registry of ``settings`` for the block; yields the experiment id.
 
-
-def load_bundle(folder: Path, version: str = "unregistered") -> TrainedModel:
-    """Rebuild a TrainedModel from a bundle folder written by :func:`save_bundle`."""
-    meta = json.loads((folder / "model.json").read_text())
-    return TrainedModel(
-        name=meta["name"],
-        booster=lgb.Booster(model_file=str(folder / "booster.txt")),
-        calibrator=Calibrator(np.array(meta["calibrator"]["x"]), np.array(meta["calibrator"]["y"])),
-        feature_names=meta["feature_names"],
-        categorical_features=meta["categorical_features"],
-        levels=meta["levels"],
-        version=version,
-        metrics=meta["metrics"],
-        baseline_metrics=meta["baseline_metrics"],
-        training_window=meta["training_window"],
-        expansion_size_ratio=meta.get("expansion_size_ratio", {}),
-    )
-
-
-def _finite(values: dict[str, float]) -> dict[str, float | None]:
-    return {k: (float(v) if np.isfinite(v) else None) for k, v in values.items()}
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment,
+    where the next ``Settings()`` would read it; both are put back as they were afterwards,
+    so a caller (a notebook with its own MLflow set-up, the next command) finds them unchanged.
+    """
+    client = configure(settings)
+    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    try:
+        yield client.get_experiment_by_name(EXPERIMENT).experiment_id
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class CalibratedPyfunc(mlflow.pyfunc.PythonModel):
@@ -149,9 +144,9 @@ def champion_version(client: MlflowClient, name: str) -> str | None:
 
 def load_version(name: str, version: str, settings: Settings) -> TrainedModel:
     """Rebuild the TrainedModel of one registered version."""
-    client = configure(settings)
-    mv = client.get_model_version(name, version)
-    with tempfile.TemporaryDirectory() as tmp:
+    # a ``models:/`` source resolves through the fluent API's registry, hence ``tracking``
+    with tracking(settings), tempfile.TemporaryDirectory() as tmp:
+        mv = configure(settings).get_model_version(name, version)
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp))
         return load_bundle(local / "artifacts" / BUNDLE, version=str(mv.version))
 
@@ -200,7 +195,7 @@ def rollback(name: str, settings: Settings, to_version: str | None = None) -> tu
     return current, str(to_version)
 
 
-def list_versions(settings: Settings, names: tuple[str, ...] = ("expansion", "churn")) -> list[dict]:
+def list_versions(settings: Settings, names: tuple[str, ...] = MODEL_NAMES) -> list[dict]:
     """One dict per registered version: name, version, aliases, metrics, baseline_metrics, window, gate."""
     client = configure(settings)
     out = []
@@ -316,7 +311,6 @@ def register_and_gate(result: ModelResult, test_frame: pd.DataFrame, settings: S
     ``test_frame`` holds the newest test window's rows, on which the current champion is
     re-scored so that challenger, champion and baseline are compared on the same rows.
     """
-    client = configure(settings)
     newest, model = result.newest, result.newest.model
     champion = load_champion(result.name, settings)
     champion_auc = None
@@ -327,7 +321,7 @@ def register_and_gate(result: ModelResult, test_frame: pd.DataFrame, settings: S
             champion_auc = float("nan")
     decision = gate(newest.test.metrics["roc_auc"], newest.baseline_test.metrics["roc_auc"], champion_auc, settings.promotion_margin)
     window = newest.split.window
-    with mlflow.start_run(run_name=f"{result.name}-{window['test_start']}"):
+    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name=f"{result.name}-{window['test_start']}"):
         mlflow.log_params({
             "model": result.name, "label": result.label, "horizon_days": settings.horizon_days,
             **result.params, **window, "n_features": len(model.feature_names),
@@ -340,6 +334,7 @@ def register_and_gate(result: ModelResult, test_frame: pd.DataFrame, settings: S
         version = log_model(model, test_frame, result.name)
         mlflow.set_tags({"gate_decision": decision.label, "gate_reasons": "; ".join(decision.reasons),
                          "champion_version": champion.version if champion else "none"})
+    client = configure(settings)
     client.set_registered_model_alias(result.name, CHALLENGER, version)
     for key, value in (("gate_decision", decision.label), ("gate_reasons", "; ".join(decision.reasons)),
                        ("test_window", f"{window['test_start']}..{window['test_end']}")):
@@ -348,3 +343,10 @@ def register_and_gate(result: ModelResult, test_frame: pd.DataFrame, settings: S
         promote(result.name, version, settings, reason="gate")
     model.version = version
     return version, decision
+
+
+def log_drift(drift: pd.DataFrame, settings: Settings) -> None:
+    """Record a feature-drift table (``training.drift.feature_drift``) as its own run, next to the training runs."""
+    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name="feature-drift"):
+        mlflow.log_metrics({f"psi__{r.feature}": float(r.psi) for r in drift.itertuples() if r.psi == r.psi})
+        mlflow.log_text(drift.to_csv(index=False), "tables/feature_drift.csv")

@@ -17,8 +17,7 @@ from training.baseline import BaselineClassifier
 from training.datasets import LABELS, Split, backtest_splits, rows
 from training.evaluate import Evaluation, evaluate, expected_calibration_error
 from training.models import DEFAULT_ROUNDS, TrainedModel, fit_model
-
-MODEL_NAMES = ("expansion", "churn")
+from training.names import MODEL_NAMES
 
 
 @dataclass

@@ -130,14 +130,8 @@ def surveys_table(b: AccountBlock, m: Months, rng: np.random.Generator) -> pa.Ta
         role = _pick(rng, np.tile([0.15, 0.3, 0.55], (len(row), 1)))
         parts.append((row, at, np.full(len(row), kind), score, np.array(RESPONDENT_ROLES)[role]))
     row, at, kind, score, role = (np.concatenate(x) for x in zip(*parts))
-    order = np.lexsort((at, row))
-    return pa.table({
-        "account_id": pa.array(b.account_id[m.account[row]][order], pa.string()),
-        "responded_at": _ts(at[order]),
-        "kind": pa.array(kind[order], pa.string()),
-        "score": pa.array(score[order], pa.float64()),
-        "respondent_role": pa.array(role[order], pa.string()),
-    })
+    return _by_account_and_time(b, m, row, at, "responded_at", kind=(kind, pa.string()), score=(score, pa.float64()),
+                                respondent_role=(role, pa.string()))
 
 
 def activities_table(b: AccountBlock, h: History, m: Months, rng: np.random.Generator) -> pa.Table:
@@ -151,12 +145,19 @@ def activities_table(b: AccountBlock, h: History, m: Months, rng: np.random.Gene
         p_exec = sigmoid(EXEC_BASE[kind] + 0.7 * m.momentum[row] + 0.4 * m.health[row]) * np.where(sponsor[row], 1.0, 0.15)
         parts.append((row, at, np.full(len(row), kind), rng.random(len(row)) < p_exec))
     row, at, kind, with_exec = (np.concatenate(x) for x in zip(*parts))
+    return _by_account_and_time(b, m, row, at, "occurred_at", kind=(kind, pa.string()),
+                                with_executive=(with_exec, pa.bool_()))
+
+
+def _by_account_and_time(
+    b: AccountBlock, m: Months, row: np.ndarray, at: np.ndarray, time_column: str, **columns: tuple[np.ndarray, pa.DataType]
+) -> pa.Table:
+    """Events as a table ordered by account and time: ``account_id``, the time column, then ``columns``."""
     order = np.lexsort((at, row))
     return pa.table({
         "account_id": pa.array(b.account_id[m.account[row]][order], pa.string()),
-        "occurred_at": _ts(at[order]),
-        "kind": pa.array(kind[order], pa.string()),
-        "with_executive": pa.array(with_exec[order], pa.bool_()),
+        time_column: _ts(at[order]),
+        **{name: pa.array(values[order], kind) for name, (values, kind) in columns.items()},
     })
 
 

@@ -47,22 +47,39 @@ def iso_columns(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class CsvSink:
-    """``csv:PATH``: every row field plus any extra scorer field; UTF-8, comma, header once."""
+class _FileSink:
+    """A sink writing one file: its URI, nothing to close, and the previous run's scores read back from the file."""
+
+    scheme = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.uri = f"csv:{path}"
+        self.uri = f"{self.scheme}:{path}"
 
     def close(self) -> None:
         pass
 
     def previous_scores(self) -> pd.DataFrame | None:
-        if not self.path.is_file():
+        if not self.path.is_file() or not set(PREVIOUS_COLUMNS) <= set(self._columns()):
             return None
-        header = pd.read_csv(self.path, nrows=0).columns
-        if not set(PREVIOUS_COLUMNS) <= set(header):
-            return None
+        return self._read_previous()
+
+    def _columns(self) -> list[str]:
+        raise NotImplementedError
+
+    def _read_previous(self) -> pd.DataFrame:
+        raise NotImplementedError
+
+
+class CsvSink(_FileSink):
+    """``csv:PATH``: every row field plus any extra scorer field; UTF-8, comma, header once."""
+
+    scheme = "csv"
+
+    def _columns(self) -> list[str]:
+        return list(pd.read_csv(self.path, nrows=0).columns)
+
+    def _read_previous(self) -> pd.DataFrame:
         return pd.read_csv(self.path, usecols=PREVIOUS_COLUMNS, dtype={"account_id": "string"})
 
     def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
@@ -92,22 +109,15 @@ def _arrow_schema(rows: pd.DataFrame) -> pa.Schema:
     return pa.schema(fields)
 
 
-class ParquetSink:
+class ParquetSink(_FileSink):
     """``parquet:PATH``: the same rows as CSV with types kept (dates, UTC timestamps, floats)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.uri = f"parquet:{path}"
+    scheme = "parquet"
 
-    def close(self) -> None:
-        pass
+    def _columns(self) -> list[str]:
+        return list(pq.read_schema(self.path).names)
 
-    def previous_scores(self) -> pd.DataFrame | None:
-        if not self.path.is_file():
-            return None
-        names = pq.read_schema(self.path).names
-        if not set(PREVIOUS_COLUMNS) <= set(names):
-            return None
+    def _read_previous(self) -> pd.DataFrame:
         return pq.read_table(self.path, columns=PREVIOUS_COLUMNS).to_pandas()
 
     def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:

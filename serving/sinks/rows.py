@@ -1,8 +1,8 @@
 """The CRM row: the scorer's output flattened into one scalar row per account, plus run metadata.
 
 Every sink writes these rows; only the column names and value formats differ between
-sinks. The schema is declared here once (schemas live at the boundaries), so a scorer
-frame missing a field fails with a message naming the field before anything is written.
+sinks. The columns derive from the one score schema (``serving.schemas.SCORE_SCHEMA``), so a
+scorer frame missing a field fails with a message naming the field before anything is written.
 """
 
 from __future__ import annotations
@@ -16,24 +16,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from serving.schemas import SCORE_SCHEMA
+from serving.schemas import VERSION_COLUMNS as SCORE_VERSION_COLUMNS
+from training.names import MODEL_NAMES
+
 REASON_SLOTS = 5
 REASON_COLUMNS = [f"reason_{i}" for i in range(1, REASON_SLOTS + 1)]
-MODEL_NAMES = ("expansion", "churn")
-VERSION_COLUMNS = [f"{name}_model_version" for name in MODEL_NAMES]
+VERSION_COLUMNS = list(SCORE_VERSION_COLUMNS)
 
-# Kinds drive the formats of the CRM files: probability (0-1), points (0-100), money.
-SCORE_FIELDS: dict[str, str] = {
-    "expansion_probability": "probability",
-    "churn_probability": "probability",
-    "readiness_score": "points",
-    "readiness_band": "text",
-    "health": "text",
-    "whitespace_usd": "money",
-    "expected_expansion_usd": "money",
-    "recommended_play": "text",
-    "baseline_score": "points",
-    "baseline_band": "text",
-}
+# Kinds drive the formats of the CRM files: probability (0-1), points (0-100), money, text.
+_CRM_KINDS = {"probability": "probability", "points": "points", "money": "money",
+              "band": "text", "health": "text", "text": "text"}
+SCORE_FIELDS: dict[str, str] = {f.name: _CRM_KINDS[f.kind] for f in SCORE_SCHEMA if f.crm}
 RUN_FIELDS: dict[str, str] = {"run_id": "text", "as_of": "date", "scored_at": "datetime"}
 
 #: Column kinds of a CRM row, in the order every sink writes them.
@@ -75,7 +69,7 @@ class RunInfo:
         return self.scored_at.astimezone(dt.UTC).replace(microsecond=0)
 
 
-def reason_text(reason: object) -> str | None:
+def reason_string(reason: object) -> str | None:
     """The readable text of one reason: a string, a mapping with ``text``, or an object with ``.text``."""
     if reason is None or isinstance(reason, str):
         return reason
@@ -90,7 +84,7 @@ def _reason_columns(reasons: pd.Series) -> pd.DataFrame:
     for item in reasons:
         items = list(item) if isinstance(item, (list, tuple, np.ndarray)) else []
         for i, column in enumerate(slots):
-            column.append(reason_text(items[i]) if i < len(items) else None)
+            column.append(reason_string(items[i]) if i < len(items) else None)
     return pd.DataFrame(
         {name: pd.array(values, dtype="string") for name, values in zip(REASON_COLUMNS, slots, strict=True)},
         index=reasons.index,

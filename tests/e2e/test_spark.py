@@ -8,8 +8,8 @@ difference), and timestamp differences in hours differ by well under a milliseco
 
 from __future__ import annotations
 
-import os
 import datetime as dt
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pytest
 from features.build import build_features, to_frame
 from features.config import Settings
 from features.io import open_data
+from features.portable import spark_session_of
 
 # make test installs it; in CI a missing engine is a failure, not a skip
 if os.environ.get("CI"):
@@ -45,7 +46,7 @@ def spark_engine(generated_company: Path, settings: Settings) -> Iterator[object
 
     engine = open_engine("spark", settings, data=generated_company)
     yield engine
-    engine.backend._session.stop()  # noqa: SLF001 - the one session of this module
+    spark_session_of(engine.backend).stop()
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_missing_contract_column_is_named(tmp_path: Path, spark_engine, settings
         if name == "usage_daily":
             frame = frame.drop(columns=["active_users"])
         frame.to_parquet(folder / f"{name}.parquet", index=False)
-    broken = spark_tables(spark_engine.backend._session, data=str(folder))  # noqa: SLF001
+    broken = spark_tables(spark_session_of(spark_engine.backend), data=str(folder))
     with pytest.raises(DataError, match=r"usage_daily\.active_users"):
         spark_feature_frame(broken, SNAPSHOTS, settings)
 
@@ -128,7 +129,7 @@ def test_spark_batch_scores_equal_in_process_scores(spark_engine, spark_features
     from serving.sinks import open_sink
     from serving.spark_batch import score_snapshot_spark
 
-    session = spark_engine.backend._session  # noqa: SLF001
+    session = spark_session_of(spark_engine.backend)
     settings = Settings(_env_file=None)
     sink = open_sink(f"sqlite:///{tmp_path / 'crm.db'}", settings)
     out = tmp_path / "scores"

@@ -180,7 +180,8 @@ def test_bad_grouping_names_the_allowed_values(company) -> None:
 
 
 def test_generated_company_agrees_with_plain_pandas(tmp_path: Path) -> None:
-    synth = pytest.importorskip("features.synth")
+    from features import synth
+
     as_of = D(2025, 12, 31)
     synth.generate(tmp_path, accounts=300, months=24, seed=11, as_of=as_of)
     source = open_data(tmp_path)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from reasons_oracle import explain
 
 from serving.reasons import (
     CHURN_RISK,
     EXPANSION,
-    ReasonItem,
-    explain,
     explain_rows,
     reason_text,
     rule_reasons,

@@ -101,7 +101,9 @@ def test_missing_account_id_is_a_clear_error(models: tuple) -> None:
 
 
 def test_the_vectorised_reasons_are_the_per_record_reasons(models: tuple, latest: pd.DataFrame) -> None:
-    from serving.reasons import CHURN_RISK, EXPANSION, explain
+    from reasons_oracle import explain
+
+    from serving.reasons import CHURN_RISK, EXPANSION
     from serving.scoring import reason_effects
 
     scorer = Scorer(*models, feature_specs()).with_reference(latest)

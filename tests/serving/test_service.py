@@ -23,30 +23,23 @@ def snapshot_file(tmp_path_factory: pytest.TempPathFactory, make_frame) -> tuple
 
 @pytest.fixture(scope="module")
 def model_store(tmp_path_factory: pytest.TempPathFactory, snapshot_file: tuple, train_models) -> Iterator[Path]:  # noqa: ANN001
-    """A private BentoML model store holding the two models, as `expansion deploy` leaves it."""
-    from bentoml._internal.configuration.containers import BentoMLContainer
-    from bentoml._internal.models import ModelStore
+    """A private BentoML home whose model store holds the two models, as `expansion deploy` leaves it."""
+    from serving.models import save_to_store
 
-    from serving.scoring import save_to_store
-
-    store = tmp_path_factory.mktemp("bentoml_models")
-    BentoMLContainer.model_store.set(ModelStore(store))
-    for model in train_models(snapshot_file[1]):
-        save_to_store(model)
-    yield store
-    BentoMLContainer.model_store.reset()
+    home = tmp_path_factory.mktemp("bentoml_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BENTOML_HOME", str(home))
+        for model in train_models(snapshot_file[1]):
+            save_to_store(model)
+        yield home
 
 
 def _app() -> object:
     """A fresh ASGI app; BentoML registers its request metrics once per process, so drop the old ones first."""
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
+    from serving.bento_adapter import reset_request_metrics
     from serving.service import ExpansionScoring
 
-    registry = BentoMLContainer.metrics_client.get().prometheus_client.REGISTRY
-    for collector, names in list(registry._collector_to_names.items()):
-        if any(n.startswith("bentoml_") for n in names):
-            registry.unregister(collector)
+    reset_request_metrics()
     return ExpansionScoring.to_asgi()
 
 

@@ -7,7 +7,13 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from training.datasets import backtest_splits, make_split, month_ends, newest_complete_month_end, rows
+from features.spine import month_ends
+from training.datasets import (
+    backtest_splits,
+    make_split,
+    newest_complete_month_end,
+    rows,
+)
 
 
 @pytest.mark.parametrize("horizon_days", [30, 90, 120])

@@ -91,3 +91,34 @@ def test_no_champion_means_none_and_rollback_is_refused(settings):
     assert load_champion("expansion", settings) is None
     with pytest.raises(RegistryError, match="no champion"):
         rollback("expansion", settings)
+
+
+def test_registry_calls_leave_mlflow_and_the_environment_as_they_were(settings, tmp_path, monkeypatch):
+    import os
+
+    import mlflow
+
+    from training.registry import tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    elsewhere = tmp_path / "elsewhere"  # the settings' own store is tmp_path / mlflow.db
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    before = mlflow.get_tracking_uri()
+    assert load_champion("expansion", settings) is None
+    with tracking(settings):
+        assert mlflow.get_tracking_uri() == settings.tracking_uri
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert mlflow.get_tracking_uri() == before
+    assert not list(elsewhere.iterdir())  # nothing written where the caller happens to stand
+    # a caller's own choice is kept
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mine.db'}")
+    try:
+        with tracking(settings):
+            pass
+        assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'mine.db'}"
+        assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path / 'mine.db'}"
+    finally:
+        mlflow.set_tracking_uri(before)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)

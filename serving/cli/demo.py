@@ -18,7 +18,8 @@ import typer
 from rich.rule import Rule
 from rich.table import Table
 
-from serving.cli_common import console, parse_date, settings
+from features.config import Engine, ModelSource
+from serving.cli.common import console, parse_date, settings
 
 STEPS = 7
 
@@ -34,7 +35,7 @@ def _done(started: float) -> None:
 
 def _ensure_company(data: Path, accounts: int, months: int, seed: int, as_of: dt.date) -> None:
     """Generate the demo company unless the same one is already on disk."""
-    from serving import cli_synth
+    from serving.cli import synth as cli_synth
 
     params = {"accounts": accounts, "months": months, "seed": seed, "as_of": as_of.isoformat()}
     marker = data / "_demo_params.json"
@@ -106,7 +107,12 @@ def demo(
     top: Annotated[int, typer.Option("--top", min=1, help="How many accounts to list at the end.")] = 10,
 ) -> None:
     """Run the whole product on a generated company: NRR report, features, training, CRM scores, who to call."""
-    from serving import cli_data, cli_features, cli_metrics, cli_score, cli_serve, cli_train
+    from serving.cli import data as cli_data
+    from serving.cli import features as cli_features
+    from serving.cli import metrics as cli_metrics
+    from serving.cli import score as cli_score
+    from serving.cli import serve as cli_serve
+    from serving.cli import train as cli_train
 
     cfg = settings()
     today = dt.date.today()
@@ -137,7 +143,7 @@ def demo(
     first = _months_before(as_of_date, months - 3)
     cli_features.features(data=data, out=frame_path, as_of=None, start=first.isoformat(),
                           end=as_of_date.isoformat(), horizon_days=None, data_end=as_of_date.isoformat(),
-                          engine="duckdb", show_sql=False)
+                          engine=Engine.duckdb, show_sql=False)
     _done(t)
 
     t = _step(4, "train expansion and churn models, gate against the baseline")
@@ -152,7 +158,7 @@ def demo(
 
     t = _step(6, "batch-score every active account into the CRM table")
     cli_score.score(data=data, sink=cfg.crm_uri, as_of=as_of_date.isoformat(), field_map=None,
-                    models=cli_score.ModelSource.auto, chunk_size=20_000)
+                    models=ModelSource.auto, chunk_size=20_000)
     _done(t)
 
     t = _step(7, "who to call this week")

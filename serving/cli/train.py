@@ -10,15 +10,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli_common import EXIT_INVALID_DATA, console, err_console, parse_date, settings
+from serving.cli.common import EXIT_REGISTRY, console, fail, parse_date, settings
+from training.names import ModelName
 
 SHOWN = ("roc_auc", "pr_auc", "lift_top_decile", "precision_at_k", "brier", "ece")
-EXIT_REGISTRY = 3
-
-
-class ModelName(str, Enum):
-    expansion = "expansion"
-    churn = "churn"
 
 
 class Format(str, Enum):
@@ -33,16 +28,11 @@ def _quiet_mlflow() -> None:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
-def _fail(message: str, code: int = EXIT_INVALID_DATA) -> None:
-    err_console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
 def _read_frame(path: Path):  # noqa: ANN202 - pandas imported lazily
     import pandas as pd
 
     if not path.is_file():
-        _fail(f"feature file {path} does not exist")
+        fail(f"feature file {path} does not exist")
     if path.suffix == ".csv":
         frame = pd.read_csv(path)
         frame["as_of"] = pd.to_datetime(frame["as_of"])
@@ -50,15 +40,8 @@ def _read_frame(path: Path):  # noqa: ANN202 - pandas imported lazily
     return pd.read_parquet(path)
 
 
-def _train_and_gate(frame, cfg, rounds: int, cutoffs: int) -> dict:  # noqa: ANN001
-    """Train both models, register and gate them; print the comparison; return the results."""
-    from training.pipeline import train_and_register
-
-    _quiet_mlflow()
-    try:
-        registered = train_and_register(frame, cfg, n_cutoffs=cutoffs, num_boost_round=rounds)
-    except ValueError as exc:
-        _fail(str(exc))
+def _print_registered(registered: dict) -> None:
+    """The comparison of each registered challenger with the baseline, and the gate's decisions."""
     table = Table(title="newest test window: model vs rule-based baseline (same rows)")
     table.add_column("metric")
     for name, r in registered.items():
@@ -73,7 +56,6 @@ def _train_and_gate(frame, cfg, rounds: int, cutoffs: int) -> dict:  # noqa: ANN
     for name, r in registered.items():
         window = r.result.newest.split.window
         console.print(f"[bold]{name}[/bold] (test {window['test_start']}): {r.decision.label}: {'; '.join(r.decision.reasons)}")
-    return {name: r.result for name, r in registered.items()}
 
 
 def train(
@@ -82,8 +64,15 @@ def train(
     cutoffs: Annotated[int, typer.Option("--cutoffs", min=1, help="Backtest cut-offs, rolling forward.")] = 3,
 ) -> None:
     """Train both models on a feature frame, log to MLflow, register and gate them."""
-    cfg = settings()
-    _train_and_gate(_read_frame(features), cfg, rounds, cutoffs)
+    from training.pipeline import train_and_register
+
+    frame = _read_frame(features)
+    _quiet_mlflow()
+    try:
+        registered = train_and_register(frame, settings(), n_cutoffs=cutoffs, num_boost_round=rounds)
+    except ValueError as exc:
+        fail(str(exc))
+    _print_registered(registered)
 
 
 def retrain(
@@ -93,33 +82,20 @@ def retrain(
     cutoffs: Annotated[int, typer.Option("--cutoffs", min=1, help="Backtest cut-offs, rolling forward.")] = 3,
 ) -> None:
     """The monthly job: features up to the newest complete month, train, gate, promote, report drift."""
-    from features.build import build_features
-    from features.io import DataError, open_data, require_tables
-    from features.registry import categorical_features, feature_names
-    from training.datasets import month_ends, newest_complete_month_end, rows
-    from training.drift import feature_drift
+    from features.io import DataError, open_data
+    from training.pipeline import retrain as run
 
-    cfg = settings()
+    _quiet_mlflow()
     try:
         source = open_data(data)
-        require_tables(source)
-    except DataError as exc:
-        _fail(str(exc))
-    first, last = source.con.execute("SELECT min(date)::DATE, max(date)::DATE FROM usage_daily").fetchone()
-    # Without --as-of the data is taken to be complete up to its newest usage day.
-    as_of_date = parse_date(as_of, default_today=False) or last
-    end = newest_complete_month_end(as_of_date)
-    dates = month_ends(first, end)
-    console.print(f"building features for {len(dates)} month ends {dates[0]} .. {dates[-1]}")
-    frame = build_features(source, dates, cfg, data_end=as_of_date)
-    results = _train_and_gate(frame, cfg, rounds, cutoffs=cutoffs)
-    newest = results["expansion"].newest
-    train_rows = rows(frame, newest.split.train, "expanded")
-    latest = frame[frame["as_of"] == frame["as_of"].max()]
-    drift = feature_drift(train_rows, latest, feature_names(), categorical_features())
-    _log_drift(drift, cfg)
+        result = run(source, parse_date(as_of, default_today=False), settings(), n_cutoffs=cutoffs,
+                     num_boost_round=rounds, on_step=console.print)
+    except (DataError, ValueError) as exc:
+        fail(str(exc))
+    _print_registered(result.registered)
+    drift = result.drift
     shifted = drift[drift["level"] != "stable"]
-    console.print(f"drift vs newest snapshot {latest['as_of'].iloc[0].date()}: "
+    console.print(f"drift vs newest snapshot {result.newest_snapshot}: "
                   f"{len(shifted)} of {len(drift)} features moved (PSI >= 0.1)")
     report = Table(title="largest feature drift (PSI)")
     for col in ("feature", "psi", "level"):
@@ -127,18 +103,6 @@ def retrain(
     for row in drift.head(10).itertuples():
         report.add_row(row.feature, f"{row.psi:.3f}", row.level)
     console.print(report)
-
-
-def _log_drift(drift, cfg) -> None:  # noqa: ANN001
-    """Record the drift table as its own MLflow run, next to the training runs."""
-    import mlflow
-
-    from training.registry import configure
-
-    configure(cfg)
-    with mlflow.start_run(run_name="feature-drift"):
-        mlflow.log_metrics({f"psi__{r.feature}": float(r.psi) for r in drift.itertuples() if r.psi == r.psi})
-        mlflow.log_text(drift.to_csv(index=False), "tables/feature_drift.csv")
 
 
 def models(
@@ -168,12 +132,13 @@ def promote(
     version: Annotated[str, typer.Option("--version", help="Version to make champion.")],
 ) -> None:
     """Manual override: make a version the champion."""
-    from training.registry import RegistryError, promote as do_promote
+    from training.registry import RegistryError
+    from training.registry import promote as do_promote
 
     try:
         previous = do_promote(model.value, version, settings())
     except RegistryError as exc:
-        _fail(str(exc), EXIT_REGISTRY)
+        fail(str(exc), EXIT_REGISTRY)
     console.print(f"{model.value}: champion is now v{version} (was {('v' + previous) if previous else 'none'})")
 
 
@@ -182,12 +147,13 @@ def rollback(
     to_version: Annotated[str | None, typer.Option("--to-version", help="Default: the champion it replaced.")] = None,
 ) -> None:
     """Move the champion alias back to the previous champion (or to --to-version)."""
-    from training.registry import RegistryError, rollback as do_rollback
+    from training.registry import RegistryError
+    from training.registry import rollback as do_rollback
 
     try:
         old, new = do_rollback(model.value, settings(), to_version)
     except RegistryError as exc:
-        _fail(str(exc), EXIT_REGISTRY)
+        fail(str(exc), EXIT_REGISTRY)
     console.print(f"{model.value}: champion rolled back from v{old} to v{new}")
 
 

@@ -8,9 +8,16 @@ from typing import Annotated
 
 import typer
 
-from serving.cli_common import EXIT_INVALID_DATA, console, err_console, is_interactive, parse_date, settings
-
-ENGINES = ("duckdb", "spark")
+from features.config import Engine
+from serving.cli.common import (
+    EXIT_INVALID_DATA,
+    console,
+    err_console,
+    fail,
+    is_interactive,
+    parse_date,
+    settings,
+)
 
 
 def _snapshot_dates(as_of: list[str] | None, start: str | None, end: str | None) -> list[dt.date]:
@@ -29,11 +36,9 @@ def _snapshot_dates(as_of: list[str] | None, start: str | None, end: str | None)
     try:
         dates = month_ends(first, last)
     except ValueError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INVALID_DATA) from None
+        fail(str(exc))
     if not dates:
-        err_console.print(f"[red]error:[/red] no month end between {first} and {last}")
-        raise typer.Exit(EXIT_INVALID_DATA)
+        fail(f"no month end between {first} and {last}")
     return dates
 
 
@@ -46,7 +51,7 @@ def features(
     end: Annotated[str | None, typer.Option("--to", help="Last date of the range (default: today).")] = None,
     horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, help="Label horizon H in days.")] = None,
     data_end: Annotated[str | None, typer.Option("--data-end", help="Last date the data covers (default: last usage date).")] = None,
-    engine: Annotated[str, typer.Option("--engine", help="Execution engine: duckdb, or spark (needs the spark extra).")] = "duckdb",
+    engine: Annotated[Engine, typer.Option("--engine", help="Execution engine: duckdb, or spark (needs the spark extra).")] = Engine.duckdb,
     show_sql: Annotated[bool, typer.Option("--show-sql", help="Print the SQL the engine receives.")] = False,
 ) -> None:
     """Build the point-in-time feature frame (features + labels) for every account with MRR > 0 at each snapshot."""
@@ -55,15 +60,12 @@ def features(
     from features.build import build_features, feature_sql
     from features.io import DataError, open_data
 
-    if engine not in ENGINES:
-        err_console.print(f"[red]error:[/red] --engine {engine!r} is not available here (choose from {', '.join(ENGINES)})")
-        raise typer.Exit(EXIT_INVALID_DATA)
     dates = _snapshot_dates(as_of, start, end)
     cfg = settings()
     if horizon_days is not None:
         cfg = cfg.model_copy(update={"horizon_days": horizon_days})
     end_date = parse_date(data_end, default_today=False)
-    if engine == "spark":
+    if engine is Engine.spark:
         _features_on_spark(data, database, out, dates, cfg, end_date)
         return
     if data is None:
@@ -79,8 +81,7 @@ def features(
             progress.add_task(f"building features for {len(dates)} snapshot(s)", total=None)
             frame = build_features(source, dates, cfg, data_end=end_date)
     except DataError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INVALID_DATA) from None
+        fail(str(exc))
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
     labelled = int(frame["expanded"].notna().sum())
@@ -96,15 +97,14 @@ def _features_on_spark(data: str | None, database: str | None, out: str, dates: 
     from features.io import DataError
 
     try:
-        engine = open_engine("spark", cfg, data=data, database=database)
+        engine = open_engine(Engine.spark, cfg, data=data, database=database)
         frame, release = spark_feature_frame(engine, dates, cfg, data_end=end_date)
         try:
             write_partitioned(frame, out)
         finally:
             release()
     except DataError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INVALID_DATA) from None
+        fail(str(exc))
     console.print(f"wrote the feature frame of {len(dates)} snapshot(s) from {engine.location} to {out} (partitioned by as_of)")
 
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from serving.cli_common import EXIT_INVALID_DATA, console, err_console, parse_date
+from serving.cli.common import EXIT_INVALID_DATA, console, err_console, fail, parse_date
 
 
 class Period(str, Enum):
@@ -71,8 +71,7 @@ def _open_tables(data: Path, as_of: dt.date):  # noqa: ANN202 - MetricTables, im
         source = open_data(data)
         require_tables(source)
     except DataError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INVALID_DATA) from None
+        fail(str(exc))
     report = validate(source, as_of)
     if not report.ok:
         err_console.print(f"[red]invalid data:[/red] {len(report.violations)} violation(s) in {data}")

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from serving.cli_common import EXIT_INVALID_DATA, console, err_console, is_interactive, parse_date, settings
-
-
-class ModelSource(str, Enum):
-    auto = "auto"
-    store = "store"
-    mlflow = "mlflow"
-    none = "none"
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(EXIT_INVALID_DATA)
+from features.config import Engine, ModelSource
+from serving.cli.common import console, err_console, fail, is_interactive, parse_date, settings
 
 
 def _read_field_map(path: Path | None) -> dict[str, str] | None:
@@ -32,9 +20,9 @@ def _read_field_map(path: Path | None) -> dict[str, str] | None:
     try:
         mapping = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        _fail(f"field map {path}: cannot read a JSON object: {exc}")
+        fail(f"field map {path}: cannot read a JSON object: {exc}")
     if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
-        _fail(f"field map {path}: expected a JSON object of row field -> CRM field name (strings)")
+        fail(f"field map {path}: expected a JSON object of row field -> CRM field name (strings)")
     return mapping
 
 
@@ -72,14 +60,14 @@ def score(
     field_map: Annotated[Path | None, typer.Option("--field-map", help="JSON object renaming fields for salesforce:/hubspot: files.")] = None,
     models: Annotated[ModelSource, typer.Option("--models", help="Where models come from; 'none' scores with the baseline only.")] = ModelSource.auto,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Accounts scored and written per chunk.")] = 20_000,
-    engine: Annotated[str, typer.Option("--engine", help="duckdb (in process) or spark (mapInPandas; needs the spark extra).")] = "duckdb",
+    engine: Annotated[Engine, typer.Option("--engine", help="duckdb (in process) or spark (mapInPandas; needs the spark extra).")] = Engine.duckdb,
     features_path: Annotated[str | None, typer.Option("--features", help="Spark only: feature frame Parquet (from features --engine spark) instead of building it from --data.")] = None,
     scores_out: Annotated[str | None, typer.Option("--scores-out", help="Spark only: also write the scores as Parquet here, partitioned by as_of.")] = None,
 ) -> None:
     """Score every account active at the snapshot and write the scores to a CRM sink, all or nothing."""
     from features.io import DataError, open_data, require_tables
     from serving.batch import snapshot_features
-    from serving.scoring import load_scorer
+    from serving.models import load_scorer
     from serving.sinks import open_sink
 
     cfg = settings()
@@ -88,8 +76,8 @@ def score(
     try:
         target = open_sink(sink or cfg.crm_uri, cfg, field_map=_read_field_map(field_map))
     except ValueError as exc:
-        _fail(str(exc))
-    if engine == "spark":
+        fail(str(exc))
+    if engine is Engine.spark:
         from serving.spark_batch import score_on_spark
 
         try:
@@ -98,13 +86,11 @@ def score(
             target.close()
         _print_summary(summary)
         return
-    if engine != "duckdb":
-        _fail(f"--engine {engine!r} is not known (choose duckdb or spark)")
     try:
         source = open_data(data)
         require_tables(source)
     except DataError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         features = snapshot_features(source, as_of_date, cfg)
         scorer = load_scorer(cfg, models.value)
@@ -117,7 +103,13 @@ def score(
 
 def _run(features, scorer, target, as_of_date, scored_at, chunk_size):  # noqa: ANN001, ANN202
     """Run the job with a progress bar on a terminal, plain log lines otherwise."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from serving.batch import score_snapshot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from serving.cli_demo import _top_accounts
+from serving.cli.demo import _top_accounts
 
 COLUMNS = ("account_id", "readiness_score", "readiness_band", "churn_probability", "health",
            "expected_expansion_usd", "recommended_play", "reason_1")

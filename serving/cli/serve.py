@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from serving.cli_common import console, err_console, settings
+from serving.cli.common import console, err_console, fail, settings
 
 EXIT_NO_KEY = 3
 
@@ -40,8 +40,8 @@ def deploy(
     models: Annotated[bool, typer.Option("--models/--no-models", help="Import the MLflow champions into the BentoML store.")] = True,
 ) -> None:
     """Import the MLflow `champion` models into the BentoML model store and/or publish a feature snapshot."""
-    from serving.scoring import MODEL_NAMES, save_to_store
-    from serving.service import snapshot_path
+    from serving.models import save_to_store
+    from training.names import MODEL_NAMES
     from training.registry import load_champion
 
     cfg = settings()
@@ -55,9 +55,8 @@ def deploy(
             console.print(f"deployed {name} version {model.version} as {save_to_store(model)}")
     if features is not None:
         if not features.is_file():
-            err_console.print(f"[red]error:[/red] --features {features}: no such file")
-            raise typer.Exit(2)
-        target = snapshot_path(cfg)
+            fail(f"--features {features}: no such file")
+        target = cfg.snapshot_file
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".parquet.tmp")
         shutil.copyfile(features, tmp)

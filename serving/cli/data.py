@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli_common import EXIT_INVALID_DATA, console, err_console, parse_date
+from serving.cli.common import EXIT_INVALID_DATA, console, err_console, fail, parse_date
 
 
 def validate(
@@ -23,8 +23,7 @@ def validate(
     try:
         source = open_data(data)
     except DataError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_INVALID_DATA) from None
+        fail(str(exc))
     report = run_checks(source, as_of_date)
     summary = Table(title=f"{data} as of {as_of_date}")
     for col in ("table", "rows", "first date", "last date"):

@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from serving.cli_common import console, is_interactive, parse_date
+from serving.cli.common import console, is_interactive, parse_date
 
 
 def generate(

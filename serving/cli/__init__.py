@@ -1,0 +1,35 @@
+"""The ``expansion`` command line: one typer app, one module per command group.
+
+Each command is a few lines around a function a notebook can call (``features.*``,
+``training.pipeline``, ``serving.batch``, ``serving.models``); failures go through
+:func:`serving.cli.common.fail`. Commands import their heavy dependencies lazily so that
+``expansion --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from serving.cli import data, demo, features, metrics, score, serve, synth, train
+
+app = typer.Typer(
+    name="expansion",
+    help="Expansion readiness and churn risk scoring for B2B SaaS customer success.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Expansion readiness and churn risk scoring for B2B SaaS customer success."""
+    # MLflow's telemetry would try to reach the internet; the entry point is where the environment is set
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+# in the order a newcomer meets them
+for group in (demo, synth, data, metrics, features, train, serve, score):
+    group.register(app)
