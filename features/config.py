@@ -44,10 +44,16 @@ class Settings(BaseSettings):
     whitespace_cap_multiple: float = Field(
         3.0, gt=0, description="Whitespace is capped at this multiple of the account's current ARR."
     )
-    csm_weekly_capacity: int = Field(20, ge=1, description="k for precision@k: accounts one CSM can work in a week.")
-    promotion_margin: float = Field(
-        0.005, ge=0, description="ROC-AUC a challenger must gain over the champion to be promoted."
+    csm_book_top_share: float = Field(
+        0.2, gt=0, le=1, description="Share of each CSM's book (at least one account) whose precision is reported."
     )
+    promotion_margin: float = Field(
+        0.0, ge=0, description="The lower end of the interval of a challenger's ROC-AUC gain must exceed this to promote."
+    )
+    gate_min_positives: int = Field(
+        30, ge=1, description="Fewest positives in the pooled test months for the promotion gate to decide."
+    )
+    bootstrap_replicates: int = Field(1000, ge=50, description="Account-level bootstrap replicates behind every interval.")
     mlflow_tracking_uri: str | None = Field(
         None,
         validation_alias="MLFLOW_TRACKING_URI",

@@ -1,10 +1,16 @@
-"""Time-based splits of the feature frame: train, validate, test, and a rolling backtest.
+"""Time-based splits of the feature frame: the pooled rolling-origin backtest and the history floor.
 
 Labels look ``horizon_days`` ahead of each snapshot, so a row at ``t`` knows what happens
-up to ``t + H``. To keep that knowledge out of later windows, a training row is allowed
-only when ``t + H <= first validation snapshot`` and a validation row only when
-``t + H <= first test snapshot``. The windows are disjoint sets of snapshot dates, so no
-account-month of a test window is ever in training.
+up to ``t + H``. A fold tests one labelled month end ``T`` (the cut-off) and trains on every
+labelled snapshot ``t`` with ``t + H <= T``: exactly what a monthly job run at ``T`` could
+have seen. Training and test are disjoint sets of snapshot dates, so no account-month of a
+test window is ever in training, and no training label reaches past the cut-off.
+
+The cut-off rolls forward over every labelled month once ``MIN_TRAIN_MONTHS`` training
+snapshots exist before it. Fewer than ``MIN_CUTOFFS`` cut-offs is refused (the pooled
+figures would rest on one or two months); fewer than ``WARN_CUTOFFS`` trains with a warning.
+With a 90-day horizon that means about 11 months of data at the least, and a warning up
+to about 14.
 """
 
 from __future__ import annotations
@@ -17,15 +23,21 @@ import pandas as pd
 from training.names import ModelName
 
 LABELS = {ModelName.expansion: "expanded", ModelName.churn: "churned"}
+MIN_TRAIN_MONTHS = 3
+MIN_CUTOFFS = 3
+WARN_CUTOFFS = 6
+
+
+class HistoryError(ValueError):
+    """The data holds too little labelled history to train and test a model honestly."""
 
 
 @dataclass(frozen=True)
-class Split:
-    """Snapshot dates of one train / validation / test split."""
+class Fold:
+    """One cut-off of the pooled backtest: the training snapshots and the test month end."""
 
     train: tuple[pd.Timestamp, ...]
-    valid: tuple[pd.Timestamp, ...]
-    test: tuple[pd.Timestamp, ...]
+    test: pd.Timestamp
 
     @property
     def window(self) -> dict[str, str]:
@@ -33,10 +45,8 @@ class Split:
         return {
             "train_start": self.train[0].date().isoformat(),
             "train_end": self.train[-1].date().isoformat(),
-            "valid_start": self.valid[0].date().isoformat(),
-            "valid_end": self.valid[-1].date().isoformat(),
-            "test_start": self.test[0].date().isoformat(),
-            "test_end": self.test[-1].date().isoformat(),
+            "test_start": self.test.date().isoformat(),
+            "test_end": self.test.date().isoformat(),
         }
 
 
@@ -49,46 +59,63 @@ def labelled_snapshots(frame: pd.DataFrame, label: str) -> list[pd.Timestamp]:
     return sorted(pd.to_datetime(dates).unique())
 
 
-def make_split(
-    dates: list[pd.Timestamp], test_start_index: int, horizon_days: int, *, valid_months: int = 2, test_months: int = 1
-) -> Split:
-    """The split whose test window starts at ``dates[test_start_index]``, with label-horizon gaps before it."""
+def folds_for(dates: list[pd.Timestamp], horizon_days: int, min_train_months: int = MIN_TRAIN_MONTHS) -> list[Fold]:
+    """Every fold over ``dates`` (sorted labelled snapshots) with at least ``min_train_months`` training snapshots."""
     horizon = pd.Timedelta(days=horizon_days)
-    test = tuple(dates[test_start_index : test_start_index + test_months])
-    before_test = [d for d in dates[:test_start_index] if d + horizon <= test[0]]
-    valid = tuple(before_test[-valid_months:])
-    train = tuple(d for d in dates if valid and d + horizon <= valid[0])
-    if len(test) < test_months or len(valid) < valid_months or not train:
-        raise ValueError(
-            f"feature frame: not enough labelled snapshots for a split testing from {dates[test_start_index].date()} "
-            f"(horizon {horizon_days} days needs {valid_months} validation and some training snapshots "
-            f"at least {horizon_days} days before each later window; have {len(dates)} labelled snapshot dates)"
-        )
-    return Split(train=train, valid=valid, test=test)
+    out = []
+    for test in dates:
+        train = tuple(d for d in dates if d + horizon <= test)
+        if len(train) >= min_train_months:
+            out.append(Fold(train=train, test=test))
+    return out
 
 
-def backtest_splits(
-    frame: pd.DataFrame,
-    label: str,
-    horizon_days: int,
-    *,
-    n_cutoffs: int = 3,
-    valid_months: int = 2,
-    test_months: int = 1,
-) -> list[Split]:
-    """``n_cutoffs`` splits rolling forward one snapshot at a time; the last one tests the newest window."""
+def pooled_folds(
+    frame: pd.DataFrame, label: str, horizon_days: int, *,
+    min_train_months: int = MIN_TRAIN_MONTHS, min_cutoffs: int = MIN_CUTOFFS, name: str | None = None,
+) -> list[Fold]:
+    """The rolling-origin folds of ``label``; HistoryError naming what is missing below the floor."""
     dates = labelled_snapshots(frame, label)
-    newest = len(dates) - test_months
-    starts = [newest - i for i in reversed(range(n_cutoffs))]
-    if not dates or starts[0] < 1:
-        raise ValueError(f"feature frame: {len(dates)} labelled snapshot dates cannot hold {n_cutoffs} cut-offs")
-    return [make_split(dates, s, horizon_days, valid_months=valid_months, test_months=test_months) for s in starts]
+    folds = folds_for(dates, horizon_days, min_train_months)
+    if len(folds) < min_cutoffs:
+        missing = min_cutoffs - len(folds)
+        raise HistoryError(
+            f"{name or label}: not enough labelled history. {len(dates)} month end(s) have a complete "
+            f"{horizon_days}-day label; with at least {min_train_months} training month(s) ending {horizon_days} days "
+            f"before each test month, {len(folds)} month end(s) can be tested and {min_cutoffs} are needed: "
+            f"add {missing} more month(s) of history"
+        )
+    return folds
 
 
-def rows(frame: pd.DataFrame, dates: tuple[pd.Timestamp, ...], label: str) -> pd.DataFrame:
-    """Rows of ``frame`` at the given snapshot dates that carry a label."""
-    mask = pd.to_datetime(frame["as_of"]).isin(dates) & frame[label].notna()
+def history_warning(folds: list[Fold], name: str, warn_cutoffs: int = WARN_CUTOFFS) -> str | None:
+    """A plain-words warning when few cut-offs back the figures, else None."""
+    if len(folds) >= warn_cutoffs:
+        return None
+    return (f"{name}: only {len(folds)} test month(s) (cut-offs) in this history; every figure carries a wide "
+            f"interval, read it before the point estimate ({warn_cutoffs} or more cut-offs narrow it)")
+
+
+def rows(frame: pd.DataFrame, dates: tuple[pd.Timestamp, ...] | pd.Timestamp, label: str) -> pd.DataFrame:
+    """Rows of ``frame`` at the given snapshot date(s) that carry a label."""
+    wanted = (dates,) if isinstance(dates, pd.Timestamp) else dates
+    mask = pd.to_datetime(frame["as_of"]).isin(wanted) & frame[label].notna()
     return frame.loc[mask]
+
+
+def cut_at(frame: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int, labels: tuple[str, ...]) -> pd.DataFrame:
+    """The frame as a job run at ``cutoff`` would see it: snapshots up to it, labels null unless complete by it.
+
+    Features at ``t <= cutoff`` do not depend on later data (the point-in-time guarantee),
+    and a label over ``(t, t + H]`` is complete, and equal to the full data's, when ``t + H <= cutoff``.
+    """
+    as_of = pd.to_datetime(frame["as_of"])
+    out = frame.loc[as_of <= cutoff].copy()
+    open_horizon = (as_of[as_of <= cutoff] + pd.Timedelta(days=horizon_days)) > cutoff
+    for col in labels:
+        if col in out.columns:
+            out.loc[open_horizon, col] = float("nan")
+    return out
 
 
 def newest_complete_month_end(as_of: dt.date) -> dt.date:

@@ -1,10 +1,12 @@
 """One evaluation for every scorer: the LightGBM models and the rule-based baseline alike.
 
-Metrics: ROC-AUC, PR-AUC, lift and precision in the top decile, precision at k per CSM
-(k = ``Settings.csm_weekly_capacity``: the accounts one CSM can work in a week, taken from
-the top of each owner's book at each snapshot, averaged over owners), Brier score and
-expected calibration error (10 equal-width bins, weighted by rows). The same metrics are
-computed per segment.
+Metrics: ROC-AUC, PR-AUC, lift and precision in the top decile, precision in the top of
+each CSM's book (the top ``book_share`` of the accounts each owner holds at each snapshot,
+at least one, averaged over owner-snapshots: a share rather than a fixed k, because a
+fixed k as large as a book only measures the base rate), Brier score and expected
+calibration error (10 equal-width bins, weighted by rows). The same metrics are computed
+per segment. Every metric is a plain numpy function of (labels, scores), so the
+account-level bootstrap (``training.bootstrap``) can call them thousands of times.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from scipy.stats import rankdata
 
-HEADLINE = ("roc_auc", "pr_auc", "lift_top_decile", "precision_top_decile", "precision_at_k", "brier", "ece")
+HEADLINE = ("roc_auc", "pr_auc", "lift_top_decile", "precision_top_decile", "precision_top_book", "brier", "ece")
+# Ranking metrics read the score order; probability metrics read the calibrated probability.
+PROBABILITY_METRICS = ("brier", "ece")
 ECE_BINS = 10
+BOOK_SHARE = 0.2
 NO_OWNER = "(unassigned)"
 
 
@@ -43,6 +48,30 @@ def positive_scores(estimator: object, frame: pd.DataFrame) -> np.ndarray:
     return proba[:, 1] if proba.ndim == 2 else proba
 
 
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """ROC-AUC as the Mann-Whitney statistic (ties count one half); NaN with one class only."""
+    positives = float(y_true.sum())
+    negatives = len(y_true) - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[y_true == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """PR-AUC as average precision over distinct score thresholds (scikit-learn's definition)."""
+    positives = float(y_true.sum())
+    if positives == 0 or positives == len(y_true):
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], y_true[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tp = np.cumsum(y)[last_of_tie]
+    precision = tp / (last_of_tie + 1)
+    recall_step = np.diff(np.r_[0.0, tp]) / positives
+    return float(np.sum(recall_step * precision))
+
+
 def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, bins: int = ECE_BINS) -> float:
     """Row-weighted mean |observed rate - mean score| over equal-width score bins."""
     y_true, scores = np.asarray(y_true, dtype=float), np.asarray(scores, dtype=float)
@@ -64,6 +93,8 @@ def calibration_curve(y_true: np.ndarray, scores: np.ndarray, bins: int = ECE_BI
 
 def top_fraction_stats(y_true: np.ndarray, scores: np.ndarray, fraction: float = 0.1) -> tuple[float, float]:
     """Precision of the top ``fraction`` of rows by score, and its lift over the base rate."""
+    if len(scores) == 0:
+        return float("nan"), float("nan")
     n_top = max(1, int(np.ceil(len(scores) * fraction)))
     order = np.argsort(-scores, kind="stable")[:n_top]
     precision = float(np.mean(y_true[order]))
@@ -71,52 +102,85 @@ def top_fraction_stats(y_true: np.ndarray, scores: np.ndarray, fraction: float =
     return precision, (precision / base if base > 0 else float("nan"))
 
 
-def precision_at_k(y_true: np.ndarray, scores: np.ndarray, groups: pd.Series, k: int) -> float:
-    """Mean over groups (owner x snapshot) of the precision of each group's top ``k`` rows."""
-    df = pd.DataFrame({"g": groups.to_numpy(), "y": y_true, "s": scores})
-    df = df.sort_values(["g", "s"], ascending=[True, False], kind="stable")
-    top = df.groupby("g", sort=False).head(k)
-    return float(top.groupby("g")["y"].mean().mean())
+def precision_top_of_books(y_true: np.ndarray, scores: np.ndarray, books: np.ndarray, share: float = BOOK_SHARE) -> float:
+    """Mean over books (integer codes: owner x snapshot) of the precision of each book's top ``share`` (at least 1)."""
+    if len(y_true) == 0:
+        return float("nan")
+    order = np.lexsort((-scores, books))
+    b, y = books[order], y_true[order]
+    first = np.r_[True, b[1:] != b[:-1]]
+    starts = np.flatnonzero(first)
+    sizes = np.diff(np.r_[starts, len(b)])
+    rank = np.arange(len(b)) - np.repeat(starts, sizes)
+    k = np.maximum(1, np.ceil(sizes * share)).astype(int)
+    top = rank < np.repeat(k, sizes)
+    group = np.repeat(np.arange(len(starts)), sizes)
+    hits = np.bincount(group[top], y[top], minlength=len(starts))
+    return float(np.mean(hits / k))
 
 
-def _owner_groups(frame: pd.DataFrame) -> pd.Series:
+def book_codes(frame: pd.DataFrame) -> np.ndarray:
+    """Integer code per (owner, snapshot): one CSM's book at one month end."""
     owner = frame["csm_owner"].astype("string").fillna(NO_OWNER) if "csm_owner" in frame else pd.Series(NO_OWNER, index=frame.index)
     as_of = frame["as_of"].astype("string") if "as_of" in frame else ""
-    return owner + "|" + as_of
+    return pd.factorize(owner + "|" + as_of)[0]
 
 
-def metrics(y_true: np.ndarray, scores: np.ndarray, groups: pd.Series, k: int) -> dict[str, float]:
-    """Every headline metric; ranking metrics are NaN when only one class is present."""
+def metrics(
+    y_true: np.ndarray, scores: np.ndarray, books: np.ndarray, book_share: float = BOOK_SHARE,
+    probabilities: np.ndarray | None = None, names: tuple[str, ...] = HEADLINE,
+) -> dict[str, float]:
+    """The named metrics; ranking metrics read ``scores``, Brier and ECE read ``probabilities`` (default: ``scores``)."""
     y_true, scores = np.asarray(y_true, dtype=float), np.asarray(scores, dtype=float)
-    both = 0 < y_true.sum() < len(y_true)
-    prec10, lift10 = top_fraction_stats(y_true, scores) if len(y_true) else (np.nan, np.nan)
-    return {
-        "roc_auc": float(roc_auc_score(y_true, scores)) if both else float("nan"),
-        "pr_auc": float(average_precision_score(y_true, scores)) if both else float("nan"),
-        "lift_top_decile": lift10,
-        "precision_top_decile": prec10,
-        "precision_at_k": precision_at_k(y_true, scores, groups, k) if len(y_true) else float("nan"),
-        "brier": float(brier_score_loss(y_true, scores)) if len(y_true) else float("nan"),
-        "ece": expected_calibration_error(y_true, scores),
-        "positive_rate": float(y_true.mean()) if len(y_true) else float("nan"),
-        "rows": float(len(y_true)),
-    }
+    probs = scores if probabilities is None else np.asarray(probabilities, dtype=float)
+    out: dict[str, float] = {}
+    if "roc_auc" in names:
+        out["roc_auc"] = roc_auc(y_true, scores)
+    if "pr_auc" in names:
+        out["pr_auc"] = average_precision(y_true, scores)
+    if "lift_top_decile" in names or "precision_top_decile" in names:
+        out["precision_top_decile"], out["lift_top_decile"] = top_fraction_stats(y_true, scores)
+    if "precision_top_book" in names:
+        out["precision_top_book"] = precision_top_of_books(y_true, scores, np.asarray(books), book_share)
+    if "brier" in names:
+        out["brier"] = float(np.mean((probs - y_true) ** 2)) if len(y_true) else float("nan")
+    if "ece" in names:
+        out["ece"] = expected_calibration_error(y_true, probs)
+    out["positive_rate"] = float(y_true.mean()) if len(y_true) else float("nan")
+    out["positives"] = float(y_true.sum())
+    out["rows"] = float(len(y_true))
+    return out
 
 
-def evaluate(estimator: object, frame: pd.DataFrame, label: str, k: int) -> Evaluation:
-    """Score ``frame`` with ``estimator`` and compute all metrics against ``label``, overall and per segment."""
+def check_labelled(frame: pd.DataFrame, label: str) -> np.ndarray:
+    """The label as floats; ValueError naming the column when it is absent or has nulls."""
     if label not in frame.columns:
         raise ValueError(f"evaluation frame: label column {label!r} is missing")
     if frame[label].isna().any():
         raise ValueError(f"evaluation frame: label column {label!r} has nulls (horizon not complete); drop those rows")
-    y_true = frame[label].to_numpy(dtype=float)
-    scores = positive_scores(estimator, frame)
-    groups = _owner_groups(frame)
-    overall = metrics(y_true, scores, groups, k)
+    return frame[label].to_numpy(dtype=float)
+
+
+def evaluate_scores(
+    frame: pd.DataFrame, label: str, scores: np.ndarray, book_share: float = BOOK_SHARE,
+    probabilities: np.ndarray | None = None,
+) -> Evaluation:
+    """All metrics of given scores against ``label``, overall and per segment."""
+    y_true = check_labelled(frame, label)
+    scores = np.asarray(scores, dtype=float)
+    probs = scores if probabilities is None else np.asarray(probabilities, dtype=float)
+    books = book_codes(frame)
+    overall = metrics(y_true, scores, books, book_share, probs)
     per_segment = []
     if "segment" in frame.columns:
         seg = frame["segment"].astype("string").fillna("(unknown)").to_numpy()
         for name in sorted(set(seg)):
             mask = seg == name
-            per_segment.append({"segment": name, **metrics(y_true[mask], scores[mask], groups[mask], k)})
+            per_segment.append({"segment": name, **metrics(y_true[mask], scores[mask], books[mask], book_share, probs[mask])})
     return Evaluation(overall, pd.DataFrame(per_segment), scores, y_true)
+
+
+def evaluate(estimator: object, frame: pd.DataFrame, label: str, book_share: float = BOOK_SHARE) -> Evaluation:
+    """Score ``frame`` with ``estimator`` and compute all metrics against ``label``, overall and per segment."""
+    check_labelled(frame, label)
+    return evaluate_scores(frame, label, positive_scores(estimator, frame), book_share)

@@ -1,10 +1,16 @@
 """LightGBM classifiers with calibration: fitting, and the TrainedModel that serving uses.
 
-Class imbalance is handled deliberately by *not* reweighting: expansion and churn rates
-of a few to a few tens of percent leave enough positives per leaf (``min_data_in_leaf``
-~100), an unweighted log-loss keeps scores close to probabilities, and isotonic
-calibration on the validation window then fixes what is left. ``scale_pos_weight`` would
-buy nothing for ranking (AUC, lift) and would distort the probabilities CS teams read.
+Class imbalance is handled deliberately by *not* reweighting: an unweighted log-loss
+keeps scores close to probabilities and calibration fixes what is left.
+``scale_pos_weight`` would buy nothing for ranking (AUC, lift) and would distort the
+probabilities CS teams read.
+
+Tree size follows the number of training rows (:func:`size_params`): a company of a few
+hundred accounts gets a few leaves of a few dozen rows each, a large one the full 31
+leaves of 100 rows. The number of rounds is chosen by the pooled backtest
+(``training.train``) from ``round_grid``. Calibration (:class:`Calibrator`) is Platt
+scaling on the logit below ``ISOTONIC_MIN_POSITIVES`` positives (two parameters hold at a
+few dozen positives) and isotonic regression above.
 
 Categorical features use pandas ``category`` dtype with the levels seen in training,
 fixed in the model; a level unseen at training time becomes NaN (LightGBM's missing).
@@ -18,6 +24,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 
 DEFAULT_PARAMS: dict[str, object] = {
     "objective": "binary",
@@ -36,8 +43,24 @@ DEFAULT_PARAMS: dict[str, object] = {
     "force_row_wise": True,
 }
 DEFAULT_ROUNDS = 500
+ROUND_STEPS = (25, 50, 100, 200, 300, 500, 800)
 PROB_FLOOR = 0.001
 EARLY_STOPPING_ROUNDS = 50
+ISOTONIC_MIN_POSITIVES = 500
+# Platt curves are stored as breakpoints over this logit range, so serving interpolates as for isotonic.
+PLATT_LOGIT_GRID = np.linspace(-10.0, 10.0, 201)
+
+
+def size_params(train_rows: int) -> dict[str, int]:
+    """Leaves and minimum rows per leaf for ``train_rows`` rows: about 1 % of the rows per leaf (20-100), 10 leaves' worth per leaf cap (4-31)."""
+    min_leaf = int(np.clip(round(train_rows / 100), 20, 100))
+    leaves = int(np.clip(train_rows // (10 * min_leaf), 4, 31))
+    return {"num_leaves": leaves, "min_data_in_leaf": min_leaf}
+
+
+def round_grid(max_rounds: int) -> tuple[int, ...]:
+    """The round counts the backtest compares: the fixed steps up to ``max_rounds``, and ``max_rounds`` itself."""
+    return tuple(sorted({r for r in ROUND_STEPS if r < max_rounds} | {max_rounds}))
 
 
 def category_levels(frame: pd.DataFrame, categorical: list[str]) -> dict[str, list[str]]:
@@ -59,20 +82,49 @@ def prepare(frame: pd.DataFrame, features: list[str], levels: dict[str, list[str
     return pd.DataFrame(out, index=frame.index)
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
 @dataclass
 class Calibrator:
-    """Isotonic map from raw model probability to calibrated probability, stored as its breakpoints."""
+    """Monotone map from raw model probability to calibrated probability, stored as breakpoints."""
 
     x: np.ndarray
     y: np.ndarray
+    method: str = "breakpoints"
 
     @classmethod
-    def fit(cls, raw: np.ndarray, y_true: np.ndarray) -> Calibrator:
-        """Fit isotonic regression of ``y_true`` on ``raw`` (clipped outside the seen range)."""
-        # Isotonic steps are exactly 0 where the validation window had no positive in a score
-        # range; a hard 0 % reads as certainty to a CSM, so probabilities are kept off the ends.
+    def fit(cls, raw: np.ndarray, y_true: np.ndarray, isotonic_min_positives: int = ISOTONIC_MIN_POSITIVES) -> Calibrator:
+        """Platt scaling on the logit below ``isotonic_min_positives`` positives, isotonic regression from there."""
+        y_true = np.asarray(y_true, dtype=float)
+        if y_true.sum() >= isotonic_min_positives and (len(y_true) - y_true.sum()) >= isotonic_min_positives:
+            return cls.isotonic(raw, y_true)
+        return cls.platt(raw, y_true)
+
+    @classmethod
+    def isotonic(cls, raw: np.ndarray, y_true: np.ndarray) -> Calibrator:
+        """Isotonic regression of ``y_true`` on ``raw`` (clipped outside the seen range)."""
+        # Isotonic steps are exactly 0 where no positive fell in a score range; a hard 0 %
+        # reads as certainty to a CSM, so probabilities are kept off the ends.
         iso = IsotonicRegression(out_of_bounds="clip", y_min=PROB_FLOOR, y_max=1.0 - PROB_FLOOR).fit(raw, y_true)
-        return cls(np.asarray(iso.X_thresholds_, dtype=float), np.asarray(iso.y_thresholds_, dtype=float))
+        return cls(np.asarray(iso.X_thresholds_, dtype=float), np.asarray(iso.y_thresholds_, dtype=float), "isotonic")
+
+    @classmethod
+    def platt(cls, raw: np.ndarray, y_true: np.ndarray) -> Calibrator:
+        """Logistic regression of ``y_true`` on logit(``raw``), kept non-decreasing (a negative slope becomes the base rate)."""
+        y_true = np.asarray(y_true, dtype=float)
+        rate = float(np.clip(y_true.mean(), PROB_FLOOR, 1 - PROB_FLOOR)) if len(y_true) else 0.5
+        x = 1.0 / (1.0 + np.exp(-PLATT_LOGIT_GRID))
+        if 0 < y_true.sum() < len(y_true):
+            fit = LogisticRegression(C=1e4).fit(_logit(raw).reshape(-1, 1), y_true)
+            slope, intercept = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+        else:
+            slope, intercept = 0.0, 0.0
+        # A model that ranks worse than chance out of time carries no usable signal: the base rate is the honest answer.
+        y = np.full_like(x, rate) if slope <= 0 else 1.0 / (1.0 + np.exp(-(intercept + slope * PLATT_LOGIT_GRID)))
+        return cls(x, np.clip(y, PROB_FLOOR, 1.0 - PROB_FLOOR), "platt")
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         return np.interp(raw, self.x, self.y)
@@ -158,13 +210,16 @@ def fit_model(
     num_boost_round: int = DEFAULT_ROUNDS,
     params: dict[str, object] | None = None,
 ) -> TrainedModel:
-    """Train a LightGBM binary model on ``train``, early-stopped and isotonic-calibrated on ``valid``."""
+    """Train a LightGBM binary model on ``train``, early-stopped and calibrated on ``valid`` (a quick single split).
+
+    The monthly job does not use this: it backtests with :func:`fit_booster` and refits on
+    all history (``training.train``).
+    """
     categorical = [c for c in categorical if c in features]
     levels = category_levels(train, categorical)
     y_train, y_valid = train[label].to_numpy(dtype=float), valid[label].to_numpy(dtype=float)
     for part, y in (("training", y_train), ("validation", y_valid)):
-        if y.min(initial=1.0) == y.max(initial=0.0):
-            raise ValueError(f"{name}: the {part} window has only one class in {label!r}; cannot train")
+        check_two_classes(name, part, y, label)
     x_train, x_valid = prepare(train, features, levels), prepare(valid, features, levels)
     full_params = {**DEFAULT_PARAMS, **(params or {}), "num_threads": threads}
     dtrain = lgb.Dataset(x_train, y_train, categorical_feature=categorical or "auto", free_raw_data=True)
@@ -185,6 +240,51 @@ def fit_model(
         calibrator=Calibrator.fit(raw_valid, y_valid),
         feature_names=list(features),
         categorical_features=categorical,
+        levels=levels,
+        expansion_size_ratio=expansion_size_ratios(train) if label == "expanded" else {},
+    )
+
+
+def check_two_classes(name: str, part: str, y: np.ndarray, label: str) -> None:
+    """ValueError naming the window when ``y`` holds one class only."""
+    if y.min(initial=1.0) == y.max(initial=0.0):
+        raise ValueError(f"{name}: the {part} window has only one class in {label!r}; cannot train")
+
+
+def fit_booster(
+    name: str, train: pd.DataFrame, label: str, features: list[str], categorical: list[str], *,
+    rounds: int, threads: int = 1, params: dict[str, object] | None = None,
+) -> tuple[lgb.Booster, dict[str, list[str]]]:
+    """A booster trained for exactly ``rounds`` rounds (no early stopping: the backtest chose them) and its category levels."""
+    categorical = [c for c in categorical if c in features]
+    levels = category_levels(train, categorical)
+    y_train = train[label].to_numpy(dtype=float)
+    check_two_classes(name, "training", y_train, label)
+    full_params = {**DEFAULT_PARAMS, **(params or {}), "num_threads": threads}
+    full_params.pop("metric", None)
+    dtrain = lgb.Dataset(prepare(train, features, levels), y_train, categorical_feature=categorical or "auto")
+    return lgb.train(full_params, dtrain, num_boost_round=rounds), levels
+
+
+def predict_rounds(
+    booster: lgb.Booster, frame: pd.DataFrame, features: list[str], levels: dict[str, list[str]], rounds: tuple[int, ...],
+) -> dict[int, np.ndarray]:
+    """Raw probabilities of ``frame`` after each of ``rounds`` boosting rounds (one matrix, several truncations)."""
+    x = prepare(frame, features, levels)
+    return {r: booster.predict(x, num_iteration=r, num_threads=1) for r in rounds}
+
+
+def assemble(
+    name: str, booster: lgb.Booster, calibrator: Calibrator, features: list[str], categorical: list[str],
+    levels: dict[str, list[str]], train: pd.DataFrame, label: str,
+) -> TrainedModel:
+    """The TrainedModel of a fitted booster and calibrator (expansion size ratios learned from ``train``)."""
+    return TrainedModel(
+        name=name,
+        booster=booster,
+        calibrator=calibrator,
+        feature_names=list(features),
+        categorical_features=[c for c in categorical if c in features],
         levels=levels,
         expansion_size_ratio=expansion_size_ratios(train) if label == "expanded" else {},
     )

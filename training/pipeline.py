@@ -2,8 +2,8 @@
 
 :func:`train_and_register` trains both models on a feature frame, registers and gates
 each; :func:`retrain` is the whole monthly job on a data source: features at every
-month end the data covers, train and gate, then feature drift of the newest snapshot
-against the training window, logged next to the training runs.
+month end the data covers, backtest, refit and gate, then feature drift of the newest
+snapshot against the labelled history, logged next to the training runs.
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ from features.config import Settings
 from features.io import DataSource, require_tables
 from features.registry import categorical_features, feature_names
 from features.spine import month_ends
-from training.datasets import newest_complete_month_end, rows
+from training.datasets import newest_complete_month_end
 from training.drift import feature_drift
+from training.gate import GateDecision
 from training.models import DEFAULT_ROUNDS
-from training.registry import GateDecision, log_drift, register_and_gate
+from training.registry import log_drift, register_and_gate
 from training.train import ModelResult, train_all
 
 
 @dataclass
 class Registered:
-    """One model's backtest result, the version it was registered as, and the gate's decision."""
+    """One model's pooled backtest and refit, the version it was registered as, and the gate's decision."""
 
     result: ModelResult
     version: str
@@ -46,24 +47,24 @@ class RetrainResult:
 
     @property
     def newest_snapshot(self) -> dt.date:
-        """The snapshot the drift table compares with the training window."""
+        """The snapshot the drift table compares with the labelled history."""
         return pd.Timestamp(self.frame["as_of"].max()).date()
 
 
 def train_and_register(
-    frame: pd.DataFrame, settings: Settings, *, n_cutoffs: int = 3, num_boost_round: int = DEFAULT_ROUNDS
+    frame: pd.DataFrame, settings: Settings, *, n_cutoffs: int | None = None, num_boost_round: int = DEFAULT_ROUNDS
 ) -> dict[str, Registered]:
-    """Backtest both models on ``frame``, register the newest fold's model of each, and gate it.
+    """Backtest both models on ``frame``, register each refit model and gate it.
 
-    Raises ValueError (naming the column or window) when the frame cannot be trained on.
+    Raises ValueError (naming the column or window, or what history is missing) when the
+    frame cannot be trained on.
     """
     results = train_all(
         frame, feature_names(), categorical_features(), settings, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round
     )
     registered = {}
     for name, result in results.items():
-        test = rows(frame, result.newest.split.test, result.label)
-        version, decision = register_and_gate(result, test, settings)
+        version, decision = register_and_gate(result, settings)
         registered[name] = Registered(result, version, decision)
     return registered
 
@@ -81,9 +82,9 @@ def monthly_snapshots(source: DataSource, as_of: dt.date | None = None) -> tuple
 
 def retrain(
     source: DataSource, as_of: dt.date | None, settings: Settings, *,
-    n_cutoffs: int = 3, num_boost_round: int = DEFAULT_ROUNDS, on_step: Callable[[str], None] | None = None,
+    n_cutoffs: int | None = None, num_boost_round: int = DEFAULT_ROUNDS, on_step: Callable[[str], None] | None = None,
 ) -> RetrainResult:
-    """The monthly job: features at every month end, train both models, gate them, log the feature drift.
+    """The monthly job: features at every month end, backtest and refit both models, gate them, log the feature drift.
 
     ``on_step(message)`` hears the job's progress (the CLI prints it). Raises
     ``features.io.DataError`` for bad tables and ValueError when the frame cannot be trained on.
@@ -95,8 +96,8 @@ def retrain(
     say(f"building features for {len(dates)} month ends {dates[0]} .. {dates[-1]}")
     frame = build_features(source, dates, settings, data_end=data_end)
     registered = train_and_register(frame, settings, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round)
-    newest = registered["expansion"].result.newest
     latest = frame[frame["as_of"] == frame["as_of"].max()]
-    drift = feature_drift(rows(frame, newest.split.train, "expanded"), latest, feature_names(), categorical_features())
+    labelled = frame[frame["expanded"].notna()]  # the shipped models learn from every labelled month
+    drift = feature_drift(labelled, latest, feature_names(), categorical_features())
     log_drift(drift, settings)
     return RetrainResult(frame, registered, drift, data_end)

@@ -18,7 +18,6 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
@@ -30,16 +29,13 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.config import Settings
+from training.backtest import BacktestResult
 from training.bundle import load_bundle, save_bundle
-from training.evaluate import HEADLINE, evaluate
+from training.evaluate import HEADLINE
+from training.gate import GateDecision, gate
 from training.models import TrainedModel
 from training.names import MODEL_NAMES
-from training.plots import (
-    baseline_comparison,
-    calibration_plot,
-    importance_plot,
-    lift_chart,
-)
+from training.plots import baseline_comparison, calibration_plot, importance_plot, lift_chart
 from training.train import ModelResult
 
 EXPERIMENT = "expansion-scoring"
@@ -216,48 +212,17 @@ def list_versions(settings: Settings, names: tuple[str, ...] = MODEL_NAMES) -> l
                 "test_window": mv.tags.get("test_window"),
                 "gate": mv.tags.get("gate_decision"),
                 "gate_reasons": mv.tags.get("gate_reasons"),
+                **{k: mv.tags.get(k) for k in GATE_FIGURES},
             })
     return out
 
 
+GATE_FIGURES = ("gate_positives", "gate_roc_auc", "gate_gain_over_baseline", "gate_gain_over_champion",
+                "gate_champion_version")
+
+
 def _prefixed(run_metrics: dict[str, float], prefix: str) -> dict[str, float]:
     return {k.removeprefix(prefix): v for k, v in run_metrics.items() if k.startswith(prefix) and "__" not in k}
-
-
-@dataclass
-class GateDecision:
-    """Whether a challenger becomes champion, and why."""
-
-    promote: bool
-    reasons: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return "promoted" if self.promote else "rejected"
-
-
-def gate(challenger_auc: float, baseline_auc: float, champion_auc: float | None, margin: float) -> GateDecision:
-    """Promote only when the challenger beats the baseline and, if there is a champion, the champion by ``margin``.
-
-    All three ROC-AUCs are measured on the same rows: the challenger's newest test window.
-    """
-    reasons, ok = [], True
-    if not np.isfinite(challenger_auc):
-        return GateDecision(False, ["challenger ROC-AUC is undefined on the test window (one class only)"])
-    beats_baseline = challenger_auc > baseline_auc
-    ok &= beats_baseline
-    reasons.append(f"challenger ROC-AUC {challenger_auc:.4f} {'>' if beats_baseline else '<='} baseline {baseline_auc:.4f}")
-    if champion_auc is None:
-        reasons.append("no champion yet")
-    elif not np.isfinite(champion_auc):
-        ok = False
-        reasons.append("the champion cannot be scored on these rows; promote manually if intended")
-    else:
-        beats_champion = challenger_auc >= champion_auc + margin
-        ok &= beats_champion
-        verb = "beats" if beats_champion else "does not beat"
-        reasons.append(f"challenger {verb} champion ROC-AUC {champion_auc:.4f} + margin {margin:.4f}")
-    return GateDecision(bool(ok), reasons)
 
 
 def feature_hash(features: list[str]) -> str:
@@ -266,13 +231,17 @@ def feature_hash(features: list[str]) -> str:
 
 
 def _log_metrics(result: ModelResult) -> None:
-    newest = result.newest
-    for prefix, ev in (("test_", newest.test), ("baseline_test_", newest.baseline_test)):
-        mlflow.log_metrics({f"{prefix}{k}": v for k, v in ev.metrics.items() if np.isfinite(v)})
+    """Pooled backtest figures: ``test_*`` (model), ``baseline_test_*``, ``gain_*`` with ``_low``/``_high`` interval ends."""
+    prefixes = {"model": "test_", "baseline": "baseline_test_", "model - baseline": "gain_"}
+    for r in result.comparison.itertuples():
+        for suffix, value in (("", r.value), ("_low", r.low), ("_high", r.high)):
+            if np.isfinite(value):
+                mlflow.log_metric(f"{prefixes[r.scorer]}{r.metric}{suffix}", float(value))
+    mlflow.log_metrics({"test_positives": float(result.positives), "test_rows": float(len(result.pooled))})
+    for prefix, ev in (("test_", result.pooled_test), ("baseline_test_", result.pooled_baseline)):
         for row in ev.per_segment.to_dict("records"):
             seg = str(row.pop("segment"))
             mlflow.log_metrics({f"{prefix}{k}__{seg}": v for k, v in row.items() if np.isfinite(v)})
-    mlflow.log_metrics({"valid_ece_raw": newest.valid_ece_raw, "valid_ece_calibrated": newest.valid_ece_calibrated})
     for step, fold in enumerate(result.folds):
         for key in HEADLINE:
             for prefix, ev in (("backtest_", fold.test), ("backtest_baseline_", fold.baseline_test)):
@@ -281,18 +250,20 @@ def _log_metrics(result: ModelResult) -> None:
 
 
 def _log_artifacts(result: ModelResult) -> None:
-    newest, model = result.newest, result.newest.model
-    title = f"{result.name} ({newest.split.window['test_start']})"
+    model, window = result.model, result.model.training_window
+    title = f"{result.name} (pooled {window['test_start']}..{window['test_end']})"
+    ev, base = result.pooled_test, result.pooled_baseline
     figures = {
-        "lift_chart.png": lift_chart(newest.test, newest.baseline_test, f"lift: {title}"),
-        "calibration_curve.png": calibration_plot(newest.test, newest.baseline_test, f"calibration: {title}"),
+        "lift_chart.png": lift_chart(ev, base, f"lift: {title}"),
+        "calibration_curve.png": calibration_plot(ev, base, f"calibration: {title}"),
         "importance_gain.png": importance_plot(model.feature_names, model.booster.feature_importance("gain"), title),
-        "baseline_comparison.png": baseline_comparison(newest.test.metrics, newest.baseline_test.metrics, title),
+        "baseline_comparison.png": baseline_comparison(ev.metrics, base.metrics, title),
     }
     for fname, fig in figures.items():
         mlflow.log_figure(fig, f"plots/{fname}")
-    seg = newest.test.per_segment.merge(newest.baseline_test.per_segment, on="segment", suffixes=("", "_baseline"))
+    seg = ev.per_segment.merge(base.per_segment, on="segment", suffixes=("", "_baseline"))
     mlflow.log_text(seg.to_csv(index=False), "tables/per_segment.csv")
+    mlflow.log_text(result.comparison.to_csv(index=False), "tables/pooled_intervals.csv")
     mlflow.log_text(result.backtest_table().to_csv(index=False), "tables/backtest.csv")
     mlflow.log_text(model.importance().to_csv(index=False), "tables/importance_gain.csv")
     mlflow.log_dict({"features": model.feature_names, "categorical": model.categorical_features}, "features.json")
@@ -305,39 +276,35 @@ def shap_summary(model: TrainedModel, frame: pd.DataFrame, max_rows: int = 2000)
     return contrib.sort_values(ascending=False).rename("mean_abs_contribution").rename_axis("feature").reset_index()
 
 
-def register_and_gate(result: ModelResult, test_frame: pd.DataFrame, settings: Settings) -> tuple[str, GateDecision]:
-    """Log ``result`` as a run, register its model as ``challenger`` and promote it if the gate allows.
+def register_and_gate(result: ModelResult, settings: Settings) -> tuple[str, GateDecision]:
+    """Log ``result`` as a run, register its refit model as ``challenger`` and promote it if the gate allows.
 
-    ``test_frame`` holds the newest test window's rows, on which the current champion is
-    re-scored so that challenger, champion and baseline are compared on the same rows.
+    The gate (``training.gate``) reads the pooled backtest and re-scores the current
+    champion on the pooled rows it never trained on.
     """
-    newest, model = result.newest, result.newest.model
+    model, window = result.model, result.model.training_window
     champion = load_champion(result.name, settings)
-    champion_auc = None
-    if champion is not None:
-        try:
-            champion_auc = evaluate(champion, test_frame, result.label, settings.csm_weekly_capacity).metrics["roc_auc"]
-        except ValueError:  # e.g. the champion needs a feature this frame no longer has
-            champion_auc = float("nan")
-    decision = gate(newest.test.metrics["roc_auc"], newest.baseline_test.metrics["roc_auc"], champion_auc, settings.promotion_margin)
-    window = newest.split.window
-    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name=f"{result.name}-{window['test_start']}"):
+    decision = gate(result, champion, settings)
+    rows = result.test_rows
+    reasons = "; ".join(decision.reasons)
+    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name=f"{result.name}-{window['train_end']}"):
         mlflow.log_params({
             "model": result.name, "label": result.label, "horizon_days": settings.horizon_days,
             **result.params, **window, "n_features": len(model.feature_names),
-            "feature_hash": feature_hash(model.feature_names), "best_iteration": model.booster.current_iteration(),
-            "train_rows": newest.train_rows, "valid_rows": newest.valid_rows, "cutoffs": len(result.folds),
+            "feature_hash": feature_hash(model.feature_names), "calibration": model.calibrator.method,
+            "metrics_from": "pooled out-of-time backtest (the shipped model is refit on all labelled rows)",
         })
         _log_metrics(result)
         _log_artifacts(result)
-        mlflow.log_text(shap_summary(model, test_frame).to_csv(index=False), "tables/shap_summary.csv")
-        version = log_model(model, test_frame, result.name)
-        mlflow.set_tags({"gate_decision": decision.label, "gate_reasons": "; ".join(decision.reasons),
-                         "champion_version": champion.version if champion else "none"})
+        mlflow.log_text(shap_summary(model, rows).to_csv(index=False), "tables/shap_summary.csv")
+        version = log_model(model, rows, result.name)
+        mlflow.set_tags({"gate_decision": decision.label, "gate_reasons": reasons,
+                         "champion_version": champion.version if champion else "none", **decision.figures})
     client = configure(settings)
     client.set_registered_model_alias(result.name, CHALLENGER, version)
-    for key, value in (("gate_decision", decision.label), ("gate_reasons", "; ".join(decision.reasons)),
-                       ("test_window", f"{window['test_start']}..{window['test_end']}")):
+    tags = {"gate_decision": decision.label, "gate_reasons": reasons,
+            "test_window": f"{window['test_start']}..{window['test_end']}", **decision.figures}
+    for key, value in tags.items():
         client.set_model_version_tag(result.name, version, key, value)
     if decision.promote:
         promote(result.name, version, settings, reason="gate")
@@ -350,3 +317,18 @@ def log_drift(drift: pd.DataFrame, settings: Settings) -> None:
     with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name="feature-drift"):
         mlflow.log_metrics({f"psi__{r.feature}": float(r.psi) for r in drift.itertuples() if r.psi == r.psi})
         mlflow.log_text(drift.to_csv(index=False), "tables/feature_drift.csv")
+
+
+def log_backtest(result: BacktestResult, settings: Settings, params: dict[str, object]) -> str:
+    """Log a replayed backtest (``training.backtest``) as its own MLflow run; returns the run id."""
+    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name="backtest") as run:
+        mlflow.log_params({**params, "cutoffs": ",".join(sorted(result.cutoffs["cutoff"].unique()))})
+        for r in result.summary.itertuples():
+            prefix = {"model": "", "baseline": "baseline_", "model - baseline": "gain_"}[r.scorer]
+            for suffix, value in (("", r.value), ("_low", r.low), ("_high", r.high)):
+                if np.isfinite(value):
+                    mlflow.log_metric(f"{r.model_name}_{prefix}{r.metric}{suffix}", float(value))
+        mlflow.log_text(result.summary.to_csv(index=False), "tables/backtest_pooled.csv")
+        mlflow.log_text(result.cutoffs.to_csv(index=False), "tables/backtest_cutoffs.csv")
+        mlflow.log_text(result.books.to_csv(index=False), "tables/backtest_books.csv")
+        return run.info.run_id

@@ -1,58 +1,104 @@
-"""Orchestration: train both models over a rolling backtest and evaluate each against the baseline.
+"""Orchestration: the pooled out-of-time backtest of each model, then the refit that ships.
 
 Pure core: takes a feature frame and settings, returns results; MLflow lives in
-``training.registry``. The model that ships is the one trained for the newest cut-off
-(its test window is the newest labelled month), so the metrics logged with it are
-honest out-of-time figures for exactly that model.
+``training.registry``. For one model:
+
+1. Every fold of :func:`training.datasets.pooled_folds` trains a booster on the rows a job
+   at that cut-off could have seen, and predicts the cut-off's month at every round count
+   of ``round_grid``.
+2. Rounds are chosen *prequentially*: fold ``i`` reports its predictions at the round
+   count with the lowest pooled log-loss over folds ``0..i-1`` (the first fold uses
+   ``FIRST_FOLD_ROUNDS``), so no reported prediction was chosen by looking at itself.
+3. The pooled out-of-time predictions of all folds give every metric, for the model and
+   the baseline on the same rows, with account-level bootstrap intervals
+   (``training.bootstrap``). Probabilities for Brier and ECE are calibrated by cross-fitting
+   over accounts (a calibration never sees the accounts it is measured on).
+4. The model that ships is refit on every labelled row with the newest fold's tree sizes
+   and the round count with the lowest pooled log-loss over all folds, and calibrated on
+   the pooled predictions at that round count. Its logged metrics are the backtest's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from features.config import Settings
 from training.baseline import BaselineClassifier
-from training.datasets import LABELS, Split, backtest_splits, rows
-from training.evaluate import Evaluation, evaluate, expected_calibration_error
-from training.models import DEFAULT_ROUNDS, TrainedModel, fit_model
+from training.bootstrap import Scores, compare, lookup, Interval
+from training.datasets import LABELS, MIN_CUTOFFS, Fold, history_warning, pooled_folds, rows
+from training.evaluate import HEADLINE, Evaluation, book_codes, evaluate_scores
+from training.models import (
+    DEFAULT_ROUNDS, Calibrator, TrainedModel, assemble, fit_booster, predict_rounds, round_grid, size_params,
+)
 from training.names import MODEL_NAMES
+
+FIRST_FOLD_ROUNDS = 100
+CALIBRATION_FOLDS = 5
+# Bootstrap work is rows x replicates; above this budget replicates shrink (never below the floor),
+# since intervals on many rows are narrow and stable with fewer draws.
+BOOTSTRAP_BUDGET, BOOTSTRAP_FLOOR = 20_000_000, 200
+POOLED_COLUMNS = ("account_id", "as_of", "csm_owner", "segment", "expansion_mrr")
+
+
+@dataclass
+class FoldRun:
+    """One fold's raw test predictions at every round count of the grid (reusable across cut-offs)."""
+
+    fold: Fold
+    params: dict[str, int]
+    train_rows: int
+    raw: dict[int, np.ndarray]
 
 
 @dataclass
 class FoldResult:
-    """One cut-off of the backtest: the split, the model and its evaluation next to the baseline's."""
+    """One cut-off: its window, the rounds it reported with, and the model and baseline on its month."""
 
-    split: Split
-    model: TrainedModel
+    fold: Fold
+    rounds: int
+    params: dict[str, int]
+    train_rows: int
     test: Evaluation
     baseline_test: Evaluation
-    valid_ece_raw: float
-    valid_ece_calibrated: float
-    train_rows: int
-    valid_rows: int
 
 
 @dataclass
 class ModelResult:
-    """Everything one training run of one model produced; ``newest`` is the fold that ships."""
+    """The pooled backtest of one model and the refit model that ships."""
 
     name: str
     label: str
     folds: list[FoldResult]
+    pooled: pd.DataFrame  # the out-of-time rows: keys, context, label, model_raw, model_probability, baseline
+    test_rows: pd.DataFrame  # the same rows with every feature, in the same order (to re-score a champion on them)
+    comparison: pd.DataFrame  # training.bootstrap.compare: every metric with interval and counts
+    model: TrainedModel
+    rounds: int
     params: dict[str, object] = field(default_factory=dict)
+    warning: str | None = None
+    pooled_test: Evaluation | None = None
+    pooled_baseline: Evaluation | None = None
 
     @property
-    def newest(self) -> FoldResult:
-        return self.folds[-1]
+    def positives(self) -> int:
+        """Positives in the pooled test months."""
+        return int(self.pooled[self.label].sum())
+
+    def interval(self, metric: str, scorer: str = "model") -> Interval:
+        """One figure of the pooled comparison with its interval."""
+        return lookup(self.comparison, scorer, metric)
 
     def backtest_table(self) -> pd.DataFrame:
-        """Per cut-off: test window, model and baseline ROC-AUC / PR-AUC / lift."""
+        """Per cut-off: test month, rows, positives, rounds, model and baseline ROC-AUC / PR-AUC / lift (stability)."""
         out = []
         for f in self.folds:
-            row = {"test_start": f.split.window["test_start"], "train_rows": f.train_rows}
-            for key in ("roc_auc", "pr_auc", "lift_top_decile", "ece"):
+            row = {"test_month": f.fold.window["test_start"], "train_rows": f.train_rows,
+                   "test_rows": int(f.test.metrics["rows"]), "positives": int(f.test.metrics["positives"]),
+                   "rounds": f.rounds}
+            for key in ("roc_auc", "pr_auc", "lift_top_decile"):
                 row[key] = f.test.metrics[key]
                 row[f"baseline_{key}"] = f.baseline_test.metrics[key]
             out.append(row)
@@ -69,57 +115,174 @@ def check_frame(frame: pd.DataFrame, features: list[str]) -> None:
         raise ValueError("feature frame: (account_id, as_of) must be unique; found duplicated rows")
 
 
-def train_fold(
-    name: str, frame: pd.DataFrame, split: Split, features: list[str], categorical: list[str], settings: Settings,
-    num_boost_round: int = DEFAULT_ROUNDS, params: dict[str, object] | None = None,
-) -> FoldResult:
-    """Train one model on one split and evaluate it and the baseline on the same test rows."""
+def log_loss(y_true: np.ndarray, raw: np.ndarray) -> float:
+    """Mean binary log-loss (probabilities clipped away from 0 and 1)."""
+    p = np.clip(raw, 1e-6, 1 - 1e-6)
+    return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
+
+
+def best_rounds(runs: list[FoldRun], ys: list[np.ndarray], grid: tuple[int, ...]) -> int:
+    """The round count with the lowest pooled log-loss over ``runs``."""
+    y = np.concatenate(ys)
+    losses = {r: log_loss(y, np.concatenate([run.raw[r] for run in runs])) for r in grid}
+    return min(losses, key=losses.__getitem__)
+
+
+def run_fold(
+    name: str, frame: pd.DataFrame, fold: Fold, features: list[str], categorical: list[str],
+    grid: tuple[int, ...], threads: int,
+) -> FoldRun:
+    """Train on the fold's training snapshots and predict its test month at every round count."""
     label = LABELS[name]
-    train, valid, test = rows(frame, split.train, label), rows(frame, split.valid, label), rows(frame, split.test, label)
-    model = fit_model(
-        name, train, valid, label, features, categorical,
-        threads=settings.lgbm_threads, num_boost_round=num_boost_round, params=params,
-    )
-    model.training_window = split.window
-    k = settings.csm_weekly_capacity
-    y_valid = valid[label].to_numpy(dtype=float)
-    raw_valid = model.predict_raw(valid)
-    result = FoldResult(
-        split=split,
-        model=model,
-        test=evaluate(model, test, label, k),
-        baseline_test=evaluate(BaselineClassifier(name).fit(train), test, label, k),
-        valid_ece_raw=expected_calibration_error(y_valid, raw_valid),
-        valid_ece_calibrated=expected_calibration_error(y_valid, model.calibrator(raw_valid)),
-        train_rows=len(train),
-        valid_rows=len(valid),
-    )
-    model.metrics = dict(result.test.metrics)
-    model.baseline_metrics = dict(result.baseline_test.metrics)
-    return result
+    train, test = rows(frame, fold.train, label), rows(frame, fold.test, label)
+    params = size_params(len(train))
+    booster, levels = fit_booster(name, train, label, features, categorical, rounds=max(grid), threads=threads, params=params)
+    return FoldRun(fold, params, len(train), predict_rounds(booster, test, features, levels, grid))
+
+
+def crossfit_probabilities(raw: np.ndarray, y_true: np.ndarray, accounts: np.ndarray, groups: int = CALIBRATION_FOLDS) -> np.ndarray:
+    """Calibrated probabilities where each account's rows use a calibration fitted on the other accounts only."""
+    group = pd.util.hash_array(np.asarray(accounts, dtype=object)) % groups
+    out = np.empty(len(raw))
+    for g in range(groups):
+        held = group == g
+        if held.any():
+            out[held] = Calibrator.fit(raw[~held], y_true[~held])(raw[held])
+    return out
+
+
+def replicates_for(rows_count: int, requested: int) -> int:
+    """Bootstrap replicates for ``rows_count`` rows: ``requested``, fewer when the work would exceed the budget."""
+    return int(min(requested, max(BOOTSTRAP_FLOOR, BOOTSTRAP_BUDGET // max(rows_count, 1))))
 
 
 def train_model(
     name: str, frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, *,
-    n_cutoffs: int = 3, num_boost_round: int = DEFAULT_ROUNDS, params: dict[str, object] | None = None,
+    num_boost_round: int = DEFAULT_ROUNDS, n_cutoffs: int | None = None, fold_cache: dict | None = None,
+    interval_metrics: tuple[str, ...] = HEADLINE,
 ) -> ModelResult:
-    """Backtest ``name`` over ``n_cutoffs`` rolling cut-offs; the last fold's model is the one to register."""
+    """Pooled backtest of ``name`` over every cut-off (or the newest ``n_cutoffs``), then the refit on all labelled rows.
+
+    ``fold_cache`` (a dict the caller keeps) reuses fold runs across calls on frames cut at
+    later dates: a fold depends only on its own training and test snapshots.
+    ``interval_metrics`` are the metrics given bootstrap intervals (the gate needs ``roc_auc`` only).
+    """
     if name not in LABELS:
         raise ValueError(f"model name must be one of {', '.join(LABELS)}, got {name!r}")
     check_frame(frame, features)
-    splits = backtest_splits(frame, LABELS[name], settings.horizon_days, n_cutoffs=n_cutoffs)
-    folds = [
-        train_fold(name, frame, s, features, categorical, settings, num_boost_round, params) for s in splits
-    ]
-    return ModelResult(name, LABELS[name], folds, params={"num_boost_round": num_boost_round, **(params or {})})
+    label = LABELS[name]
+    folds = pooled_folds(frame, label, settings.horizon_days, name=name)
+    if n_cutoffs is not None:
+        if n_cutoffs < MIN_CUTOFFS:
+            raise ValueError(f"cut-offs: at least {MIN_CUTOFFS} are needed for pooled figures, got {n_cutoffs}")
+        folds = folds[-n_cutoffs:]
+    grid = round_grid(num_boost_round)
+    cache = fold_cache if fold_cache is not None else {}
+    runs = []
+    for fold in folds:
+        key = (name, fold.test, fold.train, grid, tuple(features))
+        if key not in cache:
+            cache[key] = run_fold(name, frame, fold, features, categorical, grid, settings.lgbm_threads)
+        runs.append(cache[key])
+    tests = [rows(frame, f.test, label) for f in folds]
+    ys = [t[label].to_numpy(dtype=float) for t in tests]
+    first = FIRST_FOLD_ROUNDS if FIRST_FOLD_ROUNDS in grid else grid[len(grid) // 2]
+    chosen = [first] + [best_rounds(runs[:i], ys[:i], grid) for i in range(1, len(runs))]
+    final_rounds = best_rounds(runs, ys, grid)
+    test_rows = pd.concat(tests)
+    pooled = _pooled_frame(test_rows, label, [run.raw[r] for run, r in zip(runs, chosen)], name)
+    result = _evaluate_pooled(name, label, pooled, settings, interval_metrics)
+    fold_results = _fold_results(runs, chosen, tests, pooled, label, settings)
+    final_raw = np.concatenate([run.raw[final_rounds] for run in runs])
+    model = _refit(name, frame, label, features, categorical, runs[-1].params, final_rounds, final_raw, pooled, settings)
+    model.metrics = _flat_metrics(result["model"], result["comparison"], "model")
+    model.baseline_metrics = _flat_metrics(result["baseline"], result["comparison"], "baseline")
+    model.training_window = {**model.training_window, "test_start": folds[0].window["test_start"],
+                             "test_end": folds[-1].window["test_end"]}
+    params = {"max_rounds": num_boost_round, "rounds": final_rounds, **runs[-1].params, "cutoffs": len(folds)}
+    return ModelResult(name, label, fold_results, pooled, test_rows, result["comparison"], model, final_rounds, params,
+                       history_warning(folds, name), result["model"], result["baseline"])
+
+
+def _pooled_frame(test: pd.DataFrame, label: str, raws: list[np.ndarray], name: str) -> pd.DataFrame:
+    keep = [c for c in POOLED_COLUMNS if c in test.columns]
+    pooled = test[keep + [label]].copy()
+    pooled["model_raw"] = np.concatenate(raws)
+    pooled["baseline"] = BaselineClassifier(name).score(test)  # type: ignore[arg-type]
+    return pooled
+
+
+def _evaluate_pooled(
+    name: str, label: str, pooled: pd.DataFrame, settings: Settings, names: tuple[str, ...],
+) -> dict[str, object]:
+    y = pooled[label].to_numpy(dtype=float)
+    accounts = pooled["account_id"].to_numpy()
+    pooled["model_probability"] = crossfit_probabilities(pooled["model_raw"].to_numpy(), y, accounts)
+    model = Scores(pooled["model_raw"].to_numpy(), pooled["model_probability"].to_numpy())
+    base = pooled["baseline"].to_numpy()
+    comparison = compare(
+        y, {"model": model, "baseline": Scores(base, base)}, accounts, book_codes(pooled),
+        replicates=replicates_for(len(y), settings.bootstrap_replicates), book_share=settings.csm_book_top_share,
+        names=names,
+    )
+    share = settings.csm_book_top_share
+    return {
+        "comparison": comparison,
+        "model": evaluate_scores(pooled, label, model.ranking, share, model.probability),
+        "baseline": evaluate_scores(pooled, label, base, share),
+    }
+
+
+def _fold_results(
+    runs: list[FoldRun], chosen: list[int], tests: list[pd.DataFrame], pooled: pd.DataFrame, label: str,
+    settings: Settings,
+) -> list[FoldResult]:
+    out, start = [], 0
+    for run, rounds, test in zip(runs, chosen, tests):
+        part = pooled.iloc[start:start + len(test)]
+        start += len(test)
+        share = settings.csm_book_top_share
+        out.append(FoldResult(
+            run.fold, rounds, run.params, run.train_rows,
+            evaluate_scores(test, label, part["model_raw"].to_numpy(), share, part["model_probability"].to_numpy()),
+            evaluate_scores(test, label, part["baseline"].to_numpy(), share),
+        ))
+    return out
+
+
+def _refit(
+    name: str, frame: pd.DataFrame, label: str, features: list[str], categorical: list[str], params: dict[str, int],
+    rounds: int, pooled_raw: np.ndarray, pooled: pd.DataFrame, settings: Settings,
+) -> TrainedModel:
+    """Every labelled row, the backtest's settings, calibrated on the pooled out-of-time predictions."""
+    labelled = frame.loc[frame[label].notna()]
+    booster, levels = fit_booster(name, labelled, label, features, categorical, rounds=rounds,
+                                  threads=settings.lgbm_threads, params=params)
+    calibrator = Calibrator.fit(pooled_raw, pooled[label].to_numpy(dtype=float))
+    model = assemble(name, booster, calibrator, features, categorical, levels, labelled, label)
+    dates = pd.to_datetime(labelled["as_of"])
+    model.training_window = {"train_start": dates.min().date().isoformat(), "train_end": dates.max().date().isoformat(),
+                             # the newest snapshot stands for the end of the data the model was built from
+                             "data_end": pd.to_datetime(frame["as_of"]).max().date().isoformat()}
+    return model
+
+
+def _flat_metrics(evaluation: Evaluation, comparison: pd.DataFrame, scorer: str) -> dict[str, float]:
+    """Pooled point metrics with the interval ends the comparison holds, as one flat dict for the model bundle."""
+    out = dict(evaluation.metrics)
+    for r in comparison[comparison["scorer"] == scorer].itertuples():
+        out[f"{r.metric}_low"], out[f"{r.metric}_high"] = r.low, r.high
+    return out
 
 
 def train_all(
     frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, *,
-    n_cutoffs: int = 3, num_boost_round: int = DEFAULT_ROUNDS,
+    num_boost_round: int = DEFAULT_ROUNDS, n_cutoffs: int | None = None, fold_cache: dict | None = None,
+    interval_metrics: tuple[str, ...] = HEADLINE,
 ) -> dict[str, ModelResult]:
-    """Train and backtest both models on the same feature frame."""
+    """Backtest and refit both models on the same feature frame."""
     return {
-        name: train_model(name, frame, features, categorical, settings, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round)
+        name: train_model(name, frame, features, categorical, settings, num_boost_round=num_boost_round,
+                          n_cutoffs=n_cutoffs, fold_cache=fold_cache, interval_metrics=interval_metrics)
         for name in MODEL_NAMES
     }

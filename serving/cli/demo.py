@@ -147,7 +147,7 @@ def demo(
     _done(t)
 
     t = _step(4, "train expansion and churn models, gate against the baseline")
-    cli_train.train(features=frame_path, rounds=500, cutoffs=3)
+    cli_train.train(features=frame_path, rounds=500, cutoffs=6)  # the newest six cut-offs keep the demo quick
     _done(t)
 
     t = _step(5, "deploy the champions and the newest snapshot to the service")

@@ -20,25 +20,33 @@ from serving.cli.common import (
 )
 
 
-def _snapshot_dates(as_of: list[str] | None, start: str | None, end: str | None) -> list[dt.date]:
-    """Explicit --as-of dates, or every month end from --from to --to (default: to today)."""
+def _snapshot_dates(
+    as_of: list[str] | None, start: str | None, end: str | None, first_day: dt.date, data_end: dt.date,
+) -> list[dt.date]:
+    """Explicit --as-of dates, or every month end from --from (default: the data's first) to --to (default: its end).
+
+    A snapshot after the data end is refused: the data cannot say what happened there, and
+    an open subscription would show its account as active with no usage.
+    """
     from features.spine import month_ends
 
     if as_of and (start or end):
-        err_console.print("[red]error:[/red] give either --as-of dates or --from/--to, not both")
-        raise typer.Exit(EXIT_INVALID_DATA)
+        fail("give either --as-of dates or --from/--to, not both")
     if as_of:
-        return sorted({parse_date(v) for v in as_of})
-    if start is None:
-        err_console.print("[red]error:[/red] give --as-of DATE (repeatable) or --from DATE [--to DATE]")
-        raise typer.Exit(EXIT_INVALID_DATA)
-    first, last = parse_date(start), parse_date(end)
-    try:
-        dates = month_ends(first, last)
-    except ValueError as exc:
-        fail(str(exc))
-    if not dates:
-        fail(f"no month end between {first} and {last}")
+        dates = sorted({parse_date(v) for v in as_of})
+    else:
+        first = parse_date(start, default_today=False) or first_day
+        dates = [parse_date(end, default_today=False) or data_end]
+        if dates[-1] <= data_end:
+            try:
+                dates = month_ends(first, dates[-1])
+            except ValueError as exc:
+                fail(str(exc))
+            if not dates:
+                fail(f"no month end between {first} and {data_end if end is None else end}")
+    if dates[-1] > data_end:
+        fail(f"snapshot {dates[-1]} is after the data end {data_end} (the newest usage_daily date, or --data-end): "
+             f"nothing after it is known, so give snapshot dates up to {data_end}")
     return dates
 
 
@@ -46,9 +54,9 @@ def features(
     out: Annotated[str, typer.Option("--out", help="Parquet file to write the feature frame to (spark: a folder or lake URI, partitioned by as_of).")],
     data: Annotated[str | None, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table; spark also takes a lake URI.")] = None,
     database: Annotated[str | None, typer.Option("--database", help="Spark only: read the canonical tables from this metastore database.")] = None,
-    as_of: Annotated[list[str] | None, typer.Option("--as-of", help="Snapshot date (repeatable).")] = None,
-    start: Annotated[str | None, typer.Option("--from", help="First date of a month-end snapshot range.")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last date of the range (default: today).")] = None,
+    as_of: Annotated[list[str] | None, typer.Option("--as-of", help="Snapshot date (repeatable). Default: every month end the data covers.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First date of a month-end snapshot range (default: the data's first day).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last date of the range (default: the data end).")] = None,
     horizon_days: Annotated[int | None, typer.Option("--horizon-days", min=1, help="Label horizon H in days.")] = None,
     data_end: Annotated[str | None, typer.Option("--data-end", help="Last date the data covers (default: last usage date).")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="Execution engine: duckdb, or spark (needs the spark extra).")] = Engine.duckdb,
@@ -57,16 +65,15 @@ def features(
     """Build the point-in-time feature frame (features + labels) for every account with MRR > 0 at each snapshot."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from features.build import build_features, feature_sql
+    from features.build import build_features, feature_sql, tables_from_backend, usage_span
     from features.io import DataError, open_data
 
-    dates = _snapshot_dates(as_of, start, end)
     cfg = settings()
     if horizon_days is not None:
         cfg = cfg.model_copy(update={"horizon_days": horizon_days})
     end_date = parse_date(data_end, default_today=False)
     if engine is Engine.spark:
-        _features_on_spark(data, database, out, dates, cfg, end_date)
+        _features_on_spark(data, database, out, (as_of, start, end), cfg, end_date)
         return
     if data is None:
         err_console.print("[red]error:[/red] give --data FOLDER (--database needs --engine spark)")
@@ -74,6 +81,9 @@ def features(
     out = Path(out)
     try:
         source = open_data(data)
+        first_day, last_day = usage_span(tables_from_backend(source.ibis(), source.present))
+        end_date = end_date or last_day
+        dates = _snapshot_dates(as_of, start, end, first_day, end_date)
         if show_sql:
             console.print(feature_sql(source, dates, cfg, dialect=engine, data_end=end_date), markup=False)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -91,13 +101,16 @@ def features(
     )
 
 
-def _features_on_spark(data: str | None, database: str | None, out: str, dates: list[dt.date], cfg, end_date) -> None:  # noqa: ANN001
+def _features_on_spark(data: str | None, database: str | None, out: str, asked: tuple, cfg, end_date) -> None:  # noqa: ANN001
     """Build the same feature frame on Spark and write it as Parquet partitioned by as_of."""
+    from features.build import usage_span
     from features.engines import open_engine, spark_feature_frame, write_partitioned
     from features.io import DataError
 
     try:
         engine = open_engine(Engine.spark, cfg, data=data, database=database)
+        first_day, last_day = usage_span(engine.tables)
+        dates = _snapshot_dates(*asked, first_day, end_date or last_day)
         frame, release = spark_feature_frame(engine, dates, cfg, data_end=end_date)
         try:
             write_partitioned(frame, out)

@@ -13,7 +13,7 @@ from rich.table import Table
 from serving.cli.common import EXIT_REGISTRY, console, fail, parse_date, settings
 from training.names import ModelName
 
-SHOWN = ("roc_auc", "pr_auc", "lift_top_decile", "precision_at_k", "brier", "ece")
+SHOWN = ("roc_auc", "pr_auc", "lift_top_decile", "precision_top_book", "brier", "ece")
 
 
 class Format(str, Enum):
@@ -40,30 +40,41 @@ def _read_frame(path: Path):  # noqa: ANN202 - pandas imported lazily
     return pd.read_parquet(path)
 
 
+def _span(table, scorer: str, metric: str) -> str:  # noqa: ANN001 - a training.bootstrap.compare frame
+    row = table[(table["scorer"] == scorer) & (table["metric"] == metric)].iloc[0]
+    return f"{row['value']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
+
+
 def _print_registered(registered: dict) -> None:
-    """The comparison of each registered challenger with the baseline, and the gate's decisions."""
-    table = Table(title="newest test window: model vs rule-based baseline (same rows)")
+    """The pooled comparison of each registered challenger with the baseline, and the gate's decisions."""
+    table = Table(title="pooled out-of-time backtest: model vs rule-based baseline, same rows (90% interval)")
     table.add_column("metric")
     for name, r in registered.items():
         table.add_column(f"{name} v{r.version}", justify="right")
         table.add_column("baseline", justify="right")
+        table.add_column("gain", justify="right")
     for key in SHOWN:
         cells = []
         for r in registered.values():
-            cells += [f"{r.result.newest.test.metrics[key]:.3f}", f"{r.result.newest.baseline_test.metrics[key]:.3f}"]
+            cells += [_span(r.result.comparison, who, key) for who in ("model", "baseline", "model - baseline")]
         table.add_row(key, *cells)
     console.print(table)
     for name, r in registered.items():
-        window = r.result.newest.split.window
-        console.print(f"[bold]{name}[/bold] (test {window['test_start']}): {r.decision.label}: {'; '.join(r.decision.reasons)}")
+        window = r.result.model.training_window
+        console.print(f"[bold]{name}[/bold]: {len(r.result.folds)} cut-offs {window['test_start']}..{window['test_end']}, "
+                      f"{r.result.positives} positives in {len(r.result.pooled):,} test rows; shipped model refit on "
+                      f"{window['train_start']}..{window['train_end']} with {r.result.rounds} rounds")
+        if r.result.warning:
+            console.print(f"[yellow]warning:[/yellow] {r.result.warning}")
+        console.print(f"  gate: {r.decision.label}: {'; '.join(r.decision.reasons)}")
 
 
 def train(
     features: Annotated[Path, typer.Option("--features", help="Feature frame (Parquet or CSV) from `build_features`.")],
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds (early stopping picks fewer).")] = 500,
-    cutoffs: Annotated[int, typer.Option("--cutoffs", min=1, help="Backtest cut-offs, rolling forward.")] = 3,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds (the backtest picks the count).")] = 500,
+    cutoffs: Annotated[int | None, typer.Option("--cutoffs", min=3, help="Use only the newest N cut-offs (default: every labelled month).")] = None,
 ) -> None:
-    """Train both models on a feature frame, log to MLflow, register and gate them."""
+    """Backtest both models over every labelled month, refit them on all of it, log to MLflow, register and gate them."""
     from training.pipeline import train_and_register
 
     frame = _read_frame(features)
@@ -78,10 +89,10 @@ def train(
 def retrain(
     data: Annotated[Path, typer.Option("--data", help="Folder with the canonical tables.")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="Data is complete up to this date (default: newest usage day).")] = None,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds.")] = 500,
-    cutoffs: Annotated[int, typer.Option("--cutoffs", min=1, help="Backtest cut-offs, rolling forward.")] = 3,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds (the backtest picks the count).")] = 500,
+    cutoffs: Annotated[int | None, typer.Option("--cutoffs", min=3, help="Use only the newest N cut-offs (default: every labelled month).")] = None,
 ) -> None:
-    """The monthly job: features up to the newest complete month, train, gate, promote, report drift."""
+    """The monthly job: features up to the newest complete month, backtest, refit, gate, promote, report drift."""
     from features.io import DataError, open_data
     from training.pipeline import retrain as run
 
@@ -108,7 +119,7 @@ def retrain(
 def models(
     fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
 ) -> None:
-    """List registered versions with aliases, test-window metrics and the baseline's on the same rows."""
+    """List registered versions: aliases, pooled backtest ROC-AUC with its interval and positives, the gate's decision and why."""
     from training.registry import list_versions
 
     _quiet_mlflow()
@@ -116,15 +127,19 @@ def models(
     if fmt is Format.json:
         print(json.dumps(versions, indent=2))
         return
-    table = Table(title="registered models: test-window metrics, baseline on the same rows")
-    for col in ("model", "ver", "aliases", "auc", "base", "lift10", "base", "ece", "gate"):
+    table = Table(title="registered models: pooled out-of-time ROC-AUC (90% interval), baseline on the same rows")
+    for col in ("model", "ver", "aliases", "auc", "base", "gain over baseline", "positives", "ece", "gate"):
         table.add_column(col, justify="left" if col in ("model", "aliases", "gate") else "right")
     for v in versions:
         m, b = v["metrics"], v["baseline_metrics"]
-        pairs = ((m, "roc_auc"), (b, "roc_auc"), (m, "lift_top_decile"), (b, "lift_top_decile"), (m, "ece"))
-        table.add_row(v["name"], v["version"], ",".join(v["aliases"]) or "-",
-                      *(f"{d.get(k, float('nan')):.3f}" for d, k in pairs), v["gate"] or "-")
+        auc = v["gate_roc_auc"] or f"{m.get('roc_auc', float('nan')):.3f}"
+        table.add_row(v["name"], v["version"], ",".join(v["aliases"]) or "-", auc.replace("90% interval ", ""),
+                      f"{b.get('roc_auc', float('nan')):.3f}", (v["gate_gain_over_baseline"] or "-").replace("90% interval ", ""),
+                      v["gate_positives"] or "-", f"{m.get('ece', float('nan')):.3f}", v["gate"] or "-")
     console.print(table)
+    for v in versions:
+        if v["gate_reasons"]:
+            console.print(f"{v['name']} v{v['version']}: {v['gate_reasons']}")
 
 
 def promote(

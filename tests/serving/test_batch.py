@@ -137,8 +137,8 @@ def test_trained_models_score_the_generated_company(feature_frame: pd.DataFrame,
     from training.train import train_all
 
     settings = Settings(_env_file=None, home=tmp_path)
-    results = train_all(feature_frame, feature_names(), categorical_features(), settings, n_cutoffs=1, num_boost_round=30)
-    scorer = Scorer(results["expansion"].newest.model, results["churn"].newest.model, feature_specs())
+    results = train_all(feature_frame, feature_names(), categorical_features(), settings, num_boost_round=30)
+    scorer = Scorer(results["expansion"].model, results["churn"].model, feature_specs())
     as_of = pd.Timestamp(feature_frame["as_of"].max()).date()
     snapshot = feature_frame[feature_frame["as_of"] == pd.Timestamp(as_of)].reset_index(drop=True)
     sink = open_sink(settings.crm_uri, settings)

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from training.baseline import BaselineClassifier
-from training.evaluate import evaluate, expected_calibration_error, precision_at_k, top_fraction_stats
+from training.evaluate import (
+    average_precision, evaluate, expected_calibration_error, precision_top_of_books, roc_auc, top_fraction_stats,
+)
 
 
 class FixedScores:
@@ -31,27 +33,41 @@ def test_top_decile_precision_and_lift():
     assert precision == 0.5 and lift == pytest.approx(10.0)
 
 
-def test_precision_at_k_is_averaged_over_owners():
-    groups = pd.Series(["a"] * 4 + ["b"] * 4)
-    y = np.array([1, 1, 0, 0, 0, 0, 1, 1], dtype=float)
-    scores = np.array([0.9, 0.8, 0.1, 0.2, 0.9, 0.8, 0.1, 0.2])
-    assert precision_at_k(y, scores, groups, k=2) == pytest.approx(0.5)  # owner a: 1.0, owner b: 0.0
+def test_precision_in_the_top_of_each_book_takes_a_share_of_each_book_and_averages_over_books():
+    books = np.array([0] * 10 + [1] * 4)
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0] + [0, 1, 1, 1], dtype=float)
+    scores = np.r_[np.linspace(1, 0, 10), np.linspace(1, 0, 4)]
+    # book 0: top 20 % of 10 = 2 rows, both positive (1.0); book 1: top ceil(0.8) = 1 row, negative (0.0).
+    assert precision_top_of_books(y, scores, books, share=0.2) == pytest.approx(0.5)
+    # A book smaller than 1 / share still contributes its single best account.
+    assert precision_top_of_books(y[10:], scores[10:], books[10:], share=0.2) == 0.0
+
+
+def test_ranking_metrics_match_scikit_learn_with_ties():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(300) < 0.2).astype(float)
+    scores = np.round(rng.random(300) + 0.3 * y, 1)  # coarse scores: many ties
+    assert roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores))
+    assert average_precision(y, scores) == pytest.approx(average_precision_score(y, scores))
+    assert np.isnan(roc_auc(np.zeros(5), np.arange(5.0)))
 
 
 def test_evaluate_reports_overall_and_per_segment(small_frame):
     frame = small_frame[small_frame["expanded"].notna()].copy()
     frame["score"] = frame["expanded"] * 0.8 + 0.1  # a perfect ranker
-    ev = evaluate(FixedScores(), frame, "expanded", k=20)
+    ev = evaluate(FixedScores(), frame, "expanded")
     assert ev.metrics["roc_auc"] == 1.0 and ev.metrics["pr_auc"] == 1.0
     assert set(ev.per_segment["segment"]) == {"smb", "mid_market", "enterprise"}
     assert (ev.per_segment["roc_auc"] == 1.0).all()
-    baseline = evaluate(BaselineClassifier("expansion").fit(frame), frame, "expanded", k=20)
+    baseline = evaluate(BaselineClassifier("expansion").fit(frame), frame, "expanded")
     assert baseline.metrics["rows"] == ev.metrics["rows"] and baseline.metrics["roc_auc"] < 1.0
 
 
 def test_unlabelled_rows_are_refused(small_frame):
     with pytest.raises(ValueError, match="'expanded' has nulls"):
-        evaluate(BaselineClassifier("expansion").fit(small_frame), small_frame, "expanded", k=20)
+        evaluate(BaselineClassifier("expansion").fit(small_frame), small_frame, "expanded")
 
 
 def test_gains_curve_finds_every_positive_and_beats_random_for_a_perfect_ranking():

@@ -6,16 +6,22 @@ import numpy as np
 import pytest
 
 from features.config import Settings
-from training.datasets import backtest_splits, rows
+from training.datasets import pooled_folds, rows
 from training.evaluate import expected_calibration_error
-from training.models import fit_model
+from training.models import Calibrator, fit_model, round_grid, size_params
 from training.train import train_model
+
+
+def _train_valid(frame, label):
+    """The newest fold's training months, the last two held out as a validation window."""
+    fold = pooled_folds(frame, label, 90)[-1]
+    return rows(frame, fold.train[:-2], label), rows(frame, fold.train[-2:], label)
+
 
 @pytest.fixture
 def fitted(small_frame, feature_lists):
     features, categorical = feature_lists
-    split = backtest_splits(small_frame, "churned", 90, n_cutoffs=1)[0]
-    train, valid = rows(small_frame, split.train, "churned"), rows(small_frame, split.valid, "churned")
+    train, valid = _train_valid(small_frame, "churned")
     model = fit_model("churn", train, valid, "churned", features, categorical, num_boost_round=60)
     return model, train, valid
 
@@ -54,10 +60,11 @@ def test_missing_feature_is_named(fitted):
 def test_model_finds_the_signal_and_beats_a_noise_only_model(small_frame, feature_lists):
     features, categorical = feature_lists
     settings = Settings(home="unused")
-    real = train_model("churn", small_frame, features, categorical, settings, n_cutoffs=1, num_boost_round=80)
-    noise = train_model("churn", small_frame, ["noise_a", "noise_b"], [], settings, n_cutoffs=1, num_boost_round=80)
-    assert real.newest.test.metrics["roc_auc"] > noise.newest.test.metrics["roc_auc"] + 0.1
-    top = real.newest.model.importance()["feature"].head(3).tolist()
+    real = train_model("churn", small_frame, features, categorical, settings, num_boost_round=80)
+    noise = train_model("churn", small_frame, ["noise_a", "noise_b"], [], settings, num_boost_round=80)
+    assert real.interval("roc_auc").low > noise.interval("roc_auc").high
+    assert noise.interval("roc_auc").low < 0.5 < noise.interval("roc_auc").high
+    top = real.model.importance()["feature"].head(3).tolist()
     assert "payment_failures_90d" in top or "events_trend_30d_pct" in top
 
 
@@ -66,7 +73,7 @@ def test_one_class_training_window_is_refused(small_frame, feature_lists):
     frame = small_frame.copy()
     frame.loc[frame["churned"].notna(), "churned"] = 0.0
     with pytest.raises(ValueError, match="only one class"):
-        train_model("churn", frame, features, categorical, Settings(home="unused"), n_cutoffs=1, num_boost_round=5)
+        train_model("churn", frame, features, categorical, Settings(home="unused"), num_boost_round=5)
 
 
 def test_expansion_size_ratio_is_the_median_annual_expansion_over_arr_per_segment():
@@ -92,10 +99,35 @@ def test_bundle_round_trip_keeps_predictions_and_expansion_size(tmp_path, featur
     from training.registry import load_bundle, save_bundle
 
     features, categorical = feature_names(), categorical_features()
-    split = backtest_splits(feature_frame, "expanded", 90, n_cutoffs=1)[0]
-    train, valid = rows(feature_frame, split.train, "expanded"), rows(feature_frame, split.valid, "expanded")
+    train, valid = _train_valid(feature_frame, "expanded")
     model = fit_model("expansion", train, valid, "expanded", features, categorical, num_boost_round=30)
     assert model.expansion_size_ratio["*"] > 0
     loaded = load_bundle(save_bundle(model, tmp_path / "bundle"))
     assert loaded.expansion_size_ratio == model.expansion_size_ratio
     np.testing.assert_allclose(loaded.predict_proba(valid), model.predict_proba(valid))
+
+
+def test_tree_size_grows_with_the_rows_and_stays_within_bounds():
+    small, medium, large = size_params(800), size_params(20_000), size_params(2_000_000)
+    assert small == {"num_leaves": 4, "min_data_in_leaf": 20}
+    assert small["num_leaves"] <= medium["num_leaves"] <= large["num_leaves"] == 31
+    assert small["min_data_in_leaf"] <= medium["min_data_in_leaf"] <= large["min_data_in_leaf"] == 100
+    assert round_grid(120) == (25, 50, 100, 120) and round_grid(500)[-1] == 500
+
+
+def test_platt_holds_at_a_few_dozen_positives_and_isotonic_needs_many():
+    rng = np.random.default_rng(4)
+    raw = rng.uniform(0.01, 0.6, 400)
+    truth = np.clip(raw * 0.5, 0, 1)  # the raw scores are twice too high
+    y = (rng.random(400) < truth).astype(float)
+    assert 20 <= y.sum() <= 80
+    cal = Calibrator.fit(raw, y)
+    assert cal.method == "platt"
+    out = cal(np.sort(raw))
+    assert np.all(np.diff(out) >= 0)  # ranking kept
+    assert abs(out.mean() - y.mean()) < 0.02 and expected_calibration_error(y, cal(raw)) < expected_calibration_error(y, raw)
+    # A score that ranks backwards carries no usable signal: every account gets the base rate.
+    flat = Calibrator.platt(raw, (raw < 0.1).astype(float))
+    assert np.ptp(flat(raw)) == 0 and flat(raw)[0] == pytest.approx((raw < 0.1).mean())
+    many = rng.uniform(0, 1, 5000)
+    assert Calibrator.fit(many, (rng.random(5000) < many).astype(float)).method == "isotonic"

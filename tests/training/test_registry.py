@@ -9,12 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from serving.cli import app
-from training.datasets import rows
 from training.registry import (
     CHALLENGER,
     RegistryError,
     configure,
-    gate,
     list_versions,
     load_champion,
     promote,
@@ -25,45 +23,38 @@ from training.train import train_model
 
 
 def _train(frame, features, categorical, settings, name="churn"):
-    result = train_model(name, frame, features, categorical, settings, n_cutoffs=1, num_boost_round=40)
-    return result, rows(frame, result.newest.split.test, result.label)
+    return train_model(name, frame, features, categorical, settings, num_boost_round=40)
 
 
 def _aliases(settings, name):
     return {v["version"]: v["aliases"] for v in list_versions(settings, (name,))}
 
 
-def test_gate_rules():
-    assert gate(0.80, 0.70, None, 0.005).promote
-    assert not gate(0.69, 0.70, None, 0.005).promote
-    assert not gate(0.803, 0.70, 0.80, 0.005).promote
-    decision = gate(0.81, 0.70, 0.80, 0.005)
-    assert decision.promote and any("champion" in r for r in decision.reasons)
-    assert not gate(float("nan"), 0.5, None, 0.0).promote
-    assert not gate(0.9, 0.5, float("nan"), 0.0).promote  # champion could not be re-scored
-
-
 @pytest.mark.slow
 def test_register_gate_reject_and_rollback(small_frame, feature_lists, settings, monkeypatch):
     features, categorical = feature_lists
-    first, test_rows = _train(small_frame, features, categorical, settings)
-    version, decision = register_and_gate(first, test_rows, settings)
+    first = _train(small_frame, features, categorical, settings)
+    test_rows = first.test_rows
+    version, decision = register_and_gate(first, settings)
     assert decision.promote, decision.reasons  # the hand-built signal beats the rules
     assert _aliases(settings, "churn") == {"1": ["challenger", "champion"]}
     champion = load_champion("churn", settings)
-    assert champion.version == "1" and champion.training_window == first.newest.split.window
-    np.testing.assert_allclose(champion.predict_proba(test_rows), first.newest.model.predict_proba(test_rows))
+    assert champion.version == "1" and champion.training_window == first.model.training_window
+    np.testing.assert_allclose(champion.predict_proba(test_rows), first.model.predict_proba(test_rows))
+    assert champion.calibrator.method == "platt"
 
     # A challenger trained on shuffled labels carries no signal: it must stay a challenger.
     shuffled = small_frame.copy()
     labelled = shuffled["churned"].notna()
     shuffled.loc[labelled, "churned"] = np.random.default_rng(3).permutation(shuffled.loc[labelled, "churned"].to_numpy())
-    worse, _ = _train(shuffled, features, categorical, settings)
-    version2, decision2 = register_and_gate(worse, test_rows, settings)
+    worse = _train(shuffled, features, categorical, settings)
+    version2, decision2 = register_and_gate(worse, settings)
     assert version2 == "2" and not decision2.promote
     assert _aliases(settings, "churn") == {"1": ["champion"], "2": [CHALLENGER]}
     client = configure(settings)
-    assert client.get_model_version("churn", "2").tags["gate_decision"] == "rejected"
+    tags = client.get_model_version("churn", "2").tags
+    assert tags["gate_decision"] == "rejected" and "could be noise" in tags["gate_reasons"]
+    assert tags["gate_positives"] == str(worse.positives) and "90% interval" in tags["gate_gain_over_baseline"]
 
     # Manual override, then a one-step rollback puts the old champion back.
     assert promote("churn", "2", settings) == "1"
@@ -83,6 +74,8 @@ def test_register_gate_reject_and_rollback(small_frame, feature_lists, settings,
     for v in listed:
         for key in ("roc_auc", "pr_auc", "lift_top_decile", "brier", "ece"):
             assert np.isfinite(v["metrics"][key]) and np.isfinite(v["baseline_metrics"][key])
+        assert v["metrics"]["roc_auc_low"] < v["metrics"]["roc_auc"] < v["metrics"]["roc_auc_high"]
+        assert v["gate_positives"] and v["gate_roc_auc"].startswith(f"{v['metrics']['roc_auc']:.3f}")
     cli_rollback = CliRunner().invoke(app, ["rollback", "--model", "churn", "--to-version", "2"])
     assert cli_rollback.exit_code == 0 and load_champion("churn", settings).version == "2"
 

@@ -1,0 +1,193 @@
+"""Benchmark: honesty on small books, a no-signal control, quality at 10,000 accounts, and backtest speed.
+
+One command: ``python benchmarks/bench_small_books.py [--parts seeds control large]
+[--seeds 10] [--control-seeds 20] [--work DIR]``. Parts:
+
+- ``seeds``: generated companies of 300 accounts x 18 months (one per seed): the replayed
+  ``backtest`` (newest 6 eligible cut-offs) gives pooled expansion and churn ROC-AUC for model
+  and baseline with the 90 % interval of the gain; and the monthly job on the same seed's
+  first 13 months of data (cut at a month end) must train.
+- ``control``: the same companies with every outcome (expanded, churned, contracted,
+  expansion MRR) shuffled between the accounts active at each month end, so that nothing
+  an account shows can predict its own outcome. Counts promotions over every replayed
+  gate and the monthly job on all the data, and every pooled ROC-AUC's distance to 0.5.
+- ``large``: the 10,000-account, 24-month company (seed 5, as the other benchmarks):
+  the monthly job's pooled gains over the baseline and ECE; then the speed of a 6-cut-off
+  ``backtest`` of it against the reference measured in the same run, that monthly job
+  (``train_all``) on the same frame (``<work>/small_books_speed.csv``).
+
+Results go to ``<work>/small_books_<part>.csv`` and are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.config import Settings
+from features.registry import categorical_features, feature_names
+from training.backtest import LABEL_COLUMNS, backtest, choose_cutoffs
+from training.datasets import cut_at
+from training.gate import gate
+from training.train import train_all
+
+AS_OF = dt.date(2026, 6, 30)
+
+
+def feature_frame(work: Path, accounts: int, months: int, seed: int) -> pd.DataFrame:
+    """Generate (once) a company and build (once) its feature frame over every month end."""
+    from features.build import build_features
+    from features.io import open_data
+    from features.spine import month_ends
+    from features.synth import generate
+
+    cached = work / f"features_{accounts}_{months}_{seed}.parquet"
+    if cached.exists():
+        return pd.read_parquet(cached)
+    folder = work / f"company_{accounts}_{months}_{seed}"
+    if not (folder / "accounts.parquet").exists():
+        generate(folder, accounts=accounts, months=months, seed=seed, as_of=AS_OF)
+    source = open_data(folder)
+    try:
+        first = source.con.execute("SELECT min(date)::DATE FROM usage_daily").fetchone()[0]
+        frame = build_features(source, month_ends(first, AS_OF), Settings(_env_file=None), data_end=AS_OF)
+    finally:
+        source.close()
+    frame.to_parquet(cached)
+    return frame
+
+
+def shuffled_outcomes(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The frame with each month end's outcomes handed to randomly chosen other active accounts."""
+    out = frame.copy()
+    rng = np.random.default_rng(seed)
+    cols = [c for c in LABEL_COLUMNS if c in out.columns]
+    for _, idx in out.groupby("as_of").groups.items():
+        order = rng.permutation(len(idx))
+        out.loc[idx, cols] = out.loc[idx, cols].to_numpy()[order]
+    return out
+
+
+def replay_row(frame: pd.DataFrame, settings: Settings) -> dict[str, object]:
+    """One seed's replayed backtest: pooled figures per model and the gate's decisions."""
+    cutoffs = choose_cutoffs(frame, settings.horizon_days, n_cutoffs=6)
+    result = backtest(frame, feature_names(), categorical_features(), settings, cutoffs)
+    s = result.summary.set_index(["model_name", "scorer", "metric"])
+    row: dict[str, object] = {"cutoffs": len(cutoffs), "first_cutoff": cutoffs[0].date().isoformat()}
+    for name in ("expansion", "churn"):
+        for scorer, key in (("model", "auc"), ("baseline", "baseline_auc"), ("model - baseline", "gain")):
+            r = s.loc[(name, scorer, "roc_auc")]
+            row[f"{name}_{key}"], row[f"{name}_{key}_low"], row[f"{name}_{key}_high"] = r["value"], r["low"], r["high"]
+        row[f"{name}_positives"] = int(s.loc[(name, "model", "roc_auc"), "positives"])
+        decisions = result.cutoffs[result.cutoffs["model"] == name]["decision"]
+        row[f"{name}_promotions"] = int((decisions == "promoted").sum())
+    share = s.loc[("expansion", "model", "top_decile_expansion_mrr_share")]
+    row["mrr_share_top_decile"], row["mrr_share_baseline"] = share["value"], s.loc[("expansion", "baseline", "top_decile_expansion_mrr_share"), "value"]
+    return row
+
+
+def monthly_job_row(frame: pd.DataFrame, settings: Settings, prefix: str) -> dict[str, object]:
+    """The monthly job on ``frame``: cut-offs, warning, pooled AUC with interval, gate decision without a champion."""
+    results = train_all(frame, feature_names(), categorical_features(), settings)
+    row: dict[str, object] = {}
+    for name, r in results.items():
+        decision = gate(r, None, settings)
+        row[f"{prefix}{name}_cutoffs"] = len(r.folds)
+        row[f"{prefix}{name}_auc"] = str(r.interval("roc_auc"))
+        row[f"{prefix}{name}_gain"] = str(r.interval("roc_auc", "model - baseline"))
+        row[f"{prefix}{name}_positives"] = r.positives
+        row[f"{prefix}{name}_promoted"] = decision.promote
+        row[f"{prefix}{name}_warning"] = bool(r.warning)
+    return row
+
+
+def part_seeds(work: Path, seeds: list[int], settings: Settings) -> pd.DataFrame:
+    rows = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        frame = feature_frame(work, 300, 18, seed)
+        row = {"seed": seed, **replay_row(frame, settings)}
+        thirteen = cut_at(frame, pd.Timestamp(frame["as_of"].min()) + pd.offsets.MonthEnd(12), settings.horizon_days,
+                          LABEL_COLUMNS)
+        row["job13_months"] = thirteen["as_of"].nunique()
+        row.update(monthly_job_row(thirteen, settings, "job13_"))
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def part_control(work: Path, seeds: list[int], settings: Settings) -> pd.DataFrame:
+    rows = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        frame = shuffled_outcomes(feature_frame(work, 300, 18, seed), seed=1000 + seed)
+        row = {"seed": seed, **replay_row(frame, settings), **monthly_job_row(frame, settings, "job_")}
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def part_large(work: Path, settings: Settings) -> pd.DataFrame:
+    t0 = time.perf_counter()
+    frame = feature_frame(work, 10_000, 24, 5)
+    print(f"10,000-account frame: {len(frame):,} rows ({time.perf_counter() - t0:.0f} s, cached after the first run)", flush=True)
+    t0 = time.perf_counter()
+    results = train_all(frame, feature_names(), categorical_features(), settings)
+    reference = time.perf_counter() - t0
+    rows = []
+    for name, r in results.items():
+        for metric in ("roc_auc", "lift_top_decile", "ece", "precision_top_book"):
+            for scorer in ("model", "baseline", "model - baseline"):
+                iv = r.interval(metric, scorer)
+                rows.append({"model": name, "scorer": scorer, "metric": metric, "value": iv.value, "low": iv.low,
+                             "high": iv.high, "positives": r.positives, "rows": len(r.pooled), "cutoffs": len(r.folds),
+                             "rounds": r.rounds, "calibration": r.model.calibrator.method, "job_seconds": round(reference, 1)})
+    quality = pd.DataFrame(rows)
+    print(quality.to_string(), flush=True)
+    cutoffs = choose_cutoffs(frame, settings.horizon_days, n_cutoffs=6)
+    t0 = time.perf_counter()
+    backtest(frame, feature_names(), categorical_features(), settings, cutoffs)
+    elapsed = time.perf_counter() - t0
+    speed = pd.DataFrame([{"accounts": 10_000, "months": 24, "rows": len(frame), "cutoffs": len(cutoffs),
+                           "monthly_job_seconds": round(reference, 1), "backtest_seconds": round(elapsed, 1),
+                           "ratio": round(elapsed / reference, 2)}])
+    speed.to_csv(work / "small_books_speed.csv", index=False)
+    print(speed.to_string(), flush=True)
+    return quality
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=["seeds", "control", "large"])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--control-seeds", type=int, default=20)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_small_books_"))
+    work.mkdir(parents=True, exist_ok=True)
+    settings = Settings(_env_file=None, home=work / "home")
+    for part in args.parts:
+        t0 = time.perf_counter()
+        if part == "seeds":
+            table = part_seeds(work, list(range(1, args.seeds + 1)), settings)
+        elif part == "control":
+            table = part_control(work, list(range(1, args.control_seeds + 1)), settings)
+        elif part == "large":
+            table = part_large(work, settings)
+        else:
+            raise SystemExit(f"unknown part {part!r}: seeds, control or large")
+        table.to_csv(work / f"small_books_{part}.csv", index=False)
+        print(f"== {part} ({time.perf_counter() - t0:.0f} s) -> {work / f'small_books_{part}.csv'}")
+        print(table.to_string(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

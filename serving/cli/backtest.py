@@ -1,0 +1,99 @@
+"""``expansion backtest``: how the product would have done for this company, month by month."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from serving.cli.common import console, fail, parse_date, settings
+
+SHOWN = ("roc_auc", "pr_auc", "lift_top_decile", "precision_top_book", "top_decile_expansion_mrr_share", "brier", "ece")
+BOOKS_SHOWN = 15
+
+
+def backtest(
+    data: Annotated[Path, typer.Option("--data", help="Folder with the canonical tables.")],
+    cutoffs: Annotated[int, typer.Option("--cutoffs", min=1, help="Replay the newest N eligible month ends.")] = 6,
+    start: Annotated[str | None, typer.Option("--from", help="First cut-off (a month end); with --to instead of --cutoffs.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last cut-off (default: the newest eligible month end).")] = None,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds (each job picks the count).")] = 500,
+    out: Annotated[Path, typer.Option("--out", help="CSV of the pooled figures; *_cutoffs.csv and *_books.csv beside it.")] = Path("backtest.csv"),
+) -> None:
+    """Replay the monthly job at past month ends on data cut there; compare what it would have ranked with what happened."""
+    import logging
+
+    import pandas as pd
+
+    from features.build import build_features, tables_from_backend, usage_span
+    from features.io import DataError, open_data, require_tables
+    from features.registry import categorical_features, feature_names
+    from features.spine import month_ends
+    from training.backtest import backtest as replay
+    from training.backtest import choose_cutoffs
+    from training.registry import log_backtest
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    cfg = settings()
+    try:
+        source = open_data(data)
+        require_tables(source)
+        first, last = usage_span(tables_from_backend(source.ibis(), source.present))
+    except DataError as exc:
+        fail(str(exc))
+    dates = month_ends(first, last)
+    console.print(f"building features once for {len(dates)} month ends {dates[0]} .. {dates[-1]} (data ends {last})")
+    frame = build_features(source, dates, cfg, data_end=last)
+    first_cut, last_cut = parse_date(start, default_today=False), parse_date(end, default_today=False)
+    try:
+        chosen = choose_cutoffs(frame, cfg.horizon_days, None if (first_cut or last_cut) else cutoffs,
+                                pd.Timestamp(first_cut) if first_cut else None, pd.Timestamp(last_cut) if last_cut else None)
+        console.print(f"replaying the monthly job at {len(chosen)} cut-offs: {', '.join(str(c.date()) for c in chosen)}")
+        result = replay(frame, feature_names(), categorical_features(), cfg, chosen, num_boost_round=rounds)
+    except ValueError as exc:
+        fail(str(exc))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.summary.to_csv(out, index=False)
+    result.cutoffs.to_csv(out.with_name(f"{out.stem}_cutoffs.csv"), index=False)
+    result.books.to_csv(out.with_name(f"{out.stem}_books.csv"), index=False)
+    log_backtest(result, cfg, {"data": str(data), "horizon_days": cfg.horizon_days, "max_rounds": rounds})
+    _print(result)
+    console.print(f"wrote {out} (and {out.stem}_cutoffs.csv, {out.stem}_books.csv); logged to MLflow as run 'backtest'")
+
+
+def _print(result) -> None:  # noqa: ANN001 - training.backtest.BacktestResult
+    summary = result.summary
+    for name, part in summary.groupby("model_name", sort=False):
+        positives = int(part["positives"].iloc[0])
+        table = Table(title=f"{name}: pooled over the replayed months, {positives} positives in {int(part['rows'].iloc[0]):,} "
+                            "account-months (90% interval, account-level bootstrap)")
+        for col in ("metric", "model", "baseline", "model - baseline"):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for metric in SHOWN:
+            rows = part[part["metric"] == metric].set_index("scorer")
+            if rows.empty:
+                continue
+            cells = [f"{rows.at[s, 'value']:.3f} [{rows.at[s, 'low']:.3f}, {rows.at[s, 'high']:.3f}]"
+                     for s in ("model", "baseline", "model - baseline")]
+            table.add_row(metric, *cells)
+        console.print(table)
+    decisions = Table(title="the monthly job at each cut-off")
+    for col in ("cut-off", "model", "gate", "serves after", "why"):
+        decisions.add_column(col)
+    for r in result.cutoffs.itertuples():
+        decisions.add_row(r.cutoff, r.model, r.decision, r.served, r.reasons)
+    console.print(decisions)
+    books = result.books[result.books["model_name"] == "expansion"].nlargest(BOOKS_SHOWN, "book_rows")
+    table = Table(title="expansion: precision of each CSM's top 20% (largest books; all in the CSV)")
+    for col in ("CSM", "account-months", "expansions", "top accounts", "model precision", "baseline precision"):
+        table.add_column(col, justify="left" if col == "CSM" else "right")
+    for r in books.itertuples():
+        table.add_row(str(r.csm_owner), str(r.book_rows), str(r.positives), str(r.model_top_accounts),
+                      f"{r.model_precision:.2f}", f"{r.baseline_precision:.2f}")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest")(backtest)

@@ -1,0 +1,177 @@
+"""``backtest``: how the product would have done for a company, replaying the monthly job at past cut-offs.
+
+For each cut-off ``C``: the feature frame as a job at ``C`` saw it (snapshots up to ``C``,
+labels only where complete by ``C``; features are built once, since a feature at
+``t <= C`` is the same whether the data is cut at ``C`` or not), the whole monthly job
+(pooled backtest, refit, gate against the baseline and the champion of the previous
+replayed month), scores at ``C``, then what happened in ``(C, C + H]`` from the full data.
+The replayed months are pooled: model against baseline on the same rows, with
+account-level bootstrap intervals and counts, the share of the next quarter's expansion
+MRR that the top decile held, and the precision of each CSM's top accounts.
+
+Folds are cached across cut-offs (a fold depends only on its own snapshots), so a
+replay costs about one pooled backtest plus one refit per cut-off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.config import Settings
+from training.baseline import BaselineClassifier
+from training.bootstrap import Scores, cluster_resamples, compare, interval
+from training.datasets import LABELS, HistoryError, MIN_CUTOFFS, cut_at, folds_for, labelled_snapshots
+from training.evaluate import HEADLINE, book_codes
+from training.gate import gate
+from training.models import DEFAULT_ROUNDS, TrainedModel
+from training.names import MODEL_NAMES
+from training.train import replicates_for, train_model
+
+LABEL_COLUMNS = ("expanded", "churned", "contracted", "expansion_mrr")
+TOP_DECILE = 0.1
+
+
+@dataclass
+class BacktestResult:
+    """Per cut-off decisions, pooled figures with intervals, per-CSM precision and the scored rows."""
+
+    cutoffs: pd.DataFrame  # cut-off x model: decision, reasons, positives, rounds, warning
+    summary: pd.DataFrame  # model x scorer x metric: value, low, high, positives, rows
+    books: pd.DataFrame  # per CSM and model: accounts worked (top of book), hits, precision model / baseline
+    scores: pd.DataFrame  # every scored row: keys, outcome, model / baseline / served scores
+
+
+def eligible_cutoffs(frame: pd.DataFrame, horizon_days: int) -> list[pd.Timestamp]:
+    """Labelled month ends at which a job, seeing only data up to them, has the minimum history to train."""
+    dates = labelled_snapshots(frame, "expanded")
+    horizon = pd.Timedelta(days=horizon_days)
+    return [c for c in dates if len(folds_for([d for d in dates if d + horizon <= c], horizon_days)) >= MIN_CUTOFFS]
+
+
+def choose_cutoffs(
+    frame: pd.DataFrame, horizon_days: int, n_cutoffs: int | None = None,
+    start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
+) -> list[pd.Timestamp]:
+    """The newest ``n_cutoffs`` eligible cut-offs, or those in [start, end]; ValueError saying why none fit."""
+    eligible = eligible_cutoffs(frame, horizon_days)
+    if start is not None or end is not None:
+        chosen = [c for c in eligible if (start is None or c >= start) and (end is None or c <= end)]
+    else:
+        chosen = eligible[-n_cutoffs:] if n_cutoffs else eligible
+    if not chosen:
+        span = f"{eligible[0].date()} .. {eligible[-1].date()}" if eligible else "none"
+        raise HistoryError(
+            f"backtest: no cut-off fits. A cut-off needs its {horizon_days}-day outcome inside the data and enough "
+            f"history before it to train ({MIN_CUTOFFS} test months of its own); eligible month ends: {span}"
+        )
+    return chosen
+
+
+def backtest(
+    frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, cutoffs: list[pd.Timestamp],
+    *, num_boost_round: int = DEFAULT_ROUNDS, models: tuple[str, ...] = MODEL_NAMES,
+) -> BacktestResult:
+    """Replay the monthly job at each cut-off of ``cutoffs`` on ``frame`` (built once, labels from the full data)."""
+    cache: dict = {}
+    champions: dict[str, TrainedModel | None] = {name: None for name in models}
+    decisions, scored = [], []
+    for cutoff in sorted(cutoffs):
+        seen = cut_at(frame, cutoff, settings.horizon_days, LABEL_COLUMNS)
+        outcome_rows = frame[(pd.to_datetime(frame["as_of"]) == cutoff) & frame["expanded"].notna()]
+        for name in models:
+            result = train_model(name, seen, features, categorical, settings, num_boost_round=num_boost_round,
+                                 fold_cache=cache, interval_metrics=("roc_auc",))
+            decision = gate(result, champions[name], settings)
+            if decision.promote:
+                result.model.version = cutoff.date().isoformat()
+                champions[name] = result.model
+            decisions.append({
+                "cutoff": cutoff.date().isoformat(), "model": name, "decision": decision.label,
+                "reasons": "; ".join(decision.reasons), "pooled_positives": result.positives,
+                "inner_cutoffs": len(result.folds), "rounds": result.rounds, "warning": result.warning or "",
+                "served": champions[name].version if champions[name] is not None else "baseline",
+            })
+            scored.append(_score(name, outcome_rows, result.model, champions[name]))
+    scores = pd.concat(scored, ignore_index=True)
+    return BacktestResult(pd.DataFrame(decisions), summarize(scores, settings), csm_precision(scores, settings), scores)
+
+
+def _score(name: str, rows: pd.DataFrame, model: TrainedModel, champion: TrainedModel | None) -> pd.DataFrame:
+    """Scores at the cut-off: the job's refit model, the baseline, and what served after the gate."""
+    label = LABELS[name]
+    baseline = BaselineClassifier(name).score(rows)  # type: ignore[arg-type]
+    keep = [c for c in ("account_id", "as_of", "csm_owner", "segment", "expansion_mrr") if c in rows.columns]
+    out = rows[keep].copy()
+    out["model_name"], out["outcome"] = name, rows[label].to_numpy(dtype=float)
+    out["model"] = model.predict_proba(rows)
+    out["baseline"] = baseline
+    out["served"] = champion.predict_proba(rows) if champion is not None else baseline
+    return out
+
+
+def summarize(scores: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Pooled over cut-offs, per model: every metric of model and baseline with intervals, and the top-decile MRR share."""
+    parts = []
+    replicates = replicates_for(len(scores), settings.bootstrap_replicates)
+    for name, rows in scores.groupby("model_name", sort=False):
+        y = rows["outcome"].to_numpy(dtype=float)
+        model, base = rows["model"].to_numpy(), rows["baseline"].to_numpy()
+        table = compare(y, {"model": Scores(model, model), "baseline": Scores(base, base)},
+                        rows["account_id"].to_numpy(), book_codes(rows), names=HEADLINE, replicates=replicates,
+                        book_share=settings.csm_book_top_share)
+        parts.append(table.assign(model_name=name))
+        if name == "expansion" and "expansion_mrr" in rows.columns:
+            parts.append(_mrr_share(rows, replicates).assign(model_name=name))
+    return pd.concat(parts, ignore_index=True)[["model_name", "scorer", "metric", "value", "low", "high", "positives", "rows"]]
+
+
+def top_decile_mrr_share(as_of: np.ndarray, mrr: np.ndarray, scores: np.ndarray) -> float:
+    """Share of the expansion MRR that followed each cut-off held by that cut-off's top decile by score, pooled."""
+    frame = pd.DataFrame({"c": as_of, "m": mrr, "s": scores}).sort_values(["c", "s"], ascending=[True, False])
+    rank = frame.groupby("c").cumcount().to_numpy()
+    size = frame.groupby("c")["s"].transform("size").to_numpy()
+    top = rank < np.maximum(1, np.ceil(size * TOP_DECILE))
+    total = frame["m"].sum()
+    return float(frame["m"].to_numpy()[top].sum() / total) if total > 0 else float("nan")
+
+
+def _mrr_share(rows: pd.DataFrame, replicates: int) -> pd.DataFrame:
+    mrr = rows["expansion_mrr"].fillna(0.0).to_numpy(dtype=float)
+    as_of = pd.to_datetime(rows["as_of"]).to_numpy()
+    out = []
+    point = {k: top_decile_mrr_share(as_of, mrr, rows[k].to_numpy()) for k in ("model", "baseline")}
+    reps = {"model": [], "baseline": []}
+    for idx in cluster_resamples(rows["account_id"].to_numpy(), replicates):
+        for k in reps:
+            reps[k].append(top_decile_mrr_share(as_of[idx], mrr[idx], rows[k].to_numpy()[idx]))
+    counts = {"positives": float((mrr > 0).sum()), "rows": float(len(rows))}
+    for k in reps:
+        iv = interval(point[k], np.asarray(reps[k]))
+        out.append({"scorer": k, "metric": "top_decile_expansion_mrr_share", "value": iv.value, "low": iv.low,
+                    "high": iv.high, **counts})
+    diff = interval(point["model"] - point["baseline"], np.asarray(reps["model"]) - np.asarray(reps["baseline"]))
+    out.append({"scorer": "model - baseline", "metric": "top_decile_expansion_mrr_share", "value": diff.value,
+                "low": diff.low, "high": diff.high, **counts})
+    return pd.DataFrame(out)
+
+
+def csm_precision(scores: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Per model and CSM, pooled over cut-offs: accounts in the top share of the book, how many had the outcome."""
+    share = settings.csm_book_top_share
+    rows = scores.assign(csm_owner=scores["csm_owner"].astype("string").fillna("(unassigned)")) if "csm_owner" in scores else scores.assign(csm_owner="(unassigned)")
+    out = []
+    for (name, owner), book in rows.groupby(["model_name", "csm_owner"], sort=True):
+        entry = {"model_name": name, "csm_owner": owner, "book_rows": len(book), "positives": int(book["outcome"].sum())}
+        for scorer in ("model", "baseline"):
+            hits = worked = 0
+            for _, month in book.groupby("as_of"):
+                k = max(1, int(np.ceil(len(month) * share)))
+                top = month.nlargest(k, scorer)
+                hits, worked = hits + int(top["outcome"].sum()), worked + k
+            entry[f"{scorer}_top_accounts"], entry[f"{scorer}_hits"] = worked, hits
+            entry[f"{scorer}_precision"] = hits / worked if worked else float("nan")
+        out.append(entry)
+    return pd.DataFrame(out)

@@ -1,0 +1,131 @@
+"""Account-level (clustered) bootstrap intervals for pooled out-of-time metrics.
+
+One account contributes a row at every cut-off it was active at, and those rows are not
+independent (the same usage pattern, the same CSM). Resampling rows would understate the
+uncertainty, so each replicate draws *accounts* with replacement and keeps all of their
+rows. Every scorer is measured on the same replicates, so the difference between two
+scorers (a *paired* bootstrap) carries only the uncertainty of the comparison itself.
+Intervals are percentile intervals (default 90 %).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from training.evaluate import BOOK_SHARE, HEADLINE, metrics
+
+CONFIDENCE = 0.90
+REPLICATES = 1000
+SEED = 20
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with the ends of its bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One scorer's output on the pooled rows: a ranking score and a probability (for Brier and ECE)."""
+
+    ranking: np.ndarray
+    probability: np.ndarray
+
+
+def cluster_resamples(clusters: np.ndarray, replicates: int, seed: int = SEED) -> Iterator[np.ndarray]:
+    """Row indices of ``replicates`` resamples that draw whole clusters (accounts) with replacement."""
+    codes, _ = pd.factorize(np.asarray(clusters))
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    rng = np.random.default_rng(seed)
+    for _ in range(replicates):
+        drawn = rng.integers(0, len(sizes), len(sizes))
+        lengths = sizes[drawn]
+        # Row positions of the drawn clusters, concatenated: start of each drawn cluster plus 0..len-1.
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        yield order[np.repeat(starts[drawn], lengths) + offsets]
+
+
+def interval(point: float, replicates: np.ndarray, confidence: float = CONFIDENCE) -> Interval:
+    """Percentile interval of bootstrap ``replicates`` around ``point`` (NaN replicates are ignored)."""
+    finite = replicates[np.isfinite(replicates)]
+    if len(finite) == 0 or not np.isfinite(point):
+        return Interval(float(point), float("nan"), float("nan"))
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(finite, [tail, 100.0 - tail])
+    return Interval(float(point), float(low), float(high))
+
+
+def compare(
+    y_true: np.ndarray,
+    scorers: dict[str, Scores],
+    clusters: np.ndarray,
+    books: np.ndarray,
+    *,
+    names: tuple[str, ...] = HEADLINE,
+    replicates: int = REPLICATES,
+    confidence: float = CONFIDENCE,
+    book_share: float = BOOK_SHARE,
+    seed: int = SEED,
+) -> pd.DataFrame:
+    """Every metric of every scorer on the same rows with its interval, plus paired gains of the first scorer.
+
+    Returns a long frame: ``scorer, metric, value, low, high, positives, rows``; rows whose
+    scorer is ``"<first> - <other>"`` hold the paired difference of the first scorer over
+    each other one on the same replicates (higher is better for every metric but Brier and ECE).
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    books = np.asarray(books)
+    keys = list(scorers)
+
+    def measure(idx: np.ndarray | slice) -> dict[str, dict[str, float]]:
+        return {
+            k: metrics(y_true[idx], s.ranking[idx], books[idx], book_share, s.probability[idx], names)
+            for k, s in scorers.items()
+        }
+
+    point = measure(slice(None))
+    reps = {k: {m: [] for m in names} for k in keys}
+    for idx in cluster_resamples(clusters, replicates, seed):
+        measured = measure(idx)
+        for k in keys:
+            for m in names:
+                reps[k][m].append(measured[k][m])
+    out = []
+    counts = {"positives": float(y_true.sum()), "rows": float(len(y_true))}
+    for k in keys:
+        for m in names:
+            iv = interval(point[k][m], np.asarray(reps[k][m]), confidence)
+            out.append({"scorer": k, "metric": m, **_fields(iv), **counts})
+    first = keys[0]
+    for other in keys[1:]:
+        for m in names:
+            diff = np.asarray(reps[first][m]) - np.asarray(reps[other][m])
+            iv = interval(point[first][m] - point[other][m], diff, confidence)
+            out.append({"scorer": f"{first} - {other}", "metric": m, **_fields(iv), **counts})
+    return pd.DataFrame(out)
+
+
+def _fields(iv: Interval) -> dict[str, float]:
+    return {"value": iv.value, "low": iv.low, "high": iv.high}
+
+
+def lookup(table: pd.DataFrame, scorer: str, metric: str) -> Interval:
+    """The interval of one scorer (or paired difference ``"a - b"``) and metric from a :func:`compare` table."""
+    row = table[(table["scorer"] == scorer) & (table["metric"] == metric)]
+    if row.empty:
+        raise KeyError(f"no {metric!r} for scorer {scorer!r} in the comparison")
+    r = row.iloc[0]
+    return Interval(float(r["value"]), float(r["low"]), float(r["high"]))
