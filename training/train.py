@@ -27,7 +27,7 @@ import pandas as pd
 
 from features.config import Settings
 from training.baseline import BaselineClassifier
-from training.bootstrap import Scores, compare, lookup, Interval
+from training.bootstrap import Interval, Scores, compare, lookup
 from training.datasets import LABELS, MIN_CUTOFFS, Fold, history_warning, pooled_folds, rows
 from training.evaluate import HEADLINE, Evaluation, book_codes, evaluate_scores
 from training.models import (
