@@ -146,11 +146,14 @@ AccountScore = create_model(
 
 
 class ItemError(BaseModel):
-    """Why one account of a batch was not scored."""
+    """Why one account of a batch was not scored (the others of the batch still are)."""
 
     account_id: str
     field: str
     error: str
+    status: int = Field(400, description="The status this item alone would get: 400 invalid value, 404 unknown account.")
+    value: FeatureValue = Field(None, description="The offending value as sent (a non-finite number as 'inf' or 'nan').")
+    rule: str | None = Field(None, description="The rule the value breaks, with the allowed values or range.")
 
 
 class ScoreResponse(BaseModel):

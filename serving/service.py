@@ -42,6 +42,7 @@ from serving.schemas import (
     check_size,
     complete_openapi,
 )
+from serving.feature_checks import FeatureRule, feature_rules, openapi_features
 from serving.scoring import READINESS_METHOD, Scorer, feature_specs
 from serving.snapshot import (
     NotInSnapshot,
@@ -68,6 +69,7 @@ class ApiKeyMiddleware:
     """
 
     model_available: bool | None = None
+    feature_rules: dict[str, FeatureRule] = {}
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -118,7 +120,7 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, capture)
         if start.get("status") != 200:
             return await JSONResponse({"error": "OpenAPI document unavailable"}, status_code=500)(scope, receive, send)
-        spec = complete_openapi(json.loads(b"".join(chunks)))
+        spec = openapi_features(complete_openapi(json.loads(b"".join(chunks))), self.feature_rules)
         await JSONResponse(spec)(scope, receive, send)
 
 
@@ -135,8 +137,9 @@ class ExpansionScoring:
         self.settings = get_settings()
         expansion, churn, self.model_source = load_models(self.settings, self.settings.model_source)
         self.scorer = Scorer(expansion, churn, feature_specs())
-        self._allowed = _allowed_features(self.scorer)
+        self._rules = _feature_rules(self.scorer)
         ApiKeyMiddleware.model_available = self.scorer.model_available
+        ApiKeyMiddleware.feature_rules = self._rules
         self.snapshot_file = self.settings.snapshot_file
         self.snapshot: ScoredSnapshot = load_snapshot(self.snapshot_file, self.scorer)
         _settle()
@@ -164,7 +167,7 @@ class ExpansionScoring:
     def _score_accounts(self, accounts: list[AccountInput], with_reasons: bool) -> tuple[ScoredSnapshot, list, list]:
         snap = self._current()
         check_size("accounts", len(accounts), self.settings.max_batch_size)
-        by_id, supplied, errors = resolve(snap, accounts, *self._allowed)
+        by_id, supplied, errors = resolve(snap, accounts, self._rules)
         records = snap.lookup(by_id, with_reasons) if by_id else []
         if supplied:
             records += snap.scorer.score_records(supplied, with_reasons=with_reasons)
@@ -258,15 +261,11 @@ def _settle() -> None:
     atexit.register(gc.unfreeze)
 
 
-def _allowed_features(scorer: Scorer) -> tuple[set[str], set[str]]:
-    """(numeric, categorical) feature names a caller may supply: the registry's plus the models'."""
-    categorical = {n for n, s in scorer.specs.items() if getattr(s, "kind", "numeric") == "categorical"}
-    numeric = set(scorer.specs) - categorical
-    for model in (scorer.expansion, scorer.churn):
-        if model is not None:
-            categorical |= set(model.categorical_features)
-            numeric |= set(model.feature_names) - set(model.categorical_features)
-    return numeric - categorical, categorical
+def _feature_rules(scorer: Scorer) -> dict[str, FeatureRule]:
+    """The rules of the features a caller may supply: the registry's, plus any model feature it lacks."""
+    model_features = [(f, f in m.categorical_features) for m in (scorer.expansion, scorer.churn) if m is not None
+                      for f in m.feature_names]
+    return feature_rules(scorer.specs, model_features)
 
 
 def _clean(value: Any) -> Any:

@@ -13,11 +13,13 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from serving.feature_checks import FeatureRule, check_features, json_value
 from serving.schemas import AccountInput, ItemError, check_size
 from serving.scoring import Scorer
 
@@ -135,12 +137,14 @@ def changed(snapshot: ScoredSnapshot, path: Path | None) -> bool:
 
 
 def resolve(
-    snapshot: ScoredSnapshot, accounts: list[AccountInput], numeric: set[str], categorical: set[str]
+    snapshot: ScoredSnapshot, accounts: list[AccountInput], rules: Mapping[str, FeatureRule]
 ) -> tuple[list[str], list[dict[str, Any]], list[ItemError]]:
     """Split a batch into ids to look up, supplied feature rows to score, and per-item errors.
 
-    ``numeric``/``categorical`` name the features a caller may supply; both empty
-    means no registry or model is loaded, and any names are accepted.
+    ``rules`` says which features a caller may supply and their allowed values
+    (:func:`serving.feature_checks.feature_rules`); every broken rule of an item is one
+    error naming the field, the value and the rule. Empty rules (no registry, no model)
+    accept any names.
     """
     by_id: list[str] = []
     supplied: list[dict[str, Any]] = []
@@ -150,31 +154,16 @@ def resolve(
             if acc.account_id in snapshot._records:
                 by_id.append(acc.account_id)
             else:
-                errors.append(ItemError(account_id=acc.account_id, field=f"accounts.{i}.account_id",
+                errors.append(ItemError(account_id=acc.account_id, field=f"accounts.{i}.account_id", status=404,
                                         error=f"unknown account: not in the feature snapshot as of {snapshot.as_of}"))
             continue
-        problem = _feature_problem(acc.features, numeric, categorical)
-        if problem:
-            errors.append(ItemError(account_id=acc.account_id, field=f"accounts.{i}.features.{problem[0]}",
-                                    error=problem[1]))
-        else:
+        problems = check_features(acc.features, rules)
+        for name, value, rule in problems:
+            errors.append(ItemError(account_id=acc.account_id, field=f"accounts.{i}.features.{name}",
+                                    error=f"{name}={json_value(value)!r}: {rule}", value=json_value(value), rule=rule))
+        if not problems:
             supplied.append({**acc.features, "account_id": acc.account_id})
     return by_id, supplied, errors
-
-
-def _feature_problem(features: dict[str, Any], numeric: set[str], categorical: set[str]) -> tuple[str, str] | None:
-    for name, value in features.items():
-        if not (numeric or categorical):
-            return None
-        if name not in numeric and name not in categorical:
-            return name, f"unknown feature {name!r}: not in the feature registry"
-        if value is None:
-            continue
-        if name in categorical and not isinstance(value, str):
-            return name, f"{name} is categorical: expected a string, got {type(value).__name__}"
-        if name in numeric and (isinstance(value, (str, bool)) or value != value):
-            return name, f"{name} is numeric: expected a number, got {type(value).__name__}"
-    return None
 
 
 def select(

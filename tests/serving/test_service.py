@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,8 +78,9 @@ def test_score_by_id_returns_scores_reasons_and_reports_unknown_ids_per_item(cli
     assert result["account_id"] == "acc0001" and 0 <= result["expansion_probability"] <= 1
     assert 1 <= len(result["reasons"]) <= 5 and result["recommended_play"]
     assert result["model_versions"] == {"expansion": "7", "churn": "9"}
-    assert body["errors"] == [{"account_id": "ghost", "field": "accounts.1.account_id",
-                               "error": "unknown account: not in the feature snapshot as of 2024-12-31"}]
+    assert body["errors"] == [{"account_id": "ghost", "field": "accounts.1.account_id", "status": 404,
+                               "error": "unknown account: not in the feature snapshot as of 2024-12-31",
+                               "value": None, "rule": None}]
 
 
 def test_supplied_features_are_scored_and_validated(client: TestClient) -> None:
@@ -91,6 +93,48 @@ def test_supplied_features_are_scored_and_validated(client: TestClient) -> None:
     assert [x["account_id"] for x in body["results"]] == ["new"] and body["results"][0]["as_of"] is None
     fields = [e["field"] for e in body["errors"]]
     assert fields == ["accounts.1.features.quota_utilization_30d_pct", "accounts.2.features.no_such_feature"]
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "rule_says"),
+    [
+        ("events_30d", -5, "below the minimum of 0"),
+        ("events_30d", 1e400, "not a finite number"),  # JSON 1e400 parses as infinity
+        ("seat_utilization_pct", 1e9, "above the maximum of 1000"),
+        ("feature_breadth_pct", 100.5, "above the maximum of 100"),
+        ("events_trend_30d_pct", -150.0, "below the minimum of -100"),
+        ("nps_latest", 11, "above the maximum of 10"),
+        ("nps_detractor", 0.5, "not a whole number"),
+        ("active_days_30d", 31, "above the maximum of 30"),
+        ("segment", "galactic", "not an allowed value"),
+        ("segment", 3, "expected a string"),
+        ("payment_failures_90d", True, "expected a number"),
+    ],
+)
+def test_supplied_values_outside_the_contract_are_refused_per_item(
+    client: TestClient, feature: str, value: object, rule_says: str
+) -> None:
+    good = {"account_id": "ok", "features": {"events_30d": 1200, "segment": "smb", "seat_utilization_pct": 140.0}}
+    bad = '{"account_id": "bad", "features": {"%s": %s}}' % (feature, "1e400" if value == 1e400 else json.dumps(value))
+    headers = {**AUTH, "Content-Type": "application/json"}
+    r = client.post("/score", content='{"accounts": [%s, %s]}' % (json.dumps(good), bad), headers=headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["account_id"] for x in body["results"]] == ["ok"]  # the valid item is still scored
+    (err,) = body["errors"]
+    assert err["account_id"] == "bad" and err["field"] == f"accounts.1.features.{feature}" and err["status"] == 400
+    assert rule_says in err["rule"] and feature in err["error"]
+    assert err["value"] == ("inf" if value == 1e400 else value)
+    alone = client.post("/score", content='{"accounts": [%s]}' % bad, headers=headers)
+    assert alone.status_code == 400 and alone.json()["errors"][0]["rule"] == err["rule"]
+
+
+def test_every_broken_rule_of_an_item_is_named(client: TestClient) -> None:
+    bad = {"account_id": "b", "features": {"events_30d": -1, "segment": "galactic", "nps_latest": 5}}
+    r = client.post("/score", json={"accounts": [bad]}, headers=AUTH)
+    assert r.status_code == 400
+    assert {e["field"] for e in r.json()["errors"]} == {"accounts.0.features.events_30d", "accounts.0.features.segment"}
+    assert "smb, mid_market, enterprise" in next(e["rule"] for e in r.json()["errors"] if e["value"] == "galactic")
 
 
 def test_rank_orders_a_csm_book_and_limits(client: TestClient, snapshot_file: tuple) -> None:
@@ -188,3 +232,16 @@ def test_openapi_document_is_complete(client: TestClient) -> None:
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert "AccountScore" in schemas and "Reason" in schemas and "ErrorResponse" in schemas
     assert schemas["ScoreRequestIODescriptor"].get("additionalProperties") is False
+
+
+def test_openapi_lists_allowed_values_and_ranges_of_supplied_features(client: TestClient) -> None:
+    spec = client.get("/docs.json").json()
+    account = spec["components"]["schemas"]["AccountInput"]
+    features = account["properties"]["features"]["anyOf"][0]
+    assert features["additionalProperties"] is False
+    props = features["properties"]
+    assert props["segment"]["anyOf"][0]["enum"] == ["smb", "mid_market", "enterprise"]
+    assert props["events_30d"]["anyOf"][0] == {"type": "number", "minimum": 0.0}
+    assert props["feature_breadth_pct"]["anyOf"][0] == {"type": "number", "minimum": 0.0, "maximum": 100.0}
+    assert props["nps_detractor"]["anyOf"][0] == {"type": "integer", "minimum": 0.0, "maximum": 1.0}
+    assert {"type": "null"} in props["events_30d"]["anyOf"]
