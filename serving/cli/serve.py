@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +17,73 @@ import typer
 from serving.cli.common import console, err_console, fail, settings
 
 EXIT_NO_KEY = 3
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_GRACE_SECONDS = 20.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the server gets SIGTERM when this process dies, even by SIGKILL (no orphan keeps the port)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to a process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def run_server(cmd: list[str], env: dict[str, str], grace_seconds: float = STOP_GRACE_SECONDS) -> int:
+    """Run the server ``cmd`` until it exits, or until this process is asked to stop; returns its exit code.
+
+    The server runs in its own process group (it and every worker it starts). SIGTERM,
+    SIGINT or SIGHUP here is forwarded to that group as SIGTERM, and this function waits
+    for the group to end; whatever is still running ``grace_seconds`` later is killed. So
+    stopping ``expansion serve`` frees the port, where running the server as a plain
+    child left it answering after the parent was gone.
+    """
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+    stop_at: list[float] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if not stop_at:
+            stop_at.append(time.monotonic() + grace_seconds)
+        _signal_group(proc.pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
+    try:
+        while proc.poll() is None:
+            if stop_at and time.monotonic() > stop_at[0]:
+                _signal_group(proc.pid, signal.SIGKILL)
+            try:
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _stop_group(proc, grace_seconds)
+    code = proc.returncode
+    return 128 - code if code < 0 else code
+
+
+def _stop_group(proc: subprocess.Popen, grace_seconds: float) -> None:
+    """Leave no process of the server's group behind (workers outliving their arbiter, or an interrupted wait)."""
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + grace_seconds
+    while _signal_group(proc.pid, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _signal_group(proc.pid, signal.SIGKILL)
 
 
 def serve(
@@ -32,7 +102,7 @@ def serve(
     if features is not None:
         env["EXPANSION_SNAPSHOT_PATH"] = str(features.resolve())
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:ExpansionScoring", "--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    raise typer.Exit(run_server(cmd, env))
 
 
 def deploy(
