@@ -151,9 +151,9 @@ class ItemError(BaseModel):
     account_id: str
     field: str
     error: str
-    status: int = Field(400, description="The status this item alone would get: 400 invalid value, 404 unknown account.")
-    value: FeatureValue = Field(None, description="The offending value as sent (a non-finite number as 'inf' or 'nan').")
-    rule: str | None = Field(None, description="The rule the value breaks, with the allowed values or range.")
+    status: int = Field(description="The status this item alone would get: 400 invalid value, 404 unknown account.")
+    value: FeatureValue = Field(description="The offending value as sent (a non-finite number as 'inf' or 'nan').")
+    rule: str | None = Field(description="The rule the value breaks, with the allowed values or range.")
 
 
 class ScoreResponse(BaseModel):
@@ -211,7 +211,12 @@ class MetadataResponse(BaseModel):
     models: list[ModelInfo]
     snapshot_as_of: str | None
     snapshot_path: str | None
+    snapshot_modified: str | None = Field(description="Modification time (UTC) of the file version serving.")
     snapshot_accounts: int
+    snapshot_rejected: str | None = Field(
+        description="Why the file at snapshot_path is not what serves (corrupt, truncated, gone); null when it is.")
+    reasons_computed: int = Field(description="Accounts of the snapshot whose reasons are computed and cached.")
+    reasons_complete: bool = Field(description="True once every account's reasons are computed.")
     max_batch_size: int
     readiness_method: str
 
@@ -223,6 +228,7 @@ class RefreshResponse(BaseModel):
     reloaded: bool
     snapshot_as_of: str | None
     snapshot_accounts: int
+    snapshot_rejected: str | None = Field(description="Why the snapshot file was not loaded; null when it was.")
 
 
 class ErrorResponse(BaseModel):
@@ -278,4 +284,52 @@ def complete_openapi(spec: dict[str, Any]) -> dict[str, Any]:
             op["security"] = [{"bearer": []}]
             op["responses"].setdefault("401", {"description": "Missing or wrong API key", "content": ref})
             op["responses"].setdefault("415", {"description": "Body is not application/json", "content": ref})
+    _refer_to_components(spec)
+    if str(spec.get("openapi", "")).startswith("3.0"):
+        _nullable_30(spec)
     return spec
+
+
+def _refer_to_components(spec: dict[str, Any]) -> None:
+    """Point request and response bodies at their component schema instead of an inline copy.
+
+    The framework inlines a copy of each body schema that drops ``null`` from optional
+    fields; the component keeps it, so a null answer validates against the document.
+    """
+    schemas = spec.get("components", {}).get("schemas", {})
+    for item in spec.get("paths", {}).values():
+        for op in item.values():
+            if not isinstance(op, dict):
+                continue
+            bodies = [op.get("requestBody") or {}, *(op.get("responses") or {}).values()]
+            for media in (c for b in bodies if isinstance(b, dict) for c in (b.get("content") or {}).values()):
+                title = (media.get("schema") or {}).get("title")
+                if title in schemas and "$ref" not in media["schema"]:
+                    media["schema"] = {"$ref": f"#/components/schemas/{title}"}
+
+
+def _nullable_30(node: Any) -> None:
+    """OpenAPI 3.0 has no ``{"type": "null"}``: ``anyOf [X, null]`` becomes X with ``nullable: true``.
+
+    Pydantic writes optional fields the 3.1 way; read as 3.0, a validator drops the null
+    branch and then calls every null answer a schema violation.
+    """
+    if isinstance(node, list):
+        for child in node:
+            _nullable_30(child)
+        return
+    if not isinstance(node, dict):
+        return
+    for child in node.values():
+        _nullable_30(child)
+    options = node.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        node.pop("anyOf")
+        if len(rest) == 1 and isinstance(rest[0], dict) and "$ref" not in rest[0]:
+            node.update({**rest[0], **{k: v for k, v in node.items() if k not in rest[0]}})
+        else:
+            node["anyOf"] = rest
+        node["nullable"] = True
+        if isinstance(node.get("enum"), list) and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]  # 3.0.3: a nullable enum lists null among its values

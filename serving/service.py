@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import bentoml
@@ -43,15 +44,9 @@ from serving.schemas import (
     complete_openapi,
 )
 from serving.feature_checks import FeatureRule, feature_rules, openapi_features
+from serving.live_snapshot import LiveSnapshot
 from serving.scoring import READINESS_METHOD, Scorer, feature_specs
-from serving.snapshot import (
-    NotInSnapshot,
-    ScoredSnapshot,
-    changed,
-    load_snapshot,
-    resolve,
-    select,
-)
+from serving.snapshot import NotInSnapshot, ScoredSnapshot, resolve, select
 from training.names import MODEL_NAMES
 
 log = logging.getLogger(__name__)
@@ -70,6 +65,7 @@ class ApiKeyMiddleware:
 
     model_available: bool | None = None
     feature_rules: dict[str, FeatureRule] = {}
+    readiness: Callable[[], dict[str, Any]] | None = None  # what /readyz says besides its status
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -91,6 +87,8 @@ class ApiKeyMiddleware:
                 return await JSONResponse(body, status_code=401)(scope, receive, send)
         if path == "/docs.json":
             return await self._openapi(scope, receive, send)
+        if path == "/readyz" and self.readiness is not None:
+            return await self._readyz(scope, receive, send)
         if scope.get("method") == "POST" and not _is_json(dict(scope.get("headers") or [])):
             # the framework answers 500 to a malformed multipart body; every endpoint here takes JSON only
             body = {"error": "Content-Type: the service accepts application/json only", "field": "Content-Type",
@@ -107,7 +105,8 @@ class ApiKeyMiddleware:
 
         return stamped
 
-    async def _openapi(self, scope: dict, receive: Any, send: Any) -> None:
+    async def _captured(self, scope: dict, receive: Any) -> tuple[int, bytes]:
+        """The framework's own answer to this request: (status, body)."""
         chunks: list[bytes] = []
         start: dict = {}
 
@@ -118,9 +117,19 @@ class ApiKeyMiddleware:
                 chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, capture)
-        if start.get("status") != 200:
+        return int(start.get("status", 500)), b"".join(chunks)
+
+    async def _readyz(self, scope: dict, receive: Any, send: Any) -> None:
+        """The framework's readiness status, with a body saying which snapshot serves and why a newer one does not."""
+        status, _ = await self._captured(scope, receive)
+        body = {"ready": status == 200, **type(self).readiness()}  # type: ignore[misc]
+        await JSONResponse(body, status_code=status)(scope, receive, send)
+
+    async def _openapi(self, scope: dict, receive: Any, send: Any) -> None:
+        status, raw = await self._captured(scope, receive)
+        if status != 200:
             return await JSONResponse({"error": "OpenAPI document unavailable"}, status_code=500)(scope, receive, send)
-        spec = openapi_features(complete_openapi(json.loads(b"".join(chunks))), self.feature_rules)
+        spec = complete_openapi(openapi_features(json.loads(raw), self.feature_rules))
         await JSONResponse(spec)(scope, receive, send)
 
 
@@ -140,24 +149,22 @@ class ExpansionScoring:
         self._rules = _feature_rules(self.scorer)
         ApiKeyMiddleware.model_available = self.scorer.model_available
         ApiKeyMiddleware.feature_rules = self._rules
-        self.snapshot_file = self.settings.snapshot_file
-        self.snapshot: ScoredSnapshot = load_snapshot(self.snapshot_file, self.scorer)
+        self.live = LiveSnapshot(self.settings.snapshot_file, self.scorer, SNAPSHOT_CHECK_SECONDS,
+                                 on_load=_settle, on_reasons=gc.freeze)
+        ApiKeyMiddleware.readiness = self._readiness
         _settle()
-        self._checked_at = time.monotonic()
-        log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.snapshot))
+        log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.live.current))
 
     def __is_ready__(self) -> bool:
-        return True
+        self.live.get()  # a corrupt snapshot replaced by a good one makes the service ready again
+        return self.live.ready
+
+    def _readiness(self) -> dict[str, Any]:
+        return {"model_available": self.scorer.model_available, "model_source": self.model_source,
+                **self.live.status()}
 
     def _current(self) -> ScoredSnapshot:
-        # a stat per request is cheap, but a reload is not: check at most every few seconds
-        now = time.monotonic()
-        if now - self._checked_at > SNAPSHOT_CHECK_SECONDS:
-            self._checked_at = now
-            if changed(self.snapshot, self.snapshot_file):
-                self.snapshot = load_snapshot(self.snapshot_file, self.scorer)
-                _settle()
-        return self.snapshot
+        return self.live.get()
 
     def _error(self, exc: RequestError) -> JSONResponse:
         body = {"error": exc.message, "field": exc.field, "errors": [e.model_dump() for e in exc.errors],
@@ -224,25 +231,22 @@ class ExpansionScoring:
     @bentoml.api(route="/metadata", input_spec=EmptyRequest)
     def metadata(self) -> MetadataResponse:
         """Model versions, training windows, test metrics, and the snapshot in use."""
-        snap = self._current()
+        self._current()
         models = [_model_info(name, getattr(self.scorer, name), self.model_source) for name in MODEL_NAMES]
         return MetadataResponse(
-            model_available=self.scorer.model_available, models=models, snapshot_as_of=snap.as_of,
-            snapshot_path=str(snap.path) if snap.path else None, snapshot_accounts=len(snap),
+            model_available=self.scorer.model_available, models=models, **self.live.status(),
             max_batch_size=self.settings.max_batch_size,
             readiness_method=READINESS_METHOD if self.scorer.expansion is not None else "rule-based baseline",
         )
 
     @bentoml.api(route="/refresh", input_spec=EmptyRequest)
     def refresh(self) -> RefreshResponse:
-        """Reload the feature snapshot now if its file changed."""
-        reloaded = changed(self.snapshot, self.snapshot_file)
-        if reloaded:
-            self.snapshot = load_snapshot(self.snapshot_file, self.scorer)
-            _settle()
-        self._checked_at = time.monotonic()
+        """Reload the feature snapshot now if its file changed (a file that cannot be loaded is refused, and said so)."""
+        reloaded = self.live.reload()
+        status = self.live.status()
         return RefreshResponse(model_available=self.scorer.model_available, reloaded=reloaded,
-                               snapshot_as_of=self.snapshot.as_of, snapshot_accounts=len(self.snapshot))
+                               snapshot_as_of=status["snapshot_as_of"], snapshot_accounts=status["snapshot_accounts"],
+                               snapshot_rejected=status["snapshot_rejected"])
 
 
 ExpansionScoring.add_asgi_middleware(ApiKeyMiddleware)

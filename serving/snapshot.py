@@ -1,19 +1,21 @@
 """The newest feature snapshot the service looks accounts up in, scored once per load.
 
 The feature pipeline writes a Parquet feature frame (``expansion features --out``);
-the service keeps only its newest ``as_of`` rows, scores them once without reasons
-(a vectorised predict), and computes reasons on demand for the accounts asked about,
-caching them. A new file (changed mtime) or ``POST /refresh`` swaps in a fresh
-:class:`ScoredSnapshot` atomically, so requests never see a half-loaded book.
+the service keeps only its newest ``as_of`` rows and scores them once without reasons
+(a vectorised predict). Reasons are then computed for every account in the background,
+a chunk at a time (:meth:`ScoredSnapshot.precompute_reasons`), so the first request for
+an account costs what the second does; until that is done, an account not yet explained
+gets its reasons on demand and cached. :class:`serving.live_snapshot.LiveSnapshot` swaps
+in a fresh :class:`ScoredSnapshot` atomically, so requests never see a half-loaded book.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -64,6 +66,8 @@ class ScoredSnapshot:
     _records: dict[str, dict[str, Any]] = field(default_factory=dict)
     _reasons: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    reasons_complete: bool = False
 
     @classmethod
     def build(cls, features: pd.DataFrame, scorer: Scorer, path: Path | None = None, mtime: float | None = None) -> ScoredSnapshot:
@@ -98,17 +102,55 @@ class ScoredSnapshot:
         return self.features.index[self.features["csm_owner"].astype(str) == csm_owner].tolist()
 
     def lookup(self, account_ids: list[str], with_reasons: bool) -> list[dict[str, Any]]:
-        """Score records for known ids; reasons computed once per account and cached."""
+        """Score records for known ids; reasons come from the cache, or are computed now and cached."""
         if not with_reasons:
             return [self._records[a] for a in account_ids]
         missing = [a for a in dict.fromkeys(account_ids) if a not in self._reasons]
         if missing:
-            explained = self.scorer.score(self.features.loc[missing].reset_index(drop=True), with_reasons=True)
-            cols = ["reasons", "reason_details", "recommended_play", "recommended_play_text"]
-            with self._lock:
-                for rec in explained[["account_id", *cols]].to_dict("records"):
-                    self._reasons[rec.pop("account_id")] = rec
+            self._explain(missing)
         return [{**self._records[a], **self._reasons[a]} for a in account_ids]
+
+    def _explain(self, account_ids: list[str]) -> None:
+        explained = self.scorer.score(self.features.loc[account_ids].reset_index(drop=True), with_reasons=True)
+        cols = ["reasons", "reason_details", "recommended_play", "recommended_play_text"]
+        records = explained[["account_id", *cols]].to_dict("records")
+        with self._lock:
+            for rec in records:
+                self._reasons[rec.pop("account_id")] = rec
+
+    @property
+    def reasons_computed(self) -> int:
+        """Accounts whose reasons are cached."""
+        return len(self._reasons)
+
+    def precompute_reasons(self, chunk: int = 250) -> bool:
+        """Compute every account's reasons, vectorised ``chunk`` accounts at a time; False when stopped early.
+
+        Chunks keep each hold of the interpreter short, so requests served meanwhile wait
+        milliseconds, not the whole book's time; LightGBM's contributions (the costly
+        part) run outside the interpreter lock.
+        """
+        todo = [a for a in self.features.index if a not in self._reasons]
+        for start in range(0, len(todo), chunk):
+            if self._stop.is_set():
+                return False
+            self._explain([a for a in todo[start:start + chunk] if a not in self._reasons])
+        self.reasons_complete = True
+        return True
+
+    def start_precompute(self, on_done: Any = None) -> threading.Thread:
+        """Run :meth:`precompute_reasons` in a daemon thread; ``on_done()`` runs when it completes."""
+        def run() -> None:
+            if self.precompute_reasons() and on_done is not None:
+                on_done()
+
+        thread = threading.Thread(target=run, name="reasons-precompute", daemon=True)
+        thread.start()
+        return thread
+
+    def stop_precompute(self) -> None:
+        """Ask a running precompute to stop after its current chunk (the snapshot is being replaced)."""
+        self._stop.set()
 
     def ranked(self, account_ids: list[str], key: str) -> list[str]:
         """Ids sorted by ``key`` descending (unknown values last, ties by id)."""
@@ -123,17 +165,6 @@ def load_snapshot(path: Path | None, scorer: Scorer) -> ScoredSnapshot:
         return ScoredSnapshot.empty(scorer)
     mtime = os.stat(path).st_mtime
     return ScoredSnapshot.build(read_newest(path), scorer, path, mtime)
-
-
-def changed(snapshot: ScoredSnapshot, path: Path | None) -> bool:
-    """True when the file at ``path`` differs (by existence or mtime) from the loaded one."""
-    if path is None:
-        return False
-    try:
-        mtime = os.stat(path).st_mtime
-    except OSError:
-        return snapshot.mtime is not None
-    return mtime != snapshot.mtime
 
 
 def resolve(
@@ -155,12 +186,14 @@ def resolve(
                 by_id.append(acc.account_id)
             else:
                 errors.append(ItemError(account_id=acc.account_id, field=f"accounts.{i}.account_id", status=404,
-                                        error=f"unknown account: not in the feature snapshot as of {snapshot.as_of}"))
+                                        error=f"unknown account: not in the feature snapshot as of {snapshot.as_of}",
+                                        value=None, rule=None))
             continue
         problems = check_features(acc.features, rules)
         for name, value, rule in problems:
             errors.append(ItemError(account_id=acc.account_id, field=f"accounts.{i}.features.{name}",
-                                    error=f"{name}={json_value(value)!r}: {rule}", value=json_value(value), rule=rule))
+                                    error=f"{name}={json_value(value)!r}: {rule}", status=400, value=json_value(value),
+                                    rule=rule))
         if not problems:
             supplied.append({**acc.features, "account_id": acc.account_id})
     return by_id, supplied, errors
@@ -183,7 +216,7 @@ def select(
     ids = list(dict.fromkeys(account_ids or []))
     check_size("account_ids", len(ids), max_batch_size)
     found, unknown = snapshot.known(ids)
-    errors = [ItemError(account_id=a, field=f"account_ids.{ids.index(a)}",
+    errors = [ItemError(account_id=a, field=f"account_ids.{ids.index(a)}", status=404, value=None, rule=None,
                         error=f"unknown account: not in the feature snapshot as of {snapshot.as_of}") for a in unknown]
     if not found:
         raise NotInSnapshot("account_ids", "account_ids: none of the accounts is in the feature snapshot", errors)

@@ -101,3 +101,22 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(server: str)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     with httpx.Client(base_url=server, headers=AUTH) as c:  # still answering afterwards
         assert c.post("/metadata", json={}).status_code == 200
+
+
+def test_live_server_keeps_serving_the_previous_snapshot_when_the_file_is_corrupted(server: str) -> None:
+    with httpx.Client(base_url=server, headers=AUTH, timeout=10) as c:
+        path = Path(c.post("/metadata", json={}).json()["snapshot_path"])
+        good = path.read_bytes()
+        try:
+            path.write_bytes(good[: len(good) // 3])  # truncated, as by a copy that died half-way
+            refreshed = c.post("/refresh", json={}).json()
+            assert refreshed["reloaded"] is False and str(path) in refreshed["snapshot_rejected"]
+            r = c.post("/score", json={"accounts": [{"account_id": "acc0001"}]})
+            assert r.status_code == 200 and r.json()["snapshot_as_of"] == "2024-12-31"
+            ready = c.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["snapshot_rejected"] == refreshed["snapshot_rejected"]
+            assert c.post("/metadata", json={}).json()["snapshot_accounts"] == 300
+        finally:
+            path.write_bytes(good)
+        assert c.post("/refresh", json={}).json()["snapshot_rejected"] is None
+        assert c.get("/readyz").json()["snapshot_rejected"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,11 +238,51 @@ def test_openapi_document_is_complete(client: TestClient) -> None:
 def test_openapi_lists_allowed_values_and_ranges_of_supplied_features(client: TestClient) -> None:
     spec = client.get("/docs.json").json()
     account = spec["components"]["schemas"]["AccountInput"]
-    features = account["properties"]["features"]["anyOf"][0]
-    assert features["additionalProperties"] is False
+    features = account["properties"]["features"]  # OpenAPI 3.0: nullable, not anyOf null
+    assert features["additionalProperties"] is False and features["nullable"] is True
     props = features["properties"]
-    assert props["segment"]["anyOf"][0]["enum"] == ["smb", "mid_market", "enterprise"]
-    assert props["events_30d"]["anyOf"][0] == {"type": "number", "minimum": 0.0}
-    assert props["feature_breadth_pct"]["anyOf"][0] == {"type": "number", "minimum": 0.0, "maximum": 100.0}
-    assert props["nps_detractor"]["anyOf"][0] == {"type": "integer", "minimum": 0.0, "maximum": 1.0}
-    assert {"type": "null"} in props["events_30d"]["anyOf"]
+    assert props["segment"]["enum"] == ["smb", "mid_market", "enterprise", None]
+    assert (props["events_30d"]["type"], props["events_30d"]["minimum"], props["events_30d"]["nullable"]) == (
+        "number", 0.0, True)
+    assert "maximum" not in props["events_30d"]
+    assert (props["feature_breadth_pct"]["minimum"], props["feature_breadth_pct"]["maximum"]) == (0.0, 100.0)
+    assert props["nps_detractor"]["type"] == "integer" and "100" in props["feature_breadth_pct"]["description"]
+    rejected = spec["components"]["schemas"]["MetadataResponseIODescriptor"]["properties"]["snapshot_rejected"]
+    assert rejected["type"] == "string" and rejected["nullable"] is True
+
+
+def test_a_corrupt_snapshot_keeps_the_previous_one_serving_and_readyz_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_frame  # noqa: ANN001
+) -> None:
+    path = tmp_path / "snapshot.parquet"
+    make_frame(accounts=20, months=2).drop(columns=["expanded", "churned"]).to_parquet(path)
+    with _client(monkeypatch, path, "none") as c:
+        ready = c.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["snapshot_rejected"] is None
+        path.write_bytes(path.read_bytes()[:300])  # a writer that died half-way
+        refreshed = c.post("/refresh", json={}, headers=AUTH).json()
+        assert refreshed["reloaded"] is False and "cannot read Parquet" in refreshed["snapshot_rejected"]
+        assert c.post("/score", json={"accounts": [{"account_id": "acc0001"}]}, headers=AUTH).status_code == 200
+        ready = c.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["snapshot_as_of"] == "2024-02-29"
+        assert str(path) in ready.json()["snapshot_rejected"] and ready.json()["snapshot_accounts"] == 20
+        meta = c.post("/metadata", json={}, headers=AUTH).json()
+        assert meta["snapshot_rejected"] == ready.json()["snapshot_rejected"] and meta["snapshot_accounts"] == 20
+
+
+def test_a_service_started_on_a_corrupt_snapshot_is_not_ready(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.parquet"
+    path.write_bytes(b"PAR1 truncated")
+    with _client(monkeypatch, path, "none") as c:
+        ready = c.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["ready"] is False
+        assert "cannot read Parquet" in ready.json()["snapshot_rejected"]
+
+
+def test_metadata_reports_reasons_precomputed_for_the_whole_snapshot(client: TestClient) -> None:
+    for _ in range(100):
+        meta = client.post("/metadata", json={}, headers=AUTH).json()
+        if meta["reasons_complete"]:
+            break
+        time.sleep(0.1)
+    assert meta["reasons_complete"] and meta["reasons_computed"] == meta["snapshot_accounts"] == 300

@@ -1,0 +1,111 @@
+"""The served snapshot: reasons precomputed in the background, and a bad file never replacing a good snapshot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from serving.live_snapshot import LiveSnapshot
+from serving.scoring import Scorer, feature_specs
+from serving.snapshot import ScoredSnapshot, load_snapshot, read_newest
+
+
+@pytest.fixture(scope="module")
+def frame(make_frame) -> pd.DataFrame:  # noqa: ANN001
+    return make_frame(accounts=120, months=6)
+
+
+@pytest.fixture(scope="module")
+def scorer(frame: pd.DataFrame, train_models) -> Scorer:  # noqa: ANN001
+    return Scorer(*train_models(frame), feature_specs())
+
+
+@pytest.fixture
+def snapshot_path(tmp_path: Path, frame: pd.DataFrame) -> Path:
+    path = tmp_path / "snapshot.parquet"
+    frame.drop(columns=["expanded", "churned"]).to_parquet(path)
+    return path
+
+
+def test_precomputed_reasons_are_the_reasons_computed_on_demand(snapshot_path: Path, scorer: Scorer) -> None:
+    lazy, eager = load_snapshot(snapshot_path, scorer), load_snapshot(snapshot_path, scorer)
+    assert eager.precompute_reasons(chunk=50) is True  # chunks of 50 over 120 accounts: the last one is partial
+    assert eager.reasons_complete and eager.reasons_computed == len(eager) == 120
+    ids = ["acc0000", "acc0049", "acc0050", "acc0119", "acc0077"]
+    assert lazy.reasons_computed == 0
+    assert eager.lookup(ids, True) == lazy.lookup(ids, True)
+    assert lazy.reasons_computed == len(ids) and not lazy.reasons_complete
+    assert any(r["reason_details"] for r in eager.lookup(ids, True))  # not trivially equal: reasons exist
+
+
+def test_a_stopped_precompute_leaves_the_lazy_path_serving(snapshot_path: Path, scorer: Scorer) -> None:
+    snap = load_snapshot(snapshot_path, scorer)
+    snap.stop_precompute()
+    assert snap.precompute_reasons() is False and snap.reasons_computed == 0 and not snap.reasons_complete
+    assert snap.lookup(["acc0003"], True)[0]["reasons"]  # still answered, computed on demand
+
+
+def test_background_precompute_completes_and_calls_back(snapshot_path: Path, scorer: Scorer) -> None:
+    done: list[bool] = []
+    snap = load_snapshot(snapshot_path, scorer)
+    snap.start_precompute(lambda: done.append(True)).join(timeout=60)
+    assert done == [True] and snap.reasons_complete and snap.reasons_computed == 120
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Overwrite the file in place and move its mtime on, as a writer that does not rename would."""
+    stat = path.stat()
+    path.write_bytes(data)
+    os.utime(path, (stat.st_atime + 5, stat.st_mtime + 5))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "no_account_id"])
+def test_a_corrupt_file_keeps_the_previous_snapshot_serving_and_says_why(
+    snapshot_path: Path, scorer: Scorer, frame: pd.DataFrame, damage: str
+) -> None:
+    live = LiveSnapshot(snapshot_path, scorer, precompute=False)
+    before = live.current
+    good = snapshot_path.read_bytes()
+    if damage == "truncated":
+        _replace(snapshot_path, good[: len(good) // 2])
+    elif damage == "garbage":
+        _replace(snapshot_path, b"not a parquet file at all")
+    else:
+        stat = snapshot_path.stat()
+        frame.drop(columns=["account_id"]).to_parquet(snapshot_path)
+        os.utime(snapshot_path, (stat.st_atime + 5, stat.st_mtime + 5))
+    assert live.reload() is False
+    assert live.current is before and len(live.current) == 120 and live.ready
+    status = live.status()
+    assert status["snapshot_as_of"] == "2024-06-30" and str(snapshot_path) in status["snapshot_rejected"]
+    assert ("account_id" if damage == "no_account_id" else "cannot read Parquet") in status["snapshot_rejected"]
+    assert live.reload() is False and live.current is before  # the same bad file is not loaded again
+    _replace(snapshot_path, good)  # the writer finishes: the next check loads it
+    assert live.reload() is True and live.status()["snapshot_rejected"] is None and live.current is not before
+
+
+def test_a_deleted_file_keeps_the_previous_snapshot(snapshot_path: Path, scorer: Scorer) -> None:
+    live = LiveSnapshot(snapshot_path, scorer, precompute=False)
+    snapshot_path.unlink()
+    assert live.reload() is False and len(live.current) == 120
+    assert "gone" in live.status()["snapshot_rejected"]
+
+
+def test_starting_on_a_corrupt_file_is_not_ready_until_a_good_one_lands(
+    snapshot_path: Path, scorer: Scorer
+) -> None:
+    good = snapshot_path.read_bytes()
+    _replace(snapshot_path, good[:100])
+    live = LiveSnapshot(snapshot_path, scorer, precompute=False)
+    assert not live.ready and len(live.current) == 0 and live.status()["snapshot_rejected"]
+    _replace(snapshot_path, good)
+    assert live.reload() and live.ready and len(live.current) == 120
+
+
+def test_read_newest_keeps_one_row_per_account_of_the_newest_date(snapshot_path: Path) -> None:
+    newest = read_newest(snapshot_path)
+    assert len(newest) == 120 and newest["as_of"].nunique() == 1 and newest["account_id"].is_unique
+    assert isinstance(ScoredSnapshot.build(newest, Scorer()).as_of, str)
