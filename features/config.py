@@ -69,6 +69,9 @@ class Settings(BaseSettings):
         ModelSource.auto,
         description="Where the service loads models from: BentoML store, MLflow registry, auto (store, then MLflow) or none.",
     )
+    precompute_reasons: bool = Field(
+        True, description="Compute every snapshot account's reasons in the background after each snapshot load."
+    )
     lgbm_threads: int = Field(1, ge=1, description="LightGBM threads; 1 is fastest on 2 shared cores.")
     spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")

@@ -150,7 +150,7 @@ class ExpansionScoring:
         ApiKeyMiddleware.model_available = self.scorer.model_available
         ApiKeyMiddleware.feature_rules = self._rules
         self.live = LiveSnapshot(self.settings.snapshot_file, self.scorer, SNAPSHOT_CHECK_SECONDS,
-                                 on_load=_settle, on_reasons=gc.freeze)
+                                 precompute=self.settings.precompute_reasons, on_load=_settle, on_reasons=gc.freeze)
         ApiKeyMiddleware.readiness = self._readiness
         _settle()
         log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.live.current))

@@ -123,7 +123,7 @@ class ScoredSnapshot:
         """Accounts whose reasons are cached."""
         return len(self._reasons)
 
-    def precompute_reasons(self, chunk: int = 250) -> bool:
+    def precompute_reasons(self, chunk: int = 1000) -> bool:
         """Compute every account's reasons, vectorised ``chunk`` accounts at a time; False when stopped early.
 
         Chunks keep each hold of the interpreter short, so requests served meanwhile wait
