@@ -147,6 +147,10 @@ class TrainedModel:
     # Typical annual value of one expansion relative to the account's ARR, learned from the
     # training window (by segment, key "*" for all): turns a probability into expected dollars.
     expansion_size_ratio: dict[str, float] = field(default_factory=dict)
+    # Identity beyond the version number every registry starts at 1: the MLflow run that
+    # logged the model and the registry it came from (tracking URI without credentials).
+    run_id: str | None = None
+    registry_uri: str | None = None
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The frame as the booster expects it."""

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import lightgbm as lgb
 import mlflow
@@ -92,6 +93,15 @@ def tracking(settings: Settings) -> Iterator[str]:
                 os.environ[name] = value
 
 
+def public_uri(uri: str) -> str:
+    """A tracking or registry URI safe to show and store: no user, password or query (tokens live there)."""
+    parts = urlsplit(uri)
+    if not parts.netloc and not parts.query:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 class CalibratedPyfunc(mlflow.pyfunc.PythonModel):
     """Pyfunc face of a bundle: ``predict`` returns the calibrated probability of the positive class."""
 
@@ -144,7 +154,8 @@ def load_version(name: str, version: str, settings: Settings) -> TrainedModel:
     with tracking(settings), tempfile.TemporaryDirectory() as tmp:
         mv = configure(settings).get_model_version(name, version)
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp))
-        return load_bundle(local / "artifacts" / BUNDLE, version=str(mv.version))
+        return load_bundle(local / "artifacts" / BUNDLE, version=str(mv.version), run_id=mv.run_id,
+                           registry_uri=public_uri(settings.tracking_uri))
 
 
 def load_champion(name: str, settings: Settings) -> TrainedModel | None:
@@ -287,7 +298,7 @@ def register_and_gate(result: ModelResult, settings: Settings) -> tuple[str, Gat
     decision = gate(result, champion, settings)
     rows = result.test_rows
     reasons = "; ".join(decision.reasons)
-    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name=f"{result.name}-{window['train_end']}"):
+    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name=f"{result.name}-{window['train_end']}") as run:
         mlflow.log_params({
             "model": result.name, "label": result.label, "horizon_days": settings.horizon_days,
             **result.params, **window, "n_features": len(model.feature_names),
@@ -308,7 +319,7 @@ def register_and_gate(result: ModelResult, settings: Settings) -> tuple[str, Gat
         client.set_model_version_tag(result.name, version, key, value)
     if decision.promote:
         promote(result.name, version, settings, reason="gate")
-    model.version = version
+    model.version, model.run_id, model.registry_uri = version, run.info.run_id, public_uri(settings.tracking_uri)
     return version, decision
 
 

@@ -16,6 +16,7 @@ from training.registry import (
     list_versions,
     load_champion,
     promote,
+    public_uri,
     register_and_gate,
     rollback,
 )
@@ -42,6 +43,9 @@ def test_register_gate_reject_and_rollback(small_frame, feature_lists, settings,
     assert champion.version == "1" and champion.training_window == first.model.training_window
     np.testing.assert_allclose(champion.predict_proba(test_rows), first.model.predict_proba(test_rows))
     assert champion.calibrator.method == "platt"
+    run_id = configure(settings).get_model_version("churn", "1").run_id
+    assert champion.run_id == run_id == first.model.run_id and len(run_id) == 32
+    assert champion.registry_uri == settings.tracking_uri  # a local SQLite file carries no secret
 
     # A challenger trained on shuffled labels carries no signal: it must stay a challenger.
     shuffled = small_frame.copy()
@@ -78,6 +82,19 @@ def test_register_gate_reject_and_rollback(small_frame, feature_lists, settings,
         assert v["gate_positives"] and v["gate_roc_auc"].startswith(f"{v['metrics']['roc_auc']:.3f}")
     cli_rollback = CliRunner().invoke(app, ["rollback", "--model", "churn", "--to-version", "2"])
     assert cli_rollback.exit_code == 0 and load_champion("churn", settings).version == "2"
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("sqlite:////srv/expansion/mlflow.db", "sqlite:////srv/expansion/mlflow.db"),
+        ("postgresql://mlflow:s3cret@db.internal:5432/mlflow", "postgresql://db.internal:5432/mlflow"),
+        ("https://token-abc@mlflow.example.com/api?access_token=xyz", "https://mlflow.example.com/api"),
+        ("databricks", "databricks"),
+    ],
+)
+def test_public_uri_drops_credentials(uri, shown):
+    assert public_uri(uri) == shown
 
 
 def test_no_champion_means_none_and_rollback_is_refused(settings):
