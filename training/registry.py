@@ -158,6 +158,31 @@ def load_version(name: str, version: str, settings: Settings) -> TrainedModel:
                            registry_uri=public_uri(settings.tracking_uri))
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a model is, everywhere: registered name, version, the run that logged it, and the registry."""
+
+    name: str
+    version: str
+    run_id: str | None
+    registry_uri: str
+
+
+def champion_identity(name: str, settings: Settings) -> ModelIdentity | None:
+    """Who the champion of ``name`` is, without downloading it; None when the registry has none.
+
+    Raises whatever the tracking store raises when it cannot be reached: callers decide.
+    """
+    client = configure(settings)
+    try:
+        mv = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return ModelIdentity(name, str(mv.version), mv.run_id, public_uri(settings.tracking_uri))
+
+
 def load_champion(name: str, settings: Settings) -> TrainedModel | None:
     """The champion of ``name`` (``expansion`` or ``churn``) as a TrainedModel; None when there is none."""
     client = configure(settings)
