@@ -151,6 +151,7 @@ def main() -> None:
     snapshot.to_parquet(home / "snapshot.parquet")
     env = {**os.environ, "BENTOML_HOME": str(home / "bentoml"), "EXPANSION_API_KEY": KEY, "OMP_NUM_THREADS": "1",
            "EXPANSION_SNAPSHOT_PATH": str(home / "snapshot.parquet"), "EXPANSION_HOME": str(home),
+           "EXPANSION_MODEL_SOURCE": "store",  # models put in the store directly, no registry
            "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("EXPANSION_INSECURE", None)
     code = ("import sys, pandas as pd; sys.path.insert(0, 'tests/serving'); from conftest import train_models; "

@@ -139,6 +139,7 @@ def main() -> None:
     models = train_models(frame)
     env = {**os.environ, "BENTOML_HOME": str(home / "bentoml"), "EXPANSION_API_KEY": KEY, "OMP_NUM_THREADS": "1",
            "EXPANSION_SNAPSHOT_PATH": str(home / "snapshot.parquet"), "EXPANSION_HOME": str(home),
+           "EXPANSION_MODEL_SOURCE": "store",  # models put in the store directly, no registry
            "MLFLOW_DISABLE_TELEMETRY": "true"}
     code = ("import sys, pickle; from serving.models import save_to_store; "
             "[save_to_store(m) for m in pickle.load(open(sys.argv[1], 'rb'))]")

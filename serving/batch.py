@@ -21,7 +21,7 @@ import pandas as pd
 from features.config import Settings
 from features.io import DataSource
 from serving.sinks import Sink
-from serving.sinks.rows import RunInfo, model_versions_of
+from serving.sinks.rows import RunInfo, model_run_ids_of, model_versions_of
 
 DEFAULT_CHUNK_SIZE = 20_000
 MOVER_COLUMNS = ["account_id", "previous_score", "readiness_score", "change", "previous_band", "readiness_band"]
@@ -114,7 +114,8 @@ def write_scores(
     tally = _Tally(sink.previous_scores(), top_movers)
     chunks = iter(score_chunks)
     first = next(chunks, None)
-    run = RunInfo(as_of=as_of, scored_at=scored_at, model_versions=model_versions_of(first) if first is not None else {})
+    run = RunInfo(as_of=as_of, scored_at=scored_at, model_versions=model_versions_of(first) if first is not None else {},
+                  model_run_ids=model_run_ids_of(first) if first is not None else {})
 
     def observed() -> Iterator[pd.DataFrame]:
         for chunk in chain([] if first is None else [first], chunks):

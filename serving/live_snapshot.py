@@ -92,15 +92,26 @@ class LiveSnapshot:
             self.rejected = f"{self.path} (modified {_iso(mtime)}) not loaded: {exc}"
             log.warning("feature snapshot refused, %s", self.rejected)
             return False
-        old, self.current = self.current, fresh
         self.rejected, self._rejected_mtime = None, None
+        self._swap(fresh)
+        log.info("feature snapshot as of %s loaded: %d accounts", fresh.as_of, len(fresh))
+        return True
+
+    def rescore(self, scorer: Scorer) -> None:
+        """Score the snapshot serving again with ``scorer`` (other models), and use it for every later load."""
+        with self._loading:
+            self.scorer = scorer
+            snap = self.current
+            fresh = ScoredSnapshot.build(snap.features.reset_index(drop=True), scorer, snap.path, snap.mtime)
+            self._swap(fresh)
+
+    def _swap(self, fresh: ScoredSnapshot) -> None:
+        old, self.current = self.current, fresh
         old.stop_precompute()
         if self.on_load is not None:
             self.on_load()
         if self.precompute:
             fresh.start_precompute(self.on_reasons)
-        log.info("feature snapshot as of %s loaded: %d accounts", fresh.as_of, len(fresh))
-        return True
 
     @property
     def ready(self) -> bool:

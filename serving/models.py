@@ -1,38 +1,71 @@
-"""Where scoring gets its models: the BentoML model store (what ``deploy`` shipped) and the MLflow registry.
+"""Where scoring gets its models: the current registry's champions, or what ``deploy`` put in the store.
 
-Both keep one format, the bundle of :mod:`training.bundle` (LightGBM text model plus a
-JSON description), so a stored model is read the same way from either place and nothing
+Both places keep one format, the bundle of :mod:`training.bundle` (LightGBM text model
+plus a JSON description), so a stored model is read the same way from either and nothing
 is unpickled. :class:`serving.scoring.Scorer` stays pure: this module builds it.
+
+A model is identified by what it is, not by a version number every registry starts at 1:
+registered name, version, MLflow run and registry (:class:`training.registry.ModelIdentity`).
+With the default source, scoring uses the champions of the registry in force
+(``MLFLOW_TRACKING_URI`` or ``<home>/mlflow.db``). The store copy is used when it *is*
+that champion (same run, same registry), which saves the download; a stored model that is
+not the champion is never used silently. No champion: the baseline, ``model_available``
+false. A registry that cannot be reached: the deployed models (or the baseline), and the
+choice says so. ``deploy`` writes both champions to the store, then names them in one
+deployment file swapped in by rename, so a deploy that dies part-way leaves the previous
+deployment whole.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from features.config import ModelSource, Settings
 from training.names import MODEL_NAMES
 
+log = logging.getLogger(__name__)
 STORE_PREFIX = "expansion-scoring-"
 BUNDLE_DIR = "bundle"
 
 
-def save_to_store(model: Any, store_folder: Path | None = None) -> str:
-    """Put a TrainedModel's bundle into the BentoML model store (so a bento carries it); returns the tag."""
+class RegistryUnavailable(Exception):
+    """The MLflow registry could not be asked (server down, store unreadable)."""
+
+
+def store_folder(settings: Settings) -> Path | None:
+    """The BentoML model store of this home: ``<home>/bentoml/models``; None defers to ``BENTOML_HOME`` when set."""
+    if os.environ.get("BENTOML_HOME"):
+        return None
+    return settings.home.resolve() / "bentoml" / "models"
+
+
+def deployment_file(settings: Settings) -> Path:
+    """Which stored model each name serves, written last by ``deploy``: ``<home>/serving/deployment.json``."""
+    return settings.home.resolve() / "serving" / "deployment.json"
+
+
+def save_to_store(model: Any, store: Path | None = None) -> str:
+    """Put a TrainedModel's bundle into the BentoML model store, with the registry and run it came from; returns the tag."""
     import bentoml
 
     from serving.bento_adapter import model_store
     from training.bundle import save_bundle
 
-    labels = {"model": model.name, "mlflow_version": str(model.version)}
-    with bentoml.models.create(STORE_PREFIX + model.name, labels=labels, metadata={"version": str(model.version)},
-                               _model_store=model_store(store_folder)) as ref:
+    identity = {"version": str(model.version), "run_id": model.run_id or "", "registry_uri": model.registry_uri or ""}
+    labels = {"model": model.name, "mlflow_version": str(model.version), "mlflow_run_id": model.run_id or "none"}
+    with bentoml.models.create(STORE_PREFIX + model.name, labels=labels, metadata=identity,
+                               _model_store=model_store(store)) as ref:
         save_bundle(model, Path(ref.path_of(BUNDLE_DIR)))
     return str(ref.tag)
 
 
-def load_from_store(name: str, store_folder: Path | None = None) -> Any | None:
-    """The newest deployed TrainedModel called ``name`` from the BentoML model store, or None."""
+def load_from_store(name: str, store: Path | None = None, tag: str | None = None) -> Any | None:
+    """A stored TrainedModel (``tag``, else the newest called ``name``) with its registry and run, or None."""
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -40,38 +73,151 @@ def load_from_store(name: str, store_folder: Path | None = None) -> Any | None:
     from training.bundle import load_bundle
 
     try:
-        ref = bentoml.models.get(f"{STORE_PREFIX}{name}:latest", _model_store=model_store(store_folder))
+        ref = bentoml.models.get(tag or f"{STORE_PREFIX}{name}:latest", _model_store=model_store(store))
     except NotFound:
         return None
-    return load_bundle(Path(ref.path_of(BUNDLE_DIR)), version=str(ref.info.metadata.get("version", "unregistered")))
+    meta = ref.info.metadata
+    return load_bundle(Path(ref.path_of(BUNDLE_DIR)), version=str(meta.get("version", "unregistered")),
+                       run_id=meta.get("run_id") or None, registry_uri=meta.get("registry_uri") or None)
 
 
-def load_models(settings: Settings, source: ModelSource | str = ModelSource.auto) -> tuple[Any | None, Any | None, str]:
-    """(expansion, churn, source): from the BentoML store, else the MLflow champions, else none.
+def read_deployment(settings: Settings) -> dict[str, str] | None:
+    """The deployed tag per model name, or None when ``deploy`` never completed in this home."""
+    try:
+        return json.loads(deployment_file(settings).read_text())["tags"]
+    except (OSError, ValueError, KeyError):
+        return None
 
-    ``source`` forces one origin: ``store``, ``mlflow`` or ``none`` (baseline only).
+
+def deploy_champions(settings: Settings) -> dict[str, Any]:
+    """Store the registry's champions and make them the deployment, all or nothing; returns the models by name.
+
+    Each model goes into the store under a new tag first; only then is the deployment
+    file replaced (a rename), so a deploy killed part-way leaves the previous deployment
+    whole and in use.
     """
-    source = ModelSource(source)
-    if source in (ModelSource.auto, ModelSource.store):
-        models = [load_from_store(n) for n in MODEL_NAMES]
-        if any(m is not None for m in models) or source is ModelSource.store:
-            return models[0], models[1], "bentoml_store"
-    if source in (ModelSource.auto, ModelSource.mlflow):
-        from training.registry import load_champion
+    from training.registry import load_champion
 
-        models = [load_champion(n, settings) for n in MODEL_NAMES]
-        if any(m is not None for m in models) or source is ModelSource.mlflow:
-            return models[0], models[1], "mlflow"
-    return None, None, "none"
+    store = store_folder(settings)
+    champions = {name: load_champion(name, settings) for name in MODEL_NAMES}
+    tags = {name: save_to_store(m, store) for name, m in champions.items() if m is not None}
+    target = deployment_file(settings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"tags": tags}, indent=1))
+    os.replace(tmp, target)
+    return champions
+
+
+@dataclass
+class ModelChoice:
+    """The models scoring will use, where they came from, and why (``note``: a sentence for logs and answers)."""
+
+    expansion: Any | None = None
+    churn: Any | None = None
+    source: str = "none"
+    note: str = "baseline only"
+    registry_uri: str | None = None
+    by_name: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = {"expansion": self.expansion, "churn": self.churn}
+
+    @property
+    def identity(self) -> dict[str, str | None]:
+        """Run id per model name (None without a model): two choices are the same models when these match."""
+        return {n: (m.run_id if m is not None else None) for n, m in self.by_name.items()}
+
+
+def _stored(settings: Settings) -> dict[str, Any]:
+    """The deployed models of this home by name (the deployment file's tags; the newest when none was written)."""
+    tags = read_deployment(settings)
+    store = store_folder(settings)
+    return {n: load_from_store(n, store, (tags or {}).get(n)) if tags is None or n in tags else None
+            for n in MODEL_NAMES}
+
+
+def _describe(models: dict[str, Any]) -> str:
+    parts = [f"{n} v{m.version} (run {m.run_id or 'unknown'}, registry {m.registry_uri or 'unknown'})"
+             for n, m in models.items() if m is not None]
+    return ", ".join(parts) or "no model"
+
+
+def _champions(settings: Settings) -> dict[str, Any]:
+    """The champion identity per model name, None where there is none; RegistryUnavailable when it cannot be asked."""
+    from training.registry import champion_identity
+
+    try:
+        return {n: champion_identity(n, settings) for n in MODEL_NAMES}
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the tracking store means "unavailable"
+        raise RegistryUnavailable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+
+
+def load_models(settings: Settings, source: ModelSource | str = ModelSource.auto) -> ModelChoice:
+    """The models to score with, per ``source``:
+
+    * ``auto`` (default): the current registry's champions; a store copy only when it is that champion;
+      the deployed models, said so, when the registry cannot be reached;
+    * ``mlflow``: the champions, downloaded; the baseline when the registry cannot be reached;
+    * ``store``: the deployed models as they are, naming the registry and runs they came from;
+    * ``none``: the baseline.
+    """
+    from training.registry import load_version, public_uri
+
+    source = ModelSource(source)
+    registry = public_uri(settings.tracking_uri)
+    if source is ModelSource.none:
+        return ModelChoice(note="baseline only (models: none)", registry_uri=registry)
+    if source is ModelSource.store:
+        stored = _stored(settings)
+        return ModelChoice(stored["expansion"], stored["churn"], "bentoml_store",
+                           f"deployed models from the store: {_describe(stored)}", registry)
+    try:
+        champions = _champions(settings)
+    except RegistryUnavailable as exc:
+        stored = _stored(settings) if source is ModelSource.auto else {}
+        fallback = f"serving the deployed models {_describe(stored)}" if any(stored.values()) else "serving the baseline"
+        choice = ModelChoice(stored.get("expansion"), stored.get("churn"), "bentoml_store" if any(stored.values())
+                             else "none", f"MLflow registry {registry} unreachable ({exc}); {fallback}", registry)
+        log.warning(choice.note)
+        return choice
+    if not any(champions.values()):
+        return ModelChoice(note=f"no champion in the MLflow registry {registry}: baseline only", registry_uri=registry)
+    stored = _stored(settings) if source is ModelSource.auto else {}
+    models, notes, from_store = {}, [], []
+    for name, who in champions.items():
+        kept = stored.get(name)
+        if who is None:
+            models[name] = None
+        elif kept is not None and kept.run_id == who.run_id and kept.registry_uri == who.registry_uri:
+            models[name] = kept
+            from_store.append(name)
+        else:
+            if kept is not None:
+                notes.append(f"the deployed {name} model v{kept.version} (run {kept.run_id or 'unknown'}, registry "
+                             f"{kept.registry_uri or 'unknown'}) is not the champion v{who.version} (run {who.run_id}) "
+                             f"of {registry}: using the champion; run `expansion deploy` to update the store")
+            models[name] = load_version(name, who.version, settings)
+    note = f"champions of {registry}: {_describe(models)}" + ("; " + "; ".join(notes) if notes else "")
+    for line in notes:
+        log.warning(line)
+    src = "bentoml_store" if from_store and len(from_store) == sum(m is not None for m in models.values()) else "mlflow"
+    return ModelChoice(models["expansion"], models["churn"], src, note, registry)
+
+
+def scorer_for(choice: ModelChoice, settings: Settings) -> Any:
+    """A batch scorer with the chosen models; contributions use ``settings.lgbm_threads`` threads."""
+    from serving.scoring import Scorer, feature_specs
+
+    return Scorer(choice.expansion, choice.churn, feature_specs(), contribution_threads=settings.lgbm_threads)
 
 
 def load_scorer(settings: Settings, source: ModelSource | str = ModelSource.auto) -> Any:
-    """A batch scorer with the deployed (or registered) champions; baseline only when there are none.
+    """A batch scorer with the champions ``source`` names; baseline only when there are none.
 
     Contributions use ``settings.lgbm_threads`` threads (``EXPANSION_LGBM_THREADS``): raise
     it for a batch job that has the machine to itself.
     """
-    from serving.scoring import Scorer, feature_specs
-
-    expansion, churn, _ = load_models(settings, source)
-    return Scorer(expansion, churn, feature_specs(), contribution_threads=settings.lgbm_threads)
+    choice = load_models(settings, source)
+    log.info("models: %s", choice.note)
+    return scorer_for(choice, settings)

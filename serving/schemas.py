@@ -119,10 +119,13 @@ SCORE_SCHEMA: tuple[ScoreField, ...] = (
     ScoreField("baseline_risk", "points", "Rule-based churn risk, 0-100 (100 - health points).", api=False, crm=False),
     *(ScoreField(f"{name}_model_version", "version", f"Registry version of the {name} model, null without one.",
                  api=False, crm=False) for name in MODEL_NAMES),
+    *(ScoreField(f"{name}_model_run_id", "run_id", f"MLflow run of the {name} model, null without one.",
+                 api=False, crm=False) for name in MODEL_NAMES),
     ScoreField("model_available", "flag", "True when at least one trained model scored.", api=False, crm=False),
 )
 SCORE_COLUMNS: tuple[str, ...] = tuple(f.name for f in SCORE_SCHEMA)
 VERSION_COLUMNS: tuple[str, ...] = tuple(f.name for f in SCORE_SCHEMA if f.kind == "version")
+RUN_ID_COLUMNS: tuple[str, ...] = tuple(f.name for f in SCORE_SCHEMA if f.kind == "run_id")
 
 # How each kind reads in the API answer: a type, and whether a null is allowed.
 _API_TYPES: dict[str, Any] = {
@@ -142,6 +145,7 @@ AccountScore = create_model(
     __doc__="Everything the scorer says about one account.",
     **{(f.api_name or f.name): _api_field(f) for f in SCORE_SCHEMA if f.api},
     model_versions=(dict[str, str | None], Field(description="Registry version of each model, null without one.")),
+    model_run_ids=(dict[str, str | None], Field(description="MLflow run of each model, null without one.")),
 )
 
 
@@ -196,8 +200,10 @@ class BaselineResponse(BaseModel):
 class ModelInfo(BaseModel):
     """What is known about one deployed model."""
 
-    name: str
-    version: str | None
+    name: str = Field(description="Registered model name.")
+    version: str | None = Field(description="Registry version (every registry starts at 1: see run_id).")
+    run_id: str | None = Field(description="The MLflow run that logged the model: what identifies it.")
+    registry_uri: str | None = Field(description="The MLflow registry it came from (tracking URI, no credentials).")
     source: str = Field(description="bentoml_store, mlflow or none.")
     training_window: dict[str, str | None]
     metrics: dict[str, float | None]
@@ -209,6 +215,7 @@ class MetadataResponse(BaseModel):
 
     model_available: bool
     models: list[ModelInfo]
+    model_note: str = Field(description="Where the models come from and why: champions, deployed copies, an outage.")
     snapshot_as_of: str | None
     snapshot_path: str | None
     snapshot_modified: str | None = Field(description="Modification time (UTC) of the file version serving.")
@@ -226,6 +233,8 @@ class RefreshResponse(BaseModel):
 
     model_available: bool
     reloaded: bool
+    models_reloaded: bool = Field(description="True when other models serve since this refresh.")
+    model_note: str = Field(description="Where the models come from and why.")
     snapshot_as_of: str | None
     snapshot_accounts: int
     snapshot_rejected: str | None = Field(description="Why the snapshot file was not loaded; null when it was.")

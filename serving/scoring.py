@@ -80,6 +80,11 @@ class Scorer:
         """Version of each model in use, None when absent."""
         return {n: (getattr(self, n).version if getattr(self, n) is not None else None) for n in MODEL_NAMES}
 
+    @property
+    def model_run_ids(self) -> dict[str, str | None]:
+        """MLflow run of each model in use (what identifies it across registries), None when absent or unknown."""
+        return {n: getattr(getattr(self, n), "run_id", None) for n in MODEL_NAMES}
+
     def with_reference(self, frame: pd.DataFrame) -> Scorer:
         """A copy whose readiness percentiles and churn base rate are measured against ``frame``."""
         exp_p, churn_p = self._probabilities(frame)
@@ -140,6 +145,8 @@ class Scorer:
         out["expected_expansion_usd"] = exp_p * self._deal_size(frame, whitespace)
         for name, version in self.model_versions.items():
             out[f"{name}_model_version"] = version
+        for name, run_id in self.model_run_ids.items():
+            out[f"{name}_model_run_id"] = run_id
         out["model_available"] = self.model_available
         mask = np.broadcast_to(np.asarray(with_reasons, dtype=bool), (len(frame),))
         return self._add_reasons(frame, out, mask)[list(SCORE_COLUMNS)]

@@ -23,7 +23,7 @@ import bentoml
 from starlette.responses import JSONResponse
 
 from features.config import get_settings
-from serving.models import load_models
+from serving.models import ModelChoice, load_models
 from serving.schemas import (
     PUBLIC_PATHS,
     AccountInput,
@@ -144,16 +144,31 @@ class ExpansionScoring:
 
     def __init__(self) -> None:
         self.settings = get_settings()
-        expansion, churn, self.model_source = load_models(self.settings, self.settings.model_source)
-        self.scorer = Scorer(expansion, churn, feature_specs())
-        self._rules = _feature_rules(self.scorer)
-        ApiKeyMiddleware.model_available = self.scorer.model_available
-        ApiKeyMiddleware.feature_rules = self._rules
+        self._use_models(load_models(self.settings, self.settings.model_source))
         self.live = LiveSnapshot(self.settings.snapshot_file, self.scorer, SNAPSHOT_CHECK_SECONDS,
                                  precompute=self.settings.precompute_reasons, on_load=_settle, on_reasons=gc.freeze)
         ApiKeyMiddleware.readiness = self._readiness
         _settle()
         log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.live.current))
+
+    def _use_models(self, choice: ModelChoice) -> None:
+        """Serve with ``choice``'s models from now on (at start, and when /refresh finds other champions)."""
+        self.choice, self.model_source = choice, choice.source
+        self.scorer = Scorer(choice.expansion, choice.churn, feature_specs())
+        self._rules = _feature_rules(self.scorer)
+        ApiKeyMiddleware.model_available = self.scorer.model_available
+        ApiKeyMiddleware.feature_rules = self._rules
+        log.info("scoring service models: %s", choice.note)
+
+    def _refresh_models(self) -> bool:
+        """Ask the model source again; True when other models now serve (the snapshot is re-scored with them)."""
+        choice = load_models(self.settings, self.settings.model_source)
+        if choice.identity == self.choice.identity and choice.source == self.choice.source:
+            self.choice.note = choice.note  # e.g. the registry is reachable again and still names these models
+            return False
+        self._use_models(choice)
+        self.live.rescore(self.scorer)
+        return True
 
     def __is_ready__(self) -> bool:
         self.live.get()  # a corrupt snapshot replaced by a good one makes the service ready again
@@ -161,7 +176,7 @@ class ExpansionScoring:
 
     def _readiness(self) -> dict[str, Any]:
         return {"model_available": self.scorer.model_available, "model_source": self.model_source,
-                **self.live.status()}
+                "model_note": self.choice.note, **self.live.status()}
 
     def _current(self) -> ScoredSnapshot:
         return self.live.get()
@@ -234,17 +249,23 @@ class ExpansionScoring:
         self._current()
         models = [_model_info(name, getattr(self.scorer, name), self.model_source) for name in MODEL_NAMES]
         return MetadataResponse(
-            model_available=self.scorer.model_available, models=models, **self.live.status(),
+            model_available=self.scorer.model_available, models=models, model_note=self.choice.note,
+            **self.live.status(),
             max_batch_size=self.settings.max_batch_size,
             readiness_method=READINESS_METHOD if self.scorer.expansion is not None else "rule-based baseline",
         )
 
     @bentoml.api(route="/refresh", input_spec=EmptyRequest)
     def refresh(self) -> RefreshResponse:
-        """Reload the feature snapshot now if its file changed (a file that cannot be loaded is refused, and said so)."""
+        """Ask the model source again (new champions, a registry back after an outage) and reload the snapshot if its file changed.
+
+        A snapshot file that cannot be loaded is refused, and said so.
+        """
+        models_reloaded = self._refresh_models()
         reloaded = self.live.reload()
         status = self.live.status()
         return RefreshResponse(model_available=self.scorer.model_available, reloaded=reloaded,
+                               models_reloaded=models_reloaded, model_note=self.choice.note,
                                snapshot_as_of=status["snapshot_as_of"], snapshot_accounts=status["snapshot_accounts"],
                                snapshot_rejected=status["snapshot_rejected"])
 
@@ -282,6 +303,7 @@ def _account_score(record: dict[str, Any]) -> dict[str, Any]:
     out = {k: _clean(v) for k, v in record.items() if k not in ("reasons", "reason_details")}
     out["reasons"] = record.get("reason_details") or []
     out["model_versions"] = {name: record.get(f"{name}_model_version") for name in MODEL_NAMES}
+    out["model_run_ids"] = {name: record.get(f"{name}_model_run_id") for name in MODEL_NAMES}
     return out
 
 
@@ -290,7 +312,9 @@ def _model_info(name: str, model: Any, source: str) -> ModelInfo:
         return {str(k): (None if v != v else float(v)) for k, v in (d or {}).items() if isinstance(v, (int, float))}
 
     if model is None:
-        return ModelInfo(name=name, version=None, source="none", training_window={}, metrics={}, baseline_metrics={})
+        return ModelInfo(name=name, version=None, run_id=None, registry_uri=None, source="none", training_window={},
+                         metrics={}, baseline_metrics={})
     window = {str(k): (None if v is None else str(v)) for k, v in (model.training_window or {}).items()}
-    return ModelInfo(name=name, version=str(model.version), source=source, training_window=window,
+    return ModelInfo(name=name, version=str(model.version), run_id=getattr(model, "run_id", None),
+                     registry_uri=getattr(model, "registry_uri", None), source=source, training_window=window,
                      metrics=numbers(model.metrics), baseline_metrics=numbers(model.baseline_metrics))

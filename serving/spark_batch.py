@@ -40,6 +40,7 @@ REASON_STRUCT = "struct<text:string,feature:string,effect:string,contribution:do
 # The Spark type of each kind of score field (serving.schemas.SCORE_SCHEMA).
 SPARK_KINDS: dict[str, str] = {
     "id": "string", "date": "string", "band": "string", "health": "string", "text": "string", "version": "string",
+    "run_id": "string",
     "probability": "double", "points": "double", "money": "double", "flag": "boolean",
     "reason_texts": "array<string>", "reason_details": f"array<{REASON_STRUCT}>",
 }

@@ -38,8 +38,9 @@ def save_bundle(model: TrainedModel, folder: Path) -> Path:
     return folder
 
 
-def load_bundle(folder: Path, version: str = "unregistered") -> TrainedModel:
-    """Rebuild a TrainedModel from a bundle folder written by :func:`save_bundle`."""
+def load_bundle(folder: Path, version: str = "unregistered", run_id: str | None = None,
+                registry_uri: str | None = None) -> TrainedModel:
+    """Rebuild a TrainedModel from a bundle folder written by :func:`save_bundle`, with its registry identity."""
     meta = json.loads((folder / META_FILE).read_text())
     return TrainedModel(
         name=meta["name"],
@@ -54,6 +55,8 @@ def load_bundle(folder: Path, version: str = "unregistered") -> TrainedModel:
         baseline_metrics=meta["baseline_metrics"],
         training_window=meta["training_window"],
         expansion_size_ratio=meta.get("expansion_size_ratio", {}),
+        run_id=run_id,
+        registry_uri=registry_uri,
     )
 
 

@@ -67,7 +67,7 @@ def score(
     """Score every account active at the snapshot and write the scores to a CRM sink, all or nothing."""
     from features.io import DataError, open_data, require_tables
     from serving.batch import snapshot_features
-    from serving.models import load_scorer
+    from serving.models import load_models, scorer_for
     from serving.sinks import open_sink
 
     cfg = settings()
@@ -93,7 +93,9 @@ def score(
         fail(str(exc))
     try:
         features = snapshot_features(source, as_of_date, cfg)
-        scorer = load_scorer(cfg, models.value)
+        choice = load_models(cfg, models.value)
+        err_console.print(f"models: {choice.note}")
+        scorer = scorer_for(choice, cfg)
         summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
     finally:
         source.close()

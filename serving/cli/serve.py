@@ -96,7 +96,10 @@ def serve(
     if not settings().api_key and not insecure:
         err_console.print("[red]error:[/red] EXPANSION_API_KEY is not set; set it, or pass --insecure for local use only")
         raise typer.Exit(EXIT_NO_KEY)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # a registry that is down must not hold start-up for MLflow's default minutes of retries:
+    # the service starts from the deployed models (or the baseline) and /refresh asks again
+    env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10", **os.environ,
+           "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
     if insecure:
         env["EXPANSION_INSECURE"] = "1"
     if features is not None:
@@ -109,20 +112,24 @@ def deploy(
     features: Annotated[Path | None, typer.Option("--features", help="Publish this feature Parquet as the service's snapshot.")] = None,
     models: Annotated[bool, typer.Option("--models/--no-models", help="Import the MLflow champions into the BentoML store.")] = True,
 ) -> None:
-    """Import the MLflow `champion` models into the BentoML model store and/or publish a feature snapshot."""
-    from serving.models import save_to_store
-    from training.names import MODEL_NAMES
-    from training.registry import load_champion
+    """Import the MLflow `champion` models into the BentoML model store and/or publish a feature snapshot.
+
+    The store is ``<home>/bentoml/models`` (``$BENTOML_HOME/models`` when that is set). Both
+    champions are stored first and then named in ``<home>/serving/deployment.json`` by one
+    rename: a deploy that stops part-way leaves the previous deployment whole.
+    """
+    from serving.models import deploy_champions, store_folder
 
     cfg = settings()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if models:
-        for name in MODEL_NAMES:
-            model = load_champion(name, cfg)
+        deployed = deploy_champions(cfg)
+        for name, model in deployed.items():
             if model is None:
                 err_console.print(f"[yellow]no champion[/yellow] registered for {name}: the service will use the baseline")
                 continue
-            console.print(f"deployed {name} version {model.version} as {save_to_store(model)}")
+            console.print(f"deployed {name} v{model.version} (run {model.run_id}, registry {model.registry_uri}) "
+                          f"into {store_folder(cfg) or 'the BENTOML_HOME store'}")
     if features is not None:
         if not features.is_file():
             fail(f"--features {features}: no such file")

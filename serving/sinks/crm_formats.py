@@ -44,6 +44,8 @@ SALESFORCE_FIELDS: dict[str, str] = {
     **{f"reason_{i}": f"Expansion_Reason_{i}__c" for i in range(1, 6)},
     "expansion_model_version": "Expansion_Model_Version__c",
     "churn_model_version": "Churn_Model_Version__c",
+    "expansion_model_run_id": "Expansion_Model_Run_Id__c",
+    "churn_model_run_id": "Churn_Model_Run_Id__c",
 }
 
 HUBSPOT_FIELDS: dict[str, str] = {
@@ -64,6 +66,8 @@ HUBSPOT_FIELDS: dict[str, str] = {
     **{f"reason_{i}": f"expansion_reason_{i}" for i in range(1, 6)},
     "expansion_model_version": "expansion_model_version",
     "churn_model_version": "churn_model_version",
+    "expansion_model_run_id": "expansion_model_run_id",
+    "churn_model_run_id": "churn_model_run_id",
 }
 
 DECIMALS = {"points": 1, "money": 2}

@@ -17,12 +17,14 @@ import numpy as np
 import pandas as pd
 
 from serving.schemas import SCORE_SCHEMA
+from serving.schemas import RUN_ID_COLUMNS as SCORE_RUN_ID_COLUMNS
 from serving.schemas import VERSION_COLUMNS as SCORE_VERSION_COLUMNS
 from training.names import MODEL_NAMES
 
 REASON_SLOTS = 5
 REASON_COLUMNS = [f"reason_{i}" for i in range(1, REASON_SLOTS + 1)]
 VERSION_COLUMNS = list(SCORE_VERSION_COLUMNS)
+RUN_ID_COLUMNS = list(SCORE_RUN_ID_COLUMNS)
 
 # Kinds drive the formats of the CRM files: probability (0-1), points (0-100), money, text.
 _CRM_KINDS = {"probability": "probability", "points": "points", "money": "money",
@@ -37,6 +39,7 @@ ROW_FIELDS: dict[str, str] = {
     **SCORE_FIELDS,
     **{c: "text" for c in REASON_COLUMNS},
     **{c: "text" for c in VERSION_COLUMNS},
+    **{c: "text" for c in RUN_ID_COLUMNS},
 }
 
 
@@ -51,6 +54,8 @@ class RunInfo:
     as_of: dt.date
     scored_at: dt.datetime
     model_versions: Mapping[str, str | None] = field(default_factory=dict)
+    # The MLflow run of each model: versions restart at 1 in every registry, runs do not.
+    model_run_ids: Mapping[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.scored_at.tzinfo is None:
@@ -59,7 +64,9 @@ class RunInfo:
     @property
     def run_id(self) -> str:
         """Deterministic from the snapshot date and model versions, so a re-run replaces its own rows."""
-        versions = {name: self.model_versions.get(name) for name in MODEL_NAMES}
+        versions: dict[str, str | None] = {name: self.model_versions.get(name) for name in MODEL_NAMES}
+        if any(self.model_run_ids.get(name) for name in MODEL_NAMES):  # without runs, ids stay as they were
+            versions |= {f"{name}_run": self.model_run_ids.get(name) for name in MODEL_NAMES}
         digest = hashlib.sha1(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.as_of:%Y%m%d}-{digest}"
 
@@ -129,6 +136,17 @@ def model_versions_of(frame: pd.DataFrame) -> dict[str, str | None]:
     return versions
 
 
+def model_run_ids_of(frame: pd.DataFrame) -> dict[str, str | None]:
+    """The MLflow run of each model a scorer frame reports (``<name>_model_run_id`` columns)."""
+    if not len(frame):
+        return {}
+    found: dict[str, str | None] = {}
+    for model, column in zip(MODEL_NAMES, RUN_ID_COLUMNS, strict=True):
+        value = frame[column].iloc[0] if column in frame.columns else None
+        found[model] = None if value is None or pd.isna(value) else str(value)
+    return found
+
+
 def to_rows(frame: pd.DataFrame, run: RunInfo) -> pd.DataFrame:
     """Flatten one chunk of scorer output into CRM rows: schema fields first, then any extra scalar fields."""
     check_score_frame(frame)
@@ -143,6 +161,8 @@ def to_rows(frame: pd.DataFrame, run: RunInfo) -> pd.DataFrame:
     rows[REASON_COLUMNS] = reasons.astype("string")
     for model, column in zip(MODEL_NAMES, VERSION_COLUMNS, strict=True):
         rows[column] = pd.array([run.model_versions.get(model)] * len(frame), dtype="string")
+    for model, column in zip(MODEL_NAMES, RUN_ID_COLUMNS, strict=True):
+        rows[column] = pd.array([run.model_run_ids.get(model)] * len(frame), dtype="string")
     for name in frame.columns:
         if name not in rows.columns and name not in _NOT_EXTRAS and _is_scalar_column(frame[name]):
             rows[name] = frame[name].to_numpy()

@@ -103,6 +103,17 @@ class SqlSink:
         """Create both tables when absent (idempotent)."""
         with self.engine.begin() as conn:
             self.metadata.create_all(conn, checkfirst=True)
+            for table in (self.current, self.history):
+                self._add_missing_columns(conn, table)
+
+    @staticmethod
+    def _add_missing_columns(conn: sa.Connection, table: sa.Table) -> None:
+        """A table made by an earlier release gets the row's newer columns (nullable), so it keeps being written."""
+        present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
 
     def previous_scores(self) -> pd.DataFrame | None:
         if not sa.inspect(self.engine).has_table(self.current.name):

@@ -60,6 +60,27 @@ def train_models(frame: pd.DataFrame) -> tuple[object, object]:
     return models[0], models[1]
 
 
+def register_model(settings: object, model: object, frame: pd.DataFrame, champion: bool = True) -> tuple[str, str]:
+    """Log ``model`` into the home's MLflow registry as a new version, alias challenger, and champion when
+    ``champion`` (what the gate would decide); returns (version, run id)."""
+    import mlflow
+
+    from training.registry import CHALLENGER, configure, log_model, promote, tracking
+
+    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment) as run:
+        version = log_model(model, frame, model.name)
+    configure(settings).set_registered_model_alias(model.name, CHALLENGER, version)
+    if champion:
+        promote(model.name, version, settings, reason="test")
+    return version, run.info.run_id
+
+
+@pytest.fixture(name="register_model", scope="session")
+def register_model_fixture() -> Callable[..., tuple[str, str]]:
+    """:func:`register_model`, for tests."""
+    return register_model
+
+
 @pytest.fixture(name="make_frame", scope="session")
 def make_frame_fixture() -> Callable[..., pd.DataFrame]:
     """:func:`make_frame`, for tests and fixtures."""

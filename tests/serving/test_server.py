@@ -45,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, make_frame) -> Iterator[str
     port = _free_port()
     env = {**os.environ, "BENTOML_HOME": str(home / "bentoml"), "EXPANSION_API_KEY": KEY,
            "EXPANSION_SNAPSHOT_PATH": str(home / "snapshot.parquet"), "EXPANSION_HOME": str(home),
+           "EXPANSION_MODEL_SOURCE": "store",  # models put in the store directly, no registry
            "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("EXPANSION_INSECURE", None)
     proc = subprocess.Popen(

@@ -286,3 +286,36 @@ def test_metadata_reports_reasons_precomputed_for_the_whole_snapshot(client: Tes
             break
         time.sleep(0.1)
     assert meta["reasons_complete"] and meta["reasons_computed"] == meta["snapshot_accounts"] == 300
+
+
+@pytest.mark.slow
+def test_registry_down_at_start_serves_the_baseline_and_says_so_then_refresh_recovers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, snapshot_file: tuple, train_models, register_model  # noqa: ANN001
+) -> None:
+    from features.config import Settings
+
+    for name in ("BENTOML_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    runs = {m.name: register_model(settings, m, snapshot_file[1])[1] for m in train_models(snapshot_file[1])}
+    (home / "snapshot.parquet").write_bytes(snapshot_file[0].read_bytes())
+    served = tmp_path / "registry"
+    served.write_text("a file where the store's folder should be")  # every call to the store fails, as when down
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{served / 'mlflow.db'}")
+    with _client(monkeypatch, home / "snapshot.parquet", "auto") as c:
+        meta = c.post("/metadata", json={}, headers=AUTH).json()
+        assert meta["model_available"] is False and "unreachable" in meta["model_note"], meta["model_note"]
+        assert "serving the baseline" in meta["model_note"] and c.get("/readyz").json()["model_note"] == meta["model_note"]
+        served.unlink()
+        served.mkdir()
+        (served / "mlflow.db").write_bytes((home / "mlflow.db").read_bytes())  # the store is back
+        refreshed = c.post("/refresh", json={}, headers=AUTH).json()
+        assert refreshed["models_reloaded"] is True and refreshed["model_available"] is True
+        assert "champions of sqlite:///" in refreshed["model_note"]
+        meta = c.post("/metadata", json={}, headers=AUTH).json()
+        assert {m["name"]: m["run_id"] for m in meta["models"]} == runs
+        assert {m["registry_uri"] for m in meta["models"]} == {f"sqlite:///{served / 'mlflow.db'}"}
+        scored = c.post("/score", json={"accounts": [{"account_id": "acc0001"}]}, headers=AUTH).json()
+        assert scored["model_available"] is True and scored["results"][0]["model_run_ids"] == runs
+        assert c.post("/refresh", json={}, headers=AUTH).json()["models_reloaded"] is False  # same champions
