@@ -258,3 +258,20 @@ def test_bad_uris_and_frames_get_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ScoreFrameError, match="churn_probability, health"):
         open_sink(f"csv:{tmp_path / 'a.csv'}", Settings()).write(RUN, [frame])
     assert not (tmp_path / "a.csv").exists()
+
+
+def test_a_crm_table_from_an_earlier_release_gets_the_run_id_columns(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    uri = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = sa.create_engine(uri)
+    with engine.begin() as conn:  # the table as the release before model run ids made it
+        conn.exec_driver_sql('CREATE TABLE account_scores (account_id VARCHAR PRIMARY KEY, run_id VARCHAR)')
+    engine.dispose()
+    run = RunInfo(RUN.as_of, RUN.scored_at, {"expansion": "1", "churn": "1"},
+                  {"expansion": "a" * 32, "churn": "b" * 32})
+    frame = score_frame(IDS[:3])
+    open_sink(uri, Settings()).write(run, [frame])
+    current = open_sink(uri, Settings()).read_table("current")
+    assert (current["expansion_model_run_id"] == "a" * 32).all() and (current["churn_model_run_id"] == "b" * 32).all()
+    assert run.run_id != RUN.run_id  # same date and versions, other runs: another scoring run
