@@ -130,11 +130,11 @@ class ModelChoice:
 
 
 def _stored(settings: Settings) -> dict[str, Any]:
-    """The deployed models of this home by name (the deployment file's tags; the newest when none was written)."""
-    tags = read_deployment(settings)
-    store = store_folder(settings)
-    return {n: load_from_store(n, store, (tags or {}).get(n)) if tags is None or n in tags else None
-            for n in MODEL_NAMES}
+    """The deployed models of this home by name: the deployment file's tags, the newest when no deploy wrote one."""
+    tags, store = read_deployment(settings), store_folder(settings)
+    if tags is None:  # a store filled before deployment files existed, or by a built bento
+        return {n: load_from_store(n, store) for n in MODEL_NAMES}
+    return {n: load_from_store(n, store, tags[n]) if n in tags else None for n in MODEL_NAMES}
 
 
 def _describe(models: dict[str, Any]) -> str:
@@ -162,7 +162,7 @@ def load_models(settings: Settings, source: ModelSource | str = ModelSource.auto
     * ``store``: the deployed models as they are, naming the registry and runs they came from;
     * ``none``: the baseline.
     """
-    from training.registry import load_version, public_uri
+    from training.registry import public_uri
 
     source = ModelSource(source)
     registry = public_uri(settings.tracking_uri)
@@ -175,34 +175,43 @@ def load_models(settings: Settings, source: ModelSource | str = ModelSource.auto
     try:
         champions = _champions(settings)
     except RegistryUnavailable as exc:
-        stored = _stored(settings) if source is ModelSource.auto else {}
-        fallback = f"serving the deployed models {_describe(stored)}" if any(stored.values()) else "serving the baseline"
-        choice = ModelChoice(stored.get("expansion"), stored.get("churn"), "bentoml_store" if any(stored.values())
-                             else "none", f"MLflow registry {registry} unreachable ({exc}); {fallback}", registry)
-        log.warning(choice.note)
-        return choice
+        return _without_registry(settings, source, registry, exc)
     if not any(champions.values()):
         return ModelChoice(note=f"no champion in the MLflow registry {registry}: baseline only", registry_uri=registry)
+    return _champions_choice(settings, champions, _stored(settings) if source is ModelSource.auto else {}, registry)
+
+
+def _without_registry(settings: Settings, source: ModelSource, registry: str, exc: Exception) -> ModelChoice:
+    """The registry cannot be asked: the deployed models (``auto`` only) or the baseline, saying which and why."""
     stored = _stored(settings) if source is ModelSource.auto else {}
-    models, notes, from_store = {}, [], []
+    found = any(stored.values())
+    fallback = f"serving the deployed models {_describe(stored)}" if found else "serving the baseline"
+    choice = ModelChoice(stored.get("expansion"), stored.get("churn"), "bentoml_store" if found else "none",
+                         f"MLflow registry {registry} unreachable ({exc}); {fallback}", registry)
+    log.warning(choice.note)
+    return choice
+
+
+def _champions_choice(settings: Settings, champions: dict[str, Any], stored: dict[str, Any], registry: str) -> ModelChoice:
+    """The champions: the deployed copy where it is the champion (same run and registry), else the registry's."""
+    from training.registry import load_version
+
+    models, stale = {}, []
     for name, who in champions.items():
         kept = stored.get(name)
-        if who is None:
-            models[name] = None
-        elif kept is not None and kept.run_id == who.run_id and kept.registry_uri == who.registry_uri:
-            models[name] = kept
-            from_store.append(name)
-        else:
-            if kept is not None:
-                notes.append(f"the deployed {name} model v{kept.version} (run {kept.run_id or 'unknown'}, registry "
-                             f"{kept.registry_uri or 'unknown'}) is not the champion v{who.version} (run {who.run_id}) "
-                             f"of {registry}: using the champion; run `expansion deploy` to update the store")
-            models[name] = load_version(name, who.version, settings)
-    note = f"champions of {registry}: {_describe(models)}" + ("; " + "; ".join(notes) if notes else "")
-    for line in notes:
+        if who is None or (kept is not None and (kept.run_id, kept.registry_uri) == (who.run_id, who.registry_uri)):
+            models[name] = kept if who is not None else None
+            continue
+        if kept is not None:
+            stale.append(f"the deployed {name} model v{kept.version} (run {kept.run_id or 'unknown'}, registry "
+                         f"{kept.registry_uri or 'unknown'}) is not the champion v{who.version} (run {who.run_id}) "
+                         f"of {registry}: using the champion; run `expansion deploy` to update the store")
+        models[name] = load_version(name, who.version, settings)
+    for line in stale:
         log.warning(line)
-    src = "bentoml_store" if from_store and len(from_store) == sum(m is not None for m in models.values()) else "mlflow"
-    return ModelChoice(models["expansion"], models["churn"], src, note, registry)
+    all_stored = all(models[n] is stored.get(n) for n in models if models[n] is not None)
+    note = f"champions of {registry}: {_describe(models)}" + "".join(f"; {line}" for line in stale)
+    return ModelChoice(models["expansion"], models["churn"], "bentoml_store" if all_stored else "mlflow", note, registry)
 
 
 def scorer_for(choice: ModelChoice, settings: Settings) -> Any:
