@@ -46,6 +46,7 @@ SALESFORCE_FIELDS: dict[str, str] = {
     "churn_model_version": "Churn_Model_Version__c",
     "expansion_model_run_id": "Expansion_Model_Run_Id__c",
     "churn_model_run_id": "Churn_Model_Run_Id__c",
+    "model_available": "Expansion_Model_Available__c",
 }
 
 HUBSPOT_FIELDS: dict[str, str] = {
@@ -68,6 +69,7 @@ HUBSPOT_FIELDS: dict[str, str] = {
     "churn_model_version": "churn_model_version",
     "expansion_model_run_id": "expansion_model_run_id",
     "churn_model_run_id": "churn_model_run_id",
+    "model_available": "expansion_model_available",
 }
 
 DECIMALS = {"points": 1, "money": 2}

@@ -40,6 +40,7 @@ ROW_FIELDS: dict[str, str] = {
     **{c: "text" for c in REASON_COLUMNS},
     **{c: "text" for c in VERSION_COLUMNS},
     **{c: "text" for c in RUN_ID_COLUMNS},
+    "model_available": "flag",
 }
 
 
@@ -163,6 +164,10 @@ def to_rows(frame: pd.DataFrame, run: RunInfo) -> pd.DataFrame:
         rows[column] = pd.array([run.model_versions.get(model)] * len(frame), dtype="string")
     for model, column in zip(MODEL_NAMES, RUN_ID_COLUMNS, strict=True):
         rows[column] = pd.array([run.model_run_ids.get(model)] * len(frame), dtype="string")
+    # false says "baseline scores": no trained model made this row
+    available = frame["model_available"] if "model_available" in frame.columns else \
+        pd.Series(any(v is not None for v in run.model_versions.values()), index=frame.index)
+    rows["model_available"] = available.astype(bool)
     for name in frame.columns:
         if name not in rows.columns and name not in _NOT_EXTRAS and _is_scalar_column(frame[name]):
             rows[name] = frame[name].to_numpy()

@@ -33,6 +33,7 @@ _TYPES = {
     "probability": sa.Float,
     "points": sa.Float,
     "money": sa.Float,
+    "flag": sa.Boolean,
 }
 
 

@@ -274,4 +274,8 @@ def test_a_crm_table_from_an_earlier_release_gets_the_run_id_columns(tmp_path: P
     open_sink(uri, Settings()).write(run, [frame])
     current = open_sink(uri, Settings()).read_table("current")
     assert (current["expansion_model_run_id"] == "a" * 32).all() and (current["churn_model_run_id"] == "b" * 32).all()
+    assert current["model_available"].astype(bool).all()  # models made these rows
     assert run.run_id != RUN.run_id  # same date and versions, other runs: another scoring run
+    baseline = RunInfo(RUN.as_of, RUN.scored_at, {"expansion": None, "churn": None})
+    open_sink(uri, Settings()).write(baseline, [score_frame(IDS[:3]).drop(columns="model_available", errors="ignore")])
+    assert not open_sink(uri, Settings()).read_table("current")["model_available"].astype(bool).any()
