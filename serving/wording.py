@@ -1,0 +1,97 @@
+"""Numbers as a CSM reads them, and reason texts filled from the declared templates.
+
+Money carries the currency symbol and thousands separators ("$48,200"), durations are
+said the way people say them ("3 days", "5 weeks", "4 months"), never "0.1 months".
+The templates and their comparisons are declared in :mod:`features.reason_catalog`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import string
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from features.reason_catalog import CURRENCY_SYMBOL, ReasonTemplate
+
+DAYS_PER_MONTH = 30.4375
+
+
+def num(v: float) -> str:
+    """A count or measure with thousands separators; one decimal only below 10 and when not whole."""
+    return f"{v:,.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:,.1f}"
+
+
+def money(v: float, symbol: str = CURRENCY_SYMBOL) -> str:
+    """An amount in whole currency units with thousands separators: '$48,200'."""
+    return f"{'-' if v < 0 else ''}{symbol}{abs(v):,.0f}"
+
+
+def duration(days: float) -> str:
+    """A duration as people say it: 'less than a day', '3 days', '5 weeks', '4 months', '2 years'."""
+    if days < 1:
+        return "less than a day"
+    if days < 14:
+        d = round(days)
+        return f"{d} day{'' if d == 1 else 's'}"
+    if days < 8 * 7:
+        return f"{round(days / 7)} weeks"
+    months = days / DAYS_PER_MONTH
+    if months < 24:
+        m = round(months)
+        return f"{m} month{'' if m == 1 else 's'}"
+    return f"{round(months / 12)} years"
+
+
+def _in_days(feature: str, value: float) -> float:
+    return value * DAYS_PER_MONTH if feature.startswith("months_") else value
+
+
+def reason_fields(template: ReasonTemplate, value: float, unit: str, *, arr: float | None = None,
+                  p: float | None = None, high: bool = True, peers: str = "accounts in the book",
+                  symbol: str = CURRENCY_SYMBOL) -> dict[str, Any]:
+    """The fields ``template`` names, from the value and its comparisons (None: unknown)."""
+    pct_rank = max(1, math.ceil(p)) if p is not None and not math.isnan(p) else None
+    makers: dict[str, Callable[[], Any]] = {
+        "value": lambda: money(value, symbol) if unit.startswith("currency") else (
+            f"{value:.1f}" if unit == "score 1-5" else num(value)),
+        "s": lambda: "" if value == 1 else "s",
+        "pct": lambda: f"{value:.0f}",
+        "ratio_pct": lambda: f"{100 * value:.0f}",
+        "direction": lambda: "up" if value >= 0 else "down",
+        "change": lambda: f"{abs(value):.0f}",
+        "when": lambda: duration(_in_days(template.feature, value)),
+        "share_of_arr": lambda: f"{100 * value / arr:,.0f}" if arr else None,
+        "p": lambda: pct_rank,
+        "rank": lambda: None if pct_rank is None else f"{template.words[0 if high else 1]} {pct_rank} %",
+        "peers": lambda: peers,
+        "detractor": lambda: "Detractor NPS response (6 or less)" if value >= 1 else "No detractor NPS response",
+    }
+    return {name: makers[name]() for name in fields_of(template.text)}
+
+
+@functools.cache
+def fields_of(text: str) -> tuple[str, ...]:
+    """The ``{field}`` names a template text uses."""
+    return tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(text) if name))
+
+
+def render(template: ReasonTemplate, fields: dict[str, Any]) -> str | None:
+    """The reason template filled in and capitalised, or None when a field it names is unknown."""
+    text = render_text(template.text, fields)
+    return None if text is None else text[0].upper() + text[1:]
+
+
+def render_text(text: str, fields: Mapping[str, Any]) -> str | None:
+    """``text`` with its ``{fields}`` filled in, or None when one is unknown: never an empty placeholder.
+
+    ``fields`` may compute values lazily: only the names ``text`` uses are read.
+    """
+    values = {}
+    for name in fields_of(text):
+        value = fields.get(name)
+        if value is None:
+            return None
+        values[name] = value
+    return text.format_map(values)
