@@ -100,7 +100,7 @@ class _TrackFields(Mapping[str, Any]):
 
     def __init__(self, facts: Mapping[str, Any]) -> None:
         self.facts = facts
-        self.known = {name: _known(facts, name) for name in _TRACK_FACTS}
+        self.known = _Known(facts)
 
     def __getitem__(self, name: str) -> Any:
         return _FIELDS[name](self.known, self.facts)
@@ -110,6 +110,21 @@ class _TrackFields(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(_FIELDS)
+
+
+class _Known(dict):
+    """A fact as a float, read on first use; None when unknown or not a number."""
+
+    def __init__(self, facts: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.facts = facts
+
+    def __missing__(self, name: str) -> float | None:
+        value = self[name] = _known(self.facts, name)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name]
 
 
 def _fmt(value: float | None, how: Callable[[float], str] = num) -> str | None:

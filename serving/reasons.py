@@ -306,3 +306,28 @@ def rule_reasons(row: Mapping[str, Any], specs: Mapping[str, Any] | None = None,
     values = {k: np.array([None if _missing(v) else v], dtype=object if isinstance(v, str) else float)
               for k, v in row.items()}
     return rule_reasons_rows(values, specs, top_k, peers)[0]
+
+
+def concept_contributions(
+    contributions: Mapping[str, tuple[Sequence[str], np.ndarray]],
+    explained: Mapping[str, np.ndarray],
+    specs: Mapping[str, Any] | None = None,
+) -> list[dict[str, dict[str, float]]]:
+    """Per row, each effect's contributions summed per signal concept (signed), for the effects that
+    explained the row (``explained``: effect -> row mask). What changed since the last run compares these."""
+    specs = _with_registry(specs)
+    n = len(next(iter(contributions.values()))[1]) if contributions else 0
+    out: list[dict[str, dict[str, float]]] = [{} for _ in range(n)]
+    for effect, (features, matrix) in contributions.items():
+        concepts = [concept_of(f, specs.get(f)) for f in features]
+        names = list(dict.fromkeys(c for c in concepts if c))
+        if not names:
+            continue
+        membership = np.zeros((len(features), len(names)))
+        for j, c in enumerate(concepts):
+            if c:
+                membership[j, names.index(c)] = 1.0
+        sums = np.round(np.asarray(matrix, dtype=float) @ membership, 4)
+        for r in np.flatnonzero(np.asarray(explained.get(effect, np.zeros(n, dtype=bool)), dtype=bool)):
+            out[r][effect] = {c: float(v) for c, v in zip(names, sums[r], strict=True) if v != 0.0}
+    return out

@@ -11,6 +11,7 @@ import functools
 import math
 import string
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from features.reason_catalog import CURRENCY_SYMBOL, ReasonTemplate
@@ -53,22 +54,42 @@ def reason_fields(template: ReasonTemplate, value: float, unit: str, *, arr: flo
                   symbol: str = CURRENCY_SYMBOL) -> dict[str, Any]:
     """The fields ``template`` names, from the value and its comparisons (None: unknown)."""
     pct_rank = max(1, math.ceil(p)) if p is not None and not math.isnan(p) else None
-    makers: dict[str, Callable[[], Any]] = {
-        "value": lambda: money(value, symbol) if unit.startswith("currency") else (
-            f"{value:.1f}" if unit == "score 1-5" else num(value)),
-        "s": lambda: "" if value == 1 else "s",
-        "pct": lambda: f"{value:.0f}",
-        "ratio_pct": lambda: f"{100 * value:.0f}",
-        "direction": lambda: "up" if value >= 0 else "down",
-        "change": lambda: f"{abs(value):.0f}",
-        "when": lambda: duration(_in_days(template.feature, value)),
-        "share_of_arr": lambda: f"{100 * value / arr:,.0f}" if arr else None,
-        "p": lambda: pct_rank,
-        "rank": lambda: None if pct_rank is None else f"{template.words[0 if high else 1]} {pct_rank} %",
-        "peers": lambda: peers,
-        "detractor": lambda: "Detractor NPS response (6 or less)" if value >= 1 else "No detractor NPS response",
-    }
-    return {name: makers[name]() for name in fields_of(template.text)}
+    context = _Context(template, value, unit, arr, pct_rank, high, peers, symbol)
+    return {name: _MAKERS[name](context) for name in fields_of(template.text)}
+
+
+@dataclass(slots=True)
+class _Context:
+    template: ReasonTemplate
+    value: float
+    unit: str
+    arr: float | None
+    pct_rank: int | None
+    high: bool
+    peers: str
+    symbol: str
+
+
+def _value(c: _Context) -> str:
+    if c.unit.startswith("currency"):
+        return money(c.value, c.symbol)
+    return f"{c.value:.1f}" if c.unit == "score 1-5" else num(c.value)
+
+
+_MAKERS: dict[str, Callable[[_Context], Any]] = {
+    "value": _value,
+    "s": lambda c: "" if c.value == 1 else "s",
+    "pct": lambda c: f"{c.value:.0f}",
+    "ratio_pct": lambda c: f"{100 * c.value:.0f}",
+    "direction": lambda c: "up" if c.value >= 0 else "down",
+    "change": lambda c: f"{abs(c.value):.0f}",
+    "when": lambda c: duration(_in_days(c.template.feature, c.value)),
+    "share_of_arr": lambda c: f"{100 * c.value / c.arr:,.0f}" if c.arr else None,
+    "p": lambda c: c.pct_rank,
+    "rank": lambda c: None if c.pct_rank is None else f"{c.template.words[0 if c.high else 1]} {c.pct_rank} %",
+    "peers": lambda c: c.peers,
+    "detractor": lambda c: "Detractor NPS response (6 or less)" if c.value >= 1 else "No detractor NPS response",
+}
 
 
 @functools.cache
