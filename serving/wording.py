@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pandas import NA as pd_NA
+
 from features.reason_catalog import CURRENCY_SYMBOL, ReasonTemplate
 
 DAYS_PER_MONTH = 30.4375
@@ -116,3 +118,27 @@ def render_text(text: str, fields: Mapping[str, Any]) -> str | None:
             return None
         values[name] = value
     return text.format_map(values)
+
+
+#: Context attributes shown beside the reasons (never as one), in the order they are read.
+CONTEXT_FIELDS = ("segment", "industry", "region", "acquisition_channel", "tenure_months")
+
+
+def account_context(frame: Any) -> list[str | None]:
+    """Per row of a feature frame, its context in one line: 'mid-market · software · EMEA · direct · customer for 7 months'."""
+    from features.reason_catalog import SEGMENT_LABELS
+
+    parts: list[list[str]] = [[] for _ in range(len(frame))]
+    for name in CONTEXT_FIELDS:
+        if name not in frame.columns:
+            continue
+        for i, v in enumerate(frame[name].tolist()):
+            if v is None or v is pd_NA or (isinstance(v, float) and math.isnan(v)):
+                continue
+            if name == "tenure_months":
+                parts[i].append(f"customer for {duration(float(v) * DAYS_PER_MONTH)}")
+            elif name == "segment":
+                parts[i].append(SEGMENT_LABELS.get(str(v), str(v)))
+            else:
+                parts[i].append(str(v).replace("_", "-") if name == "acquisition_channel" else str(v))
+    return [" · ".join(p) or None for p in parts]

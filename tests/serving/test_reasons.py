@@ -173,3 +173,12 @@ def test_rule_reasons_fire_on_thresholds_once_per_concept_with_comparisons() -> 
     rows = rule_reasons_rows(values, SPECS, peers=peers)
     assert [len({r.concept for r in items}) == len(items) for items in rows] == [True] * 3
     assert [r.effect for r in rows[1] if r.concept == "usage_trend"] == [CHURN_RISK]
+
+
+def test_context_is_shown_in_one_line_beside_the_reasons() -> None:
+    from serving.wording import account_context
+
+    frame = pd.DataFrame({"segment": ["mid_market", None], "industry": ["software", "retail"], "region": ["EMEA", None],
+                          "acquisition_channel": ["self_serve", "direct"], "tenure_months": [7.2, float("nan")]})
+    assert account_context(frame) == ["mid-market · software · EMEA · self-serve · customer for 7 months",
+                                      "retail · direct"]
