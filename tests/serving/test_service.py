@@ -69,12 +69,12 @@ def baseline_client(monkeypatch: pytest.MonkeyPatch, snapshot_file: tuple) -> It
 
 
 def test_score_by_id_returns_scores_reasons_and_reports_unknown_ids_per_item(client: TestClient) -> None:
-    r = client.post("/score", json={"accounts": [{"account_id": "acc0001"}, {"account_id": "ghost"}]}, headers=AUTH)
+    r = client.post("/score", json={"accounts": [{"account_id": "acc0000"}, {"account_id": "ghost"}]}, headers=AUTH)
     assert r.status_code == 200 and r.headers["x-model-available"] == "true"
     body = r.json()
     assert body["model_available"] is True and body["snapshot_as_of"] == "2024-12-31"
     (result,) = body["results"]
-    assert result["account_id"] == "acc0001" and 0 <= result["expansion_probability"] <= 1
+    assert result["account_id"] == "acc0000" and 0 <= result["expansion_probability"] <= 1
     assert 1 <= len(result["reasons"]) <= 5 and result["recommended_play"]
     assert result["model_versions"] == {"expansion": "7", "churn": "9"}
     assert body["errors"] == [{"account_id": "ghost", "field": "accounts.1.account_id",
