@@ -16,6 +16,7 @@ current table is always exactly the newest run; their past rows stay in history.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from pathlib import Path
 from collections.abc import Iterable
@@ -34,6 +35,10 @@ _TYPES = {
     "points": sa.Float,
     "money": sa.Float,
 }
+
+
+# Read with the previous run's scores, so the next run can say what changed.
+PREVIOUS_EXTRA = ("as_of", "churn_probability", "concept_contributions")
 
 
 def engine_url(uri: str) -> str:
@@ -100,15 +105,34 @@ class SqlSink:
         self.engine.dispose()
 
     def create_tables(self) -> None:
-        """Create both tables when absent (idempotent)."""
+        """Create both tables when absent, and add columns a newer schema declares (idempotent)."""
         with self.engine.begin() as conn:
             self.metadata.create_all(conn, checkfirst=True)
+            for table in (self.current, self.history):
+                present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in present:  # nullable: earlier runs simply have no value
+                        kind = column.type.compile(dialect=conn.dialect)
+                        conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
 
-    def previous_scores(self) -> pd.DataFrame | None:
-        if not sa.inspect(self.engine).has_table(self.current.name):
+    def previous_scores(self, before: dt.date | None = None) -> pd.DataFrame | None:
+        """Scores of the previous run: the newest run (by ``scored_at``) on a snapshot older than ``before``,
+        from the history; without ``before``, the current table. None when there is none."""
+        inspector = sa.inspect(self.engine)
+        if not inspector.has_table(self.current.name):
             return None
-        query = sa.select(self.current.c.account_id, self.current.c.readiness_score, self.current.c.readiness_band)
+        names = ["account_id", "readiness_score", "readiness_band", *PREVIOUS_EXTRA]
+        if before is None:
+            query = sa.select(*[self.current.c[n] for n in names if n in self.current.c])
+        else:
+            h = self.history
+            newest = sa.select(h.c.run_id).where(h.c.as_of < before).order_by(h.c.scored_at.desc(), h.c.as_of.desc())
+            run = newest.limit(1).scalar_subquery()
+            query = sa.select(*[h.c[n] for n in names if n in h.c]).where(h.c.run_id == run)
         with self.engine.connect() as conn:
+            existing = {c["name"] for c in inspector.get_columns(self.current.name)}
+            if not set(names) <= existing:  # a table written before these columns existed
+                query = query.with_only_columns(*[c for c in query.selected_columns if c.name in existing])
             frame = pd.read_sql(query, conn, dtype={"account_id": "string", "readiness_band": "string"})
         return frame if len(frame) else None
 
