@@ -11,14 +11,17 @@ changes or on ``POST /refresh``.
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import gc
 import hmac
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import bentoml
+import pandas as pd
 from starlette.responses import JSONResponse
 
 from features.config import get_settings
@@ -138,10 +141,23 @@ class ExpansionScoring:
         self._allowed = _allowed_features(self.scorer)
         ApiKeyMiddleware.model_available = self.scorer.model_available
         self.snapshot_file = self.settings.snapshot_file
-        self.snapshot: ScoredSnapshot = load_snapshot(self.snapshot_file, self.scorer)
+        self.snapshot: ScoredSnapshot = load_snapshot(self.snapshot_file, self.scorer, self._previous_run)
         _settle()
         self._checked_at = time.monotonic()
         log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.snapshot))
+
+    def _previous_run(self, as_of: dt.date) -> pd.DataFrame | None:
+        """The CRM table's newest run on a snapshot older than ``as_of`` (what changed is measured from it)."""
+        from serving.sinks import open_sink
+
+        uri = self.settings.crm_uri
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+            return None  # no batch run has written the CRM table yet: nothing to compare with
+        sink = open_sink(uri, self.settings)
+        try:
+            return sink.previous_scores(before=as_of)
+        finally:
+            sink.close()
 
     def __is_ready__(self) -> bool:
         return True
@@ -152,7 +168,7 @@ class ExpansionScoring:
         if now - self._checked_at > SNAPSHOT_CHECK_SECONDS:
             self._checked_at = now
             if changed(self.snapshot, self.snapshot_file):
-                self.snapshot = load_snapshot(self.snapshot_file, self.scorer)
+                self.snapshot = load_snapshot(self.snapshot_file, self.scorer, self._previous_run)
                 _settle()
         return self.snapshot
 
@@ -235,7 +251,7 @@ class ExpansionScoring:
         """Reload the feature snapshot now if its file changed."""
         reloaded = changed(self.snapshot, self.snapshot_file)
         if reloaded:
-            self.snapshot = load_snapshot(self.snapshot_file, self.scorer)
+            self.snapshot = load_snapshot(self.snapshot_file, self.scorer, self._previous_run)
             _settle()
         self._checked_at = time.monotonic()
         return RefreshResponse(model_available=self.scorer.model_available, reloaded=reloaded,

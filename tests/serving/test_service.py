@@ -188,3 +188,39 @@ def test_openapi_document_is_complete(client: TestClient) -> None:
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert "AccountScore" in schemas and "Reason" in schemas and "ErrorResponse" in schemas
     assert schemas["ScoreRequestIODescriptor"].get("additionalProperties") is False
+
+
+def test_answers_say_what_changed_since_the_previous_crm_run(
+        monkeypatch: pytest.MonkeyPatch, snapshot_file: tuple, model_store: Path, tmp_path: Path) -> None:
+    import datetime as dt
+    import shutil
+
+    import pandas as pd
+
+    from features.config import Settings
+    from serving.batch import write_scores
+    from serving.models import load_models
+    from serving.scoring import Scorer, feature_specs
+    from serving.sinks import open_sink
+
+    snapshot = tmp_path / "snapshot.parquet"
+    shutil.copy(snapshot_file[0], snapshot)
+    features = pd.read_parquet(snapshot)
+    features = features[features["as_of"] == features["as_of"].max()].reset_index(drop=True)
+    monkeypatch.setenv("BENTOML_HOME", str(model_store))
+    expansion, churn, _ = load_models(Settings(_env_file=None, home=tmp_path), "store")
+    earlier = Scorer(expansion, churn, feature_specs()).with_reference(features).score(features)
+    earlier["readiness_score"] = (earlier["readiness_score"] - 10).clip(lower=0)
+    sink = open_sink(f"sqlite:///{tmp_path / 'crm.db'}", Settings(_env_file=None, home=tmp_path))
+    try:  # the batch run of a month before, as the CRM history keeps it
+        write_scores([earlier], sink, dt.date(2024, 11, 30), dt.datetime(2024, 12, 1, tzinfo=dt.UTC))
+    finally:
+        sink.close()
+    with _client(monkeypatch, snapshot, "store") as c:
+        result = c.post("/score", json={"accounts": [{"account_id": "acc0000"}]}, headers=AUTH).json()["results"][0]
+        ranked = c.post("/rank", json={"csm_owner": "csm0", "limit": 3}, headers=AUTH).json()["results"]
+    previous = earlier.set_index("account_id").at["acc0000", "readiness_score"]
+    assert result["readiness_change"] == pytest.approx(result["readiness_score"] - previous)
+    assert result["change_reason"].startswith(f"Readiness {result['readiness_change']:+.0f} points")
+    assert result["context"] and all(r["concept"] and r["comparison"] for r in result["reasons"])
+    assert all(r["readiness_change"] is not None and r["change_reason"] for r in ranked)
