@@ -14,7 +14,9 @@ reasons, in process, and checks each account in its own numbers:
 * no context attribute among the reasons, and a comparison (a "N %") in every reason text;
 * the share of accounts with at least 3 reasons, with a 95 % Wilson interval;
 * the distribution of recommended plays, next to the share of accounts whose numbers meet
-  each play's premise (what the data allows).
+  each play's premise (what the data allows);
+* what changed since the previous month end (scored the same way): accounts compared,
+  the size of the readiness moves and the concepts named as having moved most.
 
 Exit status 1 when a hard check fails. State lives under ``--work`` (a temporary folder
 by default); re-running with the same ``--work`` reuses the company and the models.
@@ -66,7 +68,8 @@ def prepare(work: Path, accounts: int, months: int, seed: int, as_of: str) -> Pa
 
 
 def score(work: Path, data: Path, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(features of every account active at ``as_of``, scorer output with reasons) with the champions."""
+    """(features of every account active at ``as_of``, scorer output with reasons) with the champions,
+    told about the previous month end's scores so that it says what changed since then."""
     os.environ["EXPANSION_HOME"] = str(work / "home")
     from features.config import Settings
     from features.io import open_data
@@ -78,15 +81,18 @@ def score(work: Path, data: Path, as_of: dt.date) -> tuple[pd.DataFrame, pd.Data
         from serving.scoring import load_scorer
 
     settings = Settings(_env_file=None, home=work / "home")
+    previous_as_of = as_of.replace(day=1) - dt.timedelta(days=1)
     source = open_data(data)
     try:
         features = snapshot_features(source, as_of, settings)
+        previous_features = snapshot_features(source, previous_as_of, settings)
     finally:
         source.close()
     scorer = load_scorer(settings, "mlflow")
     if not scorer.model_available:
         raise SystemExit("no champion models were trained: the check needs them")
-    return features, scorer.with_reference(features).score(features)
+    previous = scorer.with_reference(previous_features).score(previous_features)
+    return features, scorer.with_reference(features).with_previous(previous).score(features)
 
 
 def holds(play_name: str, features: pd.DataFrame, scores: pd.DataFrame) -> np.ndarray:
@@ -147,6 +153,16 @@ def check(features: pd.DataFrame, scores: pd.DataFrame) -> bool:
         eligible = holds(play.name, features, scores).mean()
         mix = ", ".join(f"{h} {by_health.at[play.name, h]:,}" for h in by_health.columns) if chosen else "-"
         print(f"    {play.name:<24} {chosen:>6,} {chosen / n:6.1%}   premise holds for {eligible:6.1%}   ({mix})")
+    changed = scores["readiness_change"].notna()
+    moved = scores["change_reason"].dropna().str.extract(r"moved most: (.*)$")[0].dropna()
+    concepts = Counter(c.split(" (")[0] for reasons in moved for c in reasons.split(", "))
+    print(f"  what changed since the previous month end: {int(changed.sum()):,} accounts compared "
+          f"({n - int(changed.sum()):,} new), median |readiness change| {scores['readiness_change'].abs().median():.1f} "
+          f"points, {len(moved):,} with the concepts that moved most; most named: "
+          + ", ".join(f"{c} {k:,}" for c, k in concepts.most_common(5)))
+    example = scores.loc[scores["readiness_change"].abs().idxmax()] if changed.any() else None
+    if example is not None:
+        print(f"    e.g. {example['account_id']}: {example['change_reason']}")
     top = plays.value_counts(normalize=True)
     print(f"  largest play share: {top.index[0]} {top.iloc[0]:.1%} (target <= 60 % unless the data says so)")
     ok = premise_fails == 0 and not any(literal_fails.values()) and duplicated == 0 and context == 0

@@ -52,11 +52,9 @@ def moved_concepts(current: Mapping[str, Mapping[str, float]], previous: Mapping
 def change_reason(readiness_change: float, churn_risk_change: float,
                   moved: list[tuple[str, str, float]]) -> str | None:
     """'Readiness +12 points, churn risk -3 points since the last run; moved most: usage trend (readiness up), ...'."""
-    said = []
-    if not math.isnan(readiness_change):
-        said.append(f"Readiness {readiness_change:+.0f} points")
-    if not math.isnan(churn_risk_change):
-        said.append(f"churn risk {churn_risk_change:+.0f} points")
+    said = [f"{what} {_points(change)}" for what, change in (("Readiness", readiness_change),
+                                                               ("churn risk", churn_risk_change))
+            if not math.isnan(change)]
     if not said:
         return None
     text = ", ".join(said) + " since the last run"
@@ -64,6 +62,10 @@ def change_reason(readiness_change: float, churn_risk_change: float,
         concepts = ", ".join(f"{CONCEPT_BY_NAME[c].label} ({_WORDS[(e, d > 0)]})" for c, e, d in moved)
         text += f"; moved most: {concepts}"
     return text[0].upper() + text[1:]
+
+
+def _points(change: float) -> str:
+    return "unchanged" if round(change) == 0 else f"{change:+.0f} points"
 
 
 def score_changes(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:

@@ -174,7 +174,7 @@ def test_crm_rows_say_what_changed_since_the_previous_snapshot_and_a_rerun_chang
         expected = now["readiness_score"] - first.loc[now.index, "readiness_score"]
         assert np.allclose(now["readiness_change"], expected) and (expected != 0).any()
         moved = now[now["readiness_change"] != 0]
-        assert moved["change_reason"].str.match(r"Readiness [+-]\d+ points since the last run").all()
+        assert moved["change_reason"].str.match(r"Readiness ([+-]\d+ points|unchanged) since the last run").all()
         assert summary.top_movers["change"].abs().max() == pytest.approx(now["readiness_change"].abs().max())
         # a re-run of the same snapshot compares with the same previous run: identical rows
         score_snapshot(changed, Scorer(specs=feature_specs()), sink, later_as_of, later)

@@ -25,6 +25,7 @@ def test_the_concepts_that_moved_most_come_from_the_difference_of_contributions(
     now = {EXPANSION: {"usage_trend": 0.6, "seats": 0.21}, CHURN_RISK: {"support": 0.35, "billing": -0.2}}
     assert moved_concepts(now, before) == [("usage_trend", EXPANSION, 0.5), ("support", CHURN_RISK, 0.3)]
     assert moved_concepts(now, {EXPANSION: before[EXPANSION]}, top=5) == [("usage_trend", EXPANSION, 0.5)]  # seats: noise
+    assert change_reason(0.3, -0.4, []) == "Readiness unchanged, churn risk unchanged since the last run"
     text = change_reason(12.4, -3.0, moved_concepts(now, before))
     assert text == "Readiness +12 points, churn risk -3 points since the last run; moved most: usage trend (readiness up), support (risk up)"
 
