@@ -1,6 +1,6 @@
 """Batch scoring speed: bare predict vs the full scorer vs the whole job into SQLite and PostgreSQL.
 
-    python benchmarks/bench_batch.py [--accounts 100000] [--postgres URL]
+    python benchmarks/bench_batch.py [--accounts 100000] [--postgres URL] [--changes]
 
 Generates a small company, trains both models on it, then replicates the newest
 snapshot's feature rows to ``--accounts`` rows with new account ids. Every figure is
@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="LightGBM threads for contributions (the batch job's EXPANSION_LGBM_THREADS); "
                              "more helps only when the machine is otherwise idle")
+    parser.add_argument("--changes", action="store_true",
+                        help="also time a second run a month later into each sink, which says what changed since the first")
     parser.add_argument("--postgres", default=os.environ.get("EXPANSION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
 
@@ -100,6 +102,10 @@ def main() -> None:
             try:
                 jobs[name] = timed(f"whole job into {name}", lambda s=sink: score_snapshot(
                     features, scorer, s, as_of, SCORED_AT, chunk_size=args.chunk_size))
+                if args.changes:  # a month later, against the first run: what changed, for every account
+                    later = as_of + dt.timedelta(days=31), SCORED_AT + dt.timedelta(days=31)
+                    timed(f"next month's job into {name} (what changed)", lambda s=sink: score_snapshot(
+                        features, scorer, s, *later, chunk_size=args.chunk_size))
             except Exception as exc:  # noqa: BLE001 - PostgreSQL may be absent on a laptop
                 print(f"  whole job into {name}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0]})")
             finally:

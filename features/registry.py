@@ -17,7 +17,8 @@ FAMILIES: tuple[Family, ...] = ("usage", "adoption", "engagement", "whitespace",
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One feature: its name, family, window, unit, one-line description and which direction is good."""
+    """One feature: its name, family, window, unit, one-line description, which direction is good, and the
+    concept a CSM reads it as (``features.reason_catalog``: one reason per concept, context never a reason)."""
 
     name: str
     family: Family
@@ -27,120 +28,132 @@ class FeatureSpec:
     good: Direction = "neutral"
     kind: Kind = "numeric"
     source: str = "usage_daily"
+    concept: str = ""
 
 
-def _f(name: str, family: Family, window: str, unit: str, good: Direction, source: str, description: str,
-       kind: Kind = "numeric") -> FeatureSpec:
-    return FeatureSpec(name, family, window, unit, description, good, kind, source)
+def _f(name: str, concept: str, family: Family, window: str, unit: str, good: Direction, source: str,
+       description: str, kind: Kind = "numeric") -> FeatureSpec:
+    return FeatureSpec(name, family, window, unit, description, good, kind, source, concept)
 
 
 FEATURES: tuple[FeatureSpec, ...] = (
     # usage
-    _f("events_7d", "usage", "7d", "events", "higher", "usage_daily", "Events recorded over the last 7 days."),
-    _f("events_30d", "usage", "30d", "events", "higher", "usage_daily", "Events recorded over the last 30 days."),
-    _f("events_90d", "usage", "90d", "events", "higher", "usage_daily", "Events recorded over the last 90 days."),
-    _f("active_days_30d", "usage", "30d", "days", "higher", "usage_daily", "Days with at least one event in the last 30."),
-    _f("active_days_90d", "usage", "90d", "days", "higher", "usage_daily", "Days with at least one event in the last 90."),
-    _f("active_users_30d", "usage", "30d", "users", "higher", "usage_daily",
+    _f("events_7d", "usage_volume", "usage", "7d", "events", "higher", "usage_daily",
+       "Events recorded over the last 7 days."),
+    _f("events_30d", "usage_volume", "usage", "30d", "events", "higher", "usage_daily",
+       "Events recorded over the last 30 days."),
+    _f("events_90d", "usage_volume", "usage", "90d", "events", "higher", "usage_daily",
+       "Events recorded over the last 90 days."),
+    _f("active_days_30d", "usage_volume", "usage", "30d", "days", "higher", "usage_daily",
+       "Days with at least one event in the last 30."),
+    _f("active_days_90d", "usage_volume", "usage", "90d", "days", "higher", "usage_daily",
+       "Days with at least one event in the last 90."),
+    _f("active_users_30d", "active_users", "usage", "30d", "users", "higher", "usage_daily",
        "Largest daily active-user count in the last 30 days (a lower bound of monthly active users)."),
-    _f("dau_mau_30d", "usage", "30d", "ratio 0-1", "higher", "usage_daily",
+    _f("dau_mau_30d", "usage_volume", "usage", "30d", "ratio 0-1", "higher", "usage_daily",
        "Mean daily active users over 30 days (idle days count as 0) / active_users_30d."),
-    _f("events_trend_30d_pct", "usage", "30d vs previous 30d", "%", "higher", "usage_daily",
+    _f("events_trend_30d_pct", "usage_trend", "usage", "30d vs previous 30d", "%", "higher", "usage_daily",
        "Change of events in the last 30 days against the 30 before; null when the earlier window had none."),
-    _f("events_slope_12w_pct", "usage", "12w", "% per week", "higher", "usage_daily",
+    _f("events_slope_12w_pct", "usage_trend", "usage", "12w", "% per week", "higher", "usage_daily",
        "Least-squares slope of daily events over the last 84 days, as the weekly change of a week's events, % of the mean week."),
-    _f("active_users_trend_30d_pct", "usage", "30d vs previous 30d", "%", "higher", "usage_daily",
+    _f("active_users_trend_30d_pct", "active_users", "usage", "30d vs previous 30d", "%", "higher", "usage_daily",
        "Change of active_users_30d against the previous 30 days."),
-    _f("seat_utilization_pct", "usage", "30d", "%", "higher", "usage_daily, subscriptions",
+    _f("seat_utilization_pct", "seats", "usage", "30d", "%", "higher", "usage_daily, subscriptions",
        "active_users_30d / licensed seats in force at as_of."),
-    _f("quota_utilization_30d_pct", "usage", "30d", "%", "higher", "usage_daily, subscriptions",
+    _f("quota_utilization_30d_pct", "quota", "usage", "30d", "%", "higher", "usage_daily, subscriptions",
        "events_30d / sum of the monthly usage_limit of the subscriptions in force; null when unlimited."),
-    _f("days_over_quota_alert_30d", "usage", "30d", "days", "higher", "usage_daily, subscriptions",
+    _f("days_over_quota_alert_30d", "quota", "usage", "30d", "days", "higher", "usage_daily, subscriptions",
        "Days in the last 30 whose events, at that daily pace for 30 days, reach quota_alert_pct of the "
        "monthly limit (a proxy for trailing-30-day use at 80 %); null when unlimited."),
-    _f("api_share_30d_pct", "usage", "30d", "%", "higher", "usage_daily",
+    _f("api_share_30d_pct", "api_use", "usage", "30d", "%", "higher", "usage_daily",
        "Share of events_30d on feature keys containing Settings.api_feature_pattern (case-insensitive)."),
     # adoption
-    _f("feature_breadth_pct", "adoption", "30d", "%", "higher", "usage_daily, plan_features",
+    _f("feature_breadth_pct", "breadth", "adoption", "30d", "%", "higher", "usage_daily, plan_features",
        "Feature keys unlocked by the current plan(s) that were used in 30 days / keys unlocked; null without plan_features."),
-    _f("features_used_30d", "adoption", "30d", "features", "higher", "usage_daily",
+    _f("features_used_30d", "breadth", "adoption", "30d", "features", "higher", "usage_daily",
        "Distinct feature keys used in the last 30 days."),
-    _f("features_new_30d", "adoption", "30d", "features", "higher", "usage_daily",
+    _f("features_new_30d", "breadth", "adoption", "30d", "features", "higher", "usage_daily",
        "Feature keys used for the first time in the last 30 days."),
-    _f("products_owned", "adoption", "at as_of", "products", "higher", "subscriptions",
+    _f("products_owned", "products", "adoption", "at as_of", "products", "higher", "subscriptions",
        "Products with MRR > 0 at as_of."),
-    _f("plan_tier_rank", "adoption", "at as_of", "rank", "higher", "subscriptions, products",
+    _f("plan_tier_rank", "plan", "adoption", "at as_of", "rank", "higher", "subscriptions, products",
        "Highest tier_rank among the plans in force; null without products."),
-    _f("gated_feature_events_30d", "adoption", "30d", "events", "higher", "usage_daily, plan_features",
+    _f("gated_feature_events_30d", "upgrade_demand", "adoption", "30d", "events", "higher", "usage_daily, plan_features",
        "Events on keys of a held product that the current plan does not unlock; null without plan_features."),
     # engagement
-    _f("tickets_30d", "engagement", "30d", "tickets", "lower", "support_tickets", "Tickets opened in the last 30 days."),
-    _f("tickets_90d", "engagement", "90d", "tickets", "lower", "support_tickets", "Tickets opened in the last 90 days."),
-    _f("tickets_trend_30d_pct", "engagement", "30d vs previous 30d", "%", "lower", "support_tickets",
+    _f("tickets_30d", "support", "engagement", "30d", "tickets", "lower", "support_tickets",
+       "Tickets opened in the last 30 days."),
+    _f("tickets_90d", "support", "engagement", "90d", "tickets", "lower", "support_tickets",
+       "Tickets opened in the last 90 days."),
+    _f("tickets_trend_30d_pct", "support", "engagement", "30d vs previous 30d", "%", "lower", "support_tickets",
        "Change of tickets_30d against the previous 30 days; null when the earlier window had none."),
-    _f("urgent_tickets_30d", "engagement", "30d", "tickets", "lower", "support_tickets",
+    _f("urgent_tickets_30d", "support", "engagement", "30d", "tickets", "lower", "support_tickets",
        "Urgent-priority tickets opened in the last 30 days."),
-    _f("bug_tickets_90d", "engagement", "90d", "tickets", "lower", "support_tickets", "Bug tickets opened in 90 days."),
-    _f("outage_tickets_90d", "engagement", "90d", "tickets", "lower", "support_tickets",
+    _f("bug_tickets_90d", "support", "engagement", "90d", "tickets", "lower", "support_tickets",
+       "Bug tickets opened in 90 days."),
+    _f("outage_tickets_90d", "support", "engagement", "90d", "tickets", "lower", "support_tickets",
        "Outage tickets opened in 90 days."),
-    _f("feature_request_tickets_90d", "engagement", "90d", "tickets", "higher", "support_tickets",
+    _f("feature_request_tickets_90d", "upgrade_demand", "engagement", "90d", "tickets", "higher", "support_tickets",
        "Feature-request tickets opened in 90 days (appetite for more capability)."),
-    _f("ticket_resolution_hours_90d", "engagement", "90d", "hours", "lower", "support_tickets",
+    _f("ticket_resolution_hours_90d", "support", "engagement", "90d", "hours", "lower", "support_tickets",
        "Mean hours to resolution of tickets opened in 90 days and resolved by as_of."),
-    _f("ticket_csat_90d", "engagement", "90d", "score 1-5", "higher", "support_tickets",
+    _f("ticket_csat_90d", "support", "engagement", "90d", "score 1-5", "higher", "support_tickets",
        "Mean CSAT of tickets opened in 90 days and resolved by as_of."),
-    _f("csat_latest", "engagement", "365d", "score 1-5", "higher", "surveys",
+    _f("csat_latest", "sentiment", "engagement", "365d", "score 1-5", "higher", "surveys",
        "Most recent CSAT survey response within a year."),
-    _f("nps_latest", "engagement", "365d", "score 0-10", "higher", "surveys",
+    _f("nps_latest", "sentiment", "engagement", "365d", "score 0-10", "higher", "surveys",
        "Most recent NPS response within a year."),
-    _f("nps_change", "engagement", "365d", "points", "higher", "surveys",
+    _f("nps_change", "sentiment", "engagement", "365d", "points", "higher", "surveys",
        "nps_latest minus the NPS response before it (within a year)."),
-    _f("nps_detractor", "engagement", "365d", "flag 0/1", "lower", "surveys",
+    _f("nps_detractor", "sentiment", "engagement", "365d", "flag 0/1", "lower", "surveys",
        "1 when nps_latest is 6 or less."),
-    _f("exec_meetings_90d", "engagement", "90d", "meetings", "higher", "activities",
+    _f("exec_meetings_90d", "sponsor", "engagement", "90d", "meetings", "higher", "activities",
        "Meetings and QBRs with a customer executive in 90 days."),
-    _f("exec_meetings_180d", "engagement", "180d", "meetings", "higher", "activities",
+    _f("exec_meetings_180d", "sponsor", "engagement", "180d", "meetings", "higher", "activities",
        "Meetings and QBRs with a customer executive in 180 days."),
-    _f("qbrs_180d", "engagement", "180d", "meetings", "higher", "activities", "QBRs held in 180 days."),
-    _f("days_since_last_touch", "engagement", "365d", "days", "lower", "activities",
+    _f("qbrs_180d", "sponsor", "engagement", "180d", "meetings", "higher", "activities", "QBRs held in 180 days."),
+    _f("days_since_last_touch", "csm_contact", "engagement", "365d", "days", "lower", "activities",
        "Days since the last CRM touch of any kind; null when none within a year."),
-    _f("days_since_exec_touch", "engagement", "365d", "days", "lower", "activities",
+    _f("days_since_exec_touch", "sponsor", "engagement", "365d", "days", "lower", "activities",
        "Days since the last touch with a customer executive; null when none within a year."),
-    _f("payment_failures_90d", "engagement", "90d", "invoices", "lower", "payments",
+    _f("payment_failures_90d", "billing", "engagement", "90d", "invoices", "lower", "payments",
        "Invoices due in 90 days whose payment failed."),
-    _f("late_payments_90d", "engagement", "90d", "invoices", "lower", "payments",
+    _f("late_payments_90d", "billing", "engagement", "90d", "invoices", "lower", "payments",
        "Invoices due in 90 days that were paid late."),
     # whitespace
-    _f("whitespace_seats_usd", "whitespace", "at as_of", "currency / year", "higher", "accounts, subscriptions",
+    _f("whitespace_seats_usd", "whitespace", "whitespace", "at as_of", "currency / year", "higher", "accounts, subscriptions",
        "Seats similar accounts reached but this one has not licensed, at its own price per seat, annual."),
-    _f("whitespace_products_usd", "whitespace", "at as_of", "currency / year", "higher", "subscriptions",
+    _f("whitespace_products_usd", "whitespace", "whitespace", "at as_of", "currency / year", "higher", "subscriptions",
        "Unowned products weighted by their attach rate in the segment, at their mean MRR there, annual."),
-    _f("whitespace_tier_usd", "whitespace", "at as_of", "currency / year", "higher", "subscriptions, products",
+    _f("whitespace_tier_usd", "whitespace", "whitespace", "at as_of", "currency / year", "higher", "subscriptions, products",
        "Next-tier list-price difference per seat × seats, over held products, annual; null without products."),
-    _f("whitespace_usd", "whitespace", "at as_of", "currency / year", "higher", "accounts, subscriptions",
+    _f("whitespace_usd", "whitespace", "whitespace", "at as_of", "currency / year", "higher", "accounts, subscriptions",
        "Sum of the whitespace parts, capped at whitespace_cap_multiple × ARR."),
     # account
-    _f("segment", "account", "static", "category", "neutral", "accounts", "Market segment.", "categorical"),
-    _f("industry", "account", "static", "category", "neutral", "accounts", "Industry.", "categorical"),
-    _f("acquisition_channel", "account", "static", "category", "neutral", "accounts",
+    _f("segment", "segment", "account", "static", "category", "neutral", "accounts", "Market segment.", "categorical"),
+    _f("industry", "industry", "account", "static", "category", "neutral", "accounts", "Industry.", "categorical"),
+    _f("acquisition_channel", "channel", "account", "static", "category", "neutral", "accounts",
        "How the account was won.", "categorical"),
-    _f("region", "account", "static", "category", "neutral", "accounts", "Sales region.", "categorical"),
-    _f("employees", "account", "static", "people", "neutral", "accounts", "Headcount of the customer."),
-    _f("tenure_months", "account", "at as_of", "months", "neutral", "accounts", "Months since customer_since."),
-    _f("mrr", "account", "at as_of", "currency / month", "neutral", "subscriptions", "MRR in force at as_of."),
-    _f("arr", "account", "at as_of", "currency / year", "neutral", "subscriptions", "12 × mrr."),
-    _f("seats", "account", "at as_of", "seats", "neutral", "subscriptions", "Licensed seats in force at as_of."),
-    _f("months_to_renewal", "account", "at as_of", "months", "neutral", "subscriptions",
+    _f("region", "region", "account", "static", "category", "neutral", "accounts", "Sales region.", "categorical"),
+    _f("employees", "account_size", "account", "static", "people", "neutral", "accounts", "Headcount of the customer."),
+    _f("tenure_months", "tenure", "account", "at as_of", "months", "neutral", "accounts",
+       "Months since customer_since."),
+    _f("mrr", "account_size", "account", "at as_of", "currency / month", "neutral", "subscriptions",
+       "MRR in force at as_of."),
+    _f("arr", "account_size", "account", "at as_of", "currency / year", "neutral", "subscriptions", "12 × mrr."),
+    _f("seats", "account_size", "account", "at as_of", "seats", "neutral", "subscriptions",
+       "Licensed seats in force at as_of."),
+    _f("months_to_renewal", "renewal_timing", "account", "at as_of", "months", "neutral", "subscriptions",
        "Months to the nearest renewal_date on or after as_of; null when none is known."),
-    _f("months_to_fiscal_year_start", "account", "at as_of", "months", "neutral", "accounts",
+    _f("months_to_fiscal_year_start", "budget_cycle", "account", "at as_of", "months", "neutral", "accounts",
        "Months (0-11) from the month of as_of to the customer's fiscal-year start month; null when unknown."),
-    _f("expansions_past", "account", "history", "movements", "higher", "subscriptions",
+    _f("expansions_past", "revenue_history", "account", "history", "movements", "higher", "subscriptions",
        "Expansion movements on or before as_of."),
-    _f("contractions_past", "account", "history", "movements", "lower", "subscriptions",
+    _f("contractions_past", "revenue_history", "account", "history", "movements", "lower", "subscriptions",
        "Contraction movements on or before as_of."),
-    _f("months_since_last_expansion", "account", "history", "months", "neutral", "subscriptions",
+    _f("months_since_last_expansion", "revenue_history", "account", "history", "months", "neutral", "subscriptions",
        "Months since the last expansion movement; null when none."),
-    _f("mrr_growth_180d_pct", "account", "180d", "%", "higher", "subscriptions",
+    _f("mrr_growth_180d_pct", "revenue_history", "account", "180d", "%", "higher", "subscriptions",
        "Change of MRR against 180 days earlier; null when the account paid nothing then."),
 )
 
@@ -195,12 +208,38 @@ def render_docs() -> str:
     ]
     for family in FAMILIES:
         lines += [f"## {family}", "", _FAMILY_NOTES[family], ""]
-        lines += ["| name | window | unit | good | kind | source | description |", "|---|---|---|---|---|---|---|"]
-        for f in FEATURES:
-            if f.family == family:
-                lines.append(f"| `{f.name}` | {f.window} | {f.unit} | {f.good} | {f.kind} | {f.source} | {f.description} |")
+        lines += ["| name | concept | window | unit | good | kind | source | description | reason (comparison) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [_feature_row(f) for f in FEATURES if f.family == family]
         lines.append("")
     lines += ["## Whitespace method", ""]
     lines += [line[4:] if line.startswith("    ") else line for line in (whitespace.__doc__ or "").strip().splitlines()]
-    lines.append("")
+    lines += ["", *_reason_docs(), ""]
     return "\n".join(lines)
+
+
+def _feature_row(f: FeatureSpec) -> str:
+    from features.reason_catalog import CONCEPT_BY_NAME, TEMPLATE_BY_FEATURE
+
+    template = TEMPLATE_BY_FEATURE.get(f.name)
+    if CONCEPT_BY_NAME[f.concept].role == "context":
+        reason = "context, never a reason"
+    else:
+        reason = f"{template.text} ({template.comparison})" if template else "-"
+    return (f"| `{f.name}` | {f.concept} | {f.window} | {f.unit} | {f.good} | {f.kind} | {f.source} | "
+            f"{f.description} | {reason} |")
+
+
+def _reason_docs() -> list[str]:
+    """Concepts and plays, from ``features.reason_catalog``."""
+    from features import reason_catalog as rc
+
+    lines = ["## Reasons and plays", ""]
+    lines += [line[4:] if line.startswith("    ") else line for line in (rc.__doc__ or "").strip().splitlines()]
+    lines += ["", "| concept | label | role | features |", "|---|---|---|---|"]
+    for c in rc.CONCEPTS:
+        names = ", ".join(f"`{f.name}`" for f in FEATURES if f.concept == c.name)
+        lines.append(f"| {c.name} | {c.label} | {c.role} | {names} |")
+    lines += ["", "| play | premise (any alternative, all of its conditions) | talk track |", "|---|---|---|"]
+    lines += [f"| `{p.name}` | {p.premise_text()} | {p.talk_track} |" for p in rc.PLAYS]
+    return lines

@@ -3,8 +3,10 @@
 The job streams: features are cut into chunks, each chunk is scored (reasons
 included) and handed to the sink, which stages it and publishes the whole run at the
 end, all or nothing. Only one chunk of scores is in memory at a time, plus a small
-frame of the previous run's scores (``account_id``, score, band) for the summary of
-top movers, read from the sink before anything is written.
+frame of the previous run's scores (the newest run on an older snapshot: score, band,
+churn probability, concept contributions), read from the sink before anything is written,
+from which the scorer says what changed per account (``readiness_change``,
+``change_reason``) and the summary lists the top movers.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from serving.sinks import Sink
 from serving.sinks.rows import RunInfo, model_run_ids_of, model_versions_of
 
 DEFAULT_CHUNK_SIZE = 20_000
-MOVER_COLUMNS = ["account_id", "previous_score", "readiness_score", "change", "previous_band", "readiness_band"]
+MOVER_COLUMNS = ["account_id", "previous_score", "readiness_score", "change", "previous_band", "readiness_band",
+                 "churn_risk_change", "change_reason"]
 
 ProgressCallback = Callable[[int], None]
 
@@ -35,6 +38,8 @@ class ChunkScorer(Protocol):
     def score(self, frame: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame: ...
 
     def with_reference(self, frame: pd.DataFrame) -> ChunkScorer: ...
+
+    def with_previous(self, previous: pd.DataFrame | None) -> ChunkScorer: ...
 
 
 @dataclass
@@ -77,6 +82,8 @@ class _Tally:
         joined = current.join(self.previous, on="account_id", how="inner")
         self.matched += len(joined)
         joined["change"] = joined["readiness_score"] - joined["previous_score"]
+        for column in ("churn_risk_change", "change_reason"):  # what the scorer says moved, when it was told the run
+            joined[column] = scores.loc[joined.index, column].to_numpy() if column in scores.columns else None
         joined = joined[joined["change"].abs() > 0]  # an unchanged account is not a mover
         candidates = pd.concat([self.movers, joined[MOVER_COLUMNS]], ignore_index=True) if len(self.movers) else joined
         order = candidates["change"].abs().sort_values(ascending=False, kind="stable").index[: self.top_n]
@@ -105,13 +112,17 @@ def write_scores(
     *,
     on_chunk: ProgressCallback | None = None,
     top_movers: int = 10,
+    previous: pd.DataFrame | None = None,
 ) -> BatchSummary:
     """Write chunks of scorer output to ``sink`` as one run, all or nothing, and summarise it.
 
     The model versions (hence the deterministic run id) come from the first chunk.
     Any exception raised while producing a chunk propagates after the sink has rolled back.
+    Top movers are measured against ``previous`` (default: the sink's run before ``as_of``).
     """
-    tally = _Tally(sink.previous_scores(), top_movers)
+    if previous is None:
+        previous = sink.previous_scores(before=as_of)
+    tally = _Tally(previous, top_movers)
     chunks = iter(score_chunks)
     first = next(chunks, None)
     run = RunInfo(as_of=as_of, scored_at=scored_at, model_versions=model_versions_of(first) if first is not None else {},
@@ -166,7 +177,7 @@ def score_snapshot(
     against all of ``features`` (a plain predict); each chunk then scores the same as
     it would in one piece.
     """
-    referenced = scorer.with_reference(features)
-    return write_scores(
-        score_in_chunks(split(features, chunk_size), referenced), sink, as_of, scored_at, on_chunk=on_chunk
-    )
+    previous = sink.previous_scores(before=as_of)
+    referenced = scorer.with_reference(features).with_previous(previous)
+    return write_scores(score_in_chunks(split(features, chunk_size), referenced), sink, as_of, scored_at,
+                        on_chunk=on_chunk, previous=previous)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.scoring import Scorer
-from serving.snapshot import ScoredSnapshot, load_snapshot
+from serving.snapshot import PreviousRun, ScoredSnapshot, load_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ class LiveSnapshot:
     """Holds the current :class:`ScoredSnapshot` of ``path``; swaps in a new one only when it loads whole.
 
     ``on_load`` runs after every swap (the service freezes the loaded objects out of the
-    garbage collector's way); ``on_reasons`` after a snapshot's reasons are all computed.
+    garbage collector's way); ``on_reasons`` after a snapshot's reasons are all computed; ``previous(as_of)``
+    gives the previous run's scores, so that answers say what changed.
     """
 
     def __init__(
@@ -46,8 +47,9 @@ class LiveSnapshot:
         precompute: bool = True,
         on_load: Callable[[], None] | None = None,
         on_reasons: Callable[[], None] | None = None,
+        previous: PreviousRun | None = None,
     ) -> None:
-        self.path, self.scorer, self.check_seconds = path, scorer, check_seconds
+        self.path, self.scorer, self.check_seconds, self.previous = path, scorer, check_seconds, previous
         self.precompute, self.on_load, self.on_reasons = precompute, on_load, on_reasons
         self.current: ScoredSnapshot = ScoredSnapshot.empty(scorer)
         self.rejected: str | None = None  # why the file at ``path`` is not the snapshot serving
@@ -86,7 +88,7 @@ class LiveSnapshot:
         if mtime == self.current.mtime or mtime == self._rejected_mtime:
             return False
         try:
-            fresh = load_snapshot(self.path, self.scorer)
+            fresh = load_snapshot(self.path, self.scorer, self.previous)
         except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, the previous snapshot keeps serving
             self._rejected_mtime = mtime
             self.rejected = f"{self.path} (modified {_iso(mtime)}) not loaded: {exc}"
@@ -102,7 +104,7 @@ class LiveSnapshot:
         with self._loading:
             self.scorer = scorer
             snap = self.current
-            fresh = ScoredSnapshot.build(snap.features.reset_index(drop=True), scorer, snap.path, snap.mtime)
+            fresh = ScoredSnapshot.build(snap.features.reset_index(drop=True), scorer, snap.path, snap.mtime, self.previous)
             self._swap(fresh)
 
     def _swap(self, fresh: ScoredSnapshot) -> None:

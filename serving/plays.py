@@ -1,49 +1,226 @@
-"""The play a CSM should run next, chosen from an account's drivers, health and readiness band."""
+"""The play a CSM should run next, and its talk track in the account's own figures.
+
+Plays, their premises and talk tracks are declared in :mod:`features.reason_catalog`. The
+candidates come from the account's reasons, strongest first (each concept leads to a
+play), then its readiness band's play, then nurture; a red account is offered risk plays
+first and always gets one. The first candidate whose premise holds in the account's own
+numbers, and whose talk track can be filled with known figures, is the play: a CSM is
+never sent to an upgrade talk for an account far from its limit.
+"""
 
 from __future__ import annotations
 
-from serving.reasons import CHURN_RISK, EXPANSION, ReasonItem
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-PLAYS: dict[str, str] = {
-    "upgrade_conversation": "Upgrade conversation: the account is near a plan limit or asking for higher-tier capabilities.",
-    "seat_expansion": "Seat expansion: licensed seats are nearly all in use and the team is growing.",
-    "cross_sell": "Cross-sell: similar accounts own products this one does not.",
-    "expansion_conversation": "Proactive expansion conversation: readiness is high.",
-    "executive_check_in": "Executive check-in: re-establish the relationship with the customer's sponsor.",
-    "billing_follow_up": "Billing follow-up: payments are failing or late; resolve before the renewal.",
-    "support_escalation": "Support escalation review: tickets are piling up or severe.",
-    "success_plan_review": "Success-plan review: churn risk is high; agree outcomes and next steps with the customer.",
-    "adoption_drive": "Adoption drive: training and use-case education before any expansion talk.",
-    "nurture_value_content": "Nurture: share value content and new use cases.",
-}
-
-_EXPANSION_PLAYS = {
-    **dict.fromkeys(("quota_utilization_30d_pct", "days_over_quota_alert_30d", "gated_feature_events_30d",
-                     "feature_request_tickets_90d", "api_share_30d_pct", "whitespace_tier_usd"), "upgrade_conversation"),
-    **dict.fromkeys(("seat_utilization_pct", "active_users_trend_30d_pct", "whitespace_seats_usd"), "seat_expansion"),
-    **dict.fromkeys(("whitespace_products_usd", "products_owned"), "cross_sell"),
-}
-_CHURN_PLAYS = {
-    **dict.fromkeys(("days_since_exec_touch", "exec_meetings_90d", "exec_meetings_180d", "qbrs_180d"), "executive_check_in"),
-    **dict.fromkeys(("payment_failures_90d", "late_payments_90d"), "billing_follow_up"),
-    **dict.fromkeys(("urgent_tickets_30d", "outage_tickets_90d", "bug_tickets_90d", "tickets_30d",
-                     "tickets_trend_30d_pct", "ticket_resolution_hours_90d"), "support_escalation"),
-    **dict.fromkeys(("nps_detractor", "nps_latest", "nps_change", "csat_latest", "ticket_csat_90d"), "success_plan_review"),
-    **dict.fromkeys(("events_trend_30d_pct", "events_slope_12w_pct", "feature_breadth_pct", "active_days_30d",
-                     "active_users_30d", "dau_mau_30d", "seat_utilization_pct"), "adoption_drive"),
-}
-_BAND_PLAYS = {"outreach": "expansion_conversation", "nurture": "nurture_value_content", "adoption": "adoption_drive"}
+from features.reason_catalog import (
+    BAND_PLAYS,
+    LAST_RESORT,
+    PLAY_BY_NAME,
+    PLAY_FOR_CONCEPT,
+    PLAY_FOR_WHITESPACE_PART,
+    PLAYS,
+    RISK_FALLBACK,
+)
+from serving.peers import peers_label
+from serving.reasons import CHURN_RISK, ReasonItem
+from serving.wording import DAYS_PER_MONTH, duration, money, num, render_text
 
 
-def recommend_play(reasons: list[ReasonItem], health: str, band: str) -> str:
-    """The play for the strongest driver that has one; a red account gets a risk play first."""
+@dataclass(frozen=True)
+class Recommendation:
+    """The chosen play, its headline and its talk track."""
+
+    play: str
+    headline: str
+    talk_track: str
+
+
+def candidates(reasons: Sequence[ReasonItem], health: str, band: str) -> list[str]:
+    """Plays to try, in order: from the reasons, then the band's play and nurture; risk plays first when red."""
+    from_reasons = [p for p in (_play_for(r) for r in reasons) if p is not None]
     if health == "red":
-        risk = [_CHURN_PLAYS[r.feature] for r in reasons if r.effect == CHURN_RISK and r.feature in _CHURN_PLAYS]
-        return risk[0] if risk else "success_plan_review"
-    for r in reasons:
-        if health == "green" and r.effect == CHURN_RISK:
-            continue  # a healthy account is not sent a risk play
-        play = (_EXPANSION_PLAYS if r.effect == EXPANSION else _CHURN_PLAYS).get(r.feature)
-        if play is not None:
-            return play
-    return _BAND_PLAYS.get(band, "nurture_value_content")
+        risk = [p.name for p in PLAYS if p.effect == "churn_risk"]
+        ordered = [p for p in from_reasons if PLAY_BY_NAME[p].effect == "churn_risk"] + risk + [RISK_FALLBACK]
+    else:
+        # a healthy account is not sent a risk play
+        allowed = [p for p in from_reasons if not (health == "green" and PLAY_BY_NAME[p].effect == "churn_risk")]
+        ordered = [*allowed, BAND_PLAYS.get(band, LAST_RESORT), LAST_RESORT]
+    return list(dict.fromkeys(ordered))
+
+
+def _play_for(reason: ReasonItem) -> str | None:
+    if reason.concept == "whitespace":
+        return PLAY_FOR_WHITESPACE_PART.get(reason.feature, "expansion_conversation" if reason.effect != CHURN_RISK else None)
+    return PLAY_FOR_CONCEPT.get((reason.concept, reason.effect))
+
+
+def recommend(reasons: Sequence[ReasonItem], facts: Mapping[str, Any], health: str, band: str) -> Recommendation:
+    """The first candidate play whose premise holds in ``facts`` and whose talk track fills in.
+
+    ``facts`` are the account's feature values plus ``readiness_score``, ``health`` and
+    (when a model is loaded) ``churn_probability``.
+    """
+    facts = {**facts, "health": health}
+    fields = talk_track_fields(facts)
+    for name in candidates(reasons, health, band):
+        play = PLAY_BY_NAME[name]
+        if not play.premise_holds(facts):
+            continue
+        track = render_text(play.talk_track, fields)
+        if track is not None:
+            return Recommendation(name, play.headline, track)
+    last = PLAY_BY_NAME[LAST_RESORT]  # its premise always holds; only unknown figures can stop its track
+    return Recommendation(LAST_RESORT, last.headline, last.headline)
+
+
+_TRACK_FACTS = (
+    "events_30d", "quota_utilization_30d_pct", "whitespace_tier_usd", "seats", "whitespace_usd", "active_users_30d",
+    "seat_utilization_pct", "mrr", "arr", "whitespace_products_usd", "products_owned", "readiness_score",
+    "days_since_exec_touch", "exec_meetings_180d", "payment_failures_90d", "late_payments_90d",
+    "months_to_renewal", "tickets_30d", "urgent_tickets_30d", "outage_tickets_90d")
+#: Every account figure a premise or a talk track reads (the scorer passes only these).
+FACT_NAMES: tuple[str, ...] = tuple(dict.fromkeys((
+    *_TRACK_FACTS, *(c.field for p in PLAYS for alt in p.premise for c in alt),
+    "segment", "nps_latest", "events_trend_30d_pct", "feature_breadth_pct", "churn_probability")))
+
+
+def _known(facts: Mapping[str, Any], name: str) -> float | None:
+    v = facts.get(name)
+    if v is None or isinstance(v, str):
+        return None
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+class _TrackFields(Mapping[str, Any]):
+    """The figures a talk track may name, each worded on first use; None when unknown."""
+
+    def __init__(self, facts: Mapping[str, Any]) -> None:
+        self.facts = facts
+        self.known = _Known(facts)
+
+    def __getitem__(self, name: str) -> Any:
+        return _FIELDS[name](self.known, self.facts)
+
+    def __iter__(self):  # noqa: ANN204 - Mapping protocol
+        return iter(_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_FIELDS)
+
+
+class _Known(dict):
+    """A fact as a float, read on first use; None when unknown or not a number."""
+
+    def __init__(self, facts: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.facts = facts
+
+    def __missing__(self, name: str) -> float | None:
+        value = self[name] = _known(self.facts, name)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name]
+
+
+def _fmt(value: float | None, how: Callable[[float], str] = num) -> str | None:
+    return None if value is None else how(value)
+
+
+def _pct(v: float) -> str:
+    return f"{v:.0f}"
+
+
+def _ratio(a: float | None, b: float | None, scale: float = 1.0) -> float | None:
+    return None if a is None or not b else scale * a / b
+
+
+_FIELDS: dict[str, Callable[[dict[str, float | None], Mapping[str, Any]], Any]] = {
+    "events_30d": lambda k, f: _fmt(k["events_30d"]),
+    "quota_pct": lambda k, f: _fmt(k["quota_utilization_30d_pct"], _pct),
+    "event_limit": lambda k, f: _fmt(_ratio(k["events_30d"], k["quota_utilization_30d_pct"], 100.0)),
+    "tier_step_per_seat": lambda k, f: _fmt(_ratio(k["whitespace_tier_usd"], k["seats"], 1 / 12) or None, money),
+    "tier_annual": lambda k, f: _fmt(k["whitespace_tier_usd"], money),
+    "seats": lambda k, f: _fmt(k["seats"]),
+    "whitespace": lambda k, f: _fmt(k["whitespace_usd"], money),
+    "active_users_30d": lambda k, f: _fmt(k["active_users_30d"]),
+    "seat_pct": lambda k, f: _fmt(k["seat_utilization_pct"], _pct),
+    "price_per_seat": lambda k, f: _fmt(_ratio(k["mrr"], k["seats"]), money),
+    "peer_accounts": lambda k, f: peers_label(f.get("segment")),
+    "products_whitespace": lambda k, f: _fmt(k["whitespace_products_usd"], money),
+    "products_owned": lambda k, f: _fmt(k["products_owned"]),
+    "readiness": lambda k, f: _fmt(k["readiness_score"], _pct),
+    "whitespace_share_of_arr": lambda k, f: _fmt(_ratio(k["whitespace_usd"], k["arr"], 100.0), _pct),
+    "arr": lambda k, f: _fmt(k["arr"], money),
+    "exec_contact": lambda k, f: _exec_contact(k["days_since_exec_touch"], k["exec_meetings_180d"]),
+    "exec_meetings_180d": lambda k, f: _fmt(k["exec_meetings_180d"]),
+    "payment_facts": lambda k, f: _counted(k, (("payment_failures_90d", "failed payment"),
+                                               ("late_payments_90d", "late payment"))),
+    "ticket_facts": lambda k, f: _ticket_facts(k, f),
+    "renewal": lambda k, f: ("no renewal date is on file" if k["months_to_renewal"] is None
+                             else f"the renewal is in {duration(k['months_to_renewal'] * DAYS_PER_MONTH)}"),
+    "health": lambda k, f: str(f.get("health") or "") or None,
+    "risk_facts": lambda k, f: _risk_facts(f),
+    "adoption_facts": lambda k, f: _adoption_facts(f),
+}
+
+
+def talk_track_fields(facts: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Every figure a talk track may name, worded on use; None when unknown (a track naming it is skipped)."""
+    return _TrackFields(facts)
+
+
+def _counted(known: Mapping[str, float | None], counts: Sequence[tuple[str, str]]) -> str | None:
+    """'2 failed payments and 1 late payment' from the known, non-zero counts (None when there are none)."""
+    said = [f"{num(v)} {noun}{'' if v == 1 else 's'}" for name, noun in counts if (v := known.get(name))]
+    return " and ".join(said) or None
+
+
+def _ticket_facts(known: Mapping[str, float | None], facts: Mapping[str, Any]) -> str | None:
+    said = []
+    if recent := _counted(known, (("tickets_30d", "support ticket"), ("urgent_tickets_30d", "urgent ticket"))):
+        said.append(f"{recent} in the last 30 days")
+    if outages := _counted(known, (("outage_tickets_90d", "outage ticket"),)):
+        said.append(f"{outages} in 90 days")
+    if (trend := _known(facts, "tickets_trend_30d_pct")) is not None and trend >= 50:
+        said.append(f"tickets up {trend:.0f} % on the previous 30 days")
+    text = "; ".join(said)
+    return text[0].upper() + text[1:] if text else None
+
+
+def _exec_contact(days: float | None, meetings_180d: float | None) -> str | None:
+    if days is not None:
+        return f"The last contact with a customer executive was {duration(days)} ago"
+    return None if meetings_180d is None else "No contact with a customer executive within a year"
+
+
+def _risk_facts(facts: Mapping[str, Any]) -> str:
+    said = []
+    if (p := _known(facts, "churn_probability")) is not None:
+        said.append(f"a {100 * p:.0f} % chance of churning within the next 90 days")
+    if (nps := _known(facts, "nps_latest")) is not None and nps <= 6:
+        said.append(f"the latest NPS answer was {nps:.0f} of 10")
+    if (trend := _known(facts, "events_trend_30d_pct")) is not None and trend <= -5:
+        said.append(f"usage is down {abs(trend):.0f} % on the previous 30 days")
+    if (renewal := _known(facts, "months_to_renewal")) is not None:
+        said.append(f"the renewal is in {duration(renewal * DAYS_PER_MONTH)}")
+    return "; ".join(said) or "its warning signs outweigh its strengths"
+
+
+def _adoption_facts(facts: Mapping[str, Any]) -> str | None:
+    """What holds of the adoption play's premise, in words (only the facts that call for it)."""
+    said = []
+    if (breadth := _known(facts, "feature_breadth_pct")) is not None and breadth < 60:
+        said.append(f"The team uses {breadth:.0f} % of its plan's features")
+    if (trend := _known(facts, "events_trend_30d_pct")) is not None and trend <= -20:
+        said.append(f"usage is down {abs(trend):.0f} % on the previous 30 days")
+    if (seats := _known(facts, "seat_utilization_pct")) is not None and seats < 50:
+        said.append(f"only {seats:.0f} % of its licensed seats are in use")
+    if not said:
+        return None
+    text = "; ".join(said)
+    return text[0].upper() + text[1:]

@@ -1,16 +1,19 @@
 """Readable reasons from model contributions (the play to run next is in :mod:`serving.plays`).
 
-Pure functions of feature values and their contributions: no model, no I/O. The wording
-of a reason comes from a template for the features CSMs talk about most (quota, seats,
-user growth, tickets, sponsor contact, payments) and otherwise from the feature registry
-(description, unit), so that every feature can explain itself.
+Pure functions of feature values and their contributions: no model, no I/O. A CSM reads a
+short list of distinct signals, so reasons are chosen by *concept* (the registry gives every
+feature one, :mod:`features.reason_catalog` declares them): the contributions of a concept's
+features that push the same way add up, each concept gives at most one reason (worded by
+its strongest feature), and the concepts are ranked by their summed contribution. Context
+concepts (segment, industry, region, channel, tenure, size, plan) shape scores but are never
+reasons. Every reason is worded from its declared template with a comparison: the
+account's own past, its peers in the segment (:mod:`serving.peers`), or a limit.
 
 A positive contribution alone does not make a readable driver: the registry says which
 direction of each feature is good, and a reason is shown only when the value sits on the
 side that pushes towards its effect (:func:`supports`): a decline is never a reason for
 readiness, "no executive meetings" never one for expansion, and a change too small to be
-a trend is no driver at all. :func:`explain` ranks one row; :func:`explain_rows` ranks a
-whole matrix of contributions at once and gives the same reasons.
+a trend is no driver at all.
 """
 
 from __future__ import annotations
@@ -24,100 +27,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.reason_catalog import CONCEPT_BY_NAME, TEMPLATE_BY_FEATURE
+from features.registry import FEATURES
+from serving.peers import Peers, peers_label
+from serving.wording import reason_fields, render
+
 EXPANSION, CHURN_RISK = "expansion", "churn_risk"
+_REGISTRY = {f.name: f for f in FEATURES}
+
+
+def _with_registry(specs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``specs`` over the registry: a feature nobody specified reads as the registry declares it."""
+    return {**_REGISTRY, **(specs or {})}
 
 
 @dataclass(frozen=True)
 class ReasonItem:
-    """One driver: readable text, the feature behind it, the outcome it pushes towards."""
+    """One driver: readable text, the feature and concept behind it, the outcome it pushes towards."""
 
     text: str
     feature: str
     effect: str
     contribution: float | None
+    concept: str = ""
+    comparison: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "feature": self.feature, "effect": self.effect, "contribution": self.contribution}
-
-
-def _num(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:,.1f}"
-
-
-def _change(what: str, window: str) -> Callable[[float], str]:
-    return lambda v: f"{what} {'up' if v >= 0 else 'down'} {abs(v):.0f} % in {window}"
-
-
-def _count(singular: str, plural: str, window: str) -> Callable[[float], str]:
-    return lambda v: f"{'No' if v == 0 else _num(v)} {singular if v == 1 else plural} in {window}"
-
-
-def _days_since(what: str) -> Callable[[float], str]:
-    return lambda v: f"{what[0].upper()}{what[1:]} today" if v < 1 else f"{_num(v)} day{'' if v == 1 else 's'} since {what}"
-
-
-def _months(v: float) -> str:
-    return f"{_num(v)} month{'' if v == 1 else 's'}"
-
-
-TEMPLATES: dict[str, Callable[[float], str]] = {
-    "quota_utilization_30d_pct": lambda v: f"Usage at {v:.0f} % of plan limit (30 days)",
-    "days_over_quota_alert_30d": lambda v: f"{_num(v)} days near the plan limit in 30 days",
-    "seat_utilization_pct": lambda v: f"{v:.0f} % of licensed seats active",
-    "active_users_trend_30d_pct": _change("Active users", "30 days"),
-    "events_trend_30d_pct": _change("Usage", "30 days"),
-    "events_slope_12w_pct": lambda v: f"Usage {'growing' if v >= 0 else 'shrinking'} {abs(v):.0f} % a week over 12 weeks",
-    "mrr_growth_180d_pct": _change("MRR", "180 days"),
-    "tickets_trend_30d_pct": _change("Support tickets", "30 days"),
-    "api_share_30d_pct": lambda v: f"API calls are {v:.0f} % of usage (30 days)",
-    "feature_breadth_pct": lambda v: f"Using {v:.0f} % of the plan's features",
-    "features_new_30d": _count("new feature adopted", "new features adopted", "30 days"),
-    "urgent_tickets_30d": _count("urgent ticket", "urgent tickets", "30 days"),
-    "tickets_30d": _count("support ticket", "support tickets", "30 days"),
-    "bug_tickets_90d": _count("bug ticket", "bug tickets", "90 days"),
-    "outage_tickets_90d": _count("outage ticket", "outage tickets", "90 days"),
-    "feature_request_tickets_90d": _count("feature request", "feature requests", "90 days"),
-    "exec_meetings_90d": _count("executive meeting", "executive meetings", "90 days"),
-    "exec_meetings_180d": _count("executive meeting", "executive meetings", "180 days"),
-    "qbrs_180d": _count("QBR", "QBRs", "180 days"),
-    "payment_failures_90d": _count("failed payment", "failed payments", "90 days"),
-    "late_payments_90d": _count("late payment", "late payments", "90 days"),
-    "days_since_exec_touch": _days_since("the last executive contact"),
-    "days_since_last_touch": _days_since("the last CSM touch"),
-    "nps_latest": lambda v: f"Latest NPS score {_num(v)}",
-    "nps_change": lambda v: f"NPS {'up' if v >= 0 else 'down'} {abs(v):.0f} points",
-    "nps_detractor": lambda v: "Detractor NPS response" if v else "No detractor NPS response",
-    "csat_latest": lambda v: f"Latest CSAT {v:.1f} of 5",
-    "whitespace_usd": lambda v: f"${v:,.0f} of whitespace",
-    "whitespace_seats_usd": lambda v: f"${v:,.0f} whitespace in unlicensed seats",
-    "whitespace_products_usd": lambda v: f"${v:,.0f} whitespace in products not yet owned",
-    "whitespace_tier_usd": lambda v: f"${v:,.0f} headroom to the next tier",
-    "months_to_renewal": lambda v: f"Renewal in {_months(v)}",
-    "months_to_fiscal_year_start": lambda v: f"Customer's fiscal year starts in {_months(v)}",
-    "months_since_last_expansion": lambda v: f"Last expansion {_months(v)} ago",
-    "events_7d": _count("event", "events", "7 days"),
-    "events_30d": _count("event", "events", "30 days"),
-    "events_90d": _count("event", "events", "90 days"),
-    "active_days_30d": lambda v: f"Active on {_num(v)} of the last 30 days",
-    "active_days_90d": lambda v: f"Active on {_num(v)} of the last 90 days",
-    "active_users_30d": _count("active user", "active users", "30 days"),
-    "dau_mau_30d": lambda v: f"Daily active users are {100 * v:.0f} % of monthly (30 days)",
-    "features_used_30d": _count("feature used", "features used", "30 days"),
-    "gated_feature_events_30d": _count("event on features above the plan", "events on features above the plan",
-                                       "30 days"),
-    "plan_tier_rank": lambda v: f"On plan tier {_num(v)}",
-    "tickets_90d": _count("support ticket", "support tickets", "90 days"),
-    "ticket_resolution_hours_90d": lambda v: f"Tickets took {_num(v)} hours to resolve on average (90 days)",
-    "ticket_csat_90d": lambda v: f"Support CSAT {v:.1f} of 5 (90 days)",
-    "contractions_past": _count("past contraction", "past contractions", "the account's history"),
-    "products_owned": lambda v: f"Owns {_num(v)} product{'s' if v != 1 else ''}",
-    "expansions_past": _count("past expansion", "past expansions", "the account's history"),
-    "tenure_months": lambda v: f"Customer for {_num(v)} months",
-    "arr": lambda v: f"ARR ${v:,.0f}",
-    "mrr": lambda v: f"MRR ${v:,.0f}",
-    "seats": lambda v: f"{_num(v)} licensed seats",
-    "employees": lambda v: f"{_num(v)} employees",
-}
+        return {"text": self.text, "feature": self.feature, "effect": self.effect, "contribution": self.contribution,
+                "concept": self.concept, "comparison": self.comparison}
 
 
 def _missing(value: Any) -> bool:
@@ -128,31 +65,12 @@ def _missing(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
 
 
-def _generic_text(feature: str, value: Any, spec: Any | None) -> str:
-    label = getattr(spec, "description", None) or feature.replace("_", " ").capitalize()
-    label = label.rstrip(".")
-    if isinstance(value, str):
-        return f"{label}: {value}"
-    unit = str(getattr(spec, "unit", "") or "")
-    if feature.endswith("_pct") or unit in {"%", "pct", "percent"}:
-        return f"{label}: {value:.0f} %"
-    if feature.endswith("_usd") or unit in {"usd", "$", "currency"}:
-        return f"{label}: ${value:,.0f}"
-    return f"{label}: {_num(float(value))}"
-
-
-def reason_text(feature: str, value: Any, spec: Any | None = None) -> str | None:
-    """The readable sentence for one feature value, or None when the value is unknown."""
-    if _missing(value):
+def concept_of(feature: str, spec: Any | None) -> str | None:
+    """The concept of a feature when it can be a reason (a signal with a template), else None."""
+    concept = getattr(spec, "concept", "") or ""
+    if CONCEPT_BY_NAME.get(concept) is None or CONCEPT_BY_NAME[concept].role != "signal":
         return None
-    return _text(feature, value, spec)
-
-
-def _text(feature: str, value: Any, spec: Any | None) -> str:
-    template = TEMPLATES.get(feature)
-    if template is not None and not isinstance(value, str):
-        return template(float(value))
-    return _generic_text(feature, value, spec)
+    return concept if feature in TEMPLATE_BY_FEATURE else None
 
 
 # A move smaller than this is noise, not a driver: usage and ticket counts swing a few
@@ -198,62 +116,131 @@ def supports(feature: str, values: Any, effect: str, spec: Any | None = None, ty
         return known & (values <= typical if has_typical else True)
 
 
+def _reads_high(feature: str, effect: str, spec: Any | None) -> bool:
+    """Whether a reason of ``effect`` reads ``feature`` as high (else low) among peers."""
+    template = TEMPLATE_BY_FEATURE.get(feature)
+    if template is not None and template.side is not None:
+        return template.side == "high"
+    good = getattr(spec, "good", "neutral")
+    return good == "neutral" or (good == "higher") == (effect == EXPANSION)
+
+
+def admissible(feature: str, values: Any, effect: str, spec: Any | None, typical: float | None,
+               arr: np.ndarray | None = None) -> np.ndarray:
+    """:func:`supports`, plus what the wording needs: a neutral feature must sit on its notable side
+    of the book's median (a renewal is a reason when it is sooner than typical), and a whitespace
+    amount needs a known ARR to be compared with."""
+    ok = supports(feature, values, effect, spec, typical)
+    template = TEMPLATE_BY_FEATURE.get(feature)
+    if template is not None and template.side is not None and typical is not None and not math.isnan(typical):
+        v = np.asarray(values, dtype=float)
+        with np.errstate(invalid="ignore"):
+            ok = ok & (v <= typical if template.side == "low" else v >= typical)
+    if template is not None and "{share_of_arr}" in template.text:
+        a = np.full(len(ok), np.nan) if arr is None else np.asarray(arr, dtype=float)
+        ok = ok & (np.nan_to_num(a) > 0)
+    return ok
+
+
 def explain_rows(
     values: Mapping[str, np.ndarray],
     contributions: Mapping[str, tuple[Sequence[str], np.ndarray]],
     specs: Mapping[str, Any] | None = None,
     top_k: int = 5,
     typical: Mapping[str, float] | None = None,
+    peers: Peers | None = None,
 ) -> list[list[ReasonItem]]:
-    """Top drivers of many rows at once, strongest first, ranked with numpy.
+    """Reasons of many rows: at most one per concept, strongest concept first, ``top_k`` at most.
 
-    ``values`` holds one array per feature column (absent columns are unknown);
-    ``contributions`` maps an effect to (feature names, rows x features matrix). Only the
-    ``top_k`` chosen reasons per row are formatted, so the cost is one argsort plus k texts.
+    ``values`` holds one array per feature column (absent columns are unknown; ``segment`` and
+    ``arr`` are read for the comparisons); ``contributions`` maps an effect to (feature names,
+    rows x features matrix). A concept's strength for an effect is the sum of its admissible
+    (:func:`admissible`) positive contributions; it is shown under its stronger effect, worded
+    by its strongest feature there. ``peers`` ranks values within the segment (default: the
+    rows themselves).
     """
-    specs = specs or {}
-    names, best, which = _strongest(values, contributions, specs, typical or {})
+    specs, typical = _with_registry(specs), typical or {}
     effects = list(contributions)
-    order = np.argsort(-best, axis=1, kind="stable")[:, :top_k]
-    out: list[list[ReasonItem]] = []
-    for r in range(len(best)):
-        items = []
-        for j in order[r]:
-            c = best[r, j]
-            if c == -np.inf:
-                break
-            f = names[j]
-            # supports() already ruled out unknown values, so the text needs no second check
-            items.append(ReasonItem(_text(f, values[f][r], specs.get(f)), f, effects[which[r, j]], round(float(c), 4)))
-        out.append(items)
-    return out
-
-
-def _strongest(
-    values: Mapping[str, np.ndarray],
-    contributions: Mapping[str, tuple[Sequence[str], np.ndarray]],
-    specs: Mapping[str, Any],
-    typical: Mapping[str, float],
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(feature names, rows x names matrix of each feature's strongest admissible contribution
-    (-inf: no driver), index of the effect it came from)."""
-    names = list(dict.fromkeys(f for fs, _ in contributions.values() for f in fs if f in values))
+    names = [f for f in dict.fromkeys(f for fs, _ in contributions.values() for f in fs)
+             if f in values and concept_of(f, specs.get(f))]
     n = len(next(iter(contributions.values()))[1]) if contributions else 0
-    best = np.full((n, len(names)), -np.inf)
-    which = np.zeros((n, len(names)), dtype=np.int8)
+    if not names or not n:
+        return [[] for _ in range(n)]
+    if peers is None:  # rank within the rows themselves
+        peers = Peers.of(pd.DataFrame(dict(values)), [f for f in values if f in TEMPLATE_BY_FEATURE])
+    segments = values.get("segment", np.full(n, None, dtype=object))
+    concepts = list(dict.fromkeys(concept_of(f, specs.get(f)) for f in names))
+    columns = [np.array([j for j, f in enumerate(names) if concept_of(f, specs.get(f)) == c]) for c in concepts]
+    arr = values.get("arr")
+    adm = np.zeros((len(effects), n, len(names)))
     position = {f: j for j, f in enumerate(names)}
     for e, (effect, (features, matrix)) in enumerate(contributions.items()):
         for col, feature in enumerate(features):
-            if feature not in position:
+            j = position.get(feature)
+            if j is None:
                 continue
-            j = position[feature]
             c = np.asarray(matrix[:, col], dtype=float)
-            admissible = (c > 0) & supports(feature, values[feature], effect, specs.get(feature), typical.get(feature))
-            c = np.where(admissible, c, -np.inf)
-            stronger = c > best[:, j]  # strict: on a tie the earlier effect keeps the feature
-            best[:, j] = np.where(stronger, c, best[:, j])
-            which[:, j] = np.where(stronger, e, which[:, j])
-    return names, best, which
+            ok = (c > 0) & admissible(feature, values[feature], effect, specs.get(feature), typical.get(feature), arr)
+            if TEMPLATE_BY_FEATURE[feature].comparison == "peers" and ok.any():
+                ok &= _stands_out(peers, feature, segments, values[feature], _reads_high(feature, effect, specs.get(feature)))
+            adm[e, :, j] = np.where(ok, c, 0.0)
+    totals = np.stack([adm[:, :, cols].sum(axis=2) for cols in columns], axis=2)  # effects x rows x concepts
+    reps = np.stack([cols[adm[:, :, cols].argmax(axis=2)] for cols in columns], axis=2)
+    effect_of = totals.argmax(axis=0)  # on a tie the first effect keeps the concept
+    strength = np.take_along_axis(totals, effect_of[None], 0)[0]
+    order = np.argsort(-strength, axis=1, kind="stable")[:, :top_k]
+    chosen: list[tuple[int, str, int, str, float]] = []
+    for r in range(n):
+        for k in order[r]:
+            if strength[r, k] <= 0:
+                break
+            e = effect_of[r, k]
+            chosen.append((r, names[reps[e, r, k]], e, concepts[k], float(strength[r, k])))
+    return _worded(chosen, n, values, effects, specs, peers)
+
+
+# A peer comparison is a reason only when it singles the account out: in the top (or bottom)
+# half of its segment at most. "Bottom 94 % of SMB accounts by late payments" says nothing.
+MAX_PEER_SHARE_PCT = 50.0
+
+
+def _stands_out(peers: Peers, feature: str, segments: np.ndarray, values: np.ndarray, high: bool) -> np.ndarray:
+    """Rows whose value lies within the top (``high``) or bottom :data:`MAX_PEER_SHARE_PCT` of their peers."""
+    share = peers.share_beyond(feature, peers.groups_of(feature, segments), np.asarray(values, dtype=float),
+                               np.full(len(values), high))
+    with np.errstate(invalid="ignore"):
+        return share <= MAX_PEER_SHARE_PCT
+
+
+def _worded(chosen: list[tuple[int, str, int, str, float]], n: int, values: Mapping[str, np.ndarray],
+            effects: Sequence[str], specs: Mapping[str, Any], peers: Peers | None) -> list[list[ReasonItem]]:
+    """Fill each chosen (row, feature, effect, concept, strength) into its template; peers ranked per feature."""
+    if peers is None:  # rank within the rows themselves
+        peers = Peers.of(pd.DataFrame(dict(values)), [f for f in values if f in TEMPLATE_BY_FEATURE])
+    segments = values.get("segment")
+    rows = np.array([c[0] for c in chosen], dtype=int)
+    features = np.array([c[1] for c in chosen], dtype=object)
+    p = np.full(len(chosen), np.nan)
+    high = np.array([_reads_high(c[1], effects[c[2]], specs.get(c[1])) for c in chosen], dtype=bool)
+    groups = np.full(len(chosen), "*", dtype=object)
+    for feature in dict.fromkeys(features.tolist()):
+        if TEMPLATE_BY_FEATURE[feature].comparison != "peers":
+            continue
+        at = np.flatnonzero(features == feature)
+        segs = segments[rows[at]] if segments is not None else [None] * len(at)
+        groups[at] = peers.groups_of(feature, segs)
+        p[at] = peers.share_beyond(feature, groups[at], np.asarray(values[feature], dtype=float)[rows[at]], high[at])
+    out: list[list[ReasonItem]] = [[] for _ in range(n)]
+    arr = values.get("arr")
+    for i, (r, feature, e, concept, strength) in enumerate(chosen):
+        template, spec = TEMPLATE_BY_FEATURE[feature], specs.get(feature)
+        fields = reason_fields(template, float(values[feature][r]), str(getattr(spec, "unit", "") or ""),
+                               arr=None if arr is None else float(arr[r]), p=p[i], high=bool(high[i]),
+                               peers=peers_label(groups[i]))
+        text = render(template, fields)
+        if text is not None:
+            out[r].append(ReasonItem(text, feature, effects[e], round(strength, 4), concept, template.comparison))
+    return out
 
 
 # Rule reasons explain the baseline when no model is deployed. Thresholds are the
@@ -275,16 +262,72 @@ RULES: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
 )
 
 
-def rule_reasons(row: Mapping[str, Any], specs: Mapping[str, Any] | None = None, top_k: int = 5) -> list[ReasonItem]:
-    """Reasons from fixed rules on the feature values, used when no model contributions exist."""
-    out: list[ReasonItem] = []
-    for feature, effect, fires in RULES:
-        value = row.get(feature)
-        if _missing(value) or isinstance(value, str) or not fires(float(value)):
+def rule_reasons_rows(values: Mapping[str, np.ndarray], specs: Mapping[str, Any] | None = None, top_k: int = 5,
+                      peers: Peers | None = None) -> list[list[ReasonItem]]:
+    """Reasons from fixed rules on the feature values, used when no model contributions exist.
+
+    The same wording and one-reason-per-concept as :func:`explain_rows`; a rule earlier in
+    :data:`RULES` ranks first.
+    """
+    specs = _with_registry(specs)
+    n = len(next(iter(values.values()))) if values else 0
+    chosen: list[tuple[int, str, int, str, float]] = []
+    effects = [EXPANSION, CHURN_RISK]
+    fired = [_rule_fires(values, f, fires) if f in values else None for f, _, fires in RULES]
+    arr = values.get("arr")
+    for r in range(n):
+        seen: set[str] = set()
+        for rule, (feature, effect, _) in enumerate(RULES):
+            concept = concept_of(feature, specs.get(feature)) or feature
+            if fired[rule] is None or not fired[rule][r] or concept in seen:
+                continue
+            if "{share_of_arr}" in TEMPLATE_BY_FEATURE[feature].text and not (arr is not None and arr[r] > 0):
+                continue  # whitespace is worded against ARR: unknown ARR, no reason
+            seen.add(concept)
+            chosen.append((r, feature, effects.index(effect), concept, math.nan))
+            if len(seen) == top_k:
+                break
+    items = _worded(chosen, n, values, effects, specs, peers)
+    return [[ReasonItem(i.text, i.feature, i.effect, None, i.concept, i.comparison) for i in row] for row in items]
+
+
+def _rule_fires(values: Mapping[str, np.ndarray], feature: str, fires: Callable[[float], bool]) -> np.ndarray:
+    v = np.asarray(values[feature])
+    if v.dtype.kind not in "fiub":
+        v = pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy(dtype=float)
+    v = v.astype(float)
+    with np.errstate(invalid="ignore"):
+        return ~np.isnan(v) & np.array([bool(fires(x)) if not math.isnan(x) else False for x in v])
+
+
+def rule_reasons(row: Mapping[str, Any], specs: Mapping[str, Any] | None = None, top_k: int = 5,
+                 peers: Peers | None = None) -> list[ReasonItem]:
+    """:func:`rule_reasons_rows` for one account's feature dict."""
+    values = {k: np.array([None if _missing(v) else v], dtype=object if isinstance(v, str) else float)
+              for k, v in row.items()}
+    return rule_reasons_rows(values, specs, top_k, peers)[0]
+
+
+def concept_contributions(
+    contributions: Mapping[str, tuple[Sequence[str], np.ndarray]],
+    explained: Mapping[str, np.ndarray],
+    specs: Mapping[str, Any] | None = None,
+) -> list[dict[str, dict[str, float]]]:
+    """Per row, each effect's contributions summed per signal concept (signed), for the effects that
+    explained the row (``explained``: effect -> row mask). What changed since the last run compares these."""
+    specs = _with_registry(specs)
+    n = len(next(iter(contributions.values()))[1]) if contributions else 0
+    out: list[dict[str, dict[str, float]]] = [{} for _ in range(n)]
+    for effect, (features, matrix) in contributions.items():
+        concepts = [concept_of(f, specs.get(f)) for f in features]
+        names = list(dict.fromkeys(c for c in concepts if c))
+        if not names:
             continue
-        if any(r.feature == feature for r in out):
-            continue
-        out.append(ReasonItem(reason_text(feature, value, (specs or {}).get(feature)) or feature, feature, effect, None))
-        if len(out) == top_k:
-            break
+        membership = np.zeros((len(features), len(names)))
+        for j, c in enumerate(concepts):
+            if c:
+                membership[j, names.index(c)] = 1.0
+        sums = np.round(np.asarray(matrix, dtype=float) @ membership, 4)
+        for r in np.flatnonzero(np.asarray(explained.get(effect, np.zeros(n, dtype=bool)), dtype=bool)):
+            out[r][effect] = {c: float(v) for c, v in zip(names, sums[r], strict=True) if v != 0.0}
     return out

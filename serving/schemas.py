@@ -73,7 +73,11 @@ class Reason(BaseModel):
     text: str = Field(description="Readable sentence, e.g. 'Usage at 86 % of plan limit (30 days)'.")
     feature: str = Field(description="Registry name of the feature behind the reason.")
     effect: Literal["expansion", "churn_risk"] = Field(description="Which outcome the driver pushes towards.")
-    contribution: float | None = Field(description="LightGBM contribution in raw-score units; null for rule reasons.")
+    contribution: float | None = Field(description="LightGBM contribution in raw-score units, summed over the "
+                                       "concept's features that push the same way; null for rule reasons.")
+    concept: str = Field(description="The concept the reason speaks of (features/reason_catalog.py): one reason per concept.")
+    comparison: Literal["past", "peers", "limit"] = Field(
+        description="What the value is compared with: the account's own past, its segment's peers, or a limit.")
 
 
 Band = Literal[READINESS_BANDS]
@@ -85,7 +89,8 @@ class ScoreField:
     """One field of the scorer's output. Its ``kind`` drives every schema derived from it.
 
     ``api``: part of the HTTP answer (under ``api_name`` when given); ``crm``: a typed
-    score column of the CRM row (reasons and model versions reach the row their own way).
+    score column of the CRM row (reasons and model versions reach the row their own way);
+    ``required``: a scorer frame must carry it (an optional field left out is null).
     """
 
     name: str
@@ -94,6 +99,7 @@ class ScoreField:
     api: bool = True
     crm: bool = True
     api_name: str | None = None
+    required: bool = True
 
 
 #: The scorer's output, declared once: scorer frame columns, CRM columns, Arrow and Spark
@@ -112,7 +118,17 @@ SCORE_SCHEMA: tuple[ScoreField, ...] = (
     ScoreField("whitespace_usd", "money", "What the account could still buy, in the dataset's currency."),
     ScoreField("expected_expansion_usd", "money", "Expansion probability x expected deal size."),
     ScoreField("recommended_play", "text", "The play a CSM should run next."),
-    ScoreField("recommended_play_text", "text", "The play in a sentence.", crm=False),
+    ScoreField("recommended_play_text", "text", "The play's talk track, in the account's own figures.", crm=False),
+    ScoreField("context", "text", "Segment, industry, region, channel and tenure in one line: shown beside the "
+               "reasons, never one of them.", required=False),
+    ScoreField("readiness_change", "change", "Readiness points gained (+) or lost (-) since the previous run; "
+               "null for an account new since then.", required=False),
+    ScoreField("churn_risk_change", "change", "Churn probability change since the previous run, in percentage points.",
+               required=False),
+    ScoreField("change_reason", "text", "How readiness and churn risk moved since the previous run, and the "
+               "concepts whose contributions moved most.", required=False),
+    ScoreField("concept_contributions", "json", "Each model's contributions summed per concept (JSON), kept so "
+               "that the next run can say what moved.", api=False, required=False),
     ScoreField("baseline_score", "points", "Rule-based readiness, 0-100."),
     ScoreField("baseline_band", "band", "Band of the rule-based readiness."),
     ScoreField("baseline_health", "health", "Rule-based health colour.", crm=False),
@@ -130,7 +146,7 @@ RUN_ID_COLUMNS: tuple[str, ...] = tuple(f.name for f in SCORE_SCHEMA if f.kind =
 # How each kind reads in the API answer: a type, and whether a null is allowed.
 _API_TYPES: dict[str, Any] = {
     "id": str, "date": str | None, "probability": float | None, "points": float, "band": Band, "health": Health,
-    "money": float | None, "text": str | None, "reason_details": list[Reason],
+    "money": float | None, "text": str | None, "reason_details": list[Reason], "change": float | None,
 }
 
 

@@ -30,6 +30,7 @@ reasons come from fixed rules; ``model_available`` says which.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -37,15 +38,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.plays import PLAYS, recommend_play
+from serving.changes import CHANGE_COLUMNS, score_changes
+from serving.peers import Peers
+from serving.plays import FACT_NAMES, recommend
 from serving.reasons import (
     CHURN_RISK,
     EXPANSION,
     ReasonItem,
+    concept_contributions,
     explain_rows,
-    rule_reasons,
+    rule_reasons_rows,
 )
 from serving.schemas import SCORE_COLUMNS
+from serving.wording import account_context
 from training.names import MODEL_NAMES
 
 RED_FROM_BASE_RATE_MULTIPLE = 2.0
@@ -69,6 +74,8 @@ class Scorer:
     reference_expansion_: np.ndarray | None = None
     reference_churn_mean_: float | None = None
     reference_typical_: dict[str, float] = field(default_factory=dict)
+    reference_peers_: Peers | None = None
+    previous_: pd.DataFrame | None = None
 
     @property
     def model_available(self) -> bool:
@@ -91,7 +98,18 @@ class Scorer:
         ref_exp = np.sort(exp_p[~np.isnan(exp_p)]) if self.expansion is not None else None
         ref_churn = float(np.nanmean(churn_p)) if self.churn is not None and np.isfinite(churn_p).any() else None
         return replace(self, reference_expansion_=ref_exp, reference_churn_mean_=ref_churn,
-                       reference_typical_=self._typical(frame))
+                       reference_typical_=self._typical(frame), reference_peers_=Peers.of(frame, self._reason_features(frame)))
+
+    def with_previous(self, previous: pd.DataFrame | None) -> Scorer:
+        """A copy that says what changed since ``previous`` (the previous run's scores, as a sink returns them):
+        ``readiness_change``, ``churn_risk_change`` and ``change_reason``; None: no previous run."""
+        return replace(self, previous_=None if previous is None or not len(previous) else previous.copy())
+
+    def _reason_features(self, frame: pd.DataFrame) -> list[str]:
+        """Numeric columns of ``frame`` that reasons may rank among peers."""
+        from features.reason_catalog import TEMPLATE_BY_FEATURE
+
+        return [f for f in frame.columns if f in TEMPLATE_BY_FEATURE]
 
     def _typical(self, frame: pd.DataFrame) -> dict[str, float]:
         """Median of each numeric model feature in ``frame``: what "high" and "low" mean in this book."""
@@ -148,8 +166,13 @@ class Scorer:
         for name, run_id in self.model_run_ids.items():
             out[f"{name}_model_run_id"] = run_id
         out["model_available"] = self.model_available
+        out["context"] = account_context(frame)
         mask = np.broadcast_to(np.asarray(with_reasons, dtype=bool), (len(frame),))
-        return self._add_reasons(frame, out, mask)[list(SCORE_COLUMNS)]
+        out = self._add_reasons(frame, out, mask)
+        changes = score_changes(out, self.previous_)
+        for column in CHANGE_COLUMNS:
+            out[column] = changes[column].to_numpy()
+        return out[list(SCORE_COLUMNS)]
 
     def _readiness(self, exp_p: np.ndarray) -> np.ndarray:
         ref = self.reference_expansion_
@@ -184,29 +207,41 @@ class Scorer:
         reasons: list[list[str]] = [[] for _ in range(n)]
         details: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         plays: list[str | None] = [None] * n
+        tracks: list[str | None] = [None] * n
+        by_concept: list[str | None] = [None] * n
         rows = np.flatnonzero(mask)
         if len(rows):
             health, band = out["health"].to_numpy(), out["readiness_band"].to_numpy()
-            explained = self._explain(frame.iloc[rows], health[rows])
-            for i, items in zip(rows, explained, strict=True):
+            sub = frame.iloc[rows]
+            explained, concepts = self._explain(sub, health[rows])
+            for i, sums in zip(rows, concepts, strict=True):
+                by_concept[i] = json.dumps(sums, sort_keys=True, separators=(",", ":")) if sums else None
+            facts = sub[[c for c in FACT_NAMES if c in sub.columns]].to_dict("records")
+            readiness, churn = out["readiness_score"].to_numpy()[rows], out["churn_probability"].to_numpy()[rows]
+            for n, (i, items) in enumerate(zip(rows, explained, strict=True)):
                 reasons[i] = [r.text for r in items]
                 details[i] = [r.as_dict() for r in items]
-                plays[i] = recommend_play(items, health[i], band[i])
+                fact = {**facts[n], "readiness_score": readiness[n], "churn_probability": churn[n]}
+                choice = recommend(items, fact, health[i], band[i])
+                plays[i], tracks[i] = choice.play, choice.talk_track
         out["reasons"], out["reason_details"], out["recommended_play"] = reasons, details, plays
-        out["recommended_play_text"] = [PLAYS.get(p) if p else None for p in plays]
+        out["recommended_play_text"], out["concept_contributions"] = tracks, by_concept
         return out
 
-    def _explain(self, sub: pd.DataFrame, health: np.ndarray) -> list[list[ReasonItem]]:
-        """Reasons per row: ranked model contributions, or the fixed rules when no model is loaded."""
+    def _explain(self, sub: pd.DataFrame, health: np.ndarray) -> tuple[list[list[ReasonItem]], list[dict]]:
+        """(reasons per row: ranked model contributions, or the fixed rules when no model is loaded;
+        per row, each explaining model's contributions summed per concept)."""
         models = self._models()
+        categorical = {c for m in models.values() for c in m.categorical_features} | {"segment"}
+        wanted = [*(f for m in models.values() for f in m.feature_names), *self._reason_features(sub), "segment", "arr"]
+        values = {f: _column_values(sub[f], f in categorical) for f in dict.fromkeys(wanted) if f in sub.columns}
+        peers = self.reference_peers_ or Peers.of(sub, self._reason_features(sub))
         if not models:
-            return [rule_reasons(r, self.specs, self.top_reasons) for r in sub.to_dict("records")]
+            return rule_reasons_rows(values, self.specs, self.top_reasons, peers), [{} for _ in range(len(sub))]
         relevant = reason_effects(health, tuple(models))
         contribs = {e: (m.feature_names, self._contributions(m, sub, relevant[e])) for e, m in models.items()}
-        categorical = {c for m in models.values() for c in m.categorical_features}
-        values = {f: _column_values(sub[f], f in categorical)
-                  for f in dict.fromkeys(f for m in models.values() for f in m.feature_names) if f in sub.columns}
-        return explain_rows(values, contribs, self.specs, self.top_reasons, self.reference_typical_)
+        reasons = explain_rows(values, contribs, self.specs, self.top_reasons, self.reference_typical_, peers)
+        return reasons, concept_contributions(contribs, relevant, self.specs)
 
     def _contributions(self, model: Any, sub: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         """The model's contributions for the ``rows`` mask of ``sub``; zero (no driver) elsewhere."""

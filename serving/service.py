@@ -11,15 +11,17 @@ changes or on ``POST /refresh``.
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import gc
 import hmac
 import json
 import logging
-import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import bentoml
+import pandas as pd
 from starlette.responses import JSONResponse
 
 from features.config import get_settings
@@ -146,10 +148,24 @@ class ExpansionScoring:
         self.settings = get_settings()
         self._use_models(load_models(self.settings, self.settings.model_source))
         self.live = LiveSnapshot(self.settings.snapshot_file, self.scorer, SNAPSHOT_CHECK_SECONDS,
-                                 precompute=self.settings.precompute_reasons, on_load=_settle, on_reasons=gc.freeze)
+                                 precompute=self.settings.precompute_reasons, on_load=_settle, on_reasons=gc.freeze,
+                                 previous=self._previous_run)
         ApiKeyMiddleware.readiness = self._readiness
         _settle()
         log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.live.current))
+
+    def _previous_run(self, as_of: dt.date) -> pd.DataFrame | None:
+        """The CRM table's newest run on a snapshot older than ``as_of`` (what changed is measured from it)."""
+        from serving.sinks import open_sink
+
+        uri = self.settings.crm_uri
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+            return None  # no batch run has written the CRM table yet: nothing to compare with
+        sink = open_sink(uri, self.settings)
+        try:
+            return sink.previous_scores(before=as_of)
+        finally:
+            sink.close()
 
     def _use_models(self, choice: ModelChoice) -> None:
         """Serve with ``choice``'s models from now on (at start, and when /refresh finds other champions)."""
@@ -299,11 +315,16 @@ def _clean(value: Any) -> Any:
     return value
 
 
+# (model name, column) pairs built once: a 1,000-account answer formats them 1,000 times
+_VERSION_KEYS = tuple((name, f"{name}_model_version") for name in MODEL_NAMES)
+_RUN_ID_KEYS = tuple((name, f"{name}_model_run_id") for name in MODEL_NAMES)
+
+
 def _account_score(record: dict[str, Any]) -> dict[str, Any]:
     out = {k: _clean(v) for k, v in record.items() if k not in ("reasons", "reason_details")}
     out["reasons"] = record.get("reason_details") or []
-    out["model_versions"] = {name: record.get(f"{name}_model_version") for name in MODEL_NAMES}
-    out["model_run_ids"] = {name: record.get(f"{name}_model_run_id") for name in MODEL_NAMES}
+    out["model_versions"] = {name: record.get(key) for name, key in _VERSION_KEYS}
+    out["model_run_ids"] = {name: record.get(key) for name, key in _RUN_ID_KEYS}
     return out
 
 

@@ -11,9 +11,12 @@ in a fresh :class:`ScoredSnapshot` atomically, so requests never see a half-load
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import threading
 from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,10 @@ import pandas as pd
 from serving.feature_checks import FeatureRule, check_features, json_value
 from serving.schemas import AccountInput, ItemError, check_size
 from serving.scoring import Scorer
+
+#: The previous run's scores for a snapshot date (the newest CRM run on an older snapshot), or None.
+PreviousRun = Callable[[dt.date], "pd.DataFrame | None"]
+log = logging.getLogger(__name__)
 
 
 class SnapshotError(Exception):
@@ -70,11 +77,18 @@ class ScoredSnapshot:
     reasons_complete: bool = False
 
     @classmethod
-    def build(cls, features: pd.DataFrame, scorer: Scorer, path: Path | None = None, mtime: float | None = None) -> ScoredSnapshot:
-        """Score a snapshot frame (no reasons yet) with ``scorer`` measured against this same book."""
+    def build(cls, features: pd.DataFrame, scorer: Scorer, path: Path | None = None, mtime: float | None = None,
+              previous: PreviousRun | None = None) -> ScoredSnapshot:
+        """Score a snapshot frame (no reasons yet) with ``scorer`` measured against this same book.
+
+        ``previous(as_of)`` gives the previous run's scores (from the CRM history) so that every
+        answer says what changed since then; None, or an error reading it, means no previous run.
+        """
         features = features.reset_index(drop=True)
         if len(features):
             scorer = scorer.with_reference(features)
+            if previous is not None and "as_of" in features.columns:
+                scorer = scorer.with_previous(_previous_run(previous, pd.to_datetime(features["as_of"]).max().date()))
         scores = scorer.score(features, with_reasons=False)
         as_of = scores["as_of"].iloc[0] if len(scores) else None
         index = pd.Index(features["account_id"].astype(str), name="account_id")
@@ -112,7 +126,9 @@ class ScoredSnapshot:
 
     def _explain(self, account_ids: list[str]) -> None:
         explained = self.scorer.score(self.features.loc[account_ids].reset_index(drop=True), with_reasons=True)
-        cols = ["reasons", "reason_details", "recommended_play", "recommended_play_text"]
+        # with reasons, the concepts that moved are known too: the change reason is worded again
+        cols = ["reasons", "reason_details", "recommended_play", "recommended_play_text", "change_reason",
+                "concept_contributions"]
         records = explained[["account_id", *cols]].to_dict("records")
         with self._lock:
             for rec in records:
@@ -159,12 +175,20 @@ class ScoredSnapshot:
         return [account_ids[i] for i in order]
 
 
-def load_snapshot(path: Path | None, scorer: Scorer) -> ScoredSnapshot:
+def load_snapshot(path: Path | None, scorer: Scorer, previous: PreviousRun | None = None) -> ScoredSnapshot:
     """Read and score the snapshot at ``path``; an absent path gives an empty snapshot."""
     if path is None or not path.is_file():
         return ScoredSnapshot.empty(scorer)
     mtime = os.stat(path).st_mtime
-    return ScoredSnapshot.build(read_newest(path), scorer, path, mtime)
+    return ScoredSnapshot.build(read_newest(path), scorer, path, mtime, previous)
+
+
+def _previous_run(previous: PreviousRun, as_of: dt.date) -> pd.DataFrame | None:
+    try:
+        return previous(as_of)
+    except Exception as exc:  # noqa: BLE001 - the CRM table is optional for the service: scores still answer
+        log.warning("no previous run to compare with: %s: %s", type(exc).__name__, exc)
+        return None
 
 
 def resolve(

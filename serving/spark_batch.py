@@ -36,12 +36,13 @@ if TYPE_CHECKING:  # pragma: no cover - pyspark is an optional extra
     from pyspark.sql import DataFrame as SparkFrame
     from pyspark.sql import SparkSession
 
-REASON_STRUCT = "struct<text:string,feature:string,effect:string,contribution:double>"
+REASON_STRUCT = "struct<text:string,feature:string,effect:string,contribution:double,concept:string,comparison:string>"
 # The Spark type of each kind of score field (serving.schemas.SCORE_SCHEMA).
 SPARK_KINDS: dict[str, str] = {
     "id": "string", "date": "string", "band": "string", "health": "string", "text": "string", "version": "string",
     "run_id": "string",
-    "probability": "double", "points": "double", "money": "double", "flag": "boolean",
+    "probability": "double", "points": "double", "money": "double", "flag": "boolean", "change": "double",
+    "json": "string",
     "reason_texts": "array<string>", "reason_details": f"array<{REASON_STRUCT}>",
 }
 SCORE_TYPES: dict[str, str] = {f.name: SPARK_KINDS[f.kind] for f in SCORE_SCHEMA}
@@ -152,13 +153,16 @@ def score_snapshot_spark(
     if sink is None and parquet_path is None:
         raise ValueError("spark scoring: give a sink, a Parquet path, or both")
     rows = snapshot(features, as_of)
-    scores = score_frame(rows, reference_scorer(rows, scorer), session).persist(StorageLevel.MEMORY_AND_DISK)
+    previous = sink.previous_scores(before=as_of) if sink is not None else None
+    referenced = reference_scorer(rows, scorer).with_previous(previous)
+    scores = score_frame(rows, referenced, session).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         if parquet_path is not None:
             write_partitioned(scores, parquet_path)
         if sink is None:
             return None
-        return write_scores(local_chunks(scores, chunk_size), sink, as_of, scored_at, on_chunk=on_chunk)
+        return write_scores(local_chunks(scores, chunk_size), sink, as_of, scored_at, on_chunk=on_chunk,
+                            previous=previous)
     finally:
         scores.unpersist()
 

@@ -40,11 +40,14 @@ def _print_summary(summary) -> None:  # noqa: ANN001 - serving.batch.BatchSummar
     console.print(bands)
     if len(summary.top_movers):
         movers = Table(title="top movers since the last run (readiness points)")
-        for col in ("account", "before", "now", "change", "band"):
-            movers.add_column(col, justify="left" if col in ("account", "band") else "right")
+        for col in ("account", "before", "now", "change", "band", "what moved"):
+            movers.add_column(col, justify="left" if col in ("account", "band", "what moved") else "right",
+                              overflow="fold")
         for row in summary.top_movers.itertuples():
             band = f"{row.previous_band} -> {row.readiness_band}" if row.previous_band != row.readiness_band else str(row.readiness_band)
-            movers.add_row(str(row.account_id), f"{row.previous_score:.1f}", f"{row.readiness_score:.1f}", f"{row.change:+.1f}", band)
+            reason = row.change_reason if isinstance(row.change_reason, str) else "-"
+            movers.add_row(str(row.account_id), f"{row.previous_score:.1f}", f"{row.readiness_score:.1f}",
+                           f"{row.change:+.1f}", band, reason)
         console.print(movers)
     elif summary.new_accounts < summary.accounts:
         console.print("no account's readiness moved since the last run")

@@ -15,6 +15,8 @@ the previous output untouched (write-then-rename for files, one transaction for 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
@@ -38,8 +40,10 @@ class Sink(Protocol):
 
     uri: str
 
-    def previous_scores(self) -> pd.DataFrame | None:
-        """The scores now in the sink (``account_id``, ``readiness_score``, ``readiness_band``), or None when empty."""
+    def previous_scores(self, before: dt.date | None = None) -> pd.DataFrame | None:
+        """The previous run's scores (``account_id``, ``readiness_score``, ``readiness_band``, and when kept
+        ``as_of``, ``churn_probability``, ``concept_contributions``): the newest run on a snapshot older than
+        ``before`` where the sink keeps history; None when there is none."""
         ...
 
     def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:

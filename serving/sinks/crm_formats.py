@@ -17,6 +17,8 @@ with ``Z``, plain decimals, probabilities as 0-1 numbers, nulls blank.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,8 @@ SALESFORCE_FIELDS: dict[str, str] = {
     "whitespace_usd": "Whitespace_Amount__c",
     "expected_expansion_usd": "Expected_Expansion_Amount__c",
     "recommended_play": "Recommended_Play__c",
+    "readiness_change": "Expansion_Readiness_Change__c",
+    "change_reason": "Expansion_Change_Reason__c",
     "baseline_score": "Baseline_Readiness__c",
     "baseline_band": "Baseline_Readiness_Band__c",
     **{f"reason_{i}": f"Expansion_Reason_{i}__c" for i in range(1, 6)},
@@ -62,6 +66,8 @@ HUBSPOT_FIELDS: dict[str, str] = {
     "whitespace_usd": "whitespace_amount",
     "expected_expansion_usd": "expected_expansion_amount",
     "recommended_play": "recommended_play",
+    "readiness_change": "expansion_readiness_change",
+    "change_reason": "expansion_change_reason",
     "baseline_score": "baseline_readiness",
     "baseline_band": "baseline_readiness_band",
     **{f"reason_{i}": f"expansion_reason_{i}" for i in range(1, 6)},
@@ -156,7 +162,8 @@ class CrmFileSink:
     def close(self) -> None:
         pass
 
-    def previous_scores(self) -> pd.DataFrame | None:
+    def previous_scores(self, before: dt.date | None = None) -> pd.DataFrame | None:
+        """The file's scores (an import file keeps no history, so ``before`` is not applied)."""
         names = {f: self.format.fields.get(f) for f in ("account_id", "readiness_score", "readiness_band")}
         if not self.path.is_file() or not all(names.values()):
             return None

@@ -7,6 +7,7 @@ outright leaves a hidden ``.<name>.*.partial`` file behind, never a half-written
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,8 @@ import pyarrow.parquet as pq
 from serving.sinks.rows import RunInfo, empty_score_frame, to_rows
 
 PREVIOUS_COLUMNS = ["account_id", "readiness_score", "readiness_band"]
+# Read too when present, so the next run can say what changed (readiness_change, change_reason).
+CHANGE_INPUT_COLUMNS = ["as_of", "churn_probability", "concept_contributions"]
 
 
 @contextmanager
@@ -59,15 +62,22 @@ class _FileSink:
     def close(self) -> None:
         pass
 
-    def previous_scores(self) -> pd.DataFrame | None:
+    def previous_scores(self, before: dt.date | None = None) -> pd.DataFrame | None:
+        """The file's scores, unless it holds a run on a snapshot newer than ``before``."""
         if not self.path.is_file() or not set(PREVIOUS_COLUMNS) <= set(self._columns()):
             return None
-        return self._read_previous()
+        previous = self._read_previous([c for c in PREVIOUS_COLUMNS + CHANGE_INPUT_COLUMNS if c in self._columns()])
+        if before is not None and "as_of" in previous.columns and len(previous):
+            # A file keeps one run and no history: it is the previous run unless its snapshot is newer.
+            # (A re-run of the same snapshot therefore measures changes against itself.)
+            if pd.to_datetime(previous["as_of"]).max() > pd.Timestamp(before):
+                return None
+        return previous
 
     def _columns(self) -> list[str]:
         raise NotImplementedError
 
-    def _read_previous(self) -> pd.DataFrame:
+    def _read_previous(self, columns: list[str]) -> pd.DataFrame:
         raise NotImplementedError
 
 
@@ -79,8 +89,8 @@ class CsvSink(_FileSink):
     def _columns(self) -> list[str]:
         return list(pd.read_csv(self.path, nrows=0).columns)
 
-    def _read_previous(self) -> pd.DataFrame:
-        return pd.read_csv(self.path, usecols=PREVIOUS_COLUMNS, dtype={"account_id": "string"})
+    def _read_previous(self, columns: list[str]) -> pd.DataFrame:
+        return pd.read_csv(self.path, usecols=columns, dtype={"account_id": "string"})
 
     def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
         written = 0
@@ -117,8 +127,8 @@ class ParquetSink(_FileSink):
     def _columns(self) -> list[str]:
         return list(pq.read_schema(self.path).names)
 
-    def _read_previous(self) -> pd.DataFrame:
-        return pq.read_table(self.path, columns=PREVIOUS_COLUMNS).to_pandas()
+    def _read_previous(self, columns: list[str]) -> pd.DataFrame:
+        return pq.read_table(self.path, columns=columns).to_pandas()
 
     def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
         written = 0

@@ -28,8 +28,9 @@ RUN_ID_COLUMNS = list(SCORE_RUN_ID_COLUMNS)
 
 # Kinds drive the formats of the CRM files: probability (0-1), points (0-100), money, text.
 _CRM_KINDS = {"probability": "probability", "points": "points", "money": "money",
-              "band": "text", "health": "text", "text": "text"}
+              "band": "text", "health": "text", "text": "text", "change": "points", "json": "text"}
 SCORE_FIELDS: dict[str, str] = {f.name: _CRM_KINDS[f.kind] for f in SCORE_SCHEMA if f.crm}
+_OPTIONAL = {f.name for f in SCORE_SCHEMA if not f.required}
 RUN_FIELDS: dict[str, str] = {"run_id": "text", "as_of": "date", "scored_at": "datetime"}
 
 #: Column kinds of a CRM row, in the order every sink writes them.
@@ -101,7 +102,7 @@ def _reason_columns(reasons: pd.Series) -> pd.DataFrame:
 
 def check_score_frame(frame: pd.DataFrame) -> None:
     """Raise ScoreFrameError naming every required scorer field the frame lacks, or duplicate accounts."""
-    missing = [c for c in ["account_id", *SCORE_FIELDS] if c not in frame.columns]
+    missing = [c for c in ["account_id", *SCORE_FIELDS] if c not in frame.columns and c not in _OPTIONAL]
     if "reasons" not in frame.columns and not set(REASON_COLUMNS) <= set(frame.columns):
         missing.append("reasons")
     if missing:
@@ -157,7 +158,8 @@ def to_rows(frame: pd.DataFrame, run: RunInfo) -> pd.DataFrame:
     rows["as_of"] = pd.Timestamp(run.as_of).as_unit("s")
     rows["scored_at"] = pd.Timestamp(run.scored_at_utc).as_unit("s")  # tz-aware UTC
     for name, kind in SCORE_FIELDS.items():
-        rows[name] = frame[name].astype("string") if kind == "text" else pd.to_numeric(frame[name]).astype("float64")
+        values = frame[name] if name in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+        rows[name] = values.astype("string") if kind == "text" else pd.to_numeric(values).astype("float64")
     reasons = _reason_columns(frame["reasons"]) if "reasons" in frame.columns else frame[REASON_COLUMNS]
     rows[REASON_COLUMNS] = reasons.astype("string")
     for model, column in zip(MODEL_NAMES, VERSION_COLUMNS, strict=True):

@@ -153,13 +153,16 @@ def test_spark_batch_scores_equal_in_process_scores(spark_engine, spark_features
                    "whitespace_usd", "expected_expansion_usd"):
         np.testing.assert_allclose(got[column].to_numpy(float), expected[column].to_numpy(float), rtol=1e-9, atol=1e-12,
                                    err_msg=column)
-    for column in ("readiness_band", "health", "recommended_play", "baseline_band", "baseline_health"):
+    for column in ("readiness_band", "health", "recommended_play", "baseline_band", "baseline_health", "context",
+                   "recommended_play_text", "concept_contributions"):
         assert got[column].astype(object).tolist() == expected[column].astype(object).tolist(), column
     assert [list(r) for r in got["reasons"]] == [list(r) for r in expected["reasons"]]
-    assert expected["reasons"].map(len).gt(0).all()
+    # context is never a reason, so an account without a distinct driver has none
+    assert expected["reasons"].map(len).gt(0).mean() > 0.95
 
     assert summary is not None and summary.accounts == len(expected)
     crm = crm.sort_values("account_id", ignore_index=True)
     assert crm["account_id"].tolist() == expected["account_id"].tolist()
     np.testing.assert_allclose(crm["readiness_score"].to_numpy(float), expected["readiness_score"].to_numpy(float))
-    assert crm["reason_1"].tolist() == [r[0] for r in expected["reasons"]]
+    first = crm["reason_1"].astype(object).where(crm["reason_1"].notna(), None).tolist()
+    assert first == [r[0] if len(r) else None for r in expected["reasons"]]

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -28,6 +29,10 @@ class FailingScorer:
 
     def with_reference(self, frame: pd.DataFrame) -> FailingScorer:
         self.scorer = self.scorer.with_reference(frame)
+        return self
+
+    def with_previous(self, previous: pd.DataFrame | None) -> FailingScorer:
+        self.scorer = self.scorer.with_previous(previous)
         return self
 
     def score(self, frame: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
@@ -150,3 +155,32 @@ def test_trained_models_score_the_generated_company(feature_frame: pd.DataFrame,
     assert summary.accounts == len(snapshot) == len(current)
     assert current["expansion_probability"].between(0, 1).all() and current["churn_probability"].between(0, 1).all()
     assert current["reason_1"].notna().mean() > 0.5  # model reasons are shown where the scorer gives them
+
+
+def test_crm_rows_say_what_changed_since_the_previous_snapshot_and_a_rerun_changes_nothing(
+        tiny_features: pd.DataFrame, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    sink = open_sink(f"sqlite:///{tmp_path / 'crm.db'}", Settings(_env_file=None))
+    try:
+        score_snapshot(tiny_features, Scorer(specs=feature_specs()), sink, TINY_AS_OF, SCORED_AT)
+        first = sink.read_table("current").set_index("account_id")
+        assert first["readiness_change"].isna().all() and first["change_reason"].isna().all()  # no run before
+        changed = tiny_features.copy()
+        changed["whitespace_usd"] = changed["whitespace_usd"].fillna(0) * 10 + 50_000
+        later_as_of, later = TINY_AS_OF + dt.timedelta(days=30), SCORED_AT + dt.timedelta(days=30)
+        summary = score_snapshot(changed, Scorer(specs=feature_specs()), sink, later_as_of, later)
+        now = sink.read_table("current").set_index("account_id")
+        expected = now["readiness_score"] - first.loc[now.index, "readiness_score"]
+        assert np.allclose(now["readiness_change"], expected) and (expected != 0).any()
+        moved = now[now["readiness_change"] != 0]
+        assert moved["change_reason"].str.match(r"Readiness ([+-]\d+ points|unchanged) since the last run").all()
+        assert summary.top_movers["change"].abs().max() == pytest.approx(now["readiness_change"].abs().max())
+        # a re-run of the same snapshot compares with the same previous run: identical rows
+        score_snapshot(changed, Scorer(specs=feature_specs()), sink, later_as_of, later)
+        pd.testing.assert_frame_equal(sink.read_table("current"), now.reset_index())
+        with sink.engine.connect() as conn:
+            runs = conn.execute(sa.text("SELECT COUNT(DISTINCT run_id) FROM account_score_history")).scalar()
+        assert runs == 2
+    finally:
+        sink.close()

@@ -1,133 +1,195 @@
-"""Reasons on hand-built feature rows and contributions."""
+"""Reasons on hand-built feature rows and contributions: one per concept, each with a comparison."""
 
 from __future__ import annotations
 
-import math
+import re
 
 import numpy as np
-from reasons_oracle import explain
+import pandas as pd
+import pytest
 
-from serving.reasons import (
-    CHURN_RISK,
-    EXPANSION,
-    explain_rows,
-    reason_text,
-    rule_reasons,
-    supports,
-)
+from features.reason_catalog import CONCEPT_BY_NAME, TEMPLATE_BY_FEATURE
+from serving.peers import Peers
+from serving.reasons import CHURN_RISK, EXPANSION, explain_rows, rule_reasons, rule_reasons_rows, supports
+from serving.scoring import feature_specs
+from serving.wording import duration, money
 
-
-def test_templates_read_like_a_csm_would_say_them() -> None:
-    assert reason_text("quota_utilization_30d_pct", 86.4) == "Usage at 86 % of plan limit (30 days)"
-    assert reason_text("active_users_trend_30d_pct", 40.0) == "Active users up 40 % in 30 days"
-    assert reason_text("events_trend_30d_pct", -25.0) == "Usage down 25 % in 30 days"
-    assert reason_text("urgent_tickets_30d", 2.0) == "2 urgent tickets in 30 days"
-    assert reason_text("urgent_tickets_30d", 1.0) == "1 urgent ticket in 30 days"
-    assert reason_text("exec_meetings_90d", 0.0) == "No executive meetings in 90 days"
+SPECS = feature_specs()
+# A comparison a CSM can judge: a percentage (change on the past, share of a limit, peer percentile).
+COMPARISON = re.compile(r"\d %")
 
 
-def test_unknown_values_give_no_reason_and_unknown_features_use_the_registry_text() -> None:
-    class Spec:
-        description = "Mean widgets per seat."
-        unit = "widgets"
-
-    assert reason_text("quota_utilization_30d_pct", float("nan")) is None
-    assert reason_text("quota_utilization_30d_pct", None) is None
-    assert reason_text("widgets_per_seat", 3.0, Spec()) == "Mean widgets per seat: 3"
-    assert reason_text("segment", "enterprise") == "Segment: enterprise"
-
-
-def test_explain_keeps_positive_drivers_strongest_first_and_skips_unknowns() -> None:
-    row = {"quota_utilization_30d_pct": 86.0, "urgent_tickets_30d": 2.0, "nps_latest": math.nan,
-           "seat_utilization_pct": 95.0, "feature_breadth_pct": 70.0}
-    contributions = {
-        EXPANSION: {"quota_utilization_30d_pct": 0.9, "seat_utilization_pct": 0.3, "feature_breadth_pct": -0.4,
-                    "nps_latest": 2.0, "urgent_tickets_30d": -0.1},
-        CHURN_RISK: {"urgent_tickets_30d": 0.5, "quota_utilization_30d_pct": 0.05, "feature_breadth_pct": -0.2},
-    }
-    reasons = explain(row, contributions, top_k=5)
-    assert [r.feature for r in reasons] == ["quota_utilization_30d_pct", "urgent_tickets_30d", "seat_utilization_pct"]
-    assert [r.effect for r in reasons] == [EXPANSION, CHURN_RISK, EXPANSION]
-    assert reasons[1].text == "2 urgent tickets in 30 days"
-    assert len(explain(row, contributions, top_k=2)) == 2
-
-
-def test_rule_reasons_fire_on_thresholds_only() -> None:
-    calm = {"quota_utilization_30d_pct": 50.0, "payment_failures_90d": 0.0, "urgent_tickets_30d": 0.0}
-    assert rule_reasons(calm) == []
-    hot = {"quota_utilization_30d_pct": 85.0, "payment_failures_90d": 2.0}
-    reasons = rule_reasons(hot)
-    assert [r.feature for r in reasons] == ["payment_failures_90d", "quota_utilization_30d_pct"]
-    assert reasons[0].effect == CHURN_RISK and reasons[0].contribution is None
+def _book(n: int = 200, seed: int = 3) -> dict[str, np.ndarray]:
+    """A hand-built book: one value per account for every feature that has a reason template."""
+    rng = np.random.default_rng(seed)
+    values: dict[str, np.ndarray] = {}
+    for feature in TEMPLATE_BY_FEATURE:
+        unit = SPECS[feature].unit
+        if feature in ("nps_detractor",):
+            values[feature] = rng.integers(0, 2, n).astype(float)
+        elif "vs previous" in SPECS[feature].window or feature.endswith(("_slope_12w_pct", "_growth_180d_pct", "nps_change")):
+            values[feature] = rng.normal(0, 40, n)
+        elif unit in ("%",):
+            values[feature] = rng.uniform(0, 120, n)
+        elif unit.startswith("currency"):
+            values[feature] = rng.uniform(0, 80_000, n)
+        elif unit.startswith("score"):
+            values[feature] = rng.uniform(1, 5, n).round(1)
+        elif unit == "ratio 0-1":
+            values[feature] = rng.uniform(0, 1, n)
+        else:
+            values[feature] = rng.poisson(4, n).astype(float)
+    values["segment"] = rng.choice(np.array(["smb", "mid_market", "enterprise"], dtype=object), n)
+    values["arr"] = rng.uniform(5_000, 200_000, n)
+    for attribute in ("industry", "region", "acquisition_channel"):
+        values[attribute] = rng.choice(np.array(["a", "b"], dtype=object), n)
+    values["tenure_months"] = rng.uniform(1, 60, n)
+    values["employees"] = rng.uniform(10, 5_000, n)
+    return values
 
 
-def _registry() -> dict:
-    from serving.scoring import feature_specs
+def _contributions(values: dict[str, np.ndarray], seed: int = 4) -> dict[str, tuple[list[str], np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    features = list(values)
+    n = len(values["segment"])
+    return {EXPANSION: (features, rng.normal(0, 1, (n, len(features)))),
+            CHURN_RISK: (features, rng.normal(0, 1, (n, len(features))))}
 
-    return feature_specs()
+
+def test_two_features_of_one_concept_never_give_two_reasons_and_their_contributions_add_up() -> None:
+    values = _book()
+    reasons = explain_rows(values, _contributions(values), SPECS, top_k=5)
+    assert sum(len(r) for r in reasons) > 500
+    for items in reasons:
+        concepts = [r.concept for r in items]
+        assert len(concepts) == len(set(concepts)), concepts
+        assert [r.contribution for r in items] == sorted((r.contribution for r in items), reverse=True)
+    # three usage-volume features of 0.3 each outweigh one quota feature of 0.8, and read as one reason
+    row = {"events_7d": np.array([900.0] * 30), "events_30d": np.array([4_000.0] * 30),
+           "events_90d": np.array([12_000.0] * 30), "quota_utilization_30d_pct": np.array([90.0] * 30)}
+    row["events_7d"][1:] = row["events_30d"][1:] = row["events_90d"][1:] = 1.0  # the first account leads its peers
+    features = list(row)
+    contrib = np.tile([0.3, 0.3, 0.3, 0.8], (30, 1))
+    first = explain_rows(row, {EXPANSION: (features, contrib)}, SPECS)[0]
+    assert [(r.concept, r.feature) for r in first] == [("usage_volume", "events_7d"), ("quota", "quota_utilization_30d_pct")]
+    assert first[0].contribution == pytest.approx(0.9)
+
+
+def test_no_static_attribute_is_ever_a_reason() -> None:
+    values = _book()
+    attributes = ["segment", "industry", "region", "acquisition_channel", "tenure_months", "employees", "arr"]
+    features = attributes + ["events_trend_30d_pct"]
+    n = len(values["segment"])
+    strong = np.column_stack([np.full((n, len(attributes)), 5.0), np.full(n, 0.1)])
+    for items in explain_rows(values, {EXPANSION: (features, strong), CHURN_RISK: (features, strong)}, SPECS):
+        assert all(r.feature == "events_trend_30d_pct" for r in items)
+    assert {CONCEPT_BY_NAME[SPECS[a].concept].role for a in attributes} == {"context"}
+
+
+def test_every_reason_text_carries_a_comparison_and_no_placeholder() -> None:
+    values = _book()
+    reasons = explain_rows(values, _contributions(values, seed=9), SPECS, top_k=5)
+    seen = {"past": 0, "peers": 0, "limit": 0}
+    for r, items in enumerate(reasons):
+        for item in items:
+            seen[item.comparison] += 1
+            assert COMPARISON.search(item.text), item.text
+            assert not re.search(r"[{}]|nan|None", item.text), item.text
+            if item.comparison == "peers":
+                label = {"smb": "SMB", "mid_market": "mid-market", "enterprise": "enterprise"}[values["segment"][r]]
+                assert f"of {label} accounts" in item.text, item.text
+            if item.comparison == "past":
+                assert re.search(r"(up|down) \d+ %", item.text), item.text
+    assert min(seen.values()) > 20, seen
+
+
+def test_a_raw_volume_is_ranked_among_the_accounts_segment_peers() -> None:
+    n = 40
+    values = {"events_30d": np.arange(n, dtype=float) * 1_000, "segment": np.array(["mid_market"] * 20 + ["smb"] * 20, dtype=object)}
+    contrib = np.ones((n, 1))
+    reasons = explain_rows(values, {EXPANSION: (["events_30d"], contrib)}, SPECS)
+    # 19,000 events is the highest of the 20 mid-market accounts: top 1 in 20 = 5 %
+    assert reasons[19][0].text == "19,000 events in 30 days, top 5 % of mid-market accounts"
+    # 39,000 tops the smb peers but would be top 1 of 40 in the book: the segment ranks
+    assert reasons[39][0].text == "39,000 events in 30 days, top 5 % of SMB accounts"
+    # the bottom half of a segment is not singled out by its volume: no reason
+    assert reasons[5] == [] and reasons[25] == []
 
 
 def test_a_decline_is_never_a_readiness_reason_and_a_negligible_move_is_no_driver() -> None:
-    specs = _registry()
-    spec = specs["active_users_trend_30d_pct"]
+    spec = SPECS["active_users_trend_30d_pct"]
     moves = np.array([-30.0, -1.0, 1.0, 4.0, 30.0, np.nan])
     assert supports("active_users_trend_30d_pct", moves, EXPANSION, spec).tolist() == [False, False, False, False, True, False]
     assert supports("active_users_trend_30d_pct", moves, CHURN_RISK, spec).tolist() == [True, False, False, False, False, False]
-    # lower is good for tickets: a falling ticket count reads as readiness, a rising one as risk
-    tickets = np.array([-50.0, 50.0])
-    assert supports("tickets_trend_30d_pct", tickets, EXPANSION, specs["tickets_trend_30d_pct"]).tolist() == [True, False]
-    assert supports("tickets_trend_30d_pct", tickets, CHURN_RISK, specs["tickets_trend_30d_pct"]).tolist() == [False, True]
+    tickets = np.array([-50.0, 50.0])  # lower is good for tickets: a falling count reads as readiness
+    assert supports("tickets_trend_30d_pct", tickets, EXPANSION, SPECS["tickets_trend_30d_pct"]).tolist() == [True, False]
+    values = _book()
+    reasons = explain_rows(values, _contributions(values, seed=11), SPECS)
+    declines = 0
+    for r, items in enumerate(reasons):
+        for item in items:
+            if item.comparison == "past" and SPECS[item.feature].good == "higher":
+                declines += values[item.feature][r] < 0
+                assert (values[item.feature][r] > 0) == (item.effect == EXPANSION), item
+                assert ("up" in item.text) == (item.effect == EXPANSION), item.text
+    assert declines > 0  # declines do appear, as risk
 
 
 def test_levels_must_sit_on_the_side_of_the_book_that_drives_the_effect() -> None:
-    specs = _registry()
     seats = np.array([20.0, 60.0, 90.0])
-    assert supports("seat_utilization_pct", seats, EXPANSION, specs["seat_utilization_pct"], typical=60.0).tolist() == [False, True, True]
-    assert supports("seat_utilization_pct", seats, CHURN_RISK, specs["seat_utilization_pct"], typical=60.0).tolist() == [True, True, False]
+    spec = SPECS["seat_utilization_pct"]
+    assert supports("seat_utilization_pct", seats, EXPANSION, spec, typical=60.0).tolist() == [False, True, True]
+    assert supports("seat_utilization_pct", seats, CHURN_RISK, spec, typical=60.0).tolist() == [True, True, False]
     meetings = np.array([0.0, 2.0])  # "No executive meetings" can explain risk, never readiness
-    assert supports("exec_meetings_90d", meetings, EXPANSION, specs["exec_meetings_90d"]).tolist() == [False, True]
-    assert supports("exec_meetings_90d", meetings, CHURN_RISK, specs["exec_meetings_90d"], typical=1.0).tolist() == [True, False]
-    detractor = np.array([0.0, 1.0])
-    assert supports("nps_detractor", detractor, EXPANSION, specs["nps_detractor"], typical=0.0).tolist() == [True, False]
-    assert supports("nps_detractor", detractor, CHURN_RISK, specs["nps_detractor"], typical=0.0).tolist() == [False, True]
-    assert supports("months_to_renewal", np.array([1.0, 40.0]), CHURN_RISK, specs["months_to_renewal"]).all()
-    assert supports("segment", np.array(["smb", None], dtype=object), EXPANSION, specs["segment"]).tolist() == [True, False]
+    assert supports("exec_meetings_90d", meetings, EXPANSION, SPECS["exec_meetings_90d"]).tolist() == [False, True]
 
 
-def test_explain_drops_contradicting_reasons_and_keeps_the_feature_under_the_effect_it_reads_as() -> None:
-    specs = _registry()
-    row = {"active_users_trend_30d_pct": -1.0, "events_trend_30d_pct": -35.0, "quota_utilization_30d_pct": 90.0,
-           "exec_meetings_90d": 0.0}
-    contributions = {
-        EXPANSION: {"active_users_trend_30d_pct": 0.8, "events_trend_30d_pct": 0.6, "quota_utilization_30d_pct": 0.5,
-                    "exec_meetings_90d": 0.4},
-        CHURN_RISK: {"events_trend_30d_pct": 0.2, "exec_meetings_90d": 0.1},
-    }
-    reasons = explain(row, contributions, specs, typical={"quota_utilization_30d_pct": 40.0, "exec_meetings_90d": 1.0})
-    assert [(r.feature, r.effect) for r in reasons] == [
-        ("quota_utilization_30d_pct", EXPANSION), ("events_trend_30d_pct", CHURN_RISK), ("exec_meetings_90d", CHURN_RISK)]
-    assert reasons[1].text == "Usage down 35 % in 30 days" and reasons[2].text == "No executive meetings in 90 days"
+def test_renewal_and_money_read_as_people_say_them() -> None:
+    assert money(48_200.4) == "$48,200" and money(1_250_000) == "$1,250,000"
+    assert [duration(d) for d in (0.2, 1, 3, 20, 75, 400, 1_000)] == [
+        "less than a day", "1 day", "3 days", "3 weeks", "2 months", "13 months", "3 years"]
+    n = 30
+    values = {"months_to_renewal": np.linspace(0.1, 12, n), "segment": np.array(["smb"] * n, dtype=object)}
+    reasons = explain_rows(values, {CHURN_RISK: (["months_to_renewal"], np.ones((n, 1)))}, SPECS,
+                           typical={"months_to_renewal": 6.0})
+    assert reasons[0][0].text == "Renews in 3 days, among the soonest 4 % of SMB accounts"
+    assert reasons[-1] == []  # a renewal a year away is no reason
 
 
-def test_explain_rows_gives_the_same_reasons_as_explain_row_by_row() -> None:
-    specs = _registry()
-    rng = np.random.default_rng(5)
-    n = 300
-    exp_features = ["events_trend_30d_pct", "seat_utilization_pct", "exec_meetings_90d", "nps_detractor", "segment"]
-    churn_features = ["exec_meetings_90d", "tickets_30d", "events_trend_30d_pct", "months_to_renewal"]
-    values = {
-        "events_trend_30d_pct": rng.normal(0, 30, n), "seat_utilization_pct": rng.uniform(0, 100, n),
-        "exec_meetings_90d": rng.poisson(1, n).astype(float), "nps_detractor": rng.integers(0, 2, n).astype(float),
-        "segment": rng.choice(np.array(["smb", "enterprise", None], dtype=object), n),
-        "tickets_30d": rng.poisson(2, n).astype(float), "months_to_renewal": rng.uniform(0, 12, n),
-    }
-    values["seat_utilization_pct"][::7] = np.nan
-    exp_c, churn_c = rng.normal(0, 1, (n, len(exp_features))), rng.normal(0, 1, (n, len(churn_features)))
-    churn_c[::5] = 0.0  # rows the churn model does not explain
-    typical = {"seat_utilization_pct": 50.0, "exec_meetings_90d": 1.0, "tickets_30d": 2.0}
-    fast = explain_rows(values, {EXPANSION: (exp_features, exp_c), CHURN_RISK: (churn_features, churn_c)}, specs, 3, typical)
-    for r in range(n):
-        row = {f: v[r] for f, v in values.items()}
-        contributions = {EXPANSION: dict(zip(exp_features, exp_c[r])), CHURN_RISK: dict(zip(churn_features, churn_c[r]))}
-        assert fast[r] == explain(row, contributions, specs, 3, typical), r
-    assert {len(items) for items in fast} >= {1, 3}
+def test_rule_reasons_fire_on_thresholds_once_per_concept_with_comparisons() -> None:
+    book = pd.DataFrame(_book(60))
+    peers = Peers.of(book, TEMPLATE_BY_FEATURE)
+    calm = {"quota_utilization_30d_pct": 50.0, "payment_failures_90d": 0.0, "urgent_tickets_30d": 0.0, "segment": "smb"}
+    assert rule_reasons(calm, SPECS, peers=peers) == []
+    hot = {"quota_utilization_30d_pct": 85.0, "payment_failures_90d": 9.0, "events_trend_30d_pct": 30.0,
+           "active_users_trend_30d_pct": 25.0, "segment": "smb", "whitespace_usd": 1_000.0}
+    reasons = rule_reasons(hot, SPECS, peers=peers)
+    assert [r.feature for r in reasons] == ["payment_failures_90d", "quota_utilization_30d_pct",
+                                            "active_users_trend_30d_pct", "events_trend_30d_pct"]
+    assert reasons[0].effect == CHURN_RISK and reasons[0].contribution is None
+    assert all(COMPARISON.search(r.text) for r in reasons), [r.text for r in reasons]  # whitespace without ARR: none
+    values = {k: np.array([v] * 3, dtype=object if isinstance(v, str) else float) for k, v in hot.items()}
+    values["events_trend_30d_pct"] = np.array([30.0, -30.0, 0.0])
+    rows = rule_reasons_rows(values, SPECS, peers=peers)
+    assert [len({r.concept for r in items}) == len(items) for items in rows] == [True] * 3
+    assert [r.effect for r in rows[1] if r.concept == "usage_trend"] == [CHURN_RISK]
+
+
+def test_context_is_shown_in_one_line_beside_the_reasons() -> None:
+    from serving.wording import account_context
+
+    frame = pd.DataFrame({"segment": ["mid_market", None], "industry": ["software", "retail"], "region": ["EMEA", None],
+                          "acquisition_channel": ["self_serve", "direct"], "tenure_months": [7.2, float("nan")]})
+    assert account_context(frame) == ["mid-market · software · EMEA · self-serve · customer for 7 months",
+                                      "retail · direct"]
+
+
+def test_durations_and_context_survive_values_beyond_any_calendar() -> None:
+    import pandas as pd
+
+    from serving.wording import account_context, duration
+
+    assert duration(float("inf")) == "an unknown time" and duration(3.0) == "3 days"
+    frame = pd.DataFrame({"tenure_months": [2.3e307, 7.0], "segment": ["smb", "smb"]})
+    context = account_context(frame)  # 2.3e307 months overflows to infinite days: unknown, not a crash
+    assert "customer for an unknown time" in str(context[0]) and "customer for 7 months" in str(context[1])

@@ -78,9 +78,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, make_frame) -> Iterator[str
 
 def test_live_server_scores_ranks_and_refuses_bad_input(server: str) -> None:
     with httpx.Client(base_url=server, headers=AUTH, timeout=10) as c:
-        r = c.post("/score", json={"accounts": [{"account_id": "acc0001"}, {"account_id": "ghost"}]})
+        ids = [f"acc{i:04d}" for i in range(10)]  # context is never a reason: some accounts have no distinct driver
+        r = c.post("/score", json={"accounts": [*({"account_id": a} for a in ids), {"account_id": "ghost"}]})
         assert r.status_code == 200 and r.json()["model_available"] is True
-        assert r.json()["results"][0]["reasons"] and r.json()["errors"][0]["account_id"] == "ghost"
+        assert any(x["reasons"] for x in r.json()["results"]) and r.json()["errors"][0]["account_id"] == "ghost"
         ranked = c.post("/rank", json={"csm_owner": "csm0", "limit": 3}).json()["results"]
         values = [x["expected_expansion_usd"] for x in ranked]
         assert values == sorted(values, reverse=True) and len(values) == 3

@@ -71,12 +71,12 @@ def baseline_client(monkeypatch: pytest.MonkeyPatch, snapshot_file: tuple) -> It
 
 
 def test_score_by_id_returns_scores_reasons_and_reports_unknown_ids_per_item(client: TestClient) -> None:
-    r = client.post("/score", json={"accounts": [{"account_id": "acc0001"}, {"account_id": "ghost"}]}, headers=AUTH)
+    r = client.post("/score", json={"accounts": [{"account_id": "acc0000"}, {"account_id": "ghost"}]}, headers=AUTH)
     assert r.status_code == 200 and r.headers["x-model-available"] == "true"
     body = r.json()
     assert body["model_available"] is True and body["snapshot_as_of"] == "2024-12-31"
     (result,) = body["results"]
-    assert result["account_id"] == "acc0001" and 0 <= result["expansion_probability"] <= 1
+    assert result["account_id"] == "acc0000" and 0 <= result["expansion_probability"] <= 1
     assert 1 <= len(result["reasons"]) <= 5 and result["recommended_play"]
     assert result["model_versions"] == {"expansion": "7", "churn": "9"}
     assert body["errors"] == [{"account_id": "ghost", "field": "accounts.1.account_id", "status": 404,
@@ -319,3 +319,37 @@ def test_registry_down_at_start_serves_the_baseline_and_says_so_then_refresh_rec
         scored = c.post("/score", json={"accounts": [{"account_id": "acc0001"}]}, headers=AUTH).json()
         assert scored["model_available"] is True and scored["results"][0]["model_run_ids"] == runs
         assert c.post("/refresh", json={}, headers=AUTH).json()["models_reloaded"] is False  # same champions
+def test_answers_say_what_changed_since_the_previous_crm_run(
+        monkeypatch: pytest.MonkeyPatch, snapshot_file: tuple, model_store: Path, tmp_path: Path) -> None:
+    import datetime as dt
+    import shutil
+
+    import pandas as pd
+
+    from features.config import Settings
+    from serving.batch import write_scores
+    from serving.models import load_models
+    from serving.scoring import Scorer, feature_specs
+    from serving.sinks import open_sink
+
+    snapshot = tmp_path / "snapshot.parquet"
+    shutil.copy(snapshot_file[0], snapshot)
+    features = pd.read_parquet(snapshot)
+    features = features[features["as_of"] == features["as_of"].max()].reset_index(drop=True)
+    monkeypatch.setenv("BENTOML_HOME", str(model_store))
+    choice = load_models(Settings(_env_file=None, home=tmp_path), "store")
+    earlier = Scorer(choice.expansion, choice.churn, feature_specs()).with_reference(features).score(features)
+    earlier["readiness_score"] = (earlier["readiness_score"] - 10).clip(lower=0)
+    sink = open_sink(f"sqlite:///{tmp_path / 'crm.db'}", Settings(_env_file=None, home=tmp_path))
+    try:  # the batch run of a month before, as the CRM history keeps it
+        write_scores([earlier], sink, dt.date(2024, 11, 30), dt.datetime(2024, 12, 1, tzinfo=dt.UTC))
+    finally:
+        sink.close()
+    with _client(monkeypatch, snapshot, "store") as c:
+        result = c.post("/score", json={"accounts": [{"account_id": "acc0000"}]}, headers=AUTH).json()["results"][0]
+        ranked = c.post("/rank", json={"csm_owner": "csm0", "limit": 3}, headers=AUTH).json()["results"]
+    previous = earlier.set_index("account_id").at["acc0000", "readiness_score"]
+    assert result["readiness_change"] == pytest.approx(result["readiness_score"] - previous)
+    assert result["change_reason"].startswith(f"Readiness {result['readiness_change']:+.0f} points")
+    assert result["context"] and all(r["concept"] and r["comparison"] for r in result["reasons"])
+    assert all(r["readiness_change"] is not None and r["change_reason"] for r in ranked)
