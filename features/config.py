@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         True, description="Compute every snapshot account's reasons in the background after each snapshot load."
     )
     lgbm_threads: int = Field(1, ge=1, description="LightGBM threads; 1 is fastest on 2 shared cores.")
+    currency_symbol: str = Field(
+        "$", min_length=1, max_length=4,
+        description="How money is written in reasons and talk tracks (the contract holds one currency per dataset).",
+    )
     spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")
 

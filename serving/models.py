@@ -218,7 +218,8 @@ def scorer_for(choice: ModelChoice, settings: Settings) -> Any:
     """A batch scorer with the chosen models; contributions use ``settings.lgbm_threads`` threads."""
     from serving.scoring import Scorer, feature_specs
 
-    return Scorer(choice.expansion, choice.churn, feature_specs(), contribution_threads=settings.lgbm_threads)
+    return Scorer(choice.expansion, choice.churn, feature_specs(), contribution_threads=settings.lgbm_threads,
+                  currency_symbol=settings.currency_symbol)
 
 
 def load_scorer(settings: Settings, source: ModelSource | str = ModelSource.auto) -> Any:

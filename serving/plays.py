@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from features.reason_catalog import (
+    CURRENCY_SYMBOL,
     BAND_PLAYS,
     LAST_RESORT,
     PLAY_BY_NAME,
@@ -131,6 +132,12 @@ def _fmt(value: float | None, how: Callable[[float], str] = num) -> str | None:
     return None if value is None else how(value)
 
 
+def _money(facts: Mapping[str, Any]) -> Callable[[float], str]:
+    """Money in the dataset's currency: ``facts["currency_symbol"]`` (the scorer's setting), else the catalog's."""
+    symbol = str(facts.get("currency_symbol") or CURRENCY_SYMBOL)
+    return lambda v: money(v, symbol)
+
+
 def _pct(v: float) -> str:
     return f"{v:.0f}"
 
@@ -143,19 +150,19 @@ _FIELDS: dict[str, Callable[[dict[str, float | None], Mapping[str, Any]], Any]] 
     "events_30d": lambda k, f: _fmt(k["events_30d"]),
     "quota_pct": lambda k, f: _fmt(k["quota_utilization_30d_pct"], _pct),
     "event_limit": lambda k, f: _fmt(_ratio(k["events_30d"], k["quota_utilization_30d_pct"], 100.0)),
-    "tier_step_per_seat": lambda k, f: _fmt(_ratio(k["whitespace_tier_usd"], k["seats"], 1 / 12) or None, money),
-    "tier_annual": lambda k, f: _fmt(k["whitespace_tier_usd"], money),
+    "tier_step_per_seat": lambda k, f: _fmt(_ratio(k["whitespace_tier_usd"], k["seats"], 1 / 12) or None, _money(f)),
+    "tier_annual": lambda k, f: _fmt(k["whitespace_tier_usd"], _money(f)),
     "seats": lambda k, f: _fmt(k["seats"]),
-    "whitespace": lambda k, f: _fmt(k["whitespace_usd"], money),
+    "whitespace": lambda k, f: _fmt(k["whitespace_usd"], _money(f)),
     "active_users_30d": lambda k, f: _fmt(k["active_users_30d"]),
     "seat_pct": lambda k, f: _fmt(k["seat_utilization_pct"], _pct),
-    "price_per_seat": lambda k, f: _fmt(_ratio(k["mrr"], k["seats"]), money),
+    "price_per_seat": lambda k, f: _fmt(_ratio(k["mrr"], k["seats"]), _money(f)),
     "peer_accounts": lambda k, f: peers_label(f.get("segment")),
-    "products_whitespace": lambda k, f: _fmt(k["whitespace_products_usd"], money),
+    "products_whitespace": lambda k, f: _fmt(k["whitespace_products_usd"], _money(f)),
     "products_owned": lambda k, f: _fmt(k["products_owned"]),
     "readiness": lambda k, f: _fmt(k["readiness_score"], _pct),
     "whitespace_share_of_arr": lambda k, f: _fmt(_ratio(k["whitespace_usd"], k["arr"], 100.0), _pct),
-    "arr": lambda k, f: _fmt(k["arr"], money),
+    "arr": lambda k, f: _fmt(k["arr"], _money(f)),
     "exec_contact": lambda k, f: _exec_contact(k["days_since_exec_touch"], k["exec_meetings_180d"]),
     "exec_meetings_180d": lambda k, f: _fmt(k["exec_meetings_180d"]),
     "payment_facts": lambda k, f: _counted(k, (("payment_failures_90d", "failed payment"),

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.reason_catalog import CONCEPT_BY_NAME, TEMPLATE_BY_FEATURE
+from features.reason_catalog import CONCEPT_BY_NAME, CURRENCY_SYMBOL, TEMPLATE_BY_FEATURE
 from features.registry import FEATURES
 from serving.peers import Peers, peers_label
 from serving.wording import reason_fields, render
@@ -149,6 +149,7 @@ def explain_rows(
     top_k: int = 5,
     typical: Mapping[str, float] | None = None,
     peers: Peers | None = None,
+    symbol: str = CURRENCY_SYMBOL,
 ) -> list[list[ReasonItem]]:
     """Reasons of many rows: at most one per concept, strongest concept first, ``top_k`` at most.
 
@@ -196,7 +197,7 @@ def explain_rows(
                 break
             e = effect_of[r, k]
             chosen.append((r, names[reps[e, r, k]], e, concepts[k], float(strength[r, k])))
-    return _worded(chosen, n, values, effects, specs, peers)
+    return _worded(chosen, n, values, effects, specs, peers, symbol)
 
 
 # A peer comparison is a reason only when it singles the account out: in the top (or bottom)
@@ -213,7 +214,8 @@ def _stands_out(peers: Peers, feature: str, segments: np.ndarray, values: np.nda
 
 
 def _worded(chosen: list[tuple[int, str, int, str, float]], n: int, values: Mapping[str, np.ndarray],
-            effects: Sequence[str], specs: Mapping[str, Any], peers: Peers | None) -> list[list[ReasonItem]]:
+            effects: Sequence[str], specs: Mapping[str, Any], peers: Peers | None,
+            symbol: str = CURRENCY_SYMBOL) -> list[list[ReasonItem]]:
     """Fill each chosen (row, feature, effect, concept, strength) into its template; peers ranked per feature."""
     if peers is None:  # rank within the rows themselves
         peers = Peers.of(pd.DataFrame(dict(values)), [f for f in values if f in TEMPLATE_BY_FEATURE])
@@ -236,7 +238,7 @@ def _worded(chosen: list[tuple[int, str, int, str, float]], n: int, values: Mapp
         template, spec = TEMPLATE_BY_FEATURE[feature], specs.get(feature)
         fields = reason_fields(template, float(values[feature][r]), str(getattr(spec, "unit", "") or ""),
                                arr=None if arr is None else float(arr[r]), p=p[i], high=bool(high[i]),
-                               peers=peers_label(groups[i]))
+                               peers=peers_label(groups[i]), symbol=symbol)
         text = render(template, fields)
         if text is not None:
             out[r].append(ReasonItem(text, feature, effects[e], round(strength, 4), concept, template.comparison))
@@ -263,7 +265,7 @@ RULES: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
 
 
 def rule_reasons_rows(values: Mapping[str, np.ndarray], specs: Mapping[str, Any] | None = None, top_k: int = 5,
-                      peers: Peers | None = None) -> list[list[ReasonItem]]:
+                      peers: Peers | None = None, symbol: str = CURRENCY_SYMBOL) -> list[list[ReasonItem]]:
     """Reasons from fixed rules on the feature values, used when no model contributions exist.
 
     The same wording and one-reason-per-concept as :func:`explain_rows`; a rule earlier in
@@ -287,7 +289,7 @@ def rule_reasons_rows(values: Mapping[str, np.ndarray], specs: Mapping[str, Any]
             chosen.append((r, feature, effects.index(effect), concept, math.nan))
             if len(seen) == top_k:
                 break
-    items = _worded(chosen, n, values, effects, specs, peers)
+    items = _worded(chosen, n, values, effects, specs, peers, symbol)
     return [[ReasonItem(i.text, i.feature, i.effect, None, i.concept, i.comparison) for i in row] for row in items]
 
 

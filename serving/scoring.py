@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.reason_catalog import CURRENCY_SYMBOL
 from serving.changes import CHANGE_COLUMNS, score_changes
 from serving.peers import Peers
 from serving.plays import FACT_NAMES, recommend
@@ -71,6 +72,7 @@ class Scorer:
     specs: Mapping[str, Any] = field(default_factory=dict)
     top_reasons: int = 5
     contribution_threads: int = 1
+    currency_symbol: str = CURRENCY_SYMBOL
     reference_expansion_: np.ndarray | None = None
     reference_churn_mean_: float | None = None
     reference_typical_: dict[str, float] = field(default_factory=dict)
@@ -221,7 +223,8 @@ class Scorer:
             for n, (i, items) in enumerate(zip(rows, explained, strict=True)):
                 reasons[i] = [r.text for r in items]
                 details[i] = [r.as_dict() for r in items]
-                fact = {**facts[n], "readiness_score": readiness[n], "churn_probability": churn[n]}
+                fact = {**facts[n], "readiness_score": readiness[n], "churn_probability": churn[n],
+                        "currency_symbol": self.currency_symbol}
                 choice = recommend(items, fact, health[i], band[i])
                 plays[i], tracks[i] = choice.play, choice.talk_track
         out["reasons"], out["reason_details"], out["recommended_play"] = reasons, details, plays
@@ -237,10 +240,12 @@ class Scorer:
         values = {f: _column_values(sub[f], f in categorical) for f in dict.fromkeys(wanted) if f in sub.columns}
         peers = self.reference_peers_ or Peers.of(sub, self._reason_features(sub))
         if not models:
-            return rule_reasons_rows(values, self.specs, self.top_reasons, peers), [{} for _ in range(len(sub))]
+            reasons = rule_reasons_rows(values, self.specs, self.top_reasons, peers, self.currency_symbol)
+            return reasons, [{} for _ in range(len(sub))]
         relevant = reason_effects(health, tuple(models))
         contribs = {e: (m.feature_names, self._contributions(m, sub, relevant[e])) for e, m in models.items()}
-        reasons = explain_rows(values, contribs, self.specs, self.top_reasons, self.reference_typical_, peers)
+        reasons = explain_rows(values, contribs, self.specs, self.top_reasons, self.reference_typical_, peers,
+                               self.currency_symbol)
         return reasons, concept_contributions(contribs, relevant, self.specs)
 
     def _contributions(self, model: Any, sub: pd.DataFrame, rows: np.ndarray) -> np.ndarray:

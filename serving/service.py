@@ -170,7 +170,7 @@ class ExpansionScoring:
     def _use_models(self, choice: ModelChoice) -> None:
         """Serve with ``choice``'s models from now on (at start, and when /refresh finds other champions)."""
         self.choice, self.model_source = choice, choice.source
-        self.scorer = Scorer(choice.expansion, choice.churn, feature_specs())
+        self.scorer = Scorer(choice.expansion, choice.churn, feature_specs(), currency_symbol=self.settings.currency_symbol)
         self._rules = _feature_rules(self.scorer)
         ApiKeyMiddleware.model_available = self.scorer.model_available
         ApiKeyMiddleware.feature_rules = self._rules

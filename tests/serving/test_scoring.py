@@ -185,3 +185,14 @@ def test_expected_expansion_is_priced_at_the_learned_deal_size_capped_by_whitesp
     assert np.allclose(out["expected_expansion_usd"], out["expansion_probability"] * deal)
     unsized = Scorer(expansion, churn, feature_specs()).with_reference(latest).score(rows, with_reasons=False)
     assert np.allclose(unsized["expected_expansion_usd"].fillna(-1), (unsized["expansion_probability"] * rows["whitespace_usd"]).fillna(-1))
+
+
+def test_money_is_written_in_the_datasets_currency(models: tuple, latest: pd.DataFrame) -> None:
+    hot = latest.iloc[[0]].reset_index(drop=True).copy()  # the upgrade talk track names the next tier's price
+    hot[["quota_utilization_30d_pct", "events_trend_30d_pct", "payment_failures_90d", "urgent_tickets_30d"]] = [
+        105.0, 60.0, 0.0, 0.0]
+    hot["whitespace_tier_usd"], hot["events_30d"], hot["seats"] = 9_600.0, 52_500.0, 20.0
+    dollars = Scorer(*models).with_reference(latest).score(hot).at[0, "recommended_play_text"]
+    euros = Scorer(*models, currency_symbol="€").with_reference(latest).score(hot).at[0, "recommended_play_text"]
+    assert "$9,600" in dollars and "$" not in euros and "€9,600" in euros
+    assert euros.replace("€", "$") == dollars
