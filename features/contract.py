@@ -20,6 +20,8 @@ SURVEY_KINDS = ("nps", "csat")
 RESPONDENT_ROLES = ("executive", "admin", "user")
 ACTIVITY_KINDS = ("meeting", "qbr", "email", "call", "training")
 PAYMENT_STATUSES = ("paid", "late", "failed")
+OPPORTUNITY_KINDS = ("expansion", "cross_sell", "upsell", "renewal", "new_business")
+OPPORTUNITY_OUTCOMES = ("open", "won", "lost")
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,40 @@ PAYMENTS = Table(
     event_time=("due_date",),
 )
 
+OPPORTUNITIES = Table(
+    "opportunities",
+    "one row per sales opportunity (deal) on an existing or new account",
+    False,
+    (
+        Column("opportunity_id", "string", "Opportunity identifier."),
+        Column("account_id", "string", "Account the opportunity is for."),
+        Column("kind", "string", "What the deal would do to the account's ARR.", allowed=OPPORTUNITY_KINDS),
+        Column("amount", "float", "ARR change the deal brings if won (renewals: the ARR renewed).", min=0),
+        Column("created_at", "timestamp", "When the opportunity was opened."),
+        Column("expected_close_date", "date", "Date the owner expects it to close; may lie in the future.",
+               nullable=True),
+        Column("closed_at", "timestamp", "When it was won or lost; null = still open.", nullable=True),
+        Column("outcome", "string", "Open, won or lost.", allowed=OPPORTUNITY_OUTCOMES),
+        Column("owner", "string", "Seller or CSM who owns the deal.", nullable=True),
+    ),
+    key=("opportunity_id",),
+    event_time=("created_at", "closed_at"),
+)
+
+OPPORTUNITY_STAGES = Table(
+    "opportunity_stages",
+    "one row per stage an opportunity entered (its stage history)",
+    False,
+    (
+        Column("opportunity_id", "string", "Opportunity whose stage changed."),
+        Column("stage", "string", "Stage entered, in the company's own words; ordered by a setting."),
+        Column("entered_at", "timestamp", "When the opportunity entered the stage."),
+    ),
+    key=("opportunity_id", "stage", "entered_at"),
+    event_time=("entered_at",),
+    references_accounts=False,
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -221,6 +257,8 @@ TABLES: dict[str, Table] = {
         SURVEYS,
         ACTIVITIES,
         PAYMENTS,
+        OPPORTUNITIES,
+        OPPORTUNITY_STAGES,
     )
 }
 REQUIRED_TABLES = tuple(n for n, t in TABLES.items() if t.required)
@@ -234,4 +272,8 @@ ROW_RULES: tuple[RowRule, ...] = (
             "resolved_at IS NOT NULL AND resolved_at < created_at"),
     RowRule("payments", ("status", "paid_at"), "a paid or late invoice has paid_at",
             "status IN ('paid', 'late') AND paid_at IS NULL"),
+    RowRule("opportunities", ("outcome", "closed_at"), "a won or lost opportunity has closed_at, an open one has not",
+            "(outcome = 'open') <> (closed_at IS NULL)"),
+    RowRule("opportunities", ("created_at", "closed_at"), "closed_at must not precede created_at",
+            "closed_at IS NOT NULL AND closed_at < created_at"),
 )

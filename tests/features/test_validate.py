@@ -90,7 +90,8 @@ def test_missing_optional_tables_are_reported_absent_not_failed(tmp_path: Path) 
     report = validate(open_data(write(tables, tmp_path)), AS_OF)
     assert report.ok
     assert set(report.absent_optional) == {"products", "plan_features", "support_tickets", "surveys",
-                                           "activities", "payments"}
+                                           "activities", "payments", "opportunities",
+                                           "opportunity_stages"}
 
 
 def test_missing_required_table(tmp_path: Path) -> None:
