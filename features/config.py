@@ -77,6 +77,16 @@ class Settings(BaseSettings):
         "$", min_length=1, max_length=4,
         description="How money is written in reasons and talk tracks (the contract holds one currency per dataset).",
     )
+    data_dir: Path | None = Field(
+        None, description="Folder of raw contract tables the pages read revenue metrics, usage and opportunities from."
+    )
+    session_secret: str | None = Field(
+        None, description="Key that signs the pages' session cookies; unset: a random key per process (sign-ins end on restart)."
+    )
+    session_hours: float = Field(12.0, gt=0, description="How long a sign-in to the pages lasts.")
+    expansion_target_arr_quarter: float | None = Field(
+        None, ge=0, description="Expansion ARR the CS team aims to add per quarter (the leadership page's target)."
+    )
     spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")
 
