@@ -52,6 +52,13 @@ class CompanyData:
     def has(self, table: str) -> bool:
         return self.available and self.source().has(table)
 
+    def has_pipeline(self) -> bool:
+        """True when the optional ``opportunities`` table exists and holds at least one deal."""
+        if not self.has("opportunities"):
+            return False
+        return bool(self._cached("pipeline_rows", dt.date.min,
+                                 lambda: int(self.query("SELECT count(*) AS n FROM opportunities")["n"].iloc[0])))
+
     def source(self) -> DataSource:
         if self._source is None:
             self._source = open_data(self.data_dir)  # type: ignore[arg-type]
@@ -119,7 +126,7 @@ class CompanyData:
     def _open_opportunities(self, as_of: dt.date) -> pd.DataFrame:
         columns = ["opportunity_id", "account_id", "kind", "amount", "expected_close_date", "owner", "stage",
                    "stage_entered_at"]
-        if not self.has("opportunities"):
+        if not self.has_pipeline():
             return pd.DataFrame(columns=columns)
         end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
         kinds = ", ".join(f"'{k}'" for k in EXPANSION_KINDS)
@@ -146,7 +153,7 @@ class CompanyData:
     def _recent_wins(self, as_of: dt.date, days: int) -> pd.DataFrame:
         start = pd.Timestamp(as_of) - pd.Timedelta(days=days - 1)
         end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-        if self.has("opportunities"):
+        if self.has_pipeline():
             kinds = ", ".join(f"'{k}'" for k in EXPANSION_KINDS)
             sql = f"""SELECT account_id, CAST(closed_at AS DATE) AS date, amount AS amount_arr, kind FROM opportunities
                       WHERE outcome = 'won' AND kind IN ({kinds}) AND closed_at >= ? AND closed_at < ?

@@ -55,7 +55,7 @@ def book_view(state: WebState, session: Session, params: Mapping[str, str]) -> d
     ids, key = books.select_book(snap, query, state.model_available())
     shown, pages = books.page(ids, query.page)
     pipeline = None
-    if as_of is not None and state.company.has("opportunities"):
+    if as_of is not None and state.company.has_pipeline():
         pipeline = _safe("pipeline", lambda: state.company.open_opportunities(as_of), None)
     csv_rows = books.rows(snap, ids, True, pipeline) if params.get("format") == "csv" else None
     since = dt.datetime.combine(as_of or dt.date.today(), dt.time()) - dt.timedelta(days=ACTIVITY_DAYS)
@@ -80,7 +80,7 @@ def book_view(state: WebState, session: Session, params: Mapping[str, str]) -> d
 def _wins_source(state: WebState) -> str | None:
     if not state.company.available:
         return None
-    return "won expansion deals" if state.company.has("opportunities") else "expansions in the subscription history"
+    return "won expansion deals" if state.company.has_pipeline() else "expansions in the subscription history"
 
 
 def _int(value: str | None, default: int) -> int:
@@ -114,7 +114,7 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
         usage_svg = usage_chart(pd.to_datetime(usage["month"]).tolist(), usage["events"].astype(float).tolist(), limits,
                                 f"Monthly events of {account_id} against the plan limit")
     deals = []
-    if as_of is not None and state.company.has("opportunities"):
+    if as_of is not None and state.company.has_pipeline():
         opps = _safe("pipeline", lambda: state.company.open_opportunities(as_of), None)
         deals = [] if opps is None else opps[opps["account_id"] == account_id].to_dict("records")
     whitespace = [(label, _num(feats.get(name))) for name, label in WHITESPACE_KINDS.items() if name in feats.index]
@@ -189,7 +189,7 @@ def leadership_view(state: WebState) -> dict[str, Any]:
                    f"of {revenue['quarter'][0]:%Y} Q{(revenue['quarter'][0].month - 1) // 3 + 1} gone)") if target
                   else "no target set: EXPANSION_EXPANSION_TARGET_ARR_QUARTER"),
         ]
-        pipeline_present = state.company.has("opportunities")
+        pipeline_present = state.company.has_pipeline()
         if pipeline_present:
             opps = _safe("pipeline", lambda: state.company.open_opportunities(as_of), None)
             if opps is not None:
@@ -203,7 +203,7 @@ def leadership_view(state: WebState) -> dict[str, Any]:
     since = dt.datetime.combine(as_of or dt.date.today(), dt.time()) - dt.timedelta(days=ACTIVITY_DAYS)
     return {
         "as_of": snap.as_of, "model_available": state.model_available(), "data_available": state.company.available,
-        "pipeline_present": state.company.available and state.company.has("opportunities"),
+        "pipeline_present": state.company.available and state.company.has_pipeline(),
         "lines": lines, "trend_chart": trend_svg, "forecast": forecast_panel(state, as_of),
         "largest": lead.largest(snap), "thresholds": lead.THRESHOLDS,
         "activity": state.store.activity_counts(since).to_dict("records"), "activity_days": ACTIVITY_DAYS,
