@@ -31,12 +31,13 @@ class StoreError(ValueError):
 class WebStore:
     """Users and the play log beside ``account_scores`` in the CRM database at ``uri``."""
 
-    def __init__(self, uri: str) -> None:
-        self.sink = SqlSink(uri)  # same engine set-up (psycopg 3, transactional SQLite) as the CRM tables
+    def __init__(self, uri: str, *, table_prefix: str = "") -> None:
+        # same engine set-up (psycopg 3, transactional SQLite) and table prefix as the CRM tables
+        self.sink = SqlSink(uri, table_prefix=table_prefix)
         self.engine = self.sink.engine
         self.metadata = sa.MetaData()
         self.users = sa.Table(
-            "web_users", self.metadata,
+            f"{table_prefix}web_users", self.metadata,
             sa.Column("name", sa.Text, primary_key=True),
             sa.Column("role", sa.Text, nullable=False),
             sa.Column("csm_owner", sa.Text, nullable=True),
@@ -44,7 +45,7 @@ class WebStore:
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         )
         self.plays = sa.Table(
-            "play_log", self.metadata,
+            f"{table_prefix}play_log", self.metadata,
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
             sa.Column("account_id", sa.Text, nullable=False, index=True),
             sa.Column("csm_owner", sa.Text, nullable=True, index=True),
@@ -73,8 +74,6 @@ class WebStore:
             raise StoreError("users: name must be 1-200 characters")
         if role not in ROLES:
             raise StoreError(f"users: role must be one of {', '.join(ROLES)}, got {role!r}")
-        if role == "csm" and not (csm_owner or name):
-            raise StoreError("users: a csm needs --csm-owner")
         self.create_tables()
         token = new_token()
         row = {"name": name, "role": role, "csm_owner": (csm_owner or (name if role == "csm" else None)),
