@@ -4,7 +4,8 @@ Routes (relative to the mount): ``/signin``, ``/signout``, ``/book`` (``?format=
 what is shown), ``/account/<id>``, ``/account/<id>/plays`` (log a play), ``/leadership``.
 Nothing but the sign-in page and the stylesheet renders without a session; every POST
 carries a CSRF token (the session's, or the sign-in page's double-submit cookie). No
-script runs in the browser: filters are plain GET forms, charts are inline SVG.
+script runs in the browser: filters are plain GET forms, charts are inline SVG. Pages are built
+in a worker thread, so the scoring endpoints sharing the event loop are not held up.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -105,7 +107,7 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
         if not same(fields.get("csrf"), request.cookies.get(SIGNIN_CSRF_COOKIE)):
             return render(request, "message.html", 403, title="Form expired",
                           message="The sign-in form expired. Open the sign-in page again.")
-        user = state.store.user_by_token(fields.get("token", ""))
+        user = await run_in_threadpool(state.store.user_by_token, fields.get("token", ""))
         if user is None:
             token = new_csrf()
             response = render(request, "signin.html", 401, csrf=token, next=fields.get("next", ""),
@@ -136,7 +138,7 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
 
     @signed_in
     async def book(request: Request, state: WebState, session: Session) -> Response:
-        view = pages.book_view(state, session, request.query_params)
+        view = await run_in_threadpool(pages.book_view, state, session, request.query_params)
         if request.query_params.get("format") == "csv":
             return PlainTextResponse(view["csv"], media_type="text/csv", headers={
                 **_HEADERS, "Content-Disposition": f'attachment; filename="book-{view["as_of"] or "none"}.csv"'})
@@ -144,7 +146,7 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
 
     @signed_in
     async def account(request: Request, state: WebState, session: Session) -> Response:
-        view = pages.account_view(state, request.path_params["account_id"])
+        view = await run_in_threadpool(pages.account_view, state, request.path_params["account_id"])
         if view is None:
             return render(request, "message.html", 404, session, title="Account not found",
                           message=f"No account {request.path_params['account_id']!r} in the served snapshot.")
@@ -154,12 +156,12 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
     @signed_in
     async def log_play(request: Request, state: WebState, session: Session) -> Response:
         account_id = request.path_params["account_id"]
-        view = pages.account_view(state, account_id)
+        view = await run_in_threadpool(pages.account_view, state, account_id)
         if view is None:
             return render(request, "message.html", 404, session, title="Account not found",
                           message=f"No account {account_id!r} in the served snapshot.")
         fields = request.state.form
-        error = pages.log_play(state, session, view, fields, dt.datetime.now(dt.UTC))
+        error = await run_in_threadpool(pages.log_play, state, session, view, fields, dt.datetime.now(dt.UTC))
         if error:
             return render(request, "account.html", 400, session=session, csrf=session.csrf, saved=False, error=error,
                           **view)
@@ -171,7 +173,7 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
         if not session.is_leader:
             return render(request, "message.html", 403, session, title="Leaders only",
                           message="The leadership page is open to CS leaders. Your book is under My book.")
-        return render(request, "leadership.html", session=session, **pages.leadership_view(state))
+        return render(request, "leadership.html", session=session, **await run_in_threadpool(pages.leadership_view, state))
 
     routes = [
         Route("/", home), Route("/signin", signin_page, methods=["GET"]), Route("/signin", signin, methods=["POST"]),

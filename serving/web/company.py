@@ -56,7 +56,7 @@ class CompanyData:
         """True when the optional ``opportunities`` table exists and holds at least one deal."""
         if not self.has("opportunities"):
             return False
-        return bool(self._cached("pipeline_rows", dt.date.min,
+        return bool(self.cached("pipeline_rows", dt.date.min,
                                  lambda: int(self.query("SELECT count(*) AS n FROM opportunities")["n"].iloc[0])))
 
     def source(self) -> DataSource:
@@ -68,7 +68,8 @@ class CompanyData:
         """Changes whenever a file of the folder is replaced (the cache key)."""
         return max((e.stat().st_mtime for e in os.scandir(self.data_dir)), default=0.0)  # type: ignore[arg-type]
 
-    def _cached(self, name: str, as_of: dt.date, compute: Any) -> Any:
+    def cached(self, name: str, as_of: dt.date, compute: Any) -> Any:
+        """``compute()``, once per (name, date, state of the folder)."""
         key = (name, as_of, self._state())
         if key not in self._cache:
             with self._lock:
@@ -84,7 +85,7 @@ class CompanyData:
     def revenue(self, as_of: dt.date) -> dict[str, Any]:
         """NRR and GRR over the trailing 12 months at each of the last 12 month ends, last month's rates,
         and expansion ARR added in the quarter to date."""
-        return self._cached("revenue", as_of, lambda: self._revenue(as_of))
+        return self.cached("revenue", as_of, lambda: self._revenue(as_of))
 
     def _revenue(self, as_of: dt.date) -> dict[str, Any]:
         with self._lock:
@@ -121,7 +122,7 @@ class CompanyData:
     # pipeline ----------------------------------------------------------------------------------
     def open_opportunities(self, as_of: dt.date) -> pd.DataFrame:
         """Open expansion opportunities at ``as_of`` with their latest stage (empty without the table)."""
-        return self._cached("open_opps", as_of, lambda: self._open_opportunities(as_of))
+        return self.cached("open_opps", as_of, lambda: self._open_opportunities(as_of))
 
     def _open_opportunities(self, as_of: dt.date) -> pd.DataFrame:
         columns = ["opportunity_id", "account_id", "kind", "amount", "expected_close_date", "owner", "stage",
@@ -148,7 +149,7 @@ class CompanyData:
     def recent_wins(self, as_of: dt.date, days: int = 90) -> pd.DataFrame:
         """Expansions closed in the ``days`` before ``as_of``: won expansion deals when the pipeline table
         exists, else the expansion movements of the subscription history. Columns: account_id, date, amount_arr, kind."""
-        return self._cached(f"wins{days}", as_of, lambda: self._recent_wins(as_of, days))
+        return self.cached(f"wins{days}", as_of, lambda: self._recent_wins(as_of, days))
 
     def _recent_wins(self, as_of: dt.date, days: int) -> pd.DataFrame:
         start = pd.Timestamp(as_of) - pd.Timedelta(days=days - 1)

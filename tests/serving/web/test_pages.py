@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -213,3 +215,31 @@ def test_pages_send_security_headers_and_no_script(client: TestClient, web_home:
     assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none' forbids scripts
     assert "<script" not in page.text and "http://" not in page.text and "https://" not in page.text
     assert client.get("/ui/static/style.css").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def model_store(tmp_path_factory: pytest.TempPathFactory, make_frame, train_models) -> Iterator[Path]:  # noqa: ANN001
+    """A BentoML home holding expansion and churn models, as ``expansion deploy`` leaves it."""
+    from serving.models import save_to_store
+
+    home = tmp_path_factory.mktemp("bentoml_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BENTOML_HOME", str(home))
+        for model in train_models(make_frame()):
+            save_to_store(model)
+        yield home
+
+
+def test_with_models_the_book_ranks_by_expected_value(monkeypatch: pytest.MonkeyPatch, web_home: dict,
+                                                       model_store: Path) -> None:
+    serve_env(monkeypatch, web_home, EXPANSION_MODEL_SOURCE="store", BENTOML_HOME=str(model_store))
+    with TestClient(asgi_app()) as client:
+        sign_in(client, web_home["tokens"]["csm"])
+        page = client.get("/ui/book")
+        assert "No trained model is serving" not in page.text and "ranked by expected expansion value" in page.text
+        rows = list(csv.DictReader(io.StringIO(client.get("/ui/book?format=csv").text)))
+        values = [float(r["expected_expansion_usd"]) for r in rows]
+        assert values == sorted(values, reverse=True) and all(r["churn_probability"] for r in rows)
+        by_readiness = list(csv.DictReader(io.StringIO(client.get("/ui/book?order=readiness&format=csv").text)))
+        scores = [float(r["readiness_score"]) for r in by_readiness]
+        assert scores == sorted(scores, reverse=True)
