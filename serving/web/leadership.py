@@ -87,6 +87,10 @@ def largest(snapshot: ScoredSnapshot, n: int = 5) -> dict[str, list[dict[str, An
     opps = frame.dropna(subset=["value"]).nlargest(n, "value")
     if not len(opps):
         opps = frame.nlargest(n, "readiness")
+    # plays come with reasons, looked up for the rows shown only
+    shown = list(dict.fromkeys([*risks.index, *opps.index]))
+    plays = {r["account_id"]: r.get("recommended_play") for r in snapshot.lookup(shown, True)}
+    risks, opps = (f.assign(play=[plays.get(i) for i in f.index]) for f in (risks, opps))
     return {"risks": _records(risks), "opportunities": _records(opps)}
 
 

@@ -100,7 +100,7 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
     feats = snap.features.loc[account_id]
     history = state.store.score_history(account_id)
     history_chart = None
-    if len(history):
+    if len(history) >= 2:  # one run is a point, not a history: the page says its figures instead
         history_chart = line_chart(pd.to_datetime(history["as_of"]).tolist(),
                                    {"readiness (0-100)": history["readiness_score"].tolist(),
                                     "churn risk (%)": (history["churn_probability"].astype(float) * 100).tolist()},
@@ -108,8 +108,9 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
     usage = pd.DataFrame()
     if as_of is not None and state.company.available:
         usage = _safe("usage", lambda: state.company.usage(account_id, as_of), pd.DataFrame())
-    usage_svg = None
+    usage_svg, limited = None, False
     if len(usage):
+        limited = bool(usage["usage_limit"].notna().any())
         limits = [None if v is None or v != v else float(v) for v in usage["usage_limit"]]
         usage_svg = usage_chart(pd.to_datetime(usage["month"]).tolist(), usage["events"].astype(float).tolist(), limits,
                                 f"Monthly events of {account_id} against the plan limit")
@@ -124,7 +125,7 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
         "renewal_month": books.renewal_month(feats.get("months_to_renewal"), snap.as_of),
         "quota_pct": _num(feats.get("quota_utilization_30d_pct")),
         "history_chart": history_chart, "history_runs": len(history), "usage_chart": usage_svg,
-        "usage_source": state.company.available, "whitespace": whitespace, "deals": deals,
+        "usage_source": state.company.available, "usage_limited": limited, "whitespace": whitespace, "deals": deals,
         "plays": state.store.plays_for(account_id), "outcomes": OUTCOMES, "play_choices": _play_choices(record),
     }
 
