@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from serving.web import pages
 from serving.web.auth import (SESSION_COOKIE, SIGNIN_CSRF_COOKIE, Session, decode_session, encode_session,
-                              new_csrf, same)
+                              new_csrf, same, token_id)
 from serving.web.state import WebState
 
 HERE = Path(__file__).parent
@@ -67,7 +67,10 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
 
     def current(request: Request) -> tuple[WebState, Session | None]:
         state = resolve()
-        return state, decode_session(request.cookies.get(SESSION_COOKIE), state.secret, time.time())
+        session = decode_session(request.cookies.get(SESSION_COOKIE), state.secret, time.time())
+        if session is not None and not state.store.token_current(session.name, session.token_id):
+            return state, None  # the person was given a new token (or removed): older sessions end
+        return state, session
 
     def to_signin(request: Request) -> RedirectResponse:
         nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -116,7 +119,7 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
                                 secure=request.url.scheme == "https", path=base or "/")
             return response
         session = Session(user["name"], user["role"], user["csm_owner"],
-                          time.time() + state.settings.session_hours * 3600, new_csrf())
+                          time.time() + state.settings.session_hours * 3600, new_csrf(), token_id(user["token_sha256"]))
         nxt = fields.get("next", "")
         target = nxt if nxt.startswith(f"{base}/") and not nxt.startswith("//") else f"{base}/book"
         response = RedirectResponse(target, 303)

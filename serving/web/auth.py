@@ -23,13 +23,15 @@ SIGNIN_CSRF_COOKIE = "expansion_signin_csrf"
 
 @dataclass(frozen=True)
 class Session:
-    """Who is signed in, until when (Unix seconds), and the CSRF token of their forms."""
+    """Who is signed in, until when (Unix seconds), the CSRF token of their forms, and which of their
+    tokens signed them in (``token_id``: a new token from ``expansion users add`` ends older sessions)."""
 
     name: str
     role: str
     csm_owner: str | None
     expires: float
     csrf: str
+    token_id: str = ""
 
     @property
     def is_leader(self) -> bool:
@@ -44,6 +46,11 @@ def new_token() -> str:
 def hash_token(token: str) -> str:
     """What the store keeps of a token."""
     return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+def token_id(token_sha256: str) -> str:
+    """What a session keeps of the token that opened it (a prefix of its hash: enough to tell tokens apart)."""
+    return token_sha256[:16]
 
 
 def new_csrf() -> str:

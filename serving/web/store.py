@@ -92,6 +92,15 @@ class WebStore:
             row = conn.execute(sa.select(self.users).where(self.users.c.token_sha256 == hash_token(token))).mappings().first()
         return dict(row) if row else None
 
+    def token_current(self, name: str, token_id: str) -> bool:
+        """True while ``name`` exists and the token that opened their session is still theirs."""
+        from serving.web.auth import token_id as id_of
+
+        self.create_tables()
+        with self.engine.connect() as conn:
+            digest = conn.execute(sa.select(self.users.c.token_sha256).where(self.users.c.name == name)).scalar()
+        return digest is not None and id_of(digest) == token_id
+
     def list_users(self) -> list[dict]:
         self.create_tables()
         with self.engine.connect() as conn:

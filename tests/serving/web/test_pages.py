@@ -243,3 +243,12 @@ def test_with_models_the_book_ranks_by_expected_value(monkeypatch: pytest.Monkey
         by_readiness = list(csv.DictReader(io.StringIO(client.get("/ui/book?order=readiness&format=csv").text)))
         scores = [float(r["readiness_score"]) for r in by_readiness]
         assert scores == sorted(scores, reverse=True)
+
+
+def test_a_new_token_ends_the_sessions_of_the_old_one(client: TestClient, web_home: dict) -> None:
+    from serving.cli.users import add_user
+
+    sign_in(client, add_user("Robin", "csm", web_home["csm_owner"], web_home["crm"]))
+    assert client.get("/ui/book", follow_redirects=False).status_code == 200
+    add_user("Robin", "csm", web_home["csm_owner"], web_home["crm"])  # e.g. the old token leaked
+    assert client.get("/ui/book", follow_redirects=False).status_code == 303
