@@ -65,7 +65,7 @@ def test_a_csm_sees_their_own_book_ranked_with_reasons(client: TestClient, web_h
     assert "No trained model is serving" in page.text  # baseline scores say so
     scores = [float(s) for s in re.findall(r'class="band band-\w+">(\d+) ', page.text)]
     assert scores == sorted(scores, reverse=True)  # without a model, readiness ranks
-    assert 'class="why"><div>' in page.text
+    assert 'data-label="Why"><div>' in page.text
     assert "Leadership" not in page.text.split("<main", 1)[0]  # no link for a CSM
 
 
