@@ -87,6 +87,9 @@ class Settings(BaseSettings):
         None, description="SQL store for alert state and outbox; default: the CRM store (sqlite under home)."
     )
     alerts_weekly_cap: int = Field(5, ge=1, description="Most alerts one CSM receives per ISO week (highest expected value first).")
+    alerts_rearm_days: int = Field(
+        30, ge=0, description="An account re-entering a rule's condition within this many days of its last episode's start is not a new episode."
+    )
     alerts_on_score: bool = Field(False, description="Also run the alerts after `expansion score` on the same snapshot.")
     alerts_webhook_secret: str | None = Field(
         None, description="HMAC-SHA256 key signing generic JSON webhook bodies (X-Expansion-Signature header)."

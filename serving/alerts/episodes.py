@@ -2,7 +2,8 @@
 
 An episode starts when an account enters a rule's condition: in it at a snapshot and not
 at the previous one. Staying in the condition fires nothing; leaving and entering again
-starts a new episode. Each new episode is then decided once: ``snoozed`` (a snooze on the
+starts a new episode. An account that re-enters within ``alerts_rearm_days`` of its last episode's start (a
+value hovering around a threshold) starts no new episode. Each new episode is then decided once: ``snoozed`` (a snooze on the
 account and rule is in force), ``unrouted`` (no channel for its CSM), ``queued`` (within
 the CSM's weekly cap, highest expected value first) or ``held`` (over the cap, reported).
 """
@@ -48,6 +49,12 @@ def entering_over(conditions: pd.DataFrame, dates: list[dt.date]) -> pd.DataFram
                                                                    conditions["rule"].astype(str), step)),
                           dtype=bool, count=len(conditions))
     return conditions.loc[(step > 0).to_numpy() & ~prev_in].reset_index(drop=True)
+
+
+def not_rearmed(new: pd.DataFrame, recent: set[tuple[str, str]]) -> np.ndarray:
+    """Rows of ``new`` whose (account_id, rule) started an episode within the re-arm window: a flicker, not news."""
+    keys = zip(new["account_id"].astype(str), new["rule"].astype(str))
+    return np.fromiter((k in recent for k in keys), dtype=bool, count=len(new))
 
 
 def expected_value(rules_money: pd.Series, rates: Mapping[str, float], rule: pd.Series) -> np.ndarray:

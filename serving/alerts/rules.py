@@ -188,7 +188,7 @@ def load_rules(path: Path | None = None) -> tuple[Rule, ...]:
 
 def active_rules(rules: tuple[Rule, ...], present: list[str] | tuple[str, ...]) -> tuple[tuple[Rule, ...], dict[str, str]]:
     """Rules whose tables are present, and why each other rule is inactive."""
-    inactive = {r.name: f"needs table(s) {', '.join(m)}" for r in rules if (m := r.missing_tables(present))}
+    inactive = {r.name: f"needs table(s) {', '.join(m)} with rows" for r in rules if (m := r.missing_tables(present))}
     return tuple(r for r in rules if r.name not in inactive), inactive
 
 

@@ -20,10 +20,18 @@ from features.config import Settings
 from features.io import DataSource
 from serving.alerts import messages
 from serving.alerts.channels import Delivery, deliver
-from serving.alerts.episodes import decide, entering, entering_over, episode_id, expected_value, week_start
+from serving.alerts.episodes import (
+    decide,
+    entering,
+    entering_over,
+    episode_id,
+    expected_value,
+    not_rearmed,
+    week_start,
+)
 from serving.alerts.routing import Routing, load_routing
 from serving.alerts.rules import Rule, active_rules, in_condition, load_rules
-from serving.alerts.signals import with_signals
+from serving.alerts.signals import usable_tables, with_signals
 from serving.alerts.store import AlertStore, facts_json
 from serving.plays import FACT_NAMES
 
@@ -46,6 +54,7 @@ class AlertRun:
     delivery: Delivery | None = None
     dry_run: bool = False
     routed: bool = True
+    rearmed: int = 0
 
     def count(self, status: str) -> int:
         return int((self.episodes["status"] == status).sum()) if len(self.episodes) else 0
@@ -117,7 +126,7 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
     """Evaluate, decide, record and deliver the alerts of the snapshot at ``as_of`` (see the module docstring)."""
     from features.build import build_features
 
-    rules, inactive = active_rules(load_rules(settings.alerts_rules), source.present)
+    rules, inactive = active_rules(load_rules(settings.alerts_rules), usable_tables(source))
     routing = load_routing(routing_path(settings))
     store = open_store(settings)
     try:
@@ -135,6 +144,8 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
         current = in_condition(rules, now)
         previous = store.conditions() if last is not None else in_condition(rules, _at(frame, prior))
         new = entering(current, previous)
+        repeats = not_rearmed(new, store.recent_episodes(as_of, settings.alerts_rearm_days))
+        new = new.loc[~repeats].reset_index(drop=True)
         records = store.track_records()
         rates = {k: v["rate"] for k, v in records.items() if v.get("rate") is not None}
         described = describe(new, now, rules, rates, pd.Series([as_of] * len(new)))
@@ -142,7 +153,8 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
                          routed=None if (dry_run and routing is None) else
                          (routing.routed(list(described["csm_owner"].fillna("").unique())) if routing else set()),
                          sent_this_week=store.sent_this_week(week_start(as_of), as_of), cap=settings.alerts_weekly_cap)
-        result = AlertRun(as_of, rules, inactive, decided, dry_run=dry_run, routed=routing is not None)
+        result = AlertRun(as_of, rules, inactive, decided, dry_run=dry_run, routed=routing is not None,
+                          rearmed=int(repeats.sum()))
         if dry_run:
             return result
         rows = outbox(decided, rules, routing, records, settings.currency_symbol, as_of) if routing else []
@@ -163,12 +175,31 @@ class Simulation:
     per_csm_week: pd.DataFrame
     episodes: pd.DataFrame
     inactive: dict[str, str] = field(default_factory=dict)
+    rearmed: int = 0
+
+    def _count(self, *, owned: bool, status: str) -> int:
+        """Episodes of accounts with (``owned``) or without a CSM that got ``status``."""
+        if not len(self.episodes):
+            return 0
+        e = self.episodes
+        return int(((e["csm_owner"].notna() == owned) & (e["status"] == status)).sum())
+
+    def full_weeks(self) -> pd.DataFrame:
+        """CSM-weeks of ISO weeks lying wholly inside the window (partial weeks at the ends would read low)."""
+        week = pd.to_datetime(self.per_csm_week["week"]).dt.date
+        inside = (week >= self.start) & (week + dt.timedelta(days=6) <= self.end)
+        return self.per_csm_week[inside.to_numpy()]
 
     def weekly(self) -> dict[str, float]:
-        counts = self.per_csm_week["alerts"]
+        """Median and max alerts per CSM per full week (CSMs with none count as 0), and what the cap held back."""
+        counts = self.full_weeks()["alerts"]
         return {"median": float(counts.median()) if len(counts) else 0.0, "max": int(counts.max()) if len(counts) else 0,
-                "held_back": int((self.episodes["status"] == "held").sum()) if len(self.episodes) else 0,
-                "csm_weeks": len(counts)}
+                "mean": float(counts.mean()) if len(counts) else 0.0,
+                "held_back": self._count(owned=True, status="held"),
+                "unowned_queued": self._count(owned=False, status="queued"),
+                "unowned_held": self._count(owned=False, status="held"),
+                "csm_weeks": len(counts), "weeks": int(self.full_weeks()["week"].nunique()),
+                "csms": int(self.per_csm_week["csm_owner"].nunique())}
 
 
 def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
@@ -176,7 +207,7 @@ def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
     """What daily runs over the ``days`` ending at ``end`` would have sent, without state or delivery."""
     from features.build import build_features
 
-    rules, inactive = active_rules(load_rules(settings.alerts_rules), source.present)
+    rules, inactive = active_rules(load_rules(settings.alerts_rules), usable_tables(source))
     start = end - dt.timedelta(days=days - 1)
     dates = [start + dt.timedelta(days=i) for i in range(-1, days)]  # the day before the window only sets the baseline
     frame = with_signals(build_features(source, dates, settings, snapshots_per_batch=snapshots_per_batch), source)
@@ -188,8 +219,15 @@ def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
         rates = {k: v["rate"] for k, v in with_records.track_records().items() if v.get("rate") is not None}
     finally:
         with_records.close()
+    last_start: dict[tuple[str, str], dt.date] = {}
+    rearmed = 0
     for day in dates[1:]:
         todays = starts[pd.to_datetime(starts["as_of"]) == pd.Timestamp(day)]
+        recent = {k for k, d in last_start.items() if (day - d).days < settings.alerts_rearm_days}
+        repeats = not_rearmed(todays, recent)
+        rearmed += int(repeats.sum())
+        todays = todays.loc[~repeats]
+        last_start |= {k: day for k in zip(todays["account_id"].astype(str), todays["rule"].astype(str))}
         if day == week_start(day):
             sent = {}
         now = _at(frame, day)
@@ -208,4 +246,4 @@ def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
         counts = queued.groupby(["csm_owner", "week"]).size().rename("alerts").reset_index()
         grid = grid.merge(counts, on=["csm_owner", "week"], how="left")
     grid["alerts"] = grid.get("alerts", pd.Series(0, index=grid.index)).fillna(0).astype(int)
-    return Simulation(start, end, grid, episodes, inactive)
+    return Simulation(start, end, grid, episodes, inactive, rearmed)

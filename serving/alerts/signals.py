@@ -61,10 +61,17 @@ def with_signals(frame: pd.DataFrame, source: DataSource | None = None) -> pd.Da
     return out
 
 
+def usable_tables(source: DataSource) -> list[str]:
+    """Tables present in the data, less pipeline tables without a row (a pipeline that is not tracked)."""
+    empty = {t for t in PIPELINE_TABLES if source.has(t)
+             and source.con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] == 0}
+    return [t for t in source.present if t not in empty]
+
+
 def opportunity_signals(source: DataSource, frame: pd.DataFrame) -> pd.DataFrame | None:
     """Per (account_id, as_of) of ``frame``: days in stage of the oldest-staged open expansion opportunity and
     the open expansion amount; None when the pipeline tables are absent."""
-    if not all(source.has(t) for t in PIPELINE_TABLES) or frame.empty:
+    if not all(t in usable_tables(source) for t in PIPELINE_TABLES) or frame.empty:
         return None
     dates = pd.DataFrame({"as_of": pd.to_datetime(frame["as_of"]).drop_duplicates()})
     source.con.register("_alert_dates", dates)

@@ -99,6 +99,14 @@ class AlertStore:
         with self.engine.connect() as conn:
             return {str(csm or ""): int(n) for csm, n in conn.execute(query)}
 
+    def recent_episodes(self, as_of: dt.date, days: int) -> set[tuple[str, str]]:
+        """(account, rule) pairs whose last episode started within ``days`` before ``as_of``."""
+        since = as_of - dt.timedelta(days=days)
+        query = sa.select(EPISODES.c.account_id, EPISODES.c.rule).where(EPISODES.c.started > since,
+                                                                         EPISODES.c.started < as_of)
+        with self.engine.connect() as conn:
+            return {(a, r) for a, r in conn.execute(query)}
+
     def snoozed(self, as_of: dt.date) -> set[tuple[str, str]]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(SNOOZES.c.account_id, SNOOZES.c.rule).where(SNOOZES.c.until >= as_of))

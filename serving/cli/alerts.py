@@ -29,7 +29,8 @@ def _open(data: Path):  # noqa: ANN202 - features.io.DataSource, imported lazily
 def print_run(result) -> None:  # noqa: ANN001 - serving.alerts.run.AlertRun
     """The run in a few lines and a table of the new episodes per rule and decision."""
     verb = "would send" if result.dry_run else "queued"
-    console.print(f"alerts as of {result.as_of}: {len(result.episodes):,} new episode(s); {verb} "
+    console.print(f"alerts as of {result.as_of}: {len(result.episodes):,} new episode(s) "
+                  f"({result.rearmed:,} re-entries within the re-arm window ignored); {verb} "
                   f"{result.count('queued'):,}, held back by the weekly cap {result.count('held'):,}, "
                   f"snoozed {result.count('snoozed'):,}, without a route {result.count('unrouted'):,}", highlight=False)
     for name, why in result.inactive.items():
@@ -52,19 +53,29 @@ def print_run(result) -> None:  # noqa: ANN001 - serving.alerts.run.AlertRun
             err_console.print(f"kept: {m['channel']} to {m['destination']} ({m['csm_owner']}): {m['last_error']}", highlight=False)
 
 
-def _print_simulation(sim) -> None:  # noqa: ANN001 - serving.alerts.run.Simulation
+def _print_simulation(sim, cap: int) -> None:  # noqa: ANN001 - serving.alerts.run.Simulation
     w = sim.weekly()
-    console.print(f"dry run {sim.start} to {sim.end} (daily runs, nothing written or sent): {len(sim.episodes):,} episodes; "
-                  f"alerts per CSM per ISO week: median {w['median']:g}, max {w['max']} over {w['csm_weeks']} CSM-weeks "
-                  f"(cap {settings().alerts_weekly_cap}); held back by the cap: {w['held_back']:,}", highlight=False)
-    table = Table(title="alerts per CSM per week (weeks may be partial at the ends)")
-    weeks = sorted(sim.per_csm_week["week"].unique())
-    table.add_column("csm_owner")
-    for week in weeks:
-        table.add_column(f"week of {week}", justify="right")
-    pivot = sim.per_csm_week.pivot(index="csm_owner", columns="week", values="alerts")
-    for csm, row in pivot.iterrows():
-        table.add_row(str(csm), *[str(int(row[w])) for w in weeks])
+    console.print(f"dry run {sim.start} to {sim.end} (daily runs, nothing written or sent): {len(sim.episodes):,} episodes "
+                  f"({sim.rearmed:,} re-entries within the re-arm window ignored); over {w['weeks']} full ISO week(s) and "
+                  f"{w['csms']} CSMs, alerts per CSM per week: median {w['median']:g}, mean {w['mean']:.2f}, max {w['max']} "
+                  f"(cap {cap}); held back by the cap: {w['held_back']:,}. Accounts without a CSM (the \"*\" route, capped as one): "
+                  f"{w['unowned_queued']:,} queued, {w['unowned_held']:,} held", highlight=False)
+    full = sim.full_weeks()
+    if full["csm_owner"].nunique() <= 30:
+        table = Table(title="alerts per CSM per full week")
+        weeks = sorted(full["week"].unique())
+        table.add_column("csm_owner")
+        for week in weeks:
+            table.add_column(f"week of {week}", justify="right")
+        pivot = full.pivot(index="csm_owner", columns="week", values="alerts")
+        for csm, row in pivot.iterrows():
+            table.add_row(str(csm), *[str(int(row[wk])) for wk in weeks])
+    else:
+        table = Table(title="CSM-weeks by alerts received in the week")
+        table.add_column("alerts in the week", justify="right")
+        table.add_column("CSM-weeks", justify="right")
+        for n, count in full["alerts"].value_counts().sort_index().items():
+            table.add_row(str(n), f"{count:,}")
     console.print(table)
     if len(sim.episodes):
         by_rule = sim.episodes.groupby(["rule", "status"]).size().unstack(fill_value=0)
@@ -74,6 +85,8 @@ def _print_simulation(sim) -> None:  # noqa: ANN001 - serving.alerts.run.Simulat
         for rule, row in by_rule.iterrows():
             rules.add_row(str(rule), f"{int(row.get('queued', 0)):,}", f"{int(row.get('held', 0)):,}")
         console.print(rules)
+    for name, why in sim.inactive.items():
+        console.print(f"rule {name} inactive: {why}", highlight=False)
 
 
 def run_and_print(source, as_of: dt.date, cfg, *, dry_run: bool = False, features=None) -> None:  # noqa: ANN001
@@ -113,7 +126,7 @@ def alerts(
             from serving.alerts.run import simulate
 
             try:
-                _print_simulation(simulate(source, day, days, cfg))
+                _print_simulation(simulate(source, day, days, cfg), cfg.alerts_weekly_cap)
             except RuleError as exc:
                 fail(str(exc))
         else:
