@@ -107,8 +107,9 @@ def deliver(store: AlertStore, settings: Settings, clock: Callable[[], dt.dateti
     for message in store.pending():
         receiver = _receiver(message, settings)
         if receiver in down:
-            store.mark(message["message_key"], sent_at=None, attempts=0, error=message["last_error"])
-            result.kept.append({**message, "last_error": f"not tried again this run: {receiver} failed every attempt"})
+            skipped = f"not tried again this run: {receiver} failed every attempt on an earlier message"
+            store.mark(message["message_key"], sent_at=None, attempts=0, error=skipped)
+            result.kept.append({**message, "last_error": skipped})
             continue
         error, tries = None, 0
         for attempt in range(settings.alerts_max_attempts):
