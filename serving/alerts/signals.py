@@ -64,7 +64,7 @@ def with_signals(frame: pd.DataFrame, source: DataSource | None = None) -> pd.Da
 def usable_tables(source: DataSource) -> list[str]:
     """Tables present in the data, less pipeline tables without a row (a pipeline that is not tracked)."""
     empty = {t for t in PIPELINE_TABLES if source.has(t)
-             and source.con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] == 0}
+             and source.con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] == 0}
     return [t for t in source.present if t not in empty]
 
 

@@ -73,7 +73,13 @@ class AlertStore:
                 dbapi_connection.execute("PRAGMA busy_timeout = 30000")
         elif self.engine.dialect.name != "postgresql":
             raise ValueError(f"alert store {uri!r}: only sqlite and postgresql databases are supported")
-        _md.create_all(self.engine, checkfirst=True)
+        self._ready = sa.inspect(self.engine).has_table(TRACK.name)
+
+    def _ensure(self) -> None:
+        """Create the tables on the first write (a dry run creates nothing)."""
+        if not self._ready:
+            _md.create_all(self.engine, checkfirst=True)
+            self._ready = True
 
     def close(self) -> None:
         self.engine.dispose()
@@ -83,16 +89,22 @@ class AlertStore:
 
     # reads
     def last_run(self) -> dt.date | None:
+        if not self._ready:
+            return None
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.max(RUNS.c.as_of))).scalar()
 
     def conditions(self) -> pd.DataFrame:
+        if not self._ready:
+            return pd.DataFrame({"account_id": pd.Series(dtype="string"), "rule": pd.Series(dtype="string"), "since": pd.Series(dtype=object)})
         with self.engine.connect() as conn:
             frame = pd.read_sql(sa.select(CONDITIONS), conn)
         return frame.astype({"account_id": "string", "rule": "string"})
 
     def sent_this_week(self, monday: dt.date, as_of: dt.date) -> dict[str, int]:
         """Alerts queued per CSM for episodes started from ``monday`` to ``as_of`` (the weekly cap's count)."""
+        if not self._ready:
+            return {}
         e = EPISODES
         query = (sa.select(e.c.csm_owner, sa.func.count()).where(e.c.status == "queued", e.c.started >= monday,
                                                                   e.c.started <= as_of).group_by(e.c.csm_owner))
@@ -101,6 +113,8 @@ class AlertStore:
 
     def recent_episodes(self, as_of: dt.date, days: int) -> set[tuple[str, str]]:
         """(account, rule) pairs whose last episode started within ``days`` before ``as_of``."""
+        if not self._ready:
+            return set()
         since = as_of - dt.timedelta(days=days)
         query = sa.select(EPISODES.c.account_id, EPISODES.c.rule).where(EPISODES.c.started > since,
                                                                          EPISODES.c.started < as_of)
@@ -108,11 +122,15 @@ class AlertStore:
             return {(a, r) for a, r in conn.execute(query)}
 
     def snoozed(self, as_of: dt.date) -> set[tuple[str, str]]:
+        if not self._ready:
+            return set()
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(SNOOZES.c.account_id, SNOOZES.c.rule).where(SNOOZES.c.until >= as_of))
             return {(a, r) for a, r in rows}
 
     def pending(self) -> list[dict]:
+        if not self._ready:
+            return []
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.status == "pending").order_by(OUTBOX.c.queued_as_of,
                                                                                               OUTBOX.c.message_key))
@@ -120,16 +138,20 @@ class AlertStore:
 
     def table(self, name: str) -> pd.DataFrame:
         """A whole alert table (tests, reports)."""
+        self._ensure()
         table = _md.tables[f"alert_{name}"]
         with self.engine.connect() as conn:
             return pd.read_sql(sa.select(table).order_by(*table.primary_key.columns), conn)
 
     def track_records(self) -> dict[str, dict]:
+        if not self._ready:
+            return {}
         with self.engine.connect() as conn:
             return {r.rule: dict(r._mapping) for r in conn.execute(sa.select(TRACK))}
 
     # writes
     def snooze(self, account_id: str, rule: str, until: dt.date) -> None:
+        self._ensure()
         stmt = self._insert(SNOOZES).values(account_id=account_id, rule=rule, until=until)
         with self.engine.begin() as conn:
             conn.execute(stmt.on_conflict_do_update(index_elements=["account_id", "rule"], set_={"until": until}))
@@ -138,6 +160,7 @@ class AlertStore:
                    episodes: pd.DataFrame, outbox: list[dict]) -> None:
         """One transaction: the run, the conditions of ``rules`` replaced by ``current``, new episodes and messages
         (an episode or message already present is left as it was)."""
+        self._ensure()
         since = self.conditions().set_index(["account_id", "rule"])["since"].to_dict()
         conds = [{"account_id": a, "rule": r, "since": since.get((a, r), as_of)}
                  for a, r in zip(current["account_id"].astype(str), current["rule"].astype(str))]
@@ -154,6 +177,7 @@ class AlertStore:
                 conn.execute(self._insert(OUTBOX).on_conflict_do_nothing(index_elements=["message_key"]), outbox)
 
     def mark(self, key: str, *, sent_at: dt.datetime | None, attempts: int, error: str | None) -> None:
+        self._ensure()
         values = {"attempts": OUTBOX.c.attempts + attempts, "last_error": error}
         if sent_at is not None:
             values |= {"status": "sent", "sent_at": sent_at}
@@ -161,6 +185,7 @@ class AlertStore:
             conn.execute(sa.update(OUTBOX).where(OUTBOX.c.message_key == key).values(**values))
 
     def save_track_record(self, record: pd.DataFrame, computed_at: dt.datetime) -> None:
+        self._ensure()
         cols = [c.name for c in TRACK.columns if c.name != "computed_at"]
         rows = [{**{c: _clean(r[c]) for c in cols}, "computed_at": computed_at} for r in record.to_dict("records")]
         with self.engine.begin() as conn:
