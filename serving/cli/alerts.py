@@ -45,6 +45,11 @@ def print_run(result) -> None:  # noqa: ANN001 - serving.alerts.run.AlertRun
         for rule, row in counts.iterrows():
             table.add_row(str(rule), *[f"{int(row.get(s, 0)):,}" for s in ("queued", "held", "snoozed", "unrouted")])
         console.print(table)
+    held = result.episodes[result.episodes["status"] == "held"] if len(result.episodes) else result.episodes
+    for e in held.head(20).itertuples():
+        console.print(f"held back (weekly cap): {e.rule} on account {e.account_id} for {e.csm_owner}", highlight=False)
+    if len(held) > 20:
+        console.print(f"... and {len(held) - 20:,} more held back", highlight=False)
     if result.delivery is not None:
         d = result.delivery
         console.print(f"delivered {d.sent:,} message(s) in {d.attempts:,} attempt(s); {len(d.kept):,} kept for the next run",
