@@ -195,6 +195,8 @@ class Simulation:
         counts = self.full_weeks()["alerts"]
         return {"median": float(counts.median()) if len(counts) else 0.0, "max": int(counts.max()) if len(counts) else 0,
                 "mean": float(counts.mean()) if len(counts) else 0.0,
+                "uncapped_median": float(self.full_weeks()["episodes"].median()) if len(counts) else 0.0,
+                "uncapped_max": int(self.full_weeks()["episodes"].max()) if len(counts) else 0,
                 "held_back": self._count(owned=True, status="held"),
                 "unowned_queued": self._count(owned=False, status="queued"),
                 "unowned_held": self._count(owned=False, status="held"),
@@ -241,9 +243,11 @@ def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
     weeks = sorted({week_start(d) for d in dates[1:]})
     grid = pd.MultiIndex.from_product([csms, weeks], names=["csm_owner", "week"]).to_frame(index=False)
     if len(episodes):
-        queued = episodes[episodes["status"] == "queued"].assign(
+        owned = episodes[episodes["csm_owner"].notna()].assign(
             week=lambda e: [week_start(d) for d in pd.to_datetime(e["started"]).dt.date], csm_owner=lambda e: e["csm_owner"].astype(str))
-        counts = queued.groupby(["csm_owner", "week"]).size().rename("alerts").reset_index()
+        counts = owned.groupby(["csm_owner", "week"]).agg(
+            alerts=("status", lambda s: int((s == "queued").sum())), episodes=("status", "size")).reset_index()
         grid = grid.merge(counts, on=["csm_owner", "week"], how="left")
-    grid["alerts"] = grid.get("alerts", pd.Series(0, index=grid.index)).fillna(0).astype(int)
+    for col in ("alerts", "episodes"):
+        grid[col] = grid.get(col, pd.Series(0, index=grid.index)).fillna(0).astype(int)
     return Simulation(start, end, grid, episodes, inactive, rearmed)

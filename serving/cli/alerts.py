@@ -63,7 +63,7 @@ def _print_simulation(sim, cap: int) -> None:  # noqa: ANN001 - serving.alerts.r
     console.print(f"dry run {sim.start} to {sim.end} (daily runs, nothing written or sent): {len(sim.episodes):,} episodes "
                   f"({sim.rearmed:,} re-entries within the re-arm window ignored); over {w['weeks']} full ISO week(s) and "
                   f"{w['csms']} CSMs, alerts per CSM per week: median {w['median']:g}, mean {w['mean']:.2f}, max {w['max']} "
-                  f"(cap {cap}); held back by the cap: {w['held_back']:,}. Accounts without a CSM (the \"*\" route, capped as one): "
+                  f"(cap {cap}; without the cap: median {w['uncapped_median']:g}, max {w['uncapped_max']}); held back by the cap: {w['held_back']:,}. Accounts without a CSM (the \"*\" route, capped as one): "
                   f"{w['unowned_queued']:,} queued, {w['unowned_held']:,} held", highlight=False)
     full = sim.full_weeks()
     if full["csm_owner"].nunique() <= 30:
