@@ -65,6 +65,9 @@ def message_key(channel: str, destination: str, episode_ids: Sequence[str], dige
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+SLACK_DIGEST_ALERTS = 7
+
+
 def _slack_alert_blocks(a: Mapping[str, Any]) -> list[dict]:
     blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{a['title']}* · account *{a['account_id']}*"}},
@@ -85,9 +88,13 @@ def slack_payload(alerts: Sequence[Mapping[str, Any]], digest: bool) -> dict:
         a = alerts[0]
         return {"text": f"{a['title']}: account {a['account_id']}", "blocks": _slack_alert_blocks(a)}
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": f"{len(alerts)} account alerts"}}]
-    for a in alerts:
+    shown = alerts[:SLACK_DIGEST_ALERTS]  # Slack accepts up to 50 blocks; each alert takes up to 6
+    for a in shown:
         blocks += [*_slack_alert_blocks(a), {"type": "divider"}]
-    return {"text": f"{len(alerts)} account alerts", "blocks": blocks[:50]}  # Slack accepts up to 50 blocks
+    if len(alerts) > len(shown):
+        rest = ", ".join(f"{a['title']} ({a['account_id']})" for a in alerts[len(shown):])
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"Also: {rest}"[:2900]}})
+    return {"text": f"{len(alerts)} account alerts", "blocks": blocks}
 
 
 def webhook_payload(alerts: Sequence[Mapping[str, Any]], key: str, digest: bool) -> dict:

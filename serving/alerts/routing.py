@@ -49,6 +49,15 @@ class Routing:
         """Which of ``csms`` have a route."""
         return {c for c in csms if self.route_for(c) is not None}
 
+    def check(self, webhook_secret: str | None, origin: str) -> None:
+        """Refuse a routing that names a generic webhook when no signing key is set (nothing could be sent)."""
+        if webhook_secret:
+            return
+        unsigned = [r.csm_owner for r in self.routes.values() if any(c == "webhook" for c, _ in r.channels)]
+        if unsigned:
+            raise RoutingError(f"{origin}: route(s) for {', '.join(map(repr, unsigned))} use a webhook, which is signed "
+                               "with EXPANSION_ALERTS_WEBHOOK_SECRET: set it")
+
     def link(self, account_id: str) -> str | None:
         return None if not self.account_url else self.account_url.format(account_id=account_id)
 

@@ -128,6 +128,8 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
 
     rules, inactive = active_rules(load_rules(settings.alerts_rules), usable_tables(source))
     routing = load_routing(routing_path(settings))
+    if routing is not None and not dry_run:
+        routing.check(settings.alerts_webhook_secret, str(routing_path(settings)))
     store = open_store(settings)
     try:
         last = store.last_run()

@@ -222,3 +222,13 @@ def test_state_and_outbox_in_postgresql(company, tmp_path, http_receiver, postgr
     later = run(company, SECOND, settings)
     assert len(later.episodes) == 0 and later.delivery.sent == 4 and len(http_receiver.accepted) == 4
     assert (table(settings, "outbox")["status"] == "sent").all()
+
+
+def test_a_webhook_route_without_a_signing_key_is_refused_before_anything_is_written(company, tmp_path,
+                                                                                        http_receiver) -> None:
+    from serving.alerts.routing import RoutingError
+
+    settings = settings_for(tmp_path, routing(http_receiver.url), alerts_webhook_secret=None)
+    with pytest.raises(RoutingError, match="EXPANSION_ALERTS_WEBHOOK_SECRET"):
+        run(company, FIRST, settings)
+    assert open_store(settings).last_run() is None
