@@ -1,8 +1,8 @@
 """Signals alert rules read beside the registered features: derived from them, or from the pipeline tables.
 
-- ``usage_vs_prior_60d_pct``: events of the last 30 days against the mean 30 days of the
-  60 before them (days 31-90 back; the registered usage windows stop at 90 days), in %;
-  null when there was no usage then.
+- ``usage_vs_prior_90d_pct``: events of the last 30 days against the mean 30 days of the
+  90 before them (days 31-120 back, from ``usage_daily``), in %; null when there was no
+  usage then (the registered usage windows stop at 90 days, so this one is read here).
 - ``readiness_score`` / ``readiness_band`` and ``health``: the rule-based baseline
   (``training.baseline``), so an alert needs no trained model.
 - ``open_expansion_days_in_stage`` / ``open_expansion_amount``: for open expansion
@@ -21,7 +21,7 @@ from features.io import DataSource
 from training.baseline import health, readiness
 
 SIGNALS: dict[str, str] = {
-    "usage_vs_prior_60d_pct": "events_30d against the mean 30 days of the 60 before, %",
+    "usage_vs_prior_90d_pct": "events of the last 30 days against the mean 30 days of the 90 before, %",
     "readiness_score": "rule-based readiness 0-100",
     "readiness_band": "rule-based readiness band (outreach / nurture / adoption)",
     "health": "rule-based health colour (green / yellow / red)",
@@ -33,19 +33,15 @@ EXPANSION_KINDS = ("expansion", "upsell", "cross_sell")
 PIPELINE_TABLES = ("opportunities", "opportunity_stages")
 
 
-def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in frame.columns:
-        return np.full(len(frame), np.nan)
-    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-
-
 def with_signals(frame: pd.DataFrame, source: DataSource | None = None) -> pd.DataFrame:
     """``frame`` with every signal added as a column (a new frame; the input is left alone)."""
     out = frame.copy()
-    recent, total = _col(frame, "events_30d"), _col(frame, "events_90d")
-    prior = (total - recent) / 2.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["usage_vs_prior_60d_pct"] = np.where(prior > 0, 100.0 * (recent / prior - 1.0), np.nan)
+    usage = usage_signals(source, frame) if source is not None and not frame.empty else None
+    if usage is None:
+        out["usage_vs_prior_90d_pct"] = np.nan
+    else:
+        out = out.drop(columns=[c for c in ("usage_vs_prior_90d_pct",) if c in out.columns])
+        out = out.merge(usage, on=["account_id", "as_of"], how="left")
     out["readiness_score"] = readiness(frame)["readiness_score"].to_numpy()
     out["readiness_band"] = pd.array(readiness(frame)["readiness_band"], dtype="string")
     out["health"] = pd.array(health(frame)["health"], dtype="string")
@@ -61,6 +57,44 @@ def with_signals(frame: pd.DataFrame, source: DataSource | None = None) -> pd.Da
     return out
 
 
+def _register_dates(source: DataSource, frame: pd.DataFrame) -> None:
+    source.con.register("_alert_dates", pd.DataFrame({"as_of": pd.to_datetime(frame["as_of"]).drop_duplicates()}))
+
+
+def _keyed(result: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    result["account_id"] = result["account_id"].astype("string")
+    result["as_of"] = pd.to_datetime(result["as_of"]).astype(frame["as_of"].dtype)
+    return result
+
+
+def usage_signals(source: DataSource, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (account_id, as_of) of ``frame``: events of the last 30 days against the mean 30 days of the 90 before."""
+    _register_dates(source, frame)
+    try:
+        result = source.con.execute("""
+            WITH d AS (SELECT DISTINCT CAST(as_of AS DATE) AS as_of FROM _alert_dates),
+            daily AS (
+                SELECT account_id, CAST(date AS DATE) AS day, sum(events)::DOUBLE AS events FROM usage_daily
+                WHERE CAST(date AS DATE) > (SELECT min(as_of) FROM d) - 120
+                  AND CAST(date AS DATE) <= (SELECT max(as_of) FROM d)
+                GROUP BY ALL
+            ),
+            windows AS (
+                SELECT u.account_id, d.as_of,
+                       coalesce(sum(u.events) FILTER (WHERE u.day > d.as_of - 30), 0) AS recent,
+                       coalesce(sum(u.events) FILTER (WHERE u.day <= d.as_of - 30), 0) AS prior
+                FROM daily u JOIN d ON u.day > d.as_of - 120 AND u.day <= d.as_of
+                GROUP BY ALL
+            )
+            SELECT account_id, CAST(as_of AS TIMESTAMP) AS as_of,
+                   CASE WHEN prior > 0 THEN 100.0 * (recent / (prior / 3.0) - 1.0) END AS usage_vs_prior_90d_pct
+            FROM windows
+        """).df()
+    finally:
+        source.con.unregister("_alert_dates")
+    return _keyed(result, frame)
+
+
 def usable_tables(source: DataSource) -> list[str]:
     """Tables present in the data, less pipeline tables without a row (a pipeline that is not tracked)."""
     empty = {t for t in PIPELINE_TABLES if source.has(t)
@@ -73,8 +107,7 @@ def opportunity_signals(source: DataSource, frame: pd.DataFrame) -> pd.DataFrame
     the open expansion amount; None when the pipeline tables are absent."""
     if not all(t in usable_tables(source) for t in PIPELINE_TABLES) or frame.empty:
         return None
-    dates = pd.DataFrame({"as_of": pd.to_datetime(frame["as_of"]).drop_duplicates()})
-    source.con.register("_alert_dates", dates)
+    _register_dates(source, frame)
     kinds = ", ".join(f"'{k}'" for k in EXPANSION_KINDS)
     try:
         result = source.con.execute(f"""
@@ -100,6 +133,4 @@ def opportunity_signals(source: DataSource, frame: pd.DataFrame) -> pd.DataFrame
         """).df()
     finally:
         source.con.unregister("_alert_dates")
-    result["account_id"] = result["account_id"].astype("string")
-    result["as_of"] = pd.to_datetime(result["as_of"]).astype(frame["as_of"].dtype)
-    return result
+    return _keyed(result, frame)

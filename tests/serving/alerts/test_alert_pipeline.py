@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 
 from features.io import open_data
 from serving.alerts.rules import active_rules, in_condition, load_rules
@@ -71,3 +72,16 @@ def test_without_pipeline_rows_the_rule_is_inactive(tiny_company) -> None:
         finally:
             source.close()
         assert "opportunities" in inactive["stale_expansion_opportunity"]
+
+
+def test_usage_against_the_prior_90_day_mean(tiny_company) -> None:
+    source = open_data(tiny_company())
+    try:
+        frame = with_signals(pd.DataFrame({"account_id": pd.array(["A2", "A4"], dtype="string"),
+                                           "as_of": pd.to_datetime(["2025-05-10", "2025-05-10"])}), source)
+    finally:
+        source.close()
+    change = dict(zip(frame["account_id"], frame["usage_vs_prior_90d_pct"]))
+    # A2 used 3 events a day until 2025-04-19: 9 days (27 events) in the last 30, 270 in the 90 before (90 a month)
+    assert change["A2"] == pytest.approx(100 * (27 / 90 - 1))
+    assert change["A4"] == pytest.approx(0.0)  # flat usage
