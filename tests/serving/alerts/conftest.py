@@ -100,3 +100,27 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
         yield receiver
     finally:
         controller.stop()
+
+
+_FEATURES: dict[tuple, object] = {}
+
+
+@pytest.fixture(autouse=True)
+def features_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real ``build_features``, remembered per data folder and dates: the runs of a test (and tests on the
+    same folder contents) read the same immutable tables, so building them again would only cost time."""
+    import hashlib
+
+    import features.build as build
+
+    real = build.build_features
+
+    def remembered(source, as_of_dates, settings, data_end=None, snapshots_per_batch=None):  # noqa: ANN001, ANN202
+        files = sorted(p for p in source.data_dir.rglob("*") if p.is_file())
+        digest = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+        key = (digest, tuple(as_of_dates), data_end, settings.horizon_days)
+        if key not in _FEATURES:
+            _FEATURES[key] = real(source, as_of_dates, settings, data_end, snapshots_per_batch)
+        return _FEATURES[key].copy()
+
+    monkeypatch.setattr(build, "build_features", remembered)
