@@ -1,0 +1,120 @@
+"""Read a connector's raw tables from a folder of CSV/Parquet files or from a database, one way for both.
+
+A source's tables are found by name: ``customer.csv``, ``customer_data.csv``,
+``sf_account_data.csv`` or a folder of Parquet parts in a folder; a table of the same
+name in a database schema reached through Ibis (``duckdb:///path.duckdb``,
+``postgresql://user@host/db``; Snowflake and BigQuery URIs the same way). Every table
+arrives as a pandas frame; CSV columns arrive as text and are typed by the importer,
+so ``TRUE``/``true`` booleans and mixed timestamp formats are parsed in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from features.importers.errors import ImportProblem, ImportFailed
+
+_AFFIXES = re.compile(r"(^(sf|hs|stripe|hubspot|salesforce|segment|amplitude|mixpanel|growthcues)_)|(_data$)")
+
+
+def normalise_name(name: str) -> str:
+    """A table name as the importers ask for it: lower case, connector prefixes and ``_data`` suffixes dropped."""
+    base = name.lower()
+    while True:
+        stripped = _AFFIXES.sub("", base)
+        if stripped == base:
+            return base
+        base = stripped
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+@dataclass
+class RawSource:
+    """The raw tables of one connector: names found and a way to read each as a frame."""
+
+    source: str
+    location: str
+    tables: dict[str, str] = field(default_factory=dict)  # normalised name -> path or table name
+    backend: object | None = None  # an Ibis backend for databases, None for folders
+    schema: str | None = None
+
+    def has(self, name: str) -> bool:
+        return name in self.tables
+
+    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The table ``name`` as a frame with lower-case column names (all of them, or ``columns`` when given)."""
+        if name not in self.tables:
+            raise ImportFailed([ImportProblem(self.source, name, "*", "required table is missing")])
+        where = self.tables[name]
+        if self.backend is None:
+            frame = _read_file(where)
+        else:
+            frame = self.backend.table(where, database=self.schema).to_pandas()  # type: ignore[attr-defined]
+        frame.columns = [str(c).lower() for c in frame.columns]
+        if columns is not None:
+            frame = frame[[c for c in columns if c in frame.columns]]
+        return frame
+
+
+def _read_file(path: str) -> pd.DataFrame:
+    con = duckdb.connect()
+    try:
+        if path.endswith(".csv"):
+            rel = con.sql(f"SELECT * FROM read_csv({_quote(path)}, header=true, all_varchar=true)")
+        else:
+            rel = con.sql(f"SELECT * FROM read_parquet({_quote(path)}, union_by_name=true)")
+        return rel.fetch_arrow_table().to_pandas()
+    finally:
+        con.close()
+
+
+def _folder_tables(folder: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file() and entry.suffix.lower() in (".csv", ".parquet"):
+            found.setdefault(normalise_name(entry.stem), str(entry))
+        elif entry.is_dir() and any(entry.rglob("*.parquet")):
+            found.setdefault(normalise_name(entry.name), str(entry / "**" / "*.parquet"))
+    return found
+
+
+def open_raw(source: str, location: str | Path, schema: str | None = None) -> RawSource:
+    """The raw tables of ``source`` at ``location``: a folder (or its ``source/`` subfolder), or a database URI.
+
+    For a database, ``schema`` names the schema the connector wrote (default: the source's name,
+    as Fivetran and Airbyte name it; ``main``/``public`` when that schema does not exist).
+    """
+    text = str(location)
+    if "://" not in text:
+        folder = Path(text)
+        if (folder / source).is_dir():
+            folder = folder / source
+        if not folder.is_dir():
+            raise ImportFailed([ImportProblem(source, "*", "*", f"folder {folder} does not exist")])
+        return RawSource(source, str(folder), _folder_tables(folder))
+    import ibis
+
+    try:
+        backend = ibis.connect(text)
+    except Exception as exc:  # noqa: BLE001 - any driver error: name the URI's scheme, never its credentials
+        raise ImportFailed([ImportProblem(source, "*", "*", f"cannot connect to {text.split('://')[0]} database: {exc}")]) from exc
+    chosen = schema
+    if chosen is None:
+        try:
+            names = backend.list_tables(database=source)
+            chosen = source if names else None
+        except Exception:  # noqa: BLE001 - the schema does not exist on this backend
+            chosen = None
+    names = backend.list_tables(database=chosen) if chosen else backend.list_tables()
+    tables: dict[str, str] = {}
+    for name in sorted(names):
+        tables.setdefault(normalise_name(name), name)
+    return RawSource(source, text.split("@")[-1], tables, backend, chosen)
