@@ -88,6 +88,8 @@ def assemble(read: dict[str, SourceTables], config: dict) -> tuple[dict[str, pd.
     tables: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
     problems: list[ImportProblem] = []
+    for got in read.values():
+        notes.extend(got.notes)
     for name, frame in crm.tables.items():
         if not frame.empty or name == "accounts":
             tables[name] = _remap(frame, account_ids.to_dict()) if "account_id" in frame else frame

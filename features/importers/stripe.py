@@ -131,13 +131,8 @@ def _item_versions(raw: RawSource, problems: Problems, subs: pd.DataFrame) -> pd
     return items
 
 
-def _discounts(raw: RawSource, problems: Problems) -> pd.DataFrame:
-    if not (raw.has("subscription_discount") and raw.has("coupon")):
-        return pd.DataFrame(columns=["subscription_id", "start", "end", "percent_off", "amount_off_units"])
-    d, c = raw.read("subscription_discount"), raw.read("coupon")
-    if not (require_columns(problems, "subscription_discount", d, ("subscription_id", "coupon_id", "start"))
-            and require_columns(problems, "coupon", c, ("id",))):
-        return pd.DataFrame(columns=["subscription_id", "start", "end", "percent_off", "amount_off_units"])
+def _coupons(c: pd.DataFrame, problems: Problems) -> pd.DataFrame:
+    """Coupons: percent off, or an amount off in currency units (from the coupon currency's smallest unit)."""
     coupons = pd.DataFrame({
         "coupon_id": text(c["id"]),
         "percent_off": numbers(c["percent_off"]) if "percent_off" in c else pd.NA,
@@ -149,6 +144,17 @@ def _discounts(raw: RawSource, problems: Problems) -> pd.DataFrame:
         coupons["amount_off_units"] = coupons["amount_off"] / divisor
     else:
         coupons["amount_off_units"] = coupons["amount_off"] / 100
+    return coupons
+
+
+def _discounts(raw: RawSource, problems: Problems) -> pd.DataFrame:
+    if not (raw.has("subscription_discount") and raw.has("coupon")):
+        return pd.DataFrame(columns=["subscription_id", "start", "end", "percent_off", "amount_off_units"])
+    d, c = raw.read("subscription_discount"), raw.read("coupon")
+    if not (require_columns(problems, "subscription_discount", d, ("subscription_id", "coupon_id", "start"))
+            and require_columns(problems, "coupon", c, ("id",))):
+        return pd.DataFrame(columns=["subscription_id", "start", "end", "percent_off", "amount_off_units"])
+    coupons = _coupons(c, problems)
     out = pd.DataFrame({
         "subscription_id": text(d["subscription_id"]), "coupon_id": text(d["coupon_id"]),
         "start": timestamps(d["start"]).dt.floor("D"),
