@@ -20,6 +20,7 @@ Events with no account are an error naming the count, unless the map says ``unat
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 
 from features.importers.errors import Problems
@@ -47,32 +48,78 @@ def _finish(problems: Problems, table: str, column: str, events: pd.DataFrame, s
 
 
 def segment(raw: RawSource, problems: Problems, settings: dict) -> pd.DataFrame:
-    """Segment/RudderStack ``tracks`` to daily usage, keyed by group id."""
+    """Segment/RudderStack ``tracks`` to daily usage, keyed by group id (aggregated inside DuckDB: tracks are big)."""
     if not raw.has("tracks"):
         problems.add("tracks", "*", "required table is missing")
         return pd.DataFrame()
-    t = raw.read("tracks")
-    feature_col = settings.get("feature", "event")
-    if not require_columns(problems, "tracks", t, ("timestamp", feature_col)):
-        return pd.DataFrame()
-    if "id" in t:
-        t = t.drop_duplicates("id")
-    user = text(t["user_id"]) if "user_id" in t else pd.Series(pd.NA, index=t.index, dtype="string")
-    anon = text(t["anonymous_id"]) if "anonymous_id" in t else pd.Series(pd.NA, index=t.index, dtype="string")
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+        types = raw.relation("tracks", con)
+        feature_col = settings.get("feature", "event")
+        if not require_columns(problems, "tracks", pd.DataFrame(columns=list(types)), ("timestamp", feature_col)):
+            return pd.DataFrame()
+        column = settings.get("account", "context_group_id")
+        con.register("identified", _identified(raw))
+        con.register("user_groups", _user_groups(raw).rename_axis("user_id").reset_index(name="group_id"))
+        user = "nullif(trim(CAST(t.user_id AS VARCHAR)), '')" if "user_id" in types else "NULL::VARCHAR"
+        anon = "nullif(trim(CAST(t.anonymous_id AS VARCHAR)), '')" if "anonymous_id" in types else "NULL::VARCHAR"
+        account = f"nullif(trim(CAST(t.{_q(column)} AS VARCHAR)), '')" if column in types else "NULL::VARCHAR"
+        dedupe = "QUALIFY row_number() OVER (PARTITION BY t.id) = 1" if "id" in types else ""
+        grouped = con.execute(f"""
+            WITH t0 AS (
+                SELECT {user} AS user_id, {anon} AS anonymous_id, {account} AS account_id,
+                       {_ts_sql('t.timestamp', types['timestamp'])} AS ts,
+                       nullif(trim(CAST(t.{_q(feature_col)} AS VARCHAR)), '') AS feature_key
+                FROM tracks t {dedupe}
+            ), t1 AS (
+                SELECT coalesce(t0.user_id, i.user_id) AS user_id, t0.anonymous_id, t0.account_id, ts, feature_key
+                FROM t0 LEFT JOIN identified i ON t0.user_id IS NULL AND i.anonymous_id = t0.anonymous_id
+            )
+            SELECT coalesce(t1.account_id, g.group_id) AS account_id, CAST(CAST(ts AS DATE) AS TIMESTAMP) AS date,
+                   feature_key, count(*) AS events, count(DISTINCT coalesce(t1.user_id, t1.anonymous_id)) AS active_users
+            FROM t1 LEFT JOIN user_groups g ON t1.account_id IS NULL AND g.user_id = t1.user_id
+            GROUP BY ALL ORDER BY ALL
+        """).fetchdf()
+        no_account = int(grouped.loc[grouped["account_id"].isna(), "events"].sum())
+        if no_account and settings.get("unattributed", "error") != "drop":
+            problems.add("tracks", column, "no account (set unattributed = \"drop\" in the map to leave such events out)",
+                         no_account)
+        bad_time = int(grouped.loc[grouped["date"].isna(), "events"].sum())
+        if bad_time:
+            problems.add("tracks", "timestamp", "not a timestamp", bad_time)
+        usage = grouped[grouped["account_id"].notna() & grouped["date"].notna() & grouped["feature_key"].notna()]
+        usage = usage.reset_index(drop=True)
+    finally:
+        con.close()
+    usage["account_id"] = usage["account_id"].astype("string")
+    usage["feature_key"] = usage["feature_key"].astype("string")
+    usage["date"] = usage["date"].astype("datetime64[us]")
+    return usage
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _ts_sql(expr: str, duck_type: str) -> str:
+    """A DuckDB expression typing ``expr`` as a UTC timestamp, whether it is stored typed or as text."""
+    if duck_type.upper().startswith("TIMESTAMP") or duck_type.upper() == "DATE":
+        return f"CAST({expr} AS TIMESTAMP)"
+    text_expr = f"trim(CAST({expr} AS VARCHAR))"
+    return (f"coalesce(TRY_CAST({text_expr} AS TIMESTAMP), "
+            f"CAST(TRY_CAST({text_expr} AS TIMESTAMPTZ) AS TIMESTAMP), try_strptime({text_expr}, '%Y-%m-%d %-H:%M:%S'))")
+
+
+def _identified(raw: RawSource) -> pd.DataFrame:
+    """anonymous id -> user id from ``identifies`` (the latest call wins)."""
     if raw.has("identifies"):
         ids = raw.read("identifies")
         if {"anonymous_id", "user_id"} <= set(ids.columns):
-            known = pd.Series(text(ids["user_id"]).to_numpy(), index=text(ids["anonymous_id"]).to_numpy()).dropna()
-            known = known[~known.index.duplicated(keep="last")]
-            user = user.fillna(anon.map(known).astype("string"))
-    column = settings.get("account", "context_group_id")
-    account = text(t[column]) if column in t else pd.Series(pd.NA, index=t.index, dtype="string")
-    account = account.fillna(user.map(_user_groups(raw)).astype("string"))
-    events = pd.DataFrame({
-        "account_id": account, "user": user.fillna(anon),
-        "date": timestamps(t["timestamp"]).dt.floor("D"), "feature_key": text(t[feature_col]),
-    })
-    return _daily(_finish(problems, "tracks", column, events, settings))
+            out = pd.DataFrame({"anonymous_id": text(ids["anonymous_id"]), "user_id": text(ids["user_id"])}).dropna()
+            return out.drop_duplicates("anonymous_id", keep="last").astype(object)
+    return pd.DataFrame({"anonymous_id": pd.Series(dtype=object), "user_id": pd.Series(dtype=object)})
 
 
 def _user_groups(raw: RawSource) -> pd.Series:
@@ -81,16 +128,16 @@ def _user_groups(raw: RawSource) -> pd.Series:
         u = raw.read("users")
         if "context_group_id" in u:
             uid = text(u["user_id"]) if "user_id" in u else text(u["id"])
-            out = pd.Series(text(u["context_group_id"]).to_numpy(), index=uid.to_numpy()).dropna()
-            return out[~out.index.duplicated(keep="last")]
+            out = pd.Series(text(u["context_group_id"]).to_numpy(dtype=object), index=uid.to_numpy(dtype=object)).dropna()
+            return out[~out.index.duplicated(keep="last")].astype(object)
     if raw.has("groups"):
         g = raw.read("groups")
         if {"user_id", "group_id"} <= set(g.columns):
             order = timestamps(g["timestamp"]) if "timestamp" in g else pd.Series(range(len(g)), index=g.index)
             g = g.assign(_order=order).sort_values("_order")
-            out = pd.Series(text(g["group_id"]).to_numpy(), index=text(g["user_id"]).to_numpy()).dropna()
-            return out[~out.index.duplicated(keep="last")]
-    return pd.Series(dtype="string")
+            out = pd.Series(text(g["group_id"]).to_numpy(dtype=object), index=text(g["user_id"]).to_numpy(dtype=object)).dropna()
+            return out[~out.index.duplicated(keep="last")].astype(object)
+    return pd.Series(dtype=object)
 
 
 def _first_group(groups: pd.Series, group_type: str | None) -> pd.Series:

@@ -49,6 +49,23 @@ class RawSource:
     def has(self, name: str) -> bool:
         return name in self.tables
 
+    def relation(self, name: str, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        """Make ``name`` a view of the same name on ``con`` (files read in place; a database table copied once
+        through Arrow); return its lower-case column names and DuckDB types."""
+        if name not in self.tables:
+            raise ImportFailed([ImportProblem(self.source, name, "*", "required table is missing")])
+        where = self.tables[name]
+        if self.backend is None:
+            reader = (f"read_csv({_quote(where)}, header=true, all_varchar=true)" if where.endswith(".csv")
+                      else f"read_parquet({_quote(where)}, union_by_name=true)")
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {reader}')
+        else:
+            arrow = self.backend.table(where, database=self.schema).to_pyarrow()  # type: ignore[attr-defined]
+            con.register(f"{name}__arrow", arrow)
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "{name}__arrow"')
+        described = con.execute(f'DESCRIBE "{name}"').fetchall()
+        return {str(row[0]).lower(): str(row[1]) for row in described}
+
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """The table ``name`` as a frame with lower-case column names (all of them, or ``columns`` when given)."""
         if name not in self.tables:
