@@ -45,6 +45,7 @@ class RawSource:
     tables: dict[str, str] = field(default_factory=dict)  # normalised name -> path or table name
     backend: object | None = None  # an Ibis backend for databases, None for folders
     schema: str | None = None
+    duck: duckdb.DuckDBPyConnection | None = None  # a DuckDB file, read directly (read only)
 
     def has(self, name: str) -> bool:
         return name in self.tables
@@ -55,7 +56,10 @@ class RawSource:
         if name not in self.tables:
             raise ImportFailed([ImportProblem(self.source, name, "*", "required table is missing")])
         where = self.tables[name]
-        if self.backend is None:
+        if self.duck is not None:
+            con.register(f"{name}__arrow", self._duck_arrow(where))
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "{name}__arrow"')
+        elif self.backend is None:
             reader = (f"read_csv({_quote(where)}, header=true, all_varchar=true)" if where.endswith(".csv")
                       else f"read_parquet({_quote(where)}, union_by_name=true)")
             con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {reader}')
@@ -71,7 +75,9 @@ class RawSource:
         if name not in self.tables:
             raise ImportFailed([ImportProblem(self.source, name, "*", "required table is missing")])
         where = self.tables[name]
-        if self.backend is None:
+        if self.duck is not None:
+            frame = self._duck_arrow(where).to_pandas()
+        elif self.backend is None:
             frame = _read_file(where)
         else:
             frame = self.backend.table(where, database=self.schema).to_pandas()  # type: ignore[attr-defined]
@@ -79,6 +85,10 @@ class RawSource:
         if columns is not None:
             frame = frame[[c for c in columns if c in frame.columns]]
         return frame
+
+
+    def _duck_arrow(self, table: str):  # noqa: ANN202 - a pyarrow Table
+        return self.duck.sql(f'SELECT * FROM "{self.schema}"."{table}"').fetch_arrow_table()  # type: ignore[union-attr]
 
 
 def _read_file(path: str) -> pd.DataFrame:
@@ -117,8 +127,11 @@ def open_raw(source: str, location: str | Path, schema: str | None = None) -> Ra
         if not folder.is_dir():
             raise ImportFailed([ImportProblem(source, "*", "*", f"folder {folder} does not exist")])
         return RawSource(source, str(folder), _folder_tables(folder))
+    if text.startswith("duckdb://"):
+        return _open_duckdb_file(source, text, schema)
     import ibis
 
+    text = re.sub(r"^postgresql(\+\w+)?://", "postgres://", text)  # SQLAlchemy spellings of the same URI
     try:
         backend = ibis.connect(text)
     except Exception as exc:  # noqa: BLE001 - any driver error: name the URI's scheme, never its credentials
@@ -135,3 +148,20 @@ def open_raw(source: str, location: str | Path, schema: str | None = None) -> Ra
     for name in sorted(names):
         tables.setdefault(normalise_name(name), name)
     return RawSource(source, text.split("@")[-1], tables, backend, chosen)
+
+
+def _open_duckdb_file(source: str, uri: str, schema: str | None) -> RawSource:
+    """A DuckDB file, opened read only (DuckDB directly: the same tables Ibis would give)."""
+    path = uri.removeprefix("duckdb://")
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error as exc:
+        raise ImportFailed([ImportProblem(source, "*", "*", f"cannot open DuckDB file {path}: {exc}")]) from exc
+    rows = con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+    schemas = {s for s, _ in rows}
+    chosen = schema or (source if source in schemas else "main")
+    tables: dict[str, str] = {}
+    for s, name in sorted(rows):
+        if s == chosen:
+            tables.setdefault(normalise_name(name), name)
+    return RawSource(source, path, tables, None, chosen, con)
