@@ -221,6 +221,9 @@ def subscriptions(raw: RawSource, problems: Problems, renewal_rule: str = "anniv
     problems.check("subscription_item", "plan_id" if "plan_id" in raw.read("subscription_item").columns else "price_id",
                    "no such price or plan", v["product_id"].isna())
     v = v[v["product_id"].notna() & v["customer_id"].notna()].copy()
+    currencies = sorted(set(prices.set_index("price_id").loc[v["price_id"].unique(), "currency"].astype(str).str.lower()))
+    if len(currencies) > 1:
+        problems.add("price", "currency", f"several currencies ({', '.join(currencies)}); money must be in one currency per dataset")
     v["mrr"] = (v["quantity"].astype(float) * v["unit_monthly"].astype(float)).fillna(0.0)
     v["mrr"] = _apply_discounts(v, _discounts(raw, problems))
     in_trial = v["trial_end"].notna() & (v["valid_from"] < v["trial_end"].dt.floor("D"))

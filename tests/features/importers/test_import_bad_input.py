@@ -173,3 +173,23 @@ def test_contract_violations_stop_the_import_and_keep_the_old_output(raw: Path, 
     assert [p.name for p in out.iterdir()] == ["accounts.parquet"]
     assert (out / "accounts.parquet").read_text() == "the previous import"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]
+
+
+def test_report_compares_billing_arr_with_crm_amounts(raw: Path, tmp_path: Path) -> None:
+    first = pd.read_parquet(raw / "salesforce" / "account.parquet").iloc[0]
+    clean = import_sources(ALL, raw, tmp_path / "clean", _config(raw), AS_OF)
+    subs = pd.read_parquet(tmp_path / "clean" / "subscriptions.parquet")
+    current = subs[subs["valid_to"].isna() & (subs["account_id"] == first["account_number"])]
+    billing_arr = round(current["mrr"].sum() * 12, 2)
+    assert billing_arr > 0 and clean.report["revenue"] == []  # no CRM amounts yet
+    pd.DataFrame({"id": ["006A", "006B"], "account_id": first["id"], "created_date": pd.Timestamp("2026-01-05"),
+                  "close_date": pd.Timestamp("2026-02-01"), "stage_name": "Closed Won", "is_closed": True,
+                  "is_won": [True, False], "amount": [round(billing_arr * 1.04, 2), 999.0], "type": "Renewal"}
+                 ).to_parquet(raw / "salesforce" / "opportunity.parquet")
+    result = import_sources(ALL, raw, tmp_path / "out", _config(raw), AS_OF)
+    [row] = result.report["revenue"]
+    assert row["account_id"] == first["account_number"] and row["billing_arr"] == billing_arr
+    assert row["crm_amount"] == round(billing_arr * 1.04, 2)  # the lost deal does not count
+    assert row["difference_pct"] == pytest.approx(-100 * 0.04 / 1.04, abs=0.01)
+    opps = pd.read_parquet(tmp_path / "out" / "opportunities.parquet")
+    assert set(opps["outcome"]) == {"won", "lost"} and set(opps["kind"]) == {"renewal"}
