@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from features.importers.errors import Problems
@@ -179,26 +180,32 @@ def _apply_discounts(versions: pd.DataFrame, discounts: pd.DataFrame) -> pd.Seri
 
 
 def _renewal(versions: pd.DataFrame, rule: str) -> pd.Series:
-    """Contract renewal: ``renewal_date`` in the item's or the subscription's metadata when given, else (rule ``anniversary``) the next yearly
-    anniversary of the subscription's start after the version starts."""
+    """Contract renewal: ``renewal_date`` in the item's or the subscription's metadata when given, else (rule
+    ``anniversary``) the next yearly anniversary of the subscription's start after the version starts."""
     explicit = versions["item_renewal"].fillna(versions["renewal"]).dt.floor("D")
     if rule != "anniversary":
         return explicit
-    start = versions["start_date"].dt.floor("D")
-    years = (versions["valid_from"].dt.year - start.dt.year).astype("Int64")
-    out = pd.Series(pd.NaT, index=versions.index, dtype="datetime64[us]")
-    ok = start.notna() & versions["valid_from"].notna()
+    todo = explicit.isna() & versions["start_date"].notna() & versions["valid_from"].notna()
+    if not todo.any():
+        return explicit
+    start = versions.loc[todo, "start_date"].dt.floor("D")
+    valid_from = versions.loc[todo, "valid_from"].to_numpy("datetime64[D]")
+    years = (versions.loc[todo, "valid_from"].dt.year - start.dt.year).to_numpy()
+    out = np.full(len(start), np.datetime64("NaT"), dtype="datetime64[D]")
     for k in (0, 1, 2):
-        cand = _add_years(start[ok], years[ok] + k)
-        take = out[ok].isna() & (cand > versions["valid_from"][ok])
-        out.loc[take[take].index] = cand[take]
-    return explicit.fillna(out)
+        cand = _add_years(start, years + k)
+        take = np.isnat(out) & (cand > valid_from)
+        out[take] = cand[take]
+    return explicit.where(~todo, pd.Series(out, index=start.index).reindex(explicit.index).astype("datetime64[us]"))
 
 
-def _add_years(start: pd.Series, years: pd.Series) -> pd.Series:
-    offsets = pd.to_timedelta(0, unit="D")
-    out = [s + pd.DateOffset(years=int(y)) if pd.notna(s) else pd.NaT for s, y in zip(start, years)]
-    return pd.Series(out, index=start.index, dtype="datetime64[us]") + offsets
+def _add_years(start: pd.Series, years: np.ndarray) -> np.ndarray:
+    """``start`` plus whole years, 29 February becoming 28 February in other years."""
+    month = start.to_numpy("datetime64[M]") + (12 * years).astype("timedelta64[M]")
+    first = month.astype("datetime64[D]")
+    length = ((month + 1).astype("datetime64[D]") - first).astype(int)
+    day = start.dt.day.to_numpy() - 1
+    return first + np.minimum(day, length - 1).astype("timedelta64[D]")
 
 
 def _overlaps(problems: Problems, subs: pd.DataFrame) -> None:

@@ -65,7 +65,8 @@ def salesforce(contract: Path, out: Path) -> dict[str, str]:
     """Write the Salesforce tables; return contract account_id -> Salesforce id."""
     a = _read(contract, "accounts")
     sf_ids = _sf_id("001", np.arange(len(a)))
-    owners = sorted(a["csm_owner"].dropna().unique())
+    opp_owners = _read(contract, "opportunities").get("owner", pd.Series(dtype=object))
+    owners = sorted(set(a["csm_owner"].dropna()) | set(opp_owners.dropna()))
     user_ids = dict(zip(owners, _sf_id("005", np.arange(len(owners)))))
     segment_words = {"smb": "SMB", "mid_market": "Mid-Market", "enterprise": "Enterprise"}
     channel_words = {"direct": "Direct", "partner": "Partner", "self_serve": "Self Serve"}

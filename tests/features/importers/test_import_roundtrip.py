@@ -83,3 +83,44 @@ def test_feature_frame_equal(company) -> None:
     mine, theirs = (f.sort_values(["account_id", "as_of"]).reset_index(drop=True) for f in frames)
     assert len(mine) > 40
     pd.testing.assert_frame_equal(theirs, mine, check_dtype=False, check_exact=True)
+
+
+def test_opportunities_and_stages_round_trip(tmp_path: Path) -> None:
+    """Opportunities (when the company has them) go out as Salesforce opportunities with history-mode stage
+    versions and come back equal; a closed deal's expected close date becomes its close date, as in Salesforce."""
+    generate(tmp_path / "generated", accounts=4, months=2, seed=4, as_of=AS_OF)
+    accounts = pd.read_parquet(tmp_path / "generated" / "accounts.parquet")["account_id"]
+    ts = pd.Timestamp
+    opps = pd.DataFrame({
+        "opportunity_id": ["O1", "O2", "O3"], "account_id": [accounts[0], accounts[1], accounts[1]],
+        "kind": ["upsell", "renewal", "cross_sell"], "amount": [1200.5, 30000.0, 480.0],
+        "created_at": [ts("2026-05-02 10:00"), ts("2026-05-10 09:30"), ts("2026-06-01 15:00")],
+        "expected_close_date": [ts("2026-07-15"), ts("2026-06-20"), ts("2026-06-25")],
+        "closed_at": [pd.NaT, ts("2026-06-20 17:00"), ts("2026-06-25 12:00")],
+        "outcome": ["open", "won", "lost"], "owner": ["ae-1", "csm-7", None],
+    })
+    stages = pd.DataFrame({
+        "opportunity_id": ["O1", "O1", "O2", "O2", "O2", "O3"],
+        "stage": ["identified", "qualified", "identified", "proposal", "closed won", "closed lost"],
+        "entered_at": [ts("2026-05-02 10:00"), ts("2026-05-20 11:00"), ts("2026-05-10 09:30"), ts("2026-06-01 08:00"),
+                       ts("2026-06-20 17:00"), ts("2026-06-25 12:00")],
+    })
+    from features.synth.writer import contract_schema
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for name, frame in (("opportunities", opps), ("opportunity_stages", stages)):
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).cast(contract_schema(name)),
+                       tmp_path / "generated" / f"{name}.parquet")
+    write_raw(tmp_path / "generated", tmp_path / "raw")
+    config = tomllib.loads((tmp_path / "raw" / "import-map.toml").read_text())
+    import_sources(["stripe", "salesforce", "segment"], tmp_path / "raw", tmp_path / "imported", config, AS_OF)
+    got = pd.read_parquet(tmp_path / "imported" / "opportunities.parquet").sort_values("opportunity_id").reset_index(drop=True)
+    expected = pd.read_parquet(tmp_path / "generated" / "opportunities.parquet")
+    expected["expected_close_date"] = expected["closed_at"].dt.floor("D").fillna(pd.to_datetime(expected["expected_close_date"]))
+    got["expected_close_date"] = pd.to_datetime(got["expected_close_date"])
+    got["opportunity_id"] = got["opportunity_id"].map(dict(zip(sorted(got["opportunity_id"]), ["O1", "O2", "O3"])))
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    got_stages = pd.read_parquet(tmp_path / "imported" / "opportunity_stages.parquet")
+    assert got_stages.sort_values("entered_at")[["stage", "entered_at"]].reset_index(drop=True).equals(
+        stages.sort_values("entered_at")[["stage", "entered_at"]].reset_index(drop=True).astype({"entered_at": "datetime64[us]"}))
