@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--segment-every", type=int, default=100)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--reuse-raw", action="store_true", help="keep raw exports written by an earlier run in --work")
     args = parser.parse_args()
 
     from features.importers import events, salesforce, stripe
@@ -53,21 +54,23 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-import-"))
     data = company(work, args.accounts, args.months)
     raw = work / f"raw_{args.accounts}_{args.months}"
-    shutil.rmtree(raw, ignore_errors=True)
     results: list[tuple[str, float]] = []
-    sf_ids = _timed("write raw salesforce", lambda: raw_shapes.salesforce(data, raw / "salesforce"), results)
-    _timed("write raw stripe", lambda: raw_shapes.stripe(data, raw / "stripe", sf_ids), results)
-    sample = work / "segment_sample"
-    shutil.rmtree(sample, ignore_errors=True)
-    sample.mkdir()
     con = duckdb.connect()
     total_events, total_rows = con.execute(f"SELECT sum(events), count(*) FROM read_parquet('{data / 'usage_daily.parquet'}')").fetchone()
-    con.execute(f"""COPY (SELECT * FROM read_parquet('{data / 'usage_daily.parquet'}')
-                    WHERE CAST(substr(account_id, 5) AS INTEGER) % {args.segment_every} = 0)
-                    TO '{sample / 'usage_daily.parquet'}' (FORMAT parquet)""")
+    if not (args.reuse_raw and (raw / "segment" / "tracks.parquet").exists()):
+        shutil.rmtree(raw, ignore_errors=True)
+        sf_ids = _timed("write raw salesforce", lambda: raw_shapes.salesforce(data, raw / "salesforce"), results)
+        _timed("write raw stripe", lambda: raw_shapes.stripe(data, raw / "stripe", sf_ids), results)
+        sample = work / "segment_sample"
+        shutil.rmtree(sample, ignore_errors=True)
+        sample.mkdir()
+        con.execute(f"""COPY (SELECT * FROM read_parquet('{data / 'usage_daily.parquet'}')
+                        WHERE CAST(substr(account_id, 5) AS INTEGER) % {args.segment_every} = 0)
+                        TO '{sample / 'usage_daily.parquet'}' (FORMAT parquet)""")
+        shutil.copy(data / "accounts.parquet", sample / "accounts.parquet")
+        _timed("write raw segment (sample)", lambda: raw_shapes.segment(sample, raw / "segment"), results)
+    tracks = con.execute(f"SELECT count(*) FROM read_parquet('{raw / 'segment' / 'tracks.parquet'}')").fetchone()[0]
     con.close()
-    shutil.copy(data / "accounts.parquet", sample / "accounts.parquet")
-    tracks = _timed("write raw segment (sample)", lambda: raw_shapes.segment(sample, raw / "segment"), results)
     (raw / "import-map.toml").write_text(raw_shapes.MAP_TOML)
     config = tomllib.loads(raw_shapes.MAP_TOML)
 

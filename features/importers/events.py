@@ -63,22 +63,25 @@ def segment(raw: RawSource, problems: Problems, settings: dict) -> pd.DataFrame:
         column = settings.get("account", "context_group_id")
         con.register("identified", _identified(raw))
         con.register("user_groups", _user_groups(raw).rename_axis("user_id").reset_index(name="group_id"))
-        user = "nullif(trim(CAST(t.user_id AS VARCHAR)), '')" if "user_id" in types else "NULL::VARCHAR"
-        anon = "nullif(trim(CAST(t.anonymous_id AS VARCHAR)), '')" if "anonymous_id" in types else "NULL::VARCHAR"
-        account = f"nullif(trim(CAST(t.{_q(column)} AS VARCHAR)), '')" if column in types else "NULL::VARCHAR"
-        dedupe = "QUALIFY row_number() OVER (PARTITION BY t.id) = 1" if "id" in types else ""
+        user = _text_sql("t.user_id", types.get("user_id"))
+        anon = _text_sql("t.anonymous_id", types.get("anonymous_id"))
+        account = _text_sql(f"t.{_q(column)}", types.get(column))
+        # a re-delivered message keeps its id: counting distinct ids per group counts it once
+        dedupe = "id" in types and settings.get("dedupe", True)
+        message = "t.id" if dedupe else "NULL"
+        count = "count(DISTINCT message_id)" if dedupe else "count(*)"
         grouped = con.execute(f"""
             WITH t0 AS (
-                SELECT {user} AS user_id, {anon} AS anonymous_id, {account} AS account_id,
+                SELECT {message} AS message_id, {user} AS user_id, {anon} AS anonymous_id, {account} AS account_id,
                        {_ts_sql('t.timestamp', types['timestamp'])} AS ts,
-                       nullif(trim(CAST(t.{_q(feature_col)} AS VARCHAR)), '') AS feature_key
-                FROM tracks t {dedupe}
+                       {_text_sql(f"t.{_q(feature_col)}", types.get(feature_col))} AS feature_key
+                FROM tracks t
             ), t1 AS (
-                SELECT coalesce(t0.user_id, i.user_id) AS user_id, t0.anonymous_id, t0.account_id, ts, feature_key
+                SELECT message_id, coalesce(t0.user_id, i.user_id) AS user_id, t0.anonymous_id, t0.account_id, ts, feature_key
                 FROM t0 LEFT JOIN identified i ON t0.user_id IS NULL AND i.anonymous_id = t0.anonymous_id
             )
             SELECT coalesce(t1.account_id, g.group_id) AS account_id, CAST(CAST(ts AS DATE) AS TIMESTAMP) AS date,
-                   feature_key, count(*) AS events, count(DISTINCT coalesce(t1.user_id, t1.anonymous_id)) AS active_users
+                   feature_key, {count} AS events, count(DISTINCT coalesce(t1.user_id, t1.anonymous_id)) AS active_users
             FROM t1 LEFT JOIN user_groups g ON t1.account_id IS NULL AND g.user_id = t1.user_id
             GROUP BY ALL ORDER BY ALL
         """).fetchdf()
@@ -101,6 +104,15 @@ def segment(raw: RawSource, problems: Problems, settings: dict) -> pd.DataFrame:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _text_sql(expr: str, duck_type: str | None) -> str:
+    """Text with empty values as NULL (a missing column is NULL)."""
+    if duck_type is None:
+        return "NULL::VARCHAR"
+    if duck_type.upper() == "VARCHAR":
+        return f"nullif({expr}, '')"
+    return f"nullif(CAST({expr} AS VARCHAR), '')"
 
 
 def _ts_sql(expr: str, duck_type: str) -> str:

@@ -5,6 +5,7 @@ CSV exports arrive as text and database tables arrive typed; every parser accept
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -85,23 +86,30 @@ def numbers(series: pd.Series) -> pd.Series:
     return pd.to_numeric(text(series) if not pd.api.types.is_numeric_dtype(series) else series, errors="coerce").astype("Float64")
 
 
+@functools.lru_cache(maxsize=1 << 18)
+def _parse_json(value: str) -> dict | None:
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def json_field(series: pd.Series, key: str) -> pd.Series:
-    """The value of ``key`` in a JSON object per row (metadata, properties); missing when absent or unparseable."""
+    """The value of ``key`` in a JSON object per row (metadata, properties); missing when absent or unparseable.
+
+    Each distinct text is parsed once (metadata repeats a lot, and several keys are read from one column).
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+
     def one(value: object) -> object:
-        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-            return pd.NA
-        if isinstance(value, dict):
-            obj = value
-        else:
-            try:
-                obj = json.loads(str(value))
-            except ValueError:
-                return pd.NA
-        if not isinstance(obj, dict) or obj.get(key) in (None, ""):
+        obj = value if isinstance(value, dict) else _parse_json(str(value))
+        if obj is None or obj.get(key) in (None, ""):
             return pd.NA
         return str(obj[key])
 
-    return pd.Series([one(v) for v in series], index=series.index, dtype="string")
+    values = np.array([one(v) for v in uniques] + [pd.NA], dtype=object)
+    return pd.Series(values[codes], index=series.index, dtype="string")
 
 
 def field_or_metadata(frame: pd.DataFrame, name: str, metadata_column: str = "metadata") -> pd.Series | None:

@@ -146,3 +146,12 @@ def test_mixpanel_deduplicates_on_insert_id_per_day(samples: Path, tmp_path: Pat
     pd.concat([e, e.iloc[[0]]]).to_csv(folder / "event.csv", index=False)
     again = events.read(open_raw("mixpanel", tmp_path), {"account": "properties.title"}).tables["usage_daily"]
     assert again["events"].sum() == 5  # an exact re-delivery counts once
+
+
+def test_segment_redelivered_message_counts_once(samples: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "segment"
+    shutil.copytree(samples / "segment", folder)
+    tracks = pd.read_csv(folder / "growthcues_tracks.csv", dtype=str)
+    pd.concat([tracks, tracks.iloc[:5]]).to_csv(folder / "growthcues_tracks.csv", index=False)
+    assert events.read(open_raw("segment", tmp_path), {}).tables["usage_daily"]["events"].sum() == 78
+    assert events.read(open_raw("segment", tmp_path), {"dedupe": False}).tables["usage_daily"]["events"].sum() == 83
