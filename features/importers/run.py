@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import REQUIRED_TABLES, TABLES
-from features.importers import events, salesforce, stripe
+from features.importers import events, hubspot, salesforce, stripe
 from features.importers.errors import ImportFailed, ImportProblem
 from features.importers.identity import (
     DEFAULT_MATCH,
@@ -31,17 +31,8 @@ from features.importers.identity import (
 from features.importers.reader import open_raw
 from features.importers.shapes import CRM_SOURCES, SOURCES, SourceTables
 
-_READERS = {"stripe": stripe.read, "salesforce": salesforce.read, "segment": events.read,
+_READERS = {"stripe": stripe.read, "salesforce": salesforce.read, "hubspot": hubspot.read, "segment": events.read,
             "rudderstack": events.read, "amplitude": events.read, "mixpanel": events.read}
-
-
-def _hubspot_read(raw, settings):  # noqa: ANN001, ANN202 - imported lazily: the module is optional
-    from features.importers import hubspot
-
-    return hubspot.read(raw, settings)
-
-
-_READERS["hubspot"] = _hubspot_read
 
 
 @dataclass
