@@ -155,3 +155,34 @@ def test_segment_redelivered_message_counts_once(samples: Path, tmp_path: Path) 
     pd.concat([tracks, tracks.iloc[:5]]).to_csv(folder / "growthcues_tracks.csv", index=False)
     assert events.read(open_raw("segment", tmp_path), {}).tables["usage_daily"]["events"].sum() == 78
     assert events.read(open_raw("segment", tmp_path), {"dedupe": False}).tables["usage_daily"]["events"].sum() == 83
+
+
+def test_rudderstack_reads_the_segment_layout(samples: Path, tmp_path: Path) -> None:
+    shutil.copytree(samples / "segment", tmp_path / "rudderstack")
+    usage = events.read(open_raw("rudderstack", tmp_path), {}).tables["usage_daily"]
+    assert usage["events"].sum() == 78
+
+
+def test_salesforce_account_history_mode_alone(samples: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "salesforce"
+    shutil.copytree(samples / "salesforce", folder)
+    (folder / "sf_account_data.csv").unlink()
+    got = salesforce.read(open_raw("salesforce", tmp_path), {"keep_deleted": True}).tables["accounts"]
+    history = pd.read_csv(folder / "sf_account_history_data.csv", dtype=str)
+    active = history[history["_fivetran_active"].str.lower() == "true"]["id"]
+    assert set(got["account_id"]) == set(active)  # the current version of each account
+    assert got["customer_since"].notna().all()  # from the first history version when nothing else says
+
+
+def test_amplitude_account_from_a_group_type(tmp_path: Path) -> None:
+    folder = tmp_path / "amplitude"
+    folder.mkdir()
+    pd.DataFrame({
+        "event_type": ["report_run", "report_run", "export"], "user_id": ["a@x.io", "b@x.io", "a@x.io"],
+        "event_time": ["2025-02-13T05:35:51.648", "2025-02-13T09:00:00.000", "2025-02-14T10:00:00.000"],
+        "groups": ['{"company": ["acme"], "team": ["t1"]}', '{"company": "acme"}', '{"company": ["globex"]}'],
+        "uuid": ["u1", "u2", "u3"],
+    }).to_csv(folder / "amplitude_event_data.csv", index=False)
+    usage = events.read(open_raw("amplitude", tmp_path), {"group": "company"}).tables["usage_daily"]
+    assert usage[["account_id", "feature_key", "events", "active_users"]].values.tolist() == [
+        ["acme", "report_run", 2, 2], ["globex", "export", 1, 1]]
