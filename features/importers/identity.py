@@ -93,7 +93,8 @@ def unmatched_problem(m: SourceMatch, key_table: str, spec: str, crm: str) -> Im
 
 
 def report(identity: IdentityMap, crm_count: int, billing_arr: pd.Series, crm_amount: pd.Series) -> dict:
-    """Match rates per pair of sources, every unmatched id, and billing ARR against CRM amounts per account."""
+    """Match rates per pair of sources, every unmatched id, and billing MRR (and ARR = 12 x MRR) against CRM
+    amounts (won opportunities, in ARR) per account where both exist."""
     pairs = []
     for m in identity.matches.values():
         matched_accounts = set(m.native_to_account.values())
@@ -108,7 +109,7 @@ def report(identity: IdentityMap, crm_count: int, billing_arr: pd.Series, crm_am
             either = set(a.native_to_account.values()) | set(b.native_to_account.values())
             pairs.append({"pair": f"{a.source} <-> {b.source}", "accounts_in_either": len(either), "in_both": len(both),
                           "match_rate": round(len(both) / len(either), 4) if either else None})
-    both = pd.DataFrame({"billing_arr": billing_arr, "crm_amount": crm_amount}).dropna()
+    both = pd.DataFrame({"billing_mrr": (billing_arr / 12).round(2), "billing_arr": billing_arr, "crm_amount": crm_amount}).dropna()
     both["difference"] = (both["billing_arr"] - both["crm_amount"]).round(2)
     both["difference_pct"] = (100 * both["difference"] / both["crm_amount"].where(both["crm_amount"] != 0)).round(2)
     return {"pairs": pairs, "revenue": both.reset_index(names="account_id").to_dict("records")}
