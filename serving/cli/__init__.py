@@ -12,7 +12,7 @@ import os
 
 import typer
 
-from serving.cli import alerts, backtest, data, demo, features, metrics, score, serve, synth, train
+from serving.cli import alerts, backtest, data, demo, features, importer, metrics, score, serve, synth, train
 
 app = typer.Typer(
     name="expansion",
@@ -31,5 +31,5 @@ def main() -> None:
 
 
 # in the order a newcomer meets them
-for group in (demo, synth, data, metrics, features, train, backtest, serve, score, alerts):
+for group in (demo, synth, importer, data, metrics, features, train, backtest, serve, score, alerts):
     group.register(app)
