@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         "$", min_length=1, max_length=4,
         description="How money is written in reasons and talk tracks (the contract holds one currency per dataset).",
     )
+    refresh_seconds: float = Field(
+        300.0, ge=0,
+        description="How often a running service asks the registry for its champions again (0: only on POST /refresh).",
+    )
     spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")
 
