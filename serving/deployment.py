@@ -49,6 +49,7 @@ class RollbackPlan:
     to_version: str
     registry: str
     deployed_version: str | None  # what the BentoML store's deployment names for this model, if any
+    refresh_seconds: float = 0.0  # EXPANSION_REFRESH_SECONDS of the services (0: only on POST /refresh)
 
     def lines(self) -> list[str]:
         """One line per place that serves models: the registry, batch scoring, the store, the service."""
@@ -60,7 +61,8 @@ class RollbackPlan:
         return [
             f"registry {self.registry}: {self.model} champion alias moves v{self.from_version} -> v{self.to_version}",
             f"batch scoring (`expansion score`): the next run scores with v{self.to_version} (it asks the registry)",
-            f"running services: serve v{self.to_version} after `POST /refresh`, or by themselves within "
-            "EXPANSION_REFRESH_SECONDS",
+            f"running services: serve v{self.to_version} after `POST /refresh`"
+            + (f", or by themselves within {self.refresh_seconds:g} s (EXPANSION_REFRESH_SECONDS)"
+               if self.refresh_seconds > 0 else " (EXPANSION_REFRESH_SECONDS is 0: only then)"),
             deployed,
         ]

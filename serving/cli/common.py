@@ -84,7 +84,8 @@ def local_path(location: str | Path, option: str) -> Path:
     if location.startswith("file://"):
         return Path(location.removeprefix("file://"))
     if is_uri(location):
-        fail(f"{option} {location}: a lake URI is read by Spark only; add --engine spark (and install the spark extra)")
+        fail(f"{option} {location}: here a local folder or file:// URI is read; a remote lake URI is read by Spark "
+             "(the spark extra): `features --engine spark`, `score --engine spark`, `train`/`retrain --features URI`")
     return Path(location)
 
 

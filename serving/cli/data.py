@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from serving.cli.common import EXIT_INVALID_DATA, as_of_or_data_end, console, err_console, fail, parse_date
+from serving.cli.common import EXIT_INVALID_DATA, as_of_or_data_end, console, err_console, fail, local_path, parse_date
 
 
 def require_valid(source, bound: dt.date, data: object) -> None:  # noqa: ANN001 - features.io.DataSource
@@ -31,7 +30,7 @@ def require_valid(source, bound: dt.date, data: object) -> None:  # noqa: ANN001
 
 
 def validate(
-    data: Annotated[Path, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")],
+    data: Annotated[str, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table (a path or file:// URI).")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="No event may lie after this date (default: the data end, the newest usage_daily day).")] = None,
 ) -> None:
     """Check a data folder against the data contract; exit 2 listing every violation."""
@@ -39,7 +38,7 @@ def validate(
     from features.validate import validate as run_checks
 
     try:
-        source = open_data(data)
+        source = open_data(local_path(data, "--data"))
     except DataError as exc:
         fail(str(exc))
     if as_of is None and "usage_daily" not in source.present:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from serving.cli.common import as_of_or_data_end, console, data_end, err_console, fail, parse_date
+from serving.cli.common import as_of_or_data_end, console, data_end, err_console, fail, local_path, parse_date
 from serving.cli.data import require_valid
 
 
@@ -62,13 +62,13 @@ _HEADERS = {
 }
 
 
-def _open_tables(data: Path, as_of: str | None):  # noqa: ANN202 - (MetricTables, date), imported lazily
+def _open_tables(data: str, as_of: str | None):  # noqa: ANN202 - (MetricTables, date), imported lazily
     """Open and validate the folder (exit 2 with every violation when it breaks the contract); the as-of date used."""
     from features.io import DataError, open_data, require_tables
     from features.metrics import MetricTables
 
     try:
-        source = open_data(data)
+        source = open_data(local_path(data, "--data"))
         require_tables(source)
     except DataError as exc:
         fail(str(exc))
@@ -131,7 +131,7 @@ def _print_table(frame: pd.DataFrame, view: View, title: str) -> None:
 
 
 def metrics(
-    data: Annotated[Path, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")],
+    data: Annotated[str, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table (a path or file:// URI).")],
     period: Annotated[Period, typer.Option("--period", help="Length of each period (ttm = trailing 12 months).")] = Period.month,
     by: Annotated[By | None, typer.Option("--by", help="Break every figure down by this account attribute.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table for people, json or csv for machines.")] = Format.table,

@@ -239,7 +239,8 @@ def rollback(
         fail(str(exc), EXIT_REGISTRY)
     tag = (read_deployment(cfg) or {}).get(model.value)
     stored = load_from_store(model.value, store_folder(cfg), tag) if tag else None
-    plan = RollbackPlan(model.value, old, new, public_uri(cfg.tracking_uri), None if stored is None else str(stored.version))
+    plan = RollbackPlan(model.value, old, new, public_uri(cfg.tracking_uri), None if stored is None else str(stored.version),
+                        cfg.refresh_seconds)
     console.print(f"{model.value}: champion rolled back from v{old} to v{new}")
     for line in plan.lines():
         console.print(f"  {line}", highlight=False)
