@@ -48,6 +48,14 @@ def _read_frame(location: str, as_of: dt.date | None = None):  # noqa: ANN202 - 
         fail(str(exc))
 
 
+def _registry_errors() -> tuple[type[Exception], ...]:
+    """What the MLflow client raises when the registry cannot be reached or refuses: exit 3, not a traceback."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
+
+    return MlflowException, RequestException
+
+
 def _span(table, scorer: str, metric: str) -> str:  # noqa: ANN001 - a training.bootstrap.compare frame
     row = table[(table["scorer"] == scorer) & (table["metric"] == metric)].iloc[0]
     return f"{row['value']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
@@ -125,6 +133,8 @@ def retrain(
             result = retrain_on_frame(frame, settings(), n_cutoffs=cutoffs, num_boost_round=rounds)
         except ValueError as exc:
             fail(str(exc))
+        except _registry_errors() as exc:
+            fail(f"MLflow registry: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_REGISTRY)
     else:
         try:
             source = open_data(local_path(data, "--data"))
@@ -137,6 +147,8 @@ def retrain(
             result = run(source, as_of_date, settings(), n_cutoffs=cutoffs, num_boost_round=rounds, on_step=console.print)
         except (DataError, ValueError) as exc:
             fail(str(exc))
+        except _registry_errors() as exc:
+            fail(f"MLflow registry: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_REGISTRY)
         finally:
             source.close()
     _print_registered(result.registered)
@@ -219,6 +231,8 @@ def promote(
         previous = do_promote(model.value, version, settings())
     except RegistryError as exc:
         fail(str(exc), EXIT_REGISTRY)
+    except _registry_errors() as exc:
+        fail(f"MLflow registry: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_REGISTRY)
     console.print(f"{model.value}: champion is now v{version} (was {('v' + previous) if previous else 'none'})")
 
 
@@ -237,6 +251,8 @@ def rollback(
         old, new = do_rollback(model.value, cfg, to_version)
     except RegistryError as exc:
         fail(str(exc), EXIT_REGISTRY)
+    except _registry_errors() as exc:
+        fail(f"MLflow registry: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_REGISTRY)
     tag = (read_deployment(cfg) or {}).get(model.value)
     stored = load_from_store(model.value, store_folder(cfg), tag) if tag else None
     plan = RollbackPlan(model.value, old, new, public_uri(cfg.tracking_uri), None if stored is None else str(stored.version),

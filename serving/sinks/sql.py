@@ -90,10 +90,11 @@ class SqlSink:
     """``sqlite:///PATH`` or ``postgresql://...``: the CRM warehouse tables a reverse-ETL tool syncs."""
 
     def __init__(self, uri: str, *, table_prefix: str = "", replace_newer: bool = False) -> None:
-        self.uri = uri
         self.replace_newer = replace_newer
         self.kept_newer: dt.date | None = None
         self.engine = sa.create_engine(engine_url(uri))
+        # what logs and summaries show: a password in the URI never reaches them
+        self.uri = self.engine.url.render_as_string(hide_password=True) if self.engine.url.password else uri
         if self.engine.dialect.name == "sqlite":
             _sqlite_transactions(self.engine)
             database = self.engine.url.database

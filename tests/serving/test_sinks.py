@@ -321,3 +321,11 @@ def test_file_run_on_an_older_snapshot_leaves_the_newer_file(scheme: str, tmp_pa
     forced = open_sink(uri, Settings(), replace_newer=True)
     forced.write(RUN, chunks_of(IDS[:4], 5))
     assert forced.kept_newer is None and path.read_bytes() != before
+
+
+def test_a_sql_sink_never_shows_its_password(tmp_path: Path) -> None:
+    sink = open_sink("postgresql://crm:s3cret@db.internal:5432/crm", Settings())
+    try:
+        assert "s3cret" not in sink.uri and "db.internal:5432/crm" in sink.uri
+    finally:
+        sink.close()

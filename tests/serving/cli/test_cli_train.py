@@ -71,3 +71,14 @@ def test_a_short_history_is_refused_naming_what_is_missing(feature_frame, cli_en
     short.to_parquet(path)
     out = CliRunner().invoke(app, ["train", "--features", str(path)])
     assert out.exit_code == 2 and "not enough labelled history" in out.output and "more month(s) of history" in out.output
+
+
+def test_an_unreachable_registry_exits_3_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPANSION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # the discard port: nothing answers
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    for command in (["rollback", "--model", "churn"], ["promote", "--model", "churn", "--version", "1"]):
+        out = CliRunner().invoke(app, command)
+        assert out.exit_code == 3, out.output
+        assert "MLflow registry" in out.output or "127.0.0.1:9" in out.output
