@@ -131,7 +131,7 @@ def _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_
     """``score --engine spark``: a local --data folder is checked against the contract first; lake URIs stay URIs."""
     from serving.spark_batch import score_on_spark
 
-    if data is not None and not is_uri(data) or (data or "").startswith("file://"):
+    if data is not None and (not is_uri(data) or data.startswith("file://")):
         from features.io import DataError, open_data
         from serving.cli.data import require_valid
 

@@ -185,7 +185,7 @@ def test_lake_uri_features_train_and_score(generated_company: Path, spark_engine
     def run(*args: str) -> str:
         result = runner.invoke(app, list(args))
         assert result.exit_code == 0, f"expansion {' '.join(args)}: exit {result.exit_code}\n{result.output[-3000:]}"
-        return result.output
+        return " ".join(result.output.split())  # as one line: the console wraps long paths
 
     said = run("features", "--engine", "spark", "--data", f"file://{generated_company}", "--out", f"{lake}/features",
                "--from", "2025-03-31", "--to", "2026-06-30")
