@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     alerts_smtp_host: str = Field("127.0.0.1", description="SMTP relay for email alerts.")
     alerts_smtp_port: int = Field(25, ge=1, le=65535, description="SMTP relay port.")
     alerts_email_from: str = Field("alerts@expansion.local", description="Sender address of email alerts.")
+    refresh_seconds: float = Field(
+        300.0, ge=0,
+        description="How often a running service asks the registry for its champions again (0: only on POST /refresh).",
+    )
     spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")
 

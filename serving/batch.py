@@ -55,6 +55,8 @@ class BatchSummary:
     new_accounts: int
     dropped_accounts: int
     top_movers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MOVER_COLUMNS))
+    #: The snapshot date of newer current scores the sink kept (history written, current scores untouched).
+    kept_newer: dt.date | None = None
 
 
 class _Tally:
@@ -136,7 +138,9 @@ def write_scores(
             yield chunk
 
     sink.write(run, observed())
-    return tally.summary(run, sink.uri)
+    summary = tally.summary(run, sink.uri)
+    summary.kept_newer = getattr(sink, "kept_newer", None)
+    return summary
 
 
 def split(frame: pd.DataFrame, chunk_size: int) -> Iterator[pd.DataFrame]:

@@ -242,6 +242,10 @@ class MetadataResponse(BaseModel):
     reasons_complete: bool = Field(description="True once every account's reasons are computed.")
     max_batch_size: int
     readiness_method: str
+    models_checked_at: str | None = Field(
+        None, description="When (UTC) the service last asked the model source which models to serve.")
+    refresh_seconds: float = Field(
+        0.0, description="How often the service asks again by itself (EXPANSION_REFRESH_SECONDS; 0: only on POST /refresh).")
 
 
 class RefreshResponse(BaseModel):

@@ -5,7 +5,8 @@ Models come from the BentoML model store (put there by ``expansion deploy``), el
 the MLflow registry's ``champion`` aliases, else the service runs on the baseline and
 says ``model_available: false`` on every answer. Features of accounts asked for by id
 come from the newest feature snapshot (:mod:`serving.snapshot`), reloaded when its file
-changes or on ``POST /refresh``.
+changes or on ``POST /refresh``. A promotion or rollback takes effect on ``POST /refresh``
+and, by itself, within ``EXPANSION_REFRESH_SECONDS`` (a background check of the champions).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import gc
 import hmac
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,6 +154,7 @@ class ExpansionScoring:
 
     def __init__(self) -> None:
         self.settings = get_settings()
+        self._refreshing = threading.Lock()  # one model check at a time: POST /refresh and the periodic one
         self._use_models(load_models(self.settings, self.settings.model_source))
         self.live = LiveSnapshot(self.settings.snapshot_file, self.scorer, SNAPSHOT_CHECK_SECONDS,
                                  precompute=self.settings.precompute_reasons, on_load=_settle, on_reasons=gc.freeze,
@@ -158,6 +162,23 @@ class ExpansionScoring:
         ApiKeyMiddleware.readiness = self._readiness
         _settle()
         log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.live.current))
+        self._stop = threading.Event()
+        if self.settings.refresh_seconds > 0:
+            threading.Thread(target=self._refresh_periodically, name="model-refresh", daemon=True).start()
+
+    def _refresh_periodically(self) -> None:
+        """Every ``refresh_seconds``: the champions again (a promotion or rollback) and the snapshot file."""
+        while not self._stop.wait(self.settings.refresh_seconds):
+            try:
+                if self._refresh_models():
+                    log.info("models changed by themselves: %s", self.choice.note)
+                self.live.reload(wait=False)
+            except Exception:  # noqa: BLE001 - a failed check must not end the checks; the next one tries again
+                log.exception("periodic model refresh failed; serving what was loaded")
+
+    def stop_refresh(self) -> None:
+        """End the periodic check (tests that build many services; a server's thread ends with its process)."""
+        self._stop.set()
 
     def _previous_run(self, as_of: dt.date) -> pd.DataFrame | None:
         """The CRM table's newest run on a snapshot older than ``as_of`` (what changed is measured from it)."""
@@ -175,6 +196,7 @@ class ExpansionScoring:
     def _use_models(self, choice: ModelChoice) -> None:
         """Serve with ``choice``'s models from now on (at start, and when /refresh finds other champions)."""
         self.choice, self.model_source = choice, choice.source
+        self.models_checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.scorer = Scorer(choice.expansion, choice.churn, feature_specs(), currency_symbol=self.settings.currency_symbol)
         self._rules = _feature_rules(self.scorer)
         ApiKeyMiddleware.model_available = self.scorer.model_available
@@ -183,13 +205,15 @@ class ExpansionScoring:
 
     def _refresh_models(self) -> bool:
         """Ask the model source again; True when other models now serve (the snapshot is re-scored with them)."""
-        choice = load_models(self.settings, self.settings.model_source)
-        if choice.identity == self.choice.identity and choice.source == self.choice.source:
-            self.choice.note = choice.note  # e.g. the registry is reachable again and still names these models
-            return False
-        self._use_models(choice)
-        self.live.rescore(self.scorer)
-        return True
+        with self._refreshing:
+            choice = load_models(self.settings, self.settings.model_source)
+            if choice.identity == self.choice.identity and choice.source == self.choice.source:
+                self.choice.note = choice.note  # e.g. the registry is reachable again and still names these models
+                self.models_checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                return False
+            self._use_models(choice)
+            self.live.rescore(self.scorer)
+            return True
 
     def __is_ready__(self) -> bool:
         self.live.get()  # a corrupt snapshot replaced by a good one makes the service ready again
@@ -274,6 +298,7 @@ class ExpansionScoring:
             **self.live.status(),
             max_batch_size=self.settings.max_batch_size,
             readiness_method=READINESS_METHOD if self.scorer.expansion is not None else "rule-based baseline",
+            models_checked_at=self.models_checked_at, refresh_seconds=self.settings.refresh_seconds,
         )
 
     @bentoml.api(route="/refresh", input_spec=EmptyRequest)

@@ -16,7 +16,7 @@ this module, which receive Spark frames.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -173,21 +173,40 @@ def score_on_spark(
     features_path: str | None,
     scores_out: str | None,
     sink: Sink,
-    as_of: dt.date,
+    as_of: dt.date | None,
     scored_at: dt.datetime,
     model_source: str = "auto",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_as_of: Callable[[dt.date, str], None] | None = None,
 ) -> BatchSummary:
-    """The ``score --engine spark`` job: features (read from ``features_path`` or built from ``data``) -> scores -> sink."""
+    """The ``score --engine spark`` job: features (read from ``features_path`` or built from ``data``) -> scores -> sink.
+
+    ``data``, ``features_path`` and ``scores_out`` are folders or lake URIs (``s3a://``,
+    ``gs://``, ``abfss://``, ``file://``), handed to Spark as given. Without ``as_of`` the
+    snapshot is the data end (the newest usage day), or the newest snapshot of
+    ``features_path``; ``on_as_of(date, why)`` hears which.
+    """
+    from features.build import usage_span
     from features.engines import open_engine, spark_feature_frame, spark_session
     from serving.models import load_scorer
 
     session = spark_session(settings)
     release = None
+    engine = None
     if features_path is not None:
         features = session.read.parquet(features_path)
     else:
         engine = open_engine("spark", settings, data=data)
+    if as_of is None:
+        if engine is not None:
+            as_of, why = usage_span(engine.tables)[1], "the data end: the newest usage_daily day"
+        else:
+            as_of, why = newest_snapshot(features), f"the newest snapshot in {features_path}"
+    else:
+        why = "--as-of"
+    if on_as_of is not None:
+        on_as_of(as_of, why)
+    if engine is not None:
         features, release = spark_feature_frame(engine, [as_of], settings)
     try:
         summary = score_snapshot_spark(
@@ -199,3 +218,15 @@ def score_on_spark(
             release()
     assert summary is not None  # a sink was given
     return summary
+
+
+def newest_snapshot(features: SparkFrame) -> dt.date:
+    """The newest ``as_of`` of a feature frame (a date, timestamp or partition-text column)."""
+    from pyspark.sql import functions as F
+
+    if "as_of" not in features.columns:
+        raise ValueError("feature frame: column as_of is required to score")
+    newest = features.agg(F.max(F.to_date("as_of")).alias("as_of")).first()["as_of"]
+    if newest is None:
+        raise ValueError("feature frame: no rows, so no snapshot to score")
+    return newest

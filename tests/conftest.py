@@ -62,7 +62,7 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
         "acquisition_channel": ["direct", "partner", "direct", "self_serve"],
         "customer_since": [d(2024, 1, 1)] * 4,
         "csm_owner": ["kim", None, "kim", "lee"],
-        "fiscal_year_start_month": [7, 1, None, 4],
+        "fiscal_year_start_month": pd.array([7, 1, None, 4], dtype="Int64"),
     })
     sub_rows = [
         # A1 adds 5 seats on 2025-05-10, 40 days after TINY_AS_OF.

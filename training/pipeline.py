@@ -3,7 +3,9 @@
 :func:`train_and_register` trains both models on a feature frame, registers and gates
 each; :func:`retrain` is the whole monthly job on a data source: features at every
 month end the data covers, backtest, refit and gate, then feature drift of the newest
-snapshot against the labelled history, logged next to the training runs.
+snapshot against the labelled history, logged next to the training runs;
+:func:`retrain_on_frame` is the same job on a feature frame built elsewhere (Spark), which
+:func:`read_feature_frame` reads from a file, a partitioned folder or a lake URI.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from features.build import build_features, tables_from_backend, usage_span
+from features.build import build_features, tables_from_backend, to_frame, usage_span
 from features.config import Settings
 from features.io import DataSource, require_tables
 from features.registry import categorical_features, feature_names
@@ -95,9 +98,69 @@ def retrain(
         raise ValueError(f"no complete month end in the data up to {data_end}: nothing to train on")
     say(f"building features for {len(dates)} month ends {dates[0]} .. {dates[-1]}")
     frame = build_features(source, dates, settings, data_end=data_end)
+    return retrain_on_frame(frame, settings, data_end, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round)
+
+
+def retrain_on_frame(
+    frame: pd.DataFrame, settings: Settings, data_end: dt.date | None = None, *,
+    n_cutoffs: int | None = None, num_boost_round: int = DEFAULT_ROUNDS,
+) -> RetrainResult:
+    """The monthly job on a built feature frame: backtest and refit both models, gate them, log the feature drift.
+
+    ``data_end`` defaults to the frame's newest snapshot. Raises ValueError when the frame
+    cannot be trained on.
+    """
+    if not len(frame):
+        raise ValueError("feature frame: no rows to train on")
     registered = train_and_register(frame, settings, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round)
     latest = frame[frame["as_of"] == frame["as_of"].max()]
     labelled = frame[frame["expanded"].notna()]  # the shipped models learn from every labelled month
     drift = feature_drift(labelled, latest, feature_names(), categorical_features())
     log_drift(drift, settings)
-    return RetrainResult(frame, registered, drift, data_end)
+    end = data_end or pd.Timestamp(frame["as_of"].max()).date()
+    return RetrainResult(frame, registered, drift, end)
+
+
+def read_feature_frame(location: str | Path, settings: Settings, as_of: dt.date | None = None) -> pd.DataFrame:
+    """A feature frame from a Parquet or CSV file, a folder of Parquet parts partitioned by ``as_of``, or a lake URI.
+
+    ``file://`` URIs and local paths are read here; other URIs (``s3a://``, ``gs://``,
+    ``abfss://``) are read by Spark, which holds the lake's credentials, and collected.
+    Only snapshots up to ``as_of`` are kept when it is given. Raises ValueError naming
+    the location when it cannot be read or lacks the key columns.
+    """
+    text = str(location)
+    if "://" in text and not text.startswith("file://"):
+        frame = _read_on_spark(text, settings)
+    else:
+        frame = _read_local(Path(text.removeprefix("file://")))
+    missing = [c for c in ("account_id", "as_of", "expanded", "churned") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"feature frame {text}: missing column(s) {', '.join(missing)} (build it with `expansion features`)")
+    frame = to_frame(frame).sort_values(["as_of", "account_id"], kind="stable", ignore_index=True)
+    if as_of is not None:
+        frame = frame[frame["as_of"] <= pd.Timestamp(as_of)].reset_index(drop=True)
+    return frame
+
+
+def _read_local(path: Path) -> pd.DataFrame:
+    if path.is_dir():
+        return pd.read_parquet(path)  # partition folders (as_of=YYYY-MM-DD) become the as_of column
+    if not path.is_file():
+        raise ValueError(f"feature frame {path} does not exist (a Parquet/CSV file, or a folder of Parquet parts)")
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    return pd.read_parquet(path)
+
+
+def _read_on_spark(uri: str, settings: Settings) -> pd.DataFrame:
+    from features.engines import spark_session
+
+    session = spark_session(settings)
+    try:
+        spark_frame = session.read.parquet(uri)
+    except Exception as exc:  # noqa: BLE001 - Spark raises its own analysis errors for a missing path
+        raise ValueError(f"feature frame {uri}: cannot be read by Spark: {str(exc).splitlines()[0]}") from exc
+    from pyspark.sql import functions as F
+
+    return spark_frame.withColumn("as_of", F.to_date("as_of")).toPandas()

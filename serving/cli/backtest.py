@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli.common import console, fail, parse_date, settings
+from serving.cli.common import console, fail, local_path, parse_date, settings
 
 SHOWN = ("roc_auc", "pr_auc", "lift_top_decile", "precision_top_book", "top_decile_expansion_mrr_share", "brier", "ece")
 BOOKS_SHOWN = 15
 
 
 def backtest(
-    data: Annotated[Path, typer.Option("--data", help="Folder with the canonical tables.")],
+    data: Annotated[str, typer.Option("--data", help="Folder with the canonical tables (a path or file:// URI).")],
     cutoffs: Annotated[int, typer.Option("--cutoffs", min=1, help="Replay the newest N eligible month ends.")] = 6,
     start: Annotated[str | None, typer.Option("--from", help="First cut-off (a month end); with --to instead of --cutoffs.")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last cut-off (default: the newest eligible month end).")] = None,
@@ -38,7 +38,7 @@ def backtest(
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     cfg = settings()
     try:
-        source = open_data(data)
+        source = open_data(local_path(data, "--data"))
         require_tables(source)
         first, last = usage_span(tables_from_backend(source.ibis(), source.present))
     except DataError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -15,9 +16,15 @@ from features.config import Settings, get_settings
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-#: Exit codes: 2 for bad input (data, files, options), 3 for the model registry and missing keys.
+#: Exit codes, the same for every command (docs/operations.md says what to do for each):
+#: 0 done; 1 an unexpected error (the traceback is in the log); 2 bad input (data, files,
+#: options); 3 the model registry (unreachable, no such version) or a missing key;
+#: 4 ``retrain`` ran but the gate kept the current models (no new champion).
+EXIT_OK = 0
+EXIT_ERROR = 1
 EXIT_INVALID_DATA = 2
 EXIT_REGISTRY = 3
+EXIT_KEPT = 4
 
 
 def fail(message: str, code: int = EXIT_INVALID_DATA) -> NoReturn:
@@ -39,6 +46,47 @@ def parse_date(value: str | None, *, default_today: bool = True) -> dt.date | No
         return dt.date.fromisoformat(value)
     except ValueError:
         fail(f"{value!r} is not a date (expected YYYY-MM-DD)")
+
+
+def data_end(source) -> dt.date:  # noqa: ANN001 - features.io.DataSource, imported lazily
+    """The last day the data covers: its newest ``usage_daily`` date (the default ``--as-of`` of every command)."""
+    from features.build import tables_from_backend, usage_span
+    from features.io import DataError
+
+    try:
+        return usage_span(tables_from_backend(source.ibis(), source.present))[1]
+    except (DataError, ValueError) as exc:
+        fail(str(exc))
+
+
+def as_of_or_data_end(value: str | None, source, *, command: str) -> dt.date:  # noqa: ANN001 - a DataSource
+    """``--as-of`` when given, else the data end; either way the command says which date it uses (on stderr)."""
+    if value is not None:
+        chosen = parse_date(value)
+        err_console.print(f"{command}: as of {chosen} (--as-of)", highlight=False)
+        return chosen
+    chosen = data_end(source)
+    err_console.print(f"{command}: as of {chosen} (the data end: the newest usage_daily day)", highlight=False)
+    return chosen
+
+
+def is_uri(location: str) -> bool:
+    """True for a lake URI (``s3a://``, ``gs://``, ``abfss://``, ``file://``, ...), kept as a string end to end.
+
+    ``--data`` and ``--features`` are strings, not paths: a path would turn ``s3a://lake`` into ``s3a:/lake``.
+    """
+    return "://" in location and location.split("://", 1)[0].isidentifier()
+
+
+def local_path(location: str | Path, option: str) -> Path:
+    """A local folder or file: a plain path or a ``file://`` URI; a remote lake URI needs ``--engine spark``."""
+    location = str(location)
+    if location.startswith("file://"):
+        return Path(location.removeprefix("file://"))
+    if is_uri(location):
+        fail(f"{option} {location}: here a local folder or file:// URI is read; a remote lake URI is read by Spark "
+             "(the spark extra): `features --engine spark`, `score --engine spark`, `train`/`retrain --features URI`")
+    return Path(location)
 
 
 def is_interactive() -> bool:

@@ -2,28 +2,50 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import datetime as dt
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from serving.cli.common import EXIT_INVALID_DATA, console, err_console, fail, parse_date
+from serving.cli.common import EXIT_INVALID_DATA, as_of_or_data_end, console, err_console, fail, local_path, parse_date
+
+
+def require_valid(source, bound: dt.date, data: object) -> None:  # noqa: ANN001 - features.io.DataSource
+    """Check the contract before a job runs (``retrain``, ``score``, ``metrics``); exit 2 listing every violation.
+
+    ``bound``: no event may lie after it (the later of the data end and the snapshot).
+    """
+    from features.validate import validate as run_checks
+
+    report = run_checks(source, bound)
+    if report.ok:
+        return
+    err_console.print(f"[red]invalid data:[/red] {len(report.violations)} violation(s) in {data}; nothing was run")
+    for v in report.violations:
+        err_console.print(f"- {v}")
+        for row in v.examples:
+            err_console.print(f"    {row}")
+    raise typer.Exit(EXIT_INVALID_DATA)
 
 
 def validate(
-    data: Annotated[Path, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="No event may lie after this date (default: today).")] = None,
+    data: Annotated[str, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table (a path or file:// URI).")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="No event may lie after this date (default: the data end, the newest usage_daily day).")] = None,
 ) -> None:
     """Check a data folder against the data contract; exit 2 listing every violation."""
     from features.io import DataError, open_data
     from features.validate import validate as run_checks
 
-    as_of_date = parse_date(as_of)
     try:
-        source = open_data(data)
+        source = open_data(local_path(data, "--data"))
     except DataError as exc:
         fail(str(exc))
+    if as_of is None and "usage_daily" not in source.present:
+        as_of_date = parse_date(None)  # nothing says where the data ends: no event may lie in the future
+        err_console.print(f"validate: as of {as_of_date} (today: usage_daily is missing)", highlight=False)
+    else:
+        as_of_date = as_of_or_data_end(as_of, source, command="validate")
     report = run_checks(source, as_of_date)
     summary = Table(title=f"{data} as of {as_of_date}")
     for col in ("table", "rows", "first date", "last date"):

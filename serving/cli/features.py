@@ -84,6 +84,7 @@ def features(
         first_day, last_day = usage_span(tables_from_backend(source.ibis(), source.present))
         end_date = end_date or last_day
         dates = _snapshot_dates(as_of, start, end, first_day, end_date)
+        _say_dates(dates, end_date, data_end is None)
         if show_sql:
             console.print(feature_sql(source, dates, cfg, dialect=engine, data_end=end_date), markup=False)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -111,6 +112,7 @@ def _features_on_spark(data: str | None, database: str | None, out: str, asked: 
         engine = open_engine(Engine.spark, cfg, data=data, database=database)
         first_day, last_day = usage_span(engine.tables)
         dates = _snapshot_dates(*asked, first_day, end_date or last_day)
+        _say_dates(dates, end_date or last_day, end_date is None)
         frame, release = spark_feature_frame(engine, dates, cfg, data_end=end_date)
         try:
             write_partitioned(frame, out)
@@ -119,6 +121,13 @@ def _features_on_spark(data: str | None, database: str | None, out: str, asked: 
     except DataError as exc:
         fail(str(exc))
     console.print(f"wrote the feature frame of {len(dates)} snapshot(s) from {engine.location} to {out} (partitioned by as_of)")
+
+
+def _say_dates(dates: list[dt.date], end: dt.date, default_end: bool) -> None:
+    """Which snapshots and which data end the command uses (every command with dates says so)."""
+    why = "the data end: the newest usage_daily day" if default_end else "--data-end"
+    err_console.print(f"features: {len(dates)} snapshot(s) {dates[0]} .. {dates[-1]}, data end {end} ({why})",
+                      highlight=False)
 
 
 def write_docs(

@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from serving.cli.common import EXIT_INVALID_DATA, console, err_console, fail, parse_date
+from serving.cli.common import as_of_or_data_end, console, data_end, err_console, fail, local_path, parse_date
+from serving.cli.data import require_valid
 
 
 class Period(str, Enum):
@@ -61,24 +62,19 @@ _HEADERS = {
 }
 
 
-def _open_tables(data: Path, as_of: dt.date):  # noqa: ANN202 - MetricTables, imported lazily
-    """Open and validate the folder; exit 2 with every violation when it breaks the contract."""
+def _open_tables(data: str, as_of: str | None):  # noqa: ANN202 - (MetricTables, date), imported lazily
+    """Open and validate the folder (exit 2 with every violation when it breaks the contract); the as-of date used."""
     from features.io import DataError, open_data, require_tables
     from features.metrics import MetricTables
-    from features.validate import validate
 
     try:
-        source = open_data(data)
+        source = open_data(local_path(data, "--data"))
         require_tables(source)
     except DataError as exc:
         fail(str(exc))
-    report = validate(source, as_of)
-    if not report.ok:
-        err_console.print(f"[red]invalid data:[/red] {len(report.violations)} violation(s) in {data}")
-        for v in report.violations:
-            err_console.print(f"- {v}")
-        raise typer.Exit(EXIT_INVALID_DATA)
-    return MetricTables.from_source(source)
+    as_of_date = as_of_or_data_end(as_of, source, command="metrics")
+    require_valid(source, max(as_of_date, data_end(source)), data)
+    return MetricTables.from_source(source), as_of_date
 
 
 def _compute(view: View, tables, period: Period, by: str | None, start: dt.date | None, as_of: dt.date) -> pd.DataFrame:
@@ -135,19 +131,18 @@ def _print_table(frame: pd.DataFrame, view: View, title: str) -> None:
 
 
 def metrics(
-    data: Annotated[Path, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")],
+    data: Annotated[str, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table (a path or file:// URI).")],
     period: Annotated[Period, typer.Option("--period", help="Length of each period (ttm = trailing 12 months).")] = Period.month,
     by: Annotated[By | None, typer.Option("--by", help="Break every figure down by this account attribute.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table for people, json or csv for machines.")] = Format.table,
     plots: Annotated[Path | None, typer.Option("--plots", help="Also write PNG charts into this folder.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Only periods ending by this date count (default: today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Only periods ending by this date count (default: the data end, the newest usage_daily day).")] = None,
     start: Annotated[str | None, typer.Option("--start", help="First day periods may start (default: first subscription).")] = None,
     view: Annotated[View, typer.Option("--view", help="Which report: retention per period, or an expansion view.")] = View.periods,
 ) -> None:
     """Net and gross revenue retention, expansion and churn rates per period and group, with benchmark bands."""
-    as_of_date = parse_date(as_of)
     start_date = parse_date(start, default_today=False)
-    tables = _open_tables(data, as_of_date)
+    tables, as_of_date = _open_tables(data, as_of)
     group_by = by.value if by else None
     frame = _compute(view, tables, period, group_by, start_date, as_of_date)
     if fmt is Format.json:

@@ -11,7 +11,18 @@ import typer
 from rich.table import Table
 
 from features.config import Engine, ModelSource
-from serving.cli.common import console, err_console, fail, is_interactive, parse_date, settings
+from serving.cli.common import (
+    as_of_or_data_end,
+    console,
+    data_end,
+    err_console,
+    fail,
+    is_interactive,
+    is_uri,
+    local_path,
+    parse_date,
+    settings,
+)
 
 
 def _read_field_map(path: Path | None) -> dict[str, str] | None:
@@ -27,6 +38,13 @@ def _read_field_map(path: Path | None) -> dict[str, str] | None:
 
 
 def _print_summary(summary) -> None:  # noqa: ANN001 - serving.batch.BatchSummary, imported lazily
+    if summary.kept_newer is not None:
+        console.print(
+            f"[yellow]kept newer scores:[/yellow] {summary.sink} holds current scores as of {summary.kept_newer}, newer "
+            f"than this run's snapshot {summary.as_of}; they stay current. This run's {summary.accounts:,} scores "
+            f"(run {summary.run_id}) went to the history only where the sink keeps one. Pass --replace-newer to "
+            f"make them current.", highlight=False)
+        return
     console.print(
         f"[green]scored[/green] {summary.accounts:,} accounts as of {summary.as_of} into {summary.sink} "
         f"(run {summary.run_id}; {summary.new_accounts:,} new, {summary.dropped_accounts:,} no longer active)"
@@ -54,47 +72,50 @@ def _print_summary(summary) -> None:  # noqa: ANN001 - serving.batch.BatchSummar
 
 
 def score(
-    data: Annotated[Path, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")],
+    data: Annotated[str | None, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table; spark also takes a lake URI (s3a://, gs://, abfss://, file://).")] = None,
     sink: Annotated[
         str | None,
         typer.Option("--sink", help="csv:PATH, parquet:PATH, salesforce:PATH, hubspot:PATH, sqlite:///PATH or postgresql://... (default: the SQLite CRM under home)."),
     ] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date (default: today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date (default: the data end, the newest usage_daily day).")] = None,
     field_map: Annotated[Path | None, typer.Option("--field-map", help="JSON object renaming fields for salesforce:/hubspot: files.")] = None,
     models: Annotated[ModelSource, typer.Option("--models", help="Where models come from; 'none' scores with the baseline only.")] = ModelSource.auto,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Accounts scored and written per chunk.")] = 20_000,
     engine: Annotated[Engine, typer.Option("--engine", help="duckdb (in process) or spark (mapInPandas; needs the spark extra).")] = Engine.duckdb,
-    features_path: Annotated[str | None, typer.Option("--features", help="Spark only: feature frame Parquet (from features --engine spark) instead of building it from --data.")] = None,
-    scores_out: Annotated[str | None, typer.Option("--scores-out", help="Spark only: also write the scores as Parquet here, partitioned by as_of.")] = None,
+    features_path: Annotated[str | None, typer.Option("--features", help="Spark only: feature frame Parquet folder or lake URI (from features --engine spark) instead of building it from --data.")] = None,
+    scores_out: Annotated[str | None, typer.Option("--scores-out", help="Spark only: also write the scores as Parquet here (a folder or lake URI), partitioned by as_of.")] = None,
+    replace_newer: Annotated[bool, typer.Option("--replace-newer", help="Let a run on an older snapshot replace current scores from a newer one (default: it writes history only).")] = False,
 ) -> None:
-    """Score every account active at the snapshot and write the scores to a CRM sink, all or nothing."""
+    """Score every account active at the snapshot and write the scores to a CRM sink, all or nothing.
+
+    The data is checked against the contract first (exit 2 listing every violation, nothing written).
+    """
     from features.io import DataError, open_data, require_tables
     from serving.batch import snapshot_features
+    from serving.cli.data import require_valid
     from serving.models import load_models, scorer_for
     from serving.sinks import open_sink
 
     cfg = settings()
-    as_of_date = parse_date(as_of)
     scored_at = dt.datetime.now(dt.UTC)  # the entry point is the one place that reads the clock
+    if data is None and (engine is Engine.duckdb or features_path is None):
+        fail("give --data (or, with --engine spark, --features)")
     try:
-        target = open_sink(sink or cfg.crm_uri, cfg, field_map=_read_field_map(field_map))
+        target = open_sink(sink or cfg.crm_uri, cfg, field_map=_read_field_map(field_map), replace_newer=replace_newer)
     except ValueError as exc:
         fail(str(exc))
     if engine is Engine.spark:
-        from serving.spark_batch import score_on_spark
-
-        try:
-            summary = score_on_spark(cfg, str(data), features_path, scores_out, target, as_of_date, scored_at, models.value, chunk_size)
-        finally:
-            target.close()
-        _print_summary(summary)
+        _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_at, models, chunk_size)
         return
     try:
-        source = open_data(data)
+        source = open_data(local_path(data, "--data"))
         require_tables(source)
     except DataError as exc:
+        target.close()
         fail(str(exc))
     try:
+        as_of_date = as_of_or_data_end(as_of, source, command="score")
+        require_valid(source, max(as_of_date, data_end(source)), data)
         features = snapshot_features(source, as_of_date, cfg)
         choice = load_models(cfg, models.value)
         err_console.print(f"models: {choice.note}")
@@ -107,6 +128,33 @@ def score(
             run_and_print(source, as_of_date, cfg, features=features)
     finally:
         source.close()
+        target.close()
+    _print_summary(summary)
+
+
+def _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_at, models, chunk_size) -> None:  # noqa: ANN001
+    """``score --engine spark``: a local --data folder is checked against the contract first; lake URIs stay URIs."""
+    from serving.spark_batch import score_on_spark
+
+    if data is not None and (not is_uri(data) or data.startswith("file://")):
+        from features.io import DataError, open_data
+        from serving.cli.data import require_valid
+
+        try:
+            source = open_data(local_path(data, "--data"))
+        except DataError as exc:
+            target.close()
+            fail(str(exc))
+        try:
+            bound = max(parse_date(as_of, default_today=False) or data_end(source), data_end(source))
+            require_valid(source, bound, data)
+        finally:
+            source.close()
+    try:
+        summary = score_on_spark(cfg, data, features_path, scores_out, target, parse_date(as_of, default_today=False),
+                                 scored_at, models.value, chunk_size,
+                                 on_as_of=lambda day, why: err_console.print(f"score: as of {day} ({why})", highlight=False))
+    finally:
         target.close()
     _print_summary(summary)
 

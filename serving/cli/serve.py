@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -131,14 +130,14 @@ def deploy(
             console.print(f"deployed {name} v{model.version} (run {model.run_id}, registry {model.registry_uri}) "
                           f"into {store_folder(cfg) or 'the BENTOML_HOME store'}")
     if features is not None:
+        from serving.deployment import publish_snapshot_file
+
         if not features.is_file():
             fail(f"--features {features}: no such file")
-        target = cfg.snapshot_file
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".parquet.tmp")
-        shutil.copyfile(features, tmp)
-        os.replace(tmp, target)  # a rename: a running service never reads half a file
+        target = publish_snapshot_file(features, cfg)  # a rename: a running service never reads half a file
         console.print(f"published feature snapshot {target}")
+    console.print("running services pick this up on `POST /refresh`, or by themselves within "
+                  f"{cfg.refresh_seconds:g} s (EXPANSION_REFRESH_SECONDS)")
 
 
 def register(app: typer.Typer) -> None:

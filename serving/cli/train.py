@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from enum import Enum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from serving.cli.common import EXIT_REGISTRY, console, fail, parse_date, settings
+from serving.cli.common import (
+    EXIT_KEPT,
+    EXIT_REGISTRY,
+    as_of_or_data_end,
+    console,
+    data_end,
+    fail,
+    local_path,
+    parse_date,
+    settings,
+)
 from training.names import ModelName
 
 SHOWN = ("roc_auc", "pr_auc", "lift_top_decile", "precision_top_book", "brier", "ece")
@@ -28,16 +38,22 @@ def _quiet_mlflow() -> None:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
-def _read_frame(path: Path):  # noqa: ANN202 - pandas imported lazily
-    import pandas as pd
+def _read_frame(location: str, as_of: dt.date | None = None):  # noqa: ANN202 - pandas imported lazily
+    """The feature frame at ``location`` (file, partitioned folder or lake URI); exit 2 naming it when it cannot be read."""
+    from training.pipeline import read_feature_frame
 
-    if not path.is_file():
-        fail(f"feature file {path} does not exist")
-    if path.suffix == ".csv":
-        frame = pd.read_csv(path)
-        frame["as_of"] = pd.to_datetime(frame["as_of"])
-        return frame
-    return pd.read_parquet(path)
+    try:
+        return read_feature_frame(location, settings(), as_of)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def _registry_errors() -> tuple[type[Exception], ...]:
+    """What the MLflow client raises when the registry cannot be reached or refuses: exit 3, not a traceback."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
+
+    return MlflowException, RequestException
 
 
 def _span(table, scorer: str, metric: str) -> str:  # noqa: ANN001 - a training.bootstrap.compare frame
@@ -70,7 +86,7 @@ def _print_registered(registered: dict) -> None:
 
 
 def train(
-    features: Annotated[Path, typer.Option("--features", help="Feature frame (Parquet or CSV) from `build_features`.")],
+    features: Annotated[str, typer.Option("--features", help="Feature frame from `expansion features`: a Parquet or CSV file, a folder partitioned by as_of, or a lake URI (s3a://, gs://, abfss://, file://).")],
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds (the backtest picks the count).")] = 500,
     cutoffs: Annotated[int | None, typer.Option("--cutoffs", min=3, help="Use only the newest N cut-offs (default: every labelled month).")] = None,
 ) -> None:
@@ -87,23 +103,69 @@ def train(
 
 
 def retrain(
-    data: Annotated[Path, typer.Option("--data", help="Folder with the canonical tables.")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Data is complete up to this date (default: newest usage day).")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Folder with the canonical tables (a local path or file:// URI).")] = None,
+    features: Annotated[str | None, typer.Option("--features", help="Instead of --data: a feature frame built elsewhere (a file, a folder partitioned by as_of, or a lake URI).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Data is complete up to this date (default: the data end, the newest usage_daily day).")] = None,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds (the backtest picks the count).")] = 500,
     cutoffs: Annotated[int | None, typer.Option("--cutoffs", min=3, help="Use only the newest N cut-offs (default: every labelled month).")] = None,
+    deploy: Annotated[bool, typer.Option("--deploy", help="When a model is promoted: copy the champions into the BentoML store and publish the newest snapshot for the service.")] = False,
 ) -> None:
-    """The monthly job: features up to the newest complete month, backtest, refit, gate, promote, report drift."""
-    from features.io import DataError, open_data
+    """The monthly job: validate, features up to the newest complete month, backtest, refit, gate, promote, report drift.
+
+    Exit codes: 0 a new champion (deployed with --deploy); 4 the gate kept the current
+    models (reasons printed); 2 bad data (every violation listed, nothing trained);
+    3 the registry cannot be reached; 1 an unexpected error.
+    """
+    from features.io import DataError, open_data, require_tables
+    from serving.cli.data import require_valid
     from training.pipeline import retrain as run
 
+    from training.pipeline import retrain_on_frame
+
     _quiet_mlflow()
-    try:
-        source = open_data(data)
-        result = run(source, parse_date(as_of, default_today=False), settings(), n_cutoffs=cutoffs,
-                     num_boost_round=rounds, on_step=console.print)
-    except (DataError, ValueError) as exc:
-        fail(str(exc))
+    if (data is None) == (features is None):
+        fail("give either --data (the canonical tables) or --features (a built feature frame)")
+    if features is not None:
+        frame = _read_frame(features, parse_date(as_of, default_today=False))
+        console.print(f"retrain: {len(frame):,} rows, snapshots {frame['as_of'].min():%Y-%m-%d} .. "
+                      f"{frame['as_of'].max():%Y-%m-%d} from {features}")
+        try:
+            result = retrain_on_frame(frame, settings(), n_cutoffs=cutoffs, num_boost_round=rounds)
+        except ValueError as exc:
+            fail(str(exc))
+        except _registry_errors() as exc:
+            fail(f"MLflow registry: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_REGISTRY)
+    else:
+        try:
+            source = open_data(local_path(data, "--data"))
+            require_tables(source)
+        except DataError as exc:
+            fail(str(exc))
+        as_of_date = as_of_or_data_end(as_of, source, command="retrain")
+        require_valid(source, max(as_of_date, data_end(source)), data)
+        try:
+            result = run(source, as_of_date, settings(), n_cutoffs=cutoffs, num_boost_round=rounds, on_step=console.print)
+        except (DataError, ValueError) as exc:
+            fail(str(exc))
+        except _registry_errors() as exc:
+            fail(f"MLflow registry: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_REGISTRY)
+        finally:
+            source.close()
     _print_registered(result.registered)
+    _print_drift(result)
+    promoted = [name for name, r in result.registered.items() if r.decision.promote]
+    for name, r in result.registered.items():
+        if not r.decision.promote:
+            console.print(f"kept the current {name} model: v{r.version} was not promoted: {'; '.join(r.decision.reasons)}")
+    if not promoted:
+        console.print("no new champion: what serves keeps serving" + ("; nothing deployed" if deploy else ""))
+        raise typer.Exit(EXIT_KEPT)
+    console.print(f"promoted: {', '.join(f'{n} v{result.registered[n].version}' for n in promoted)}")
+    if deploy:
+        _deploy_after_retrain(result)
+
+
+def _print_drift(result) -> None:  # noqa: ANN001 - training.pipeline.RetrainResult
     drift = result.drift
     shifted = drift[drift["level"] != "stable"]
     console.print(f"drift vs newest snapshot {result.newest_snapshot}: "
@@ -114,6 +176,21 @@ def retrain(
     for row in drift.head(10).itertuples():
         report.add_row(row.feature, f"{row.psi:.3f}", row.level)
     console.print(report)
+
+
+def _deploy_after_retrain(result) -> None:  # noqa: ANN001 - training.pipeline.RetrainResult
+    """Champions into the BentoML store, then the newest snapshot for the service (what ``deploy --features`` does)."""
+    from serving.deployment import publish_snapshot
+    from serving.models import deploy_champions, store_folder
+
+    cfg = settings()
+    for name, model in deploy_champions(cfg).items():
+        if model is None:
+            console.print(f"no champion for {name}: the service uses the baseline for it")
+            continue
+        console.print(f"deployed {name} v{model.version} (run {model.run_id}) into {store_folder(cfg) or 'the BENTOML_HOME store'}")
+    path = publish_snapshot(result.frame, cfg)
+    console.print(f"published feature snapshot {path} as of {result.newest_snapshot}")
 
 
 def models(
@@ -154,6 +231,8 @@ def promote(
         previous = do_promote(model.value, version, settings())
     except RegistryError as exc:
         fail(str(exc), EXIT_REGISTRY)
+    except _registry_errors() as exc:
+        fail(f"MLflow registry: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_REGISTRY)
     console.print(f"{model.value}: champion is now v{version} (was {('v' + previous) if previous else 'none'})")
 
 
@@ -161,15 +240,26 @@ def rollback(
     model: Annotated[ModelName, typer.Option("--model", help="expansion or churn.")],
     to_version: Annotated[str | None, typer.Option("--to-version", help="Default: the champion it replaced.")] = None,
 ) -> None:
-    """Move the champion alias back to the previous champion (or to --to-version)."""
-    from training.registry import RegistryError
+    """Move the champion alias back to the previous champion (or to --to-version), and say where that takes effect."""
+    from serving.deployment import RollbackPlan
+    from serving.models import load_from_store, read_deployment, store_folder
+    from training.registry import RegistryError, public_uri
     from training.registry import rollback as do_rollback
 
+    cfg = settings()
     try:
-        old, new = do_rollback(model.value, settings(), to_version)
+        old, new = do_rollback(model.value, cfg, to_version)
     except RegistryError as exc:
         fail(str(exc), EXIT_REGISTRY)
+    except _registry_errors() as exc:
+        fail(f"MLflow registry: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_REGISTRY)
+    tag = (read_deployment(cfg) or {}).get(model.value)
+    stored = load_from_store(model.value, store_folder(cfg), tag) if tag else None
+    plan = RollbackPlan(model.value, old, new, public_uri(cfg.tracking_uri), None if stored is None else str(stored.version),
+                        cfg.refresh_seconds)
     console.print(f"{model.value}: champion rolled back from v{old} to v{new}")
+    for line in plan.lines():
+        console.print(f"  {line}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

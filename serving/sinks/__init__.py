@@ -11,6 +11,12 @@
 
 Every sink takes an iterable of scorer chunks and either writes all of them or leaves
 the previous output untouched (write-then-rename for files, one transaction for SQL).
+
+Scores never go backwards: a run whose snapshot is older than the one the sink's current
+scores come from (a delayed job, a backfill) writes its history rows (SQL) but leaves the
+current scores alone, and says so in ``kept_newer`` (the newer snapshot's date), unless
+the sink was opened with ``replace_newer=True``. File sinks keep one run and no history,
+so such a run writes nothing to them.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ class Sink(Protocol):
     """A destination for one scoring run's rows."""
 
     uri: str
+    #: Replace current scores even when they come from a newer snapshot (``--replace-newer``).
+    replace_newer: bool
+    #: After ``write``: the snapshot date of newer current scores the run left in place, else None.
+    kept_newer: dt.date | None
 
     def previous_scores(self, before: dt.date | None = None) -> pd.DataFrame | None:
         """The previous run's scores (``account_id``, ``readiness_score``, ``readiness_band``, and when kept
@@ -70,13 +80,22 @@ def open_sink(
     *,
     field_map: Mapping[str, str] | None = None,
     table_prefix: str = "",
+    replace_newer: bool = False,
 ) -> Sink:
     """Open the sink a URI names (``settings.crm_uri`` is the embedded default).
 
     ``field_map`` renames row fields for the CRM formats (``{"readiness_score":
     "My_Score__c", "account_id": "My_External_Id__c"}``); ``table_prefix`` prefixes the
-    SQL table names (tests use it to stay out of each other's way).
+    SQL table names (tests use it to stay out of each other's way). ``replace_newer`` lets
+    a run on an older snapshot replace current scores from a newer one (a deliberate
+    re-statement); by default such a run leaves them in place.
     """
+    sink = _open(uri, settings, field_map, table_prefix)
+    sink.replace_newer, sink.kept_newer = replace_newer, None
+    return sink
+
+
+def _open(uri: str, settings: Settings, field_map: Mapping[str, str] | None, table_prefix: str) -> Sink:
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
     if scheme not in SINK_SCHEMES:
         raise SinkError(f"sink {uri!r}: unknown scheme {scheme!r}; expected one of {', '.join(SINK_SCHEMES)}")

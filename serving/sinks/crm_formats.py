@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.sinks.files import atomic_path
+from serving.sinks.files import atomic_path, consume, newer_snapshot
 from serving.sinks.rows import ROW_FIELDS, RunInfo, empty_score_frame, to_rows
 
 SALESFORCE_FIELDS: dict[str, str] = {
@@ -154,10 +154,26 @@ def format_rows(rows: pd.DataFrame, fmt: CrmFormat) -> pd.DataFrame:
 class CrmFileSink:
     """``salesforce:PATH`` / ``hubspot:PATH``: one import file per run, replaced atomically."""
 
+    replace_newer = False
+    kept_newer: dt.date | None = None
+
     def __init__(self, path: Path, fmt: CrmFormat) -> None:
         self.path = path
         self.format = fmt
         self.uri = f"{fmt.name}:{path}"
+
+    def _keeps_newer(self, run: RunInfo) -> bool:
+        """True when the import file holds a newer snapshot's scores than ``run``'s (an older run must not replace them)."""
+        self.kept_newer = None
+        field = self.format.fields.get("as_of")
+        if self.replace_newer or not field or not self.path.is_file():
+            return False
+        if field not in pd.read_csv(self.path, nrows=0).columns:
+            return False
+        dates = pd.read_csv(self.path, usecols=[field], dtype="string", keep_default_na=False)[field]
+        dates = pd.to_datetime(dates.replace(self.format.null_value or "", pd.NA), errors="coerce")
+        self.kept_newer = newer_snapshot(dates.max(), run)
+        return self.kept_newer is not None
 
     def close(self) -> None:
         pass
@@ -178,6 +194,8 @@ class CrmFileSink:
         return frame
 
     def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
+        if self._keeps_newer(run):
+            return consume(chunks)
         written = 0
         with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as out:
             for chunk in chunks:

@@ -42,6 +42,19 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def newer_snapshot(newest: object, run: RunInfo) -> dt.date | None:
+    """``newest`` (the snapshot date current scores come from) when it is after the run's, else None."""
+    if newest is None or pd.isna(newest):
+        return None
+    newest = pd.Timestamp(newest).date()
+    return newest if newest > run.as_of else None
+
+
+def consume(chunks: Iterable[pd.DataFrame]) -> int:
+    """Count the rows of a run that is not written (its scores are still computed and summarised)."""
+    return sum(len(chunk) for chunk in chunks)
+
+
 def iso_columns(rows: pd.DataFrame) -> pd.DataFrame:
     """Dates as YYYY-MM-DD and the scored-at time as ISO 8601 UTC with Z, for text formats."""
     out = rows.copy()
@@ -54,10 +67,20 @@ class _FileSink:
     """A sink writing one file: its URI, nothing to close, and the previous run's scores read back from the file."""
 
     scheme = ""
+    replace_newer = False
+    kept_newer: dt.date | None = None
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.uri = f"{self.scheme}:{path}"
+
+    def _keeps_newer(self, run: RunInfo) -> bool:
+        """True when the file holds scores of a newer snapshot than ``run``'s that this run must not replace."""
+        self.kept_newer = None
+        if self.replace_newer or not self.path.is_file() or "as_of" not in self._columns():
+            return False
+        self.kept_newer = newer_snapshot(self._read_previous(["as_of"])["as_of"].max(), run)
+        return self.kept_newer is not None
 
     def close(self) -> None:
         pass
@@ -93,6 +116,8 @@ class CsvSink(_FileSink):
         return pd.read_csv(self.path, usecols=columns, dtype={"account_id": "string"})
 
     def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
+        if self._keeps_newer(run):
+            return consume(chunks)
         written = 0
         columns: list[str] | None = None
         with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as out:
@@ -131,6 +156,8 @@ class ParquetSink(_FileSink):
         return pq.read_table(self.path, columns=columns).to_pandas()
 
     def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
+        if self._keeps_newer(run):
+            return consume(chunks)
         written = 0
         writer: pq.ParquetWriter | None = None
         with atomic_path(self.path) as tmp:

@@ -12,6 +12,10 @@ The run id is deterministic (snapshot date + model versions), and the upserts on
 touch rows whose values changed, so writing the same run twice changes nothing.
 Accounts absent from the run (no longer active) leave ``account_scores``, so the
 current table is always exactly the newest run; their past rows stay in history.
+
+Scores never go backwards: a run on a snapshot older than the current table's (a delayed
+job, a backfill) writes its history rows and leaves ``account_scores`` as it is
+(``kept_newer`` says from which snapshot), unless the sink was opened with ``replace_newer``.
 """
 
 from __future__ import annotations
@@ -85,9 +89,12 @@ def _records(rows: pd.DataFrame) -> list[dict]:
 class SqlSink:
     """``sqlite:///PATH`` or ``postgresql://...``: the CRM warehouse tables a reverse-ETL tool syncs."""
 
-    def __init__(self, uri: str, *, table_prefix: str = "") -> None:
-        self.uri = uri
+    def __init__(self, uri: str, *, table_prefix: str = "", replace_newer: bool = False) -> None:
+        self.replace_newer = replace_newer
+        self.kept_newer: dt.date | None = None
         self.engine = sa.create_engine(engine_url(uri))
+        # what logs and summaries show: a password in the URI never reaches them
+        self.uri = self.engine.url.render_as_string(hide_password=True) if self.engine.url.password else uri
         if self.engine.dialect.name == "sqlite":
             _sqlite_transactions(self.engine)
             database = self.engine.url.database
@@ -159,7 +166,9 @@ class SqlSink:
                 if len(rows):
                     conn.execute(staging.insert(), _records(rows))
                 written += len(rows)
-            self._upsert(conn, staging, self.current, ("account_id",))
+            self.kept_newer = None if self.replace_newer else self._newer_current(conn, run)
+            if self.kept_newer is None:
+                self._upsert(conn, staging, self.current, ("account_id",))
             self._upsert(conn, staging, self.history, ("account_id", "run_id"))
             # NOT EXISTS, not NOT IN: PostgreSQL plans NOT IN over the unanalysed staging table as a
             # per-row subplan once it guesses the ids will not fit in work_mem, quadratic in the
@@ -167,10 +176,19 @@ class SqlSink:
             def absent(table: sa.Table) -> sa.ColumnElement[bool]:
                 return ~sa.exists().where(staging.c.account_id == table.c.account_id)
 
-            conn.execute(sa.delete(self.current).where(absent(self.current)))
+            if self.kept_newer is None:
+                conn.execute(sa.delete(self.current).where(absent(self.current)))
             conn.execute(sa.delete(self.history).where(self.history.c.run_id == run.run_id, absent(self.history)))
             staging.drop(conn)
         return written
+
+    def _newer_current(self, conn: sa.Connection, run: RunInfo) -> dt.date | None:
+        """The current table's snapshot date when it is newer than ``run``'s (read inside the run's transaction)."""
+        newest = conn.execute(sa.select(sa.func.max(self.current.c.as_of))).scalar()
+        if newest is None:
+            return None
+        newest = pd.Timestamp(newest).date()
+        return newest if newest > run.as_of else None
 
     def _staging_table(self) -> sa.Table:
         """A temporary table private to this connection (PostgreSQL also drops it at commit)."""

@@ -1,8 +1,10 @@
 """The analyst notebooks: stored without outputs, and each runs end to end on a small generated company.
 
-Execution uses the shared ``generated_company`` (600 accounts, 18 months) and one model
-home for the module: ``model_evaluation`` finds no model there and trains one through the
-project's training functions, ``account_drilldown`` then reuses it.
+Execution uses the shared ``generated_company`` (600 accounts, 18 months) and one empty
+model home for the module: the notebooks never register or promote a model unless a cell
+says so (``REGISTER_MODELS = True``, stored False), so ``model_evaluation`` reviews models
+it trains for itself, ``account_drilldown`` scores with the baseline, and the home's
+store is still empty afterwards.
 """
 
 from __future__ import annotations
@@ -52,6 +54,22 @@ def test_stored_notebook_has_no_outputs(name: str) -> None:
             assert cell.execution_count is None, f"{name} cell {i} is stored with an execution count"
 
 
+REGISTERING = ("train_and_register(", "register_and_gate(", "promote(", "rollback(", "set_registered_model_alias(")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_notebook_registers_only_where_a_cell_says_so(name: str) -> None:
+    nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+    code = [cell.source for cell in nb.cells if cell.cell_type == "code"]
+    switches = [c for c in code if re.search(r"^REGISTER_MODELS = (True|False)$", c, re.M)]
+    for source in code:
+        for line in source.splitlines():
+            if any(call in line for call in REGISTERING) and not line.lstrip().startswith(("from ", "import ", "#")):
+                assert switches, f"{name}: {line.strip()!r} without a REGISTER_MODELS cell"
+                assert "if REGISTER_MODELS:" in source and source.index("if REGISTER_MODELS:") < source.index(line), line
+    assert all("REGISTER_MODELS = False" in c for c in switches), f"{name} is stored registering models"
+
+
 @pytest.fixture(scope="module")
 def notebook_env(generated_company: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Environment the kernels inherit: the generated company, a fresh model home, no telemetry."""
@@ -67,7 +85,6 @@ def notebook_env(generated_company: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.mark.slow
-# Order matters only for speed: model_evaluation trains the model that account_drilldown reuses.
 @pytest.mark.parametrize("name", ["nrr_and_cohorts.ipynb", "model_evaluation.ipynb", "account_drilldown.ipynb"])
 def test_notebook_runs(name: str, notebook_env: Path) -> None:
     nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
@@ -91,3 +108,8 @@ def test_notebook_runs(name: str, notebook_env: Path) -> None:
     assert f"data: {os.environ['EXPANSION_DATA']}" in text and "generated a demo company" not in text
     if name != "nrr_and_cohorts.ipynb":
         assert f"MLflow store: sqlite:///{Path(os.environ['EXPANSION_HOME']).resolve()}" in text
+        assert "no registered model in this store" in text
+        from features.config import get_settings
+        from training.registry import list_versions
+
+        assert list_versions(get_settings()) == [], f"{name} registered a model without being told to"

@@ -166,3 +166,44 @@ def test_spark_batch_scores_equal_in_process_scores(spark_engine, spark_features
     np.testing.assert_allclose(crm["readiness_score"].to_numpy(float), expected["readiness_score"].to_numpy(float))
     first = crm["reason_1"].astype(object).where(crm["reason_1"].notna(), None).tolist()
     assert first == [r[0] if len(r) else None for r in expected["reasons"]]
+
+
+def test_lake_uri_features_train_and_score(generated_company: Path, spark_engine, tmp_path: Path,  # noqa: ANN001
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """features -> train -> score on a file:// lake URI, through the commands, the URIs kept as URIs throughout."""
+    import sqlalchemy as sa
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    monkeypatch.setenv("EXPANSION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("EXPANSION_SPARK_MASTER", "local[2]")
+    lake = f"file://{tmp_path / 'lake'}"
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, f"expansion {' '.join(args)}: exit {result.exit_code}\n{result.output[-3000:]}"
+        return " ".join(result.output.split())  # as one line: the console wraps long paths
+
+    said = run("features", "--engine", "spark", "--data", f"file://{generated_company}", "--out", f"{lake}/features",
+               "--from", "2025-03-31", "--to", "2026-06-30")
+    assert f"to {lake}/features" in said
+    partitions = sorted(p.name for p in (tmp_path / "lake" / "features").iterdir() if p.is_dir())
+    assert partitions[0] == "as_of=2025-03-31" and partitions[-1] == "as_of=2026-06-30" and len(partitions) == 16
+    said = run("train", "--features", f"{lake}/features", "--rounds", "30", "--cutoffs", "3")
+    assert "gate:" in said
+    said = run("score", "--engine", "spark", "--features", f"{lake}/features", "--scores-out", f"{lake}/scores",
+               "--sink", f"sqlite:///{tmp_path / 'crm.db'}")
+    assert f"as of 2026-06-30 (the newest snapshot in {lake}/features)" in said
+    assert (tmp_path / "lake" / "scores" / "as_of=2026-06-30").is_dir()
+    newest = pd.read_parquet(tmp_path / "lake" / "features" / "as_of=2026-06-30")
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    try:
+        with engine.connect() as conn:
+            crm = pd.read_sql("SELECT account_id, as_of FROM account_scores", conn)
+    finally:
+        engine.dispose()
+    assert sorted(crm["account_id"]) == sorted(newest["account_id"]) and len(crm) > 100
+    assert {str(d)[:10] for d in crm["as_of"]} == {"2026-06-30"}

@@ -121,6 +121,10 @@ def test_an_identical_rerun_has_no_movers(tiny_features: pd.DataFrame, tmp_path:
 def test_score_command_writes_the_sink(tiny_company: Callable[..., Path], tmp_path: Path) -> None:
     from serving.cli import app
 
+    def float_months(tables: dict[str, pd.DataFrame]) -> None:  # breaks the contract: an int column as float
+        accounts = tables["accounts"]
+        accounts["fiscal_year_start_month"] = accounts["fiscal_year_start_month"].astype("float64")
+
     out = tmp_path / "sf.csv"
     result = CliRunner().invoke(
         app,
@@ -134,6 +138,10 @@ def test_score_command_writes_the_sink(tiny_company: Callable[..., Path], tmp_pa
     assert len(rows) > 0 and (rows["Expansion_Snapshot_Date__c"] == str(TINY_AS_OF)).all()
     bad = CliRunner().invoke(app, ["score", "--data", str(tiny_company()), "--sink", "ftp://x", "--as-of", "2025-03-31"])
     assert bad.exit_code == 2 and "unknown scheme" in bad.output
+    invalid = CliRunner().invoke(app, ["score", "--data", str(tiny_company(float_months)), "--sink", f"csv:{tmp_path / 'x.csv'}"],
+                                 env={"EXPANSION_HOME": str(tmp_path / "home")})
+    assert invalid.exit_code == 2 and "accounts.fiscal_year_start_month" in invalid.output  # checked before scoring
+    assert "as of 2025-07-31 (the data end" in invalid.output and not (tmp_path / "x.csv").exists()
 
 
 @pytest.mark.slow

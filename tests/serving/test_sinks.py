@@ -279,3 +279,53 @@ def test_a_crm_table_from_an_earlier_release_gets_the_run_id_columns(tmp_path: P
     baseline = RunInfo(RUN.as_of, RUN.scored_at, {"expansion": None, "churn": None})
     open_sink(uri, Settings()).write(baseline, [score_frame(IDS[:3]).drop(columns="model_available", errors="ignore")])
     assert not open_sink(uri, Settings()).read_table("current")["model_available"].astype(bool).any()
+
+
+def test_sql_run_on_an_older_snapshot_writes_history_and_keeps_newer_current_scores(sql_sink_uri: tuple[str, str]) -> None:
+    uri, prefix = sql_sink_uri
+    sink = open_sink(uri, Settings(), table_prefix=prefix)
+    try:
+        sink.write(NEXT_RUN, chunks_of(IDS, 5, seed=1))
+        current = sink.read_table("current")
+        assert sink.kept_newer is None
+        older = IDS[3:]  # a backfill of the month before, where fewer accounts were active
+        assert sink.write(RUN, chunks_of(older, 5)) == len(older)
+        assert sink.kept_newer == NEXT_RUN.as_of
+        pd.testing.assert_frame_equal(sink.read_table("current"), current)  # not one row went backwards
+        history = sink.read_table("history")
+        assert history.groupby("run_id").size().to_dict() == {NEXT_RUN.run_id: len(IDS), RUN.run_id: len(older)}
+    finally:
+        sink.close()
+    replacing = open_sink(uri, Settings(), table_prefix=prefix, replace_newer=True)
+    try:
+        replacing.write(RUN, chunks_of(older, 5))
+        assert replacing.kept_newer is None
+        current = replacing.read_table("current")
+        assert list(current["account_id"]) == older and set(current["run_id"]) == {RUN.run_id}
+    finally:
+        replacing.close()
+
+
+@pytest.mark.parametrize("scheme", FILE_SCHEMES)
+def test_file_run_on_an_older_snapshot_leaves_the_newer_file(scheme: str, tmp_path: Path) -> None:
+    uri = file_uri(scheme, tmp_path)
+    path = Path(uri.split(":", 1)[1])
+    open_sink(uri, Settings()).write(NEXT_RUN, chunks_of(IDS, 5))
+    before = path.read_bytes()
+    sink = open_sink(uri, Settings())
+    assert sink.write(RUN, chunks_of(IDS[:4], 5)) == 4  # scored and counted, not written
+    assert sink.kept_newer == NEXT_RUN.as_of and path.read_bytes() == before
+    same = open_sink(uri, Settings())
+    same.write(NEXT_RUN, chunks_of(IDS, 9))  # the same snapshot again is not "older"
+    assert same.kept_newer is None
+    forced = open_sink(uri, Settings(), replace_newer=True)
+    forced.write(RUN, chunks_of(IDS[:4], 5))
+    assert forced.kept_newer is None and path.read_bytes() != before
+
+
+def test_a_sql_sink_never_shows_its_password(tmp_path: Path) -> None:
+    sink = open_sink("postgresql://crm:s3cret@db.internal:5432/crm", Settings())
+    try:
+        assert "s3cret" not in sink.uri and "db.internal:5432/crm" in sink.uri
+    finally:
+        sink.close()

@@ -50,10 +50,17 @@ def test_train_names_a_missing_feature_file(cli_env):
 @pytest.mark.slow
 def test_retrain_builds_trains_and_reports_drift(generated_company, cli_env):
     out = CliRunner().invoke(app, ["retrain", "--data", str(generated_company), "--rounds", "40", "--cutoffs", "3"])
-    assert out.exit_code == 0, out.output
+    assert out.exit_code in (0, 4), out.output
     assert "PSI" in out.stdout and "baseline" in out.stdout
+    assert "retrain: as of 2026-06-30 (the data end" in out.output
     listed = json.loads(CliRunner().invoke(app, ["models", "--format", "json"]).stdout)
     assert {v["name"] for v in listed} == {"expansion", "churn"}
+    # exit 0 exactly when the gate promoted a model; 4 (kept the current models) otherwise, saying why
+    promoted = [v["name"] for v in listed if v["gate"] == "promoted"]
+    assert (out.exit_code == 0) == bool(promoted)
+    for v in listed:
+        if v["gate"] != "promoted":
+            assert f"kept the current {v['name']} model: v{v['version']} was not promoted" in out.stdout
 
 
 def test_cutoffs_below_the_floor_are_refused(feature_frame, cli_env):
@@ -71,3 +78,14 @@ def test_a_short_history_is_refused_naming_what_is_missing(feature_frame, cli_en
     short.to_parquet(path)
     out = CliRunner().invoke(app, ["train", "--features", str(path)])
     assert out.exit_code == 2 and "not enough labelled history" in out.output and "more month(s) of history" in out.output
+
+
+def test_an_unreachable_registry_exits_3_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPANSION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # the discard port: nothing answers
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    for command in (["rollback", "--model", "churn"], ["promote", "--model", "churn", "--version", "1"]):
+        out = CliRunner().invoke(app, command)
+        assert out.exit_code == 3, out.output
+        assert "MLflow registry" in out.output or "127.0.0.1:9" in out.output
