@@ -99,8 +99,12 @@ def deploy_champions(settings: Settings) -> dict[str, Any]:
     from training.registry import load_champion
 
     store = store_folder(settings)
-    champions = {name: load_champion(name, settings) for name in MODEL_NAMES}
-    tags = {name: save_to_store(m, store) for name, m in champions.items() if m is not None}
+    champions: dict[str, Any] = {}
+    tags: dict[str, str] = {}
+    for name in MODEL_NAMES:  # each stored as soon as it is read; none is named until all are stored
+        champions[name] = load_champion(name, settings)
+        if champions[name] is not None:
+            tags[name] = save_to_store(champions[name], store)
     target = deployment_file(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".json.tmp")
