@@ -77,6 +77,7 @@ class ApiKeyMiddleware:
         if not key and not settings.insecure:
             raise RuntimeError("EXPANSION_API_KEY is not set: set it, or start with --insecure for local use only")
         self.expected = f"Bearer {key}".encode() if key else None
+        self.max_batch_size = settings.max_batch_size
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -132,7 +133,7 @@ class ApiKeyMiddleware:
         status, raw = await self._captured(scope, receive)
         if status != 200:
             return await JSONResponse({"error": "OpenAPI document unavailable"}, status_code=500)(scope, receive, send)
-        spec = complete_openapi(openapi_features(json.loads(raw), self.feature_rules))
+        spec = complete_openapi(openapi_features(json.loads(raw), self.feature_rules, self.max_batch_size))
         await JSONResponse(spec)(scope, receive, send)
 
 

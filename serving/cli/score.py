@@ -70,9 +70,10 @@ def score(
     """Score every account active at the snapshot and write the scores to a CRM sink, all or nothing."""
     from features.io import DataError, open_data, require_tables
     from serving.batch import snapshot_features
-    from serving.models import load_models, scorer_for
+    from serving.models import fail_fast_registry, load_models, scorer_for
     from serving.sinks import open_sink
 
+    fail_fast_registry()  # a registry that is down: the fallback and the note in seconds, not minutes of retries
     cfg = settings()
     as_of_date = parse_date(as_of)
     scored_at = dt.datetime.now(dt.UTC)  # the entry point is the one place that reads the clock

@@ -16,7 +16,14 @@ import pandas as pd
 import pytest
 
 from features.config import Settings
-from serving.models import deploy_champions, deployment_file, load_models, read_deployment, store_folder
+from serving.models import (
+    REGISTRY_HTTP_DEFAULTS,
+    deploy_champions,
+    deployment_file,
+    load_models,
+    read_deployment,
+    store_folder,
+)
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]
@@ -118,3 +125,109 @@ def test_a_deploy_killed_part_way_leaves_the_previous_deployment_whole_and_in_us
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]  # the store took no harm: the next deploy completes
     assert load_models(acme, "store").identity == second
+
+
+# --- an MLflow tracking server that is down --------------------------------------------------------------------------
+
+
+def _mlflow_server(port: int, folder: Path) -> subprocess.Popen:
+    """A real MLflow tracking server on a free loopback port, its store and artifacts under ``folder``."""
+    folder.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "art")]
+    log = folder / f"server-{time.monotonic_ns()}.log"
+    proc = subprocess.Popen(cmd, cwd=folder, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+                            stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True)
+    _wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200, 120,
+                "mlflow server", proc, log)
+    return proc
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Stop a server and the workers it started (its own session)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def registry_then_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict, frame: pd.DataFrame,
+                       register_model) -> Iterator[tuple[Settings, dict, Path, list]]:  # noqa: ANN001
+    """Champions registered through a real HTTP MLflow server and deployed, then the server stopped.
+
+    Yields (settings, deployed run ids, the server's folder, processes to stop); the test may start it again
+    on the same port, and it is stopped at the end whatever happens.
+    """
+    for name in ("BENTOML_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    port, folder = _free_port(), tmp_path / "mlflow-server"
+    acme = Settings(home=tmp_path / "acme", mlflow_tracking_uri=f"http://127.0.0.1:{port}")
+    server = _mlflow_server(port, folder)
+    started: list[subprocess.Popen] = [server]
+    try:
+        runs = {name: register_model(acme, m, frame)[1] for name, m in trained.items()}
+        deploy_champions(acme)
+        _stop_group(server)
+        yield acme, runs, folder, started
+    finally:
+        for proc in started:
+            _stop_group(proc)
+
+
+def test_an_mlflow_server_that_is_down_fails_fast_falls_back_to_the_deployed_models_and_recovers(
+    registry_then_down: tuple, frame: pd.DataFrame, generated_company: Path, tmp_path: Path,
+) -> None:
+    acme, runs, folder, started = registry_then_down
+    uri = acme.tracking_uri
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{uri}/health", timeout=2)  # nothing listens on the registry's port
+
+    # the batch job: the deployed models, and it says why; `expansion score` caps MLflow's retries by itself
+    env = _env(acme.home, uri)
+    for name in REGISTRY_HTTP_DEFAULTS:
+        env.pop(name, None)
+    started_at = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "serving.cli", "score", "--data", str(generated_company),
+                          "--as-of", "2026-06-30", "--sink", f"csv:{tmp_path / 'down.csv'}"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    batch_seconds = time.monotonic() - started_at
+    assert out.returncode == 0, out.stderr[-3000:]
+    note = " ".join(out.stderr.split())
+    assert f"MLflow registry {uri} unreachable" in note and "serving the deployed models" in note, note
+    rows = pd.read_csv(tmp_path / "down.csv")
+    assert set(rows["expansion_model_run_id"]) == {runs["expansion"]} and rows["model_available"].all()
+
+    # the service: starts from the store, says so on /readyz and /metadata, and does not wait minutes for MLflow
+    snapshot = tmp_path / "snapshot.parquet"
+    frame.drop(columns=["expanded", "churned"]).to_parquet(snapshot)
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    started_at = time.monotonic()
+    serve = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(port),
+                              "--features", str(snapshot)], env={**_env(acme.home, uri), "EXPANSION_API_KEY": KEY},
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True)
+    started.append(serve)
+    base = f"http://127.0.0.1:{port}"
+    ready = _wait_until(lambda: (r := httpx.get(f"{base}/readyz", timeout=2)).status_code == 200 and r.json(), 180,
+                        "expansion serve", serve, log)
+    serve_seconds = time.monotonic() - started_at
+    assert f"MLflow registry {uri} unreachable" in ready["model_note"] and ready["model_source"] == "bentoml_store"
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as c:
+        meta = c.post("/metadata", json={}).json()
+        assert meta["model_note"] == ready["model_note"] and meta["model_available"] is True
+        assert {m["name"]: m["run_id"] for m in meta["models"]} == runs
+        scored = c.post("/score", json={"accounts": [{"account_id": "acc0001"}]}).json()["results"][0]
+        assert scored["model_run_ids"] == runs
+
+        # the registry comes back on its port: /refresh asks it again and says so
+        started.append(_mlflow_server(int(uri.rsplit(":", 1)[1]), folder))
+        refreshed = c.post("/refresh", json={}).json()
+        assert refreshed["model_note"].startswith(f"champions of {uri}"), refreshed
+        assert "unreachable" not in refreshed["model_note"] and refreshed["model_available"] is True
+        assert "unreachable" not in c.get("/readyz").json()["model_note"]
+    # the figures for the closing note
+    print(f"registry down: batch job finished in {batch_seconds:.1f} s, service ready in {serve_seconds:.1f} s")
