@@ -7,7 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,3 +233,70 @@ def test_an_mlflow_server_that_is_down_fails_fast_falls_back_to_the_deployed_mod
         assert "unreachable" not in c.get("/readyz").json()["model_note"]
     # the figures for the closing note
     print(f"registry down: batch job finished in {batch_seconds:.1f} s, service ready in {serve_seconds:.1f} s")
+
+
+# --- a restart under load --------------------------------------------------------------------------------------------
+
+
+def _serve(home: Path, port: int, snapshot: Path) -> subprocess.Popen:
+    env = {**_env(home, f"sqlite:///{home / 'mlflow.db'}"), "EXPANSION_MODEL_SOURCE": "none"}
+    env.pop("EXPANSION_API_KEY", None)
+    log = home / f"serve-{time.monotonic_ns()}.log"
+    proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--insecure", "--port", str(port),
+                             "--features", str(snapshot)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=open(log, "wb"))
+    _wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200, 180,
+                "expansion serve", proc, log)
+    return proc
+
+
+def test_a_restart_under_load_gives_no_5xx_only_refused_connections_while_down(
+    tmp_path: Path, make_frame  # noqa: ANN001
+) -> None:
+    """One worker by design (docs/service.md): during a stop and start a client sees refused or closed
+    connections, to retry, and never a 5xx; answers are 200 before and after."""
+    snapshot = tmp_path / "snapshot.parquet"
+    make_frame(accounts=50, months=2).drop(columns=["expanded", "churned"]).to_parquet(snapshot)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/score"
+    results: list[tuple[float, int | str]] = []
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        with httpx.Client(timeout=30) as c:
+            while not stop.is_set():
+                try:
+                    status: int | str = c.post(url, json={"accounts": [{"account_id": f"acc{n:04d}"}]}).status_code
+                except httpx.TransportError as exc:
+                    status = type(exc).__name__
+                    time.sleep(0.05)  # a client retrying
+                results.append((time.monotonic(), status))
+
+    first = _serve(tmp_path, port, snapshot)
+    clients = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(4)]
+    second = None
+    try:
+        for t in clients:
+            t.start()
+        time.sleep(3)
+        stopping = time.monotonic()
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) in (0, 128 + signal.SIGTERM)
+        second = _serve(tmp_path, port, snapshot)
+        ready = time.monotonic()
+        time.sleep(3)
+    finally:
+        stop.set()
+        for t in clients:
+            t.join(timeout=40)
+        for proc in (first, second):
+            if proc is not None:
+                _stop(proc)
+    statuses = [s for _, s in results]
+    assert not [s for s in statuses if isinstance(s, int) and s != 200], statuses  # no 5xx, nor anything else
+    failed = [(at, s) for at, s in results if not isinstance(s, int)]
+    assert all(stopping <= at <= ready + 1 for at, _ in failed), "connection errors only while the server was down"
+    assert [s for at, s in results if at < stopping].count(200) > 0 and [s for at, s in results if at > ready + 1]
+    assert all(s == 200 for at, s in results if at > ready + 1)
+    print(f"restart under load: {statuses.count(200)} answers 200, connection errors while down: "
+          f"{dict(Counter(s for _, s in failed))}, down for {ready - stopping:.1f} s")
