@@ -1,7 +1,7 @@
 """The scoring service under load: 16 concurrent clients on loopback, a mixed workload, a bounded run.
 
 Run: ``python benchmarks/bench_load.py [--seconds 60] [--clients 16]`` (about 1.5 minutes
-with set-up). Starts the scoring service (one worker, 1 LightGBM thread) over a
+with set-up). Starts the scoring service (one worker, 8 request threads, 1 LightGBM thread) over a
 5,000-account snapshot with deployed models, and a bare BentoML echo endpoint, the
 reference, hit by the same clients in the same run. Each client keeps one connection per
 server and sends, drawn at random with a fixed seed:

@@ -1,7 +1,7 @@
 """Scoring service latency on loopback, against the in-process scorer and a bare BentoML echo endpoint.
 
 Run: ``python benchmarks/bench_service.py`` (two to three minutes on 2 cores). Starts real
-servers (`bentoml serve`, one worker, 1 LightGBM thread): the scoring service over a
+servers (`bentoml serve`, one worker, 8 request threads, 1 LightGBM thread): the scoring service over a
 5,000-account snapshot with deployed models, once with reasons precomputed after the
 snapshot loads and once without (the lazy path: reasons computed on an account's first
 request), and a bare service that returns its input. Cold = the first request for each of

@@ -188,14 +188,36 @@ def check_features(features: Mapping[str, Any], rules: Mapping[str, FeatureRule]
     return problems
 
 
-def openapi_features(spec: dict[str, Any], rules: Mapping[str, FeatureRule]) -> dict[str, Any]:
-    """The OpenAPI document with each request's ``features`` object listing every feature's allowed values."""
+#: Request fields bounded by the batch size limit, a runtime setting the request models cannot declare.
+BATCH_FIELDS = {"accounts": "maxItems", "account_ids": "maxItems", "limit": "maximum"}
+
+
+def openapi_features(spec: dict[str, Any], rules: Mapping[str, FeatureRule],
+                     max_batch_size: int | None = None) -> dict[str, Any]:
+    """The OpenAPI document with each request's ``features`` object listing every feature's allowed values,
+    and, given ``max_batch_size``, the largest batch (``accounts``, ``account_ids``) and ``limit`` it accepts."""
     schema = {"type": "object", "additionalProperties": False,
               "description": "Feature values by registry name; left-out features are unknown (null).",
               "properties": {name: rule.json_schema() for name, rule in sorted(rules.items())}}
     for model in spec.get("components", {}).get("schemas", {}).values():
         _replace_features(model, schema)
+        if max_batch_size is not None:
+            _bound_batches(model, max_batch_size)
     return spec
+
+
+def _bound_batches(model: Any, max_batch_size: int) -> None:
+    """Set the batch size limit on a request model's batch fields (arrays get maxItems, ``limit`` a maximum)."""
+    props = model.get("properties") if isinstance(model, dict) else None
+    if not isinstance(props, dict):
+        return
+    for name, keyword in BATCH_FIELDS.items():
+        field = props.get(name)
+        if not isinstance(field, dict):
+            continue
+        for variant in [field, *field.get("anyOf", [])]:  # an optional field is anyOf [its type, null]
+            if variant.get("type") == ("array" if keyword == "maxItems" else "integer"):
+                variant[keyword] = max_batch_size
 
 
 def _replace_features(node: Any, schema: dict[str, Any]) -> None:

@@ -59,6 +59,7 @@ from training.names import MODEL_NAMES
 log = logging.getLogger(__name__)
 SNAPSHOT_CHECK_SECONDS = 2.0
 WEB_PATH = "/ui"
+API_THREADS = 8
 _FALLBACK_KEYS = {"expected_expansion_usd": "baseline_score", "expansion_probability": "baseline_score",
                   "churn_probability": "baseline_risk"}
 
@@ -82,6 +83,7 @@ class ApiKeyMiddleware:
         if not key and not settings.insecure:
             raise RuntimeError("EXPANSION_API_KEY is not set: set it, or start with --insecure for local use only")
         self.expected = f"Bearer {key}".encode() if key else None
+        self.max_batch_size = settings.max_batch_size
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -139,7 +141,7 @@ class ApiKeyMiddleware:
         status, raw = await self._captured(scope, receive)
         if status != 200:
             return await JSONResponse({"error": "OpenAPI document unavailable"}, status_code=500)(scope, receive, send)
-        spec = complete_openapi(openapi_features(json.loads(raw), self.feature_rules))
+        spec = complete_openapi(openapi_features(json.loads(raw), self.feature_rules, self.max_batch_size))
         await JSONResponse(spec)(scope, receive, send)
 
 
@@ -148,7 +150,9 @@ def _is_json(headers: dict[bytes, bytes]) -> bool:
     return media_type in (b"application/json", b"")
 
 
-@bentoml.service(name="expansion_scoring", workers=1, traffic={"timeout": 30})
+# threads: BentoML runs sync endpoints one at a time by default, so a 1 ms look-up queued behind every
+# 200-account batch and ranking; with several threads they share the worker (benchmarks/README.md, load)
+@bentoml.service(name="expansion_scoring", workers=1, threads=API_THREADS, traffic={"timeout": 30})
 class ExpansionScoring:
     """Expansion readiness and churn risk for CSM tools."""
 
@@ -341,19 +345,17 @@ def _feature_rules(scorer: Scorer) -> dict[str, FeatureRule]:
     return feature_rules(scorer.specs, model_features)
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and value != value:  # NaN is "unknown" -> JSON null
-        return None
-    return value
-
-
 # (model name, column) pairs built once: a 1,000-account answer formats them 1,000 times
 _VERSION_KEYS = tuple((name, f"{name}_model_version") for name in MODEL_NAMES)
 _RUN_ID_KEYS = tuple((name, f"{name}_model_run_id") for name in MODEL_NAMES)
 
 
 def _account_score(record: dict[str, Any]) -> dict[str, Any]:
-    out = {k: _clean(v) for k, v in record.items() if k not in ("reasons", "reason_details")}
+    out = record.copy()  # a copy and one pass: a 200-account answer formats 200 records per request
+    out.pop("reason_details", None)
+    for k, v in out.items():
+        if isinstance(v, float) and v != v:  # NaN is "unknown" -> JSON null
+            out[k] = None
     out["reasons"] = record.get("reason_details") or []
     out["model_versions"] = {name: record.get(key) for name, key in _VERSION_KEYS}
     out["model_run_ids"] = {name: record.get(key) for name, key in _RUN_ID_KEYS}

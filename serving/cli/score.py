@@ -93,9 +93,10 @@ def score(
     from features.io import DataError, open_data, require_tables
     from serving.batch import snapshot_features
     from serving.cli.data import require_valid
-    from serving.models import load_models, scorer_for
+    from serving.models import fail_fast_registry, load_models, scorer_for
     from serving.sinks import open_sink
 
+    fail_fast_registry()  # a registry that is down: the fallback and the note in seconds, not minutes of retries
     cfg = settings()
     scored_at = dt.datetime.now(dt.UTC)  # the entry point is the one place that reads the clock
     if data is None and (engine is Engine.duckdb or features_path is None):

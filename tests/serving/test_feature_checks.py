@@ -77,3 +77,17 @@ def test_openapi_features_replaces_the_free_form_dict_everywhere(rules: dict) ->
     features = spec["components"]["schemas"]["AccountInput"]["properties"]["features"]["anyOf"][0]
     assert set(features["properties"]) == set(rules) and features["additionalProperties"] is False
     assert features["properties"]["dau_mau_30d"]["anyOf"][0] == {"type": "number", "minimum": 0.0, "maximum": 1.0}
+
+
+def test_openapi_states_the_batch_size_limit_of_every_batch_field(rules: dict) -> None:
+    """A client validating against the document must not send a batch the service then refuses."""
+    from serving.schemas import RankRequest, ScoreRequest
+
+    schemas = {"ScoreRequest": ScoreRequest.model_json_schema(), "RankRequest": RankRequest.model_json_schema()}
+    spec = openapi_features({"components": {"schemas": schemas}}, rules, max_batch_size=250)
+    score, rank = spec["components"]["schemas"]["ScoreRequest"], spec["components"]["schemas"]["RankRequest"]
+    assert score["properties"]["accounts"]["maxItems"] == 250
+    (ids,) = [v for v in rank["properties"]["account_ids"]["anyOf"] if v.get("type") == "array"]
+    assert ids["maxItems"] == 250 and rank["properties"]["limit"]["maximum"] == 250
+    assert "maxItems" not in openapi_features({"components": {"schemas": {"S": ScoreRequest.model_json_schema()}}},
+                                              rules)["components"]["schemas"]["S"]["properties"]["accounts"]
