@@ -77,6 +77,15 @@ class Settings(BaseSettings):
         "$", min_length=1, max_length=4,
         description="How money is written in reasons and talk tracks (the contract holds one currency per dataset).",
     )
+    opportunity_stages: tuple[str, ...] = Field(
+        ("prospecting", "qualification", "needs_analysis", "proposal", "negotiation", "closed_won", "closed_lost"),
+        min_length=1,
+        description="Stage order of opportunity_stages, earliest first (closing stages last); stages not listed sort after.",
+    )
+    expansion_target_quarter: float | None = Field(
+        None, ge=0,
+        description="Expansion ARR target of a quarter for pipeline coverage; unset = last year's same quarter actual.",
+    )
     spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")
 
