@@ -128,7 +128,7 @@ def coverage(deals: pd.DataFrame, tables: PipelineTables, as_of: dt.date, by: st
         value = float(pipe["sum"].get(g, 0.0))
         rows.append({"group": g, "quarter_start": q_start, "pipeline_due": value, "deals_due": int(pipe["size"].get(g, 0)),
                      "target": goal, "target_source": "setting" if (target is not None and by is None) else "last_year",
-                     "coverage": value / goal if goal and goal > 0 else math.nan})
+                     "coverage_pct": 100 * value / goal if goal and goal > 0 else math.nan})
     return pd.DataFrame(rows)
 
 
@@ -151,7 +151,7 @@ def stage_conversion(tables: PipelineTables, deals: pd.DataFrame, as_of: dt.date
         n, adv, won = len(part), int(part["advanced"].sum()), int(part["won"].sum())
         lo, hi = wilson(won, n)
         rows.append({"group": g, "stage": stage, "entered": n, "advanced": adv, "won": won,
-                     "to_next_pct": 100 * adv / n, "win_pct": 100 * won / n, "win_pct_low": lo, "win_pct_high": hi})
+                     "to_next_pct": 100 * adv / n, "win_pct": 100 * won / n, "win_low_pct": lo, "win_high_pct": hi})
     return pd.DataFrame(rows)
 
 
@@ -163,7 +163,7 @@ def zombie_conversion(deals: pd.DataFrame) -> pd.DataFrame:
         won, n = int((part["state"] == "won").sum()), len(part)
         lo, hi = wilson(won, n)
         rows.append({"group": g, "deals": "zombie (>30d in a stage)" if slow else "faster", "closed": n, "won": won,
-                     "win_pct": 100 * won / n, "win_pct_low": lo, "win_pct_high": hi})
+                     "win_pct": 100 * won / n, "win_low_pct": lo, "win_high_pct": hi})
     return pd.DataFrame(rows)
 
 
@@ -176,7 +176,7 @@ def win_rate_by_quarter(deals: pd.DataFrame) -> pd.DataFrame:
         won, n = int((part["state"] == "won").sum()), len(part)
         lo, hi = wilson(won, n)
         rows.append({"group": g, "quarter": q, "closed": n, "won": won, "win_pct": 100 * won / n,
-                     "win_pct_low": lo, "win_pct_high": hi})
+                     "win_low_pct": lo, "win_high_pct": hi})
     return pd.DataFrame(rows)
 
 

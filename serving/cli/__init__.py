@@ -13,6 +13,7 @@ import os
 import typer
 
 from serving.cli import backtest, data, demo, features, metrics, score, serve, synth, train
+from serving.cli import forecast
 
 app = typer.Typer(
     name="expansion",
@@ -33,3 +34,4 @@ def main() -> None:
 # in the order a newcomer meets them
 for group in (demo, synth, data, metrics, features, train, backtest, serve, score):
     group.register(app)
+forecast.register(app)
