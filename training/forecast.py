@@ -31,16 +31,34 @@ MIN_RESIDUALS = 3
 
 @dataclass
 class Sizes:
-    """What a segment's events have been worth, learned from labelled rows only."""
+    """What a segment's events have been worth, learned from labelled rows only.
+
+    Ratios are amount / ARR of the rows where the event happened, each with the row's ARR
+    as its weight: the forecast is a sum of ARR, so the typical size is the ARR-weighted
+    ratio (sum of amounts / sum of ARR), not the mean of per-account ratios, which small
+    accounts dominate (two seats added to two double the account).
+    """
 
     expansion_ratios: dict[str, np.ndarray]  # expansion ARR / ARR of rows that expanded
     contraction_rate: dict[str, float]
     contraction_ratios: dict[str, np.ndarray]
     rows: dict[str, int] = field(default_factory=dict)
+    expansion_weights: dict[str, np.ndarray] = field(default_factory=dict)
+    contraction_weights: dict[str, np.ndarray] = field(default_factory=dict)
 
     def mean_expansion_ratio(self, segment: str) -> float:
-        r = self.expansion_ratios.get(segment)
-        return float(r.mean()) if r is not None and len(r) else 0.0
+        return _weighted_mean(self.expansion_ratios.get(segment), self.expansion_weights.get(segment))
+
+    def mean_contraction_ratio(self, segment: str) -> float:
+        return _weighted_mean(self.contraction_ratios.get(segment), self.contraction_weights.get(segment))
+
+
+def _weighted_mean(values: np.ndarray | None, weights: np.ndarray | None) -> float:
+    if values is None or not len(values):
+        return 0.0
+    if weights is None or len(weights) != len(values) or not weights.sum() > 0:
+        return float(values.mean())
+    return float(np.average(values, weights=weights))
 
 
 def learn_sizes(history: pd.DataFrame) -> Sizes:
@@ -49,13 +67,18 @@ def learn_sizes(history: pd.DataFrame) -> Sizes:
     exp = h.loc[h["expanded"] == 1]
     con = h.loc[h["contracted"] == 1]
     segs = sorted(h["segment"].dropna().unique())
+
+    def of(rows: pd.DataFrame, s: str) -> pd.DataFrame:
+        return rows.loc[rows["segment"] == s]
+
     return Sizes(
-        expansion_ratios={s: (exp.loc[exp["segment"] == s, "expansion_mrr"] * 12 / exp.loc[exp["segment"] == s, "arr"]).to_numpy()
-                          for s in segs},
-        contraction_rate={s: float((h.loc[h["segment"] == s, "contracted"] == 1).mean()) for s in segs},
-        contraction_ratios={s: np.clip((con.loc[con["segment"] == s, "contraction_mrr"] * 12
-                                        / con.loc[con["segment"] == s, "arr"]).to_numpy(), 0, 1) for s in segs},
+        expansion_ratios={s: (of(exp, s)["expansion_mrr"] * 12 / of(exp, s)["arr"]).to_numpy() for s in segs},
+        contraction_rate={s: float((of(h, s)["contracted"] == 1).mean()) for s in segs},
+        contraction_ratios={s: np.clip((of(con, s)["contraction_mrr"] * 12 / of(con, s)["arr"]).to_numpy(), 0, 1)
+                            for s in segs},
         rows={s: int((h["segment"] == s).sum()) for s in segs},
+        expansion_weights={s: of(exp, s)["arr"].to_numpy(dtype=float) for s in segs},
+        contraction_weights={s: of(con, s)["arr"].to_numpy(dtype=float) for s in segs},
     )
 
 
@@ -65,8 +88,7 @@ def account_expectations(book: pd.DataFrame, p_expand: np.ndarray, p_churn: np.n
     arr = book["arr"].to_numpy(dtype=float)
     deal = book["open_expansion_amount_usd"].fillna(0.0).to_numpy(dtype=float) if "open_expansion_amount_usd" in book else np.zeros(len(book))
     ratio = np.array([sizes.mean_expansion_ratio(s) for s in seg])
-    c_ratio = np.array([float(sizes.contraction_ratios.get(s, np.zeros(0)).mean()) if len(sizes.contraction_ratios.get(s, [])) else 0.0
-                        for s in seg])
+    c_ratio = np.array([sizes.mean_contraction_ratio(s) for s in seg])
     return pd.DataFrame({
         "account_id": book["account_id"].to_numpy(), "segment": seg, "arr": arr,
         "p_expand": np.clip(p_expand, 0, 1), "has_deal": deal > 0,
@@ -91,43 +113,58 @@ def point_forecast(acc: pd.DataFrame) -> pd.DataFrame:
 
 def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: int = DRAWS,
              level_sigma: dict[str, float] | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """Monte Carlo draws of every measure per group: ``{group: {measure: array[draws]}}``."""
+    """Monte Carlo draws of every measure per group: ``{group: {measure: array[draws]}}``.
+
+    Sizes are drawn only for the events that happen in a draw (a few % of account-draws),
+    and sums per draw and segment are bin counts, so the cost is mostly the uniform draws.
+    """
     seg = acc["segment"].to_numpy()
-    groups = [ALL, *sorted(set(seg))]
-    onehot = np.stack([np.ones(len(acc))] + [(seg == g).astype(float) for g in groups[1:]], axis=1)
-    arr = acc["arr"].to_numpy()
-    sigma = np.array([(level_sigma or {}).get(s, 0.0) for s in seg])
-    has_deal, deal = acc["has_deal"].to_numpy(), acc["expansion_size"].to_numpy()
-    out = {m: [] for m in ("expansion_arr", "contraction_arr", "churned_arr")}
-    seg_codes = {s: i for i, s in enumerate(groups[1:])}
-    codes = np.array([seg_codes[s] for s in seg])
+    segments = sorted(set(seg))
+    codes = np.searchsorted(np.array(segments, dtype=object), seg) if len(seg) else np.zeros(0, int)
+    S, n = len(segments), len(acc)
+    arr = acc["arr"].to_numpy(dtype=float)
+    sigma = np.array([(level_sigma or {}).get(s, 0.0) for s in segments])
+    has_deal, deal = acc["has_deal"].to_numpy(), acc["expansion_size"].to_numpy(dtype=float)
+    p_exp, p_churn, p_con = (acc[c].to_numpy(dtype=float) for c in ("p_expand", "p_churn", "p_contract"))
+    sums = {m: np.zeros((draws, S)) for m in ("expansion_arr", "contraction_arr", "churned_arr")}
     for start in range(0, draws, DRAW_CHUNK):
         k = min(DRAW_CHUNK, draws - start)
-        shock = np.exp(rng.normal(0, 1, (k, len(groups) - 1)))[:, codes] ** sigma[None, :]
-        p_exp = np.clip(acc["p_expand"].to_numpy()[None, :] * shock, 0, 1)
-        expand = rng.random((k, len(acc))) < p_exp
-        ratio = _draw_ratios(sizes.expansion_ratios, seg, rng, k)
-        e_amt = np.where(has_deal[None, :], deal[None, :], arr[None, :] * ratio)
-        churn = rng.random((k, len(acc))) < acc["p_churn"].to_numpy()[None, :]
-        contract = rng.random((k, len(acc))) < acc["p_contract"].to_numpy()[None, :]
-        c_amt = arr[None, :] * _draw_ratios(sizes.contraction_ratios, seg, rng, k)
-        out["expansion_arr"].append((expand * e_amt) @ onehot)
-        out["contraction_arr"].append((contract * c_amt) @ onehot)
-        out["churned_arr"].append((churn * arr[None, :]) @ onehot)
-    stacked = {m: np.concatenate(v) for m, v in out.items()}
-    start_arr = arr @ onehot
-    nrr = 100 * (start_arr + stacked["expansion_arr"] - stacked["contraction_arr"] - stacked["churned_arr"]) / start_arr
-    stacked["nrr_pct"] = nrr
-    return {g: {m: stacked[m][:, i] for m in MEASURES} for i, g in enumerate(groups)}
+        shock = np.exp(rng.normal(0, 1, (k, S)) * sigma[None, :])
+        d, a = np.nonzero(rng.random((k, n)) < np.minimum(p_exp[None, :] * shock[:, codes], 1.0))
+        amount = np.where(has_deal[a], deal[a],
+                          arr[a] * _draw_ratios(sizes.expansion_ratios, sizes.expansion_weights, codes[a], segments, rng))
+        sums["expansion_arr"][start:start + k] = _bin(d, codes[a], amount, k, S)
+        d, a = np.nonzero(rng.random((k, n)) < p_con[None, :])
+        amount = arr[a] * _draw_ratios(sizes.contraction_ratios, sizes.contraction_weights, codes[a], segments, rng)
+        sums["contraction_arr"][start:start + k] = _bin(d, codes[a], amount, k, S)
+        d, a = np.nonzero(rng.random((k, n)) < p_churn[None, :])
+        sums["churned_arr"][start:start + k] = _bin(d, codes[a], arr[a], k, S)
+    start_arr = np.bincount(codes, weights=arr, minlength=S)
+    out = {}
+    for i, g in enumerate([ALL, *segments]):
+        pick = (lambda x: x.sum(axis=1)) if g == ALL else (lambda x, i=i: x[:, i - 1])  # noqa: E731
+        base = start_arr.sum() if g == ALL else start_arr[i - 1]
+        m = {name: pick(v) for name, v in sums.items()}
+        m["nrr_pct"] = 100 * (base + m["expansion_arr"] - m["contraction_arr"] - m["churned_arr"]) / base
+        out[g] = m
+    return out
 
 
-def _draw_ratios(ratios: dict[str, np.ndarray], seg: np.ndarray, rng: np.random.Generator, k: int) -> np.ndarray:
-    out = np.zeros((k, len(seg)))
-    for s in set(seg):
-        cols = np.flatnonzero(seg == s)
+def _bin(draw: np.ndarray, code: np.ndarray, amount: np.ndarray, k: int, S: int) -> np.ndarray:
+    return np.bincount(draw * S + code, weights=amount, minlength=k * S).reshape(k, S)
+
+
+def _draw_ratios(ratios: dict[str, np.ndarray], weights: dict[str, np.ndarray], codes: np.ndarray,
+                 segments: list[str], rng: np.random.Generator) -> np.ndarray:
+    """One ratio per event, drawn from its segment's past events, ARR-weighted (the draws' mean is the weighted mean)."""
+    out = np.zeros(len(codes))
+    for i, s in enumerate(segments):
+        rows = np.flatnonzero(codes == i)
         pool = ratios.get(s, np.zeros(0))
-        if len(pool):
-            out[:, cols] = pool[rng.integers(0, len(pool), (k, len(cols)))]
+        if len(pool) and len(rows):
+            w = weights.get(s)
+            p = w / w.sum() if w is not None and len(w) == len(pool) and w.sum() > 0 else None
+            out[rows] = pool[rng.choice(len(pool), size=len(rows), p=p)]
     return out
 
 

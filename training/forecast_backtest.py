@@ -95,14 +95,22 @@ def _oot_predictions(frame: pd.DataFrame, name: str, features: list[str], catego
     return out
 
 
+def oot_predictions(frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings,
+                    max_rounds: int = 300) -> dict[str, dict[pd.Timestamp, np.ndarray]]:
+    """Both models' calibrated out-of-time probabilities per test month (the expensive part of the backtest)."""
+    return {name: _oot_predictions(frame, name, features, categorical, settings, max_rounds)
+            for name in (ModelName.expansion, ModelName.churn)}
+
+
 def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, *,
-                      max_rounds: int = 300, draws: int = 1000, seed: int = 0) -> pd.DataFrame:
+                      max_rounds: int = 300, draws: int = 1000, seed: int = 0,
+                      predictions: dict[str, dict[pd.Timestamp, np.ndarray]] | None = None) -> pd.DataFrame:
     """One row per cut-off, group and method (model, naive_last, naive_mean4): forecast, interval, actual, errors.
 
     ``frame`` needs the labels, ``arr``, ``segment`` and ``contraction_mrr`` (see ``contraction_mrr``).
+    ``predictions`` (from ``oot_predictions``) skips training when the caller already has them.
     """
-    preds = {name: _oot_predictions(frame, name, features, categorical, settings, max_rounds)
-             for name in (ModelName.expansion, ModelName.churn)}
+    preds = predictions or oot_predictions(frame, features, categorical, settings, max_rounds)
     cutoffs = sorted(set(preds[ModelName.expansion]) & set(preds[ModelName.churn]))
     horizon = pd.Timedelta(days=settings.horizon_days)
     as_of = pd.to_datetime(frame["as_of"])
