@@ -24,7 +24,7 @@ TABLE = "forecasts"
 class ForecastStore:
     """``sqlite:///PATH`` or ``postgresql://...``."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, *, table_prefix: str = "") -> None:
         self.engine = sa.create_engine(engine_url(uri))
         if self.engine.dialect.name == "sqlite":
             _sqlite_transactions(self.engine)
@@ -37,7 +37,7 @@ class ForecastStore:
             raise ValueError(f"forecast store {uri!r}: only sqlite and postgresql databases are supported")
         self.metadata = sa.MetaData()
         self.table = sa.Table(
-            TABLE, self.metadata,
+            f"{table_prefix}{TABLE}", self.metadata,
             sa.Column("run_id", sa.Text, primary_key=True),
             sa.Column("group_name", sa.Text, primary_key=True),
             sa.Column("measure", sa.Text, primary_key=True),
@@ -75,7 +75,7 @@ class ForecastStore:
     def read(self) -> pd.DataFrame:
         """Every stored forecast row (empty frame when nothing was stored)."""
         with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(TABLE):
+            if not sa.inspect(conn).has_table(self.table.name):
                 return pd.DataFrame(columns=[c.name for c in self.table.columns])
             return pd.read_sql(sa.select(self.table).order_by(self.table.c.as_of, self.table.c.group_name), conn)
 
