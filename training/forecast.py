@@ -62,9 +62,18 @@ def _weighted_mean(values: np.ndarray | None, weights: np.ndarray | None) -> flo
 
 
 def learn_sizes(history: pd.DataFrame) -> Sizes:
-    """Learn sizes from labelled rows (``segment, arr, expanded, expansion_mrr, contracted, contraction_mrr``)."""
+    """Learn sizes from labelled rows (``segment, arr, expanded, expansion_mrr, contracted, contraction_mrr``).
+
+    The expansion size is learned from rows with no open expansion deal at the snapshot
+    (``open_expansion_amount_usd`` 0 or null), since it is used for exactly those accounts:
+    expansions that come with a deal are the larger, planned ones, whose amounts the deals give.
+    """
     h = history.loc[history["expanded"].notna() & (history["arr"] > 0)]
     exp = h.loc[h["expanded"] == 1]
+    if "open_expansion_amount_usd" in h:
+        # the typical size stands in for accounts with no open deal: learn it from such accounts only
+        no_deal = exp.loc[~(exp["open_expansion_amount_usd"].fillna(0.0) > 0)]
+        exp = no_deal if len(no_deal) else exp
     con = h.loc[h["contracted"] == 1]
     segs = sorted(h["segment"].dropna().unique())
 
