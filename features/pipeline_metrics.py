@@ -79,7 +79,7 @@ def deals_at(tables: PipelineTables, as_of: dt.date, stage_order: tuple[str, ...
         o["group"] = o["owner"].fillna("unassigned")
     else:
         o["group"] = "all"
-    o["zombie"] = _ever_slow(s, end) .reindex(o["opportunity_id"]).fillna(False).to_numpy()
+    o["zombie"] = _ever_slow(s, end).reindex(o["opportunity_id"]).fillna(False).to_numpy()
     return o
 
 
@@ -121,14 +121,20 @@ def coverage(deals: pd.DataFrame, tables: PipelineTables, as_of: dt.date, by: st
     else:
         groups = pd.Series("all", index=m.index)  # owners have no expansion history of their own
     last_year = m.groupby(groups)["expansion_arr"].sum()
-    names = sorted(set(pipe.index) | set(last_year.index)) if by != "owner" else sorted(pipe.index)
+    names = sorted(pipe.index) if by == "owner" else sorted(set(pipe.index) | set(last_year.index))
+    use_setting = target is not None and by is None
     rows = []
     for g in names:
-        goal = target if (target is not None and by is None) else float(last_year.get(g, 0.0)) if by != "owner" else math.nan
+        if use_setting:
+            goal, source = float(target), "setting"
+        elif by == "owner":
+            goal, source = math.nan, "none"  # owners have no target of their own
+        else:
+            goal, source = float(last_year.get(g, 0.0)), "last_year"
         value = float(pipe["sum"].get(g, 0.0))
         rows.append({"group": g, "quarter_start": q_start, "pipeline_due": value, "deals_due": int(pipe["size"].get(g, 0)),
-                     "target": goal, "target_source": "setting" if (target is not None and by is None) else "last_year",
-                     "coverage_pct": 100 * value / goal if goal and goal > 0 else math.nan})
+                     "target": goal, "target_source": source,
+                     "coverage_pct": 100 * value / goal if goal > 0 else math.nan})
     return pd.DataFrame(rows)
 
 

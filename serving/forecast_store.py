@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -28,8 +29,6 @@ class ForecastStore:
         self.engine = sa.create_engine(engine_url(uri))
         if self.engine.dialect.name == "sqlite":
             _sqlite_transactions(self.engine)
-            from pathlib import Path
-
             database = self.engine.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -95,7 +95,8 @@ def account_expectations(book: pd.DataFrame, p_expand: np.ndarray, p_churn: np.n
     """Per account: probabilities and the amount each event would bring (open deal amounts where present)."""
     seg = book["segment"].astype(str).to_numpy()
     arr = book["arr"].to_numpy(dtype=float)
-    deal = book["open_expansion_amount_usd"].fillna(0.0).to_numpy(dtype=float) if "open_expansion_amount_usd" in book else np.zeros(len(book))
+    deal = (book["open_expansion_amount_usd"].fillna(0.0).to_numpy(dtype=float) if "open_expansion_amount_usd" in book
+            else np.zeros(len(book)))
     ratio = np.array([sizes.mean_expansion_ratio(s) for s in seg])
     c_ratio = np.array([sizes.mean_contraction_ratio(s) for s in seg])
     return pd.DataFrame({
