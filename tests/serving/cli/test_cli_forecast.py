@@ -62,7 +62,7 @@ def test_forecast_is_stored_tracked_and_backtested(generated_company, feature_fr
     listed = json.loads(runner.invoke(app, ["models", "--format", "json"]).stdout)
     if not all("champion" in v["aliases"] for v in listed):
         for v in listed:
-            assert runner.invoke(app, ["promote", v["name"], v["version"]]).exit_code == 0
+            assert runner.invoke(app, ["promote", "--model", v["name"], "--version", v["version"]]).exit_code == 0
     out = runner.invoke(app, ["forecast", "--data", str(generated_company), "--as-of", "2026-03-31", "--draws", "300",
                               "--json"])
     assert out.exit_code == 0, out.output
