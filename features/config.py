@@ -77,14 +77,43 @@ class Settings(BaseSettings):
         "$", min_length=1, max_length=4,
         description="How money is written in reasons and talk tracks (the contract holds one currency per dataset).",
     )
+    data_dir: Path | None = Field(
+        None, description="Folder of raw contract tables the pages read revenue metrics, usage and opportunities from."
+    )
+    session_secret: str | None = Field(
+        None, description="Key that signs the pages' session cookies; unset: a random key per process (sign-ins end on restart)."
+    )
+    session_hours: float = Field(12.0, gt=0, description="How long a sign-in to the pages lasts.")
+    expansion_target_arr_quarter: float | None = Field(
+        None, ge=0, description="Expansion ARR the CS team aims to add per quarter (the leadership page's target)."
+    )
+    alerts_rules: Path | None = Field(
+        None, description="Alert rules TOML file; default: the rules shipped in serving/alerts/rules.toml."
+    )
+    alerts_routing: Path | None = Field(
+        None, description="Alert routing TOML file: channels per csm_owner; default <home>/alerts/routing.toml."
+    )
+    alerts_store: str | None = Field(
+        None, description="SQL store for alert state and outbox; default: the CRM store (sqlite under home)."
+    )
+    alerts_weekly_cap: int = Field(5, ge=1, description="Most alerts one CSM receives per ISO week (highest expected value first).")
+    alerts_rearm_days: int = Field(
+        30, ge=0, description="An account re-entering a rule's condition within this many days of its last episode's start is not a new episode."
+    )
+    alerts_on_score: bool = Field(False, description="Also run the alerts after `expansion score` on the same snapshot.")
+    alerts_webhook_secret: str | None = Field(
+        None, description="HMAC-SHA256 key signing generic JSON webhook bodies (X-Expansion-Signature header)."
+    )
+    alerts_max_attempts: int = Field(4, ge=1, description="Delivery attempts per message within one run before it waits for the next run.")
+    alerts_backoff_seconds: float = Field(1.0, ge=0, description="First retry delay; doubles after each failed attempt.")
+    alerts_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one delivery attempt (HTTP or SMTP).")
+    alerts_smtp_host: str = Field("127.0.0.1", description="SMTP relay for email alerts.")
+    alerts_smtp_port: int = Field(25, ge=1, le=65535, description="SMTP relay port.")
+    alerts_email_from: str = Field("alerts@expansion.local", description="Sender address of email alerts.")
     opportunity_stages: tuple[str, ...] = Field(
         ("prospecting", "qualification", "needs_analysis", "proposal", "negotiation", "closed_won", "closed_lost"),
         min_length=1,
         description="Stage order of opportunity_stages, earliest first (closing stages last); stages not listed sort after.",
-    )
-    expansion_target_quarter: float | None = Field(
-        None, ge=0,
-        description="Expansion ARR target of a quarter for pipeline coverage; unset = last year's same quarter actual.",
     )
     spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")

@@ -3,7 +3,8 @@
 # Uses EXPANSION_TEST_POSTGRES_URL when given, else a server already answering on
 # 127.0.0.1:5432, else installs Debian's postgresql and starts a throwaway cluster on
 # loopback in a temporary folder, stopped when the run ends (EXPANSION_TEST_THROWAWAY_PG=1
-# forces the throwaway server even when one answers).
+# forces the throwaway server even when one answers). Installs Debian's chromium for the browser
+# tests when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -50,6 +51,12 @@ if [ -z "${EXPANSION_TEST_POSTGRES_URL:-}" ]; then
   else
     start_throwaway_postgres
   fi
+fi
+
+# the browser tests drive Debian's chromium through Playwright (no browser download)
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing chromium (Debian package) for the browser tests" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 # the slowest tests are listed so a creeping suite shows in the CI log

@@ -50,10 +50,13 @@ from serving.forecast_api import ForecastRequest, ForecastResponse, stored_forec
 from serving.live_snapshot import LiveSnapshot
 from serving.scoring import READINESS_METHOD, Scorer, feature_specs
 from serving.snapshot import NotInSnapshot, ScoredSnapshot, resolve, select
+from serving.web.app import create_app
+from serving.web.state import state_of
 from training.names import MODEL_NAMES
 
 log = logging.getLogger(__name__)
 SNAPSHOT_CHECK_SECONDS = 2.0
+WEB_PATH = "/ui"
 _FALLBACK_KEYS = {"expected_expansion_usd": "baseline_score", "expansion_probability": "baseline_score",
                   "churn_probability": "baseline_risk"}
 
@@ -82,6 +85,8 @@ class ApiKeyMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
+        if path == WEB_PATH or path.startswith(f"{WEB_PATH}/"):
+            return await self.app(scope, receive, send)  # the pages sign people in themselves (serving/web)
         if self.expected is not None and path not in PUBLIC_PATHS:
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
@@ -293,6 +298,8 @@ class ExpansionScoring:
 
 
 ExpansionScoring.add_asgi_middleware(ApiKeyMiddleware)
+# the pages for CSMs and leaders, reading this service's snapshot (serving/web)
+ExpansionScoring.mount_asgi_app(create_app(lambda: state_of(bentoml.get_current_service())), path=WEB_PATH)
 
 
 def _settle() -> None:

@@ -12,7 +12,8 @@ import os
 
 import typer
 
-from serving.cli import backtest, data, demo, features, metrics, score, serve, synth, train
+from serving.cli import alerts, backtest, data, demo, features, importer, metrics, score, serve, synth, train
+from serving.cli import users
 from serving.cli import forecast
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ def main() -> None:
 
 
 # in the order a newcomer meets them
-for group in (demo, synth, data, metrics, features, train, backtest, serve, score):
+for group in (demo, synth, importer, data, metrics, features, train, backtest, serve, score, alerts):
     group.register(app)
+users.register(app)
 forecast.register(app)

@@ -166,6 +166,9 @@ def demo(
     _done(t)
     _next_commands(home, cfg.tracking_uri, example)
     console.print(f"[green]demo finished[/green] in {time.perf_counter() - began:.0f} s; state lives in {home}")
+    from serving.cli import users as cli_users
+
+    cli_users.print_demo_sign_in(home, data)  # ends with the pages' URL and a sign-in token
 
 
 def _newest_snapshot(frame_path: Path, out: Path) -> None:

@@ -181,7 +181,7 @@ def _pipeline(data: Path, as_of: dt.date, by: str | None, fmt: Format) -> None:
         tables = load_pipeline(open_data(data))
     except ValueError as exc:
         fail(str(exc))
-    report = pipeline_report(tables, as_of, cfg.opportunity_stages, by, cfg.expansion_target_quarter)
+    report = pipeline_report(tables, as_of, cfg.opportunity_stages, by, cfg.expansion_target_arr_quarter)
     if fmt is Format.json:
         print(json.dumps({name: to_records(frame) for name, frame in report.items()}, indent=1))
         return

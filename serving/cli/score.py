@@ -100,6 +100,11 @@ def score(
         err_console.print(f"models: {choice.note}")
         scorer = scorer_for(choice, cfg)
         summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
+        # alerts hook (serving/alerts): with EXPANSION_ALERTS_ON_SCORE=true, alert on the snapshot just scored
+        if cfg.alerts_on_score:
+            from serving.cli.alerts import run_and_print
+
+            run_and_print(source, as_of_date, cfg, features=features)
     finally:
         source.close()
         target.close()

@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from serving.cli.common import console, is_interactive, parse_date
+from serving.cli.common import console, fail, is_interactive, parse_date
 
 
 def generate(
@@ -18,6 +18,8 @@ def generate(
     months: Annotated[int, typer.Option("--months", min=1, help="Length of the observation window in months.")] = 24,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed writes byte-identical files.")] = 7,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Last day of the window (default: today).")] = None,
+    raw: Annotated[str | None, typer.Option("--raw", help="Also write the company as raw exports of these tools under OUT/raw/ "
+                                                          "(comma-separated: stripe,salesforce,segment).")] = None,
 ) -> None:
     """Generate a synthetic SaaS company (accounts, subscriptions, usage, tickets, surveys, activities, payments)."""
     from features.synth import generate as run
@@ -36,6 +38,14 @@ def generate(
     for name, n in rows.items():
         summary.add_row(name, f"{n:,}")
     console.print(summary)
+    if raw:
+        from features.synth.raw_shapes import write_raw
+
+        try:
+            folders = write_raw(out, out / "raw", tuple(s.strip() for s in raw.split(",") if s.strip()))
+        except ValueError as exc:
+            fail(str(exc))
+        console.print(f"raw exports: {', '.join(str(f) for f in folders.values())}; map: {out / 'raw' / 'import-map.toml'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -36,6 +36,7 @@ def test_demo_runs_end_to_end_and_reruns_safely(tmp_path: Path) -> None:
     for step in ("1/7", "2/7", "3/7", "4/7", "5/7", "6/7", "7/7"):
         assert step in out
     assert "NRR %" in out and "top 5 accounts to call" in out and "expansion serve" in out
+    assert "/ui/signin" in out.strip().splitlines()[-2] and "token: " in out.strip().splitlines()[-1]
     scores = _scores(home)
     assert len(scores) > 100 and all(0 <= s[1] <= 100 for s in scores)
     assert (home / "mlflow.db").is_file() and (home / "serving" / "snapshot.parquet").is_file()

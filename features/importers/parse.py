@@ -1,0 +1,136 @@
+"""Typing raw connector columns: timestamps in mixed formats, ``TRUE``/``true`` booleans, numbers, JSON metadata.
+
+CSV exports arrive as text and database tables arrive typed; every parser accepts both.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pandas as pd
+
+from features.importers.errors import Problems
+
+#: ISO 4217 codes and the power of ten of their smallest unit (Stripe amounts are in that unit).
+CURRENCY_EXPONENT: dict[str, int] = {
+    **{c: 2 for c in ("usd", "eur", "gbp", "cad", "aud", "nzd", "chf", "sek", "nok", "dkk", "pln", "czk", "huf",
+                       "sgd", "hkd", "inr", "brl", "mxn", "zar", "ils", "aed", "cny", "ron", "bgn", "try", "thb",
+                       "myr", "php", "idr", "sar", "twd")},
+    **{c: 0 for c in ("jpy", "krw", "vnd", "clp", "isk", "ugx", "xaf", "xof", "pyg", "rwf")},
+    **{c: 3 for c in ("bhd", "jod", "kwd", "omr", "tnd")},
+}
+
+_FAR_FUTURE = pd.Timestamp("2200-01-01")
+
+
+def require_columns(problems: Problems, table: str, frame: pd.DataFrame, columns: tuple[str, ...]) -> bool:
+    """Record every column of ``columns`` that ``frame`` lacks; True when all are there."""
+    missing = [c for c in columns if c not in frame.columns]
+    for c in missing:
+        problems.add(table, c, "required column is missing")
+    return not missing
+
+
+def text(series: pd.Series) -> pd.Series:
+    """Strings with empty values as missing."""
+    out = series.astype("string").str.strip()
+    return out.mask(out == "")
+
+
+def timestamps(series: pd.Series) -> pd.Series:
+    """Naive UTC timestamps (microseconds) from ISO text in mixed precisions, epoch seconds or typed values.
+
+    Dates past 2200 (``9999-12-31`` and ``2050``-style "open" markers are handled by the caller) become NaT
+    only when unparseable; values with a time zone are converted to UTC and made naive.
+    """
+    if pd.api.types.is_datetime64_any_dtype(series):
+        out = series
+        if getattr(out.dt, "tz", None) is not None:
+            out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+        return out.astype("datetime64[us]")
+    values = text(series)
+    numeric = pd.to_numeric(values, errors="coerce")
+    is_epoch = numeric.notna() & values.str.fullmatch(r"\d{9,10}").fillna(False).astype(bool)
+    out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[us]")
+    if is_epoch.any():
+        out[is_epoch] = pd.to_datetime(numeric[is_epoch], unit="s").astype("datetime64[us]")
+    rest = values.notna() & ~is_epoch
+    if rest.any():
+        capped = values[rest].str.replace(r"^(9999|[3-9]\d{3})-", "2199-", regex=True)
+        parsed = pd.to_datetime(capped, format="mixed", errors="coerce", utc=True)
+        out[rest] = parsed.dt.tz_localize(None).astype("datetime64[us]")
+    return out
+
+
+def is_open_end(series: pd.Series) -> pd.Series:
+    """True where a validity end means "still current" (null, or a far-future marker such as 9999-12-31 or 2050-01-01)."""
+    ts = timestamps(series)
+    return ts.isna() | (ts >= pd.Timestamp("2049-12-31"))
+
+
+def booleans(series: pd.Series) -> pd.Series:
+    """Nullable booleans from ``TRUE``/``true``/``t``/``1`` and their opposites, or typed values."""
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("boolean")
+    values = text(series).str.lower()
+    out = pd.Series(pd.NA, index=series.index, dtype="boolean")
+    out[values.isin(["true", "t", "1", "yes", "y"])] = True
+    out[values.isin(["false", "f", "0", "no", "n"])] = False
+    return out
+
+
+def numbers(series: pd.Series) -> pd.Series:
+    """Floats from numeric text or typed numbers (missing stays missing)."""
+    return pd.to_numeric(text(series) if not pd.api.types.is_numeric_dtype(series) else series, errors="coerce").astype("Float64")
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _parse_json(value: str) -> dict | None:
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def json_field(series: pd.Series, key: str) -> pd.Series:
+    """The value of ``key`` in a JSON object per row (metadata, properties); missing when absent or unparseable.
+
+    Each distinct text is parsed once (metadata repeats a lot, and several keys are read from one column).
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+
+    def one(value: object) -> object:
+        obj = value if isinstance(value, dict) else _parse_json(str(value))
+        if obj is None or obj.get(key) in (None, ""):
+            return pd.NA
+        return str(obj[key])
+
+    values = np.array([one(v) for v in uniques] + [pd.NA], dtype=object)
+    return pd.Series(values[codes], index=series.index, dtype="string")
+
+
+def field_or_metadata(frame: pd.DataFrame, name: str, metadata_column: str = "metadata") -> pd.Series | None:
+    """A column ``name``, or ``metadata.<key>`` read from the JSON column; None when neither exists."""
+    if name.startswith("metadata.") or name.startswith("properties."):
+        column, key = name.split(".", 1)
+        if column not in frame.columns:
+            return None
+        return json_field(frame[column], key)
+    if name in frame.columns:
+        return text(frame[name])
+    return None
+
+
+def minor_unit_divisor(problems: Problems, table: str, column: str, currency: pd.Series) -> pd.Series:
+    """10 ** exponent per row from its ISO currency code; unknown codes are recorded as a problem."""
+    codes = text(currency).str.lower()
+    known = codes.isin(list(CURRENCY_EXPONENT))
+    bad = codes.notna() & ~known
+    if bad.any():
+        names = ", ".join(sorted(set(codes[bad].dropna())))
+        problems.add(table, column, f"unknown currency ({names})", int(bad.sum()))
+    exponent = codes.map(CURRENCY_EXPONENT).astype("Float64").fillna(2)
+    return 10.0 ** exponent

@@ -1,0 +1,167 @@
+"""Read a connector's raw tables from a folder of CSV/Parquet files or from a database, one way for both.
+
+A source's tables are found by name: ``customer.csv``, ``customer_data.csv``,
+``sf_account_data.csv`` or a folder of Parquet parts in a folder; a table of the same
+name in a database schema reached through Ibis (``duckdb:///path.duckdb``,
+``postgresql://user@host/db``; Snowflake and BigQuery URIs the same way). Every table
+arrives as a pandas frame; CSV columns arrive as text and are typed by the importer,
+so ``TRUE``/``true`` booleans and mixed timestamp formats are parsed in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from features.importers.errors import ImportProblem, ImportFailed
+
+_AFFIXES = re.compile(r"(^(sf|hs|stripe|hubspot|salesforce|segment|amplitude|mixpanel|growthcues)_)|(_data$)")
+
+
+def normalise_name(name: str) -> str:
+    """A table name as the importers ask for it: lower case, connector prefixes and ``_data`` suffixes dropped."""
+    base = name.lower()
+    while True:
+        stripped = _AFFIXES.sub("", base)
+        if stripped == base:
+            return base
+        base = stripped
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+@dataclass
+class RawSource:
+    """The raw tables of one connector: names found and a way to read each as a frame."""
+
+    source: str
+    location: str
+    tables: dict[str, str] = field(default_factory=dict)  # normalised name -> path or table name
+    backend: object | None = None  # an Ibis backend for databases, None for folders
+    schema: str | None = None
+    duck: duckdb.DuckDBPyConnection | None = None  # a DuckDB file, read directly (read only)
+
+    def has(self, name: str) -> bool:
+        return name in self.tables
+
+    def relation(self, name: str, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        """Make ``name`` a view of the same name on ``con`` (files read in place; a database table copied once
+        through Arrow); return its lower-case column names and DuckDB types."""
+        if name not in self.tables:
+            raise ImportFailed([ImportProblem(self.source, name, "*", "required table is missing")])
+        where = self.tables[name]
+        if self.duck is not None:
+            con.register(f"{name}__arrow", self._duck_arrow(where))
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "{name}__arrow"')
+        elif self.backend is None:
+            reader = (f"read_csv({_quote(where)}, header=true, all_varchar=true)" if where.endswith(".csv")
+                      else f"read_parquet({_quote(where)}, union_by_name=true)")
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {reader}')
+        else:
+            arrow = self.backend.table(where, database=self.schema).to_pyarrow()  # type: ignore[attr-defined]
+            con.register(f"{name}__arrow", arrow)
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "{name}__arrow"')
+        described = con.execute(f'DESCRIBE "{name}"').fetchall()
+        return {str(row[0]).lower(): str(row[1]) for row in described}
+
+    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The table ``name`` as a frame with lower-case column names (all of them, or ``columns`` when given)."""
+        if name not in self.tables:
+            raise ImportFailed([ImportProblem(self.source, name, "*", "required table is missing")])
+        where = self.tables[name]
+        if self.duck is not None:
+            frame = self._duck_arrow(where).to_pandas()
+        elif self.backend is None:
+            frame = _read_file(where)
+        else:
+            frame = self.backend.table(where, database=self.schema).to_pandas()  # type: ignore[attr-defined]
+        frame.columns = [str(c).lower() for c in frame.columns]
+        if columns is not None:
+            frame = frame[[c for c in columns if c in frame.columns]]
+        return frame
+
+
+    def _duck_arrow(self, table: str):  # noqa: ANN202 - a pyarrow Table
+        return self.duck.sql(f'SELECT * FROM "{self.schema}"."{table}"').fetch_arrow_table()  # type: ignore[union-attr]
+
+
+def _read_file(path: str) -> pd.DataFrame:
+    con = duckdb.connect()
+    try:
+        if path.endswith(".csv"):
+            rel = con.sql(f"SELECT * FROM read_csv({_quote(path)}, header=true, all_varchar=true)")
+        else:
+            rel = con.sql(f"SELECT * FROM read_parquet({_quote(path)}, union_by_name=true)")
+        return rel.fetch_arrow_table().to_pandas()
+    finally:
+        con.close()
+
+
+def _folder_tables(folder: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file() and entry.suffix.lower() in (".csv", ".parquet"):
+            found.setdefault(normalise_name(entry.stem), str(entry))
+        elif entry.is_dir() and any(entry.rglob("*.parquet")):
+            found.setdefault(normalise_name(entry.name), str(entry / "**" / "*.parquet"))
+    return found
+
+
+def open_raw(source: str, location: str | Path, schema: str | None = None) -> RawSource:
+    """The raw tables of ``source`` at ``location``: a folder (or its ``source/`` subfolder), or a database URI.
+
+    For a database, ``schema`` names the schema the connector wrote (default: the source's name,
+    as Fivetran and Airbyte name it; ``main``/``public`` when that schema does not exist).
+    """
+    text = str(location)
+    if "://" not in text:
+        folder = Path(text)
+        if (folder / source).is_dir():
+            folder = folder / source
+        if not folder.is_dir():
+            raise ImportFailed([ImportProblem(source, "*", "*", f"folder {folder} does not exist")])
+        return RawSource(source, str(folder), _folder_tables(folder))
+    if text.startswith("duckdb://"):
+        return _open_duckdb_file(source, text, schema)
+    import ibis
+
+    text = re.sub(r"^postgresql(\+\w+)?://", "postgres://", text)  # SQLAlchemy spellings of the same URI
+    try:
+        backend = ibis.connect(text)
+    except Exception as exc:  # noqa: BLE001 - any driver error: name the URI's scheme, never its credentials
+        raise ImportFailed([ImportProblem(source, "*", "*", f"cannot connect to {text.split('://')[0]} database: {exc}")]) from exc
+    chosen = schema
+    if chosen is None:
+        try:
+            names = backend.list_tables(database=source)
+            chosen = source if names else None
+        except Exception:  # noqa: BLE001 - the schema does not exist on this backend
+            chosen = None
+    names = backend.list_tables(database=chosen) if chosen else backend.list_tables()
+    tables: dict[str, str] = {}
+    for name in sorted(names):
+        tables.setdefault(normalise_name(name), name)
+    return RawSource(source, text.split("@")[-1], tables, backend, chosen)
+
+
+def _open_duckdb_file(source: str, uri: str, schema: str | None) -> RawSource:
+    """A DuckDB file, opened read only (DuckDB directly: the same tables Ibis would give)."""
+    path = uri.removeprefix("duckdb://")
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error as exc:
+        raise ImportFailed([ImportProblem(source, "*", "*", f"cannot open DuckDB file {path}: {exc}")]) from exc
+    rows = con.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+    schemas = {s for s, _ in rows}
+    chosen = schema or (source if source in schemas else "main")
+    tables: dict[str, str] = {}
+    for s, name in sorted(rows):
+        if s == chosen:
+            tables.setdefault(normalise_name(name), name)
+    return RawSource(source, path, tables, None, chosen, con)

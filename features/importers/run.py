@@ -1,0 +1,204 @@
+"""``import_sources``: read every named source, join them through the identity map, write the contract all or nothing.
+
+The contract folder is written beside the target (``.<name>.import-*`` in the same parent),
+checked with :func:`features.validate.validate`, and only then renamed into place, so a
+failed import leaves what was there before untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.contract import REQUIRED_TABLES, TABLES
+from features.importers import events, hubspot, salesforce, stripe
+from features.importers.errors import ImportFailed, ImportProblem
+from features.importers.identity import (
+    DEFAULT_MATCH,
+    IdentityMap,
+    crm_accounts,
+    match_source,
+    report,
+    unmatched_problem,
+)
+from features.importers.reader import open_raw
+from features.importers.shapes import CRM_SOURCES, SOURCES, SourceTables
+
+_READERS = {"stripe": stripe.read, "salesforce": salesforce.read, "hubspot": hubspot.read, "segment": events.read,
+            "rudderstack": events.read, "amplitude": events.read, "mixpanel": events.read}
+
+
+@dataclass
+class ImportResult:
+    """What an import wrote: rows per table, the identity report, notes on what was dropped or defaulted."""
+
+    out: Path
+    rows: dict[str, int]
+    report: dict
+    notes: list[str] = field(default_factory=list)
+
+
+def read_sources(sources: list[str], location: str | Path, config: dict) -> dict[str, SourceTables]:
+    """Read every source; raise ImportFailed listing the problems of all of them."""
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise ImportFailed([ImportProblem(s, "*", "*", f"unknown source (known: {', '.join(SOURCES)})") for s in unknown])
+    read: dict[str, SourceTables] = {}
+    problems: list[ImportProblem] = []
+    for source in sources:
+        settings = config.get(source, {})
+        try:
+            raw = open_raw(source, settings.get("from", location), settings.get("schema"))
+            read[source] = _READERS[source](raw, settings)
+        except ImportFailed as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ImportFailed(problems)
+    return read
+
+
+def assemble(read: dict[str, SourceTables], config: dict) -> tuple[dict[str, pd.DataFrame], dict, list[str]]:
+    """The contract tables from what each source gave, account ids mapped to the CRM's."""
+    crms = [s for s in read if s in CRM_SOURCES]
+    if len(crms) != 1:
+        gives = {s: ", ".join(SOURCES[s]) for s in read}
+        raise ImportFailed([ImportProblem("import", "accounts", "*",
+                                          "exactly one CRM source (salesforce or hubspot) must be imported, it gives the accounts; "
+                                          f"got {', '.join(crms) or 'none'} ({'; '.join(f'{k}: {v}' for k, v in gives.items())})")])
+    crm = read[crms[0]]
+    account_ids = crm_accounts(crm, config)
+    identity = IdentityMap(crm.source, account_ids)
+    drop = config.get("identity", {}).get("unmatched", "error") == "drop"
+    tables: dict[str, pd.DataFrame] = {}
+    notes: list[str] = []
+    problems: list[ImportProblem] = []
+    for got in read.values():
+        notes.extend(got.notes)
+    for name, frame in crm.tables.items():
+        if not frame.empty or name == "accounts":
+            tables[name] = _remap(frame, account_ids.to_dict()) if "account_id" in frame else frame
+    for source, got in read.items():
+        if source == crm.source:
+            continue
+        used = set()
+        for frame in got.tables.values():
+            if "account_id" in frame:
+                used |= set(frame["account_id"].dropna().astype(str))
+        m = match_source(got, crm, account_ids, config, used)
+        identity.matches[source] = m
+        if m.unmatched:
+            spec = config.get(source, {}).get("match", DEFAULT_MATCH.get(source, "id"))
+            if drop:
+                notes.append(f"{source}: {len(m.unmatched)} account(s) with no {crm.source} match left out")
+            else:
+                problems.append(unmatched_problem(m, got.key_table, spec, crm.source))
+        for name, frame in got.tables.items():
+            if frame.empty and name not in REQUIRED_TABLES:
+                continue
+            out = _remap(frame, m.native_to_account) if "account_id" in frame else frame
+            tables[name] = pd.concat([tables[name], out], ignore_index=True) if name in tables else out
+    if problems:
+        raise ImportFailed(problems)
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise ImportFailed([ImportProblem("import", t, "*", "no imported source gives this required table "
+                                          f"(it comes from {', '.join(s for s, g in SOURCES.items() if t in g)})") for t in missing])
+    _fill_customer_since(tables, notes)
+    return tables, _report(identity, tables, crm), notes
+
+
+def _remap(frame: pd.DataFrame, mapping: dict) -> pd.DataFrame:
+    ids = frame["account_id"].map(mapping)
+    return frame[ids.notna()].assign(account_id=ids[ids.notna()].astype("string"))
+
+
+def _fill_customer_since(tables: dict[str, pd.DataFrame], notes: list[str]) -> None:
+    accounts = tables["accounts"]
+    first = tables["subscriptions"].groupby("account_id")["valid_from"].min()
+    gap = accounts["customer_since"].isna()
+    if gap.any():
+        filled = accounts.loc[gap, "account_id"].map(first)
+        accounts.loc[gap, "customer_since"] = filled
+        notes.append(f"accounts.customer_since: {int(filled.notna().sum())} taken from the first subscription")
+        still = accounts["customer_since"].isna()
+        if still.any():
+            raise ImportFailed([ImportProblem("import", "accounts", "customer_since",
+                                              "no start date in the CRM and no subscription", int(still.sum()))])
+
+
+def _report(identity: IdentityMap, tables: dict[str, pd.DataFrame], crm: SourceTables) -> dict:
+    subs = tables["subscriptions"]
+    current = subs[subs["valid_to"].isna()]
+    billing_arr = (current.groupby("account_id")["mrr"].sum() * 12).round(2)
+    opps = tables.get("opportunities")
+    crm_amount = pd.Series(dtype=float)
+    if opps is not None and not opps.empty:
+        crm_amount = opps[opps["outcome"] == "won"].groupby("account_id")["amount"].sum()
+    return report(identity, len(tables["accounts"]), billing_arr, crm_amount)
+
+
+def _arrow(name: str, frame: pd.DataFrame) -> pa.Table:
+    from features.synth.writer import contract_schema
+
+    schema = contract_schema(name)
+    columns = {}
+    for f in schema:
+        values = frame[f.name] if f.name in frame else pd.Series([None] * len(frame))
+        if pa.types.is_date32(f.type):
+            values = pd.to_datetime(values).dt.date
+        elif pa.types.is_timestamp(f.type):
+            values = pd.to_datetime(values).astype("datetime64[us]")
+        arr = pa.array(values.astype(object).where(values.notna(), None).tolist() if not pa.types.is_timestamp(f.type)
+                       else values, from_pandas=True)
+        columns[f.name] = arr.cast(f.type)
+    return pa.table(columns, schema=schema)
+
+
+def write_contract(tables: dict[str, pd.DataFrame], out: Path, as_of: dt.date) -> dict[str, int]:
+    """Write the tables beside ``out``, validate them, then move them into place; nothing changes on failure."""
+    from features.io import open_data
+    from features.validate import validate
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
+    try:
+        rows = {}
+        for name in TABLES:
+            if name in tables:
+                table = _arrow(name, tables[name])
+                pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
+                rows[name] = table.num_rows
+        source = open_data(tmp)
+        try:
+            checked = validate(source, as_of)
+        finally:
+            source.close()
+        if not checked.ok:
+            raise ImportFailed([ImportProblem("contract", v.table, v.column, v.rule, v.rows) for v in checked.violations])
+        if out.exists():
+            old = out.with_name(f".{out.name}.replaced-{tmp.name.rsplit('-', 1)[-1]}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+        return rows
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def import_sources(sources: list[str], location: str | Path, out: str | Path, config: dict, as_of: dt.date) -> ImportResult:
+    """Import ``sources`` from ``location`` into the contract folder ``out``; raise ImportFailed (nothing written) on any problem."""
+    read = read_sources(sources, location, config)
+    tables, identity_report, notes = assemble(read, config)
+    rows = write_contract(tables, Path(out), as_of)
+    return ImportResult(Path(out), rows, identity_report, notes)

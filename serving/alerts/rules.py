@@ -1,0 +1,207 @@
+"""Alert rules: declared in one TOML file, checked on load, evaluated over a feature frame.
+
+The shipped rules live in ``serving/alerts/rules.toml``; ``Settings.alerts_rules`` points
+at a user file instead. A rule may read any registered feature (``features.registry``)
+and the signals of :mod:`serving.alerts.signals`. A mistake names the file, the rule and
+the field, and no rule of that file is used.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.contract import TABLES
+from features.reason_catalog import PLAY_BY_NAME
+from features.registry import categorical_features, feature_names
+from serving.alerts.signals import CATEGORICAL_SIGNALS, SIGNALS
+
+OUTCOMES: dict[str, str] = {
+    "expanded": "an expansion",
+    "churned": "churn",
+    "contracted": "a contraction",
+    "churned_or_contracted": "churn or a contraction",
+}
+_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class RuleError(ValueError):
+    """A rules file that cannot be used: names the file, the rule and the field."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``feature op value``; with ``missing_counts`` a null value meets the condition."""
+
+    feature: str
+    op: str
+    value: float | str
+    missing_counts: bool = False
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        column = frame[self.feature]
+        if isinstance(self.value, str):
+            values = column.astype("string")
+            missing = values.isna().to_numpy()
+            met = _OPS[self.op](values.fillna(""), self.value).to_numpy(dtype=bool)
+        else:
+            numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            missing = np.isnan(numbers)
+            with np.errstate(invalid="ignore"):
+                met = _OPS[self.op](numbers, float(self.value)) & ~missing
+        return met | (missing & self.missing_counts)
+
+    def __str__(self) -> str:
+        return f"{self.feature} {self.op} {self.value}" + (" (or unknown)" if self.missing_counts else "")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One alert rule: all of ``all_of`` and, when given, any of ``any_of``."""
+
+    name: str
+    title: str
+    outcome: str
+    play: str
+    money: str
+    all_of: tuple[Condition, ...] = ()
+    any_of: tuple[Condition, ...] = ()
+    requires: tuple[str, ...] = ()
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.feature for c in (*self.all_of, *self.any_of)))
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows of ``frame`` (features and signals) in the rule's condition."""
+        met = np.ones(len(frame), dtype=bool)
+        for c in self.all_of:
+            met &= c.mask(frame)
+        if self.any_of:
+            met &= np.logical_or.reduce([c.mask(frame) for c in self.any_of])
+        return met
+
+    def condition_text(self) -> str:
+        parts = [" and ".join(map(str, self.all_of))] if self.all_of else []
+        if self.any_of:
+            parts.append("(" + " or ".join(map(str, self.any_of)) + ")" if self.all_of else " or ".join(map(str, self.any_of)))
+        return " and ".join(parts)
+
+    def missing_tables(self, present: list[str] | tuple[str, ...]) -> list[str]:
+        return [t for t in self.requires if t not in present]
+
+
+def known_names() -> set[str]:
+    """What a condition may read: every registered feature and every signal."""
+    return set(feature_names()) | set(SIGNALS)
+
+
+def _categorical(name: str) -> bool:
+    return name in categorical_features() or name in CATEGORICAL_SIGNALS
+
+
+def _condition(raw: Any, where: str) -> Condition:
+    if not isinstance(raw, dict):
+        raise RuleError(f"{where}: a condition is a table {{feature, op, value}}, got {raw!r}")
+    extra = set(raw) - {"feature", "op", "value", "missing_counts"}
+    if extra:
+        raise RuleError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+    feature, op, value = raw.get("feature"), raw.get("op"), raw.get("value")
+    if feature not in known_names():
+        raise RuleError(f"{where}.feature: {feature!r} is neither a registered feature nor an alert signal")
+    if op not in _OPS:
+        raise RuleError(f"{where}.op: {op!r} is not one of {', '.join(_OPS)}")
+    if _categorical(feature):
+        if not isinstance(value, str) or op not in ("==", "!="):
+            raise RuleError(f"{where}: {feature} is categorical: compare it with == or != to a string")
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RuleError(f"{where}.value: {feature} is numeric: the value must be a number, got {value!r}")
+    return Condition(feature, op, value if isinstance(value, str) else float(value), bool(raw.get("missing_counts", False)))
+
+
+def _rule(raw: Any, index: int, origin: str) -> Rule:
+    where = f"{origin}: rule {index + 1}"
+    if not isinstance(raw, dict):
+        raise RuleError(f"{where}: expected a [[rule]] table")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RuleError(f"{where}.name: {name!r} must be lower-case letters, digits and _")
+    where = f"{origin}: rule {name!r}"
+    extra = set(raw) - {"name", "title", "outcome", "play", "money", "all", "any", "requires"}
+    if extra:
+        raise RuleError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+    if raw.get("outcome") not in OUTCOMES:
+        raise RuleError(f"{where}.outcome: {raw.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
+    play = raw.get("play", "nurture_value_content")
+    if play not in PLAY_BY_NAME:
+        raise RuleError(f"{where}.play: {play!r} is not a play of the catalog ({', '.join(PLAY_BY_NAME)})")
+    money = raw.get("money", "arr")
+    if money not in known_names() or _categorical(money):
+        raise RuleError(f"{where}.money: {money!r} is not a numeric feature or signal")
+    requires = raw.get("requires", [])
+    if not isinstance(requires, list) or any(t not in TABLES for t in requires):
+        raise RuleError(f"{where}.requires: expected a list of contract tables, got {requires!r}")
+    all_of = tuple(_condition(c, f"{where}.all[{i}]") for i, c in enumerate(raw.get("all", [])))
+    any_of = tuple(_condition(c, f"{where}.any[{i}]") for i, c in enumerate(raw.get("any", [])))
+    if not all_of and not any_of:
+        raise RuleError(f"{where}: needs at least one condition in 'all' or 'any'")
+    return Rule(name, str(raw.get("title") or name), raw["outcome"], play, money, all_of, any_of, tuple(requires))
+
+
+def parse_rules(text: str, origin: str) -> tuple[Rule, ...]:
+    """Rules from TOML text; ``origin`` names the file in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleError(f"{origin}: not valid TOML: {exc}") from None
+    extra = set(data) - {"rule"}
+    if extra:
+        raise RuleError(f"{origin}: unknown top-level key(s) {', '.join(sorted(extra))} (rules are [[rule]] tables)")
+    rules = tuple(_rule(raw, i, origin) for i, raw in enumerate(data.get("rule", [])))
+    if not rules:
+        raise RuleError(f"{origin}: no [[rule]] declared")
+    names = [r.name for r in rules]
+    if dupes := sorted({n for n in names if names.count(n) > 1}):
+        raise RuleError(f"{origin}: rule name(s) declared twice: {', '.join(dupes)}")
+    return rules
+
+
+def load_rules(path: Path | None = None) -> tuple[Rule, ...]:
+    """The rules of ``path``, or the shipped defaults when None."""
+    if path is None:
+        return parse_rules(resources.files("serving.alerts").joinpath("rules.toml").read_text("utf-8"), "rules.toml (shipped)")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot read the rules file: {exc}") from None
+    return parse_rules(text, str(path))
+
+
+def active_rules(rules: tuple[Rule, ...], present: list[str] | tuple[str, ...]) -> tuple[tuple[Rule, ...], dict[str, str]]:
+    """Rules whose tables are present, and why each other rule is inactive."""
+    inactive = {r.name: f"needs table(s) {', '.join(m)} with rows" for r in rules if (m := r.missing_tables(present))}
+    return tuple(r for r in rules if r.name not in inactive), inactive
+
+
+def in_condition(rules: tuple[Rule, ...], frame: pd.DataFrame) -> pd.DataFrame:
+    """Long frame of (account_id, as_of, rule) for every row of ``frame`` in a rule's condition."""
+    parts = []
+    for rule in rules:
+        hit = frame.loc[rule.mask(frame), ["account_id", "as_of"]].copy()
+        hit["rule"] = rule.name
+        parts.append(hit)
+    if not parts:
+        return pd.DataFrame({"account_id": pd.Series(dtype="string"), "as_of": pd.Series(dtype="datetime64[ns]"),
+                             "rule": pd.Series(dtype="string")})
+    out = pd.concat(parts, ignore_index=True)
+    out["rule"] = out["rule"].astype("string")
+    return out

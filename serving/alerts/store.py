@@ -1,0 +1,198 @@
+"""Alert state in the same SQL store as the CRM scores (SQLite by default, PostgreSQL by URI).
+
+Tables, created on first use (prefix ``alert_``):
+
+- ``alert_runs``: one row per snapshot the alerts ran on;
+- ``alert_conditions``: (account, rule) pairs in their condition at the last run, since when;
+- ``alert_episodes``: every episode once (keyed by a stable id), with its decision;
+- ``alert_outbox``: messages to deliver, keyed by their idempotency key, ``pending`` until a
+  receiver accepted them, with attempts and the last error (kept for the next run);
+- ``alert_snoozes``: per account and rule, until a date;
+- ``alert_track_record``: each rule's backtest figures, shown in every delivery.
+
+A run's decisions (conditions, episodes, outbox) are written in one transaction; delivery
+then updates outbox rows one by one, so a crash between a send and its mark re-sends the
+same key next run (at least once), never a new message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from serving.sinks.sql import engine_url
+
+_md = sa.MetaData()
+RUNS = sa.Table("alert_runs", _md, sa.Column("as_of", sa.Date, primary_key=True),
+                sa.Column("ran_at", sa.DateTime(timezone=True)), sa.Column("episodes", sa.Integer))
+CONDITIONS = sa.Table("alert_conditions", _md, sa.Column("account_id", sa.Text, primary_key=True),
+                      sa.Column("rule", sa.Text, primary_key=True), sa.Column("since", sa.Date))
+EPISODES = sa.Table(
+    "alert_episodes", _md, sa.Column("episode_id", sa.Text, primary_key=True), sa.Column("account_id", sa.Text),
+    sa.Column("rule", sa.Text), sa.Column("started", sa.Date), sa.Column("csm_owner", sa.Text),
+    sa.Column("status", sa.Text), sa.Column("expected_value", sa.Float), sa.Column("facts", sa.Text))
+OUTBOX = sa.Table(
+    "alert_outbox", _md, sa.Column("message_key", sa.Text, primary_key=True), sa.Column("channel", sa.Text),
+    sa.Column("destination", sa.Text), sa.Column("csm_owner", sa.Text), sa.Column("payload", sa.Text),
+    sa.Column("episode_ids", sa.Text), sa.Column("status", sa.Text), sa.Column("attempts", sa.Integer),
+    sa.Column("last_error", sa.Text), sa.Column("queued_as_of", sa.Date),
+    sa.Column("sent_at", sa.DateTime(timezone=True)))
+SNOOZES = sa.Table("alert_snoozes", _md, sa.Column("account_id", sa.Text, primary_key=True),
+                   sa.Column("rule", sa.Text, primary_key=True), sa.Column("until", sa.Date))
+TRACK = sa.Table(
+    "alert_track_record", _md, sa.Column("rule", sa.Text, primary_key=True), sa.Column("outcome", sa.Text),
+    *[sa.Column(c, sa.Float) for c in ("episodes", "positives", "rate", "rate_low", "rate_high", "base_rate",
+                                       "lift", "lift_low", "lift_high", "arr_at_fire", "outcome_arr")],
+    sa.Column("computed_at", sa.DateTime(timezone=True)))
+
+
+def _clean(value: object) -> object:
+    if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+class AlertStore:
+    """The alert tables in one SQL database."""
+
+    def __init__(self, uri: str) -> None:
+        self.engine = sa.create_engine(engine_url(uri))
+        if self.engine.dialect.name == "sqlite":
+            database = self.engine.url.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+            @sa.event.listens_for(self.engine, "connect")
+            def _wait(dbapi_connection, _record) -> None:  # noqa: ANN001
+                dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+        elif self.engine.dialect.name != "postgresql":
+            raise ValueError(f"alert store {uri!r}: only sqlite and postgresql databases are supported")
+        self._ready = sa.inspect(self.engine).has_table(TRACK.name)
+
+    def _ensure(self) -> None:
+        """Create the tables on the first write (a dry run creates nothing)."""
+        if not self._ready:
+            _md.create_all(self.engine, checkfirst=True)
+            self._ready = True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert(self, table: sa.Table):  # noqa: ANN202
+        return (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+    # reads
+    def last_run(self) -> dt.date | None:
+        if not self._ready:
+            return None
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(RUNS.c.as_of))).scalar()
+
+    def conditions(self) -> pd.DataFrame:
+        if not self._ready:
+            return pd.DataFrame({"account_id": pd.Series(dtype="string"), "rule": pd.Series(dtype="string"), "since": pd.Series(dtype=object)})
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(sa.select(CONDITIONS), conn)
+        return frame.astype({"account_id": "string", "rule": "string"})
+
+    def sent_this_week(self, monday: dt.date, as_of: dt.date) -> dict[str, int]:
+        """Alerts queued per CSM for episodes started from ``monday`` to ``as_of`` (the weekly cap's count)."""
+        if not self._ready:
+            return {}
+        e = EPISODES
+        query = (sa.select(e.c.csm_owner, sa.func.count()).where(e.c.status == "queued", e.c.started >= monday,
+                                                                  e.c.started <= as_of).group_by(e.c.csm_owner))
+        with self.engine.connect() as conn:
+            return {str(csm or ""): int(n) for csm, n in conn.execute(query)}
+
+    def recent_episodes(self, as_of: dt.date, days: int) -> set[tuple[str, str]]:
+        """(account, rule) pairs whose last episode started within ``days`` before ``as_of``."""
+        if not self._ready:
+            return set()
+        since = as_of - dt.timedelta(days=days)
+        query = sa.select(EPISODES.c.account_id, EPISODES.c.rule).where(EPISODES.c.started > since,
+                                                                         EPISODES.c.started < as_of)
+        with self.engine.connect() as conn:
+            return {(a, r) for a, r in conn.execute(query)}
+
+    def snoozed(self, as_of: dt.date) -> set[tuple[str, str]]:
+        if not self._ready:
+            return set()
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(SNOOZES.c.account_id, SNOOZES.c.rule).where(SNOOZES.c.until >= as_of))
+            return {(a, r) for a, r in rows}
+
+    def pending(self) -> list[dict]:
+        if not self._ready:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.status == "pending").order_by(OUTBOX.c.queued_as_of,
+                                                                                              OUTBOX.c.message_key))
+            return [dict(r._mapping) for r in rows]
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A whole alert table (tests, reports)."""
+        self._ensure()
+        table = _md.tables[f"alert_{name}"]
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(table).order_by(*table.primary_key.columns), conn)
+
+    def track_records(self) -> dict[str, dict]:
+        if not self._ready:
+            return {}
+        with self.engine.connect() as conn:
+            return {r.rule: dict(r._mapping) for r in conn.execute(sa.select(TRACK))}
+
+    # writes
+    def snooze(self, account_id: str, rule: str, until: dt.date) -> None:
+        self._ensure()
+        stmt = self._insert(SNOOZES).values(account_id=account_id, rule=rule, until=until)
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=["account_id", "rule"], set_={"until": until}))
+
+    def commit_run(self, as_of: dt.date, ran_at: dt.datetime, rules: list[str], current: pd.DataFrame,
+                   episodes: pd.DataFrame, outbox: list[dict]) -> None:
+        """One transaction: the run, the conditions of ``rules`` replaced by ``current``, new episodes and messages
+        (an episode or message already present is left as it was)."""
+        self._ensure()
+        since = self.conditions().set_index(["account_id", "rule"])["since"].to_dict()
+        conds = [{"account_id": a, "rule": r, "since": since.get((a, r), as_of)}
+                 for a, r in zip(current["account_id"].astype(str), current["rule"].astype(str))]
+        eps = [{k: _clean(v) for k, v in row.items()} for row in episodes.to_dict("records")]
+        with self.engine.begin() as conn:
+            conn.execute(self._insert(RUNS).values(as_of=as_of, ran_at=ran_at, episodes=len(eps))
+                         .on_conflict_do_nothing(index_elements=["as_of"]))
+            conn.execute(sa.delete(CONDITIONS).where(CONDITIONS.c.rule.in_(rules)))
+            if conds:
+                conn.execute(CONDITIONS.insert(), conds)
+            if eps:
+                conn.execute(self._insert(EPISODES).on_conflict_do_nothing(index_elements=["episode_id"]), eps)
+            if outbox:
+                conn.execute(self._insert(OUTBOX).on_conflict_do_nothing(index_elements=["message_key"]), outbox)
+
+    def mark(self, key: str, *, sent_at: dt.datetime | None, attempts: int, error: str | None) -> None:
+        self._ensure()
+        values = {"attempts": OUTBOX.c.attempts + attempts, "last_error": error}
+        if sent_at is not None:
+            values |= {"status": "sent", "sent_at": sent_at}
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(OUTBOX).where(OUTBOX.c.message_key == key).values(**values))
+
+    def save_track_record(self, record: pd.DataFrame, computed_at: dt.datetime) -> None:
+        self._ensure()
+        cols = [c.name for c in TRACK.columns if c.name != "computed_at"]
+        rows = [{**{c: _clean(r[c]) for c in cols}, "computed_at": computed_at} for r in record.to_dict("records")]
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(TRACK))
+            if rows:
+                conn.execute(TRACK.insert(), rows)
+
+
+def facts_json(facts: dict) -> str:
+    return json.dumps({k: _clean(v) for k, v in facts.items()}, default=str, sort_keys=True)

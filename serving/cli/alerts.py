@@ -1,0 +1,218 @@
+"""Alerts commands: ``expansion alerts`` (run, or a month-long dry run), ``alerts backtest``, ``alerts snooze``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from serving.cli.common import console, err_console, fail, parse_date, settings
+
+app = typer.Typer(help="Alerts on leading indicators: once per episode, capped per CSM, with each rule's track record.",
+                  invoke_without_command=True, no_args_is_help=False)
+
+
+def _open(data: Path):  # noqa: ANN202 - features.io.DataSource, imported lazily
+    from features.io import DataError, open_data, require_tables
+
+    try:
+        source = open_data(data)
+        require_tables(source)
+    except DataError as exc:
+        fail(str(exc))
+    return source
+
+
+def print_run(result) -> None:  # noqa: ANN001 - serving.alerts.run.AlertRun
+    """The run in a few lines and a table of the new episodes per rule and decision."""
+    verb = "would send" if result.dry_run else "queued"
+    console.print(f"alerts as of {result.as_of}: {len(result.episodes):,} new episode(s) "
+                  f"({result.rearmed:,} re-entries within the re-arm window ignored); {verb} "
+                  f"{result.count('queued'):,}, held back by the weekly cap {result.count('held'):,}, "
+                  f"snoozed {result.count('snoozed'):,}, without a route {result.count('unrouted'):,}", highlight=False)
+    for name, why in result.inactive.items():
+        console.print(f"rule {name} inactive: {why}", highlight=False)
+    if not result.routed and not result.dry_run and len(result.episodes):
+        err_console.print("no routing file: nothing was delivered (set EXPANSION_ALERTS_ROUTING or write <home>/alerts/routing.toml)")
+    if len(result.episodes):
+        table = Table(title="new episodes by rule")
+        for col in ("rule", "queued", "held", "snoozed", "unrouted"):
+            table.add_column(col, justify="left" if col == "rule" else "right")
+        counts = result.episodes.groupby(["rule", "status"]).size().unstack(fill_value=0)
+        for rule, row in counts.iterrows():
+            table.add_row(str(rule), *[f"{int(row.get(s, 0)):,}" for s in ("queued", "held", "snoozed", "unrouted")])
+        console.print(table)
+    held = result.episodes[result.episodes["status"] == "held"] if len(result.episodes) else result.episodes
+    for e in held.head(20).itertuples():
+        console.print(f"held back (weekly cap): {e.rule} on account {e.account_id} for {e.csm_owner}", highlight=False)
+    if len(held) > 20:
+        console.print(f"... and {len(held) - 20:,} more held back", highlight=False)
+    if result.delivery is not None:
+        d = result.delivery
+        console.print(f"delivered {d.sent:,} message(s) in {d.attempts:,} attempt(s); {len(d.kept):,} kept for the next run",
+                      highlight=False)
+        for m in d.kept[:20]:
+            err_console.print(f"kept: {m['channel']} to {m['destination']} ({m['csm_owner']}): {m['last_error']}", highlight=False)
+
+
+def _print_simulation(sim, cap: int) -> None:  # noqa: ANN001 - serving.alerts.run.Simulation
+    w = sim.weekly()
+    console.print(f"dry run {sim.start} to {sim.end} (daily runs, nothing written or sent): {len(sim.episodes):,} episodes "
+                  f"({sim.rearmed:,} re-entries within the re-arm window ignored); over {w['weeks']} full ISO week(s) and "
+                  f"{w['csms']} CSMs, alerts per CSM per week: median {w['median']:g}, mean {w['mean']:.2f}, max {w['max']} "
+                  f"(cap {cap}; without the cap: median {w['uncapped_median']:g}, max {w['uncapped_max']}); held back by the cap: {w['held_back']:,}. Accounts without a CSM (the \"*\" route, capped as one): "
+                  f"{w['unowned_queued']:,} queued, {w['unowned_held']:,} held", highlight=False)
+    full = sim.full_weeks()
+    if full["csm_owner"].nunique() <= 30:
+        table = Table(title="alerts per CSM per full week")
+        weeks = sorted(full["week"].unique())
+        table.add_column("csm_owner")
+        for week in weeks:
+            table.add_column(f"week of {week}", justify="right")
+        pivot = full.pivot(index="csm_owner", columns="week", values="alerts")
+        for csm, row in pivot.iterrows():
+            table.add_row(str(csm), *[str(int(row[wk])) for wk in weeks])
+    else:
+        table = Table(title="CSM-weeks by alerts received in the week")
+        table.add_column("alerts in the week", justify="right")
+        table.add_column("CSM-weeks", justify="right")
+        for n, count in full["alerts"].value_counts().sort_index().items():
+            table.add_row(str(n), f"{count:,}")
+    console.print(table)
+    if len(sim.episodes):
+        by_rule = sim.episodes.groupby(["rule", "status"]).size().unstack(fill_value=0)
+        rules = Table(title="episodes by rule over the window")
+        for col in ("rule", "queued", "held"):
+            rules.add_column(col, justify="left" if col == "rule" else "right")
+        for rule, row in by_rule.iterrows():
+            rules.add_row(str(rule), f"{int(row.get('queued', 0)):,}", f"{int(row.get('held', 0)):,}")
+        console.print(rules)
+    for name, why in sim.inactive.items():
+        console.print(f"rule {name} inactive: {why}", highlight=False)
+
+
+def run_and_print(source, as_of: dt.date, cfg, *, dry_run: bool = False, features=None) -> None:  # noqa: ANN001
+    """Run the alerts on a snapshot and print what happened (also called by ``expansion score``)."""
+    from serving.alerts.rules import RuleError
+    from serving.alerts.routing import RoutingError
+    from serving.alerts.run import AlertError, run_alerts
+
+    try:
+        result = run_alerts(source, as_of, cfg, clock=lambda: dt.datetime.now(dt.UTC), dry_run=dry_run, features=features)
+    except (RuleError, RoutingError, AlertError) as exc:
+        fail(str(exc))
+    print_run(result)
+
+
+@app.callback()
+def alerts(
+    ctx: typer.Context,
+    data: Annotated[Path | None, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date (default: today).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide but write and send nothing.")] = False,
+    days: Annotated[int | None, typer.Option("--days", min=1, help="With --dry-run: replay daily runs over the DAYS ending at --as-of.")] = None,
+) -> None:
+    """Alert CSMs on accounts entering a rule's condition, once per episode (see `alerts backtest`, `alerts snooze`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if data is None:
+        fail("--data is required (the folder of tables to alert on)")
+    if days is not None and not dry_run:
+        fail("--days replays a window without sending: use it with --dry-run")
+    cfg = settings()
+    day = parse_date(as_of)
+    source = _open(data)
+    try:
+        if days is not None:
+            from serving.alerts.rules import RuleError
+            from serving.alerts.run import simulate
+
+            try:
+                _print_simulation(simulate(source, day, days, cfg), cfg.alerts_weekly_cap)
+            except RuleError as exc:
+                fail(str(exc))
+        else:
+            run_and_print(source, day, cfg, dry_run=dry_run)
+    finally:
+        source.close()
+
+
+@app.command("backtest")
+def backtest(
+    data: Annotated[Path, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the table as CSV here.")] = None,
+) -> None:
+    """Each rule's track record: episodes, the anticipated outcome's rate within the horizon, lift, money."""
+    import datetime as _dt
+
+    from serving.alerts.backtest import replay
+    from serving.alerts.rules import RuleError
+    from serving.alerts.run import open_store
+
+    cfg = settings()
+    source = _open(data)
+    try:
+        record, inactive = replay(source, cfg)
+    except RuleError as exc:
+        fail(str(exc))
+    finally:
+        source.close()
+    store = open_store(cfg)
+    try:
+        store.save_track_record(record, _dt.datetime.now(_dt.UTC))
+    finally:
+        store.close()
+    if out is not None:
+        record.to_csv(out, index=False)
+    print_track_record(record, inactive, cfg.horizon_days, cfg.currency_symbol)
+
+
+def print_track_record(record, inactive: dict[str, str], horizon: int, symbol: str) -> None:  # noqa: ANN001
+    from serving.wording import money
+
+    months = int(record["months"].max()) if len(record) else 0
+    table = Table(title=f"alert rules replayed over {months} labelled month ends (outcome within {horizon} days; 90 % intervals)")
+    for col in ("rule", "outcome", "episodes", "accounts", "outcome rate", "base rate", "lift", "ARR at fire", "outcome ARR"):
+        table.add_column(col, justify="left" if col in ("rule", "outcome") else "right")
+    for r in record.to_dict("records"):
+        rate = "-" if not r["episodes"] else (f"{100 * r['rate']:.1f} % ({100 * r['rate_low']:.1f}-{100 * r['rate_high']:.1f}; "
+                                             f"{r['positives']:,}/{r['episodes']:,})")
+        lift = "-" if not r["episodes"] else f"{r['lift']:.2f} ({r['lift_low']:.2f}-{r['lift_high']:.2f})"
+        table.add_row(r["rule"], r["outcome"], f"{r['episodes']:,}", f"{r['accounts']:,}", rate,
+                      f"{100 * r['base_rate']:.1f} % (n={r['base_rows']:,})", lift, money(r["arr_at_fire"], symbol),
+                      money(r["outcome_arr"], symbol))
+    console.print(table)
+    for name, why in inactive.items():
+        console.print(f"rule {name} inactive: {why}", highlight=False)
+
+
+@app.command("snooze")
+def snooze(
+    account: Annotated[str, typer.Option("--account", help="account_id to snooze.")],
+    rule: Annotated[str, typer.Option("--rule", help="Rule name (see the rules file).")],
+    until: Annotated[str, typer.Option("--until", help="Last day of the snooze (YYYY-MM-DD).")],
+) -> None:
+    """Silence one rule for one account until a date (episodes are still recorded, marked snoozed)."""
+    from serving.alerts.rules import RuleError, load_rules
+    from serving.alerts.run import open_store
+
+    cfg = settings()
+    try:
+        names = [r.name for r in load_rules(cfg.alerts_rules)]
+    except RuleError as exc:
+        fail(str(exc))
+    if rule not in names:
+        fail(f"--rule: {rule!r} is not a rule ({', '.join(names)})")
+    store = open_store(cfg)
+    try:
+        store.snooze(account, rule, parse_date(until))
+    finally:
+        store.close()
+    console.print(f"snoozed {rule} for account {account} until {until}", highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="alerts")

@@ -1,0 +1,176 @@
+"""What the pages read from the raw contract tables (``Settings.data_dir``): revenue metrics, usage, deals.
+
+Everything is as of a date the caller passes (the served snapshot's), never the clock.
+Company-wide results are computed once per (folder state, date) and kept: the leadership
+page then costs a dictionary look-up. DuckDB connections are not shared between threads,
+so each call opens its own cursor under a lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.io import DataSource, open_data
+from features.metrics import MetricTables, period_metrics
+
+#: Opportunity kinds that add ARR to an existing account (the contract's ``opportunities.kind``).
+EXPANSION_KINDS = ("expansion", "cross_sell", "upsell")
+
+
+def _months_back(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 - months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def quarter_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
+    """First and last day of the calendar quarter holding ``day``."""
+    first = dt.date(day.year, (day.month - 1) // 3 * 3 + 1, 1)
+    nxt = _months_back(first, -3)
+    return first, nxt - dt.timedelta(days=1)
+
+
+@dataclass
+class CompanyData:
+    """The raw tables of one data folder, opened lazily; None-safe when no folder is configured."""
+
+    data_dir: Path | None
+    _source: DataSource | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _cache: dict[tuple, Any] = field(default_factory=dict)
+
+    @property
+    def available(self) -> bool:
+        return self.data_dir is not None and Path(self.data_dir).is_dir()
+
+    def has(self, table: str) -> bool:
+        return self.available and self.source().has(table)
+
+    def has_pipeline(self) -> bool:
+        """True when the optional ``opportunities`` table exists and holds at least one deal."""
+        if not self.has("opportunities"):
+            return False
+        return bool(self.cached("pipeline_rows", dt.date.min,
+                                 lambda: int(self.query("SELECT count(*) AS n FROM opportunities")["n"].iloc[0])))
+
+    def source(self) -> DataSource:
+        if self._source is None:
+            self._source = open_data(self.data_dir)  # type: ignore[arg-type]
+        return self._source
+
+    def _state(self) -> float:
+        """Changes whenever a file of the folder is replaced (the cache key)."""
+        return max((e.stat().st_mtime for e in os.scandir(self.data_dir)), default=0.0)  # type: ignore[arg-type]
+
+    def cached(self, name: str, as_of: dt.date, compute: Any) -> Any:
+        """``compute()``, once per (name, date, state of the folder)."""
+        key = (name, as_of, self._state())
+        if key not in self._cache:
+            with self._lock:
+                if key not in self._cache:
+                    self._cache[key] = compute()
+        return self._cache[key]
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self._lock:
+            return self.source().con.cursor().execute(sql, params or []).df()
+
+    # leadership --------------------------------------------------------------------------------
+    def revenue(self, as_of: dt.date) -> dict[str, Any]:
+        """NRR and GRR over the trailing 12 months at each of the last 12 month ends, last month's rates,
+        and expansion ARR added in the quarter to date."""
+        return self.cached("revenue", as_of, lambda: self._revenue(as_of))
+
+    def _revenue(self, as_of: dt.date) -> dict[str, Any]:
+        with self._lock:
+            tables = MetricTables.from_source(self.source())
+            ttm = period_metrics(tables, "ttm", start=_months_back(as_of, 22), end=as_of)
+            months = period_metrics(tables, "month", start=_months_back(as_of, 11), end=as_of)
+        q_start, q_end = quarter_bounds(as_of)
+        in_quarter = months[pd.to_datetime(months["period_start"]).dt.date >= q_start]
+        return {
+            "ttm": ttm[["period_end", "nrr_pct", "grr_pct", "nrr_band", "starting_mrr"]].tail(12).reset_index(drop=True),
+            "last_month": months.iloc[-1].to_dict() if len(months) else None,
+            "quarter": (q_start, q_end),
+            "expansion_arr_qtd": float(in_quarter["expansion_mrr"].sum() * 12) if len(in_quarter) else 0.0,
+            "months_in_quarter_done": len(in_quarter),
+        }
+
+    # account page ------------------------------------------------------------------------------
+    def usage(self, account_id: str, as_of: dt.date, months: int = 12) -> pd.DataFrame:
+        """Events per calendar month and the monthly quota in force at each month end (null: unlimited)."""
+        if not (self.has("usage_daily") and self.has("subscriptions")):
+            return pd.DataFrame(columns=["month", "events", "usage_limit"])
+        start = _months_back(as_of, months - 1)
+        sql = """
+            WITH m AS (
+              SELECT date_trunc('month', CAST(date AS DATE)) AS month, SUM(events) AS events
+              FROM usage_daily WHERE account_id = ? AND CAST(date AS DATE) BETWEEN ? AND ? GROUP BY 1)
+            SELECT m.month, m.events,
+              (SELECT SUM(s.usage_limit) FROM subscriptions s WHERE s.account_id = ?
+                 AND CAST(s.valid_from AS DATE) <= last_day(m.month)
+                 AND (s.valid_to IS NULL OR CAST(s.valid_to AS DATE) > last_day(m.month))) AS usage_limit
+            FROM m ORDER BY m.month"""
+        return self.query(sql, [account_id, start, as_of, account_id])
+
+    # pipeline ----------------------------------------------------------------------------------
+    def open_opportunities(self, as_of: dt.date) -> pd.DataFrame:
+        """Open expansion opportunities at ``as_of`` with their latest stage (empty without the table)."""
+        return self.cached("open_opps", as_of, lambda: self._open_opportunities(as_of))
+
+    def _open_opportunities(self, as_of: dt.date) -> pd.DataFrame:
+        columns = ["opportunity_id", "account_id", "kind", "amount", "expected_close_date", "owner", "stage",
+                   "stage_entered_at"]
+        if not self.has_pipeline():
+            return pd.DataFrame(columns=columns)
+        end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+        kinds = ", ".join(f"'{k}'" for k in EXPANSION_KINDS)
+        stage = "NULL AS stage, NULL AS stage_entered_at"
+        join = ""
+        if self.has("opportunity_stages"):
+            stage = "st.stage, st.entered_at AS stage_entered_at"
+            join = """LEFT JOIN (SELECT opportunity_id, stage, entered_at FROM opportunity_stages WHERE entered_at < ?
+                      QUALIFY row_number() OVER (PARTITION BY opportunity_id ORDER BY entered_at DESC) = 1) st
+                      USING (opportunity_id)"""
+        sql = f"""SELECT o.opportunity_id, o.account_id, o.kind, o.amount, o.expected_close_date, o.owner, {stage}
+                  FROM opportunities o {join}
+                  WHERE o.kind IN ({kinds}) AND o.created_at < ? AND (o.closed_at IS NULL OR o.closed_at >= ?)"""
+        params = ([end] if join else []) + [end, end]
+        frame = self.query(sql, params)
+        frame["account_id"] = frame["account_id"].astype(str)
+        return frame[columns]
+
+    def recent_wins(self, as_of: dt.date, days: int = 90) -> pd.DataFrame:
+        """Expansions closed in the ``days`` before ``as_of``: won expansion deals when the pipeline table
+        exists, else the expansion movements of the subscription history. Columns: account_id, date, amount_arr, kind."""
+        return self.cached(f"wins{days}", as_of, lambda: self._recent_wins(as_of, days))
+
+    def _recent_wins(self, as_of: dt.date, days: int) -> pd.DataFrame:
+        start = pd.Timestamp(as_of) - pd.Timedelta(days=days - 1)
+        end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+        if self.has_pipeline():
+            kinds = ", ".join(f"'{k}'" for k in EXPANSION_KINDS)
+            sql = f"""SELECT account_id, CAST(closed_at AS DATE) AS date, amount AS amount_arr, kind FROM opportunities
+                      WHERE outcome = 'won' AND kind IN ({kinds}) AND closed_at >= ? AND closed_at < ?
+                      ORDER BY closed_at DESC"""
+            frame = self.query(sql, [start, end])
+        elif self.has("subscriptions"):
+            from features.movements import movements
+
+            with self._lock:
+                con = self.source().ibis()
+                products = con.table("products") if self.source().has("products") else None
+                mv = movements(con.table("subscriptions"), products)
+                mv = mv.filter((mv.movement == "expansion") & (mv.date >= start.date()) & (mv.date <= as_of))
+                frame = mv.select("account_id", "date", amount_arr=mv.mrr_delta * 12,
+                                  kind=mv.expansion_kind).order_by(mv.date.desc()).execute()
+        else:
+            return pd.DataFrame(columns=["account_id", "date", "amount_arr", "kind"])
+        frame["account_id"] = frame["account_id"].astype(str)
+        return frame

@@ -1,0 +1,71 @@
+"""Stripe's money rules on a hand-built export: intervals, discounts, trials, current-state items, renewals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.importers import stripe
+from features.importers.errors import Problems
+from features.importers.reader import open_raw
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    """Three customers on the current-state ``subscription`` and ``subscription_item`` tables (no history mode)."""
+    folder = tmp_path / "stripe"
+    folder.mkdir()
+    pd.DataFrame({
+        "id": ["p_month", "p_year", "p_jpy", "p_week"], "product_id": ["core", "core", "addon", "addon"],
+        "currency": ["usd", "USD", "jpy", "usd"], "unit_amount": ["1000", "120000", "500", "700"],
+        "recurring_interval": ["month", "year", "month", "week"], "recurring_interval_count": ["1", "1", "3", "2"],
+        "nickname": ["basic", "basic", "extra", "extra"], "metadata": ["{}"] * 4,
+    }).to_csv(folder / "price.csv", index=False)
+    pd.DataFrame({
+        "id": ["sub_a", "sub_b", "sub_c"], "customer_id": ["cus_a", "cus_b", "cus_c"],
+        "start_date": ["2025-01-15 10:00:00", "2025-03-01 00:00:00", "2024-02-29 08:00:00"],
+        "ended_at": ["", "2025-09-01 00:00:00", ""], "trial_end": ["", "", "2024-03-14 00:00:00"],
+        "status": ["active", "canceled", "active"], "metadata": ["{}", "{}", "{}"],
+    }).to_csv(folder / "subscription.csv", index=False)
+    pd.DataFrame({
+        "id": ["si_1", "si_2", "si_3", "si_4", "si_5"], "subscription_id": ["sub_a", "sub_a", "sub_b", "sub_c", "sub_c"],
+        "plan_id": ["p_month", "p_jpy", "p_year", "p_month", "p_week"], "quantity": ["10", "3", "4", "2", "1"],
+        "created": ["2025-01-15 10:00:00", "2025-01-15 10:00:00", "2025-03-01 00:00:00", "2024-02-29 08:00:00",
+                    "2024-02-29 08:00:00"],
+    }).to_csv(folder / "subscription_item.csv", index=False)
+    pd.DataFrame({"id": ["c_pct", "c_amt"], "percent_off": ["25", ""], "amount_off": ["", "1500"],
+                  "currency": ["", "usd"]}).to_csv(folder / "coupon.csv", index=False)
+    pd.DataFrame({"subscription_id": ["sub_a", "sub_b"], "coupon_id": ["c_pct", "c_amt"],
+                  "start": ["2025-01-01 00:00:00", "2025-03-01 00:00:00"], "end": ["", ""]}).to_csv(
+        folder / "subscription_discount.csv", index=False)
+    return tmp_path
+
+
+def test_mrr_from_intervals_discounts_and_trials(export: Path) -> None:
+    problems = Problems("stripe")
+    subs, products = stripe.subscriptions(open_raw("stripe", export), problems)
+    assert [str(p) for p in problems.items] == [
+        "stripe.price.currency: several currencies (jpy, usd); money must be in one currency per dataset"]
+    got = subs.set_index(["account_id", "product_id"])["mrr"].to_dict()
+    # 10 seats x $10 a month, 25 % off; 3 x 500 yen every 3 months = 500 yen a month, 25 % off
+    assert got[("cus_a", "core")] == 75.0
+    assert got[("cus_a", "addon")] == 375.0
+    # 4 x $1,200 a year = $400 a month, less $15 off
+    assert got[("cus_b", "core")] == 385.0
+    # started inside a trial: 0
+    assert got[("cus_c", "core")] == 0.0 and got[("cus_c", "addon")] == 0.0
+    assert set(products["plan"]) == {"basic", "extra"}
+
+
+def test_periods_and_renewals_without_history_mode(export: Path) -> None:
+    subs, _ = stripe.subscriptions(open_raw("stripe", export), Problems("stripe"))
+    row = subs.set_index(["account_id", "product_id"])
+    assert row.loc[("cus_b", "core"), "valid_from"] == pd.Timestamp("2025-03-01")
+    assert row.loc[("cus_b", "core"), "valid_to"] == pd.Timestamp("2025-09-01")  # the subscription's end
+    assert pd.isna(row.loc[("cus_a", "core"), "valid_to"])
+    assert row.loc[("cus_a", "core"), "renewal_date"] == pd.Timestamp("2026-01-15")  # next yearly anniversary
+    assert row.loc[("cus_c", "core"), "renewal_date"] == pd.Timestamp("2025-02-28")  # a 29 February start
+    none, _ = stripe.subscriptions(open_raw("stripe", export), Problems("stripe"), renewal_rule="none")
+    assert none["renewal_date"].isna().all()
