@@ -24,6 +24,7 @@ from features.engagement import engagement_features
 from features.io import DataError, DataSource, require_tables
 from features.labels import LABELS, labels
 from features.movements import movements
+from features.pipeline import pipeline_features
 from features.portable import register_memtables
 from features.registry import categorical_features, feature_names
 from features.spine import active_periods, snapshot_days, snapshots, spine, to_day
@@ -121,6 +122,7 @@ def feature_table(
         engagement_features(base, tables, snap_days),
         whitespace_features(base, tables["accounts"], periods, products, settings),
         account_features(base, tables["accounts"], periods, moves, subs, snaps),
+        pipeline_features(base, tables, snap_days, settings.opportunity_stages),
     ]
     t = base.select("account_id", "as_of", "as_of_day")
     for part in parts:

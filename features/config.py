@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         300.0, ge=0,
         description="How often a running service asks the registry for its champions again (0: only on POST /refresh).",
     )
+    opportunity_stages: tuple[str, ...] = Field(
+        ("prospecting", "qualification", "needs_analysis", "proposal", "negotiation", "closed_won", "closed_lost"),
+        min_length=1,
+        description="Stage order of opportunity_stages, earliest first (closing stages last); stages not listed sort after.",
+    )
     spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")
 

@@ -19,8 +19,11 @@ Rules checked on load, each reported with table, column, rule and up to five off
 a missing required table or column; a wrong type; a null in a non-nullable column; a
 duplicate key; a value outside its allowed set or range; the row rules below; overlapping
 subscription periods for one account and product; child rows whose `account_id` is not in
-`accounts`; event timestamps after the as-of date (a subscription's `valid_to` or
-`renewal_date` may lie in the future).
+`accounts`; `opportunity_stages` rows whose `opportunity_id` is not in `opportunities`;
+event timestamps after the as-of date (a subscription's `valid_to` or `renewal_date`, and
+an opportunity's `expected_close_date`, may lie in the future). The order of
+`opportunity_stages.stage` is a setting (`EXPANSION_OPPORTUNITY_STAGES`, default
+prospecting, qualification, needs_analysis, proposal, negotiation, closed_won, closed_lost).
 """
 
 

@@ -73,6 +73,7 @@ CONCEPTS: tuple[Concept, ...] = (
     Concept("tenure", "tenure", "context"),
     Concept("account_size", "account size", "context"),
     Concept("plan", "plan tier", "context"),
+    Concept("pipeline", "deal in flight", "context"),
 )
 CONCEPT_BY_NAME: dict[str, Concept] = {c.name: c for c in CONCEPTS}
 

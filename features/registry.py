@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Family = Literal["usage", "adoption", "engagement", "whitespace", "account"]
+Family = Literal["usage", "adoption", "engagement", "whitespace", "account", "pipeline"]
 Direction = Literal["higher", "lower", "neutral"]
 Kind = Literal["numeric", "categorical"]
 
-FAMILIES: tuple[Family, ...] = ("usage", "adoption", "engagement", "whitespace", "account")
+FAMILIES: tuple[Family, ...] = ("usage", "adoption", "engagement", "whitespace", "account", "pipeline")
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,21 @@ FEATURES: tuple[FeatureSpec, ...] = (
        "Months since the last expansion movement; null when none."),
     _f("mrr_growth_180d_pct", "revenue_history", "account", "180d", "%", "higher", "subscriptions",
        "Change of MRR against 180 days earlier; null when the account paid nothing then."),
+    # pipeline (optional opportunity tables; null without them)
+    _f("open_expansion_opportunity", "pipeline", "pipeline", "at as_of", "0/1", "higher", "opportunities",
+       "1 when an expansion, cross-sell or upsell deal created by as_of had not closed by then."),
+    _f("open_expansion_amount_usd", "pipeline", "pipeline", "at as_of", "currency / year", "higher", "opportunities",
+       "ARR change of the open expansion deals at as_of (their amounts), summed."),
+    _f("open_opportunity_stage_rank", "pipeline", "pipeline", "at as_of", "rank", "higher",
+       "opportunities, opportunity_stages",
+       "Rank (1 = first) in the opportunity_stages setting of the most advanced open deal's stage; null when none is open."),
+    _f("open_opportunity_days_in_stage", "pipeline", "pipeline", "at as_of", "days", "lower",
+       "opportunities, opportunity_stages",
+       "Days the most advanced open deal has been in its stage at as_of; null when none is open."),
+    _f("opportunities_won_180d", "pipeline", "pipeline", "180d", "deals", "higher", "opportunities",
+       "Expansion deals won in the last 180 days."),
+    _f("opportunities_lost_180d", "pipeline", "pipeline", "180d", "deals", "neutral", "opportunities",
+       "Expansion deals lost in the last 180 days."),
 )
 
 _BY_NAME = {f.name: f for f in FEATURES}
@@ -186,6 +201,8 @@ _FAMILY_NOTES: dict[str, str] = {
                   "counts are 0 when it is present but the window is empty.",
     "whitespace": "Annual amounts in the dataset's currency.",
     "account": "Context at `as_of`; only relative timing, never the calendar position of the snapshot.",
+    "pipeline": "Needs both `opportunities` and `opportunity_stages`; null without them. A deal is open at `as_of` "
+                "when created by then and not closed by the end of that day (its later outcome is never read).",
 }
 
 

@@ -170,6 +170,15 @@ def _orphans(source: DataSource, table: Table, report: Report) -> None:
         report.violations.append(Violation(table.name, "account_id", "must exist in accounts", n, examples))
 
 
+def _stage_orphans(source: DataSource, report: Report) -> None:
+    where = "opportunity_id NOT IN (SELECT opportunity_id FROM opportunities WHERE opportunity_id IS NOT NULL)"
+    n, examples = _bad_rows(source, "opportunity_stages", where, ["opportunity_id", "stage"])
+    if n:
+        report.violations.append(
+            Violation("opportunity_stages", "opportunity_id", "must exist in opportunities", n, examples)
+        )
+
+
 def _summary(source: DataSource, table: Table, usable: set[str]) -> TableSummary:
     time_col = next((c for c in (*table.event_time, "customer_since") if c in usable), None)
     if time_col is None:
@@ -204,4 +213,7 @@ def validate(source: DataSource, as_of: dt.date) -> Report:
         for name, table in TABLES.items():
             if table.references_accounts and "account_id" in usable_by_table.get(name, set()):
                 _orphans(source, table, report)
+    if ("opportunity_id" in usable_by_table.get("opportunities", set())
+            and "opportunity_id" in usable_by_table.get("opportunity_stages", set())):
+        _stage_orphans(source, report)
     return report

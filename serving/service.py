@@ -49,6 +49,7 @@ from serving.schemas import (
     complete_openapi,
 )
 from serving.feature_checks import FeatureRule, feature_rules, openapi_features
+from serving.forecast_api import ForecastRequest, ForecastResponse, stored_forecast
 from serving.live_snapshot import LiveSnapshot
 from serving.scoring import READINESS_METHOD, Scorer, feature_specs
 from serving.snapshot import NotInSnapshot, ScoredSnapshot, resolve, select
@@ -318,6 +319,11 @@ class ExpansionScoring:
                                models_reloaded=models_reloaded, model_note=self.choice.note,
                                snapshot_as_of=status["snapshot_as_of"], snapshot_accounts=status["snapshot_accounts"],
                                snapshot_rejected=status["snapshot_rejected"])
+
+    @bentoml.api(route="/forecast", input_spec=ForecastRequest)
+    def forecast(self, as_of: dt.date | None = None, group: str | None = None) -> ForecastResponse:
+        """The newest stored forecast of expansion, contraction and churned ARR and NRR, with 80 % and 95 % intervals."""
+        return stored_forecast(self.settings.crm_uri, ForecastRequest(as_of=as_of, group=group))
 
 
 ExpansionScoring.add_asgi_middleware(ApiKeyMiddleware)

@@ -11,12 +11,13 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from features.synth import accounts, catalog, engagement, lifecycle, subscriptions, usage
+from features.synth import accounts, catalog, engagement, lifecycle, opportunities, subscriptions, usage
 from features.synth.timeline import (
     BLOCK_ACCOUNTS,
     STREAM_ACCOUNTS,
     STREAM_ENGAGEMENT,
     STREAM_LIFECYCLE,
+    STREAM_OPPORTUNITIES,
     STREAM_USAGE,
     Timeline,
     block_rng,
@@ -25,6 +26,8 @@ from features.synth.writer import TableWriters
 
 __all__ = ["generate", "BLOCK_ACCOUNTS"]
 
+OPPORTUNITY_IDS_PER_BLOCK = 10_000_000
+
 
 def _block_tables(seed: int, block: int, n: int, timeline: Timeline) -> dict:
     """Every table's rows for one block of accounts."""
@@ -32,6 +35,9 @@ def _block_tables(seed: int, block: int, n: int, timeline: Timeline) -> dict:
     h = lifecycle.simulate(b, timeline, block_rng(seed, block, STREAM_LIFECYCLE))
     rng = block_rng(seed, block, STREAM_ENGAGEMENT)
     months = engagement.active_months(b, h, timeline)
+    opps, stages = opportunities.opportunity_tables(
+        b, h, timeline, block_rng(seed, block, STREAM_OPPORTUNITIES), first_id=block * OPPORTUNITY_IDS_PER_BLOCK
+    )
     return {
         "accounts": accounts.accounts_table(b, timeline),
         "subscriptions": subscriptions.subscriptions_table(b, h, timeline),
@@ -40,6 +46,8 @@ def _block_tables(seed: int, block: int, n: int, timeline: Timeline) -> dict:
         "surveys": engagement.surveys_table(b, months, rng),
         "activities": engagement.activities_table(b, h, months, rng),
         "payments": engagement.payments_table(b, h, months, timeline, rng),
+        "opportunities": opps,
+        "opportunity_stages": stages,
     }
 
 

@@ -18,6 +18,7 @@ BLOCK_ACCOUNTS = 1000  # fixed block size: results do not depend on how blocks a
 
 # Sub-streams of one block, so that adding draws to one table never shifts another.
 STREAM_ACCOUNTS, STREAM_LIFECYCLE, STREAM_USAGE, STREAM_ENGAGEMENT = 1, 2, 3, 4
+STREAM_OPPORTUNITIES = 5
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

@@ -14,6 +14,7 @@ import typer
 
 from serving.cli import alerts, backtest, data, demo, features, importer, metrics, score, serve, synth, train
 from serving.cli import users
+from serving.cli import forecast
 
 app = typer.Typer(
     name="expansion",
@@ -35,3 +36,4 @@ def main() -> None:
 for group in (demo, synth, importer, data, metrics, features, train, backtest, serve, score, alerts):
     group.register(app)
 users.register(app)
+forecast.register(app)

@@ -30,6 +30,7 @@ class By(str, Enum):
     industry = "industry"
     channel = "channel"
     cohort = "cohort"
+    owner = "owner"
 
 
 class Format(str, Enum):
@@ -45,6 +46,7 @@ class View(str, Enum):
     time_to_expansion = "time-to-expansion"
     cohort_curve = "cohort-curve"
     cohort_nrr = "cohort-nrr"
+    pipeline = "pipeline"
 
 
 # Columns of the readable table per view; JSON and CSV carry every column.
@@ -144,6 +146,10 @@ def metrics(
     start_date = parse_date(start, default_today=False)
     tables, as_of_date = _open_tables(data, as_of)
     group_by = by.value if by else None
+    if view is View.pipeline:
+        return _pipeline(data, as_of_date, group_by, fmt)
+    if by is By.owner:
+        fail("--by owner applies to --view pipeline only (opportunity owners)")
     frame = _compute(view, tables, period, group_by, start_date, as_of_date)
     if fmt is Format.json:
         print(json.dumps(to_records(frame), indent=1))
@@ -155,6 +161,32 @@ def metrics(
         _print_table(frame, view, f"{label} as of {as_of_date}")
     if plots is not None:
         _write_plots(tables, plots, period, group_by, start_date, as_of_date, frame if view is View.periods else None)
+
+
+def _pipeline(data: Path, as_of: dt.date, by: str | None, fmt: Format) -> None:
+    """The pipeline view: open pipeline by stage, coverage, stage conversion, zombies and win rate."""
+    from features.io import open_data
+    from features.pipeline_metrics import PIPELINE_GROUPINGS, load_pipeline, pipeline_report
+    from serving.cli.common import settings
+
+    if by is not None and by not in PIPELINE_GROUPINGS:
+        fail(f"--by {by}: the pipeline view groups by {' or '.join(PIPELINE_GROUPINGS)}")
+    cfg = settings()
+    try:
+        tables = load_pipeline(open_data(data))
+    except ValueError as exc:
+        fail(str(exc))
+    report = pipeline_report(tables, as_of, cfg.opportunity_stages, by, cfg.expansion_target_arr_quarter)
+    if fmt is Format.json:
+        print(json.dumps({name: to_records(frame) for name, frame in report.items()}, indent=1))
+        return
+    for name, frame in report.items():
+        if fmt is Format.csv:
+            print(f"# {name}")
+            print(frame.to_csv(index=False), end="")
+        else:
+            _print_table(frame, View.pipeline, f"pipeline {name.replace('_', ' ')}" + (f" by {by}" if by else "")
+                         + f" as of {as_of}")
 
 
 def _write_plots(tables, folder: Path, period: Period, by: str | None, start: dt.date | None,

@@ -82,3 +82,87 @@ def test_the_edits_do_reach_later_snapshots(tiny_company):
     assert after.loc["A4", "events_30d"] > before.loc["A4", "events_30d"]
     assert after.loc["A4", "mrr"] == pytest.approx(1000.0)
     assert after.loc["A1", "tickets_30d"] == before.loc["A1", "tickets_30d"] + 1
+
+
+# ---- the opportunity tables (pipeline features) ----
+
+PIPELINE = ["open_expansion_opportunity", "open_expansion_amount_usd", "open_opportunity_stage_rank",
+            "open_opportunity_days_in_stage", "opportunities_won_180d", "opportunities_lost_180d"]
+
+
+def _with_pipeline(t: dict[str, pd.DataFrame]) -> None:
+    """A1 has an expansion deal open at as_of (won after it); A3 lost one and A4 won one in the 180 days before."""
+    ts, d = pd.Timestamp, dt.date
+    t["opportunities"] = pd.DataFrame({
+        "opportunity_id": ["P1", "P2", "P3", "P4"],
+        "account_id": ["A1", "A3", "A4", "A1"],
+        "kind": ["expansion", "upsell", "cross_sell", "renewal"],
+        "amount": [600.0, 300.0, 1200.0, 1800.0],
+        "created_at": [ts("2025-02-01 10:00"), ts("2024-11-01 09:00"), ts("2024-12-01 09:00"), ts("2025-01-01")],
+        "expected_close_date": [d(2025, 5, 1), d(2025, 1, 31), None, d(2026, 1, 1)],
+        "closed_at": [ts("2025-05-10 12:00"), ts("2025-01-15 12:00"), ts("2025-03-01 12:00"), None],
+        "outcome": ["won", "lost", "won", "open"],
+        "owner": ["kim", "kim", None, "kim"],
+    })
+    t["opportunity_stages"] = pd.DataFrame({
+        "opportunity_id": ["P1", "P1", "P1", "P1", "P1", "P2", "P2", "P3", "P3", "P4"],
+        "stage": ["prospecting", "qualification", "proposal", "negotiation", "closed_won", "prospecting", "closed_lost",
+                  "negotiation", "closed_won", "prospecting"],
+        "entered_at": [ts("2025-02-01 10:00"), ts("2025-02-20"), ts("2025-03-25 16:00"), ts("2025-04-15"),
+                       ts("2025-05-10 12:00"), ts("2024-11-01 09:00"), ts("2025-01-15 12:00"), ts("2024-12-01 09:00"),
+                       ts("2025-03-01 12:00"), ts("2025-01-01")],
+    })
+
+
+def _future_pipeline_edits(t: dict[str, pd.DataFrame]) -> None:
+    ts = pd.Timestamp
+    o = t["opportunities"]
+    o.loc[o.opportunity_id == "P1", ["closed_at", "outcome"]] = [ts("2025-04-01 00:00"), "lost"]  # closes the next day
+    o.loc[o.opportunity_id == "P4", ["closed_at", "outcome"]] = [ts("2025-06-01"), "won"]
+    t["opportunities"] = pd.concat([o, pd.DataFrame({
+        "opportunity_id": ["P9"], "account_id": ["A4"], "kind": ["expansion"], "amount": [5000.0],
+        "created_at": [ts("2025-04-01 00:00")], "expected_close_date": [dt.date(2025, 4, 20)],
+        "closed_at": [ts("2025-04-20")], "outcome": ["won"], "owner": ["lee"]})], ignore_index=True)
+    s = t["opportunity_stages"]
+    s = s.loc[~((s.opportunity_id == "P1") & (s.stage.isin(["negotiation", "closed_won"])))]
+    t["opportunity_stages"] = pd.concat([s, pd.DataFrame({
+        "opportunity_id": ["P1", "P9", "P9"], "stage": ["closed_lost", "negotiation", "closed_won"],
+        "entered_at": [ts("2025-04-01 00:00"), ts("2025-04-01 00:00"), ts("2025-04-20")]})], ignore_index=True)
+
+
+def test_pipeline_rows_after_as_of_change_no_feature(tiny_company):
+    before = _features(tiny_company(_with_pipeline))
+    after = _features(tiny_company(lambda t: (_with_pipeline(t), _future_pipeline_edits(t))))
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_pipeline_features_as_of(tiny_company):
+    f = _features(tiny_company(_with_pipeline)).xs(pd.Timestamp(AS_OF), level="as_of")
+    a1, a3, a4 = f.loc["A1"], f.loc["A3"], f.loc["A4"]
+    assert (a1.open_expansion_opportunity, a1.open_expansion_amount_usd) == (1.0, 600.0)  # the renewal is not counted
+    assert a1.open_opportunity_stage_rank == 4.0  # proposal, in the default order
+    assert a1.open_opportunity_days_in_stage == 6.0  # entered 2025-03-25
+    assert (a3.open_expansion_opportunity, a3.opportunities_lost_180d, a3.opportunities_won_180d) == (0.0, 1.0, 0.0)
+    assert pd.isna(a3.open_opportunity_stage_rank)
+    assert (a4.opportunities_won_180d, a4.opportunities_lost_180d) == (1.0, 0.0)
+
+
+def test_pipeline_edits_do_reach_later_snapshots(tiny_company):
+    def build(folder):
+        source = open_data(folder)
+        try:
+            f = build_features(source, [dt.date(2025, 4, 30)], Settings(_env_file=None), data_end=dt.date(2025, 7, 31))
+        finally:
+            source.close()
+        return f.set_index("account_id")
+
+    before = build(tiny_company(_with_pipeline))
+    after = build(tiny_company(lambda t: (_with_pipeline(t), _future_pipeline_edits(t))))
+    assert before.loc["A1", "open_expansion_opportunity"] == 1.0 and after.loc["A1", "open_expansion_opportunity"] == 0.0
+    assert after.loc["A1", "opportunities_lost_180d"] == 1.0
+    assert after.loc["A4", "opportunities_won_180d"] == 2.0
+
+
+def test_pipeline_features_are_null_without_the_tables(tiny_company):
+    f = _features(tiny_company())
+    assert f[PIPELINE].isna().all().all()

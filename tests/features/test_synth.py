@@ -186,3 +186,50 @@ def test_engagement_tables_are_plausible(con) -> None:
     assert statuses["paid"] > statuses["late"] > statuses["failed"] > 0
     unresolved_late = con.execute(f"SELECT count(*) FROM support_tickets WHERE resolved_at > TIMESTAMP '{AS_OF} 23:59:59.999999'").fetchone()[0]
     assert unresolved_late == 0
+
+
+def test_opportunities_follow_the_subscription_history(company: Path, con) -> None:
+    """Most expansions are preceded by a won deal closing that day; some arrive with none; deals are lost or stall."""
+    from features.movements import movements
+
+    source = open_data(company)
+    try:
+        moves = movements(source.ibis().table("subscriptions")).execute()
+    finally:
+        source.close()
+    exp = moves.loc[(moves.movement == "expansion") & (moves.expansion_kind != "price")
+                    & (moves.date >= pd_ts(WINDOW_START))]
+    won = con.execute("SELECT account_id, CAST(closed_at AS DATE) AS day FROM opportunities WHERE outcome = 'won'").df()
+    keys = set(zip(exp.account_id, exp.date.dt.date))
+    won_keys = set(zip(won.account_id, won.day.dt.date))
+    assert won_keys <= keys, "every won deal closes on a day its account expanded"
+    share = len(keys & won_keys) / len(keys)
+    assert 0.6 < share < 0.95, share  # most expansions, not all, had a deal
+    outcomes = dict(con.execute("SELECT outcome, count(*) FROM opportunities GROUP BY 1").fetchall())
+    assert outcomes["lost"] > 0.2 * outcomes["won"] and outcomes["open"] > 0
+    stalled = con.execute("""
+        SELECT count(DISTINCT opportunity_id) FROM (
+            SELECT opportunity_id, date_diff('day', entered_at,
+                   lead(entered_at) OVER (PARTITION BY opportunity_id ORDER BY entered_at)) AS days
+            FROM opportunity_stages) WHERE days > 30""").fetchone()[0]
+    assert stalled > 0
+
+
+def test_stages_run_in_the_default_order(con) -> None:
+    from features.config import Settings
+
+    order = {s: i for i, s in enumerate(Settings(_env_file=None).opportunity_stages)}
+    stages = con.execute("SELECT opportunity_id, stage, entered_at FROM opportunity_stages").df()
+    stages["rank"] = stages["stage"].map(order)
+    assert stages["rank"].notna().all()
+    ordered = stages.sort_values(["opportunity_id", "entered_at", "rank"])
+    assert (ordered.groupby("opportunity_id")["rank"].diff().dropna() > 0).all()
+    open_ids = set(con.execute("SELECT opportunity_id FROM opportunities WHERE outcome = 'open'").df().opportunity_id)
+    closing = stages.loc[stages.stage.isin(["closed_won", "closed_lost"]), "opportunity_id"]
+    assert not (set(closing) & open_ids)
+
+
+def pd_ts(day: dt.date):
+    import pandas as pd
+
+    return pd.Timestamp(day)

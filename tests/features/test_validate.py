@@ -232,3 +232,26 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
 def test_data_contract_doc_matches_declaration() -> None:
     doc = Path(__file__).resolve().parents[2] / "docs" / "data-contract.md"
     assert doc.read_text() == render(), "regenerate: python -m features.contract_docs > docs/data-contract.md"
+
+
+def _with_opportunities(t: dict[str, pd.DataFrame]) -> None:
+    t["opportunities"] = pd.DataFrame({
+        "opportunity_id": ["o1"], "account_id": ["a1"], "kind": ["expansion"], "amount": [1200.0],
+        "created_at": [D("2026-05-01 10:00")], "expected_close_date": [D("2026-08-01").date()],
+        "closed_at": [pd.NaT], "outcome": ["open"], "owner": ["ana"]})
+    t["opportunity_stages"] = pd.DataFrame({
+        "opportunity_id": ["o1", "ghost"], "stage": ["prospecting", "proposal"],
+        "entered_at": [D("2026-05-01 10:00"), D("2026-05-02 10:00")]})
+
+
+def test_stage_rows_must_name_an_opportunity(tmp_path: Path) -> None:
+    found = violations_after(tmp_path, _with_opportunities)
+    assert found == [("opportunity_stages", "opportunity_id", "must exist in opportunities")]
+
+
+def test_opportunity_tables_pass_when_consistent(tmp_path: Path) -> None:
+    def change(t: dict[str, pd.DataFrame]) -> None:
+        _with_opportunities(t)
+        t["opportunity_stages"] = t["opportunity_stages"].iloc[:1]
+
+    assert violations_after(tmp_path, change) == []

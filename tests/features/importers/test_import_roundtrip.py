@@ -36,7 +36,8 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     write_raw(root / "generated", root / "raw")
     own = root / "own"
     own.mkdir()
-    for table in IMPORTED:
+    # the opportunity tables travel through Salesforce too (the generator writes them since the pipeline work)
+    for table in (*IMPORTED, "opportunities", "opportunity_stages"):
         shutil.copy(root / "generated" / f"{table}.parquet", own / f"{table}.parquet")
     config = tomllib.loads((root / "raw" / "import-map.toml").read_text())
     import_sources(["stripe", "salesforce", "segment"], root / "raw", root / "imported", config, AS_OF)

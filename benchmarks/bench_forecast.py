@@ -1,0 +1,89 @@
+"""Forecast speed at 10,000 and 100,000 accounts, against the models' own predict on the same rows.
+
+    python benchmarks/bench_forecast.py [--accounts 10000 100000] [--draws 2000]
+
+Generates a small company, fits both boosters on its labelled snapshots, and replicates
+the newest snapshot's rows to each size with new account ids. For each size it times the
+reference (both models' calibrated predict on the book, which any scoring already pays)
+and the forecast proper (expected amounts and the Monte Carlo intervals), and prints the
+ratio, with CPU seconds of this process and the load average, since other jobs share the
+machine (wall time under load is mostly waiting for a core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def models_and_snapshot(workdir: Path):  # noqa: ANN201 - (models, snapshot, sizes)
+    from features.build import build_features
+    from features.config import Settings
+    from features.io import open_data
+    from features.registry import categorical_features, feature_names
+    from features.spine import month_ends
+    from features.synth import generate
+    from training.datasets import LABELS
+    from training.forecast import learn_sizes
+    from training.models import Calibrator, assemble, fit_booster, predict_rounds
+
+    as_of = dt.date(2026, 6, 30)
+    generate(workdir / "company", accounts=1500, months=18, seed=5, as_of=as_of)
+    source = open_data(workdir / "company")
+    first = source.con.execute("SELECT min(date) FROM usage_daily").fetchone()[0]
+    settings = Settings(_env_file=None, home=workdir)
+    frame = build_features(source, month_ends(first, as_of), settings)
+    source.close()
+    feats, cats = feature_names(), categorical_features()
+    models = {}
+    for name, label in LABELS.items():
+        rows = frame.loc[frame[label].notna()]
+        booster, levels = fit_booster(name, rows, label, feats, cats, rounds=200, threads=1)
+        raw = predict_rounds(booster, rows, feats, levels, (200,))[200]
+        models[name] = assemble(name, booster, Calibrator.fit(raw, rows[label].to_numpy(float)), feats, cats, levels,
+                                rows, label)
+    frame["contraction_mrr"] = 0.0
+    sizes = learn_sizes(frame.loc[frame["expanded"].notna()])
+    return models, frame[frame["as_of"] == pd.Timestamp(as_of)].reset_index(drop=True), sizes
+
+
+def replicate(snapshot: pd.DataFrame, accounts: int) -> pd.DataFrame:
+    reps = -(-accounts // len(snapshot))
+    big = pd.concat([snapshot] * reps, ignore_index=True).iloc[:accounts].copy()
+    big["account_id"] = [f"bench-{i:07d}" for i in range(len(big))]
+    return big
+
+
+def main() -> None:
+    from training.forecast import account_expectations, forecast
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--draws", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        models, snapshot, sizes = models_and_snapshot(Path(tmp))
+        for n in args.accounts:
+            book = replicate(snapshot, n)
+            t0, c0 = time.perf_counter(), time.process_time()
+            p_exp, p_churn = models["expansion"].predict_proba(book), models["churn"].predict_proba(book)
+            t1, c1 = time.perf_counter(), time.process_time()
+            table = forecast(account_expectations(book, p_exp, p_churn, sizes), sizes, draws=args.draws)
+            t2, c2 = time.perf_counter(), time.process_time()
+            load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+            print(f"{n:>7,} accounts: predict (reference) {t1 - t0:6.2f} s | forecast, {args.draws} draws "
+                  f"{t2 - t1:6.2f} s | x reference {(t2 - t1) / (t1 - t0):5.2f} | CPU s: predict {c1 - c0:.2f}, "
+                  f"forecast {c2 - c1:.2f} | load {load} "
+                  f"| expansion ARR {table.loc[0, 'expansion_arr']:,.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""``expansion forecast``: next-horizon expansion, contraction and churned ARR and NRR with intervals; its backtest and track record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from serving.cli.common import EXIT_REGISTRY, console, fail, parse_date, settings
+
+
+def _open(data: Path):  # noqa: ANN202 - DataSource, imported lazily
+    from features.io import DataError, open_data, require_tables
+
+    try:
+        source = open_data(data)
+        require_tables(source)
+    except DataError as exc:
+        fail(str(exc))
+    return source
+
+
+def _money(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def print_forecast(table: pd.DataFrame, title: str) -> None:
+    """The forecast per group: point and [80 %] / [95 %] ranges."""
+    t = Table(title=title)
+    for col in ("group", "accounts", "start ARR", "expansion ARR", "contraction ARR", "churned ARR", "NRR %"):
+        t.add_column(col, justify="left" if col == "group" else "right")
+    for r in table.to_dict("records"):
+        cells = []
+        for m in ("expansion_arr", "contraction_arr", "churned_arr", "nrr_pct"):
+            f = (lambda v: f"{v:.1f}") if m == "nrr_pct" else _money
+            cells.append(f"{f(r[m])}\n80% {f(r[m + '_low80'])}-{f(r[m + '_high80'])}\n95% {f(r[m + '_low95'])}-{f(r[m + '_high95'])}")
+        t.add_row(r["group"], str(r["accounts"]), _money(r["starting_arr"]), *cells)
+    console.print(t)
+
+
+def print_backtest(summary: pd.DataFrame) -> None:
+    """The backtest per group and method."""
+    t = Table(title="forecast backtest: next-horizon expansion ARR and NRR at past cut-offs (data cut at each)")
+    for col in ("group", "method", "cut-offs", "MdAPE exp %", "NRR MAE pts", "80% held %", "95% held %"):
+        t.add_column(col, justify="left" if col in ("group", "method") else "right")
+    for r in summary.to_dict("records"):
+        t.add_row(r["group"], r["method"], str(r["cutoffs"]), f"{r['expansion_mdape_pct']:.1f}", f"{r['nrr_mae_pts']:.2f}",
+                  "-" if pd.isna(r["expansion_in80_pct"]) else f"{r['expansion_in80_pct']:.0f}",
+                  "-" if pd.isna(r["expansion_in95_pct"]) else f"{r['expansion_in95_pct']:.0f}")
+    console.print(t)
+
+
+def forecast(
+    data: Annotated[Path, typer.Option("--data", help="Folder with the canonical tables.")],
+    horizon_days: Annotated[int, typer.Option("--horizon-days", min=1, help="Forecast horizon in days.")] = 90,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Forecast from the newest month end on or before this date (default: today).")] = None,
+    track: Annotated[bool, typer.Option("--track", help="Show stored forecasts beside what happened once their horizon passed.")] = False,
+    backtest: Annotated[bool, typer.Option("--backtest", help="Replay the forecast at every past cut-off against two naive forecasts.")] = False,
+    store: Annotated[str | None, typer.Option("--store", help="SQL store of forecasts (default: the CRM database under home).")] = None,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds in the backtest.")] = 300,
+    draws: Annotated[int, typer.Option("--draws", min=100, help="Monte Carlo draws behind the intervals.")] = 2000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Expansion, contraction and churned ARR and NRR over the next horizon, total and per segment, with 80 % and 95 % intervals."""
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    cfg = settings().model_copy(update={"horizon_days": horizon_days})
+    source = _open(data)
+    uri = store or cfg.crm_uri
+    if backtest:
+        return _backtest(source, data, cfg, rounds, draws, as_json)
+    if track:
+        return _track(source, cfg, uri, parse_date(as_of), as_json)
+    from serving.forecast_store import ForecastStore
+    from training.forecast_job import ForecastError, forecast_data
+    from training.forecast_tracking import log_forecast
+
+    try:
+        result = forecast_data(source, parse_date(as_of), cfg, draws=draws)
+    except ForecastError as exc:
+        fail(str(exc), EXIT_REGISTRY)
+    ForecastStore(uri).write(result.run_id, result.as_of, result.horizon_days, result.table, result.models,
+                             dt.datetime.now(dt.timezone.utc))
+    log_forecast(result, cfg)
+    if as_json:
+        print(json.dumps({"run_id": result.run_id, "as_of": result.as_of.isoformat(), "horizon_days": horizon_days,
+                          "models": result.models, "groups": result.table.to_dict("records")}, indent=1, default=str))
+        return
+    print_forecast(result.table, f"next {horizon_days} days from {result.as_of} (models {result.models}); stored as {result.run_id}")
+
+
+def _backtest(source, data: Path, cfg, rounds: int, draws: int, as_json: bool) -> None:  # noqa: ANN001
+    from features.build import tables_from_backend, usage_span
+    from features.registry import categorical_features, feature_names
+    from features.spine import month_ends
+    from training.forecast_backtest import backtest_forecast, summarize_backtest
+    from training.forecast_job import frame_with_contraction
+    from training.forecast_tracking import log_forecast_backtest
+
+    first, last = usage_span(tables_from_backend(source.ibis(), source.present))
+    frame = frame_with_contraction(source, month_ends(first, last), cfg)
+    try:
+        results = backtest_forecast(frame, feature_names(), categorical_features(), cfg, max_rounds=rounds, draws=draws)
+    except ValueError as exc:
+        fail(str(exc))
+    if results.empty:
+        fail("no cut-off has a year of complete history before it (the trailing naive forecast needs four periods)")
+    summary = summarize_backtest(results)
+    run = log_forecast_backtest(results, summary, cfg, {"data": str(data), "horizon_days": cfg.horizon_days,
+                                                        "max_rounds": rounds, "draws": draws})
+    if as_json:
+        print(json.dumps({"summary": summary.to_dict("records"), "cutoffs": results.to_dict("records")}, default=str))
+        return
+    print_backtest(summary)
+    console.print(f"logged to MLflow as run {run} (plot: plots/forecast_backtest.png)")
+
+
+def _track(source, cfg, uri: str, as_of: dt.date, as_json: bool) -> None:  # noqa: ANN001
+    from features.build import default_data_end, tables_from_backend
+    from serving.forecast_store import ForecastStore, track
+    from training.forecast_job import actuals_at
+
+    stored = ForecastStore(uri).read()
+    data_end = min(as_of, default_data_end(tables_from_backend(source.ibis(), source.present)))
+    due = [d for d, h in zip(pd.to_datetime(stored["as_of"]).dt.date, stored["horizon_days"])
+           if d + dt.timedelta(days=int(h)) <= data_end] if not stored.empty else []
+    out = track(stored, actuals_at(source, sorted(set(due)), cfg), data_end)
+    if as_json:
+        print(json.dumps(out.to_dict("records"), default=str))
+        return
+    if out.empty:
+        console.print(f"no stored forecast has a horizon that ended by {data_end} ({len(stored)} stored row(s))")
+        return
+    t = Table(title=f"past forecasts against what happened (data to {data_end})")
+    for col in ("as of", "group", "measure", "forecast", "actual", "error %", "80% held", "95% held"):
+        t.add_column(col)
+    for r in out.to_dict("records"):
+        t.add_row(str(r["as_of"]), r["group_name"], r["measure"], f"{r['forecast']:,.1f}", f"{r['actual']:,.1f}",
+                  f"{r['error_pct']:+.1f}", "yes" if r["in80"] else "no", "yes" if r["in95"] else "no")
+    console.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("forecast")(forecast)

@@ -1,0 +1,99 @@
+"""Every forecast kept in the SQL store (SQLite by default, PostgreSQL by URI), for ``expansion forecast --track``.
+
+One table, ``forecasts``, one row per (run_id, group, measure): the as-of date, the horizon,
+the point forecast and its 80 % and 95 % interval ends, the model versions and when it was
+stored. The run id is deterministic (cut-off, horizon, model versions), and a run's rows are
+replaced in one transaction, so storing the same forecast twice changes nothing and a failed
+write leaves the previous rows whole (the conventions of ``serving.sinks.sql``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from serving.sinks.sql import _sqlite_transactions, engine_url
+from training.forecast import MEASURES
+
+TABLE = "forecasts"
+
+
+class ForecastStore:
+    """``sqlite:///PATH`` or ``postgresql://...``."""
+
+    def __init__(self, uri: str, *, table_prefix: str = "") -> None:
+        self.engine = sa.create_engine(engine_url(uri))
+        if self.engine.dialect.name == "sqlite":
+            _sqlite_transactions(self.engine)
+            database = self.engine.url.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        elif self.engine.dialect.name != "postgresql":
+            raise ValueError(f"forecast store {uri!r}: only sqlite and postgresql databases are supported")
+        self.metadata = sa.MetaData()
+        self.table = sa.Table(
+            f"{table_prefix}{TABLE}", self.metadata,
+            sa.Column("run_id", sa.Text, primary_key=True),
+            sa.Column("group_name", sa.Text, primary_key=True),
+            sa.Column("measure", sa.Text, primary_key=True),
+            sa.Column("as_of", sa.Date, nullable=False),
+            sa.Column("horizon_days", sa.Integer, nullable=False),
+            sa.Column("forecast", sa.Float),
+            sa.Column("low80", sa.Float), sa.Column("high80", sa.Float),
+            sa.Column("low95", sa.Float), sa.Column("high95", sa.Float),
+            sa.Column("starting_arr", sa.Float),
+            sa.Column("models", sa.Text),
+            sa.Column("stored_at", sa.DateTime(timezone=True)),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def write(self, run_id: str, as_of: dt.date, horizon_days: int, table: pd.DataFrame, models: dict[str, str],
+              stored_at: dt.datetime) -> int:
+        """Replace the rows of ``run_id`` with ``table`` (one row per group) in one transaction; return rows written."""
+        rows = []
+        for r in table.to_dict("records"):
+            for m in MEASURES:
+                rows.append({"run_id": run_id, "group_name": r["group"], "measure": m, "as_of": as_of,
+                             "horizon_days": int(horizon_days), "forecast": float(r[m]),
+                             "low80": float(r[f"{m}_low80"]), "high80": float(r[f"{m}_high80"]),
+                             "low95": float(r[f"{m}_low95"]), "high95": float(r[f"{m}_high95"]),
+                             "starting_arr": float(r["starting_arr"]), "models": json.dumps(models, sort_keys=True),
+                             "stored_at": stored_at})
+        with self.engine.begin() as conn:
+            self.metadata.create_all(conn, checkfirst=True)
+            conn.execute(sa.delete(self.table).where(self.table.c.run_id == run_id))
+            conn.execute(sa.insert(self.table), rows)
+        return len(rows)
+
+    def read(self) -> pd.DataFrame:
+        """Every stored forecast row (empty frame when nothing was stored)."""
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(self.table.name):
+                return pd.DataFrame(columns=[c.name for c in self.table.columns])
+            return pd.read_sql(sa.select(self.table).order_by(self.table.c.as_of, self.table.c.group_name), conn)
+
+
+def track(stored: pd.DataFrame, actual: pd.DataFrame, data_end: dt.date) -> pd.DataFrame:
+    """Past forecasts whose horizon has passed by ``data_end`` beside what happened, and whether each interval held it.
+
+    ``actual`` has ``as_of``, ``group`` and one column per measure (``training.forecast_job.actuals_at``).
+    """
+    if stored.empty:
+        return stored
+    s = stored.assign(as_of=pd.to_datetime(stored["as_of"]).dt.date)
+    due = s.loc[[a + dt.timedelta(days=int(h)) <= data_end for a, h in zip(s["as_of"], s["horizon_days"])]]
+    if due.empty or actual.empty:
+        return due.iloc[0:0]
+    long = actual.melt(id_vars=["as_of", "group"], value_vars=list(MEASURES), var_name="measure", value_name="actual")
+    long = long.rename(columns={"group": "group_name"})
+    out = due.merge(long, on=["as_of", "group_name", "measure"], how="inner")
+    out["error_pct"] = 100 * (out["forecast"] - out["actual"]) / out["actual"].where(out["actual"] != 0)
+    out["in80"] = (out["low80"] <= out["actual"]) & (out["actual"] <= out["high80"])
+    out["in95"] = (out["low95"] <= out["actual"]) & (out["actual"] <= out["high95"])
+    return out

@@ -1,0 +1,137 @@
+"""The forecast: expected figures by hand, intervals that hold as often as they say, the backtest's naive forecasts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.config import Settings
+from training.forecast import (
+    Sizes, account_expectations, forecast, learn_sizes, level_sigma_from, point_forecast, simulate,
+)
+from training.forecast_backtest import actuals, backtest_forecast, contraction_mrr, naive, summarize_backtest
+
+
+def _sizes() -> Sizes:
+    return Sizes(expansion_ratios={"smb": np.array([0.1, 0.3]), "enterprise": np.array([0.2])},
+                 contraction_rate={"smb": 0.1, "enterprise": 0.0},
+                 contraction_ratios={"smb": np.array([0.5]), "enterprise": np.zeros(0)})
+
+
+def _book() -> pd.DataFrame:
+    return pd.DataFrame({"account_id": ["a", "b", "c"], "segment": ["smb", "smb", "enterprise"],
+                         "arr": [1000.0, 2000.0, 10000.0], "open_expansion_amount_usd": [0.0, 900.0, np.nan]})
+
+
+def test_expected_figures_by_hand():
+    acc = account_expectations(_book(), np.array([0.5, 0.2, 0.1]), np.array([0.1, 0.0, 0.05]), _sizes())
+    # a: no deal, 1000 x mean ratio 0.2; b: its open deal's 900; c: 10000 x 0.2
+    assert acc["expansion_size"].tolist() == pytest.approx([200.0, 900.0, 2000.0])
+    p = point_forecast(acc).set_index("group")
+    assert p.loc["all", "expansion_arr"] == pytest.approx(0.5 * 200 + 0.2 * 900 + 0.1 * 2000)
+    assert p.loc["all", "churned_arr"] == pytest.approx(0.1 * 1000 + 0.05 * 10000)
+    assert p.loc["smb", "contraction_arr"] == pytest.approx(0.1 * 0.5 * 3000)
+    start = 13000.0
+    assert p.loc["all", "nrr_pct"] == pytest.approx(100 * (start + 480 - 150 - 600) / start)
+
+
+def test_intervals_hold_as_often_as_they_say():
+    """Truths drawn from the process the forecast assumes fall in its 80 % interval about 80 % of the time."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    book = pd.DataFrame({"account_id": [f"a{i}" for i in range(n)], "segment": rng.choice(["smb", "enterprise"], n),
+                         "arr": rng.lognormal(9, 1, n), "open_expansion_amount_usd": np.where(rng.random(n) < 0.1, 5000.0, 0.0)})
+    acc = account_expectations(book, rng.uniform(0, 0.3, n), rng.uniform(0, 0.1, n), _sizes())
+    fc = forecast(acc, _sizes(), seed=1, draws=2000).set_index("group")
+    truths = simulate(acc, _sizes(), np.random.default_rng(99), draws=400)
+    for g in ("all", "smb", "enterprise"):
+        t = truths[g]["expansion_arr"]
+        held80 = np.mean((t >= fc.loc[g, "expansion_arr_low80"]) & (t <= fc.loc[g, "expansion_arr_high80"]))
+        held95 = np.mean((t >= fc.loc[g, "expansion_arr_low95"]) & (t <= fc.loc[g, "expansion_arr_high95"]))
+        assert 0.74 <= held80 <= 0.86, (g, held80)  # 400 truths: 3 standard errors of 2 points
+        assert 0.92 <= held95 <= 0.98, (g, held95)
+        assert np.mean(t) == pytest.approx(fc.loc[g, "expansion_arr"], rel=0.03)
+
+
+def test_a_level_shock_widens_the_interval():
+    acc = account_expectations(_book(), np.array([0.5, 0.2, 0.1]), np.array([0.1, 0.0, 0.05]), _sizes())
+    plain = forecast(acc, _sizes(), seed=0).set_index("group")
+    shocked = forecast(acc, _sizes(), seed=0, level_sigma={"smb": 0.5, "enterprise": 0.5}).set_index("group")
+    width = lambda f: f.loc["all", "expansion_arr_high80"] - f.loc["all", "expansion_arr_low80"]  # noqa: E731
+    assert width(shocked) >= width(plain)
+
+
+def test_level_sigma_is_the_error_the_draws_do_not_explain():
+    residuals = pd.DataFrame({"group": ["all"] * 4 + ["smb"] * 2, "log_ratio": [0.5, -0.5, 0.5, -0.5, 1.0, 1.0],
+                              "draw_sd": [0.3] * 4 + [0.1] * 2})
+    sigma = level_sigma_from(residuals)
+    assert sigma == {"all": pytest.approx(0.4)}  # sqrt(0.25 - 0.09); smb has too few cut-offs
+
+
+def test_learn_sizes_from_labelled_rows():
+    h = pd.DataFrame({"segment": ["smb"] * 4, "arr": [1200.0, 1200.0, 2400.0, 0.0], "expanded": [1.0, 0.0, 1.0, 1.0],
+                      "expansion_mrr": [10.0, 0.0, 40.0, 5.0], "contracted": [0.0, 1.0, 0.0, 0.0],
+                      "contraction_mrr": [0.0, 50.0, 0.0, 0.0]})
+    s = learn_sizes(h)
+    assert sorted(s.expansion_ratios["smb"]) == pytest.approx([0.1, 0.2])  # the zero-ARR row is left out
+    assert s.contraction_rate["smb"] == pytest.approx(1 / 3)
+    assert s.contraction_ratios["smb"] == pytest.approx([0.5])
+
+
+def _history() -> pd.DataFrame:
+    """Two accounts over five quarters: expansion ARR 10 % of ARR in each, then 20 % in the newest complete one."""
+    rows = []
+    for k, day in enumerate(pd.to_datetime(["2025-03-31", "2025-06-30", "2025-09-30", "2025-12-31", "2026-03-31"])):
+        rate = 0.2 if k == 3 else 0.1
+        for acc, seg in (("a", "smb"), ("b", "enterprise")):
+            rows.append({"account_id": acc, "as_of": day, "segment": seg, "arr": 1200.0, "expanded": 1.0,
+                         "expansion_mrr": 1200 * rate / 12, "churned": 0.0, "contracted": 0.0, "contraction_mrr": 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_naive_forecasts():
+    f = _history()
+    cutoff = pd.Timestamp("2026-03-31")
+    book = f.loc[f.as_of == cutoff].assign(arr=2400.0)
+    last = naive(f, cutoff, book, 1)
+    mean4 = naive(f, cutoff, book, 4)
+    assert last.loc["all", "expansion_arr"] == pytest.approx(2 * 2400 * 0.2)
+    assert mean4.loc["all", "expansion_arr"] == pytest.approx(2 * 2400 * (0.2 + 0.1 * 3) / 4)
+    assert naive(f, cutoff, book, 5) is None  # not enough history
+    assert actuals(book).loc["smb", "nrr_pct"] == pytest.approx(105.0)  # 120 expansion ARR on 2,400
+
+
+def test_contraction_mrr_over_each_horizon():
+    moves = pd.DataFrame({"account_id": ["a", "a", "a"], "date": pd.to_datetime(["2025-04-10", "2025-07-15", "2025-05-01"]),
+                          "movement": ["contraction", "contraction", "expansion"], "mrr_delta": [-30.0, -5.0, 50.0]})
+    snaps = pd.DataFrame({"account_id": ["a", "a"], "as_of": pd.to_datetime(["2025-03-31", "2025-06-30"])})
+    assert contraction_mrr(moves, snaps, 90).tolist() == [30.0, 5.0]
+
+
+@pytest.mark.slow
+def test_backtest_on_a_generated_company(feature_frame, generated_company):
+    """Every cut-off has the model and both naive forecasts for the total and each segment, on data cut there."""
+    from features.io import open_data
+    from features.movements import movements
+    from features.registry import categorical_features, feature_names
+
+    source = open_data(generated_company)
+    try:
+        moves = movements(source.ibis().table("subscriptions")).execute()
+    finally:
+        source.close()
+    frame = feature_frame.copy()
+    frame["contraction_mrr"] = contraction_mrr(moves, frame, 90).to_numpy()
+    results = backtest_forecast(frame, feature_names(), categorical_features(), Settings(_env_file=None),
+                                max_rounds=50, draws=300)
+    assert len(results["cutoff"].unique()) >= 2
+    assert set(results["method"]) == {"model", "naive_last", "naive_mean4"}
+    assert set(results["group"]) == {"all", "smb", "mid_market", "enterprise"}
+    first = min(results["cutoff"])
+    assert pd.Timestamp(first) >= pd.to_datetime(frame["as_of"]).min() + pd.DateOffset(months=12)
+    model = results[results.method == "model"]
+    assert (model["expansion_low80"] <= model["expansion_forecast"]).all()
+    assert (model["expansion_forecast"] <= model["expansion_high80"]).all()
+    summary = summarize_backtest(results)
+    assert summary["cutoffs"].min() >= 2 and summary["expansion_mdape_pct"].notna().all()

@@ -1,0 +1,176 @@
+"""The forecast replayed at past cut-offs against two naive forecasts, on data up to each cut-off only.
+
+The models' out-of-time predictions come from the pooled rolling-origin folds of
+``training.datasets`` / ``training.train`` (each cut-off's booster trained on snapshots whose
+labels were complete by then). Everything else a cut-off uses is also cut there: the
+calibration is fitted on earlier cut-offs' predictions whose horizon had passed, the round
+count is chosen on those same earlier cut-offs, the sizes and contraction rate on labelled
+rows complete by the cut-off, the level shock on the forecast's own earlier errors.
+
+Naive forecasts, per segment: ``naive_last`` applies the last period's rates (the snapshot
+one horizon back, whose labels end at the cut-off) to the current book's ARR;
+``naive_mean4`` the mean rate of the last four such periods.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.config import Settings
+from training.datasets import LABELS, pooled_folds, rows
+from training.forecast import ALL, Sizes, account_expectations, forecast, learn_sizes, level_sigma_from, point_forecast, simulate
+from training.models import Calibrator, round_grid
+from training.names import ModelName
+from training.train import FIRST_FOLD_ROUNDS, best_rounds, run_fold
+
+NAIVE_PERIODS = 4
+PERIOD_MONTHS = 3  # one 90-day horizon back is the month end three months earlier
+
+
+def contraction_mrr(moves: pd.DataFrame, snapshots: pd.DataFrame, horizon_days: int) -> pd.Series:
+    """Contraction MRR per (account_id, as_of) in ``(as_of, as_of + H]`` from movements (``account_id, date, movement, mrr_delta``)."""
+    c = moves.loc[moves["movement"] == "contraction", ["account_id", "date", "mrr_delta"]]
+    j = snapshots[["account_id", "as_of"]].merge(c, on="account_id")
+    d, t = pd.to_datetime(j["date"]), pd.to_datetime(j["as_of"])
+    j = j.loc[(d > t) & (d <= t + pd.Timedelta(days=horizon_days))]
+    out = (-j["mrr_delta"]).groupby([j["account_id"], j["as_of"]]).sum()
+    keys = pd.MultiIndex.from_frame(snapshots[["account_id", "as_of"]])
+    return out.reindex(keys).fillna(0.0)
+
+
+def actuals(book: pd.DataFrame) -> pd.DataFrame:
+    """What happened over the horizon per group, from complete labels of the book at the cut-off."""
+    b = book.assign(e=book["expansion_mrr"] * 12, c=book["contraction_mrr"] * 12, ch=book["arr"] * book["churned"])
+    out = []
+    for g, part in [(ALL, b), *b.groupby("segment")]:
+        start = float(part["arr"].sum())
+        e, c, ch = float(part["e"].sum()), float(part["c"].sum()), float(part["ch"].sum())
+        out.append({"group": g, "starting_arr": start, "expansion_arr": e, "contraction_arr": c, "churned_arr": ch,
+                    "nrr_pct": 100 * (start + e - c - ch) / start})
+    return pd.DataFrame(out).set_index("group")
+
+
+def naive(frame: pd.DataFrame, cutoff: pd.Timestamp, book: pd.DataFrame, periods: int) -> pd.DataFrame | None:
+    """Rates of the last ``periods`` complete periods applied to the book's ARR; None when history is short."""
+    past = [cutoff - pd.DateOffset(months=PERIOD_MONTHS * k) for k in range(1, periods + 1)]
+    past = [(p + pd.offsets.MonthEnd(0)).normalize() for p in past]
+    as_of = pd.to_datetime(frame["as_of"])
+    rates = []
+    for p in past:
+        rows_p = frame.loc[(as_of == p) & frame["expanded"].notna()]
+        if rows_p.empty:
+            return None
+        rates.append(actuals(rows_p))
+    now = actuals(book)[["starting_arr"]]
+    out = []
+    for g in now.index:
+        start = float(now.loc[g, "starting_arr"])
+        r = {m: float(np.mean([x.loc[g, m] / x.loc[g, "starting_arr"] for x in rates if g in x.index]))
+             for m in ("expansion_arr", "contraction_arr", "churned_arr")}
+        e, c, ch = (start * r[m] for m in ("expansion_arr", "contraction_arr", "churned_arr"))
+        out.append({"group": g, "starting_arr": start, "expansion_arr": e, "contraction_arr": c, "churned_arr": ch,
+                    "nrr_pct": 100 * (start + e - c - ch) / start})
+    return pd.DataFrame(out).set_index("group")
+
+
+def _oot_predictions(frame: pd.DataFrame, name: str, features: list[str], categorical: list[str],
+                     settings: Settings, max_rounds: int) -> dict[pd.Timestamp, np.ndarray]:
+    """Calibrated out-of-time probabilities per test month, calibration and rounds from earlier complete months only."""
+    label = LABELS[name]
+    folds = pooled_folds(frame, label, settings.horizon_days, name=name)
+    grid = round_grid(max_rounds)
+    runs = [run_fold(name, frame, f, features, categorical, grid, settings.lgbm_threads) for f in folds]
+    ys = [rows(frame, f.test, label)[label].to_numpy(dtype=float) for f in folds]
+    horizon = pd.Timedelta(days=settings.horizon_days)
+    out = {}
+    for i, fold in enumerate(folds):
+        done = [j for j in range(i) if folds[j].test + horizon <= fold.test]
+        if not done:
+            continue
+        r = best_rounds([runs[j] for j in done], [ys[j] for j in done], grid) if len(done) > 1 else (
+            FIRST_FOLD_ROUNDS if FIRST_FOLD_ROUNDS in grid else grid[len(grid) // 2])
+        cal = Calibrator.fit(np.concatenate([runs[j].raw[r] for j in done]), np.concatenate([ys[j] for j in done]))
+        out[fold.test] = cal(runs[i].raw[r])
+    return out
+
+
+def oot_predictions(frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings,
+                    max_rounds: int = 300) -> dict[str, dict[pd.Timestamp, np.ndarray]]:
+    """Both models' calibrated out-of-time probabilities per test month (the expensive part of the backtest)."""
+    return {name: _oot_predictions(frame, name, features, categorical, settings, max_rounds)
+            for name in (ModelName.expansion, ModelName.churn)}
+
+
+def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, *,
+                      max_rounds: int = 300, draws: int = 1000, seed: int = 0,
+                      predictions: dict[str, dict[pd.Timestamp, np.ndarray]] | None = None) -> pd.DataFrame:
+    """One row per cut-off, group and method (model, naive_last, naive_mean4): forecast, interval, actual, errors.
+
+    ``frame`` needs the labels, ``arr``, ``segment`` and ``contraction_mrr`` (see ``contraction_mrr``).
+    ``predictions`` (from ``oot_predictions``) skips training when the caller already has them.
+    """
+    preds = predictions or oot_predictions(frame, features, categorical, settings, max_rounds)
+    cutoffs = sorted(set(preds[ModelName.expansion]) & set(preds[ModelName.churn]))
+    horizon = pd.Timedelta(days=settings.horizon_days)
+    as_of = pd.to_datetime(frame["as_of"])
+    out, residuals = [], []
+    for k, cutoff in enumerate(cutoffs):
+        book = rows(frame, cutoff, "expanded")
+        if not len(book) == len(rows(frame, cutoff, "churned")):
+            raise ValueError(f"cut-off {cutoff.date()}: expansion and churn rows differ")
+        naive_last = naive(frame, cutoff, book, 1)
+        naive_mean = naive(frame, cutoff, book, NAIVE_PERIODS)
+        if naive_mean is None:
+            continue
+        history = frame.loc[(as_of + horizon <= cutoff) & frame["expanded"].notna()]
+        sizes = learn_sizes(history)
+        acc = account_expectations(book, preds[ModelName.expansion][cutoff], preds[ModelName.churn][cutoff], sizes)
+        past = [r for r in residuals if r["cutoff"] + horizon <= cutoff]
+        sigma = level_sigma_from(pd.DataFrame(past)) if past else {}
+        fc = forecast(acc, sizes, seed=seed + k, draws=draws, level_sigma=sigma).set_index("group")
+        truth = actuals(book)
+        plain = simulate(acc, sizes, np.random.default_rng(seed + 10_000 + k), draws=max(200, draws // 5))
+        for g in truth.index:
+            sims = np.log(np.maximum(plain[g]["expansion_arr"], 1.0))
+            residuals.append({"cutoff": cutoff, "group": g, "draw_sd": float(np.std(sims)),
+                              "log_ratio": float(np.log(max(truth.loc[g, "expansion_arr"], 1.0)
+                                                        / max(fc.loc[g, "expansion_arr"], 1.0)))})
+        for method, f in (("model", fc), ("naive_last", naive_last), ("naive_mean4", naive_mean)):
+            for g in truth.index:
+                out.append(_row(cutoff, g, method, f.loc[g], truth.loc[g], sigma.get(g, 0.0)))
+    return pd.DataFrame(out)
+
+
+def _row(cutoff: pd.Timestamp, group: str, method: str, f: pd.Series, t: pd.Series, sigma: float) -> dict:
+    row = {"cutoff": cutoff.date(), "group": group, "method": method, "starting_arr": t["starting_arr"],
+           "expansion_forecast": f["expansion_arr"], "expansion_actual": t["expansion_arr"],
+           "expansion_ape_pct": 100 * abs(f["expansion_arr"] - t["expansion_arr"]) / t["expansion_arr"]
+           if t["expansion_arr"] > 0 else np.nan,
+           "nrr_forecast": f["nrr_pct"], "nrr_actual": t["nrr_pct"], "nrr_error_pts": f["nrr_pct"] - t["nrr_pct"],
+           "level_sigma": sigma if method == "model" else np.nan}
+    for level in (80, 95):
+        for m, key in (("expansion_arr", "expansion"), ("nrr_pct", "nrr")):
+            lo, hi = f.get(f"{m}_low{level}", np.nan), f.get(f"{m}_high{level}", np.nan)
+            row[f"{key}_low{level}"], row[f"{key}_high{level}"] = lo, hi
+            row[f"{key}_in{level}"] = bool(lo <= t[m] <= hi) if not np.isnan(lo) else None
+    return row
+
+
+def summarize_backtest(results: pd.DataFrame) -> pd.DataFrame:
+    """Per group and method: cut-offs, MdAPE of expansion ARR, mean absolute NRR error (points), interval hit rates."""
+    out = []
+    for (g, method), part in results.groupby(["group", "method"], sort=False):
+        row = {"group": g, "method": method, "cutoffs": len(part),
+               "expansion_mdape_pct": float(part["expansion_ape_pct"].median()),
+               "nrr_mae_pts": float(part["nrr_error_pts"].abs().mean())}
+        for level in (80, 95):
+            hits = part[f"expansion_in{level}"].dropna()
+            row[f"expansion_in{level}_pct"] = 100 * float(hits.mean()) if len(hits) else np.nan
+            nh = part[f"nrr_in{level}"].dropna()
+            row[f"nrr_in{level}_pct"] = 100 * float(nh.mean()) if len(nh) else np.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+__all__ = ["backtest_forecast", "summarize_backtest", "contraction_mrr", "actuals", "naive", "Sizes", "point_forecast"]
