@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
+from serving.forecast_api import ForecastRequest, stored_forecast
 from serving.web import book as books
 from serving.web import leadership as lead
 from serving.web.auth import Session
@@ -213,20 +213,29 @@ def leadership_view(state: WebState) -> dict[str, Any]:
 
 
 def forecast_panel(state: WebState, as_of: dt.date | None) -> dict[str, Any] | None:
-    """The next-quarter forecast with its interval, when a forecast module publishes one.
+    """The newest stored forecast made on or before ``as_of`` (what ``POST /forecast`` serves), or None.
 
-    The hook: a module ``training.forecast`` exposing ``latest_forecast(settings, as_of)`` that returns a
-    mapping with ``quarter``, ``nrr_pct``, ``nrr_pct_low``, ``nrr_pct_high`` (and optionally expansion,
-    contraction and churned ARR). Until it exists the panel says "not available".
+    NRR with its 80 % interval, the horizon, and expansion ARR with its interval; ``expansion forecast``
+    stores them in the CRM's SQL store. None (the panel says "not available") when none is stored.
     """
-    try:
-        module = importlib.import_module("training.forecast")
-    except ImportError:
+    if as_of is None:
         return None
-    latest = getattr(module, "latest_forecast", None)
-    if latest is None or as_of is None:
-        return None
-    return _safe("forecast", lambda: latest(state.settings, as_of), None)
+
+    def newest() -> dict[str, Any] | None:
+        found = stored_forecast(state.settings.crm_uri, ForecastRequest(as_of=as_of, group="all"))
+        if not found.found:
+            return None
+        by = {f.measure: f for f in found.figures}
+        nrr, expansion = by.get("nrr_pct"), by.get("expansion_arr")
+        if nrr is None:
+            return None
+        return {"quarter": f"next {found.horizon_days} days from {found.as_of}", "nrr_pct": nrr.forecast,
+                "nrr_pct_low": nrr.low80, "nrr_pct_high": nrr.high80,
+                "expansion_arr": None if expansion is None else expansion.forecast,
+                "expansion_arr_low": None if expansion is None else expansion.low80,
+                "expansion_arr_high": None if expansion is None else expansion.high80}
+
+    return _safe("forecast", newest, None)
 
 
 def _line(key: str, value: float | None, shown: str, note: str) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def test_leadership_page_lines_status_and_thresholds(client: TestClient, web_hom
                  "Largest opportunities", "How the status colours are set"):
         assert line in page.text
     assert re.search(r'pill pill-(green|yellow|red)">\w+</span></td><th scope="row">NRR', page.text)
-    assert "not available: no forecast has been published" in page.text
+    assert "not available: no forecast has been stored" in page.text
     # the generated company has opportunities: the pipeline line replaces the "no table" note
     assert "no opportunities table in the data" not in page.text
     assert "<svg" in page.text  # the NRR trend
@@ -252,3 +252,32 @@ def test_a_new_token_ends_the_sessions_of_the_old_one(client: TestClient, web_ho
     assert client.get("/ui/book", follow_redirects=False).status_code == 200
     add_user("Robin", "csm", web_home["csm_owner"], web_home["crm"])  # e.g. the old token leaked
     assert client.get("/ui/book", follow_redirects=False).status_code == 303
+
+
+def test_leadership_shows_the_newest_stored_forecast(client: TestClient, web_home: dict) -> None:
+    import datetime as dt
+
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from serving.forecast_store import ForecastStore
+    from training.forecast import MEASURES
+
+    figures = {"expansion_arr": 1_250_000.0, "contraction_arr": 90_000.0, "churned_arr": 300_000.0, "nrr_pct": 102.4}
+    row = {"group": "all", "starting_arr": 40_000_000.0}
+    for m, v in figures.items():
+        row |= {m: v, f"{m}_low80": v * 0.9, f"{m}_high80": v * 1.1, f"{m}_low95": v * 0.8, f"{m}_high95": v * 1.2}
+    assert set(figures) == set(MEASURES)
+    store = ForecastStore(web_home["crm"])
+    try:
+        store.write("run-test", dt.date(2026, 1, 31), 90, pd.DataFrame([row]), {"m": "1"},
+                    dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
+        sign_in(client, web_home["tokens"]["leader"])
+        page = client.get("/ui/leadership")
+        assert page.status_code == 200
+        assert "NRR over the next 90 days from 2026-01-31, 80 % interval 92.2 % to 112.6 %" in page.text
+        assert "expansion ARR $1.2M ($1.1M to $1.4M)" in page.text
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(sa.delete(store.table))
+        store.close()
