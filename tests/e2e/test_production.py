@@ -39,7 +39,8 @@ pytestmark = pytest.mark.slow
 MONTH_1, MONTH_2 = dt.date(2026, 5, 31), dt.date(2026, 6, 30)  # the shared company's data ends on MONTH_2
 KEY = "rehearsal-key"
 # nullable columns that record what happened later (cleared in a cut: not known yet on the cut day)
-LATER = {"subscriptions": {"valid_to": "valid_to"}, "support_tickets": {"resolved_at": "resolved_at", "csat": "resolved_at"}}
+LATER = {"subscriptions": {"valid_to": "valid_to"}, "support_tickets": {"resolved_at": "resolved_at", "csat": "resolved_at"},
+         "opportunities": {"closed_at": "closed_at"}}
 
 
 def cut_company(source: Path, out: Path, day: dt.date) -> Path:
@@ -50,6 +51,7 @@ def cut_company(source: Path, out: Path, day: dt.date) -> Path:
     def known(frame: pd.DataFrame, column: str) -> pd.Series:
         return frame[column].isna() | (pd.to_datetime(frame[column]) < end)
 
+    kept: dict[str, set] = {}  # keys of the parent tables, for the children that refer to them
     for name, table in TABLES.items():
         path = source / f"{name}.parquet"
         if not path.is_file():
@@ -58,7 +60,17 @@ def cut_company(source: Path, out: Path, day: dt.date) -> Path:
         frame = arrow.to_pandas()
         keep = pd.Series(True, index=frame.index)
         for column in table.event_time:
+            if name == "opportunities" and column == "closed_at":  # a deal closed later was open on ``day``
+                continue
             keep &= known(frame, column)
+        if name == "opportunities":
+            keep &= frame["account_id"].isin(kept["accounts"])
+            reopened = ~known(frame, "closed_at")
+            arrow = arrow.set_column(arrow.schema.get_field_index("outcome"), "outcome",
+                                     pc.if_else(pa.array(reopened.to_numpy()), pa.scalar("open", arrow["outcome"].type),
+                                                arrow["outcome"]))
+        if name == "opportunity_stages":
+            keep &= frame["opportunity_id"].isin(kept["opportunities"])
         if name == "payments":  # an invoice paid after the cut is not known as paid yet: leave it out
             keep &= known(frame, "paid_at")
         if name == "accounts":
@@ -68,6 +80,8 @@ def cut_company(source: Path, out: Path, day: dt.date) -> Path:
             arrow = arrow.set_column(arrow.schema.get_field_index(column), column,
                                      pc.if_else(pa.array(not_yet.to_numpy()), pa.scalar(None, arrow[column].type), arrow[column]))
         pq.write_table(arrow.filter(pa.array(keep.to_numpy())), out / f"{name}.parquet")
+        if table.key:
+            kept[name] = set(frame.loc[keep, table.key[0]])
     return out
 
 
