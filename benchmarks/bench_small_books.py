@@ -15,6 +15,9 @@ One command: ``python benchmarks/bench_small_books.py [--parts seeds control lar
   the monthly job's pooled gains over the baseline and ECE; then the speed of a 6-cut-off
   ``backtest`` of it against the reference measured in the same run, that monthly job
   (``train_all``) on the same frame (``<work>/small_books_speed.csv``).
+- ``params``: the replayed expansion backtest of each ``seeds`` company twice in one run, with
+  the former LightGBM regularisation (``feature_fraction`` 0.8, ``lambda_l2`` 1) and the
+  current one (0.5, 10); 400 bootstrap replicates; the gain also counted over pairs across months.
 - ``size``: the monthly job's training step (``train_all``) on a generated 30,000-account,
   24-month company, in a child process: wall time and peak resident memory. With
   ``--reference-code DIR`` (a copy of the former code, e.g. ``git archive <commit> training
@@ -160,6 +163,48 @@ def part_control(work: Path, seeds: list[int], settings: Settings) -> pd.DataFra
     return table
 
 
+FORMER_PARAMS = {"feature_fraction": 0.8, "lambda_l2": 1.0}
+
+
+def part_params(work: Path, seeds: list[int], settings: Settings) -> pd.DataFrame:
+    import training.models as models
+    from training.bootstrap import Scores, compare, lookup
+    from training.evaluate import book_codes
+
+    settings = settings.model_copy(update={"bootstrap_replicates": 400})
+    current = {k: models.DEFAULT_PARAMS[k] for k in FORMER_PARAMS}
+    rows = []
+    try:
+        for seed in seeds:
+            frame = feature_frame(work, 300, 18, seed)
+            cutoffs = choose_cutoffs(frame, settings.horizon_days, n_cutoffs=6)
+            for config, params in (("former", FORMER_PARAMS), ("current", current)):
+                models.DEFAULT_PARAMS.update(params)
+                t0 = time.perf_counter()
+                result = backtest(frame, feature_names(), categorical_features(), settings, cutoffs, models=("expansion",))
+                s = result.summary.set_index(["model_name", "scorer", "metric"])
+                row: dict[str, object] = {"seed": seed, "config": config, "seconds": round(time.perf_counter() - t0, 1)}
+                for scorer, key in (("model", "auc"), ("baseline", "base"), ("model - baseline", "gain")):
+                    r = s.loc[("expansion", scorer, "roc_auc")]
+                    row[key], row[f"{key}_low"], row[f"{key}_high"] = r["value"], r["low"], r["high"]
+                row["positives"] = int(s.loc[("expansion", "model", "roc_auc"), "positives"])
+                sc = result.scores
+                across = compare(sc["outcome"].to_numpy(float),
+                                 {k: Scores(sc[k].to_numpy(), sc[k].to_numpy()) for k in ("model", "baseline")},
+                                 sc["account_id"].to_numpy(), book_codes(sc), names=("roc_auc",), replicates=400)
+                row["gain_across_months"] = lookup(across, "model - baseline", "roc_auc").value
+                row["promotions"] = int((result.cutoffs["decision"] == "promoted").sum())
+                print(row, flush=True)
+                rows.append(row)
+    finally:
+        models.DEFAULT_PARAMS.update(current)
+    table = pd.DataFrame(rows)
+    for config, part in table.groupby("config", sort=False):
+        print(config, "gain interval above 0 in", int((part["gain_low"] > 0).sum()), "of", len(part),
+              "mean gain", round(part["gain"].mean(), 3))
+    return table
+
+
 CHILD_JOB = """
 import json, resource, sys, time
 import pandas as pd
@@ -248,10 +293,12 @@ def main() -> None:
             table = part_control(work, list(range(1, args.control_seeds + 1)), settings)
         elif part == "large":
             table = part_large(work, settings)
+        elif part == "params":
+            table = part_params(work, list(range(1, args.seeds + 1)), settings)
         elif part == "size":
             table = part_size(work, args.reference_code)
         else:
-            raise SystemExit(f"unknown part {part!r}: seeds, control, large or size")
+            raise SystemExit(f"unknown part {part!r}: seeds, control, large, params or size")
         table.to_csv(work / f"small_books_{part}.csv", index=False)
         print(f"== {part} ({time.perf_counter() - t0:.0f} s) -> {work / f'small_books_{part}.csv'}")
         print(table.to_string(), flush=True)
