@@ -15,6 +15,16 @@ One command: ``python benchmarks/bench_small_books.py [--parts seeds control lar
   the monthly job's pooled gains over the baseline and ECE; then the speed of a 6-cut-off
   ``backtest`` of it against the reference measured in the same run, that monthly job
   (``train_all``) on the same frame (``<work>/small_books_speed.csv``).
+- ``params``: the replayed expansion backtest of each ``seeds`` company twice in one run, with
+  the former LightGBM regularisation (``feature_fraction`` 0.8, ``lambda_l2`` 1) and the
+  current one (0.5, 10); 400 bootstrap replicates; the gain also counted over pairs across months.
+- ``size``: the monthly job's training step (``train_all``) on a generated 30,000-account,
+  24-month company, in a child process: wall time and peak resident memory. With
+  ``--reference-code DIR`` (a copy of the former code, e.g. ``git archive <commit> training
+  features | tar -x -C DIR``) the same step of that code runs first on the same frame, as the
+  in-run reference.
+
+Every false-promotion count comes with its exact (Clopper-Pearson) 90 % interval.
 
 Results go to ``<work>/small_books_<part>.csv`` and are printed.
 """
@@ -23,6 +33,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,6 +121,14 @@ def monthly_job_row(frame: pd.DataFrame, settings: Settings, prefix: str) -> dic
     return row
 
 
+def rate_interval(hits: int, trials: int, confidence: float = 0.9) -> str:
+    """``hits of trials`` with the exact (Clopper-Pearson) interval of the rate."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(hits, trials).proportion_ci(confidence_level=confidence, method="exact")
+    return f"{hits} of {trials} (rate {hits / trials:.3f}, {confidence:.0%} interval {ci.low:.3f} to {ci.high:.3f})"
+
+
 def part_seeds(work: Path, seeds: list[int], settings: Settings) -> pd.DataFrame:
     rows = []
     for seed in seeds:
@@ -132,6 +154,93 @@ def part_control(work: Path, seeds: list[int], settings: Settings) -> pd.DataFra
         row["seconds"] = round(time.perf_counter() - t0, 1)
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         rows.append(row)
+    table = pd.DataFrame(rows)
+    job = table[["job_expansion_promoted", "job_churn_promoted"]].to_numpy()
+    replayed = int(table[["expansion_promotions", "churn_promotions"]].to_numpy().sum())
+    print("monthly job, seeds with a promotion:", rate_interval(int(job.any(axis=1).sum()), len(table)))
+    print("monthly job, decisions promoted:", rate_interval(int(job.sum()), job.size))
+    print("replayed gates, decisions promoted:", rate_interval(replayed, int(table["cutoffs"].sum()) * 2))
+    return table
+
+
+FORMER_PARAMS = {"feature_fraction": 0.8, "lambda_l2": 1.0}
+
+
+def part_params(work: Path, seeds: list[int], settings: Settings) -> pd.DataFrame:
+    import training.models as models
+    from training.bootstrap import Scores, compare, lookup
+    from training.evaluate import book_codes
+
+    settings = settings.model_copy(update={"bootstrap_replicates": 400})
+    current = {k: models.DEFAULT_PARAMS[k] for k in FORMER_PARAMS}
+    rows = []
+    try:
+        for seed in seeds:
+            frame = feature_frame(work, 300, 18, seed)
+            cutoffs = choose_cutoffs(frame, settings.horizon_days, n_cutoffs=6)
+            for config, params in (("former", FORMER_PARAMS), ("current", current)):
+                models.DEFAULT_PARAMS.update(params)
+                t0 = time.perf_counter()
+                result = backtest(frame, feature_names(), categorical_features(), settings, cutoffs, models=("expansion",))
+                s = result.summary.set_index(["model_name", "scorer", "metric"])
+                row: dict[str, object] = {"seed": seed, "config": config, "seconds": round(time.perf_counter() - t0, 1)}
+                for scorer, key in (("model", "auc"), ("baseline", "base"), ("model - baseline", "gain")):
+                    r = s.loc[("expansion", scorer, "roc_auc")]
+                    row[key], row[f"{key}_low"], row[f"{key}_high"] = r["value"], r["low"], r["high"]
+                row["positives"] = int(s.loc[("expansion", "model", "roc_auc"), "positives"])
+                sc = result.scores
+                across = compare(sc["outcome"].to_numpy(float),
+                                 {k: Scores(sc[k].to_numpy(), sc[k].to_numpy()) for k in ("model", "baseline")},
+                                 sc["account_id"].to_numpy(), book_codes(sc), names=("roc_auc",), replicates=400)
+                row["gain_across_months"] = lookup(across, "model - baseline", "roc_auc").value
+                row["promotions"] = int((result.cutoffs["decision"] == "promoted").sum())
+                print(row, flush=True)
+                rows.append(row)
+    finally:
+        models.DEFAULT_PARAMS.update(current)
+    table = pd.DataFrame(rows)
+    for config, part in table.groupby("config", sort=False):
+        print(config, "gain interval above 0 in", int((part["gain_low"] > 0).sum()), "of", len(part),
+              "mean gain", round(part["gain"].mean(), 3))
+    return table
+
+
+CHILD_JOB = """
+import json, resource, sys, time
+import pandas as pd
+from features.config import Settings
+from features.registry import categorical_features, feature_names
+from training.train import train_all
+frame = pd.read_parquet(sys.argv[1])
+t0 = time.perf_counter()
+results = train_all(frame, feature_names(), categorical_features(), Settings(_env_file=None, home=sys.argv[2]))
+out = {"seconds": round(time.perf_counter() - t0, 1), "rows": len(frame),
+       "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)}
+for name, r in results.items():
+    out[name] = {"cutoffs": len(r.folds)}
+    if hasattr(r, "comparison"):
+        out[name].update(auc=str(r.interval("roc_auc")), gain=str(r.interval("roc_auc", "model - baseline")),
+                         ece=str(r.interval("ece")), positives=r.positives, rounds=r.rounds)
+print(json.dumps(out))
+"""
+
+
+def timed_job(code: Path, frame_path: Path, home: Path) -> dict[str, object]:
+    """``train_all`` of the code under ``code`` on the frame, in a child process (its own peak memory)."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    load = open("/proc/loadavg").read().split()[:3]
+    proc = subprocess.run([sys.executable, "-c", CHILD_JOB, str(frame_path), str(home)], cwd=code, env=env,
+                          capture_output=True, text=True, check=True)
+    return {"code": str(code), "loadavg_before": " ".join(load), **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+def part_size(work: Path, reference: Path | None) -> pd.DataFrame:
+    feature_frame(work, 30_000, 24, 5)
+    frame_path = work / "features_30000_24_5.parquet"
+    codes = ([reference] if reference else []) + [Path(__file__).resolve().parents[1]]
+    rows = [timed_job(code, frame_path, work / "home_size") for code in codes]
+    for row in rows:
+        print(row, flush=True)
     return pd.DataFrame(rows)
 
 
@@ -170,6 +279,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--control-seeds", type=int, default=20)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--reference-code", type=Path, default=None,
+                        help="size part: a copy of the former training and features code to time first")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_small_books_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -182,8 +293,12 @@ def main() -> None:
             table = part_control(work, list(range(1, args.control_seeds + 1)), settings)
         elif part == "large":
             table = part_large(work, settings)
+        elif part == "params":
+            table = part_params(work, list(range(1, args.seeds + 1)), settings)
+        elif part == "size":
+            table = part_size(work, args.reference_code)
         else:
-            raise SystemExit(f"unknown part {part!r}: seeds, control or large")
+            raise SystemExit(f"unknown part {part!r}: seeds, control, large, params or size")
         table.to_csv(work / f"small_books_{part}.csv", index=False)
         print(f"== {part} ({time.perf_counter() - t0:.0f} s) -> {work / f'small_books_{part}.csv'}")
         print(table.to_string(), flush=True)

@@ -24,7 +24,7 @@ from features.config import Settings
 from training.baseline import BaselineClassifier
 from training.bootstrap import Scores, cluster_resamples, compare, interval
 from training.datasets import LABELS, HistoryError, MIN_CUTOFFS, cut_at, folds_for, labelled_snapshots
-from training.evaluate import HEADLINE, book_codes
+from training.evaluate import HEADLINE, book_codes, snapshot_codes
 from training.gate import gate
 from training.models import DEFAULT_ROUNDS, TrainedModel
 from training.names import MODEL_NAMES
@@ -121,7 +121,7 @@ def summarize(scores: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         model, base = rows["model"].to_numpy(), rows["baseline"].to_numpy()
         table = compare(y, {"model": Scores(model, model), "baseline": Scores(base, base)},
                         rows["account_id"].to_numpy(), book_codes(rows), names=HEADLINE, replicates=replicates,
-                        book_share=settings.csm_book_top_share)
+                        book_share=settings.csm_book_top_share, strata=snapshot_codes(rows))
         parts.append(table.assign(model_name=name))
         if name == "expansion" and "expansion_mrr" in rows.columns:
             parts.append(_mrr_share(rows, replicates).assign(model_name=name))

@@ -79,20 +79,23 @@ def compare(
     confidence: float = CONFIDENCE,
     book_share: float = BOOK_SHARE,
     seed: int = SEED,
+    strata: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Every metric of every scorer on the same rows with its interval, plus paired gains of the first scorer.
 
     Returns a long frame: ``scorer, metric, value, low, high, positives, rows``; rows whose
     scorer is ``"<first> - <other>"`` hold the paired difference of the first scorer over
     each other one on the same replicates (higher is better for every metric but Brier and ECE).
+    ``strata`` (snapshot codes) makes ROC-AUC count pairs within a snapshot only.
     """
     y_true = np.asarray(y_true, dtype=float)
     books = np.asarray(books)
     keys = list(scorers)
 
     def measure(idx: np.ndarray | slice) -> dict[str, dict[str, float]]:
+        part = None if strata is None else np.asarray(strata)[idx]
         return {
-            k: metrics(y_true[idx], s.ranking[idx], books[idx], book_share, s.probability[idx], names)
+            k: metrics(y_true[idx], s.ranking[idx], books[idx], book_share, s.probability[idx], names, strata=part)
             for k, s in scorers.items()
         }
 

@@ -48,14 +48,35 @@ def positive_scores(estimator: object, frame: pd.DataFrame) -> np.ndarray:
     return proba[:, 1] if proba.ndim == 2 else proba
 
 
-def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """ROC-AUC as the Mann-Whitney statistic (ties count one half); NaN with one class only."""
-    positives = float(y_true.sum())
-    negatives = len(y_true) - positives
-    if positives == 0 or negatives == 0:
+def roc_auc(y_true: np.ndarray, scores: np.ndarray, strata: np.ndarray | None = None) -> float:
+    """ROC-AUC as the Mann-Whitney statistic (ties count one half); NaN with one class only.
+
+    With ``strata`` (integer codes, one per row: the snapshot), only pairs of a positive and a
+    negative of the same stratum count: the ranking a CS team works from, one month's list.
+    Pooling pairs across months would also reward or punish a model's level moving with the
+    base rate from month to month (a model fitted on earlier months lags it), which is
+    calibration over time, not ranking; under outcomes drawn at random it pulled pooled
+    AUCs below 0.5. Over one stratum this is the plain ROC-AUC.
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    if strata is None:
+        positives = float(y_true.sum())
+        negatives = len(y_true) - positives
+        if positives == 0 or negatives == 0:
+            return float("nan")
+        ranks = rankdata(scores)
+        return float((ranks[y_true == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    codes = pd.factorize(np.asarray(strata), sort=True)[0]
+    # Rank (stratum, score) jointly; a row's rank within its stratum is that minus the rows of earlier strata.
+    score_rank = np.unique(np.asarray(scores, dtype=float), return_inverse=True)[1]
+    ranks = rankdata(codes.astype(np.int64) * (int(score_rank.max(initial=0)) + 1) + score_rank)
+    sizes = np.bincount(codes)
+    ranks = ranks - np.r_[0, np.cumsum(sizes)[:-1]][codes]
+    pos = np.bincount(codes, y_true, minlength=len(sizes))
+    pairs = float(np.sum(pos * (sizes - pos)))
+    if pairs == 0:
         return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[y_true == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    return float((ranks[y_true == 1].sum() - np.sum(pos * (pos + 1) / 2)) / pairs)
 
 
 def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -119,6 +140,11 @@ def precision_top_of_books(y_true: np.ndarray, scores: np.ndarray, books: np.nda
     return float(np.mean(hits / k))
 
 
+def snapshot_codes(frame: pd.DataFrame) -> np.ndarray | None:
+    """Integer code per snapshot date (the strata of :func:`roc_auc`); None without ``as_of``."""
+    return pd.factorize(pd.to_datetime(frame["as_of"]), sort=True)[0] if "as_of" in frame else None
+
+
 def book_codes(frame: pd.DataFrame) -> np.ndarray:
     """Integer code per (owner, snapshot): one CSM's book at one month end."""
     owner = frame["csm_owner"].astype("string").fillna(NO_OWNER) if "csm_owner" in frame else pd.Series(NO_OWNER, index=frame.index)
@@ -128,14 +154,17 @@ def book_codes(frame: pd.DataFrame) -> np.ndarray:
 
 def metrics(
     y_true: np.ndarray, scores: np.ndarray, books: np.ndarray, book_share: float = BOOK_SHARE,
-    probabilities: np.ndarray | None = None, names: tuple[str, ...] = HEADLINE,
+    probabilities: np.ndarray | None = None, names: tuple[str, ...] = HEADLINE, strata: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """The named metrics; ranking metrics read ``scores``, Brier and ECE read ``probabilities`` (default: ``scores``)."""
+    """The named metrics; ranking metrics read ``scores``, Brier and ECE read ``probabilities`` (default: ``scores``).
+
+    ``strata`` (snapshot codes) makes ROC-AUC count pairs within a snapshot only (:func:`roc_auc`).
+    """
     y_true, scores = np.asarray(y_true, dtype=float), np.asarray(scores, dtype=float)
     probs = scores if probabilities is None else np.asarray(probabilities, dtype=float)
     out: dict[str, float] = {}
     if "roc_auc" in names:
-        out["roc_auc"] = roc_auc(y_true, scores)
+        out["roc_auc"] = roc_auc(y_true, scores, strata)
     if "pr_auc" in names:
         out["pr_auc"] = average_precision(y_true, scores)
     if "lift_top_decile" in names or "precision_top_decile" in names:
@@ -169,14 +198,16 @@ def evaluate_scores(
     y_true = check_labelled(frame, label)
     scores = np.asarray(scores, dtype=float)
     probs = scores if probabilities is None else np.asarray(probabilities, dtype=float)
-    books = book_codes(frame)
-    overall = metrics(y_true, scores, books, book_share, probs)
+    books, strata = book_codes(frame), snapshot_codes(frame)
+    overall = metrics(y_true, scores, books, book_share, probs, strata=strata)
     per_segment = []
     if "segment" in frame.columns:
         seg = frame["segment"].astype("string").fillna("(unknown)").to_numpy()
         for name in sorted(set(seg)):
             mask = seg == name
-            per_segment.append({"segment": name, **metrics(y_true[mask], scores[mask], books[mask], book_share, probs[mask])})
+            part = None if strata is None else strata[mask]
+            per_segment.append({"segment": name, **metrics(y_true[mask], scores[mask], books[mask], book_share, probs[mask],
+                                                            strata=part)})
     return Evaluation(overall, pd.DataFrame(per_segment), scores, y_true)
 
 

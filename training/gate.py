@@ -28,7 +28,7 @@ import pandas as pd
 
 from features.config import Settings
 from training.bootstrap import Interval, Scores, compare, lookup
-from training.evaluate import positive_scores
+from training.evaluate import positive_scores, snapshot_codes
 from training.models import TrainedModel
 from training.train import ModelResult, replicates_for
 
@@ -134,7 +134,7 @@ def compare_champion(result: ModelResult, champion: TrainedModel, settings: Sett
     table = compare(
         y, {"challenger": Scores(challenger, challenger), "champion": Scores(champion_scores, champion_scores)},
         pooled["account_id"].to_numpy()[unseen], np.zeros(len(y), dtype=int), names=("roc_auc",),
-        replicates=replicates_for(len(y), settings.bootstrap_replicates),
+        replicates=replicates_for(len(y), settings.bootstrap_replicates), strata=snapshot_codes(pooled.loc[unseen]),
     )
     return ChampionComparison(base.version, base.positives, base.since, gain=lookup(table, "challenger - champion", "roc_auc"))
 

@@ -12,6 +12,16 @@ leaves of 100 rows. The number of rounds is chosen by the pooled backtest
 scaling on the logit below ``ISOTONIC_MIN_POSITIVES`` positives (two parameters hold at a
 few dozen positives) and isotonic regression above.
 
+Two generic regularisers are set with small books in mind. ``lambda_l2`` is counted in the
+units of the log-loss hessian, p(1 - p) per row, which for a rare outcome is about one per
+positive: 10 shrinks a leaf's value as if it held ten more positives' worth of "no change",
+which halves the value of a leaf holding about ten positives' worth and fades as leaves
+grow (a leaf of 1,000 rows at a 7 % rate holds about 65). ``feature_fraction`` 0.5 gives
+each tree half of the features: the frame holds several windows of the same signal (7, 30 and 90 days), and
+trees that cannot all lean on the same noisy one average out better. Both were measured
+against the former 1.0 / 0.8 on ten generated companies in one run (benchmarks/README.md):
+the expansion gain over the baseline rose by 0.012 ROC-AUC on average.
+
 Categorical features use pandas ``category`` dtype with the levels seen in training,
 fixed in the model; a level unseen at training time becomes NaN (LightGBM's missing).
 """
@@ -31,10 +41,10 @@ DEFAULT_PARAMS: dict[str, object] = {
     "learning_rate": 0.05,
     "num_leaves": 31,
     "min_data_in_leaf": 100,
-    "feature_fraction": 0.8,
+    "feature_fraction": 0.5,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
-    "lambda_l2": 1.0,
+    "lambda_l2": 10.0,
     "metric": ["binary_logloss", "auc"],
     "first_metric_only": True,
     "verbosity": -1,

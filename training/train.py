@@ -29,7 +29,7 @@ from features.config import Settings
 from training.baseline import BaselineClassifier
 from training.bootstrap import Interval, Scores, compare, lookup
 from training.datasets import LABELS, MIN_CUTOFFS, Fold, history_warning, pooled_folds, rows
-from training.evaluate import HEADLINE, Evaluation, book_codes, evaluate_scores
+from training.evaluate import HEADLINE, Evaluation, book_codes, evaluate_scores, snapshot_codes
 from training.models import (
     DEFAULT_ROUNDS, Calibrator, TrainedModel, assemble, fit_booster, predict_rounds, round_grid, size_params,
 )
@@ -140,6 +140,51 @@ def run_fold(
     return FoldRun(fold, params, len(train), predict_rounds(booster, test, features, levels, grid))
 
 
+def common_grid(runs: list[FoldRun]) -> tuple[int, ...]:
+    """The round counts every run of ``runs`` predicted at."""
+    shared = set(runs[0].raw)
+    for run in runs[1:]:
+        shared &= set(run.raw)
+    return tuple(sorted(shared))
+
+
+def next_step(grid: tuple[int, ...], rounds: int) -> int:
+    """The first round count of ``grid`` above ``rounds`` (the largest when none is)."""
+    return next((r for r in grid if r > rounds), grid[-1])
+
+
+def capped_runs(
+    name: str, frame: pd.DataFrame, folds: list[Fold], ys: list[np.ndarray], features: list[str],
+    categorical: list[str], grid: tuple[int, ...], threads: int, cache: dict,
+) -> list[FoldRun]:
+    """Every fold's run, each trained only one grid step past the best round count of the folds before it.
+
+    The first fold (the smallest training set) goes to the end of the grid; later folds stop
+    at the step after the pooled best so far, since rounds far past it were never chosen
+    (at 10,000 accounts the backtest chose 100 of 500). When the best reaches the end of
+    what every fold holds, the short folds are trained further, so the cap never decides
+    the choice; it only saves the rounds no fold asked for.
+    """
+
+    def run(fold: Fold, cap: int) -> FoldRun:
+        key = (name, fold.test, fold.train, grid, tuple(features))
+        if key not in cache or max(cache[key].raw) < cap:
+            cache[key] = run_fold(name, frame, fold, features, categorical, tuple(r for r in grid if r <= cap), threads)
+        return cache[key]
+
+    runs: list[FoldRun] = []
+    for i, fold in enumerate(folds):
+        cap = grid[-1] if i == 0 else next_step(grid, best_rounds(runs, ys[:i], common_grid(runs)))
+        runs.append(run(fold, cap))
+        while True:
+            shared = common_grid(runs)
+            best = best_rounds(runs, ys[:i + 1], shared)
+            if best < shared[-1] or shared[-1] == grid[-1]:
+                break
+            runs = [run(r.fold, next_step(grid, best)) for r in runs]
+    return runs
+
+
 def crossfit_probabilities(raw: np.ndarray, y_true: np.ndarray, accounts: np.ndarray, groups: int = CALIBRATION_FOLDS) -> np.ndarray:
     """Calibrated probabilities where each account's rows use a calibration fitted on the other accounts only."""
     group = pd.util.hash_array(np.asarray(accounts, dtype=object)) % groups
@@ -178,17 +223,13 @@ def train_model(
         folds = folds[-n_cutoffs:]
     grid = round_grid(num_boost_round)
     cache = fold_cache if fold_cache is not None else {}
-    runs = []
-    for fold in folds:
-        key = (name, fold.test, fold.train, grid, tuple(features))
-        if key not in cache:
-            cache[key] = run_fold(name, frame, fold, features, categorical, grid, settings.lgbm_threads)
-        runs.append(cache[key])
     tests = [rows(frame, f.test, label) for f in folds]
     ys = [t[label].to_numpy(dtype=float) for t in tests]
+    runs = capped_runs(name, frame, folds, ys, features, categorical, grid, settings.lgbm_threads, cache)
     first = FIRST_FOLD_ROUNDS if FIRST_FOLD_ROUNDS in grid else grid[len(grid) // 2]
-    chosen = [first] + [best_rounds(runs[:i], ys[:i], grid) for i in range(1, len(runs))]
-    final_rounds = best_rounds(runs, ys, grid)
+    # fold i reports at the best round count of the folds before it, among those it was trained to
+    chosen = [first] + [best_rounds(runs[:i], ys[:i], common_grid(runs[:i + 1])) for i in range(1, len(runs))]
+    final_rounds = best_rounds(runs, ys, common_grid(runs))
     test_rows = pd.concat(tests)
     pooled = _pooled_frame(test_rows, label, [run.raw[r] for run, r in zip(runs, chosen)], name)
     result = _evaluate_pooled(name, label, pooled, settings, interval_metrics)
@@ -223,7 +264,7 @@ def _evaluate_pooled(
     comparison = compare(
         y, {"model": model, "baseline": Scores(base, base)}, accounts, book_codes(pooled),
         replicates=replicates_for(len(y), settings.bootstrap_replicates), book_share=settings.csm_book_top_share,
-        names=names,
+        names=names, strata=snapshot_codes(pooled),
     )
     share = settings.csm_book_top_share
     return {

@@ -92,3 +92,28 @@ def test_thirteen_months_train_with_a_warning_and_ten_are_refused(make_frame, fe
     assert 3 <= len(short.folds) < 6 and "wide interval" in short.warning
     with pytest.raises(HistoryError, match="add 1 more month"):
         train_model("expansion", make_frame(months=10), features, categorical, settings, num_boost_round=50)
+
+
+def test_later_folds_train_one_step_past_the_best_so_far_and_choose_as_the_full_grid_would(make_frame, feature_lists):
+    from training import train as train_module
+    from training.models import round_grid
+
+    features, categorical = feature_lists
+    frame = make_frame(accounts=200, months=16)
+    settings = Settings(_env_file=None, home="unused", bootstrap_replicates=50)
+    capped = train_model("expansion", frame, features, categorical, settings, num_boost_round=300)
+    grid = round_grid(300)
+    folds = pooled_folds(frame, "expanded", 90)
+    full = [train_module.run_fold("expansion", frame, f, features, categorical, grid, 1) for f in folds]
+    ys = [frame.loc[(frame["as_of"] == f.test) & frame["expanded"].notna(), "expanded"].to_numpy(float) for f in folds]
+    # Same round choices as folds trained to the end of the grid, and the same predictions at them.
+    assert capped.rounds == train_module.best_rounds(full, ys, grid)
+    for i, fold in enumerate(capped.folds[1:], start=1):
+        assert fold.rounds == train_module.best_rounds(full[:i], ys[:i], grid)
+    at_chosen = np.concatenate([run.raw[f.rounds] for run, f in zip(full, capped.folds)])
+    np.testing.assert_allclose(capped.pooled["model_raw"].to_numpy(), at_chosen)
+    cache: dict = {}
+    train_model("expansion", frame, features, categorical, settings, num_boost_round=300, fold_cache=cache)
+    trained_to = [max(run.raw) for run in cache.values()]
+    # The first fold goes to the end of the grid; later ones stop one step past the best of the folds before them.
+    assert trained_to[0] == 300 and min(trained_to[1:]) < 300

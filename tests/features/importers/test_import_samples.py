@@ -157,6 +157,18 @@ def test_segment_redelivered_message_counts_once(samples: Path, tmp_path: Path) 
     assert events.read(open_raw("segment", tmp_path), {"dedupe": False}).tables["usage_daily"]["events"].sum() == 83
 
 
+def test_segment_message_id_counts_once_per_group_whoever_sent_it(samples: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "segment"
+    shutil.copytree(samples / "segment", folder)
+    tracks = pd.read_csv(folder / "growthcues_tracks.csv", dtype=str)
+    first = events.read(open_raw("segment", tmp_path), {}).tables["usage_daily"]
+    again = tracks.iloc[[0]].assign(user_id="someone-else")  # the same message id under another user
+    pd.concat([tracks, again]).to_csv(folder / "growthcues_tracks.csv", index=False)
+    second = events.read(open_raw("segment", tmp_path), {}).tables["usage_daily"]
+    assert second["events"].sum() == first["events"].sum()
+    assert second["active_users"].sum() == first["active_users"].sum() + 1
+
+
 def test_rudderstack_reads_the_segment_layout(samples: Path, tmp_path: Path) -> None:
     shutil.copytree(samples / "segment", tmp_path / "rudderstack")
     usage = events.read(open_raw("rudderstack", tmp_path), {}).tables["usage_daily"]
