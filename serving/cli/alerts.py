@@ -9,21 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli.common import console, err_console, fail, parse_date, settings
+from serving.cli.common import console, err_console, fail, open_source, parse_date, settings
 
 app = typer.Typer(help="Alerts on leading indicators: once per episode, capped per CSM, with each rule's track record.",
                   invoke_without_command=True, no_args_is_help=False)
-
-
-def _open(data: Path):  # noqa: ANN202 - features.io.DataSource, imported lazily
-    from features.io import DataError, open_data, require_tables
-
-    try:
-        source = open_data(data)
-        require_tables(source)
-    except DataError as exc:
-        fail(str(exc))
-    return source
 
 
 def print_run(result) -> None:  # noqa: ANN001 - serving.alerts.run.AlertRun
@@ -124,7 +113,7 @@ def alerts(
         fail("--days replays a window without sending: use it with --dry-run")
     cfg = settings()
     day = parse_date(as_of)
-    source = _open(data)
+    source = open_source(data)
     try:
         if days is not None:
             from serving.alerts.rules import RuleError
@@ -153,7 +142,7 @@ def backtest(
     from serving.alerts.run import open_store
 
     cfg = settings()
-    source = _open(data)
+    source = open_source(data)
     try:
         record, inactive = replay(source, cfg)
     except RuleError as exc:

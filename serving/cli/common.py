@@ -92,3 +92,15 @@ def local_path(location: str | Path, option: str) -> Path:
 def is_interactive() -> bool:
     """True when progress bars make sense (a terminal), False for logs and CI."""
     return sys.stderr.isatty()
+
+
+def open_source(data: Path):  # noqa: ANN201 - features.io.DataSource, imported lazily
+    """The data folder with its required tables, or exit 2 naming what is missing."""
+    from features.io import DataError, open_data, require_tables
+
+    try:
+        source = open_data(data)
+        require_tables(source)
+    except DataError as exc:
+        fail(str(exc))
+    return source

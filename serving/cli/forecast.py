@@ -11,18 +11,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from serving.cli.common import EXIT_REGISTRY, console, fail, parse_date, settings
-
-
-def _open(data: Path):  # noqa: ANN202 - DataSource, imported lazily
-    from features.io import DataError, open_data, require_tables
-
-    try:
-        source = open_data(data)
-        require_tables(source)
-    except DataError as exc:
-        fail(str(exc))
-    return source
+from serving.cli.common import EXIT_REGISTRY, console, fail, open_source, parse_date, settings
 
 
 def _money(v: float) -> str:
@@ -71,7 +60,7 @@ def forecast(
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     cfg = settings().model_copy(update={"horizon_days": horizon_days})
-    source = _open(data)
+    source = open_source(data)
     uri = store or cfg.crm_uri
     if backtest:
         return _backtest(source, data, cfg, rounds, draws, as_json)
