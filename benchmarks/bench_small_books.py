@@ -114,6 +114,8 @@ def monthly_job_row(frame: pd.DataFrame, settings: Settings, prefix: str) -> dic
         decision = gate(r, None, settings)
         row[f"{prefix}{name}_cutoffs"] = len(r.folds)
         row[f"{prefix}{name}_auc"] = str(r.interval("roc_auc"))
+        row[f"{prefix}{name}_auc_value"] = r.interval("roc_auc").value
+        row[f"{prefix}{name}_baseline_auc_value"] = r.interval("roc_auc", "baseline").value
         row[f"{prefix}{name}_gain"] = str(r.interval("roc_auc", "model - baseline"))
         row[f"{prefix}{name}_positives"] = r.positives
         row[f"{prefix}{name}_promoted"] = decision.promote
@@ -145,21 +147,32 @@ def part_seeds(work: Path, seeds: list[int], settings: Settings) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def part_control(work: Path, seeds: list[int], settings: Settings) -> pd.DataFrame:
+def part_control(
+    work: Path, seeds: list[int], settings: Settings, accounts: int = 300, replay: bool = True,
+) -> pd.DataFrame:
     rows = []
     for seed in seeds:
         t0 = time.perf_counter()
-        frame = shuffled_outcomes(feature_frame(work, 300, 18, seed), seed=1000 + seed)
-        row = {"seed": seed, **replay_row(frame, settings), **monthly_job_row(frame, settings, "job_")}
+        frame = shuffled_outcomes(feature_frame(work, accounts, 18, seed), seed=1000 + seed)
+        row = {"seed": seed, "accounts": accounts, **(replay_row(frame, settings) if replay else {}),
+               **monthly_job_row(frame, settings, "job_")}
         row["seconds"] = round(time.perf_counter() - t0, 1)
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         rows.append(row)
     table = pd.DataFrame(rows)
     job = table[["job_expansion_promoted", "job_churn_promoted"]].to_numpy()
-    replayed = int(table[["expansion_promotions", "churn_promotions"]].to_numpy().sum())
     print("monthly job, seeds with a promotion:", rate_interval(int(job.any(axis=1).sum()), len(table)))
     print("monthly job, decisions promoted:", rate_interval(int(job.sum()), job.size))
-    print("replayed gates, decisions promoted:", rate_interval(replayed, int(table["cutoffs"].sum()) * 2))
+    sources = [("monthly job", [f"job_{n}_{k}auc_value" for n in ("expansion", "churn") for k in ("", "baseline_")])]
+    if replay:
+        replayed = int(table[["expansion_promotions", "churn_promotions"]].to_numpy().sum())
+        print("replayed gates, decisions promoted:", rate_interval(replayed, int(table["cutoffs"].sum()) * 2))
+        sources.append(("replayed backtest", [f"{n}_{k}" for n in ("expansion", "churn") for k in ("auc", "baseline_auc")]))
+    for source, cols in sources:
+        values = table[cols].to_numpy(dtype=float).ravel()
+        outside = values[np.abs(values - 0.5) > 0.05]
+        print(f"{source}: pooled ROC-AUCs within 0.5 +- 0.05: {len(values) - len(outside)} of {len(values)}"
+              f" (outside: {', '.join(f'{v:.3f}' for v in outside) or 'none'})")
     return table
 
 
@@ -278,6 +291,10 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["seeds", "control", "large"])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--control-seeds", type=int, default=20)
+    parser.add_argument("--control-accounts", type=int, default=300,
+                        help="control part: accounts per company (more positives make the 0.5 +- 0.05 check sharper)")
+    parser.add_argument("--control-job-only", action="store_true",
+                        help="control part: the monthly job alone, without the replayed backtest")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--reference-code", type=Path, default=None,
                         help="size part: a copy of the former training and features code to time first")
@@ -290,7 +307,8 @@ def main() -> None:
         if part == "seeds":
             table = part_seeds(work, list(range(1, args.seeds + 1)), settings)
         elif part == "control":
-            table = part_control(work, list(range(1, args.control_seeds + 1)), settings)
+            table = part_control(work, list(range(1, args.control_seeds + 1)), settings, args.control_accounts,
+                                 replay=not args.control_job_only)
         elif part == "large":
             table = part_large(work, settings)
         elif part == "params":

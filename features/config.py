@@ -50,10 +50,21 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(
         0.0, ge=0, description="The lower end of the interval of a challenger's ROC-AUC gain must exceed this to promote."
     )
+    promotion_confidence: float = Field(
+        0.98, gt=0.5, lt=1.0,
+        description="Level of the two-sided intervals the promotion gate decides on (reports keep 90 %): the job "
+        "decides for two models every month, and 0.98 holds false promotions on a book with nothing to learn to "
+        "about one in four years, where 0.90 allows about one a year.",
+    )
     gate_min_positives: int = Field(
         30, ge=1, description="Fewest positives in the pooled test months for the promotion gate to decide."
     )
     bootstrap_replicates: int = Field(1000, ge=50, description="Account-level bootstrap replicates behind every interval.")
+    backtest_fit_rows: int = Field(
+        750_000, ge=1,
+        description="Most training rows the pooled backtest's fits may hold in all; above it, consecutive test months "
+        "share the fit of the oldest (every month is still tested, by a model no newer than its cut-off allows).",
+    )
     mlflow_tracking_uri: str | None = Field(
         None,
         validation_alias="MLFLOW_TRACKING_URI",
@@ -73,6 +84,10 @@ class Settings(BaseSettings):
         True, description="Compute every snapshot account's reasons in the background after each snapshot load."
     )
     lgbm_threads: int = Field(1, ge=1, description="LightGBM threads; 1 is fastest on 2 shared cores.")
+    training_workers: int = Field(
+        2, ge=1, description="Models the monthly job trains at once (threads, each LightGBM on lgbm_threads threads); "
+        "2 keeps both cores of a 2-core machine busy.",
+    )
     currency_symbol: str = Field(
         "$", min_length=1, max_length=4,
         description="How money is written in reasons and talk tracks (the contract holds one currency per dataset).",

@@ -5,7 +5,9 @@ independent (the same usage pattern, the same CSM). Resampling rows would unders
 uncertainty, so each replicate draws *accounts* with replacement and keeps all of their
 rows. Every scorer is measured on the same replicates, so the difference between two
 scorers (a *paired* bootstrap) carries only the uncertainty of the comparison itself.
-Intervals are percentile intervals (default 90 %).
+Intervals are percentile intervals (default 90 %). A comparison can also carry a second,
+wider interval for decisions (``decision_confidence``): the promotion gate decides on it,
+while reports keep the 90 % one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Interval:
     value: float
     low: float
     high: float
+    level: float = 0.90
 
     def __str__(self) -> str:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
@@ -62,10 +65,10 @@ def interval(point: float, replicates: np.ndarray, confidence: float = CONFIDENC
     """Percentile interval of bootstrap ``replicates`` around ``point`` (NaN replicates are ignored)."""
     finite = replicates[np.isfinite(replicates)]
     if len(finite) == 0 or not np.isfinite(point):
-        return Interval(float(point), float("nan"), float("nan"))
+        return Interval(float(point), float("nan"), float("nan"), confidence)
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(finite, [tail, 100.0 - tail])
-    return Interval(float(point), float(low), float(high))
+    return Interval(float(point), float(low), float(high), confidence)
 
 
 def compare(
@@ -80,6 +83,7 @@ def compare(
     book_share: float = BOOK_SHARE,
     seed: int = SEED,
     strata: np.ndarray | None = None,
+    decision_confidence: float | None = None,
 ) -> pd.DataFrame:
     """Every metric of every scorer on the same rows with its interval, plus paired gains of the first scorer.
 
@@ -87,6 +91,8 @@ def compare(
     scorer is ``"<first> - <other>"`` hold the paired difference of the first scorer over
     each other one on the same replicates (higher is better for every metric but Brier and ECE).
     ``strata`` (snapshot codes) makes ROC-AUC count pairs within a snapshot only.
+    ``decision_confidence`` adds ``decision_low`` and ``decision_high``: the same replicates'
+    interval at that level, for decisions (:func:`lookup` with ``decision=True``).
     """
     y_true = np.asarray(y_true, dtype=float)
     books = np.asarray(books)
@@ -108,16 +114,22 @@ def compare(
                 reps[k][m].append(measured[k][m])
     out = []
     counts = {"positives": float(y_true.sum()), "rows": float(len(y_true))}
+
+    def row(scorer: str, metric: str, point_value: float, draws: np.ndarray) -> dict[str, object]:
+        fields = {"scorer": scorer, "metric": metric, **_fields(interval(point_value, draws, confidence))}
+        if decision_confidence is not None:
+            wide = interval(point_value, draws, decision_confidence)
+            fields.update(decision_low=wide.low, decision_high=wide.high, decision_level=decision_confidence)
+        return {**fields, "level": confidence, **counts}
+
     for k in keys:
         for m in names:
-            iv = interval(point[k][m], np.asarray(reps[k][m]), confidence)
-            out.append({"scorer": k, "metric": m, **_fields(iv), **counts})
+            out.append(row(k, m, point[k][m], np.asarray(reps[k][m])))
     first = keys[0]
     for other in keys[1:]:
         for m in names:
             diff = np.asarray(reps[first][m]) - np.asarray(reps[other][m])
-            iv = interval(point[first][m] - point[other][m], diff, confidence)
-            out.append({"scorer": f"{first} - {other}", "metric": m, **_fields(iv), **counts})
+            out.append(row(f"{first} - {other}", m, point[first][m] - point[other][m], diff))
     return pd.DataFrame(out)
 
 
@@ -125,10 +137,16 @@ def _fields(iv: Interval) -> dict[str, float]:
     return {"value": iv.value, "low": iv.low, "high": iv.high}
 
 
-def lookup(table: pd.DataFrame, scorer: str, metric: str) -> Interval:
-    """The interval of one scorer (or paired difference ``"a - b"``) and metric from a :func:`compare` table."""
+def lookup(table: pd.DataFrame, scorer: str, metric: str, decision: bool = False) -> Interval:
+    """The interval of one scorer (or paired difference ``"a - b"``) and metric from a :func:`compare` table.
+
+    ``decision=True`` gives the wider decision interval when the table has one (else the reported one).
+    """
     row = table[(table["scorer"] == scorer) & (table["metric"] == metric)]
     if row.empty:
         raise KeyError(f"no {metric!r} for scorer {scorer!r} in the comparison")
     r = row.iloc[0]
-    return Interval(float(r["value"]), float(r["low"]), float(r["high"]))
+    level = float(r["level"]) if "level" in r.index else CONFIDENCE
+    if decision and "decision_low" in r.index and pd.notna(r.get("decision_level")):
+        return Interval(float(r["value"]), float(r["decision_low"]), float(r["decision_high"]), float(r["decision_level"]))
+    return Interval(float(r["value"]), float(r["low"]), float(r["high"]), level)

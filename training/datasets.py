@@ -11,6 +11,14 @@ snapshots exist before it. Fewer than ``MIN_CUTOFFS`` cut-offs is refused (the p
 figures would rest on one or two months); fewer than ``WARN_CUTOFFS`` trains with a warning.
 With a 90-day horizon that means about 11 months of data at the least, and a warning up
 to about 14.
+
+Every labelled month is tested, but at size not every month needs a model of its own: when
+the folds' training sets would hold more than a budget of rows in all
+(``Settings.backtest_fit_rows``), consecutive test months are grouped in blocks that share
+the fit of the block's first month (:func:`shared_fits`). A month then meets a model up to
+a few months older than a monthly job would have used, never a newer one, so the figures
+can only err on the cautious side; small and mid-sized books (all folds within the budget)
+keep one fit per month.
 """
 
 from __future__ import annotations
@@ -70,11 +78,32 @@ def folds_for(dates: list[pd.Timestamp], horizon_days: int, min_train_months: in
     return out
 
 
+def shared_fits(folds: list[Fold], rows_at: dict[pd.Timestamp, int], budget: int | None) -> list[Fold]:
+    """``folds`` with consecutive test months sharing one training set when their fits would exceed ``budget`` rows.
+
+    The block size is the smallest that keeps the rows of all distinct fits within the budget
+    (``rows_at``: labelled rows per snapshot date). Each fold of a block trains on the snapshots
+    of the block's first (oldest) test month, so no fold sees more than its own cut-off allows.
+    """
+    if budget is None or not folds:
+        return folds
+
+    def fit_rows(block: int) -> int:
+        return sum(sum(rows_at.get(d, 0) for d in folds[i].train) for i in range(0, len(folds), block))
+
+    block = next((b for b in range(1, len(folds) + 1) if fit_rows(b) <= budget), len(folds))
+    return [Fold(train=folds[i - i % block].train, test=f.test) for i, f in enumerate(folds)]
+
+
 def pooled_folds(
     frame: pd.DataFrame, label: str, horizon_days: int, *,
     min_train_months: int = MIN_TRAIN_MONTHS, min_cutoffs: int = MIN_CUTOFFS, name: str | None = None,
+    fit_rows: int | None = None,
 ) -> list[Fold]:
-    """The rolling-origin folds of ``label``; HistoryError naming what is missing below the floor."""
+    """The rolling-origin folds of ``label``; HistoryError naming what is missing below the floor.
+
+    ``fit_rows``: the most training rows all distinct fits may hold (:func:`shared_fits`); None for one fit per month.
+    """
     dates = labelled_snapshots(frame, label)
     folds = folds_for(dates, horizon_days, min_train_months)
     if len(folds) < min_cutoffs:
@@ -85,7 +114,10 @@ def pooled_folds(
             f"before each test month, {len(folds)} month end(s) can be tested and {min_cutoffs} are needed: "
             f"add {missing} more month(s) of history"
         )
-    return folds
+    if fit_rows is None:
+        return folds
+    labelled = frame.loc[frame[label].notna(), "as_of"]
+    return shared_fits(folds, pd.to_datetime(labelled).value_counts().to_dict(), fit_rows)
 
 
 def history_warning(folds: list[Fold], name: str, warn_cutoffs: int = WARN_CUTOFFS) -> str | None:

@@ -53,6 +53,9 @@ DEFAULT_PARAMS: dict[str, object] = {
     "force_row_wise": True,
 }
 DEFAULT_ROUNDS = 500
+# Rows each tree draws at most: past this, a tree's histograms are already stable, and the cost of a
+# round follows the rows drawn (at 300,000 rows a round took 0.19 s drawing 80 %, 0.10 s drawing 15 %).
+BAG_ROWS = 50_000
 ROUND_STEPS = (25, 50, 100, 200, 300, 500, 800)
 PROB_FLOOR = 0.001
 EARLY_STOPPING_ROUNDS = 50
@@ -61,11 +64,16 @@ ISOTONIC_MIN_POSITIVES = 500
 PLATT_LOGIT_GRID = np.linspace(-10.0, 10.0, 201)
 
 
-def size_params(train_rows: int) -> dict[str, int]:
-    """Leaves and minimum rows per leaf for ``train_rows`` rows: about 1 % of the rows per leaf (20-100), 10 leaves' worth per leaf cap (4-31)."""
+def size_params(train_rows: int) -> dict[str, float]:
+    """Tree size and row sampling for ``train_rows`` rows.
+
+    About 1 % of the rows per leaf (20-100) and 10 leaves' worth per leaf cap (4-31); each tree
+    draws 80 % of the rows, but never more than ``BAG_ROWS``.
+    """
     min_leaf = int(np.clip(round(train_rows / 100), 20, 100))
     leaves = int(np.clip(train_rows // (10 * min_leaf), 4, 31))
-    return {"num_leaves": leaves, "min_data_in_leaf": min_leaf}
+    bagging = round(min(float(DEFAULT_PARAMS["bagging_fraction"]), BAG_ROWS / max(train_rows, 1)), 4)
+    return {"num_leaves": leaves, "min_data_in_leaf": min_leaf, "bagging_fraction": bagging}
 
 
 def round_grid(max_rounds: int) -> tuple[int, ...]:
@@ -283,9 +291,19 @@ def fit_booster(
 def predict_rounds(
     booster: lgb.Booster, frame: pd.DataFrame, features: list[str], levels: dict[str, list[str]], rounds: tuple[int, ...],
 ) -> dict[int, np.ndarray]:
-    """Raw probabilities of ``frame`` after each of ``rounds`` boosting rounds (one matrix, several truncations)."""
+    """Raw probabilities of ``frame`` after each of ``rounds`` boosting rounds.
+
+    One pass over the trees: each step adds the raw scores of the trees since the previous
+    round count, instead of re-running every tree from the first for each count.
+    """
     x = prepare(frame, features, levels)
-    return {r: booster.predict(x, num_iteration=r, num_threads=1) for r in rounds}
+    out, raw, start = {}, np.zeros(len(x)), 0
+    for r in sorted(rounds):
+        if r > start:
+            raw = raw + booster.predict(x, start_iteration=start, num_iteration=r - start, raw_score=True, num_threads=1)
+            start = r
+        out[r] = 1.0 / (1.0 + np.exp(-raw))
+    return out
 
 
 def assemble(

@@ -20,6 +20,7 @@ Pure core: takes a feature frame and settings, returns results; MLflow lives in
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +40,7 @@ FIRST_FOLD_ROUNDS = 100
 CALIBRATION_FOLDS = 5
 # Bootstrap work is rows x replicates; above this budget replicates shrink (never below the floor),
 # since intervals on many rows are narrow and stable with fewer draws.
-BOOTSTRAP_BUDGET, BOOTSTRAP_FLOOR = 20_000_000, 200
+BOOTSTRAP_BUDGET, BOOTSTRAP_FLOOR = 20_000_000, 100
 POOLED_COLUMNS = ("account_id", "as_of", "csm_owner", "segment", "expansion_mrr")
 
 
@@ -87,9 +88,9 @@ class ModelResult:
         """Positives in the pooled test months."""
         return int(self.pooled[self.label].sum())
 
-    def interval(self, metric: str, scorer: str = "model") -> Interval:
-        """One figure of the pooled comparison with its interval."""
-        return lookup(self.comparison, scorer, metric)
+    def interval(self, metric: str, scorer: str = "model", decision: bool = False) -> Interval:
+        """One figure of the pooled comparison with its interval (``decision``: the gate's wider one)."""
+        return lookup(self.comparison, scorer, metric, decision)
 
     def backtest_table(self) -> pd.DataFrame:
         """Per cut-off: test month, rows, positives, rounds, model and baseline ROC-AUC / PR-AUC / lift (stability)."""
@@ -130,14 +131,26 @@ def best_rounds(runs: list[FoldRun], ys: list[np.ndarray], grid: tuple[int, ...]
 
 def run_fold(
     name: str, frame: pd.DataFrame, fold: Fold, features: list[str], categorical: list[str],
-    grid: tuple[int, ...], threads: int,
+    grid: tuple[int, ...], threads: int, fits: dict | None = None,
 ) -> FoldRun:
-    """Train on the fold's training snapshots and predict its test month at every round count."""
+    """Train on the fold's training snapshots and predict its test month at every round count.
+
+    ``fits`` (a dict the caller keeps) shares one booster between folds with the same training
+    snapshots (:func:`training.datasets.shared_fits`): a booster trained to more rounds predicts
+    the fewer ones exactly, since its first trees are the same.
+    """
     label = LABELS[name]
-    train, test = rows(frame, fold.train, label), rows(frame, fold.test, label)
-    params = size_params(len(train))
-    booster, levels = fit_booster(name, train, label, features, categorical, rounds=max(grid), threads=threads, params=params)
-    return FoldRun(fold, params, len(train), predict_rounds(booster, test, features, levels, grid))
+    fits = {} if fits is None else fits
+    key = (name, fold.train, tuple(features))
+    if key not in fits or fits[key][0].current_iteration() < max(grid):
+        train = rows(frame, fold.train, label)
+        params = size_params(len(train))
+        booster, levels = fit_booster(name, train, label, features, categorical, rounds=max(grid), threads=threads,
+                                      params=params)
+        fits[key] = (booster, levels, params, len(train))
+    booster, levels, params, n_train = fits[key]
+    test = rows(frame, fold.test, label)
+    return FoldRun(fold, params, n_train, predict_rounds(booster, test, features, levels, grid))
 
 
 def common_grid(runs: list[FoldRun]) -> tuple[int, ...]:
@@ -166,10 +179,13 @@ def capped_runs(
     the choice; it only saves the rounds no fold asked for.
     """
 
+    fits: dict = {}
+
     def run(fold: Fold, cap: int) -> FoldRun:
         key = (name, fold.test, fold.train, grid, tuple(features))
         if key not in cache or max(cache[key].raw) < cap:
-            cache[key] = run_fold(name, frame, fold, features, categorical, tuple(r for r in grid if r <= cap), threads)
+            cache[key] = run_fold(name, frame, fold, features, categorical, tuple(r for r in grid if r <= cap), threads,
+                                  fits)
         return cache[key]
 
     runs: list[FoldRun] = []
@@ -216,7 +232,7 @@ def train_model(
         raise ValueError(f"model name must be one of {', '.join(LABELS)}, got {name!r}")
     check_frame(frame, features)
     label = LABELS[name]
-    folds = pooled_folds(frame, label, settings.horizon_days, name=name)
+    folds = pooled_folds(frame, label, settings.horizon_days, name=name, fit_rows=settings.backtest_fit_rows)
     if n_cutoffs is not None:
         if n_cutoffs < MIN_CUTOFFS:
             raise ValueError(f"cut-offs: at least {MIN_CUTOFFS} are needed for pooled figures, got {n_cutoffs}")
@@ -264,7 +280,7 @@ def _evaluate_pooled(
     comparison = compare(
         y, {"model": model, "baseline": Scores(base, base)}, accounts, book_codes(pooled),
         replicates=replicates_for(len(y), settings.bootstrap_replicates), book_share=settings.csm_book_top_share,
-        names=names, strata=snapshot_codes(pooled),
+        names=names, strata=snapshot_codes(pooled), decision_confidence=settings.promotion_confidence,
     )
     share = settings.csm_book_top_share
     return {
@@ -321,9 +337,20 @@ def train_all(
     num_boost_round: int = DEFAULT_ROUNDS, n_cutoffs: int | None = None, fold_cache: dict | None = None,
     interval_metrics: tuple[str, ...] = HEADLINE,
 ) -> dict[str, ModelResult]:
-    """Backtest and refit both models on the same feature frame."""
-    return {
-        name: train_model(name, frame, features, categorical, settings, num_boost_round=num_boost_round,
-                          n_cutoffs=n_cutoffs, fold_cache=fold_cache, interval_metrics=interval_metrics)
-        for name in MODEL_NAMES
-    }
+    """Backtest and refit both models on the same feature frame, ``Settings.training_workers`` at a time.
+
+    The models share nothing but the read-only frame (and ``fold_cache``, keyed by model), and
+    LightGBM and numpy's sorts release the GIL, so two threads keep two cores busy without
+    the contention of one LightGBM on two OpenMP threads beside other work.
+    """
+
+    def one(name: str) -> ModelResult:
+        return train_model(name, frame, features, categorical, settings, num_boost_round=num_boost_round,
+                           n_cutoffs=n_cutoffs, fold_cache=fold_cache, interval_metrics=interval_metrics)
+
+    workers = min(settings.training_workers, len(MODEL_NAMES))
+    if workers == 1:
+        return {name: one(name) for name in MODEL_NAMES}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train") as pool:
+        futures = {name: pool.submit(one, name) for name in MODEL_NAMES}
+        return {name: future.result() for name, future in futures.items()}

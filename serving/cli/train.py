@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from enum import Enum
 from typing import Annotated
 
@@ -204,14 +205,15 @@ def models(
     if fmt is Format.json:
         print(json.dumps(versions, indent=2))
         return
-    table = Table(title="registered models: pooled out-of-time ROC-AUC (90% interval), baseline on the same rows")
+    table = Table(title="registered models: pooled out-of-time ROC-AUC and gain with the intervals the gate decided on "
+                  "(Settings.promotion_confidence), baseline on the same rows")
     for col in ("model", "ver", "aliases", "auc", "base", "gain over baseline", "positives", "ece", "gate"):
         table.add_column(col, justify="left" if col in ("model", "aliases", "gate") else "right")
     for v in versions:
         m, b = v["metrics"], v["baseline_metrics"]
         auc = v["gate_roc_auc"] or f"{m.get('roc_auc', float('nan')):.3f}"
-        table.add_row(v["name"], v["version"], ",".join(v["aliases"]) or "-", auc.replace("90% interval ", ""),
-                      f"{b.get('roc_auc', float('nan')):.3f}", (v["gate_gain_over_baseline"] or "-").replace("90% interval ", ""),
+        table.add_row(v["name"], v["version"], ",".join(v["aliases"]) or "-", _bare(auc),
+                      f"{b.get('roc_auc', float('nan')):.3f}", _bare(v["gate_gain_over_baseline"] or "-"),
                       v["gate_positives"] or "-", f"{m.get('ece', float('nan')):.3f}", v["gate"] or "-")
     console.print(table)
     for v in versions:
@@ -268,3 +270,8 @@ def register(app: typer.Typer) -> None:
     app.command("models")(models)
     app.command("promote")(promote)
     app.command("rollback")(rollback)
+
+
+def _bare(span: str) -> str:
+    """'0.740 (98% interval 0.690 to 0.790)' -> '0.740 (0.690 to 0.790)' for a narrow table cell."""
+    return re.sub(r"\d+% interval ", "", span)

@@ -39,6 +39,28 @@ def test_cutoffs_roll_over_every_labelled_month_once_the_minimum_span_exists(mak
     assert all(f.train == tuple(d for d in labelled if d + pd.Timedelta(days=90) <= f.test) for f in folds)
 
 
+def test_over_the_fit_budget_months_share_the_oldest_fit_of_their_block_and_every_month_is_tested(make_frame):
+    frame = make_frame(accounts=40, months=24)
+    per_month = pooled_folds(frame, "expanded", 90)
+    labelled = frame.loc[frame["expanded"].notna(), "as_of"].value_counts()
+    all_rows = sum(int(labelled[list(f.train)].sum()) for f in per_month)
+    assert pooled_folds(frame, "expanded", 90, fit_rows=all_rows) == per_month  # within the budget: one fit per month
+    budget = all_rows // 3
+    shared = pooled_folds(frame, "expanded", 90, fit_rows=budget)
+    assert [f.test for f in shared] == [f.test for f in per_month]  # every month still tested, once, in order
+    fits = list(dict.fromkeys(f.train for f in shared))
+    assert 1 < len(fits) < len(per_month)
+    assert sum(int(labelled[list(t)].sum()) for t in fits) <= budget
+    for fold, own in zip(shared, per_month):
+        # a shared fit is an older month's training set: never newer than the month's own cut-off allows
+        assert set(fold.train) <= set(own.train) and fold.train[0] == own.train[0]
+        assert max(fold.train) + pd.Timedelta(days=90) <= fold.test
+    # the block is the smallest that fits: one month fewer per block would exceed the budget
+    block = sum(1 for f in shared if f.train == shared[0].train)
+    smaller = [per_month[i].train for i in range(0, len(per_month), block - 1)]
+    assert sum(int(labelled[list(t)].sum()) for t in smaller) > budget
+
+
 def test_below_the_floor_the_error_names_what_is_missing(make_frame):
     # 7 labelled month ends (Jan-Jul); Jun 30 and Jul 31 are the only ones with 3 training months 90 days before.
     frame = make_frame(accounts=10, months=10)

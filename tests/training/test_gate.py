@@ -87,3 +87,18 @@ def test_the_champion_is_rescored_only_on_rows_from_the_end_of_its_data(make_fra
     unseen = new.pooled[new.pooled["as_of"] >= pd.Timestamp("2024-12-31")]
     assert comparison.since == "2024-12-31" and comparison.positives == int(unseen["churned"].sum())
     assert comparison.gain is not None and comparison.gain.low < comparison.gain.value < comparison.gain.high
+
+
+def test_the_gate_decides_on_the_wider_interval_of_promotion_confidence(make_frame, feature_lists):
+    features, categorical = feature_lists
+    settings = Settings(_env_file=None, home="unused", bootstrap_replicates=400)
+    result = train_model("churn", make_frame(accounts=300), features, categorical, settings, num_boost_round=50)
+    reported, decided = result.interval("roc_auc", "model - baseline"), result.interval("roc_auc", "model - baseline", True)
+    assert reported.level == 0.90 and decided.level == settings.promotion_confidence == 0.98
+    assert decided.value == reported.value and decided.low < reported.low < reported.high < decided.high
+    decision = gate(result, None, settings)
+    assert decision.figures["gate_gain_over_baseline"].startswith(f"{decided.value:+.3f} (98% interval {decided.low:+.3f}")
+    # a gain whose 90 % interval clears 0 but whose decision interval does not is refused
+    between = Interval(reported.value, 0.01, reported.high), Interval(reported.value, -0.01, decided.high, 0.98)
+    assert decide("churn", 80, GOOD_AUC, between[0], None, min_positives=30).promote
+    assert not decide("churn", 80, GOOD_AUC, between[1], None, min_positives=30).promote

@@ -8,7 +8,7 @@ import pytest
 from features.config import Settings
 from training.datasets import pooled_folds, rows
 from training.evaluate import expected_calibration_error
-from training.models import Calibrator, fit_model, round_grid, size_params
+from training.models import BAG_ROWS, Calibrator, fit_model, round_grid, size_params
 from training.train import train_model
 
 
@@ -109,7 +109,9 @@ def test_bundle_round_trip_keeps_predictions_and_expansion_size(tmp_path, featur
 
 def test_tree_size_grows_with_the_rows_and_stays_within_bounds():
     small, medium, large = size_params(800), size_params(20_000), size_params(2_000_000)
-    assert small == {"num_leaves": 4, "min_data_in_leaf": 20}
+    assert small == {"num_leaves": 4, "min_data_in_leaf": 20, "bagging_fraction": 0.8}
+    # each tree draws 80 % of the rows, never more than BAG_ROWS
+    assert medium["bagging_fraction"] == 0.8 and large["bagging_fraction"] * 2_000_000 == pytest.approx(BAG_ROWS)
     assert small["num_leaves"] <= medium["num_leaves"] <= large["num_leaves"] == 31
     assert small["min_data_in_leaf"] <= medium["min_data_in_leaf"] <= large["min_data_in_leaf"] == 100
     assert round_grid(120) == (25, 50, 100, 120) and round_grid(500)[-1] == 500

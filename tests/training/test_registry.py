@@ -58,7 +58,7 @@ def test_register_gate_reject_and_rollback(small_frame, feature_lists, settings,
     client = configure(settings)
     tags = client.get_model_version("churn", "2").tags
     assert tags["gate_decision"] == "rejected" and "could be noise" in tags["gate_reasons"]
-    assert tags["gate_positives"] == str(worse.positives) and "90% interval" in tags["gate_gain_over_baseline"]
+    assert tags["gate_positives"] == str(worse.positives) and "98% interval" in tags["gate_gain_over_baseline"]
 
     # Manual override, then a one-step rollback puts the old champion back.
     assert promote("churn", "2", settings) == "1"

@@ -117,3 +117,25 @@ def test_later_folds_train_one_step_past_the_best_so_far_and_choose_as_the_full_
     trained_to = [max(run.raw) for run in cache.values()]
     # The first fold goes to the end of the grid; later ones stop one step past the best of the folds before them.
     assert trained_to[0] == 300 and min(trained_to[1:]) < 300
+
+
+def test_months_over_the_fit_budget_are_predicted_by_their_blocks_shared_fit(make_frame, feature_lists):
+    from training import train as train_module
+    from training.models import round_grid
+
+    features, categorical = feature_lists
+    frame = make_frame(accounts=200, months=16)
+    per_month = pooled_folds(frame, "expanded", 90)
+    budget = sum(len(frame[frame["as_of"].isin(f.train) & frame["expanded"].notna()]) for f in per_month) // 2
+    settings = Settings(_env_file=None, home="unused", bootstrap_replicates=50, backtest_fit_rows=budget)
+    result = train_model("expansion", frame, features, categorical, settings, num_boost_round=100)
+    shared = pooled_folds(frame, "expanded", 90, fit_rows=budget)
+    assert [f.fold for f in result.folds] == shared and [f.fold.test for f in result.folds] == [f.test for f in per_month]
+    assert len({f.train for f in shared}) < len(shared)
+    # every month's pooled predictions come from the fit of its block's oldest month, at the rounds it reported
+    grid = round_grid(100)
+    for fold, reported in zip(shared, result.folds):
+        alone = train_module.run_fold("expansion", frame, fold, features, categorical, grid, 1)
+        got = result.pooled.loc[result.pooled["as_of"] == fold.test, "model_raw"].to_numpy()
+        np.testing.assert_allclose(got, alone.raw[reported.rounds])
+    assert result.model.training_window["train_end"] == frame.loc[frame["expanded"].notna(), "as_of"].max().date().isoformat()
