@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from serving.live_snapshot import LiveSnapshot
+from serving.schemas import ItemError, ScoreResponse, api_record, with_results
 from serving.scoring import Scorer, feature_specs
 from serving.snapshot import ScoredSnapshot, load_snapshot, read_newest
 
@@ -62,6 +63,33 @@ def test_background_precompute_completes_and_calls_back(snapshot_path: Path, sco
     snap = load_snapshot(snapshot_path, scorer)
     snap.start_precompute(lambda: done.append(True)).join(timeout=60)
     assert done == [True] and snap.reasons_complete and snap.reasons_computed == 120
+
+
+def test_stored_answers_are_what_the_response_model_makes_of_the_records(snapshot_path: Path, scorer: Scorer) -> None:
+    """A batch answer joined from the stored per-account JSON is byte for byte the response model's own dump."""
+    eager, lazy = load_snapshot(snapshot_path, scorer), load_snapshot(snapshot_path, scorer)
+    assert eager.precompute_reasons(chunk=50)
+    ids = ["acc0007", "acc0100", "acc0007", "acc0031"]  # a repeated id is answered twice, as before
+    errors = [ItemError(account_id="ghost", field="accounts.4.account_id", error="unknown account", status=404,
+                        value=None, rule=None)]
+    for with_reasons in (True, False):
+        records = eager.lookup(ids, with_reasons)
+        expected = ScoreResponse(model_available=True, snapshot_as_of=eager.as_of, errors=errors,
+                                 results=[api_record(r) for r in records]).model_dump_json().encode()
+        for snap in (eager, lazy):  # precomputed, and built on first request
+            envelope = ScoreResponse(model_available=True, snapshot_as_of=snap.as_of, results=[], errors=errors)
+            assert with_results(envelope, snap.answers(ids, with_reasons)) == expected
+    assert b'"reasons":[{"text":' in eager.answers(["acc0007"], True)[0]  # not trivially equal: reasons exist
+    assert eager.answers(["acc0007"], False)[0].count(b'"reasons":[]') == 1
+
+
+def test_a_book_ranked_once_is_the_book_ranked_on_request(snapshot_path: Path, scorer: Scorer) -> None:
+    snap = load_snapshot(snapshot_path, scorer)
+    for key in ("expected_expansion_usd", "churn_probability"):
+        ranking = snap.ranked_book("csm1", key)
+        assert ranking == snap.ranked(snap.book("csm1"), key) and len(ranking) == len(snap.book("csm1")) > 1
+        assert snap.ranked_book("csm1", key) is ranking  # sorted once per snapshot
+    assert snap.ranked_book("nobody", "churn_probability") == []
 
 
 def _replace(path: Path, data: bytes) -> None:
