@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -122,6 +124,59 @@ def test_a_corrupt_file_keeps_the_previous_snapshot_serving_and_says_why(
     assert live.reload() is False and live.current is before  # the same bad file is not loaded again
     _replace(snapshot_path, good)  # the writer finishes: the next check loads it
     assert live.reload() is True and live.status()["snapshot_rejected"] is None and live.current is not before
+
+
+def _publish(path: Path, frame: pd.DataFrame, factor: float) -> None:
+    """A new version of the snapshot file, renamed into place, with a later mtime."""
+    stat = path.stat()
+    tmp = path.with_suffix(".tmp")
+    frame.drop(columns=["expanded", "churned"]).assign(whitespace_usd=frame["whitespace_usd"] * factor).to_parquet(tmp)
+    os.replace(tmp, path)
+    os.utime(path, (stat.st_atime + 5, stat.st_mtime + 5))
+
+
+def test_a_change_noticed_by_itself_serves_only_with_every_reason_computed(
+    snapshot_path: Path, scorer: Scorer, frame: pd.DataFrame
+) -> None:
+    live = LiveSnapshot(snapshot_path, scorer, check_seconds=0.0)
+    first = live.current
+    _publish(snapshot_path, frame, 1.01)
+    assert live.reload(wait=False) is True  # in this thread: loaded, every reason computed, then swapped in
+    assert live.current is not first and live.current.reasons_complete and live.pending is None
+    second = live.current
+    _publish(snapshot_path, frame, 1.02)
+    assert live.get() is second  # the request that notices the change is answered at once, by the old snapshot
+    deadline = time.monotonic() + 60
+    while live.current is second and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert live.current is not second and live.current.reasons_complete  # never seen without its reasons
+    assert live.current.mtime == snapshot_path.stat().st_mtime
+
+
+def test_refresh_serves_a_snapshot_still_being_prepared_at_once(
+    snapshot_path: Path, scorer: Scorer, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = LiveSnapshot(snapshot_path, scorer, precompute=True)
+    first, release = live.current, threading.Event()
+    original = ScoredSnapshot.precompute_reasons
+
+    def held(self: ScoredSnapshot, chunk: int = 1000) -> bool:
+        release.wait(60)
+        return original(self, chunk)
+
+    monkeypatch.setattr(ScoredSnapshot, "precompute_reasons", held)
+    _publish(snapshot_path, frame, 1.01)
+    preparing = threading.Thread(target=live.reload, kwargs={"wait": False})
+    preparing.start()
+    deadline = time.monotonic() + 60
+    while live.pending is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pending = live.pending
+    assert pending is not None and live.current is first
+    assert live.reload() is True and live.current is pending and live.pending is None  # POST /refresh
+    release.set()
+    preparing.join(60)
+    assert live.current is pending and pending.reasons_complete
 
 
 def test_a_deleted_file_keeps_the_previous_snapshot(snapshot_path: Path, scorer: Scorer) -> None:
