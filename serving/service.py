@@ -154,7 +154,8 @@ def _is_json(headers: dict[bytes, bytes]) -> bool:
 
 
 # threads: BentoML runs sync endpoints one at a time by default, so a 1 ms look-up queued behind every
-# 200-account batch and ranking; with several threads they share the worker (benchmarks/README.md, load)
+# 200-account batch and ranking; with several threads they share the worker. One worker is enough because
+# batches and rankings join stored JSON answers (serving/snapshot.py) (benchmarks/README.md, load)
 @bentoml.service(name="expansion_scoring", workers=1, threads=API_THREADS, traffic={"timeout": 30})
 class ExpansionScoring:
     """Expansion readiness and churn risk for CSM tools."""

@@ -5,7 +5,9 @@ the service keeps only its newest ``as_of`` rows and scores them once without re
 (a vectorised predict). Reasons are then computed for every account in the background,
 a chunk at a time (:meth:`ScoredSnapshot.precompute_reasons`), so the first request for
 an account costs what the second does; until that is done, an account not yet explained
-gets its reasons on demand and cached. :class:`serving.live_snapshot.LiveSnapshot` swaps
+gets its reasons on demand and cached. Each account's HTTP answer is stored as JSON with its
+reasons (:meth:`ScoredSnapshot.answers`), so a batch answer is a join of stored bytes, and a
+CSM's book is ranked once per key. :class:`serving.live_snapshot.LiveSnapshot` swaps
 in a fresh :class:`ScoredSnapshot` atomically, so requests never see a half-loaded book.
 """
 
