@@ -71,13 +71,17 @@ class LiveSnapshot:
         A changed file is loaded by a background thread: the request that noticed it answers at once.
         """
         if time.monotonic() - self._checked_at > self.check_seconds:
-            self._checked_at = time.monotonic()
-            mtime = _mtime(self.path)
-            if mtime is None:
-                self.reload(wait=False)  # only says the file is gone, if it was ever there
-            elif not self._known(mtime) and not self._loading.locked():
-                threading.Thread(target=self.reload, kwargs={"wait": False}, name="snapshot-reload", daemon=True).start()
+            self.check()
         return self.current
+
+    def check(self) -> None:
+        """Start loading the file in a background thread when it changed (the periodic refresh calls this too)."""
+        self._checked_at = time.monotonic()
+        mtime = _mtime(self.path)
+        if mtime is None:
+            self.reload(wait=False)  # only says the file is gone, if it was ever there
+        elif not self._known(mtime) and not self._loading.locked():
+            threading.Thread(target=self.reload, kwargs={"wait": False}, name="snapshot-reload", daemon=True).start()
 
     def _known(self, mtime: float | None) -> bool:
         """True when the file version ``mtime`` is serving, being prepared, or was refused already."""

@@ -180,7 +180,7 @@ class ExpansionScoring:
             try:
                 if self._refresh_models():
                     log.info("models changed by themselves: %s", self.choice.note)
-                self.live.reload(wait=False)
+                self.live.check()  # a changed file is prepared in its own thread: the model checks go on
             except Exception:  # noqa: BLE001 - a failed check must not end the checks; the next one tries again
                 log.exception("periodic model refresh failed; serving what was loaded")
 
