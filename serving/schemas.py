@@ -165,6 +165,48 @@ AccountScore = create_model(
 )
 
 
+# (model name, column) pairs built once: every answer formats them per account
+_VERSION_KEYS = tuple((name, f"{name}_model_version") for name in MODEL_NAMES)
+_RUN_ID_KEYS = tuple((name, f"{name}_model_run_id") for name in MODEL_NAMES)
+
+
+def api_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A scorer record (one account) in the shape of :data:`AccountScore`: NaN as null, reasons, model ids."""
+    out = record.copy()
+    out.pop("reason_details", None)
+    for k, v in out.items():
+        if isinstance(v, float) and v != v:  # NaN is "unknown" -> JSON null
+            out[k] = None
+    out["reasons"] = record.get("reason_details") or []
+    out["model_versions"] = {name: record.get(key) for name, key in _VERSION_KEYS}
+    out["model_run_ids"] = {name: record.get(key) for name, key in _RUN_ID_KEYS}
+    return out
+
+
+def account_json(record: dict[str, Any]) -> bytes:
+    """One account's answer as the JSON bytes of :data:`AccountScore`, validated as a response model would be.
+
+    Built once per account and snapshot (:meth:`serving.snapshot.ScoredSnapshot.answers`), so
+    that a batch answer joins stored bytes instead of validating and dumping every record.
+    """
+    return AccountScore.__pydantic_serializer__.to_json(AccountScore.model_validate(api_record(record)))
+
+
+_RESULTS = b'"results":[]'
+
+
+def with_results(envelope: BaseModel, results: list[bytes]) -> bytes:
+    """``envelope`` (a response with ``results=[]``) as JSON, its results being the given account answers.
+
+    Byte for byte what the model would dump with those results: the marker is the top-level key,
+    since a quote inside a JSON string is always escaped.
+    """
+    head, marker, tail = envelope.__pydantic_serializer__.to_json(envelope).partition(_RESULTS)
+    if not marker:
+        raise ValueError(f"{type(envelope).__name__} has no empty results list to fill")
+    return b"".join((head, b'"results":[', b",".join(results), b"]", tail))
+
+
 class ItemError(BaseModel):
     """Why one account of a batch was not scored (the others of the batch still are)."""
 

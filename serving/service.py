@@ -25,7 +25,7 @@ from typing import Any
 
 import bentoml
 import pandas as pd
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from features.config import get_settings
 from serving.models import ModelChoice, load_models
@@ -45,8 +45,10 @@ from serving.schemas import (
     RequestError,
     ScoreRequest,
     ScoreResponse,
+    account_json,
     check_size,
     complete_openapi,
+    with_results,
 )
 from serving.feature_checks import FeatureRule, feature_rules, openapi_features
 from serving.forecast_api import ForecastRequest, ForecastResponse, stored_forecast
@@ -152,7 +154,8 @@ def _is_json(headers: dict[bytes, bytes]) -> bool:
 
 
 # threads: BentoML runs sync endpoints one at a time by default, so a 1 ms look-up queued behind every
-# 200-account batch and ranking; with several threads they share the worker (benchmarks/README.md, load)
+# 200-account batch and ranking; with several threads they share the worker. One worker is enough because
+# batches and rankings join stored JSON answers (serving/snapshot.py) (benchmarks/README.md, load)
 @bentoml.service(name="expansion_scoring", workers=1, threads=API_THREADS, traffic={"timeout": 30})
 class ExpansionScoring:
     """Expansion readiness and churn risk for CSM tools."""
@@ -177,7 +180,7 @@ class ExpansionScoring:
             try:
                 if self._refresh_models():
                     log.info("models changed by themselves: %s", self.choice.note)
-                self.live.reload(wait=False)
+                self.live.check()  # a changed file is prepared in its own thread: the model checks go on
             except Exception:  # noqa: BLE001 - a failed check must not end the checks; the next one tries again
                 log.exception("periodic model refresh failed; serving what was loaded")
 
@@ -236,35 +239,41 @@ class ExpansionScoring:
                 "model_available": self.scorer.model_available}
         return JSONResponse(body, status_code=exc.status)
 
-    def _score_accounts(self, accounts: list[AccountInput], with_reasons: bool) -> tuple[ScoredSnapshot, list, list]:
+    def _resolve(self, accounts: list[AccountInput]) -> tuple[ScoredSnapshot, list[str], list[dict], list]:
+        """(snapshot, ids to look up, supplied feature rows, per-item errors); a 4xx when nothing can be scored."""
         snap = self._current()
         check_size("accounts", len(accounts), self.settings.max_batch_size)
         by_id, supplied, errors = resolve(snap, accounts, self._rules)
-        records = snap.lookup(by_id, with_reasons) if by_id else []
-        if supplied:
-            records += snap.scorer.score_records(supplied, with_reasons=with_reasons)
-        if not records:
+        if not by_id and not supplied:
             status = 404 if all(e.field.endswith("account_id") for e in errors) else 400
             raise RequestError(status, "accounts", "no account in the batch could be scored", errors)
-        return snap, records, errors
+        return snap, by_id, supplied, errors
 
     @bentoml.api(route="/score", input_spec=ScoreRequest)
     def score(self, accounts: list[AccountInput], with_reasons: bool = True) -> ScoreResponse:
         """Score accounts by id (features from the newest snapshot) or by supplied feature values."""
         try:
-            snap, records, errors = self._score_accounts(accounts, with_reasons)
+            snap, by_id, supplied, errors = self._resolve(accounts)
         except RequestError as exc:
             return self._error(exc)  # type: ignore[return-value]
-        return ScoreResponse(model_available=self.scorer.model_available, snapshot_as_of=snap.as_of,
-                             results=[_account_score(r) for r in records], errors=errors)
+        # accounts by id: their answers stored as JSON per snapshot; supplied features: scored and formatted now
+        results = snap.answers(by_id, with_reasons) if by_id else []
+        if supplied:
+            results += [account_json(r) for r in snap.scorer.score_records(supplied, with_reasons=with_reasons)]
+        envelope = ScoreResponse(model_available=self.scorer.model_available, snapshot_as_of=snap.as_of, results=[],
+                                 errors=errors)
+        return _json(envelope, results)  # type: ignore[return-value]
 
     @bentoml.api(route="/baseline", input_spec=BaselineRequest)
     def baseline(self, accounts: list[AccountInput]) -> BaselineResponse:
         """The rule-based readiness score, band and health only."""
         try:
-            snap, records, errors = self._score_accounts(accounts, with_reasons=False)
+            snap, by_id, supplied, errors = self._resolve(accounts)
         except RequestError as exc:
             return self._error(exc)  # type: ignore[return-value]
+        records = snap.lookup(by_id, with_reasons=False) if by_id else []
+        if supplied:
+            records += snap.scorer.score_records(supplied, with_reasons=False)
         keys = tuple(BaselineScore.model_fields)
         return BaselineResponse(model_available=self.scorer.model_available, snapshot_as_of=snap.as_of,
                                 results=[{k: r[k] for k in keys} for r in records], errors=errors)
@@ -288,10 +297,10 @@ class ExpansionScoring:
             return self._error(RequestError(404, exc.field, exc.message, exc.errors))  # type: ignore[return-value]
         needs = self.scorer.expansion if order_by != "churn_probability" else self.scorer.churn
         key = order_by if needs is not None else _FALLBACK_KEYS[order_by]
-        top = snap.ranked(ids, key)[:limit]
-        return RankResponse(model_available=self.scorer.model_available, snapshot_as_of=snap.as_of, order_by=key,
-                            total_accounts=len(ids), results=[_account_score(r) for r in snap.lookup(top, True)],
-                            errors=errors)
+        ranking = snap.ranked_book(csm_owner, key) if csm_owner is not None else snap.ranked(ids, key)
+        envelope = RankResponse(model_available=self.scorer.model_available, snapshot_as_of=snap.as_of, order_by=key,
+                                total_accounts=len(ids), results=[], errors=errors)
+        return _json(envelope, snap.answers(ranking[:limit], True))  # type: ignore[return-value]
 
     @bentoml.api(route="/metadata", input_spec=EmptyRequest)
     def metadata(self) -> MetadataResponse:
@@ -351,21 +360,14 @@ def _feature_rules(scorer: Scorer) -> dict[str, FeatureRule]:
     return feature_rules(scorer.specs, model_features)
 
 
-# (model name, column) pairs built once: a 1,000-account answer formats them 1,000 times
-_VERSION_KEYS = tuple((name, f"{name}_model_version") for name in MODEL_NAMES)
-_RUN_ID_KEYS = tuple((name, f"{name}_model_run_id") for name in MODEL_NAMES)
+def _json(envelope: ScoreResponse | RankResponse, results: list[bytes]) -> Response:
+    """The answer as JSON bytes: the envelope validated by its model, the results joined from stored answers.
 
-
-def _account_score(record: dict[str, Any]) -> dict[str, Any]:
-    out = record.copy()  # a copy and one pass: a 200-account answer formats 200 records per request
-    out.pop("reason_details", None)
-    for k, v in out.items():
-        if isinstance(v, float) and v != v:  # NaN is "unknown" -> JSON null
-            out[k] = None
-    out["reasons"] = record.get("reason_details") or []
-    out["model_versions"] = {name: record.get(key) for name, key in _VERSION_KEYS}
-    out["model_run_ids"] = {name: record.get(key) for name, key in _RUN_ID_KEYS}
-    return out
+    The same bytes the framework would write for the model with those results, without validating
+    and serialising every account again on each request (that work also ran on the event loop,
+    where it held up every other connection of the worker).
+    """
+    return Response(with_results(envelope, results), media_type="application/json")
 
 
 def _model_info(name: str, model: Any, source: str) -> ModelInfo:

@@ -152,6 +152,22 @@ def test_rank_orders_a_csm_book_and_limits(client: TestClient, snapshot_file: tu
     assert r.json()["errors"][0]["field"] == "account_ids.1"
 
 
+def test_answers_are_the_response_models_own_json(client: TestClient) -> None:
+    """Answers joined from stored per-account JSON read back as the documented models, unchanged by a round trip."""
+    from serving.schemas import RankResponse, ScoreResponse
+
+    supplied = {"account_id": "new", "features": {"seat_utilization_pct": 91.0, "segment": "smb"}}
+    for body in ({"accounts": [{"account_id": "acc0003"}, {"account_id": "ghost"}, supplied]},
+                 {"accounts": [{"account_id": "acc0003"}, supplied], "with_reasons": False}):
+        r = client.post("/score", json=body, headers=AUTH)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json", r.text
+        assert ScoreResponse.model_validate_json(r.content).model_dump_json().encode() == r.content
+        assert [x["account_id"] for x in r.json()["results"]] == ["acc0003", "new"]
+    r = client.post("/rank", json={"csm_owner": "csm1", "limit": 3}, headers=AUTH)
+    assert r.status_code == 200 and r.headers["x-model-available"] == "true"
+    assert RankResponse.model_validate_json(r.content).model_dump_json().encode() == r.content
+
+
 def test_metadata_and_baseline(client: TestClient) -> None:
     meta = client.post("/metadata", json={}, headers=AUTH).json()
     assert [m["version"] for m in meta["models"]] == ["7", "9"] and meta["snapshot_accounts"] == 300
