@@ -3,7 +3,8 @@
 Per account active at the cut-off: P(expand) and P(churn) from the calibrated models,
 P(contract) from the segment's past contraction rate; the amount if it happens is the
 open expansion deals' amount where one is open, else ARR times a ratio drawn from the
-segment's past expansions (the learned typical size); churn loses the whole ARR.
+past expansions of the segment's accounts *nearest in ARR* (the learned typical size);
+churn loses the whole ARR.
 
 Intervals come from a Monte Carlo over accounts (Bernoulli events x drawn sizes), not a
 Poisson-binomial convolution: the quantity is a sum of *unequal, random* amounts, not a
@@ -11,6 +12,18 @@ count, and one simulation gives expansion, contraction, churn and NRR jointly fo
 total and every segment. A per-segment level shock (lognormal, its spread learned from
 the forecast's own past errors at earlier cut-offs whose horizon had passed) adds the
 uncertainty that is shared by all accounts and that independent draws cannot show.
+
+Why the size comes from ARR neighbours, not the whole segment: the spread of a sum of
+amounts ``arr_i * r_i`` is ``sum p_i arr_i^2 Var(r | account i)``, so it is set by the
+largest accounts, and the ratio's spread (and mean) falls with ARR: a two-seat account
+that adds two seats doubles, a large one rarely does. One segment-wide pool gives a large
+account the spread of small ones. On the generated 10,000-account company the realised
+squared errors of accounts with no open deal were 0.43-0.63 of what segment-wide draws
+claimed (the Bernoulli part alone 0.80-0.96): the draws, not the probabilities, were too
+wide. So each account draws from the ``k = ceil(sqrt(n))`` past expansions (of ``n`` in its
+segment) nearest to it in ARR, the usual nearest-neighbour rule (k and n/k both grow with
+n), and its expected size is that window's mean; an ARR weighting is no longer needed,
+since a small account's ratio no longer stands in for a large one's.
 Pure: frames in, frames out.
 """
 
@@ -33,21 +46,46 @@ MIN_RESIDUALS = 3
 class Sizes:
     """What a segment's events have been worth, learned from labelled rows only.
 
-    Ratios are amount / ARR of the rows where the event happened, each with the row's ARR
-    as its weight: the forecast is a sum of ARR, so the typical size is the ARR-weighted
-    ratio (sum of amounts / sum of ARR), not the mean of per-account ratios, which small
-    accounts dominate (two seats added to two double the account).
+    Ratios are amount / ARR of the rows where the event happened, with the row's ARR beside
+    them. An expansion's size comes from the account's ARR neighbours (``expansion_windows``),
+    so small accounts' large relative moves (two seats added to two double the account) do
+    not set a large account's size or spread. A contraction's size is the segment's
+    ARR-weighted ratio (sum of amounts / sum of ARR), as the forecast is a sum of ARR.
     """
 
-    expansion_ratios: dict[str, np.ndarray]  # expansion ARR / ARR of rows that expanded
+    expansion_ratios: dict[str, np.ndarray]  # expansion ARR / ARR of rows that expanded, in order of their ARR
     contraction_rate: dict[str, float]
     contraction_ratios: dict[str, np.ndarray]
     rows: dict[str, int] = field(default_factory=dict)
-    expansion_weights: dict[str, np.ndarray] = field(default_factory=dict)
+    expansion_weights: dict[str, np.ndarray] = field(default_factory=dict)  # ARR of those rows, ascending
     contraction_weights: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def mean_expansion_ratio(self, segment: str) -> float:
-        return _weighted_mean(self.expansion_ratios.get(segment), self.expansion_weights.get(segment))
+    def expansion_windows(self, segments: np.ndarray, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per account: start and length of its ARR-neighbour window in ``pool()``, and the window's mean ratio.
+
+        The window is the ``ceil(sqrt(n))`` past expansions of the account's segment nearest to its
+        ARR (``expansion_weights`` holds their ARR, ascending). A segment with no past expansion: length 0, mean 0.
+        """
+        names = sorted(self.expansion_ratios)
+        offsets = np.cumsum([0, *(len(self.expansion_ratios[g]) for g in names)])
+        start, size, mean = np.zeros(len(arr), int), np.zeros(len(arr), int), np.zeros(len(arr))
+        for i, g in enumerate(names):
+            rows, ratios = np.flatnonzero(segments == g), self.expansion_ratios[g]
+            n = len(ratios)
+            if not n or not len(rows):
+                continue
+            k = int(np.ceil(np.sqrt(n)))
+            keys = self.expansion_weights.get(g)
+            keys = keys if keys is not None and len(keys) == n else np.zeros(n)
+            lo = np.clip(np.searchsorted(keys, arr[rows]) - k // 2, 0, n - k)
+            sums = np.concatenate([[0.0], np.cumsum(ratios)])
+            start[rows], size[rows], mean[rows] = offsets[i] + lo, k, (sums[lo + k] - sums[lo]) / k
+        return start, size, mean
+
+    def pool(self) -> np.ndarray:
+        """Every segment's expansion ratios end to end, segments in sorted order (what ``expansion_windows`` indexes)."""
+        names = sorted(self.expansion_ratios)
+        return np.concatenate([np.zeros(0), *(np.asarray(self.expansion_ratios[g], dtype=float) for g in names)])
 
     def mean_contraction_ratio(self, segment: str) -> float:
         return _weighted_mean(self.contraction_ratios.get(segment), self.contraction_weights.get(segment))
@@ -69,7 +107,7 @@ def learn_sizes(history: pd.DataFrame) -> Sizes:
     expansions that come with a deal are the larger, planned ones, whose amounts the deals give.
     """
     h = history.loc[history["expanded"].notna() & (history["arr"] > 0)]
-    exp = h.loc[h["expanded"] == 1]
+    exp = h.loc[h["expanded"] == 1].sort_values("arr", kind="stable")  # ARR order: neighbours are adjacent
     if "open_expansion_amount_usd" in h:
         # the typical size stands in for accounts with no open deal: learn it from such accounts only
         no_deal = exp.loc[~(exp["open_expansion_amount_usd"].fillna(0.0) > 0)]
@@ -97,7 +135,7 @@ def account_expectations(book: pd.DataFrame, p_expand: np.ndarray, p_churn: np.n
     arr = book["arr"].to_numpy(dtype=float)
     deal = (book["open_expansion_amount_usd"].fillna(0.0).to_numpy(dtype=float) if "open_expansion_amount_usd" in book
             else np.zeros(len(book)))
-    ratio = np.array([sizes.mean_expansion_ratio(s) for s in seg])
+    ratio = sizes.expansion_windows(seg, arr)[2]
     c_ratio = np.array([sizes.mean_contraction_ratio(s) for s in seg])
     return pd.DataFrame({
         "account_id": book["account_id"].to_numpy(), "segment": seg, "arr": arr,
@@ -135,14 +173,17 @@ def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: i
     arr = acc["arr"].to_numpy(dtype=float)
     sigma = np.array([(level_sigma or {}).get(s, 0.0) for s in segments])
     has_deal, deal = acc["has_deal"].to_numpy(), acc["expansion_size"].to_numpy(dtype=float)
+    window_start, window_size, _ = sizes.expansion_windows(seg.astype(str), arr)
+    pool = sizes.pool()
     p_exp, p_churn, p_con = (acc[c].to_numpy(dtype=float) for c in ("p_expand", "p_churn", "p_contract"))
     sums = {m: np.zeros((draws, S)) for m in ("expansion_arr", "contraction_arr", "churned_arr")}
     for start in range(0, draws, DRAW_CHUNK):
         k = min(DRAW_CHUNK, draws - start)
         shock = np.exp(rng.normal(0, 1, (k, S)) * sigma[None, :])
         d, a = np.nonzero(rng.random((k, n)) < np.minimum(p_exp[None, :] * shock[:, codes], 1.0))
-        amount = np.where(has_deal[a], deal[a],
-                          arr[a] * _draw_ratios(sizes.expansion_ratios, sizes.expansion_weights, codes[a], segments, rng))
+        pick = window_start[a] + (rng.random(len(a)) * window_size[a]).astype(int)
+        ratio = np.where(window_size[a] > 0, pool[np.minimum(pick, max(len(pool) - 1, 0))] if len(pool) else 0.0, 0.0)
+        amount = np.where(has_deal[a], deal[a], arr[a] * ratio)
         sums["expansion_arr"][start:start + k] = _bin(d, codes[a], amount, k, S)
         d, a = np.nonzero(rng.random((k, n)) < p_con[None, :])
         amount = arr[a] * _draw_ratios(sizes.contraction_ratios, sizes.contraction_weights, codes[a], segments, rng)
