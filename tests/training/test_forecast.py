@@ -135,3 +135,40 @@ def test_backtest_on_a_generated_company(feature_frame, generated_company):
     assert (model["expansion_forecast"] <= model["expansion_high80"]).all()
     summary = summarize_backtest(results)
     assert summary["cutoffs"].min() >= 2 and summary["expansion_mdape_pct"].notna().all()
+
+
+def _arr_dependent_company(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """A book whose typical expansion ratio falls with ARR (small accounts double, large ones add a little), and its p."""
+    arr = rng.lognormal(8, 0.8, n)
+    typical = (arr / np.exp(8)) ** -0.7  # each expansion: this x a lognormal factor of mean 1, sd about 30 %
+    return pd.DataFrame({"account_id": [f"a{i}" for i in range(n)], "segment": "smb", "arr": arr}), typical, rng.uniform(0.05, 0.4, n)
+
+
+def _spread(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.lognormal(-0.3 ** 2 / 2, 0.3, n)
+
+
+def test_intervals_hold_when_the_size_depends_on_arr():
+    """Truths drawn from a process where large accounts expand by smaller ratios: the 80 % interval holds ~80 %.
+
+    A size drawn from the whole segment's past ratios gives a large account the ratios of small ones,
+    so its interval is about 1.6x too wide and holds 90 % or more; the ARR neighbours' is not.
+    """
+    rng = np.random.default_rng(1)
+    past, past_typical, past_p = _arr_dependent_company(rng, 12000)
+    grew = rng.random(len(past)) < past_p
+    history = past.assign(expanded=grew.astype(float), contracted=0.0, contraction_mrr=0.0,
+                          expansion_mrr=np.where(grew, past.arr * past_typical * _spread(rng, len(past)) / 12, 0.0))
+    sizes = learn_sizes(history)
+    book, typical, p = _arr_dependent_company(rng, 3000)
+    fc = forecast(account_expectations(book, p, np.zeros(len(book)), sizes), sizes, seed=2, draws=2000).loc[0]
+    # 400 quarters of the same book, each expansion drawn afresh around the account's own typical ratio
+    truths = np.array([np.sum(np.where(rng.random(len(book)) < p, book.arr * typical * _spread(rng, len(book)), 0.0))
+                       for _ in range(400)])
+    held80 = np.mean((truths >= fc["expansion_arr_low80"]) & (truths <= fc["expansion_arr_high80"]))
+    held95 = np.mean((truths >= fc["expansion_arr_low95"]) & (truths <= fc["expansion_arr_high95"]))
+    # the interval's width in standard deviations of the truths: 2 x 1.2816 when calibrated (sd of 400 truths: +-4 %)
+    assert (fc["expansion_arr_high80"] - fc["expansion_arr_low80"]) / (2 * 1.2816 * np.std(truths)) == pytest.approx(1, abs=0.15)
+    assert 0.72 <= held80 <= 0.88, held80  # 400 truths: 4 standard errors of 2 points either side
+    assert 0.90 <= held95 <= 0.99, held95
+    assert np.mean(truths) == pytest.approx(fc["expansion_arr"], rel=0.03)
