@@ -24,9 +24,20 @@ were too wide. So each account draws from the ``k = ceil(sqrt(n))`` past expansi
 in its segment) nearest to it in ARR, the usual nearest-neighbour rule (k and n/k both grow
 with n), and its expected size is that window's mean; an ARR weighting is no longer needed,
 since a small account's ratio no longer stands in for a large one's (neighbour sizes: 0.69, 0.59,
-0.95 for smb, mid-market, enterprise). Still assumed and known not to hold exactly: a size
-independent of the account's probability (low-propensity expanders expand by less), and
-an open deal's amount taken as certain (docs/training.md, the forecast backtest).
+0.95 for smb, mid-market, enterprise).
+
+The size also goes with the account's P(expand): smb expanders in the lowest quarter of P
+realised 0.77 of the neighbours' mean, the highest 1.38. Where past rows carry an
+out-of-time P (the backtest's), each past expansion's size relative to its ARR neighbours'
+mean is learned against that P, and an account's size is scaled by the mean relative size of
+the ``ceil(sqrt(m))`` past expansions nearest in P (``Sizes.size_factor``), normalised to
+average 1: the level stays the ARR neighbours' (learned from all past rows), only the shape
+comes from the rows that have a P. In-sample P would overstate the shape, so rows without an
+out-of-time P (the live forecast's history today) get factor 1. This moves expected amount
+between accounts but hardly changes the sum's spread: with small p the variance is
+``sum p_i E[size^2 | p_i]`` to first order, the same whether sizes follow P or all accounts
+draw from the expanders' (P-weighted) mix. Still assumed and known not to hold exactly: an
+open deal's amount taken as certain (docs/training.md, the forecast backtest).
 Pure: frames in, frames out.
 """
 
@@ -62,6 +73,28 @@ class Sizes:
     rows: dict[str, int] = field(default_factory=dict)
     expansion_weights: dict[str, np.ndarray] = field(default_factory=dict)  # ARR of those rows, ascending
     contraction_weights: dict[str, np.ndarray] = field(default_factory=dict)
+    # past expansions that carry an out-of-time P(expand): that P, ascending, and each one's size
+    # relative to its ARR neighbours' mean, scaled so that their mean is 1 (``size_factor``)
+    factor_probability: dict[str, np.ndarray] = field(default_factory=dict)
+    factor_ratios: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def size_factor(self, segments: np.ndarray, p_expand: np.ndarray) -> np.ndarray:
+        """Per account: how its expansion's size differs from its ARR neighbours' mean, given its P(expand).
+
+        The mean relative size of the ``ceil(sqrt(m))`` past expansions (of ``m`` with a probability
+        in the segment) nearest in P; 1 where the segment has none. Only the shape over P, not the
+        level: the factors average 1 over those past expansions, the level is the ARR neighbours'.
+        """
+        out = np.ones(len(p_expand))
+        for g, rel in self.factor_ratios.items():
+            rows, m = np.flatnonzero(segments == g), len(rel)
+            if not m or not len(rows):
+                continue
+            k = int(np.ceil(np.sqrt(m)))
+            lo = np.clip(np.searchsorted(self.factor_probability[g], p_expand[rows]) - k // 2, 0, m - k)
+            sums = np.concatenate([[0.0], np.cumsum(rel)])
+            out[rows] = (sums[lo + k] - sums[lo]) / k
+        return out
 
     def expansion_windows(self, segments: np.ndarray, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per account: start and length of its ARR-neighbour window in ``pool()``, and the window's mean ratio.
@@ -121,7 +154,7 @@ def learn_sizes(history: pd.DataFrame) -> Sizes:
     def of(rows: pd.DataFrame, s: str) -> pd.DataFrame:
         return rows.loc[rows["segment"] == s]
 
-    return Sizes(
+    sizes = Sizes(
         expansion_ratios={s: (of(exp, s)["expansion_mrr"] * 12 / of(exp, s)["arr"]).to_numpy() for s in segs},
         contraction_rate={s: float((of(h, s)["contracted"] == 1).mean()) for s in segs},
         contraction_ratios={s: np.clip((of(con, s)["contraction_mrr"] * 12 / of(con, s)["arr"]).to_numpy(), 0, 1)
@@ -130,6 +163,23 @@ def learn_sizes(history: pd.DataFrame) -> Sizes:
         expansion_weights={s: of(exp, s)["arr"].to_numpy(dtype=float) for s in segs},
         contraction_weights={s: of(con, s)["arr"].to_numpy(dtype=float) for s in segs},
     )
+    if "p_expand" in exp:
+        _learn_size_factor(sizes, exp.loc[exp["p_expand"].notna()])
+    return sizes
+
+
+def _learn_size_factor(sizes: Sizes, exp: pd.DataFrame) -> None:
+    """How the size of past expansions with an out-of-time P went with that P, relative to their ARR neighbours."""
+    exp = exp.sort_values("p_expand", kind="stable")
+    seg, arr = exp["segment"].astype(str).to_numpy(), exp["arr"].to_numpy(dtype=float)
+    expected = sizes.expansion_windows(seg, arr)[2]
+    ratio = exp["expansion_mrr"].to_numpy(dtype=float) * 12 / arr
+    relative = np.where(expected > 0, ratio / np.where(expected > 0, expected, 1.0), np.nan)
+    for g in sizes.expansion_ratios:
+        keep = (seg == g) & np.isfinite(relative)
+        if keep.any() and relative[keep].mean() > 0:
+            sizes.factor_probability[g] = exp["p_expand"].to_numpy(dtype=float)[keep]
+            sizes.factor_ratios[g] = relative[keep] / relative[keep].mean()
 
 
 def account_expectations(book: pd.DataFrame, p_expand: np.ndarray, p_churn: np.ndarray, sizes: Sizes) -> pd.DataFrame:
@@ -138,7 +188,7 @@ def account_expectations(book: pd.DataFrame, p_expand: np.ndarray, p_churn: np.n
     arr = book["arr"].to_numpy(dtype=float)
     deal = (book["open_expansion_amount_usd"].fillna(0.0).to_numpy(dtype=float) if "open_expansion_amount_usd" in book
             else np.zeros(len(book)))
-    ratio = sizes.expansion_windows(seg, arr)[2]
+    ratio = sizes.expansion_windows(seg, arr)[2] * sizes.size_factor(seg, np.clip(p_expand, 0, 1))
     c_ratio = np.array([sizes.mean_contraction_ratio(s) for s in seg])
     return pd.DataFrame({
         "account_id": book["account_id"].to_numpy(), "segment": seg, "arr": arr,
@@ -179,6 +229,7 @@ def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: i
     window_start, window_size, _ = sizes.expansion_windows(seg.astype(str), arr)
     pool = sizes.pool()
     p_exp, p_churn, p_con = (acc[c].to_numpy(dtype=float) for c in ("p_expand", "p_churn", "p_contract"))
+    factor = sizes.size_factor(seg.astype(str), p_exp)
     sums = {m: np.zeros((draws, S)) for m in ("expansion_arr", "contraction_arr", "churned_arr")}
     for start in range(0, draws, DRAW_CHUNK):
         k = min(DRAW_CHUNK, draws - start)
@@ -186,7 +237,7 @@ def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: i
         d, a = np.nonzero(rng.random((k, n)) < np.minimum(p_exp[None, :] * shock[:, codes], 1.0))
         pick = window_start[a] + (rng.random(len(a)) * window_size[a]).astype(int)
         ratio = np.where(window_size[a] > 0, pool[np.minimum(pick, max(len(pool) - 1, 0))] if len(pool) else 0.0, 0.0)
-        amount = np.where(has_deal[a], deal[a], arr[a] * ratio)
+        amount = np.where(has_deal[a], deal[a], arr[a] * ratio * factor[a])
         sums["expansion_arr"][start:start + k] = _bin(d, codes[a], amount, k, S)
         d, a = np.nonzero(rng.random((k, n)) < p_con[None, :])
         amount = arr[a] * _draw_ratios(sizes.contraction_ratios, sizes.contraction_weights, codes[a], segments, rng)
