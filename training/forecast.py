@@ -36,7 +36,14 @@ comes from the rows that have a P. In-sample P would overstate the shape, so row
 out-of-time P (the live forecast's history today) get factor 1. This moves expected amount
 between accounts but hardly changes the sum's spread: with small p the variance is
 ``sum p_i E[size^2 | p_i]`` to first order, the same whether sizes follow P or all accounts
-draw from the expanders' (P-weighted) mix. Still assumed and known not to hold exactly: an
+draw from the expanders' (P-weighted) mix.
+
+What did over-state the spread was the edge of the ARR range: the largest accounts' window
+cannot centre on them, so it holds smaller accounts whose ratios are larger, and the
+largest accounts set the sum's spread. Each window's mean is therefore replaced by a
+straight line in log ARR fitted over the same window and read at the account's ARR
+(``Sizes.edge_scale``; local-linear rather than local-constant, which removes that bias to
+first order), the draws scaled alike. Still assumed and known not to hold exactly: an
 open deal's amount taken as certain (docs/training.md, the forecast backtest).
 Pure: frames in, frames out.
 """
@@ -118,6 +125,37 @@ class Sizes:
             start[rows], size[rows], mean[rows] = offsets[i] + lo, k, (sums[lo + k] - sums[lo]) / k
         return start, size, mean
 
+    def edge_scale(self, segments: np.ndarray, arr: np.ndarray) -> np.ndarray:
+        """Per account: the local-linear fit of ratio on log ARR over its window, at its ARR, over the window's mean.
+
+        A window mean is biased where the window cannot centre on the account (the largest and
+        smallest accounts) because the ratio falls with ARR; a straight line in log ARR over the
+        same window removes that bias to first order. The account's log ARR is clipped to the
+        window's range (no extrapolation) and the fit to the window's ratios' range.
+        """
+        names = sorted(self.expansion_ratios)
+        out = np.ones(len(arr))
+        for g in names:
+            rows, ratios = np.flatnonzero(segments == g), np.asarray(self.expansion_ratios[g], dtype=float)
+            n = len(ratios)
+            keys = self.expansion_weights.get(g)
+            if not n or not len(rows) or keys is None or len(keys) != n or not (keys > 0).all():
+                continue
+            k = int(np.ceil(np.sqrt(n)))
+            lo = np.clip(np.searchsorted(keys, arr[rows]) - k // 2, 0, n - k)
+            x = np.log(keys)
+            c = {name: np.concatenate([[0.0], np.cumsum(v)]) for name, v in
+                 (("x", x), ("xx", x * x), ("y", ratios), ("xy", x * ratios))}
+            w = {name: (v[lo + k] - v[lo]) / k for name, v in c.items()}
+            var = w["xx"] - w["x"] ** 2
+            slope = np.where(var > 1e-12, (w["xy"] - w["x"] * w["y"]) / np.where(var > 1e-12, var, 1.0), 0.0)
+            x0 = np.clip(np.log(np.maximum(arr[rows], 1e-9)), x[lo], x[lo + k - 1])
+            fit = w["y"] + slope * (x0 - w["x"])
+            window = ratios[lo[:, None] + np.arange(k)[None, :]]
+            fit = np.clip(fit, window.min(axis=1), window.max(axis=1))
+            out[rows] = np.where(w["y"] > 0, fit / np.where(w["y"] > 0, w["y"], 1.0), 1.0)
+        return out
+
     def pool(self) -> np.ndarray:
         """Every segment's expansion ratios end to end, segments in sorted order (what ``expansion_windows`` indexes)."""
         names = sorted(self.expansion_ratios)
@@ -172,7 +210,7 @@ def _learn_size_factor(sizes: Sizes, exp: pd.DataFrame) -> None:
     """How the size of past expansions with an out-of-time P went with that P, relative to their ARR neighbours."""
     exp = exp.sort_values("p_expand", kind="stable")
     seg, arr = exp["segment"].astype(str).to_numpy(), exp["arr"].to_numpy(dtype=float)
-    expected = sizes.expansion_windows(seg, arr)[2]
+    expected = sizes.expansion_windows(seg, arr)[2] * sizes.edge_scale(seg, arr)
     ratio = exp["expansion_mrr"].to_numpy(dtype=float) * 12 / arr
     relative = np.where(expected > 0, ratio / np.where(expected > 0, expected, 1.0), np.nan)
     for g in sizes.expansion_ratios:
@@ -188,7 +226,8 @@ def account_expectations(book: pd.DataFrame, p_expand: np.ndarray, p_churn: np.n
     arr = book["arr"].to_numpy(dtype=float)
     deal = (book["open_expansion_amount_usd"].fillna(0.0).to_numpy(dtype=float) if "open_expansion_amount_usd" in book
             else np.zeros(len(book)))
-    ratio = sizes.expansion_windows(seg, arr)[2] * sizes.size_factor(seg, np.clip(p_expand, 0, 1))
+    ratio = (sizes.expansion_windows(seg, arr)[2] * sizes.edge_scale(seg, arr)
+             * sizes.size_factor(seg, np.clip(p_expand, 0, 1)))
     c_ratio = np.array([sizes.mean_contraction_ratio(s) for s in seg])
     return pd.DataFrame({
         "account_id": book["account_id"].to_numpy(), "segment": seg, "arr": arr,
@@ -229,7 +268,7 @@ def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: i
     window_start, window_size, _ = sizes.expansion_windows(seg.astype(str), arr)
     pool = sizes.pool()
     p_exp, p_churn, p_con = (acc[c].to_numpy(dtype=float) for c in ("p_expand", "p_churn", "p_contract"))
-    factor = sizes.size_factor(seg.astype(str), p_exp)
+    factor = sizes.size_factor(seg.astype(str), p_exp) * sizes.edge_scale(seg.astype(str), arr)
     sums = {m: np.zeros((draws, S)) for m in ("expansion_arr", "contraction_arr", "churned_arr")}
     for start in range(0, draws, DRAW_CHUNK):
         k = min(DRAW_CHUNK, draws - start)

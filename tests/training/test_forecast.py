@@ -208,3 +208,20 @@ def test_expansion_size_follows_the_probability_learned_from_out_of_time_rows():
     # Not asserted: without the P shape the width is the same here (1.12 both ways). With small p the sum's
     # variance is sum p_i E[size^2 | p_i] - p_i^2 E[size | p_i]^2, and the first term is the same whether
     # each account's size follows its P or all draw from the expanders' mix (the mix is P-weighted).
+
+
+def test_the_largest_accounts_size_is_not_the_mean_of_smaller_neighbours():
+    """At the top of the ARR range the window holds only smaller accounts, whose ratios are larger; the local-linear fit is not fooled."""
+    rng = np.random.default_rng(5)
+    past, past_typical, past_p = _arr_dependent_company(rng, 12000)
+    grew = rng.random(len(past)) < past_p
+    history = past.assign(expanded=grew.astype(float), contracted=0.0, contraction_mrr=0.0,
+                          expansion_mrr=np.where(grew, past.arr * past_typical * _spread(rng, len(past)) / 12, 0.0))
+    sizes = learn_sizes(history)
+    top = float(past.arr[grew].max())
+    edge = pd.DataFrame({"account_id": ["top", "middle"], "segment": "smb", "arr": [top, np.exp(8)]})
+    acc = account_expectations(edge, np.array([0.2, 0.2]), np.zeros(2), sizes)
+    truth = (edge.arr / np.exp(8)) ** -0.7  # the typical ratio at each ARR
+    window_mean = sizes.expansion_windows(np.array(["smb"] * 2), edge.arr.to_numpy())[2]
+    assert window_mean[0] > 1.15 * truth[0]  # the window's mean alone overstates the largest account's ratio
+    assert (acc.expansion_size / edge.arr).tolist() == pytest.approx(truth.tolist(), rel=0.08)
