@@ -205,13 +205,16 @@ def test_expansion_size_follows_the_probability_learned_from_out_of_time_rows():
     assert 0.72 <= held80 <= 0.88, held80  # 400 truths: 4 standard errors of 2 points either side
     assert width == pytest.approx(1, abs=0.15), width
     assert np.mean(truths) == pytest.approx(fc["expansion_arr"], rel=0.03)
-    # Not asserted: without the P shape the width is the same here (1.12 both ways). With small p the sum's
-    # variance is sum p_i E[size^2 | p_i] - p_i^2 E[size | p_i]^2, and the first term is the same whether
+    # Not asserted: without the P shape the width is about the same here (1.12 with, 1.11 without).
+    # With small p the sum's variance is sum p_i E[size^2 | p_i] - p_i^2 E[size | p_i]^2, and the first term is the same whether
     # each account's size follows its P or all draw from the expanders' mix (the mix is P-weighted).
 
 
 def test_the_largest_accounts_size_is_not_the_mean_of_smaller_neighbours():
-    """At the top of the ARR range the window holds only smaller accounts, whose ratios are larger; the local-linear fit is not fooled."""
+    """At the top of the ARR range the window holds only smaller accounts, whose ratios are larger.
+
+    The window's mean overstates the largest account's ratio; the local-linear fit over the same window does not.
+    """
     rng = np.random.default_rng(5)
     past, past_typical, past_p = _arr_dependent_company(rng, 12000)
     grew = rng.random(len(past)) < past_p
