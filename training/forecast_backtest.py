@@ -102,6 +102,18 @@ def oot_predictions(frame: pd.DataFrame, features: list[str], categorical: list[
             for name in (ModelName.expansion, ModelName.churn)}
 
 
+def oot_probability(frame: pd.DataFrame, by_month: dict[pd.Timestamp, np.ndarray]) -> pd.Series:
+    """The out-of-time P(expand) of every ``frame`` row whose month has one (else null), on ``frame``'s index.
+
+    The sizes learn from these past rows how an expansion's size goes with its probability; a
+    row's probability came from a booster and calibration fitted before its month.
+    """
+    out = pd.Series(np.nan, index=frame.index)
+    for month, p in by_month.items():
+        out.loc[rows(frame, month, "expanded").index] = p
+    return out
+
+
 def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, *,
                       max_rounds: int = 300, draws: int = 1000, seed: int = 0,
                       predictions: dict[str, dict[pd.Timestamp, np.ndarray]] | None = None) -> pd.DataFrame:
@@ -114,6 +126,7 @@ def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: lis
     cutoffs = sorted(set(preds[ModelName.expansion]) & set(preds[ModelName.churn]))
     horizon = pd.Timedelta(days=settings.horizon_days)
     as_of = pd.to_datetime(frame["as_of"])
+    p_expand = oot_probability(frame, preds[ModelName.expansion])
     out, residuals = [], []
     for k, cutoff in enumerate(cutoffs):
         book = rows(frame, cutoff, "expanded")
@@ -123,7 +136,7 @@ def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: lis
         naive_mean = naive(frame, cutoff, book, NAIVE_PERIODS)
         if naive_mean is None:
             continue
-        history = frame.loc[(as_of + horizon <= cutoff) & frame["expanded"].notna()]
+        history = frame.loc[(as_of + horizon <= cutoff) & frame["expanded"].notna()].assign(p_expand=p_expand)
         sizes = learn_sizes(history)
         acc = account_expectations(book, preds[ModelName.expansion][cutoff], preds[ModelName.churn][cutoff], sizes)
         past = [r for r in residuals if r["cutoff"] + horizon <= cutoff]
@@ -173,4 +186,4 @@ def summarize_backtest(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-__all__ = ["backtest_forecast", "summarize_backtest", "contraction_mrr", "actuals", "naive", "Sizes", "point_forecast"]
+__all__ = ["backtest_forecast", "oot_probability", "summarize_backtest", "contraction_mrr", "actuals", "naive", "Sizes", "point_forecast"]
