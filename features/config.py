@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     )
     bootstrap_replicates: int = Field(1000, ge=50, description="Account-level bootstrap replicates behind every interval.")
     backtest_fit_rows: int = Field(
-        750_000, ge=1,
+        500_000, ge=1,
         description="Most training rows the pooled backtest's fits may hold in all; above it, consecutive test months "
         "share the fit of the oldest (every month is still tested, by a model no newer than its cut-off allows).",
     )

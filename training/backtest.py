@@ -15,6 +15,7 @@ replay costs about one pooled backtest plus one refit per cut-off.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,28 +75,40 @@ def backtest(
     frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, cutoffs: list[pd.Timestamp],
     *, num_boost_round: int = DEFAULT_ROUNDS, models: tuple[str, ...] = MODEL_NAMES,
 ) -> BacktestResult:
-    """Replay the monthly job at each cut-off of ``cutoffs`` on ``frame`` (built once, labels from the full data)."""
+    """Replay the monthly job at each cut-off of ``cutoffs`` on ``frame`` (built once, labels from the full data).
+
+    The models' replays are independent (each has its own champion chain), so they run
+    ``Settings.training_workers`` at a time, as in the monthly job.
+    """
     cache: dict = {}
-    champions: dict[str, TrainedModel | None] = {name: None for name in models}
-    decisions, scored = [], []
-    for cutoff in sorted(cutoffs):
-        seen = cut_at(frame, cutoff, settings.horizon_days, LABEL_COLUMNS)
-        outcome_rows = frame[(pd.to_datetime(frame["as_of"]) == cutoff) & frame["expanded"].notna()]
-        for name in models:
+
+    def replay(name: str) -> tuple[list[dict[str, object]], list[pd.DataFrame]]:
+        champion: TrainedModel | None = None
+        decisions, scored = [], []
+        for cutoff in sorted(cutoffs):
+            seen = cut_at(frame, cutoff, settings.horizon_days, LABEL_COLUMNS)
+            outcome_rows = frame[(pd.to_datetime(frame["as_of"]) == cutoff) & frame["expanded"].notna()]
             result = train_model(name, seen, features, categorical, settings, num_boost_round=num_boost_round,
                                  fold_cache=cache, interval_metrics=("roc_auc",))
-            decision = gate(result, champions[name], settings)
+            decision = gate(result, champion, settings)
             if decision.promote:
                 result.model.version = cutoff.date().isoformat()
-                champions[name] = result.model
+                champion = result.model
             decisions.append({
                 "cutoff": cutoff.date().isoformat(), "model": name, "decision": decision.label,
                 "reasons": "; ".join(decision.reasons), "pooled_positives": result.positives,
                 "inner_cutoffs": len(result.folds), "rounds": result.rounds, "warning": result.warning or "",
-                "served": champions[name].version if champions[name] is not None else "baseline",
+                "served": champion.version if champion is not None else "baseline",
             })
-            scored.append(_score(name, outcome_rows, result.model, champions[name]))
-    scores = pd.concat(scored, ignore_index=True)
+            scored.append(_score(name, outcome_rows, result.model, champion))
+        return decisions, scored
+
+    workers = max(1, min(settings.training_workers, len(models)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replay") as pool:
+        replays = list(pool.map(replay, models))
+    # cut-off by cut-off, models in the order given (as the monthly job would have logged them)
+    decisions = sorted((d for ds, _ in replays for d in ds), key=lambda d: (d["cutoff"], models.index(d["model"])))
+    scores = pd.concat([part for _, parts in replays for part in parts], ignore_index=True)
     return BacktestResult(pd.DataFrame(decisions), summarize(scores, settings), csm_precision(scores, settings), scores)
 
 

@@ -17,7 +17,7 @@ the folds' training sets would hold more than a budget of rows in all
 (``Settings.backtest_fit_rows``), consecutive test months are grouped in blocks that share
 the fit of the block's first month (:func:`shared_fits`). A month then meets a model up to
 a few months older than a monthly job would have used, never a newer one, so the figures
-can only err on the cautious side; small and mid-sized books (all folds within the budget)
+lean cautious; small and mid-sized books (all folds within the budget)
 keep one fit per month.
 """
 

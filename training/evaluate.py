@@ -68,8 +68,7 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray, strata: np.ndarray | None = 
         return float((ranks[y_true == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
     codes = pd.factorize(np.asarray(strata), sort=True)[0]
     # Rank (stratum, score) jointly; a row's rank within its stratum is that minus the rows of earlier strata.
-    score_rank = np.unique(np.asarray(scores, dtype=float), return_inverse=True)[1]
-    ranks = rankdata(codes.astype(np.int64) * (int(score_rank.max(initial=0)) + 1) + score_rank)
+    ranks = rankdata(_within(codes, np.asarray(scores, dtype=float)))
     sizes = np.bincount(codes)
     ranks = ranks - np.r_[0, np.cumsum(sizes)[:-1]][codes]
     pos = np.bincount(codes, y_true, minlength=len(sizes))
@@ -77,6 +76,22 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray, strata: np.ndarray | None = 
     if pairs == 0:
         return float("nan")
     return float((ranks[y_true == 1].sum() - np.sum(pos * (pos + 1) / 2)) / pairs)
+
+
+def _within(groups: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """One float key ordering rows by integer ``groups``, then by ``scores``: one sort instead of two.
+
+    Scores are scaled into [0, 0.5) after their group code, so equal scores stay equal keys
+    (ties are kept); scores closer than about 1e-11 of their range may tie. Non-finite scores
+    fall back to an exact integer key.
+    """
+    groups = np.asarray(groups, dtype=np.int64)
+    if len(scores) == 0 or not np.isfinite(scores).all():
+        rank = np.unique(scores, return_inverse=True)[1]
+        return groups * (int(rank.max(initial=0)) + 1) + rank
+    low, span = scores.min(), scores.max() - scores.min()
+    scaled = (scores - low) / span * 0.5 if span > 0 else np.zeros(len(scores))
+    return groups.astype(float) + np.minimum(scaled, 0.4999999)
 
 
 def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -127,7 +142,7 @@ def precision_top_of_books(y_true: np.ndarray, scores: np.ndarray, books: np.nda
     """Mean over books (integer codes: owner x snapshot) of the precision of each book's top ``share`` (at least 1)."""
     if len(y_true) == 0:
         return float("nan")
-    order = np.lexsort((-scores, books))
+    order = np.argsort(_within(np.asarray(books), -np.asarray(scores, dtype=float)), kind="stable")
     b, y = books[order], y_true[order]
     first = np.r_[True, b[1:] != b[:-1]]
     starts = np.flatnonzero(first)
