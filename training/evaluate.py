@@ -81,9 +81,9 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray, strata: np.ndarray | None = 
 def _within(groups: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """One float key ordering rows by integer ``groups``, then by ``scores``: one sort instead of two.
 
-    Scores are scaled into [0, 0.5) after their group code, so equal scores stay equal keys
-    (ties are kept); scores closer than about 1e-11 of their range may tie. Non-finite scores
-    fall back to an exact integer key.
+    Scores are scaled into [0, 0.5] after their group code (the next group starts at +1), so
+    equal scores stay equal keys (ties are kept); scores closer than about 1e-11 of their range
+    may tie. Non-finite scores fall back to an exact integer key.
     """
     groups = np.asarray(groups, dtype=np.int64)
     if len(scores) == 0 or not np.isfinite(scores).all():
@@ -91,7 +91,7 @@ def _within(groups: np.ndarray, scores: np.ndarray) -> np.ndarray:
         return groups * (int(rank.max(initial=0)) + 1) + rank
     low, span = scores.min(), scores.max() - scores.min()
     scaled = (scores - low) / span * 0.5 if span > 0 else np.zeros(len(scores))
-    return groups.astype(float) + np.minimum(scaled, 0.4999999)
+    return groups.astype(float) + scaled
 
 
 def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:

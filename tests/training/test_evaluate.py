@@ -117,3 +117,24 @@ def test_a_level_that_lags_the_base_rate_cannot_move_the_auc_within_snapshots():
     scores = -rates[strata] + rng.normal(0, 0.01, len(strata))
     assert roc_auc(y, scores) < 0.4
     assert abs(roc_auc(y, scores, strata) - 0.5) < 0.02
+
+
+def test_auc_within_strata_and_top_of_books_match_pair_counting_for_scores_crowded_at_the_top():
+    rng = np.random.default_rng(11)
+    n = 300
+    strata, books = rng.integers(0, 3, n), rng.integers(0, 12, n)
+    y = (rng.random(n) < 0.3).astype(float)
+    scores = 1.0 - np.round(rng.random(n), 2) * 1e-9  # distinct values a hair apart, with ties
+    wins = pairs = 0.0
+    for s in range(3):
+        pos, neg = scores[(strata == s) & (y == 1)], scores[(strata == s) & (y == 0)]
+        diff = pos[:, None] - neg[None, :]
+        wins += (diff > 0).sum() + 0.5 * (diff == 0).sum()
+        pairs += diff.size
+    assert roc_auc(y, scores, strata) == pytest.approx(wins / pairs, abs=1e-12)
+    by_book = []
+    for b in np.unique(books):
+        rows = np.flatnonzero(books == b)
+        top = rows[np.argsort(-scores[rows], kind="stable")][: max(1, int(np.ceil(len(rows) * 0.2)))]
+        by_book.append(y[top].mean())
+    assert precision_top_of_books(y, scores, books, 0.2) == pytest.approx(np.mean(by_book), abs=1e-12)
