@@ -32,7 +32,7 @@ class Interval:
     value: float
     low: float
     high: float
-    level: float = 0.90
+    level: float = CONFIDENCE
 
     def __str__(self) -> str:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"

@@ -148,6 +148,15 @@ def _spread(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.lognormal(-0.3 ** 2 / 2, 0.3, n)
 
 
+def _arr_dependent_history(rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, object]:
+    """12,000 past account-quarters of the ARR-dependent company: the rows, which expanded, and the sizes learned."""
+    past, past_typical, past_p = _arr_dependent_company(rng, 12000)
+    grew = rng.random(len(past)) < past_p
+    history = past.assign(expanded=grew.astype(float), contracted=0.0, contraction_mrr=0.0,
+                          expansion_mrr=np.where(grew, past.arr * past_typical * _spread(rng, len(past)) / 12, 0.0))
+    return past, grew, learn_sizes(history)
+
+
 def test_intervals_hold_when_the_size_depends_on_arr():
     """Truths drawn from a process where large accounts expand by smaller ratios: the 80 % interval holds ~80 %.
 
@@ -155,11 +164,7 @@ def test_intervals_hold_when_the_size_depends_on_arr():
     so its 80 % interval is about 1.6x the truths' spread and holds about 90 %; the ARR neighbours' is not.
     """
     rng = np.random.default_rng(1)
-    past, past_typical, past_p = _arr_dependent_company(rng, 12000)
-    grew = rng.random(len(past)) < past_p
-    history = past.assign(expanded=grew.astype(float), contracted=0.0, contraction_mrr=0.0,
-                          expansion_mrr=np.where(grew, past.arr * past_typical * _spread(rng, len(past)) / 12, 0.0))
-    sizes = learn_sizes(history)
+    past, grew, sizes = _arr_dependent_history(rng)
     book, typical, p = _arr_dependent_company(rng, 3000)
     fc = forecast(account_expectations(book, p, np.zeros(len(book)), sizes), sizes, seed=2, draws=2000).loc[0]
     # 400 quarters of the same book, each expansion drawn afresh around the account's own typical ratio
@@ -216,11 +221,7 @@ def test_the_largest_accounts_size_is_not_the_mean_of_smaller_neighbours():
     The window's mean overstates the largest account's ratio; the local-linear fit over the same window does not.
     """
     rng = np.random.default_rng(5)
-    past, past_typical, past_p = _arr_dependent_company(rng, 12000)
-    grew = rng.random(len(past)) < past_p
-    history = past.assign(expanded=grew.astype(float), contracted=0.0, contraction_mrr=0.0,
-                          expansion_mrr=np.where(grew, past.arr * past_typical * _spread(rng, len(past)) / 12, 0.0))
-    sizes = learn_sizes(history)
+    past, grew, sizes = _arr_dependent_history(rng)
     top = float(past.arr[grew].max())
     edge = pd.DataFrame({"account_id": ["top", "middle"], "segment": "smb", "arr": [top, np.exp(8)]})
     acc = account_expectations(edge, np.array([0.2, 0.2]), np.zeros(2), sizes)
