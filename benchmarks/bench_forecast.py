@@ -62,8 +62,20 @@ def replicate(snapshot: pd.DataFrame, accounts: int) -> pd.DataFrame:
     return big
 
 
+def track_record(table: pd.DataFrame, cutoffs: int = 24) -> pd.DataFrame:
+    """Monthly past forecasts' errors for every group and measure of ``table`` (what the store would give)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    days = pd.date_range(end="2026-03-31", periods=cutoffs, freq="ME")
+    return pd.DataFrame([{"as_of": d, "group": g, "measure": m, "z": rng.standard_normal()}
+                         for d in days for g in table["group"] for m in ("expansion_arr", "contraction_arr",
+                                                                           "churned_arr", "nrr_pct")])
+
+
 def main() -> None:
     from training.forecast import account_expectations, forecast
+    from training.forecast_calibration import calibrate, dispersion
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, nargs="+", default=[10_000, 100_000])
@@ -77,6 +89,7 @@ def main() -> None:
             p_exp, p_churn = models["expansion"].predict_proba(book), models["churn"].predict_proba(book)
             t1, c1 = time.perf_counter(), time.process_time()
             table = forecast(account_expectations(book, p_exp, p_churn, sizes), sizes, draws=args.draws)
+            table = calibrate(table, dispersion(track_record(table), pd.Timestamp("2026-06-30"), 90))
             t2, c2 = time.perf_counter(), time.process_time()
             load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
             print(f"{n:>7,} accounts: predict (reference) {t1 - t0:6.2f} s | forecast, {args.draws} draws "

@@ -2,7 +2,10 @@
 
 One table, ``forecasts``, one row per (run_id, group, measure): the as-of date, the horizon,
 the point forecast and its 80 % and 95 % interval ends, the model versions and when it was
-stored. The run id is deterministic (cut-off, horizon, model versions), and a run's rows are
+stored, and the sd of the forecast's own uncalibrated draws (``draw_sd``: the next forecasts read
+their interval calibration from past forecasts' errors over it, ``training.forecast_calibration``;
+a table written before that column existed gets it, empty, on the next write).
+The run id is deterministic (cut-off, horizon, model versions), and a run's rows are
 replaced in one transaction, so storing the same forecast twice changes nothing and a failed
 write leaves the previous rows whole (the conventions of ``serving.sinks.sql``).
 """
@@ -46,6 +49,7 @@ class ForecastStore:
             sa.Column("low80", sa.Float), sa.Column("high80", sa.Float),
             sa.Column("low95", sa.Float), sa.Column("high95", sa.Float),
             sa.Column("starting_arr", sa.Float),
+            sa.Column("draw_sd", sa.Float),
             sa.Column("models", sa.Text),
             sa.Column("stored_at", sa.DateTime(timezone=True)),
         )
@@ -63,20 +67,37 @@ class ForecastStore:
                              "horizon_days": int(horizon_days), "forecast": float(r[m]),
                              "low80": float(r[f"{m}_low80"]), "high80": float(r[f"{m}_high80"]),
                              "low95": float(r[f"{m}_low95"]), "high95": float(r[f"{m}_high95"]),
-                             "starting_arr": float(r["starting_arr"]), "models": json.dumps(models, sort_keys=True),
+                             "starting_arr": float(r["starting_arr"]), "draw_sd": _float_or_none(r.get(f"{m}_draw_sd")),
+                             "models": json.dumps(models, sort_keys=True),
                              "stored_at": stored_at})
         with self.engine.begin() as conn:
             self.metadata.create_all(conn, checkfirst=True)
+            self._add_missing_columns(conn)
             conn.execute(sa.delete(self.table).where(self.table.c.run_id == run_id))
             conn.execute(sa.insert(self.table), rows)
         return len(rows)
+
+    def _add_missing_columns(self, conn: sa.Connection) -> None:
+        """A table created by an earlier version lacks newer nullable columns: add them (inside the write's transaction)."""
+        have = {c["name"] for c in sa.inspect(conn).get_columns(self.table.name)}
+        for column in self.table.columns:
+            if column.name not in have:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f'ALTER TABLE "{self.table.name}" ADD COLUMN "{column.name}" {kind}'))
 
     def read(self) -> pd.DataFrame:
         """Every stored forecast row (empty frame when nothing was stored)."""
         with self.engine.connect() as conn:
             if not sa.inspect(conn).has_table(self.table.name):
                 return pd.DataFrame(columns=[c.name for c in self.table.columns])
-            return pd.read_sql(sa.select(self.table).order_by(self.table.c.as_of, self.table.c.group_name), conn)
+            have = {c["name"] for c in sa.inspect(conn).get_columns(self.table.name)}
+            cols = [c for c in self.table.columns if c.name in have]  # a table of an earlier version lacks newer columns
+            frame = pd.read_sql(sa.select(*cols).order_by(self.table.c.as_of, self.table.c.group_name), conn)
+            return frame.reindex(columns=[c.name for c in self.table.columns])
+
+
+def _float_or_none(value: object) -> float | None:
+    return float(value) if value is not None and pd.notna(value) else None
 
 
 def track(stored: pd.DataFrame, actual: pd.DataFrame, data_end: dt.date) -> pd.DataFrame:

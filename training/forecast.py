@@ -2,16 +2,17 @@
 
 Per account active at the cut-off: P(expand) and P(churn) from the calibrated models,
 P(contract) from the segment's past contraction rate; the amount if it happens is the
-open expansion deals' amount where one is open, else ARR times a ratio drawn from the
+open expansion deals' amount where one is open, times a ratio drawn from what past deals of
+that amount turned into (``training.forecast_deals``), else ARR times a ratio drawn from the
 past expansions of the segment's accounts *nearest in ARR* (the learned typical size);
 churn loses the whole ARR.
 
 Intervals come from a Monte Carlo over accounts (Bernoulli events x drawn sizes), not a
 Poisson-binomial convolution: the quantity is a sum of *unequal, random* amounts, not a
 count, and one simulation gives expansion, contraction, churn and NRR jointly for the
-total and every segment. A per-segment level shock (lognormal, its spread learned from
-the forecast's own past errors at earlier cut-offs whose horizon had passed) adds the
-uncertainty that is shared by all accounts and that independent draws cannot show.
+total and every segment. What independent draws cannot show, errors that accounts share
+or that offset between them, is read from the forecast's own past errors
+(``training.forecast_calibration``); the table carries each measure's draw sd for that.
 
 Why the size comes from ARR neighbours, not the whole segment: the spread of a sum of
 amounts ``arr_i * r_i`` is ``sum p_i arr_i^2 Var(r | account i)``, so it is set by the
@@ -43,9 +44,7 @@ cannot centre on them, so it holds smaller accounts whose ratios are larger, and
 largest accounts set the sum's spread. Each window's mean is therefore replaced by a
 straight line in log ARR fitted over the same window and read at the account's ARR
 (``Sizes.edge_scale``; local-linear rather than local-constant, which removes that bias to
-first order), the draws scaled alike. Still assumed and known not to hold exactly: an
-open deal's amount taken as certain (docs/training.md, the forecast backtest).
-Pure: frames in, frames out.
+first order), the draws scaled alike. Pure: frames in, frames out.
 """
 
 from __future__ import annotations
@@ -55,12 +54,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from training.forecast_deals import DEAL, DealOutcomes, local_linear, neighbour_window
+
 ALL = "all"
 MEASURES = ("expansion_arr", "contraction_arr", "churned_arr", "nrr_pct")
 LEVELS = (80, 95)
 DRAWS = 2000
 DRAW_CHUNK = 100
-MIN_RESIDUALS = 3
 
 
 @dataclass
@@ -84,6 +84,7 @@ class Sizes:
     # relative to its ARR neighbours' mean, scaled so that their mean is 1 (``size_factor``)
     factor_probability: dict[str, np.ndarray] = field(default_factory=dict)
     factor_ratios: dict[str, np.ndarray] = field(default_factory=dict)
+    deals: DealOutcomes = field(default_factory=DealOutcomes)  # what open deals turned into (forecast_deals)
 
     def size_factor(self, segments: np.ndarray, p_expand: np.ndarray) -> np.ndarray:
         """Per account: how its expansion's size differs from its ARR neighbours' mean, given its P(expand).
@@ -97,8 +98,7 @@ class Sizes:
             rows, m = np.flatnonzero(segments == g), len(rel)
             if not m or not len(rows):
                 continue
-            k = int(np.ceil(np.sqrt(m)))
-            lo = np.clip(np.searchsorted(self.factor_probability[g], p_expand[rows]) - k // 2, 0, m - k)
+            lo, k = neighbour_window(self.factor_probability[g], p_expand[rows])
             sums = np.concatenate([[0.0], np.cumsum(rel)])
             out[rows] = (sums[lo + k] - sums[lo]) / k
         return out
@@ -117,10 +117,9 @@ class Sizes:
             n = len(ratios)
             if not n or not len(rows):
                 continue
-            k = int(np.ceil(np.sqrt(n)))
             keys = self.expansion_weights.get(g)
             keys = keys if keys is not None and len(keys) == n else np.zeros(n)
-            lo = np.clip(np.searchsorted(keys, arr[rows]) - k // 2, 0, n - k)
+            lo, k = neighbour_window(keys, arr[rows])
             sums = np.concatenate([[0.0], np.cumsum(ratios)])
             start[rows], size[rows], mean[rows] = offsets[i] + lo, k, (sums[lo + k] - sums[lo]) / k
         return start, size, mean
@@ -141,19 +140,9 @@ class Sizes:
             keys = self.expansion_weights.get(g)
             if not n or not len(rows) or keys is None or len(keys) != n or not (keys > 0).all():
                 continue
-            k = int(np.ceil(np.sqrt(n)))
-            lo = np.clip(np.searchsorted(keys, arr[rows]) - k // 2, 0, n - k)
-            x = np.log(keys)
-            c = {name: np.concatenate([[0.0], np.cumsum(v)]) for name, v in
-                 (("x", x), ("xx", x * x), ("y", ratios), ("xy", x * ratios))}
-            w = {name: (v[lo + k] - v[lo]) / k for name, v in c.items()}
-            var = w["xx"] - w["x"] ** 2
-            slope = np.where(var > 1e-12, (w["xy"] - w["x"] * w["y"]) / np.where(var > 1e-12, var, 1.0), 0.0)
-            x0 = np.clip(np.log(np.maximum(arr[rows], 1e-9)), x[lo], x[lo + k - 1])
-            fit = w["y"] + slope * (x0 - w["x"])
-            window = ratios[lo[:, None] + np.arange(k)[None, :]]
-            fit = np.clip(fit, window.min(axis=1), window.max(axis=1))
-            out[rows] = np.where(w["y"] > 0, fit / np.where(w["y"] > 0, w["y"], 1.0), 1.0)
+            lo, k = neighbour_window(keys, arr[rows])
+            mean, fit = local_linear(np.log(keys), ratios, lo, k, np.log(np.maximum(arr[rows], 1e-9)))
+            out[rows] = np.where(mean > 0, fit / np.where(mean > 0, mean, 1.0), 1.0)
         return out
 
     def pool(self) -> np.ndarray:
@@ -182,6 +171,7 @@ def learn_sizes(history: pd.DataFrame) -> Sizes:
     """
     h = history.loc[history["expanded"].notna() & (history["arr"] > 0)]
     exp = h.loc[h["expanded"] == 1].sort_values("arr", kind="stable")  # ARR order: neighbours are adjacent
+    deals = DealOutcomes.learn(exp)
     if "open_expansion_amount_usd" in h:
         # the typical size stands in for accounts with no open deal: learn it from such accounts only
         no_deal = exp.loc[~(exp["open_expansion_amount_usd"].fillna(0.0) > 0)]
@@ -200,6 +190,7 @@ def learn_sizes(history: pd.DataFrame) -> Sizes:
         rows={s: int((h["segment"] == s).sum()) for s in segs},
         expansion_weights={s: of(exp, s)["arr"].to_numpy(dtype=float) for s in segs},
         contraction_weights={s: of(con, s)["arr"].to_numpy(dtype=float) for s in segs},
+        deals=deals,
     )
     if "p_expand" in exp:
         _learn_size_factor(sizes, exp.loc[exp["p_expand"].notna()])
@@ -224,15 +215,16 @@ def account_expectations(book: pd.DataFrame, p_expand: np.ndarray, p_churn: np.n
     """Per account: probabilities and the amount each event would bring (open deal amounts where present)."""
     seg = book["segment"].astype(str).to_numpy()
     arr = book["arr"].to_numpy(dtype=float)
-    deal = (book["open_expansion_amount_usd"].fillna(0.0).to_numpy(dtype=float) if "open_expansion_amount_usd" in book
-            else np.zeros(len(book)))
+    deal = book[DEAL].fillna(0.0).to_numpy(dtype=float) if DEAL in book else np.zeros(len(book))
+    realised = np.ones(len(book))
+    realised[deal > 0] = sizes.deals.expected_ratio(deal[deal > 0])
     ratio = (sizes.expansion_windows(seg, arr)[2] * sizes.edge_scale(seg, arr)
              * sizes.size_factor(seg, np.clip(p_expand, 0, 1)))
     c_ratio = np.array([sizes.mean_contraction_ratio(s) for s in seg])
     return pd.DataFrame({
         "account_id": book["account_id"].to_numpy(), "segment": seg, "arr": arr,
-        "p_expand": np.clip(p_expand, 0, 1), "has_deal": deal > 0,
-        "expansion_size": np.where(deal > 0, deal, arr * ratio),
+        "p_expand": np.clip(p_expand, 0, 1), "has_deal": deal > 0, "deal_amount": deal,
+        "expansion_size": np.where(deal > 0, deal * realised, arr * ratio),
         "p_churn": np.clip(p_churn, 0, 1),
         "p_contract": np.array([sizes.contraction_rate.get(s, 0.0) for s in seg]),
         "contraction_size": arr * c_ratio,
@@ -251,8 +243,7 @@ def point_forecast(acc: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: int = DRAWS,
-             level_sigma: dict[str, float] | None = None) -> dict[str, dict[str, np.ndarray]]:
+def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: int = DRAWS) -> dict[str, dict[str, np.ndarray]]:
     """Monte Carlo draws of every measure per group: ``{group: {measure: array[draws]}}``.
 
     Sizes are drawn only for the events that happen in a draw (a few % of account-draws),
@@ -263,8 +254,8 @@ def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: i
     codes = np.searchsorted(np.array(segments, dtype=object), seg) if len(seg) else np.zeros(0, int)
     S, n = len(segments), len(acc)
     arr = acc["arr"].to_numpy(dtype=float)
-    sigma = np.array([(level_sigma or {}).get(s, 0.0) for s in segments])
-    has_deal, deal = acc["has_deal"].to_numpy(), acc["expansion_size"].to_numpy(dtype=float)
+    has_deal = acc["has_deal"].to_numpy()
+    deal = acc["deal_amount"].to_numpy(dtype=float) if "deal_amount" in acc else acc["expansion_size"].to_numpy(dtype=float)
     window_start, window_size, _ = sizes.expansion_windows(seg.astype(str), arr)
     pool = sizes.pool()
     p_exp, p_churn, p_con = (acc[c].to_numpy(dtype=float) for c in ("p_expand", "p_churn", "p_contract"))
@@ -272,11 +263,12 @@ def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: i
     sums = {m: np.zeros((draws, S)) for m in ("expansion_arr", "contraction_arr", "churned_arr")}
     for start in range(0, draws, DRAW_CHUNK):
         k = min(DRAW_CHUNK, draws - start)
-        shock = np.exp(rng.normal(0, 1, (k, S)) * sigma[None, :])
-        d, a = np.nonzero(rng.random((k, n)) < np.minimum(p_exp[None, :] * shock[:, codes], 1.0))
+        d, a = np.nonzero(rng.random((k, n)) < p_exp[None, :])
         pick = window_start[a] + (rng.random(len(a)) * window_size[a]).astype(int)
         ratio = np.where(window_size[a] > 0, pool[np.minimum(pick, max(len(pool) - 1, 0))] if len(pool) else 0.0, 0.0)
-        amount = np.where(has_deal[a], deal[a], arr[a] * ratio * factor[a])
+        realised = np.ones(len(a))
+        realised[has_deal[a]] = sizes.deals.draw(deal[a][has_deal[a]], rng)
+        amount = np.where(has_deal[a], deal[a] * realised, arr[a] * ratio * factor[a])
         sums["expansion_arr"][start:start + k] = _bin(d, codes[a], amount, k, S)
         d, a = np.nonzero(rng.random((k, n)) < p_con[None, :])
         amount = arr[a] * _draw_ratios(sizes.contraction_ratios, sizes.contraction_weights, codes[a], segments, rng)
@@ -312,28 +304,18 @@ def _draw_ratios(ratios: dict[str, np.ndarray], weights: dict[str, np.ndarray], 
     return out
 
 
-def forecast(acc: pd.DataFrame, sizes: Sizes, seed: int = 0, draws: int = DRAWS,
-             level_sigma: dict[str, float] | None = None) -> pd.DataFrame:
-    """Point forecast and 80 % / 95 % intervals of every measure, per group (``all`` first, then segments)."""
+def forecast(acc: pd.DataFrame, sizes: Sizes, seed: int = 0, draws: int = DRAWS) -> pd.DataFrame:
+    """Point forecast, 80 % / 95 % intervals and the draws' sd of every measure, per group (``all`` first, then segments).
+
+    The intervals are the draws' percentiles; ``training.forecast_calibration.calibrate`` rescales them by the
+    forecast's track record, for which ``{measure}_draw_sd`` is kept.
+    """
     point = point_forecast(acc)
-    sims = simulate(acc, sizes, np.random.default_rng(seed), draws, level_sigma)
+    sims = simulate(acc, sizes, np.random.default_rng(seed), draws)
     for m in MEASURES:
         for level in LEVELS:
             tail = (100 - level) / 2
             point[f"{m}_low{level}"] = point["group"].map(lambda g: float(np.percentile(sims[g][m], tail)))
             point[f"{m}_high{level}"] = point["group"].map(lambda g: float(np.percentile(sims[g][m], 100 - tail)))
+        point[f"{m}_draw_sd"] = point["group"].map(lambda g: float(np.std(sims[g][m])))
     return point
-
-
-def level_sigma_from(residuals: pd.DataFrame) -> dict[str, float]:
-    """Per segment: the spread of log(actual / forecast) of expansion ARR beyond what the draws explain.
-
-    ``residuals`` has ``group``, ``log_ratio`` (log actual / point forecast) and ``draw_sd`` (sd of the
-    log of the simulated sums without a shock). Fewer than MIN_RESIDUALS past cut-offs: no shock.
-    """
-    out = {}
-    for g, part in residuals.groupby("group"):
-        if len(part) >= MIN_RESIDUALS:
-            excess = float(np.mean(part["log_ratio"] ** 2) - np.mean(part["draw_sd"] ** 2))
-            out[str(g)] = float(np.sqrt(max(excess, 0.0)))
-    return out

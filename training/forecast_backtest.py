@@ -5,7 +5,12 @@ The models' out-of-time predictions come from the pooled rolling-origin folds of
 labels were complete by then). Everything else a cut-off uses is also cut there: the
 calibration is fitted on earlier cut-offs' predictions whose horizon had passed, the round
 count is chosen on those same earlier cut-offs, the sizes and contraction rate on labelled
-rows complete by the cut-off, the level shock on the forecast's own earlier errors.
+rows complete by the cut-off, and the intervals' calibration on the forecast's own errors at
+earlier cut-offs whose horizon had passed (``training.forecast_calibration``): the backtest
+forecasts at every month with out-of-time probabilities, as the product would run monthly.
+The methods are compared where all of them ran (a year of history); interval hit rates are
+also counted over every cut-off. ``model_draws_only`` is the same forecast with the draws'
+own intervals, to show what the calibration changes.
 
 Naive forecasts, per segment: ``naive_last`` applies the last period's rates (the snapshot
 one horizon back, whose labels end at the cut-off) to the current book's ARR;
@@ -18,14 +23,17 @@ import numpy as np
 import pandas as pd
 
 from features.config import Settings
+from features.pipeline_metrics import wilson
 from training.datasets import LABELS, pooled_folds, rows
-from training.forecast import ALL, Sizes, account_expectations, forecast, learn_sizes, level_sigma_from, point_forecast, simulate
+from training.forecast import ALL, Sizes, account_expectations, forecast, learn_sizes, point_forecast
+from training.forecast_calibration import calibrate, dispersion, residuals
 from training.models import Calibrator, round_grid
 from training.names import ModelName
 from training.train import FIRST_FOLD_ROUNDS, best_rounds, run_fold
 
 NAIVE_PERIODS = 4
-PERIOD_MONTHS = 3  # one 90-day horizon back is the month end three months earlier
+PERIOD_MONTHS = 3
+SEGMENTS = "segments"  # the summary's row pooling every segment's cut-offs  # one 90-day horizon back is the month end three months earlier
 
 
 def contraction_mrr(moves: pd.DataFrame, snapshots: pd.DataFrame, horizon_days: int) -> pd.Series:
@@ -127,41 +135,36 @@ def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: lis
     horizon = pd.Timedelta(days=settings.horizon_days)
     as_of = pd.to_datetime(frame["as_of"])
     p_expand = oot_probability(frame, preds[ModelName.expansion])
-    out, residuals = [], []
+    out, track = [], []
     for k, cutoff in enumerate(cutoffs):
         book = rows(frame, cutoff, "expanded")
         if not len(book) == len(rows(frame, cutoff, "churned")):
             raise ValueError(f"cut-off {cutoff.date()}: expansion and churn rows differ")
-        naive_last = naive(frame, cutoff, book, 1)
-        naive_mean = naive(frame, cutoff, book, NAIVE_PERIODS)
-        if naive_mean is None:
-            continue
         history = frame.loc[(as_of + horizon <= cutoff) & frame["expanded"].notna()].assign(p_expand=p_expand)
         sizes = learn_sizes(history)
         acc = account_expectations(book, preds[ModelName.expansion][cutoff], preds[ModelName.churn][cutoff], sizes)
-        past = [r for r in residuals if r["cutoff"] + horizon <= cutoff]
-        sigma = level_sigma_from(pd.DataFrame(past)) if past else {}
-        fc = forecast(acc, sizes, seed=seed + k, draws=draws, level_sigma=sigma).set_index("group")
+        raw = forecast(acc, sizes, seed=seed + k, draws=draws)
+        disp = dispersion(pd.concat(track, ignore_index=True) if track else None, cutoff, settings.horizon_days)
+        fc = calibrate(raw, disp).set_index("group")
         truth = actuals(book)
-        plain = simulate(acc, sizes, np.random.default_rng(seed + 10_000 + k), draws=max(200, draws // 5))
-        for g in truth.index:
-            sims = np.log(np.maximum(plain[g]["expansion_arr"], 1.0))
-            residuals.append({"cutoff": cutoff, "group": g, "draw_sd": float(np.std(sims)),
-                              "log_ratio": float(np.log(max(truth.loc[g, "expansion_arr"], 1.0)
-                                                        / max(fc.loc[g, "expansion_arr"], 1.0)))})
-        for method, f in (("model", fc), ("naive_last", naive_last), ("naive_mean4", naive_mean)):
-            for g in truth.index:
-                out.append(_row(cutoff, g, method, f.loc[g], truth.loc[g], sigma.get(g, 0.0)))
+        track.append(residuals(raw, truth, cutoff))  # read only by later cut-offs once this horizon has passed
+        naive_last = naive(frame, cutoff, book, 1)
+        naive_mean = naive(frame, cutoff, book, NAIVE_PERIODS)
+        every = naive_last is not None and naive_mean is not None  # a year of history: all methods ran
+        for method, f in (("model", fc), ("model_draws_only", raw.set_index("group")), ("naive_last", naive_last),
+                          ("naive_mean4", naive_mean)):
+            if f is not None:
+                out.extend(_row(cutoff, g, method, f.loc[g], truth.loc[g]) | {"all_methods": every} for g in truth.index)
     return pd.DataFrame(out)
 
 
-def _row(cutoff: pd.Timestamp, group: str, method: str, f: pd.Series, t: pd.Series, sigma: float) -> dict:
+def _row(cutoff: pd.Timestamp, group: str, method: str, f: pd.Series, t: pd.Series) -> dict:
     row = {"cutoff": cutoff.date(), "group": group, "method": method, "starting_arr": t["starting_arr"],
            "expansion_forecast": f["expansion_arr"], "expansion_actual": t["expansion_arr"],
            "expansion_ape_pct": 100 * abs(f["expansion_arr"] - t["expansion_arr"]) / t["expansion_arr"]
            if t["expansion_arr"] > 0 else np.nan,
            "nrr_forecast": f["nrr_pct"], "nrr_actual": t["nrr_pct"], "nrr_error_pts": f["nrr_pct"] - t["nrr_pct"],
-           "level_sigma": sigma if method == "model" else np.nan}
+           "track_record": f.get("track_record", np.nan)}
     for level in (80, 95):
         for m, key in (("expansion_arr", "expansion"), ("nrr_pct", "nrr")):
             lo, hi = f.get(f"{m}_low{level}", np.nan), f.get(f"{m}_high{level}", np.nan)
@@ -171,18 +174,28 @@ def _row(cutoff: pd.Timestamp, group: str, method: str, f: pd.Series, t: pd.Seri
 
 
 def summarize_backtest(results: pd.DataFrame) -> pd.DataFrame:
-    """Per group and method: cut-offs, MdAPE of expansion ARR, mean absolute NRR error (points), interval hit rates."""
+    """Per window, group and method: cut-offs, MdAPE of expansion ARR, mean absolute NRR error (points), interval hit rates.
+
+    ``segments`` pools the segments' rows (cut-offs x segments); hit rates carry a 95 % Wilson interval (``_ci``).
+    Two windows: ``common``, the cut-offs where every method ran (a year of history, for the trailing mean of four
+    periods), where the methods are compared; and ``every``, each method over every cut-off it ran at, where an
+    interval's hit rate rests on the most cut-offs it can (the model's are out of time at each).
+    """
     out = []
-    for (g, method), part in results.groupby(["group", "method"], sort=False):
-        row = {"group": g, "method": method, "cutoffs": len(part),
-               "expansion_mdape_pct": float(part["expansion_ape_pct"].median()),
-               "nrr_mae_pts": float(part["nrr_error_pts"].abs().mean())}
-        for level in (80, 95):
-            hits = part[f"expansion_in{level}"].dropna()
-            row[f"expansion_in{level}_pct"] = 100 * float(hits.mean()) if len(hits) else np.nan
-            nh = part[f"nrr_in{level}"].dropna()
-            row[f"nrr_in{level}_pct"] = 100 * float(nh.mean()) if len(nh) else np.nan
-        out.append(row)
+    for window, rows_ in (("common", results.loc[results["all_methods"]]), ("every", results)):
+        segments = rows_.loc[rows_["group"] != ALL].assign(group=SEGMENTS)  # the targets count cut-offs x segments
+        for (g, method), part in pd.concat([rows_, segments]).groupby(["group", "method"], sort=False):
+            row = {"window": window, "group": g, "method": method, "cutoffs": len(part),
+                   "expansion_mdape_pct": float(part["expansion_ape_pct"].median()),
+                   "nrr_mae_pts": float(part["nrr_error_pts"].abs().mean())}
+            for level in (80, 95):
+                for key in ("expansion", "nrr"):
+                    hits = part[f"{key}_in{level}"].dropna()
+                    row[f"{key}_in{level}_pct"] = 100 * float(hits.mean()) if len(hits) else np.nan
+                    row[f"{key}_in{level}_held"] = int(hits.sum()) if len(hits) else 0
+                    row[f"{key}_in{level}_trials"] = len(hits)
+                    row[f"{key}_in{level}_ci"] = wilson(int(hits.sum()), len(hits))  # percent
+            out.append(row)
     return pd.DataFrame(out)
 
 

@@ -3,7 +3,7 @@
 ``forecast_data(source, as_of, settings)`` builds the book at the newest month end on or
 before ``as_of`` plus the four month ends one horizon apart before it (their complete
 labels give the sizes and the contraction rate), loads the champions and returns the
-forecast table. ``actuals_at`` gives what happened after past cut-offs, for ``--track``.
+forecast table, its intervals calibrated on past forecasts' errors when given them. ``actuals_at`` gives what happened after past cut-offs, for ``--track``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from features.io import DataSource
 from features.movements import movements
 from training.datasets import newest_complete_month_end
 from training.forecast import account_expectations, forecast, learn_sizes
+from training.forecast_calibration import calibrate, dispersion
 from training.forecast_backtest import PERIOD_MONTHS, actuals, contraction_mrr
 from training.names import ModelName
 from training.registry import load_champion
@@ -39,6 +40,7 @@ class ForecastResult:
     table: pd.DataFrame  # one row per group: point and 80 % / 95 % ends of every measure
     models: dict[str, str]  # model name -> version
     run_id: str
+    calibration: pd.DataFrame  # training.forecast_calibration.dispersion: per group and measure, from past forecasts
 
 
 def _month_ends_back(cutoff: dt.date, periods: int) -> list[dt.date]:
@@ -58,8 +60,12 @@ def frame_with_contraction(source: DataSource, dates: list[dt.date], settings: S
 
 
 def forecast_data(source: DataSource, as_of: dt.date, settings: Settings, *, draws: int = 2000, seed: int = 0,
-                  models: dict | None = None) -> ForecastResult:
-    """The forecast at the newest month end on or before ``as_of``, with the champions (or ``models`` given)."""
+                  models: dict | None = None, track: pd.DataFrame | None = None) -> ForecastResult:
+    """The forecast at the newest month end on or before ``as_of``, with the champions (or ``models`` given).
+
+    ``track`` holds past forecasts' standardised errors (``training.forecast_calibration.standardised``); those whose
+    horizon has passed by the cut-off calibrate the intervals. Without it the intervals are the draws' own.
+    """
     cutoff = newest_complete_month_end(as_of)
     frame = frame_with_contraction(source, [*_month_ends_back(cutoff, HISTORY_PERIODS), cutoff], settings)
     if models is None:
@@ -75,10 +81,11 @@ def forecast_data(source: DataSource, as_of: dt.date, settings: Settings, *, dra
     sizes = learn_sizes(history)
     acc = account_expectations(book, models[ModelName.expansion].predict_proba(book),
                                models[ModelName.churn].predict_proba(book), sizes)
-    table = forecast(acc, sizes, seed=seed, draws=draws)
+    calibration = dispersion(track, pd.Timestamp(cutoff), settings.horizon_days)
+    table = calibrate(forecast(acc, sizes, seed=seed, draws=draws), calibration)
     versions = {str(n): str(m.version) for n, m in models.items()}
     run_id = f"forecast-{cutoff.isoformat()}-h{settings.horizon_days}-" + "-".join(f"{n}{v}" for n, v in versions.items())
-    return ForecastResult(cutoff, settings.horizon_days, table, versions, run_id)
+    return ForecastResult(cutoff, settings.horizon_days, table, versions, run_id, calibration)
 
 
 def actuals_at(source: DataSource, cutoffs: list[dt.date], settings: Settings) -> pd.DataFrame:

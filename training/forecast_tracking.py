@@ -48,10 +48,11 @@ def log_forecast_backtest(results: pd.DataFrame, summary: pd.DataFrame, settings
     with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name="forecast-backtest") as run:
         mlflow.log_params(params)
         for r in summary.to_dict("records"):
-            for key in ("expansion_mdape_pct", "nrr_mae_pts", "expansion_in80_pct", "expansion_in95_pct"):
+            for key in ("expansion_mdape_pct", "nrr_mae_pts", "expansion_in80_pct", "expansion_in95_pct",
+                        "nrr_in80_pct", "nrr_in95_pct"):
                 value = r.get(key)
                 if value is not None and np.isfinite(value):
-                    mlflow.log_metric(f"{r['method']}_{r['group']}_{key}", float(value))
+                    mlflow.log_metric(f"{r['window']}_{r['method']}_{r['group']}_{key}", float(value))
         mlflow.log_text(results.to_csv(index=False), "tables/forecast_backtest_cutoffs.csv")
         mlflow.log_text(summary.to_csv(index=False), "tables/forecast_backtest_summary.csv")
         with tempfile.TemporaryDirectory() as tmp:

@@ -14,6 +14,11 @@ from rich.table import Table
 from serving.cli.common import EXIT_REGISTRY, console, fail, open_source, parse_date, settings
 
 
+# the calibration reads at most this many past cut-offs (two years of monthly forecasts): their actuals come from one
+# feature build over those month ends (24 took 6.0 s at 10,000 accounts), and older errors say little of today's forecast
+TRACK_RECORD_CUTOFFS = 24
+
+
 def _money(v: float) -> str:
     return f"{v:,.0f}"
 
@@ -33,15 +38,24 @@ def print_forecast(table: pd.DataFrame, title: str) -> None:
 
 
 def print_backtest(summary: pd.DataFrame) -> None:
-    """The backtest per group and method."""
-    t = Table(title="forecast backtest: next-horizon expansion ARR and NRR at past cut-offs (data cut at each)")
-    for col in ("group", "method", "cut-offs", "MdAPE exp %", "NRR MAE pts", "80% held %", "95% held %"):
-        t.add_column(col, justify="left" if col in ("group", "method") else "right")
-    for r in summary.to_dict("records"):
-        t.add_row(r["group"], r["method"], str(r["cutoffs"]), f"{r['expansion_mdape_pct']:.1f}", f"{r['nrr_mae_pts']:.2f}",
-                  "-" if pd.isna(r["expansion_in80_pct"]) else f"{r['expansion_in80_pct']:.0f}",
-                  "-" if pd.isna(r["expansion_in95_pct"]) else f"{r['expansion_in95_pct']:.0f}")
-    console.print(t)
+    """The backtest per window, group and method; interval cells are held / cut-offs."""
+    titles = {"common": "cut-offs where every method ran (a year of history): the comparison",
+              "every": "every cut-off each method ran at (the model's out of time at each)"}
+    for window, part in summary.groupby("window", sort=False):
+        t = Table(title=f"forecast backtest, next-horizon expansion ARR and NRR: {titles.get(window, window)}")
+        for col in ("group", "method", "cut-offs", "MdAPE exp %", "NRR MAE pts", "exp 80%", "exp 95%", "NRR 80%", "NRR 95%"):
+            t.add_column(col, justify="left" if col in ("group", "method") else "right")
+        for r in part.to_dict("records"):
+            held = [f"{r[f'{k}_held']}/{r[f'{k}_trials']}" if r[f"{k}_trials"] else "-"
+                    for k in ("expansion_in80", "expansion_in95", "nrr_in80", "nrr_in95")]
+            t.add_row(r["group"], r["method"], str(r["cutoffs"]), f"{r['expansion_mdape_pct']:.1f}", f"{r['nrr_mae_pts']:.2f}", *held)
+        console.print(t)
+        pooled = part.loc[(part["group"] == "segments") & (part["method"] == "model")]
+        for r in pooled.to_dict("records"):
+            cells = "; ".join(f"{level} %: {r[f'expansion_in{level}_held']}/{r[f'expansion_in{level}_trials']} "
+                              f"({r[f'expansion_in{level}_pct']:.0f} %, 95 % CI {r[f'expansion_in{level}_ci'][0]:.0f}-"
+                              f"{r[f'expansion_in{level}_ci'][1]:.0f})" for level in (80, 95))
+            console.print(f"model's expansion ARR intervals over cut-offs x segments, held: {cells}")
 
 
 def forecast(
@@ -67,11 +81,17 @@ def forecast(
     if track:
         return _track(source, cfg, uri, parse_date(as_of), as_json)
     from serving.forecast_store import ForecastStore
+    from training.forecast_calibration import standardised
     from training.forecast_job import ForecastError, forecast_data
     from training.forecast_tracking import log_forecast
 
+    day = parse_date(as_of)
+    past = _past_against_actual(source, cfg, ForecastStore(uri).read(), day, newest=TRACK_RECORD_CUTOFFS)
+    if len(past):  # one forecast per cut-off, group and measure: the newest stored (a re-run with other models replaces)
+        past = past.sort_values("stored_at").drop_duplicates(["as_of", "group_name", "measure"], keep="last")
+    record = standardised(past.rename(columns={"group_name": "group"})) if len(past) else None
     try:
-        result = forecast_data(source, parse_date(as_of), cfg, draws=draws)
+        result = forecast_data(source, day, cfg, draws=draws, track=record)
     except ForecastError as exc:
         fail(str(exc), EXIT_REGISTRY)
     ForecastStore(uri).write(result.run_id, result.as_of, result.horizon_days, result.table, result.models,
@@ -79,9 +99,26 @@ def forecast(
     log_forecast(result, cfg)
     if as_json:
         print(json.dumps({"run_id": result.run_id, "as_of": result.as_of.isoformat(), "horizon_days": horizon_days,
-                          "models": result.models, "groups": result.table.to_dict("records")}, indent=1, default=str))
+                          "models": result.models, "groups": result.table.to_dict("records"),
+                          "calibration": result.calibration.to_dict("records")}, indent=1, default=str))
         return
     print_forecast(result.table, f"next {horizon_days} days from {result.as_of} (models {result.models}); stored as {result.run_id}")
+    console.print(calibration_line(result.calibration))
+
+
+def calibration_line(calibration: pd.DataFrame) -> str:
+    """One sentence on what the intervals rest on: the draws alone, or the track record of past forecasts."""
+    from training.forecast_calibration import MIN_EFFECTIVE
+
+    part = calibration.loc[calibration["measure"] == "expansion_arr"] if len(calibration) else calibration
+    if part.empty or part["effective"].max() < MIN_EFFECTIVE:
+        n = int(part["residuals"].max()) if len(part) else 0
+        return (f"intervals: the draws' own. {n} past forecast(s) have outcomes so far; calibration on the track record "
+                f"starts at {MIN_EFFECTIVE:g} independent horizons' worth (about 4 monthly forecasts).")
+    phi = ", ".join(f"{r['group']} {r['phi']:.2f}" for r in part.to_dict("records"))
+    first = part.iloc[0]
+    return (f"intervals calibrated on {int(first['residuals'])} past forecasts (worth {first['effective']:.1f} independent "
+            f"horizons); expansion ARR's squared error over the draws' variance: {phi} (1 = the draws were right).")
 
 
 def _backtest(source, data: Path, cfg, rounds: int, draws: int, as_json: bool) -> None:  # noqa: ANN001
@@ -112,19 +149,17 @@ def _backtest(source, data: Path, cfg, rounds: int, draws: int, as_json: bool) -
 
 def _track(source, cfg, uri: str, as_of: dt.date, as_json: bool) -> None:  # noqa: ANN001
     from features.build import default_data_end, tables_from_backend
-    from serving.forecast_store import ForecastStore, track
-    from training.forecast_job import actuals_at
+    from serving.forecast_store import ForecastStore
 
     stored = ForecastStore(uri).read()
     data_end = min(as_of, default_data_end(tables_from_backend(source.ibis(), source.present)))
-    due = [d for d, h in zip(pd.to_datetime(stored["as_of"]).dt.date, stored["horizon_days"])
-           if d + dt.timedelta(days=int(h)) <= data_end] if not stored.empty else []
-    out = track(stored, actuals_at(source, sorted(set(due)), cfg), data_end)
+    out = _past_against_actual(source, cfg, stored, data_end)
     if as_json:
         print(json.dumps(out.to_dict("records"), default=str))
         return
     if out.empty:
-        console.print(f"no stored forecast has a horizon that ended by {data_end} ({len(stored)} stored row(s))")
+        console.print(f"no stored {cfg.horizon_days}-day forecast has a horizon that ended by {data_end} "
+                      f"({len(stored)} stored row(s))")
         return
     t = Table(title=f"past forecasts against what happened (data to {data_end})")
     for col in ("as of", "group", "measure", "forecast", "actual", "error %", "80% held", "95% held"):
@@ -133,6 +168,25 @@ def _track(source, cfg, uri: str, as_of: dt.date, as_json: bool) -> None:  # noq
         t.add_row(str(r["as_of"]), r["group_name"], r["measure"], f"{r['forecast']:,.1f}", f"{r['actual']:,.1f}",
                   f"{r['error_pct']:+.1f}", "yes" if r["in80"] else "no", "yes" if r["in95"] else "no")
     console.print(t)
+
+
+def _past_against_actual(source, cfg, stored: pd.DataFrame, data_end: dt.date,  # noqa: ANN001
+                         newest: int | None = None) -> pd.DataFrame:
+    """Stored forecasts of this horizon whose horizon has passed by ``data_end`` (the ``newest`` cut-offs of them
+    when given), beside what happened (``track``)."""
+    from features.build import default_data_end, tables_from_backend
+    from serving.forecast_store import track
+    from training.forecast_job import actuals_at
+
+    if not stored.empty:
+        stored = stored.loc[stored["horizon_days"].astype(int) == cfg.horizon_days]
+    if stored.empty:
+        return track(stored, pd.DataFrame(), data_end)
+    data_end = min(data_end, default_data_end(tables_from_backend(source.ibis(), source.present)))
+    due = sorted({d for d in pd.to_datetime(stored["as_of"]).dt.date if d + dt.timedelta(days=cfg.horizon_days) <= data_end})
+    due = due[-newest:] if newest else due
+    stored = stored.loc[pd.to_datetime(stored["as_of"]).dt.date.isin(due)]
+    return track(stored, actuals_at(source, due, cfg), data_end)
 
 
 def register(app: typer.Typer) -> None:

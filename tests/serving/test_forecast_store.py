@@ -56,6 +56,26 @@ def test_a_run_written_twice_changes_nothing_and_a_rerun_replaces(store: Forecas
     assert total["forecast"].item() == pytest.approx(600.0)
 
 
+def test_the_draws_sd_is_kept_and_a_table_of_the_earlier_version_gains_the_column(store: ForecastStore) -> None:
+    import sqlalchemy as sa
+
+    old = sa.MetaData()  # the table as the version before the draw sd wrote it
+    sa.Table(store.table.name, old, *(sa.Column(c.name, c.type, primary_key=c.primary_key)
+                                      for c in store.table.columns if c.name != "draw_sd"))
+    with store.engine.begin() as conn:
+        old.create_all(conn)
+        conn.execute(old.tables[store.table.name].insert(), [{
+            "run_id": "before", "group_name": "all", "measure": "expansion_arr", "as_of": dt.date(2025, 12, 31),
+            "horizon_days": 90, "forecast": 280.0}])
+    assert store.read()["draw_sd"].isna().all()  # readable before any new write
+    table = _table().assign(expansion_arr_draw_sd=12.5)
+    store.write("after", dt.date(2026, 3, 31), 90, table, {}, STORED_AT)
+    rows = store.read().set_index(["run_id", "group_name", "measure"])
+    assert rows.loc[("after", "smb", "expansion_arr"), "draw_sd"] == 12.5
+    assert pd.isna(rows.loc[("after", "smb", "nrr_pct"), "draw_sd"])  # a table without the sd stores none
+    assert pd.isna(rows.loc[("before", "all", "expansion_arr"), "draw_sd"]) and len(rows) == 13
+
+
 def test_track_compares_due_forecasts_with_what_happened(store: ForecastStore) -> None:
     store.write("old", dt.date(2026, 1, 31), 90, _table(), {}, STORED_AT)
     store.write("new", dt.date(2026, 3, 31), 90, _table(), {}, STORED_AT)

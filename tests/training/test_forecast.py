@@ -8,8 +8,9 @@ import pytest
 
 from features.config import Settings
 from training.forecast import (
-    Sizes, account_expectations, forecast, learn_sizes, level_sigma_from, point_forecast, simulate,
+    Sizes, account_expectations, forecast, learn_sizes, point_forecast, simulate,
 )
+from training.forecast_calibration import MIN_EFFECTIVE
 from training.forecast_backtest import actuals, backtest_forecast, contraction_mrr, naive, summarize_backtest
 
 
@@ -52,21 +53,6 @@ def test_intervals_hold_as_often_as_they_say():
         assert 0.74 <= held80 <= 0.86, (g, held80)  # 400 truths: 3 standard errors of 2 points
         assert 0.92 <= held95 <= 0.98, (g, held95)
         assert np.mean(t) == pytest.approx(fc.loc[g, "expansion_arr"], rel=0.03)
-
-
-def test_a_level_shock_widens_the_interval():
-    acc = account_expectations(_book(), np.array([0.5, 0.2, 0.1]), np.array([0.1, 0.0, 0.05]), _sizes())
-    plain = forecast(acc, _sizes(), seed=0).set_index("group")
-    shocked = forecast(acc, _sizes(), seed=0, level_sigma={"smb": 0.5, "enterprise": 0.5}).set_index("group")
-    width = lambda f: f.loc["all", "expansion_arr_high80"] - f.loc["all", "expansion_arr_low80"]  # noqa: E731
-    assert width(shocked) >= width(plain)
-
-
-def test_level_sigma_is_the_error_the_draws_do_not_explain():
-    residuals = pd.DataFrame({"group": ["all"] * 4 + ["smb"] * 2, "log_ratio": [0.5, -0.5, 0.5, -0.5, 1.0, 1.0],
-                              "draw_sd": [0.3] * 4 + [0.1] * 2})
-    sigma = level_sigma_from(residuals)
-    assert sigma == {"all": pytest.approx(0.4)}  # sqrt(0.25 - 0.09); smb has too few cut-offs
 
 
 def test_learn_sizes_from_labelled_rows():
@@ -126,15 +112,31 @@ def test_backtest_on_a_generated_company(feature_frame, generated_company):
     results = backtest_forecast(frame, feature_names(), categorical_features(), Settings(_env_file=None),
                                 max_rounds=50, draws=300)
     assert len(results["cutoff"].unique()) >= 2
-    assert set(results["method"]) == {"model", "naive_last", "naive_mean4"}
+    assert set(results["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4"}
     assert set(results["group"]) == {"all", "smb", "mid_market", "enterprise"}
-    first = min(results["cutoff"])
-    assert pd.Timestamp(first) >= pd.to_datetime(frame["as_of"]).min() + pd.DateOffset(months=12)
+    compared = results.loc[results["all_methods"]]
+    assert set(compared["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4"}
+    assert pd.Timestamp(min(compared["cutoff"])) >= pd.to_datetime(frame["as_of"]).min() + pd.DateOffset(months=12)
+    assert (results.loc[results.method == "naive_mean4", "all_methods"]).all()
+    assert results.loc[results.method == "model", "cutoff"].nunique() > compared["cutoff"].nunique()
     model = results[results.method == "model"]
     assert (model["expansion_low80"] <= model["expansion_forecast"]).all()
     assert (model["expansion_forecast"] <= model["expansion_high80"]).all()
+    # before two independent horizons of errors are in, the intervals are the draws' own; after, calibrated by them
+    draws = results[results.method == "model_draws_only"].set_index(["cutoff", "group"])
+    early = model.loc[model["track_record"] < MIN_EFFECTIVE].set_index(["cutoff", "group"])
+    assert (early["expansion_low80"] == draws.loc[early.index, "expansion_low80"]).all()
+    late = model.loc[model["track_record"] >= MIN_EFFECTIVE].set_index(["cutoff", "group"])
+    assert len(late) and (late["expansion_low80"] != draws.loc[late.index, "expansion_low80"]).all()
+    assert (late["expansion_forecast"] == draws.loc[late.index, "expansion_forecast"]).all()
     summary = summarize_backtest(results)
     assert summary["cutoffs"].min() >= 2 and summary["expansion_mdape_pct"].notna().all()
+    pooled = summary.set_index(["window", "group", "method"]).loc[("every", "segments", "model")]
+    segment_rows = model.loc[model["group"] != "all"]
+    assert pooled["expansion_in80_trials"] == len(segment_rows)
+    assert pooled["expansion_in80_held"] == int(segment_rows["expansion_in80"].sum())
+    lo, hi = pooled["expansion_in80_ci"]
+    assert lo <= pooled["expansion_in80_pct"] <= hi
 
 
 def _arr_dependent_company(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

@@ -72,12 +72,23 @@ def test_forecast_is_stored_tracked_and_backtested(generated_company, feature_fr
     assert total["expansion_arr_low95"] <= total["expansion_arr_low80"] <= total["expansion_arr"] <= total["expansion_arr_high80"]
     table = runner.invoke(app, ["forecast", "--data", str(generated_company), "--as-of", "2026-06-30", "--draws", "300"])
     assert table.exit_code == 0 and "expansion ARR" in table.stdout
+    # one past forecast with an outcome (March's horizon ended 2026-06-29) is too little to calibrate on
+    assert "intervals: the draws' own. 1 past forecast(s) have outcomes" in " ".join(table.stdout.split())
     tracked = json.loads(runner.invoke(app, ["forecast", "--data", str(generated_company), "--track", "--as-of",
                                              "2026-06-30", "--json"]).stdout)
     assert {r["as_of"] for r in tracked} == {"2026-03-31"}  # the June forecast's horizon has not passed
     assert {r["measure"] for r in tracked} == {"expansion_arr", "contraction_arr", "churned_arr", "nrr_pct"}
     assert all(r["actual"] is not None for r in tracked)
+    for month_end in ("2025-12-31", "2026-01-31", "2026-02-28"):  # with March: four monthly forecasts due by June
+        assert runner.invoke(app, ["forecast", "--data", str(generated_company), "--as-of", month_end, "--draws", "300"]).exit_code == 0
+    june = json.loads(runner.invoke(app, ["forecast", "--data", str(generated_company), "--as-of", "2026-06-30",
+                                          "--draws", "300", "--json"]).stdout)
+    calibration = {(r["group"], r["measure"]): r for r in june["calibration"]}
+    assert calibration[("all", "expansion_arr")]["residuals"] == 4
+    assert calibration[("all", "expansion_arr")]["effective"] >= 2  # overlapping horizons: worth about 2.3
+    assert all(r["scale80"] != 1.0 for r in june["calibration"] if r["effective"] >= 2)
+    assert all(g["track_record"] >= 2 for g in june["groups"])
     bt = runner.invoke(app, ["forecast", "--data", str(generated_company), "--backtest", "--rounds", "30", "--draws", "200"])
     assert bt.exit_code == 0, bt.output
-    assert "naive_mean4" in bt.stdout and "MdAPE" in bt.stdout
+    assert "naive_mean4" in bt.stdout and "MdAPE" in bt.stdout and "cut-offs x segments, held" in bt.stdout
     assert list((cli_env / "home" / "mlartifacts").rglob("forecast_backtest.png"))
