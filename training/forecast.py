@@ -172,9 +172,9 @@ def learn_sizes(history: pd.DataFrame) -> Sizes:
     h = history.loc[history["expanded"].notna() & (history["arr"] > 0)]
     exp = h.loc[h["expanded"] == 1].sort_values("arr", kind="stable")  # ARR order: neighbours are adjacent
     deals = DealOutcomes.learn(exp)
-    if "open_expansion_amount_usd" in h:
+    if DEAL in h:
         # the typical size stands in for accounts with no open deal: learn it from such accounts only
-        no_deal = exp.loc[~(exp["open_expansion_amount_usd"].fillna(0.0) > 0)]
+        no_deal = exp.loc[~(exp[DEAL].fillna(0.0) > 0)]
         exp = no_deal if len(no_deal) else exp
     con = h.loc[h["contracted"] == 1]
     segs = sorted(h["segment"].dropna().unique())
@@ -255,7 +255,7 @@ def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: i
     S, n = len(segments), len(acc)
     arr = acc["arr"].to_numpy(dtype=float)
     has_deal = acc["has_deal"].to_numpy()
-    deal = acc["deal_amount"].to_numpy(dtype=float) if "deal_amount" in acc else acc["expansion_size"].to_numpy(dtype=float)
+    deal = acc["deal_amount"].to_numpy(dtype=float)
     window_start, window_size, _ = sizes.expansion_windows(seg.astype(str), arr)
     pool = sizes.pool()
     p_exp, p_churn, p_con = (acc[c].to_numpy(dtype=float) for c in ("p_expand", "p_churn", "p_contract"))
