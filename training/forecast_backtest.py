@@ -32,8 +32,8 @@ from training.names import ModelName
 from training.train import FIRST_FOLD_ROUNDS, best_rounds, run_fold
 
 NAIVE_PERIODS = 4
-PERIOD_MONTHS = 3
-SEGMENTS = "segments"  # the summary's row pooling every segment's cut-offs  # one 90-day horizon back is the month end three months earlier
+PERIOD_MONTHS = 3  # one 90-day horizon back is the month end three months earlier
+SEGMENTS = "segments"  # the summary's row pooling every segment's cut-offs
 
 
 def contraction_mrr(moves: pd.DataFrame, snapshots: pd.DataFrame, horizon_days: int) -> pd.Series:
@@ -150,11 +150,11 @@ def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: lis
         track.append(residuals(raw, truth, cutoff))  # read only by later cut-offs once this horizon has passed
         naive_last = naive(frame, cutoff, book, 1)
         naive_mean = naive(frame, cutoff, book, NAIVE_PERIODS)
-        every = naive_last is not None and naive_mean is not None  # a year of history: all methods ran
+        compared = naive_last is not None and naive_mean is not None  # a year of history: all methods ran
         for method, f in (("model", fc), ("model_draws_only", raw.set_index("group")), ("naive_last", naive_last),
                           ("naive_mean4", naive_mean)):
             if f is not None:
-                out.extend(_row(cutoff, g, method, f.loc[g], truth.loc[g]) | {"all_methods": every} for g in truth.index)
+                out.extend(_row(cutoff, g, method, f.loc[g], truth.loc[g]) | {"all_methods": compared} for g in truth.index)
     return pd.DataFrame(out)
 
 

@@ -37,7 +37,6 @@ from training.forecast import LEVELS, MEASURES
 
 # t on fewer than 2 degrees of freedom has no variance; below that the track record is too short to read
 MIN_EFFECTIVE = 2.0
-RESIDUAL_COLUMNS = ("as_of", "group", "measure", "z")
 
 
 def residuals(table: pd.DataFrame, actual: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:

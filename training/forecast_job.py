@@ -3,7 +3,8 @@
 ``forecast_data(source, as_of, settings)`` builds the book at the newest month end on or
 before ``as_of`` plus the four month ends one horizon apart before it (their complete
 labels give the sizes and the contraction rate), loads the champions and returns the
-forecast table, its intervals calibrated on past forecasts' errors when given them. ``actuals_at`` gives what happened after past cut-offs, for ``--track``.
+forecast table, its intervals calibrated on past forecasts' errors when given them.
+``actuals_at`` gives what happened after past cut-offs, for ``--track`` and that calibration.
 """
 
 from __future__ import annotations

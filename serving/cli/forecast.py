@@ -85,8 +85,8 @@ def forecast(
     from training.forecast_job import ForecastError, forecast_data
     from training.forecast_tracking import log_forecast
 
-    day = parse_date(as_of)
-    past = _past_against_actual(source, cfg, ForecastStore(uri).read(), day, newest=TRACK_RECORD_CUTOFFS)
+    day, forecasts = parse_date(as_of), ForecastStore(uri)
+    past = _past_against_actual(source, cfg, forecasts.read(), _data_end(source, day), newest=TRACK_RECORD_CUTOFFS)
     if len(past):  # one forecast per cut-off, group and measure: the newest stored (a re-run with other models replaces)
         past = past.sort_values("stored_at").drop_duplicates(["as_of", "group_name", "measure"], keep="last")
     record = standardised(past.rename(columns={"group_name": "group"})) if len(past) else None
@@ -94,8 +94,8 @@ def forecast(
         result = forecast_data(source, day, cfg, draws=draws, track=record)
     except ForecastError as exc:
         fail(str(exc), EXIT_REGISTRY)
-    ForecastStore(uri).write(result.run_id, result.as_of, result.horizon_days, result.table, result.models,
-                             dt.datetime.now(dt.timezone.utc))
+    forecasts.write(result.run_id, result.as_of, result.horizon_days, result.table, result.models,
+                    dt.datetime.now(dt.timezone.utc))
     log_forecast(result, cfg)
     if as_json:
         print(json.dumps({"run_id": result.run_id, "as_of": result.as_of.isoformat(), "horizon_days": horizon_days,
@@ -148,11 +148,10 @@ def _backtest(source, data: Path, cfg, rounds: int, draws: int, as_json: bool) -
 
 
 def _track(source, cfg, uri: str, as_of: dt.date, as_json: bool) -> None:  # noqa: ANN001
-    from features.build import default_data_end, tables_from_backend
     from serving.forecast_store import ForecastStore
 
     stored = ForecastStore(uri).read()
-    data_end = min(as_of, default_data_end(tables_from_backend(source.ibis(), source.present)))
+    data_end = _data_end(source, as_of)
     out = _past_against_actual(source, cfg, stored, data_end)
     if as_json:
         print(json.dumps(out.to_dict("records"), default=str))
@@ -170,11 +169,17 @@ def _track(source, cfg, uri: str, as_of: dt.date, as_json: bool) -> None:  # noq
     console.print(t)
 
 
+def _data_end(source, as_of: dt.date) -> dt.date:  # noqa: ANN001
+    """``as_of``, or the data's last day when that is earlier: outcomes are known up to there."""
+    from features.build import default_data_end, tables_from_backend
+
+    return min(as_of, default_data_end(tables_from_backend(source.ibis(), source.present)))
+
+
 def _past_against_actual(source, cfg, stored: pd.DataFrame, data_end: dt.date,  # noqa: ANN001
                          newest: int | None = None) -> pd.DataFrame:
-    """Stored forecasts of this horizon whose horizon has passed by ``data_end`` (the ``newest`` cut-offs of them
-    when given), beside what happened (``track``)."""
-    from features.build import default_data_end, tables_from_backend
+    """Stored forecasts of this horizon whose horizon has passed by ``data_end`` (``_data_end``; the ``newest``
+    cut-offs of them when given), beside what happened (``track``)."""
     from serving.forecast_store import track
     from training.forecast_job import actuals_at
 
@@ -182,7 +187,6 @@ def _past_against_actual(source, cfg, stored: pd.DataFrame, data_end: dt.date,  
         stored = stored.loc[stored["horizon_days"].astype(int) == cfg.horizon_days]
     if stored.empty:
         return track(stored, pd.DataFrame(), data_end)
-    data_end = min(data_end, default_data_end(tables_from_backend(source.ibis(), source.present)))
     due = sorted({d for d in pd.to_datetime(stored["as_of"]).dt.date if d + dt.timedelta(days=cfg.horizon_days) <= data_end})
     due = due[-newest:] if newest else due
     stored = stored.loc[pd.to_datetime(stored["as_of"]).dt.date.isin(due)]
