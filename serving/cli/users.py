@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,8 +38,73 @@ def add(
         token = add_user(name, role, csm_owner)
     except StoreError as exc:
         fail(str(exc))
+    if role == "csm":
+        owner = csm_owner or name
+        cfg = settings()
+        owned = owned_accounts(owner, cfg.snapshot_file, cfg.data_dir)
+        if owned == 0:
+            console.print(f"warning: --csm-owner {owner!r} owns no account in the served snapshot or the data; "
+                          f"{name}'s book will be empty until accounts carry that csm_owner.", style="yellow",
+                          highlight=False)
+        elif owned is None:
+            console.print(f"note: no snapshot or data folder to check that {owner!r} owns accounts.", highlight=False)
     console.print(f"{name} ({role}) may sign in at /ui/signin with this token (shown once):", highlight=False)
     console.print(token, highlight=False, soft_wrap=True)
+
+
+def owned_accounts(csm_owner: str, snapshot: Path | None, data_dir: Path | None) -> int | None:
+    """How many accounts ``csm_owner`` owns in the served snapshot (else the data's ``accounts``); None when
+    neither can be read."""
+    import pandas as pd
+
+    if snapshot is not None and snapshot.is_file():
+        frame = pd.read_parquet(snapshot, columns=["account_id", "csm_owner"])
+        return int(frame.drop_duplicates("account_id")["csm_owner"].astype("string").eq(csm_owner).fillna(False).sum())
+    if data_dir is not None and Path(data_dir).is_dir():
+        from features.io import open_data
+
+        source = open_data(data_dir)
+        try:
+            if source.has("accounts"):
+                return int(source.con.execute("SELECT count(*) FROM accounts WHERE csm_owner = ?", [csm_owner]).fetchone()[0])
+        finally:
+            source.close()
+    return None
+
+
+def change_user(name: str, action: str, uri: str | None = None) -> None:
+    """``disable`` (refuse their token, end their sessions) or ``remove`` (delete them and their sessions)."""
+    from serving.web.store import WebStore
+
+    store = WebStore(uri or settings().crm_uri)
+    try:
+        (store.disable_user if action == "disable" else store.remove_user)(name)
+    finally:
+        store.close()
+
+
+@users_app.command("disable")
+def disable(name: Annotated[str, typer.Argument(help="The person's name.")]) -> None:
+    """Refuse NAME's token and end their sessions at once (``users add`` gives them a new token)."""
+    from serving.web.store import StoreError
+
+    try:
+        change_user(name, "disable")
+    except StoreError as exc:
+        fail(str(exc))
+    console.print(f"{name} is disabled: their sessions ended and their token is refused.", highlight=False)
+
+
+@users_app.command("remove")
+def remove(name: Annotated[str, typer.Argument(help="The person's name.")]) -> None:
+    """Delete NAME and end their sessions (the plays they logged stay, credited to them)."""
+    from serving.web.store import StoreError
+
+    try:
+        change_user(name, "remove")
+    except StoreError as exc:
+        fail(str(exc))
+    console.print(f"{name} is removed: their sessions ended.", highlight=False)
 
 
 @users_app.command("list")
@@ -49,7 +115,8 @@ def list_users() -> None:
     store = WebStore(settings().crm_uri)
     try:
         for user in store.list_users():
-            console.print(f"{user['name']}\t{user['role']}\t{user['csm_owner'] or '-'}", highlight=False)
+            state = "disabled" if user["disabled"] else "active"
+            console.print(f"{user['name']}\t{user['role']}\t{user['csm_owner'] or '-'}\t{state}", highlight=False)
     finally:
         store.close()
 

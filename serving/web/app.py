@@ -1,11 +1,15 @@
 """The pages: a Starlette app of server-rendered Jinja2 templates, mounted on the scoring service at ``/ui``.
 
-Routes (relative to the mount): ``/signin``, ``/signout``, ``/book`` (``?format=csv`` exports
-what is shown), ``/account/<id>``, ``/account/<id>/plays`` (log a play), ``/leadership``.
-Nothing but the sign-in page and the stylesheet renders without a session; every POST
-carries a CSRF token (the session's, or the sign-in page's double-submit cookie). No
-script runs in the browser: filters are plain GET forms, charts are inline SVG. Pages are built
-in a worker thread, so the scoring endpoints sharing the event loop are not held up.
+Routes (relative to the mount) are listed once in :func:`routes_of` (a new page adds one line):
+``/signin``, ``/signout``, ``/book`` (``?format=csv`` exports what is shown), ``/search``,
+``/renewals``, ``/account/<id>`` with ``/plays`` (log) and ``/plays/<n>`` (update), and for
+leaders ``/leadership`` (each line links to ``/leadership/line/<key>``), ``/portfolio`` and
+``/unowned`` (with ``/unowned/<id>``, assign an owner). Nothing but the sign-in page and the
+stylesheet renders without a session; sessions live in the store (signing out ends one at
+once); every POST carries a CSRF token and no body over :data:`MAX_BODY` is read. No script
+runs in the browser: filters are plain GET forms, charts are inline SVG written with every
+text escaped. Pages are built in a worker thread, so the scoring endpoints sharing the event
+loop are not held up.
 """
 
 from __future__ import annotations
@@ -22,18 +26,19 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from serving.web import pages
-from serving.web.auth import (SESSION_COOKIE, SIGNIN_CSRF_COOKIE, Session, decode_session, encode_session,
-                              new_csrf, same, token_id)
+from serving.web import leader_pages, pages
+from serving.web.auth import SESSION_COOKIE, SIGNIN_CSRF_COOKIE, Session, new_csrf, same
+from serving.web.formats import FILTERS
 from serving.web.state import WebState
 
 HERE = Path(__file__).parent
+MAX_BODY = 64 * 1024  # every form of the pages fits; the play note is at most 2,000 characters
 _HEADERS = {
-    # no script at all; matplotlib's inline SVG carries a <style> element
-    "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    # no script at all; styles only from the stylesheet and SVG attributes
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -41,96 +46,112 @@ _HEADERS = {
 }
 
 
-def _pct(value: Any, digits: int = 0) -> str:
-    return "–" if value is None or value != value else f"{float(value):.{digits}f} %"
+class TooLarge(Exception):
+    """A request body over :data:`MAX_BODY`."""
 
 
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters["money"] = pages.money
-    env.filters["pct"] = _pct
-    env.filters["signed"] = lambda v, d=0: "–" if v is None or v != v else f"{float(v):+.{d}f}"
+    env.filters.update(FILTERS)
     env.globals["quote"] = lambda s: quote(str(s), safe="")
     return env
+
+
+async def read_form(request: Request, limit: int = MAX_BODY) -> dict[str, str]:
+    """The url-encoded form of a POST, refusing (:class:`TooLarge`) a body over ``limit`` before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 
 def create_app(resolve: Callable[[], WebState]) -> Starlette:
     """The pages, reading the service's state through ``resolve()`` (called on every request)."""
     env = _environment()
 
-    def render(request: Request, name: str, status: int = 200, session: Session | None = None, **context: Any) -> HTMLResponse:
+    def render(request: Request, template: str, status: int = 200, session: Session | None = None,
+               **context: Any) -> HTMLResponse:
         state = resolve()
-        html = env.get_template(name).render(base=request.scope.get("root_path", ""), session=session,
+        html = env.get_template(template).render(base=request.scope.get("root_path", ""), session=session,
                                              currency=state.settings.currency_symbol, **context)
         return HTMLResponse(html, status_code=status, headers=_HEADERS)
 
+    def message(request: Request, status: int, session: Session | None, title: str, text: str) -> HTMLResponse:
+        return render(request, "message.html", status, session, title=title, message=text)
+
     def current(request: Request) -> tuple[WebState, Session | None]:
         state = resolve()
-        session = decode_session(request.cookies.get(SESSION_COOKIE), state.secret, time.time())
-        if session is not None and not state.store.token_current(session.name, session.token_id):
-            return state, None  # the person was given a new token (or removed): older sessions end
-        return state, session
+        row = state.store.session(request.cookies.get(SESSION_COOKIE), time.time())
+        if row is None:
+            return state, None
+        return state, Session(row["name"], row["role"], row["csm_owner"], row["expires_at"], row["csrf"])
 
     def to_signin(request: Request) -> RedirectResponse:
         nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"{request.scope.get('root_path', '')}/signin?{urlencode({'next': nxt})}", 303)
 
-    async def form(request: Request) -> dict[str, str]:
-        body = (await request.body()).decode("utf-8", "replace")
-        return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
-
-    def signed_in(handler: Callable) -> Callable:
+    def signed_in(handler: Callable, leaders_only: bool = False) -> Callable:
         async def wrapped(request: Request) -> Response:
-            state, session = current(request)
+            state, session = await run_in_threadpool(current, request)
             if session is None:
                 return to_signin(request)
+            if leaders_only and not session.is_leader:
+                return message(request, 403, session, "Leaders only",
+                               "This page is open to CS leaders. Your book is under My book.")
             if request.method == "POST":
-                fields = await form(request)
+                try:
+                    fields = await read_form(request)
+                except TooLarge:
+                    return message(request, 413, session, "Form too large", f"Forms are limited to {MAX_BODY // 1024} kB.")
                 if not same(fields.get("csrf"), session.csrf):
-                    return render(request, "message.html", 403, session, title="Form expired",
-                                  message="This form's security token does not match your session. Reload the page and try again.")
+                    return message(request, 403, session, "Form expired",
+                                   "This form's security token does not match your session. Reload the page and try again.")
                 request.state.form = fields
             return await handler(request, state, session)
 
         return wrapped
 
-    async def signin_page(request: Request) -> Response:
-        state, session = current(request)
+    def signin_form(request: Request, status: int = 200, error: str | None = None, nxt: str = "") -> Response:
         token = new_csrf()
-        response = render(request, "signin.html", csrf=token, next=request.query_params.get("next", ""), error=None)
+        response = render(request, "signin.html", status, csrf=token, next=nxt, error=error)
         response.set_cookie(SIGNIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
                             secure=request.url.scheme == "https", path=request.scope.get("root_path", "") or "/")
         return response
 
+    async def signin_page(request: Request) -> Response:
+        return signin_form(request, nxt=request.query_params.get("next", ""))
+
     async def signin(request: Request) -> Response:
         state = resolve()
-        fields = await form(request)
+        try:
+            fields = await read_form(request)
+        except TooLarge:
+            return message(request, 413, None, "Form too large", f"Forms are limited to {MAX_BODY // 1024} kB.")
         base = request.scope.get("root_path", "")
         if not same(fields.get("csrf"), request.cookies.get(SIGNIN_CSRF_COOKIE)):
-            return render(request, "message.html", 403, title="Form expired",
-                          message="The sign-in form expired. Open the sign-in page again.")
+            return message(request, 403, None, "Form expired", "The sign-in form expired. Open the sign-in page again.")
         user = await run_in_threadpool(state.store.user_by_token, fields.get("token", ""))
         if user is None:
-            token = new_csrf()
-            response = render(request, "signin.html", 401, csrf=token, next=fields.get("next", ""),
-                              error="That sign-in token is not known. Ask your admin for a new one (expansion users add).")
-            response.set_cookie(SIGNIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
-                                secure=request.url.scheme == "https", path=base or "/")
-            return response
-        session = Session(user["name"], user["role"], user["csm_owner"],
-                          time.time() + state.settings.session_hours * 3600, new_csrf(), token_id(user["token_sha256"]))
+            return signin_form(request, 401, "That sign-in token is not known (or was disabled). Ask your admin for a "
+                                             "new one (expansion users add).", fields.get("next", ""))
+        hours = state.settings.session_hours
+        sid, _ = await run_in_threadpool(state.store.open_session, user["name"], time.time() + hours * 3600)
         nxt = fields.get("next", "")
         target = nxt if nxt.startswith(f"{base}/") and not nxt.startswith("//") else f"{base}/book"
         response = RedirectResponse(target, 303)
-        response.set_cookie(SESSION_COOKIE, encode_session(session, state.secret), httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https", max_age=int(state.settings.session_hours * 3600),
-                            path=base or "/")
+        response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="lax", secure=request.url.scheme == "https",
+                            max_age=int(hours * 3600), path=base or "/")
         response.delete_cookie(SIGNIN_CSRF_COOKIE, path=base or "/")
         return response
 
-    @signed_in
     async def signout(request: Request, state: WebState, session: Session) -> Response:
+        await run_in_threadpool(state.store.end_session, request.cookies.get(SESSION_COOKIE, ""))
         base = request.scope.get("root_path", "")
         response = RedirectResponse(f"{base}/signin", 303)
         response.delete_cookie(SESSION_COOKIE, path=base or "/")
@@ -139,7 +160,6 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
     async def home(request: Request) -> Response:
         return RedirectResponse(f"{request.scope.get('root_path', '')}/book", 303)
 
-    @signed_in
     async def book(request: Request, state: WebState, session: Session) -> Response:
         view = await run_in_threadpool(pages.book_view, state, session, request.query_params)
         if request.query_params.get("format") == "csv":
@@ -147,42 +167,107 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
                 **_HEADERS, "Content-Disposition": f'attachment; filename="book-{view["as_of"] or "none"}.csv"'})
         return render(request, "book.html", session=session, **view)
 
-    @signed_in
-    async def account(request: Request, state: WebState, session: Session) -> Response:
-        view = await run_in_threadpool(pages.account_view, state, request.path_params["account_id"])
-        if view is None:
-            return render(request, "message.html", 404, session, title="Account not found",
-                          message=f"No account {request.path_params['account_id']!r} in the served snapshot.")
-        return render(request, "account.html", session=session, csrf=session.csrf,
-                      saved=request.query_params.get("saved") == "1", error=None, **view)
+    async def search(request: Request, state: WebState, session: Session) -> Response:
+        view = await run_in_threadpool(pages.search_view, state, request.query_params.get("q", ""))
+        return render(request, "search.html", session=session, **view)
 
-    @signed_in
-    async def log_play(request: Request, state: WebState, session: Session) -> Response:
+    async def renewals(request: Request, state: WebState, session: Session) -> Response:
+        view = await run_in_threadpool(pages.renewals_view, state, session, request.query_params)
+        return render(request, "renewals.html", session=session, **view)
+
+    def not_found(request: Request, session: Session, account_id: str) -> Response:
+        return message(request, 404, session, "Account not found", f"No account {account_id!r} in the served snapshot.")
+
+    async def account_page(request: Request, state: WebState, session: Session, status: int = 200,
+                           error: str | None = None) -> Response:
         account_id = request.path_params["account_id"]
         view = await run_in_threadpool(pages.account_view, state, account_id)
         if view is None:
-            return render(request, "message.html", 404, session, title="Account not found",
-                          message=f"No account {account_id!r} in the served snapshot.")
-        fields = request.state.form
-        error = await run_in_threadpool(pages.log_play, state, session, view, fields, dt.datetime.now(dt.UTC))
+            return not_found(request, session, account_id)
+        return render(request, "account.html", status, session=session, csrf=session.csrf,
+                      saved=request.query_params.get("saved"), error=error, **view)
+
+    async def account(request: Request, state: WebState, session: Session) -> Response:
+        return await account_page(request, state, session)
+
+    async def after_write(request: Request, state: WebState, session: Session, write: Callable, saved: str) -> Response:
+        account_id = request.path_params["account_id"]
+        if account_id not in state.snapshot().scores.index:
+            return not_found(request, session, account_id)
+        error = await run_in_threadpool(write)
         if error:
-            return render(request, "account.html", 400, session=session, csrf=session.csrf, saved=False, error=error,
-                          **view)
+            return await account_page(request, state, session, 400, error)
         base = request.scope.get("root_path", "")
-        return RedirectResponse(f"{base}/account/{quote(account_id, safe='')}?saved=1#plays", 303)
+        return RedirectResponse(f"{base}/account/{quote(account_id, safe='')}?saved={saved}#plays", 303)
 
-    @signed_in
+    async def log_play(request: Request, state: WebState, session: Session) -> Response:
+        def write() -> str | None:
+            view = pages.account_view(state, request.path_params["account_id"])
+            return pages.log_play(state, session, view, request.state.form, dt.datetime.now(dt.UTC))
+
+        return await after_write(request, state, session, write, "logged")
+
+    async def update_play(request: Request, state: WebState, session: Session) -> Response:
+        def write() -> str | None:
+            return pages.update_play(state, session, request.path_params["account_id"], request.path_params["play_id"],
+                                     request.state.form, dt.datetime.now(dt.UTC))
+
+        return await after_write(request, state, session, write, "updated")
+
     async def leadership(request: Request, state: WebState, session: Session) -> Response:
-        if not session.is_leader:
-            return render(request, "message.html", 403, session, title="Leaders only",
-                          message="The leadership page is open to CS leaders. Your book is under My book.")
-        return render(request, "leadership.html", session=session, **await run_in_threadpool(pages.leadership_view, state))
+        return render(request, "leadership.html", session=session,
+                      **await run_in_threadpool(leader_pages.leadership_view, state))
 
-    routes = [
+    async def line(request: Request, state: WebState, session: Session) -> Response:
+        view = await run_in_threadpool(leader_pages.line_accounts_view, state, request.path_params["key"])
+        if view is None:
+            return message(request, 404, session, "No such line", "That leadership line does not exist.")
+        return render(request, "line.html", session=session, **view)
+
+    async def portfolio(request: Request, state: WebState, session: Session) -> Response:
+        return render(request, "portfolio.html", session=session,
+                      **await run_in_threadpool(leader_pages.portfolio_view, state))
+
+    async def unowned(request: Request, state: WebState, session: Session) -> Response:
+        view = await run_in_threadpool(leader_pages.unowned_view, state, request.query_params)
+        return render(request, "unowned.html", session=session, csrf=session.csrf,
+                      saved=request.query_params.get("saved"), error=None, **view)
+
+    async def assign(request: Request, state: WebState, session: Session) -> Response:
+        error = await run_in_threadpool(leader_pages.assign_owner, state, session, request.path_params["account_id"],
+                                        request.state.form, dt.datetime.now(dt.UTC))
+        if error:
+            return message(request, 400, session, "Owner not assigned", error)
+        back = request.state.form.get("back", "")
+        base = request.scope.get("root_path", "")
+        target = back if back.startswith(f"{base}/unowned") and not back.startswith("//") else f"{base}/unowned"
+        return RedirectResponse(target, 303)
+
+    def signed(handler: Callable) -> Callable:
+        return signed_in(handler)
+
+    def leaders(handler: Callable) -> Callable:
+        return signed_in(handler, leaders_only=True)
+
+    return Starlette(routes=routes_of(home, signin_page, signin, signed(signout), signed(book), signed(search),
+                                      signed(renewals), signed(account), signed(log_play), signed(update_play),
+                                      leaders(leadership), leaders(line), leaders(portfolio), leaders(unowned),
+                                      leaders(assign)))
+
+
+def routes_of(home: Callable, signin_page: Callable, signin: Callable, signout: Callable, book: Callable,
+              search: Callable, renewals: Callable, account: Callable, log_play: Callable, update_play: Callable,
+              leadership: Callable, line: Callable, portfolio: Callable, unowned: Callable,
+              assign: Callable) -> list[BaseRoute]:
+    """Every route of the pages, in one list."""
+    return [
         Route("/", home), Route("/signin", signin_page, methods=["GET"]), Route("/signin", signin, methods=["POST"]),
-        Route("/signout", signout, methods=["POST"]), Route("/book", book), Route("/leadership", leadership),
+        Route("/signout", signout, methods=["POST"]), Route("/book", book), Route("/search", search),
+        Route("/renewals", renewals), Route("/leadership", leadership), Route("/leadership/line/{key}", line),
+        Route("/portfolio", portfolio), Route("/unowned", unowned),
+        Route("/unowned/{account_id:path}", assign, methods=["POST"]),
+        Route("/account/{account_id:path}/plays/{play_id:int}", update_play, methods=["POST"]),
         Route("/account/{account_id:path}/plays", log_play, methods=["POST"]),
         Route("/account/{account_id:path}", account),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes)

@@ -102,22 +102,66 @@ class CompanyData:
             "months_in_quarter_done": len(in_quarter),
         }
 
+    def movements(self, as_of: dt.date, months: int = 12) -> pd.DataFrame:
+        """MRR movements (expansion, contraction, churn, ...) of every account in the ``months`` up to ``as_of``,
+        from the one definition in :mod:`features.movements`; columns account_id, date, movement, arr_delta."""
+        def load() -> pd.DataFrame:
+            from features.movements import movements
+
+            if not self.has("subscriptions"):
+                return pd.DataFrame(columns=["account_id", "date", "movement", "arr_delta"])
+            start = _months_back(as_of, months - 1)
+            with self._lock:
+                con = self.source().ibis()
+                products = con.table("products") if self.source().has("products") else None
+                mv = movements(con.table("subscriptions"), products)
+                mv = mv.filter((mv.date >= start) & (mv.date <= as_of))
+                frame = mv.select("account_id", "date", "movement", arr_delta=mv.mrr_delta * 12).execute()
+            return frame.assign(account_id=frame["account_id"].astype(str))
+
+        return self.cached(f"movements{months}", as_of, load)
+
+    # names -----------------------------------------------------------------------------------
+    def names(self) -> dict[str, str]:
+        """Each account's display name (the contract's ``accounts.name``), by account id; empty without data."""
+        if not self.has("accounts"):
+            return {}
+
+        def load() -> dict[str, str]:
+            frame = self.query("SELECT CAST(account_id AS VARCHAR) AS account_id, CAST(name AS VARCHAR) AS name "
+                               "FROM accounts WHERE name IS NOT NULL")
+            return dict(zip(frame["account_id"], frame["name"], strict=True))
+
+        return self.cached("names", dt.date.min, load)
+
     # account page ------------------------------------------------------------------------------
     def usage(self, account_id: str, as_of: dt.date, months: int = 12) -> pd.DataFrame:
-        """Events per calendar month and the monthly quota in force at each month end (null: unlimited)."""
+        """Events per calendar month and the monthly quota in force at each month end (null: unlimited).
+
+        Read for every account at once, once per snapshot date (one scan of ``usage_daily``), so an
+        account page costs a dictionary look-up."""
+        empty = pd.DataFrame(columns=["month", "events", "usage_limit"])
         if not (self.has("usage_daily") and self.has("subscriptions")):
-            return pd.DataFrame(columns=["month", "events", "usage_limit"])
+            return empty
+        return self.cached(f"usage{months}", as_of, lambda: self._usage_all(as_of, months)).get(account_id, empty)
+
+    def _usage_all(self, as_of: dt.date, months: int) -> dict[str, pd.DataFrame]:
         start = _months_back(as_of, months - 1)
         sql = """
             WITH m AS (
-              SELECT date_trunc('month', CAST(date AS DATE)) AS month, SUM(events) AS events
-              FROM usage_daily WHERE account_id = ? AND CAST(date AS DATE) BETWEEN ? AND ? GROUP BY 1)
-            SELECT m.month, m.events,
-              (SELECT SUM(s.usage_limit) FROM subscriptions s WHERE s.account_id = ?
-                 AND CAST(s.valid_from AS DATE) <= last_day(m.month)
-                 AND (s.valid_to IS NULL OR CAST(s.valid_to AS DATE) > last_day(m.month))) AS usage_limit
-            FROM m ORDER BY m.month"""
-        return self.query(sql, [account_id, start, as_of, account_id])
+              SELECT CAST(account_id AS VARCHAR) AS account_id, date_trunc('month', CAST(date AS DATE)) AS month,
+                     SUM(events) AS events
+              FROM usage_daily WHERE CAST(date AS DATE) BETWEEN ? AND ? GROUP BY 1, 2),
+            l AS (
+              SELECT m.account_id, m.month, SUM(s.usage_limit) AS usage_limit
+              FROM m JOIN subscriptions s ON CAST(s.account_id AS VARCHAR) = m.account_id
+                AND CAST(s.valid_from AS DATE) <= last_day(m.month)
+                AND (s.valid_to IS NULL OR CAST(s.valid_to AS DATE) > last_day(m.month))
+              GROUP BY 1, 2)
+            SELECT m.account_id, m.month, m.events, l.usage_limit FROM m LEFT JOIN l USING (account_id, month)
+            ORDER BY m.account_id, m.month"""
+        frame = self.query(sql, [start, as_of])
+        return {a: g.drop(columns="account_id").reset_index(drop=True) for a, g in frame.groupby("account_id", sort=False)}
 
     # pipeline ----------------------------------------------------------------------------------
     def open_opportunities(self, as_of: dt.date) -> pd.DataFrame:

@@ -95,5 +95,6 @@ def largest(snapshot: ScoredSnapshot, n: int = 5) -> dict[str, list[dict[str, An
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{"account_id": str(i), **{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}}
+    return [{"account_id": str(i), **{k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v)
+                                      for k, v in r.items()}}
             for i, r in zip(frame.index, frame.to_dict("records"), strict=True)]

@@ -2,8 +2,13 @@
 
 - ``web_users``: one row per person who may sign in (name, role, CSM owner, the SHA-256 of
   their token);
-- ``play_log``: one row per play a CSM logged on an account (the start of measuring which
-  plays work);
+- ``web_sessions``: one row per signed-in browser (the SHA-256 of its cookie's random id, who,
+  until when, its CSRF token): signing out, a new token, ``users disable`` or ``users remove``
+  delete rows, and a cookie whose row is gone is refused at once;
+- ``play_log``: one row per play logged on an account (the start of measuring which plays
+  work), credited to whoever logged it; ``play_changes`` keeps every later update or correction;
+- ``owner_assignments``: an owner a leader gave an account the data leaves unowned (the data
+  folder itself is never written);
 - reads ``account_score_history`` (written by the batch job) for an account's score history.
 
 Tables are created on first use, like the CRM tables (:mod:`serving.sinks.sql`).
@@ -12,20 +17,30 @@ Tables are created on first use, like the CRM tables (:mod:`serving.sinks.sql`).
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 import pandas as pd
 import sqlalchemy as sa
 
 from serving.sinks.sql import SqlSink
-from serving.web.auth import ROLES, hash_token, new_token
+from serving.web.auth import ROLES, hash_token, new_csrf, new_token
 
 #: What a logged play has led to so far; ``planned`` is the only state that is not an activity done.
 OUTCOMES = ("planned", "contacted", "meeting_booked", "proposal_sent", "won", "not_now", "lost")
 NOTE_MAX = 2000
+#: What replaces a disabled person's token hash: no token hashes to it, so sign-in is refused.
+DISABLED = "disabled:"
 
 
 class StoreError(ValueError):
     """Bad input for a store write: names the field and the rule."""
+
+
+def _check(outcome: str, note: str | None) -> None:
+    if outcome not in OUTCOMES:
+        raise StoreError(f"outcome: must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+    if note is not None and len(note) > NOTE_MAX:
+        raise StoreError(f"note: at most {NOTE_MAX} characters, got {len(note)}")
 
 
 class WebStore:
@@ -55,6 +70,31 @@ class WebStore:
             sa.Column("note", sa.Text, nullable=True),
             sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
         )
+        self.changes = sa.Table(
+            f"{table_prefix}play_changes", self.metadata,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("play_id", sa.Integer, nullable=False, index=True),
+            sa.Column("changed_by", sa.Text, nullable=False),
+            sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("old_outcome", sa.Text, nullable=False),
+            sa.Column("new_outcome", sa.Text, nullable=False),
+            sa.Column("old_note", sa.Text, nullable=True),
+            sa.Column("new_note", sa.Text, nullable=True),
+        )
+        self.sessions = sa.Table(
+            f"{table_prefix}web_sessions", self.metadata,
+            sa.Column("id_sha256", sa.Text, primary_key=True),
+            sa.Column("name", sa.Text, nullable=False, index=True),
+            sa.Column("csrf", sa.Text, nullable=False),
+            sa.Column("expires_at", sa.Float, nullable=False),
+        )
+        self.owner_table = sa.Table(
+            f"{table_prefix}owner_assignments", self.metadata,
+            sa.Column("account_id", sa.Text, primary_key=True),
+            sa.Column("csm_owner", sa.Text, nullable=False),
+            sa.Column("assigned_by", sa.Text, nullable=False),
+            sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
+        )
         self._created = False
 
     def close(self) -> None:
@@ -68,7 +108,7 @@ class WebStore:
 
     # users -----------------------------------------------------------------------------------
     def add_user(self, name: str, role: str, csm_owner: str | None, now: dt.datetime) -> str:
-        """Create a person (or issue a new token to an existing one); returns the token, shown once."""
+        """Create a person (or issue a new token to an existing one, ending their sessions); returns the token, shown once."""
         name = (name or "").strip()
         if not name or len(name) > 200:
             raise StoreError("users: name must be 1-200 characters")
@@ -80,8 +120,31 @@ class WebStore:
                "token_sha256": hash_token(token), "created_at": now}
         with self.engine.begin() as conn:
             conn.execute(sa.delete(self.users).where(self.users.c.name == name))
+            conn.execute(sa.delete(self.sessions).where(self.sessions.c.name == name))
             conn.execute(sa.insert(self.users), [row])
         return token
+
+    def disable_user(self, name: str) -> None:
+        """Refuse ``name``'s token and end their sessions at once (``users add`` enables them again)."""
+        self._require(name)
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(self.users).where(self.users.c.name == name)
+                         .values(token_sha256=f"{DISABLED}{secrets.token_hex(16)}"))
+            conn.execute(sa.delete(self.sessions).where(self.sessions.c.name == name))
+
+    def remove_user(self, name: str) -> None:
+        """Delete ``name`` and end their sessions (the plays they logged stay, credited to them)."""
+        self._require(name)
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.users).where(self.users.c.name == name))
+            conn.execute(sa.delete(self.sessions).where(self.sessions.c.name == name))
+
+    def _require(self, name: str) -> None:
+        self.create_tables()
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(self.users.c.name).where(self.users.c.name == name)).first()
+        if found is None:
+            raise StoreError(f"users: no person named {name!r} (expansion users list shows who exists)")
 
     def user_by_token(self, token: str) -> dict | None:
         """The person a sign-in token belongs to, or None."""
@@ -92,57 +155,130 @@ class WebStore:
             row = conn.execute(sa.select(self.users).where(self.users.c.token_sha256 == hash_token(token))).mappings().first()
         return dict(row) if row else None
 
-    def token_current(self, name: str, token_id: str) -> bool:
-        """True while ``name`` exists and the token that opened their session is still theirs."""
-        from serving.web.auth import token_id as id_of
-
-        self.create_tables()
-        with self.engine.connect() as conn:
-            digest = conn.execute(sa.select(self.users.c.token_sha256).where(self.users.c.name == name)).scalar()
-        return digest is not None and id_of(digest) == token_id
-
     def list_users(self) -> list[dict]:
+        """Everyone, with ``disabled`` True for people whose token was disabled."""
         self.create_tables()
+        u = self.users
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(self.users.c.name, self.users.c.role, self.users.c.csm_owner,
-                                          self.users.c.created_at).order_by(self.users.c.name)).mappings().all()
-        return [dict(r) for r in rows]
+            rows = conn.execute(sa.select(u.c.name, u.c.role, u.c.csm_owner, u.c.created_at, u.c.token_sha256)
+                                .order_by(u.c.name)).mappings().all()
+        return [{**{k: v for k, v in r.items() if k != "token_sha256"},
+                 "disabled": r["token_sha256"].startswith(DISABLED)} for r in rows]
+
+    # sessions ----------------------------------------------------------------------------------
+    def open_session(self, name: str, expires_at: float) -> tuple[str, str]:
+        """A new session for ``name``: (the cookie's random id, the session's CSRF token). Only the id's hash is kept."""
+        self.create_tables()
+        sid, csrf = new_token(), new_csrf()
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.sessions).where(self.sessions.c.expires_at < expires_at - 10 * 24 * 3600))
+            conn.execute(sa.insert(self.sessions), [{"id_sha256": hash_token(sid), "name": name, "csrf": csrf,
+                                                     "expires_at": expires_at}])
+        return sid, csrf
+
+    def session(self, sid: str | None, now: float) -> dict | None:
+        """The live session a cookie id opens (with the person's role and book), or None: unknown, ended, expired,
+        or its person disabled or removed."""
+        if not sid or len(sid) > 200:
+            return None
+        self.create_tables()
+        s, u = self.sessions, self.users
+        query = (sa.select(s.c.name, s.c.csrf, s.c.expires_at, u.c.role, u.c.csm_owner, u.c.token_sha256)
+                 .join(u, u.c.name == s.c.name).where(s.c.id_sha256 == hash_token(sid)))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None or row["expires_at"] <= now or row["token_sha256"].startswith(DISABLED):
+            return None
+        return dict(row)
+
+    def end_session(self, sid: str) -> None:
+        self.create_tables()
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.sessions).where(self.sessions.c.id_sha256 == hash_token(sid)))
 
     # play log --------------------------------------------------------------------------------
     def log_play(self, account_id: str, csm_owner: str | None, logged_by: str, play: str, outcome: str,
-                 note: str | None, now: dt.datetime) -> None:
-        """Append one play; every rule broken names its field."""
+                 note: str | None, now: dt.datetime) -> int:
+        """Append one play; every rule broken names its field. Returns the play's id."""
         if not play or not play.strip() or len(play) > 200:
             raise StoreError("play: choose a play (1-200 characters)")
-        if outcome not in OUTCOMES:
-            raise StoreError(f"outcome: must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
-        if note is not None and len(note) > NOTE_MAX:
-            raise StoreError(f"note: at most {NOTE_MAX} characters, got {len(note)}")
+        _check(outcome, note)
         self.create_tables()
         row = {"account_id": account_id, "csm_owner": csm_owner, "logged_by": logged_by, "play": play.strip(),
                "outcome": outcome, "note": (note or "").strip() or None, "logged_at": now}
         with self.engine.begin() as conn:
-            conn.execute(sa.insert(self.plays), [row])
+            return int(conn.execute(sa.insert(self.plays).returning(self.plays.c.id), [row]).scalar_one())
+
+    def update_play(self, play_id: int, account_id: str, by: str, by_leader: bool, outcome: str, note: str | None,
+                    now: dt.datetime) -> None:
+        """Move a play on (planned -> contacted -> won) or correct it; only its author or a leader may.
+        The old outcome and note are kept in ``play_changes``."""
+        _check(outcome, note)
+        self.create_tables()
+        p = self.plays
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(p).where(p.c.id == play_id, p.c.account_id == account_id)).mappings().first()
+            if row is None:
+                raise StoreError(f"play: no play {play_id} on this account")
+            if row["logged_by"] != by and not by_leader:
+                raise StoreError(f"play: only {row['logged_by']} (who logged it) or a leader may change it")
+            new_note = (note or "").strip() or None
+            if row["outcome"] == outcome and row["note"] == new_note:
+                return
+            conn.execute(sa.insert(self.changes), [{"play_id": play_id, "changed_by": by, "changed_at": now,
+                                                    "old_outcome": row["outcome"], "new_outcome": outcome,
+                                                    "old_note": row["note"], "new_note": new_note}])
+            conn.execute(sa.update(p).where(p.c.id == play_id).values(outcome=outcome, note=new_note))
 
     def plays_for(self, account_id: str, limit: int = 50) -> list[dict]:
+        """An account's plays, newest first, each with ``changes`` (its earlier states, oldest first)."""
         self.create_tables()
-        p = self.plays
+        p, c = self.plays, self.changes
         query = sa.select(p).where(p.c.account_id == account_id).order_by(p.c.logged_at.desc(), p.c.id.desc())
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query.limit(limit)).mappings().all()]
+            plays = [dict(r) for r in conn.execute(query.limit(limit)).mappings().all()]
+            ids = [x["id"] for x in plays]
+            changes = conn.execute(sa.select(c).where(c.c.play_id.in_(ids)).order_by(c.c.changed_at, c.c.id)
+                                   ).mappings().all() if ids else []
+        for x in plays:
+            x["changes"] = [dict(ch) for ch in changes if ch["play_id"] == x["id"]]
+        return plays
 
-    def activity_counts(self, since: dt.datetime, csm_owner: str | None = None) -> pd.DataFrame:
-        """Plays planned and done (any other outcome) per CSM owner since ``since``; one CSM, or all."""
+    def activity_counts(self, since: dt.datetime, logged_by: str | None = None) -> pd.DataFrame:
+        """Plays planned and done (any other outcome) since ``since`` per person who logged them (the logger is
+        credited, whoever owns the account), with that person's book (``csm_owner``) when they are a user."""
         self.create_tables()
-        p = self.plays
+        p, u = self.plays, self.users
         planned = sa.func.sum(sa.case((p.c.outcome == "planned", 1), else_=0)).label("planned")
         done = sa.func.sum(sa.case((p.c.outcome != "planned", 1), else_=0)).label("done")
-        query = sa.select(p.c.csm_owner, planned, done).where(p.c.logged_at >= since).group_by(p.c.csm_owner)
-        if csm_owner is not None:
-            query = query.where(p.c.csm_owner == csm_owner)
+        query = (sa.select(p.c.logged_by, u.c.csm_owner, planned, done).select_from(p.outerjoin(u, u.c.name == p.c.logged_by))
+                 .where(p.c.logged_at >= since).group_by(p.c.logged_by, u.c.csm_owner))
+        if logged_by is not None:
+            query = query.where(p.c.logged_by == logged_by)
         with self.engine.connect() as conn:
-            frame = pd.read_sql(query.order_by(p.c.csm_owner), conn)
+            frame = pd.read_sql(query.order_by(p.c.logged_by), conn)
         return frame.astype({"planned": "int64", "done": "int64"})
+
+    # owners ------------------------------------------------------------------------------------
+    def assign_owner(self, account_id: str, csm_owner: str, by: str, now: dt.datetime) -> None:
+        """Give an account an owner in the product's own state (an empty owner removes the assignment)."""
+        owner = (csm_owner or "").strip()
+        if len(owner) > 200:
+            raise StoreError("owner: at most 200 characters")
+        self.create_tables()
+        a = self.owner_table
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(a).where(a.c.account_id == account_id))
+            if owner:
+                conn.execute(sa.insert(a), [{"account_id": account_id, "csm_owner": owner, "assigned_by": by,
+                                             "assigned_at": now}])
+
+    def assignments(self) -> dict[str, dict]:
+        """Owner assignments by account id."""
+        self.create_tables()
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(self.owner_table)).mappings().all()
+        return {r["account_id"]: dict(r) for r in rows}
 
     # scores ----------------------------------------------------------------------------------
     def score_history(self, account_id: str) -> pd.DataFrame:
