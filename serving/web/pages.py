@@ -176,7 +176,7 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
     history = state.store.score_history(account_id)
     history_chart = None
     if len(history) >= 2:  # one run is a point, not a history: the page says its figures instead
-        key = ("history", account_id, tuple(pd.to_datetime(history["as_of"]).astype(str)))
+        key = ("history", account_id, tuple(map(str, history["as_of"])), tuple(history["readiness_score"]))
         history_chart = state.chart(snap, key, lambda: line_chart(
             pd.to_datetime(history["as_of"]).tolist(),
             {"readiness": history["readiness_score"].astype(float).tolist(),

@@ -284,11 +284,14 @@ class WebStore:
     def score_history(self, account_id: str) -> pd.DataFrame:
         """An account's readiness and churn risk per scoring run, oldest first (empty before any batch run)."""
         h = self.sink.history
-        if not sa.inspect(self.engine).has_table(h.name):
-            return pd.DataFrame(columns=["as_of", "readiness_score", "churn_probability"])
-        query = (sa.select(h.c.as_of, h.c.scored_at, h.c.readiness_score, h.c.churn_probability)
+        columns = ["as_of", "readiness_score", "churn_probability"]
+        query = (sa.select(h.c.as_of, h.c.readiness_score, h.c.churn_probability)
                  .where(h.c.account_id == account_id).order_by(h.c.as_of, h.c.scored_at))
-        with self.engine.connect() as conn:
-            frame = pd.read_sql(query, conn)
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except sa.exc.DBAPIError:  # no batch run has created the history table yet
+            return pd.DataFrame(columns=columns)
         # one point per snapshot date: the newest run on it
-        return frame.drop_duplicates("as_of", keep="last").drop(columns="scored_at").reset_index(drop=True)
+        newest = {r[0]: r for r in rows}
+        return pd.DataFrame([tuple(r) for r in newest.values()], columns=columns)

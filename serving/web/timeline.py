@@ -62,11 +62,17 @@ class CompanyEvents:
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame.reset_index(drop=True)
-        self.accounts = self.frame["account_id"].to_numpy(dtype=object).astype(str)
+        self.accounts = self.frame["account_id"].to_numpy(dtype=str)
+        self.at = self.frame["at"].to_numpy(dtype="datetime64[us]")
+        self.kind = self.frame["kind"].to_numpy(dtype=object)
+        self.text = self.frame["text"].to_numpy(dtype=object)
 
-    def of(self, account_id: str) -> list[dict[str, Any]]:
-        lo, hi = np.searchsorted(self.accounts, account_id, "left"), np.searchsorted(self.accounts, account_id, "right")
-        return self.frame.iloc[lo:hi].drop(columns="account_id").to_dict("records")
+    def of(self, account_id: str, limit: int = MAX_ROWS) -> list[dict[str, Any]]:
+        """The account's events, newest first (at most ``limit``)."""
+        lo = int(np.searchsorted(self.accounts, account_id, "left"))
+        hi = min(int(np.searchsorted(self.accounts, account_id, "right")), lo + limit)
+        return [{"at": pd.Timestamp(a), "kind": k, "text": t}
+                for a, k, t in zip(self.at[lo:hi], self.kind[lo:hi], self.text[lo:hi], strict=True)]
 
 
 def company_events(company: CompanyData, as_of: dt.date, months: int = 12) -> CompanyEvents:
@@ -93,7 +99,7 @@ def company_events(company: CompanyData, as_of: dt.date, months: int = 12) -> Co
 def account_timeline(raw: list[dict[str, Any]], plays: list[dict[str, Any]], history: pd.DataFrame,
                      limit: int = MAX_ROWS) -> list[dict[str, Any]]:
     """One dated list, newest first: the raw events, the plays logged (with their outcome) and the score moves."""
-    rows = [{"at": pd.Timestamp(r["at"]), "kind": r["kind"], "text": r["text"]} for r in raw]
+    rows = list(raw)
     for p in plays:
         who = p.get("logged_by") or "someone"
         note = f": {p['note']}" if p.get("note") else ""

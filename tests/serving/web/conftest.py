@@ -22,15 +22,13 @@ from web_helpers import asgi_app, serve_env
 LABELS = ["expanded", "churned", "contracted", "expansion_mrr"]
 
 
-@pytest.fixture(scope="module")
-def web_home(tmp_path_factory: pytest.TempPathFactory, generated_company: Path, feature_frame: pd.DataFrame) -> dict:
-    """A home with the snapshot, score history and three people: a CSM, a leader, a CSM without accounts."""
+def build_home(home: Path, data: Path, feature_frame: pd.DataFrame) -> dict:
+    """A home serving ``feature_frame``'s newest month end, three batch runs of score history, and three people."""
     from serving.cli.users import add_user
     from serving.scoring import Scorer, feature_specs
     from serving.sinks.rows import RunInfo
     from serving.sinks.sql import SqlSink
 
-    home = tmp_path_factory.mktemp("webhome")
     dates = sorted(pd.to_datetime(feature_frame["as_of"]).unique())
     newest = feature_frame[pd.to_datetime(feature_frame["as_of"]) == dates[-1]]
     snapshot = home / "serving" / "snapshot.parquet"
@@ -46,11 +44,18 @@ def web_home(tmp_path_factory: pytest.TempPathFactory, generated_company: Path, 
     owners = newest["csm_owner"].dropna().astype(str).value_counts()
     csm = owners.index[0]
     return {
-        "home": home, "snapshot": snapshot, "data": generated_company, "crm": crm, "csm_owner": csm,
+        "home": home, "snapshot": snapshot, "data": data, "crm": crm, "csm_owner": csm,
         "csm_accounts": set(newest.loc[newest["csm_owner"] == csm, "account_id"].astype(str)),
+        "accounts": newest["account_id"].astype(str).tolist(),
         "tokens": {"csm": add_user("Casey", "csm", csm, crm), "leader": add_user("Lee", "leader", None, crm),
                    "newcomer": add_user("Nico", "csm", "owner-with-no-accounts", crm)},
     }
+
+
+@pytest.fixture(scope="module")
+def web_home(tmp_path_factory: pytest.TempPathFactory, generated_company: Path, feature_frame: pd.DataFrame) -> dict:
+    """A home with the snapshot, score history and three people: a CSM, a leader, a CSM without accounts."""
+    return build_home(tmp_path_factory.mktemp("webhome"), generated_company, feature_frame)
 
 
 @pytest.fixture
