@@ -170,7 +170,7 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
         return None
     as_of = _as_of(snap)
     record = snap.lookup([account_id], True)[0]
-    feats = snap.features.loc[account_id]
+    feats = _fields(state, snap).get(account_id, {})
     t = table(state, snap)
     name = t.at[account_id, "name"]
     history = state.store.score_history(account_id)
@@ -194,14 +194,13 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
             f"Monthly events of {name} against the plan limit"))
     deals = []
     if as_of is not None and state.company.has_pipeline():
-        opps = safe("pipeline", lambda: state.company.open_opportunities(as_of), None)
-        deals = [] if opps is None else opps[opps["account_id"] == account_id].to_dict("records")
+        deals = state.per_snapshot(snap, "deals", lambda: _deals(state, as_of)).get(account_id, [])
     raw = []
     if as_of is not None and state.company.available:
         raw = safe("timeline", lambda: company_events(state.company, as_of).of(account_id), [])
     plays = state.store.plays_for(account_id)
     assigned = state.store.assignments().get(account_id)
-    whitespace = [(label, _num(feats.get(name))) for name, label in WHITESPACE_KINDS.items() if name in feats.index]
+    whitespace = [(label, _num(feats.get(name))) for name, label in WHITESPACE_KINDS.items() if name in feats]
     return {
         "account_id": account_id, "name": name, "as_of": snap.as_of, "model_available": state.model_available(),
         "r": record, "owner": _text(feats.get("csm_owner")), "assigned": assigned,
@@ -213,6 +212,22 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
         "timeline": account_timeline(raw, plays, history), "timeline_source": state.company.available,
         "plays": plays, "outcomes": OUTCOMES, "play_choices": _play_choices(record),
     }
+
+
+#: The features the account page shows, read once per snapshot into one dictionary per account.
+ACCOUNT_FIELDS = ("csm_owner", "segment", "arr", "months_to_renewal", "quota_utilization_30d_pct", *WHITESPACE_KINDS)
+
+
+def _fields(state: WebState, snap: Any) -> dict[str, dict[str, Any]]:
+    columns = [c for c in ACCOUNT_FIELDS if c in snap.features.columns]
+    return state.per_snapshot(snap, "fields", lambda: snap.features[columns].to_dict("index"))
+
+
+def _deals(state: WebState, as_of: dt.date) -> dict[str, list[dict[str, Any]]]:
+    opps = safe("pipeline", lambda: state.company.open_opportunities(as_of), None)
+    if opps is None or not len(opps):
+        return {}
+    return {str(a): g.to_dict("records") for a, g in opps.groupby("account_id", sort=False)}
 
 
 def _text(value: Any) -> str | None:

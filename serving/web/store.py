@@ -256,8 +256,11 @@ class WebStore:
         if logged_by is not None:
             query = query.where(p.c.logged_by == logged_by)
         with self.engine.connect() as conn:
-            frame = pd.read_sql(query.order_by(p.c.logged_by), conn)
-        return frame.astype({"planned": "int64", "done": "int64"})
+            rows = conn.execute(query.order_by(p.c.logged_by)).all()
+        return pd.DataFrame({"logged_by": pd.Series([r[0] for r in rows], dtype=object),
+                             "csm_owner": pd.Series([r[1] for r in rows], dtype=object),
+                             "planned": pd.Series([int(r[2]) for r in rows], dtype="int64"),
+                             "done": pd.Series([int(r[3]) for r in rows], dtype="int64")})
 
     # owners ------------------------------------------------------------------------------------
     def assign_owner(self, account_id: str, csm_owner: str, by: str, now: dt.datetime) -> None:

@@ -21,7 +21,7 @@ def store(sql_sink_uri: tuple[str, str]) -> Iterator[WebStore]:
     web = WebStore(uri, table_prefix=prefix)
     yield web
     with web.engine.begin() as conn:
-        for table in ("web_users", "play_log"):
+        for table in ("web_users", "play_log", "play_changes", "web_sessions", "owner_assignments"):
             conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{prefix}{table}"')
     web.close()
 
@@ -44,15 +44,17 @@ def test_bad_people_are_refused_naming_the_rule(store: WebStore, name: str, role
         store.add_user(name, role, None, NOW)
 
 
-def test_play_log_counts_planned_and_done_per_csm(store: WebStore) -> None:
+def test_play_log_credits_whoever_logged_the_play(store: WebStore) -> None:
+    store.add_user("Casey", "csm", "csm-1", NOW)
     store.log_play("A1", "csm-1", "Casey", "cross_sell", "planned", None, NOW)
     store.log_play("A1", "csm-1", "Casey", "cross_sell", "contacted", "called", NOW + dt.timedelta(hours=1))
+    store.log_play("B1", "csm-2", "Casey", "seat_expansion", "won", None, NOW)  # on another CSM's account
     store.log_play("B1", "csm-2", "Sam", "seat_expansion", "won", None, NOW)
     store.log_play("B1", "csm-2", "Sam", "seat_expansion", "won", None, NOW - dt.timedelta(days=60))  # too old
     counts = store.activity_counts(NOW - dt.timedelta(days=30))
-    assert counts.to_dict("records") == [{"csm_owner": "csm-1", "planned": 1, "done": 1},
-                                         {"csm_owner": "csm-2", "planned": 0, "done": 1}]
-    assert store.activity_counts(NOW - dt.timedelta(days=30), "csm-2")["csm_owner"].tolist() == ["csm-2"]
+    assert counts.to_dict("records") == [{"logged_by": "Casey", "csm_owner": "csm-1", "planned": 1, "done": 2},
+                                         {"logged_by": "Sam", "csm_owner": None, "planned": 0, "done": 1}]
+    assert store.activity_counts(NOW - dt.timedelta(days=30), "Sam")["logged_by"].tolist() == ["Sam"]
     plays = store.plays_for("A1")
     assert [p["outcome"] for p in plays] == ["contacted", "planned"] and plays[0]["note"] == "called"
     for kwargs, message in (({"outcome": "sold"}, "outcome: must be one of"), ({"play": " "}, "play: choose"),
@@ -61,6 +63,58 @@ def test_play_log_counts_planned_and_done_per_csm(store: WebStore) -> None:
         with pytest.raises(StoreError, match=message):
             store.log_play("A1", "csm-1", "Casey", args["play"], args["outcome"], args["note"], NOW)
     assert len(store.plays_for("A1")) == 2  # nothing half-written
+
+
+def test_a_play_moves_on_by_its_author_or_a_leader_keeping_its_history(store: WebStore) -> None:
+    play = store.log_play("A1", "csm-1", "Casey", "cross_sell", "planned", "first call Tuesday", NOW)
+    store.update_play(play, "A1", "Casey", False, "contacted", "spoke to the VP", NOW + dt.timedelta(days=1))
+    with pytest.raises(StoreError, match="only Casey .* or a leader"):
+        store.update_play(play, "A1", "Sam", False, "lost", None, NOW + dt.timedelta(days=2))
+    with pytest.raises(StoreError, match="no play"):
+        store.update_play(play, "B1", "Casey", False, "won", None, NOW)  # the id of another account's play
+    with pytest.raises(StoreError, match="outcome: must be one of"):
+        store.update_play(play, "A1", "Casey", False, "sold", None, NOW)
+    store.update_play(play, "A1", "Lee", True, "won", "signed", NOW + dt.timedelta(days=3))
+    [logged] = store.plays_for("A1")
+    assert (logged["outcome"], logged["note"], logged["logged_by"]) == ("won", "signed", "Casey")
+    assert [(c["changed_by"], c["old_outcome"], c["new_outcome"], c["old_note"]) for c in logged["changes"]] == [
+        ("Casey", "planned", "contacted", "first call Tuesday"), ("Lee", "contacted", "won", "spoke to the VP")]
+
+
+def test_sessions_end_on_sign_out_new_token_disable_and_remove(store: WebStore) -> None:
+    store.add_user("Casey", "csm", "csm-1", NOW)
+    sid, csrf = store.open_session("Casey", 2_000.0)
+    live = store.session(sid, 1_000.0)
+    assert live["name"] == "Casey" and live["csrf"] == csrf and live["csm_owner"] == "csm-1"
+    assert store.session(sid, 2_000.0) is None  # expired
+    assert store.session("guess", 1_000.0) is None and store.session(None, 1_000.0) is None
+    with store.engine.connect() as conn:
+        assert sid not in conn.execute(sa.select(store.sessions.c.id_sha256)).scalars().all()  # only its hash
+    store.end_session(sid)
+    assert store.session(sid, 1_000.0) is None
+    sid, _ = store.open_session("Casey", 2_000.0)
+    token = store.add_user("Casey", "csm", "csm-1", NOW)  # a new token ends the old sessions
+    assert store.session(sid, 1_000.0) is None
+    sid, _ = store.open_session("Casey", 2_000.0)
+    store.disable_user("Casey")
+    assert store.session(sid, 1_000.0) is None and store.user_by_token(token) is None
+    assert store.list_users()[0]["disabled"] is True
+    token = store.add_user("Casey", "csm", "csm-1", NOW)  # enabled again with a new token
+    assert store.user_by_token(token)["name"] == "Casey" and store.list_users()[0]["disabled"] is False
+    sid, _ = store.open_session("Casey", 2_000.0)
+    store.remove_user("Casey")
+    assert store.session(sid, 1_000.0) is None and store.list_users() == []
+    with pytest.raises(StoreError, match="no person named 'Casey'"):
+        store.disable_user("Casey")
+
+
+def test_an_owner_assignment_is_kept_and_removed(store: WebStore) -> None:
+    store.assign_owner("A1", "csm-3", "Lee", NOW)
+    assert store.assignments()["A1"]["csm_owner"] == "csm-3"
+    store.assign_owner("A1", "csm-4", "Lee", NOW)
+    assert store.assignments()["A1"]["csm_owner"] == "csm-4"
+    store.assign_owner("A1", "", "Lee", NOW)
+    assert store.assignments() == {}
 
 
 def test_score_history_is_empty_before_any_batch_run(store: WebStore) -> None:
