@@ -3,8 +3,9 @@
 The index is built once per served snapshot: every account's lower-cased name, id and
 "compact" name (letters and digits only) joined into one string, so a query is a handful of
 ``str.find`` calls over it rather than a Python loop over accounts (100,000 accounts answer
-in a few milliseconds; ``benchmarks/bench_web.py`` measures it). Matches rank name prefixes
-first, then word prefixes, then any other match; ties by name.
+in milliseconds; ``benchmarks/bench_web.py`` measures it). Matches rank an exact id first, then
+name prefixes (found by binary search over the sorted names), then word prefixes, then any other
+match; ties by name.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
-MAX_SCANNED = 5_000  # a one-letter query matches most accounts: rank among the first ones found
+MAX_SCANNED = 2_000  # a one-letter query matches most accounts: rank among the first ones found
 
 
 def compact(text: str) -> str:
@@ -32,43 +33,64 @@ def normalise(query: str) -> tuple[str, str]:
 
 @dataclass
 class SearchIndex:
-    """Names and ids of every account, searchable by substring."""
+    """Names and ids of every account: sorted for prefix look-ups, joined for substring scans."""
 
     ids: list[str]
     names: list[str]
+    lower: list[str]
     blob: str
     starts: list[int]
+    by_name: list[tuple[str, int]]  # (lower-cased name, row), sorted: name prefixes by binary search
+    by_compact: list[tuple[str, int]]
+    by_id: list[tuple[str, int]]
 
     @classmethod
     def build(cls, ids: list[str], names: dict[str, str]) -> SearchIndex:
         shown = [names.get(a) or a for a in ids]
-        lines = [f"{n.lower()}\t{a.lower()}\t{compact(n)}".replace("\n", " ") for a, n in zip(ids, shown, strict=True)]
+        lower = [n.lower() for n in shown]
+        compacts = [compact(n) for n in shown]
+        lines = [f"{n}\t{a.lower()}\t{c}".replace("\n", " ") for a, n, c in zip(ids, lower, compacts, strict=True)]
         starts, position = [], 0
         for line in lines:
             starts.append(position)
             position += len(line) + 1
-        return cls(ids, shown, "\n".join(lines), starts)
+        return cls(ids, shown, lower, "\n".join(lines), starts, sorted(zip(lower, range(len(ids)))),
+                   sorted(zip(compacts, range(len(ids)))), sorted(zip((a.lower() for a in ids), range(len(ids)))))
 
     def find(self, query: str, limit: int = 25) -> list[tuple[str, str]]:
         """Up to ``limit`` (account id, name) pairs matching ``query``, best first."""
         q, short = normalise(query)
         if not q:
             return []
-        hits: set[int] = set()
-        for needle in {q, short} - {""}:
-            position = self.blob.find(needle)
-            while position != -1 and len(hits) < MAX_SCANNED:
-                row = bisect.bisect_right(self.starts, position) - 1
-                hits.add(row)
-                nxt = self.starts[row + 1] if row + 1 < len(self.starts) else len(self.blob)
-                position = self.blob.find(needle, nxt)
-        ranked = sorted(hits, key=lambda i: (self._rank(i, q, short), self.names[i].lower(), self.ids[i]))
-        return [(self.ids[i], self.names[i]) for i in ranked[:limit]]
+        first: dict[int, None] = {}  # an exact id, then name prefixes (binary search), in name order
+        for row in _prefixed(self.by_id, q, 1):
+            if self.ids[row].lower() == q:
+                first[row] = None
+        for sorted_keys, key in ((self.by_name, q), (self.by_compact, short)):
+            if key:
+                first.update(dict.fromkeys(_prefixed(sorted_keys, key, limit)))
+        found = list(first)[:limit]
+        if len(found) < limit:  # then word prefixes and any other match, from a scan of the joined text
+            hits: set[int] = set()
+            for needle in {q, short} - {""}:
+                position = self.blob.find(needle)
+                while position != -1 and len(hits) < MAX_SCANNED:
+                    row = bisect.bisect_right(self.starts, position) - 1
+                    hits.add(row)
+                    nxt = self.starts[row + 1] if row + 1 < len(self.starts) else len(self.blob)
+                    position = self.blob.find(needle, nxt)
+            rest = sorted(hits - set(first), key=lambda i: (not self._word_prefix(i, q), self.lower[i], self.ids[i]))
+            found += rest[:limit - len(found)]
+        return [(self.ids[i], self.names[i]) for i in found]
 
-    def _rank(self, row: int, q: str, short: str) -> int:
-        name, account = self.names[row].lower(), self.ids[row].lower()
-        if account == q or name.startswith(q) or (short and compact(name).startswith(short)):
-            return 0
-        if any(word.startswith(q) for word in name.split()) or account.startswith(q):
-            return 1
-        return 2
+    def _word_prefix(self, row: int, q: str) -> bool:
+        return self.ids[row].lower().startswith(q) or any(w.startswith(q) for w in self.lower[row].split())
+
+
+def _prefixed(keys: list[tuple[str, int]], prefix: str, limit: int) -> list[int]:
+    """Rows whose key starts with ``prefix`` (at most ``limit``), in key order."""
+    out, i = [], bisect.bisect_left(keys, (prefix, -1))
+    while i < len(keys) and len(out) < limit and keys[i][0].startswith(prefix):
+        out.append(keys[i][1])
+        i += 1
+    return out

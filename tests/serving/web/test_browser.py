@@ -86,44 +86,67 @@ def _screens(page: object, shots: Path, name: str) -> None:
     page.set_viewport_size({"width": WIDTHS[0], "height": 900})
 
 
-def test_a_csm_signs_in_filters_opens_an_account_and_logs_a_play(server: str, browser: object, web_home: dict,
-                                                                 shots: Path) -> None:
+def _fits(page: object, width: int = 390) -> None:
+    """The page needs no horizontal scrolling at ``width`` px."""
+    page.set_viewport_size({"width": width, "height": 844})
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{page.url}: {scroll} px wide at {width} px"
+    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
+
+
+def test_a_csm_searches_opens_an_account_logs_and_updates_a_play_and_signs_out(
+        server: str, browser: object, web_home: dict, shots: Path) -> None:
+    import pandas as pd
+
     errors: list[str] = []
     page = _page(browser, errors)
     _sign_in(page, server, web_home["tokens"]["csm"])
     assert page.get_by_role("heading", level=1).inner_text() == f"Book of {web_home['csm_owner']}"
     _screens(page, shots, "book")
-    page.get_by_label("Health").select_option("green")
-    page.get_by_role("button", name="Apply").click()
+    _fits(page)
+    names = pd.read_parquet(web_home["data"] / "accounts.parquet").set_index("account_id")["name"]
+    account = sorted(web_home["csm_accounts"])[2]
+    name = names[account]
+    page.get_by_label("Search accounts").fill(name[2:9].lower())  # part of the name, any case
+    page.get_by_role("button", name="Search").click()
     page.wait_for_load_state()
-    assert "health=green" in page.url
-    healths = page.locator("table.book tbody tr td:nth-child(4)").all_inner_texts()
-    assert healths and all(h.startswith("green") for h in healths)
-    first = page.locator("table.book tbody tr th a").first
-    account = first.inner_text()
-    first.click()
+    assert "/ui/search?q=" in page.url
+    page.get_by_role("link", name=name, exact=True).first.click()
     page.wait_for_load_state()
-    assert page.get_by_role("heading", level=1).inner_text() == account
+    assert page.get_by_role("heading", level=1).inner_text() == name
+    assert page.get_by_role("heading", name="Timeline").is_visible()
+    assert page.locator("ol.timeline li").count() >= 1 and page.locator("ol.timeline li").first.is_visible()
     assert page.locator("figure.chart svg").count() == 2
     _screens(page, shots, "account")
-    page.get_by_label("Outcome so far").select_option("contacted")
-    page.get_by_label("Note").fill("Called the champion; demo next week")
+    _fits(page)
+    page.get_by_label("Outcome so far").select_option("planned")
+    page.get_by_label("Note", exact=True).first.fill("Call the champion on Monday")
     page.get_by_role("button", name="Log play").click()
     page.wait_for_load_state()
     assert page.get_by_text("Play logged.").is_visible()
-    assert page.get_by_text("Called the champion; demo next week").is_visible()
-    page.get_by_role("link", name="My book").first.click()
+    update = page.locator("form.update").first
+    update.get_by_label("New outcome").select_option("contacted")
+    update.get_by_label("Note").fill("Spoke to the VP; demo next week")
+    update.get_by_role("button", name="Update play").click()
     page.wait_for_load_state()
-    done = page.locator("#act ~ table tbody tr td:nth-child(3)").first.inner_text()
-    assert int(done) >= 1
+    assert page.get_by_text("Play updated.").is_visible()
+    assert page.get_by_text("Spoke to the VP; demo next week").first.is_visible()
+    assert page.get_by_text("1 earlier state").is_visible()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "expansion_session")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_load_state()
+    assert "/ui/signin" in page.url
+    thief = browser.new_context()
+    thief.add_cookies([cookie])  # the cookie copied before signing out
+    stolen = thief.new_page()
+    stolen.goto(server + f"/ui/account/{account}")
+    assert "/ui/signin" in stolen.url and stolen.get_by_role("heading", level=1).inner_text() == "Sign in"
+    thief.close()
     assert errors == []
-    page.goto(server + "/ui/leadership")
-    assert page.get_by_role("heading", level=1).inner_text() == "Leaders only"
-    # the refusal is a 403 page; the browser logs its status and nothing else
-    assert all("status of 403" in e for e in errors), errors
 
 
-def test_a_leader_sees_the_leadership_page(server: str, browser: object, web_home: dict, shots: Path) -> None:
+def test_a_leader_sees_leadership_portfolio_renewals_and_the_unowned_queue(
+        server: str, browser: object, web_home: dict, shots: Path) -> None:
     errors: list[str] = []
     page = _page(browser, errors)
     _sign_in(page, server, web_home["tokens"]["leader"], start="/ui/leadership")
@@ -131,6 +154,16 @@ def test_a_leader_sees_the_leadership_page(server: str, browser: object, web_hom
     assert page.locator("table.status .pill").count() >= 4
     assert page.locator("figure.chart svg").count() == 1
     _screens(page, shots, "leadership")
+    _fits(page)
     page.keyboard.press("Tab")  # the skip link is the first stop: the page is usable from the keyboard
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for path, heading in (("/ui/portfolio", "Portfolio by CSM"), ("/ui/renewals?days=90", "Renewals in the next 90 days"),
+                          ("/ui/unowned", "Accounts without an owner")):
+        page.goto(server + path)
+        assert page.get_by_role("heading", level=1).inner_text().startswith(heading)
+        _fits(page)
+    page.goto(server + "/ui/leadership")
+    page.get_by_role("link", name="GRR, trailing 12 months").click()
+    page.wait_for_load_state()
+    assert "/ui/leadership/line/grr" in page.url and page.locator("table.list tbody tr").count() >= 1
     assert errors == []
