@@ -90,7 +90,10 @@ def _fits(page: object, width: int = 390) -> None:
     """The page needs no horizontal scrolling at ``width`` px."""
     page.set_viewport_size({"width": width, "height": 844})
     scroll = page.evaluate("document.documentElement.scrollWidth")
-    assert scroll <= width, f"{page.url}: {scroll} px wide at {width} px"
+    wide = page.evaluate(f"[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > {width})"
+                         ".map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
+                         ".slice(0, 8)") if scroll > width else []
+    assert scroll <= width, f"{page.url}: {scroll} px wide at {width} px: {wide}"
     page.set_viewport_size({"width": WIDTHS[0], "height": 900})
 
 
