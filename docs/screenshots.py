@@ -5,7 +5,8 @@ One command: ``.venv/bin/python docs/screenshots.py [--out docs/img]`` (about a 
 A generated company (600 accounts, 24 months to 2026-06-30, seed 11) is served by the real
 scoring service on a free loopback port, with six month ends of batch score history and the
 rule-based scores; a CSM (the owner of the most accounts) and a leader sign in through the form.
-Pages, each at 1440 and 390 px wide, first screen only (what a person sees before scrolling):
+Pages, each at 1440 and 390 px wide, first screen only (what a person sees before scrolling; the
+account pages whole, so their charts and timeline show):
 ``book``, ``account-old`` (the CSM's longest-standing account), ``account-young`` (the newest
 customer of the snapshot), ``renewals``, ``portfolio``, ``leadership``. The 1440 px ones are also
 written without the width (``book.png``, ...) for the README.
@@ -121,7 +122,7 @@ def shoot(base: str, world: dict, out: Path) -> list[Path]:
                 for width, height in WIDTHS.items():
                     page.set_viewport_size({"width": width, "height": height})
                     target = out / f"{name}-{width}.png"
-                    page.screenshot(path=str(target))
+                    page.screenshot(path=str(target), full_page=name.startswith("account"))
                     written.append(target)
                     wide = page.evaluate("document.documentElement.scrollWidth")
                     if wide > width:

@@ -1,6 +1,6 @@
 """The pages: a Starlette app of server-rendered Jinja2 templates, mounted on the scoring service at ``/ui``.
 
-Routes (relative to the mount) are listed once in :func:`routes_of` (a new page adds one line):
+Routes (relative to the mount) are listed once at the end of :func:`create_app` (a new page adds one line):
 ``/signin``, ``/signout``, ``/book`` (``?format=csv`` exports what is shown), ``/search``,
 ``/renewals``, ``/account/<id>`` with ``/plays`` (log) and ``/plays/<n>`` (update), and for
 leaders ``/leadership`` (each line links to ``/leadership/line/<key>``), ``/portfolio`` and
@@ -243,31 +243,17 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
         target = back if back.startswith(f"{base}/unowned") and not back.startswith("//") else f"{base}/unowned"
         return RedirectResponse(target, 303)
 
-    def signed(handler: Callable) -> Callable:
-        return signed_in(handler)
-
-    def leaders(handler: Callable) -> Callable:
-        return signed_in(handler, leaders_only=True)
-
-    return Starlette(routes=routes_of(home, signin_page, signin, signed(signout), signed(book), signed(search),
-                                      signed(renewals), signed(account), signed(log_play), signed(update_play),
-                                      leaders(leadership), leaders(line), leaders(portfolio), leaders(unowned),
-                                      leaders(assign)))
-
-
-def routes_of(home: Callable, signin_page: Callable, signin: Callable, signout: Callable, book: Callable,
-              search: Callable, renewals: Callable, account: Callable, log_play: Callable, update_play: Callable,
-              leadership: Callable, line: Callable, portfolio: Callable, unowned: Callable,
-              assign: Callable) -> list[BaseRoute]:
-    """Every route of the pages, in one list."""
-    return [
+    signed, leaders = signed_in, (lambda handler: signed_in(handler, leaders_only=True))
+    routes: list[BaseRoute] = [  # a new page is one line here
         Route("/", home), Route("/signin", signin_page, methods=["GET"]), Route("/signin", signin, methods=["POST"]),
-        Route("/signout", signout, methods=["POST"]), Route("/book", book), Route("/search", search),
-        Route("/renewals", renewals), Route("/leadership", leadership), Route("/leadership/line/{key}", line),
-        Route("/portfolio", portfolio), Route("/unowned", unowned),
-        Route("/unowned/{account_id:path}", assign, methods=["POST"]),
-        Route("/account/{account_id:path}/plays/{play_id:int}", update_play, methods=["POST"]),
-        Route("/account/{account_id:path}/plays", log_play, methods=["POST"]),
-        Route("/account/{account_id:path}", account),
+        Route("/signout", signed(signout), methods=["POST"]), Route("/book", signed(book)),
+        Route("/search", signed(search)), Route("/renewals", signed(renewals)),
+        Route("/leadership", leaders(leadership)), Route("/leadership/line/{key}", leaders(line)),
+        Route("/portfolio", leaders(portfolio)), Route("/unowned", leaders(unowned)),
+        Route("/unowned/{account_id:path}", leaders(assign), methods=["POST"]),
+        Route("/account/{account_id:path}/plays/{play_id:int}", signed(update_play), methods=["POST"]),
+        Route("/account/{account_id:path}/plays", signed(log_play), methods=["POST"]),
+        Route("/account/{account_id:path}", signed(account)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
+    return Starlette(routes=routes)

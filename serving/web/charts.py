@@ -142,8 +142,8 @@ def line_chart(x: Sequence, series: dict[str, Sequence[float]], title: str, y_la
         y = frame.py(reference[0])
         frame.parts.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{_MUTED}" '
                            f'stroke-dasharray="5 4"/>')
-        frame.parts.append(f'<text x="{LEFT + 4}" y="{y - 4:.1f}" fill="{_MUTED}" font-size="{FONT}">'
-                           f'{esc(reference[1])}</text>')
+        frame.parts.append(f'<text x="{W - RIGHT}" y="{y - 5:.1f}" text-anchor="end" fill="{_MUTED}" '
+                           f'font-size="{FONT}">{esc(reference[1])}</text>')
     colours = [_ACCENT, _WARN, _MUTED]
     for (name, ys), colour in zip(series.items(), colours, strict=False):
         points = [(frame.px(d), frame.py(float(v))) for d, v in zip(days, ys, strict=True) if v is not None and v == v]

@@ -53,7 +53,7 @@ def leadership_view(state: WebState) -> dict[str, Any]:
         lines += [
             _line("nrr", nrr, _pct(nrr), f"{_pct(first)} twelve months ago ({len(ttm)} month ends)"),
             _line("grr", grr, _pct(grr), "gross of expansion: product quality and fit"),
-            _line("expansion_rate", rate, _pct(rate, 1), f"{last.get('period_start')}: benchmark 2-4 % a month"),
+            _line("expansion_rate", rate, _pct(rate, 1), f"{month_of(last.get('period_start'))}: benchmark 2-4 % a month"),
             _line("target_pace", pace, _money(state, revenue["expansion_arr_qtd"]),
                   (f"of a {_money(state, target)} quarterly target ({revenue['months_in_quarter_done']} of 3 months "
                    f"of {revenue['quarter'][0]:%Y} Q{(revenue['quarter'][0].month - 1) // 3 + 1} gone)") if target
@@ -224,3 +224,8 @@ def lead_quarter(as_of: dt.date) -> tuple[dt.date, dt.date]:
     from serving.web.company import quarter_bounds
 
     return quarter_bounds(as_of)
+
+
+def month_of(value: Any) -> str:
+    """A month as people say it: "June 2026"."""
+    return "–" if value is None or value != value else f"{pd.Timestamp(value):%B %Y}"

@@ -18,7 +18,7 @@ import pandas as pd
 from serving.web.company import CompanyData, _months_back
 
 #: Kinds of timeline rows, with the label the page shows.
-KINDS = {"ticket": "support", "survey": "survey", "touch": "meeting", "payment": "payment", "deal": "deal",
+KINDS = {"ticket": "support", "survey": "survey", "touch": "touch", "payment": "payment", "deal": "deal",
          "stage": "deal stage", "play": "play", "score": "score"}
 MAX_ROWS = 80
 
