@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from serving.snapshot import ScoredSnapshot
+from serving.web.formats import clean
 
 DAYS_PER_MONTH = 30.4375
 #: Sort keys of the book: the column sorted on and whether the first page shows its largest values.
@@ -170,7 +171,7 @@ def rows(snapshot: ScoredSnapshot, table: pd.DataFrame, owner: pd.Series, ids: l
                                                                months, strict=True), start=1):
         details = rec.get("reason_details") or []
         out.append({
-            **rec, "rank": rank, "name": name, "csm_owner": None if own is pd.NA else own,
+            **clean(rec), "rank": rank, "name": name, "csm_owner": None if own is pd.NA else own,
             "segment": None if seg is pd.NA else seg, "arr": None if arr != arr else arr,
             "renewal_date": renewal_date(m, snapshot.as_of),
             "top_reasons": [d["text"] if isinstance(d, dict) else str(d) for d in details[:2]],

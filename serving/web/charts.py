@@ -41,10 +41,9 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     step = 10 ** math.floor(math.log10(raw))
     step *= next(m for m in (1, 2, 2.5, 5, 10) if raw <= step * m)
     start = math.floor(low / step) * step
-    ticks, value = [], start
-    while value < high + step * 0.5:
-        ticks.append(round(value, 10))
-        value += step
+    ticks = [round(start, 10)]
+    while ticks[-1] < high - step * 1e-9:  # the last tick covers the highest value
+        ticks.append(round(ticks[-1] + step, 10))
     return ticks
 
 

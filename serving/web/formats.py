@@ -20,6 +20,11 @@ def missing(value: Any) -> bool:
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
 
 
+def clean(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a score record with every missing marker as None (a NaN text is truthy in a template)."""
+    return {k: None if missing(v) else v for k, v in record.items()}
+
+
 def money(value: Any, symbol: str = "$") -> str:
     """Money as people scan it: $1.2M, $35.0k, $900."""
     if missing(value):

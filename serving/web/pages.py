@@ -14,6 +14,7 @@ import pandas as pd
 from serving.web import book as books
 from serving.web.auth import Session
 from serving.web.charts import line_chart, usage_chart
+from serving.web.formats import clean
 from serving.web.search import SearchIndex
 from serving.web.state import WebState
 from serving.web.store import OUTCOMES, StoreError
@@ -118,7 +119,7 @@ def _move_rows(snap: Any, t: pd.DataFrame, ids: list[str]) -> list[dict[str, Any
     records = snap.lookup(ids, False)
     return [{"account_id": a, "name": t.at[a, "name"], "readiness_change": t.at[a, "readiness_change"],
              "churn_risk_change": t.at[a, "churn_risk_change"], "readiness_score": t.at[a, "readiness_score"],
-             "why": r.get("change_reason")} for a, r in zip(ids, records, strict=True)]
+             "why": clean(r).get("change_reason")} for a, r in zip(ids, records, strict=True)]
 
 
 def _wins_source(state: WebState) -> str | None:
@@ -169,7 +170,7 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
     if account_id not in snap.scores.index:
         return None
     as_of = _as_of(snap)
-    record = snap.lookup([account_id], True)[0]
+    record = clean(snap.lookup([account_id], True)[0])
     feats = _fields(state, snap).get(account_id, {})
     t = table(state, snap)
     name = t.at[account_id, "name"]

@@ -24,6 +24,12 @@ def test_a_title_full_of_markup_stays_text() -> None:
     assert "<img" not in usage and 'aria-label="&quot;&gt;&lt;img' in usage
 
 
+def test_everything_drawn_stays_inside_the_chart() -> None:
+    svg = usage_chart([pd.Timestamp("2026-06-01")], [617.0], [125_000.0], "one month, a high limit")
+    ys = [float(y) for y in re.findall(r' y[12]?="(-?[\d.]+)"', svg)]
+    assert ys and min(ys) >= 0 and max(ys) <= 250
+
+
 def test_axes_are_readable_with_one_month_and_with_24_months() -> None:
     month = pd.date_range("2026-06-01", "2026-06-30", freq="D")
     short = line_chart(month, {"readiness": range(30)}, "t", "points")
@@ -42,6 +48,7 @@ def test_axes_are_readable_with_one_month_and_with_24_months() -> None:
 def test_ticks_cover_the_data_with_round_values() -> None:
     assert nice_ticks(3.2, 97.5) == [0, 25, 50, 75, 100]
     assert nice_ticks(5, 5)[0] <= 5 <= nice_ticks(5, 5)[-1]
+    assert nice_ticks(0, 125_000)[-1] >= 125_000 and nice_ticks(0, 100)[-1] == 100
     ticks = date_ticks(dt.date(2024, 7, 31), dt.date(2026, 6, 30))
     assert len(ticks) <= 6 and all(d.day == 1 for d, _ in ticks)
     assert line_chart([], {"a": []}, "t", "y") is None and usage_chart([], [], [], "t") is None

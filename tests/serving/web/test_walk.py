@@ -75,6 +75,9 @@ def _get(client: TestClient, path: str) -> str:
     answer = client.get(path)
     assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text[:300]}"
     assert_inert(answer.text, path)
+    shown = re.findall(r">([^<]*)<", answer.text)  # the text between tags: no missing marker or raw timestamp
+    raw = [t for t in shown if re.search(r"\b(nan|NaN|NaT|None|<NA>)\b|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", t)]
+    assert raw == [], f"{path}: {raw[:3]}"
     return answer.text
 
 
