@@ -22,7 +22,9 @@ def _ids(html: str) -> list[str]:
     return ROW.findall(html.split('<table class="book">', 1)[1].split("</table>", 1)[0]) if 'class="book"' in html else []
 
 
-@pytest.mark.parametrize("path", ["/ui/book", "/ui/account/x", "/ui/leadership", "/ui/", "/ui/book?format=csv"])
+@pytest.mark.parametrize("path", ["/ui/book", "/ui/account/x", "/ui/leadership", "/ui/", "/ui/book?format=csv",
+                                  "/ui/search?q=a", "/ui/renewals", "/ui/portfolio", "/ui/unowned",
+                                  "/ui/leadership/line/nrr"])
 def test_nothing_renders_without_a_session(client: TestClient, path: str) -> None:
     answer = client.get(path, follow_redirects=False)
     assert answer.status_code == 303
