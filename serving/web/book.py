@@ -132,6 +132,12 @@ def select_book(table: pd.DataFrame, owner: pd.Series, query: BookQuery, model_a
     return shown.index.astype(str).tolist(), order
 
 
+def renewal_counts(table: pd.DataFrame, mask: np.ndarray) -> dict[int, int]:
+    """How many of the accounts ``mask`` keeps renew within each of :data:`RENEWAL_WINDOWS` days."""
+    due = table["days_to_renewal"].to_numpy(dtype=float)[mask]
+    return {d: int(((due >= 0) & (due <= d)).sum()) for d in RENEWAL_WINDOWS}
+
+
 def renewals(table: pd.DataFrame, owner: pd.Series, csm: str | None, days: int) -> list[str]:
     """Accounts renewing within ``days`` of the snapshot, soonest first (one CSM, or all when ``csm`` is None)."""
     mask = mask_of(table, owner, BookQuery(csm=csm))
@@ -140,9 +146,10 @@ def renewals(table: pd.DataFrame, owner: pd.Series, csm: str | None, days: int) 
     return table.loc[mask].sort_values(["days_to_renewal", "name_key"]).index.astype(str).tolist()
 
 
-def biggest_moves(table: pd.DataFrame, ids: list[str], n: int = 5) -> dict[str, list[str]]:
-    """The accounts whose readiness rose / fell most, and whose churn risk rose most, since the previous run."""
-    t = table.loc[ids]
+def biggest_moves(table: pd.DataFrame, mask: np.ndarray, n: int = 5) -> dict[str, list[str]]:
+    """Of the accounts ``mask`` keeps, those whose readiness rose / fell most, and whose churn risk rose most,
+    since the previous run."""
+    t = table[mask]
     up = t[t["readiness_change"] > 0].nlargest(n, "readiness_change")
     down = t[t["readiness_change"] < 0].nsmallest(n, "readiness_change")
     risk = t[t["churn_risk_change"] > 0].nlargest(n, "churn_risk_change")
@@ -158,13 +165,14 @@ def renewal_date(months_to_renewal: Any, as_of: str | None) -> dt.date | None:
 
 
 def rows(snapshot: ScoredSnapshot, table: pd.DataFrame, owner: pd.Series, ids: list[str], with_reasons: bool,
-         pipeline: pd.DataFrame | None) -> list[dict]:
-    """One display row per account id: the score record, name, owner, ARR, renewal date and open deals."""
+         deals: dict[str, list[dict]] | None) -> list[dict]:
+    """One display row per account id: the score record, name, owner, ARR, renewal date and open deals
+    (``deals``: open deals by account id)."""
     if not ids:
         return []
     records = snapshot.lookup(ids, with_reasons)
     t = table.loc[ids]
-    deals = _deals_by_account(pipeline, ids)
+    deals = deals or {}
     months = _feature(snapshot, "months_to_renewal").loc[ids].tolist()
     out = []
     for rank, (rec, name, own, seg, arr, m) in enumerate(zip(records, t["name"], owner.loc[ids], t["segment"], t["arr"],
@@ -180,11 +188,11 @@ def rows(snapshot: ScoredSnapshot, table: pd.DataFrame, owner: pd.Series, ids: l
     return out
 
 
-def _deals_by_account(pipeline: pd.DataFrame | None, ids: list[str]) -> dict[str, list[dict]]:
+def deals_by_account(pipeline: pd.DataFrame | None) -> dict[str, list[dict]]:
+    """Open deals grouped by account id (once per snapshot)."""
     if pipeline is None or not len(pipeline):
         return {}
-    shown = pipeline[pipeline["account_id"].isin(ids)]
-    return {a: g.to_dict("records") for a, g in shown.groupby("account_id")}
+    return {str(a): g.to_dict("records") for a, g in pipeline.groupby("account_id", sort=False)}
 
 
 def page(ids: list[str], number: int, size: int = PAGE_SIZE) -> tuple[list[str], int, int]:
@@ -194,12 +202,10 @@ def page(ids: list[str], number: int, size: int = PAGE_SIZE) -> tuple[list[str],
     return ids[(number - 1) * size: number * size], number, pages
 
 
-def summary(table: pd.DataFrame, ids: list[str]) -> dict[str, Any]:
-    """Counts and money over every account shown (all pages)."""
-    if not ids:
-        return {"accounts": 0, "outreach": 0, "red": 0, "expected_value": 0.0, "whitespace": 0.0, "arr": 0.0}
-    s = table.loc[ids]
-    return {"accounts": len(ids), "outreach": int(s["readiness_band"].eq("outreach").sum()),
+def summary(table: pd.DataFrame, mask: np.ndarray) -> dict[str, Any]:
+    """Counts and money over every account ``mask`` keeps (all pages)."""
+    s = table[mask]
+    return {"accounts": len(s), "outreach": int(s["readiness_band"].eq("outreach").sum()),
             "red": int(s["health"].eq("red").sum()),
             "expected_value": float(np.nansum(s["expected_expansion_usd"].to_numpy(dtype=float))),
             "whitespace": float(np.nansum(s["whitespace_usd"].to_numpy(dtype=float))),

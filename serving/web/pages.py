@@ -86,31 +86,32 @@ def book_view(state: WebState, session: Session, params: Mapping[str, str]) -> d
                             page=_int(params.get("page"), 1))
     ids, order = books.select_book(t, own, query, state.model_available())
     shown, page_no, pages = books.page(ids, query.page)
-    pipeline = None
+    deals = None
     if as_of is not None and state.company.has_pipeline():
-        pipeline = safe("pipeline", lambda: state.company.open_opportunities(as_of), None)
-    csv_rows = books.rows(snap, t, own, ids, True, pipeline) if params.get("format") == "csv" else None
+        deals = state.per_snapshot(snap, "deals", lambda: _deals(state, as_of))
+    csv_rows = books.rows(snap, t, own, ids, True, deals) if params.get("format") == "csv" else None
     activity = state.store.activity_counts(since(as_of), None if session.is_leader else session.name)
     wins = pd.DataFrame()
     if as_of is not None and state.company.available:
         wins = safe("recent wins", lambda: state.company.recent_wins(as_of).head(8), pd.DataFrame())
     nm = names(state, snap)
     filters = {k: params.get(k) or "" for k in ("band", "health", "segment")}
-    mine = books.select_book(t, own, books.BookQuery(csm=csm), True)[0]
+    mine = books.mask_of(t, own, books.BookQuery(csm=csm))
     moves = books.biggest_moves(t, mine)
     descending = books.ORDERS[order][1] if query.descending is None else query.descending
     return {
         "as_of": snap.as_of, "snapshot_accounts": len(snap), "model_available": state.model_available(),
-        "owners": books.owners(t, {}) + sorted(set(own.dropna()) - set(t["csm_owner"].dropna())),
-        "picked": picked, "csm": csm, "rows": books.rows(snap, t, own, shown, True, pipeline),
-        "summary": books.summary(t, ids), "order": order, "descending": descending,
+        "owners": sorted(set(state.per_snapshot(snap, "owners", lambda: books.owners(t))) | set(own.dropna())),
+        "picked": picked, "csm": csm, "rows": books.rows(snap, t, own, shown, True, deals),
+        "summary": books.summary(t, books.mask_of(t, own, query)), "order": order, "descending": descending,
         "page": page_no, "pages": pages, "page_size": books.PAGE_SIZE, "filters": filters, "bands": BANDS,
-        "healths": HEALTHS, "segments": books.segments(t), "pipeline_present": pipeline is not None,
+        "healths": HEALTHS, "segments": state.per_snapshot(snap, "segments", lambda: books.segments(t)),
+        "pipeline_present": deals is not None,
         "activity": activity.to_dict("records"), "activity_days": ACTIVITY_DAYS,
         "wins": [{**w, "name": nm.get(str(w["account_id"]), w["account_id"])} for w in wins.to_dict("records")],
         "wins_source": _wins_source(state), "csv": books.to_csv(csv_rows) if csv_rows is not None else None,
         "moves": {k: _move_rows(snap, t, v) for k, v in moves.items()},
-        "renewals_due": {d: len(books.renewals(t, own, csm, d)) for d in books.RENEWAL_WINDOWS},
+        "renewals_due": books.renewal_counts(t, mine),
         "query_string": {k: v for k, v in {**filters, "csm": picked if session.is_leader else ""}.items() if v},
     }
 
@@ -161,7 +162,7 @@ def renewals_view(state: WebState, session: Session, params: Mapping[str, str]) 
             "owners": books.owners(t, {}), "picked": csm or "",
             "rows": books.rows(snap, t, own, ids[:500], False, None), "total": len(ids),
             "arr": float(t.loc[ids, "arr"].sum()) if ids else 0.0,
-            "counts": {d: len(books.renewals(t, own, csm, d)) for d in books.RENEWAL_WINDOWS}}
+            "counts": books.renewal_counts(t, books.mask_of(t, own, books.BookQuery(csm=csm)))}
 
 
 def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
