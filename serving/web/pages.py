@@ -71,6 +71,8 @@ def book_view(state: WebState, session: Session, params: Mapping[str, str]) -> d
     what changed since the previous run, renewals due, the plays logged and recent wins."""
     snap = state.snapshot()
     as_of = _as_of(snap)
+    if as_of is not None and state.company.available:
+        state.warm(snap, "account pages", lambda: _warm_accounts(state, as_of))
     t = table(state, snap)
     own, _ = owner(state, snap)
     if session.is_leader:
@@ -114,6 +116,12 @@ def book_view(state: WebState, session: Session, params: Mapping[str, str]) -> d
         "renewals_due": books.renewal_counts(t, mine),
         "query_string": {k: v for k, v in {**filters, "csm": picked if session.is_leader else ""}.items() if v},
     }
+
+
+def _warm_accounts(state: WebState, as_of: dt.date) -> None:
+    """Every account's timeline events and monthly usage, read once per snapshot (one scan of each table)."""
+    safe("timeline", lambda: company_events(state.company, as_of), None)
+    safe("usage", lambda: state.company.usage("", as_of), None)
 
 
 def _move_rows(snap: Any, t: pd.DataFrame, ids: list[str]) -> list[dict[str, Any]]:

@@ -54,6 +54,16 @@ class WebState:
                 self._memo[name] = compute()
             return self._memo[name]
 
+    def warm(self, snap: ScoredSnapshot, name: str, work: Callable[[], Any]) -> None:
+        """Run ``work`` once per snapshot in a background thread (reading what the account pages need for every
+        account, so the first account opened does not wait for it); a failure is logged by ``work``'s panel."""
+        def start() -> threading.Thread:
+            thread = threading.Thread(target=work, name=f"web-warm-{name}", daemon=True)
+            thread.start()
+            return thread
+
+        self.per_snapshot(snap, f"warm:{name}", start)
+
     def chart(self, snap: ScoredSnapshot, key: tuple, compute: Callable[[], str | None]) -> str | None:
         """An account's chart, drawn once per snapshot and ``key`` (the most recent few thousand are kept)."""
         with self._lock:
