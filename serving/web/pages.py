@@ -168,7 +168,7 @@ def renewals_view(state: WebState, session: Session, params: Mapping[str, str]) 
     ids = books.renewals(t, own, csm, days)
     return {"as_of": snap.as_of, "days": days, "windows": books.RENEWAL_WINDOWS, "csm": csm,
             "owners": books.owners(t, {}), "picked": csm or "",
-            "rows": books.rows(snap, t, own, ids[:500], False, None), "total": len(ids),
+            "rows": books.rows(snap, t, own, ids[:500], True, None), "total": len(ids),
             "arr": float(t.loc[ids, "arr"].sum()) if ids else 0.0,
             "counts": books.renewal_counts(t, books.mask_of(t, own, books.BookQuery(csm=csm)))}
 
