@@ -3,7 +3,7 @@
 Everything is as of a date the caller passes (the served snapshot's), never the clock.
 Company-wide results are computed once per (folder state, date) and kept: the leadership
 page then costs a dictionary look-up. DuckDB connections are not shared between threads,
-so each call opens its own cursor under a lock.
+so each query opens its own cursor (under a lock) and runs it beside other threads' queries.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class CompanyData:
     _source: DataSource | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _cache: dict[tuple, Any] = field(default_factory=dict)
+    _locks: dict[tuple, threading.Lock] = field(default_factory=dict)
 
     @property
     def available(self) -> bool:
@@ -69,17 +70,26 @@ class CompanyData:
         return max((e.stat().st_mtime for e in os.scandir(self.data_dir)), default=0.0)  # type: ignore[arg-type]
 
     def cached(self, name: str, as_of: dt.date, compute: Any) -> Any:
-        """``compute()``, once per (name, date, state of the folder)."""
+        """``compute()``, once per (name, date, state of the folder); one lock per key, so a long computation
+        (every account's usage) never holds up a short one (the recent wins)."""
         key = (name, as_of, self._state())
         if key not in self._cache:
             with self._lock:
+                lock = self._locks.setdefault(key, threading.Lock())
+            with lock:
                 if key not in self._cache:
                     self._cache[key] = compute()
         return self._cache[key]
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """Rows of one SQL query over the tables; each call has its own cursor (made under the lock), so
+        queries of several threads run side by side."""
         with self._lock:
-            return self.source().con.cursor().execute(sql, params or []).df()
+            cursor = self.source().con.cursor()
+        try:
+            return cursor.execute(sql, params or []).df()
+        finally:
+            cursor.close()
 
     # leadership --------------------------------------------------------------------------------
     def revenue(self, as_of: dt.date) -> dict[str, Any]:

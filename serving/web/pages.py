@@ -71,8 +71,6 @@ def book_view(state: WebState, session: Session, params: Mapping[str, str]) -> d
     what changed since the previous run, renewals due, the plays logged and recent wins."""
     snap = state.snapshot()
     as_of = _as_of(snap)
-    if as_of is not None and state.company.available:
-        state.warm(snap, "account pages", lambda: _warm_accounts(state, as_of))
     t = table(state, snap)
     own, _ = owner(state, snap)
     if session.is_leader:
@@ -101,6 +99,8 @@ def book_view(state: WebState, session: Session, params: Mapping[str, str]) -> d
     mine = books.mask_of(t, own, books.BookQuery(csm=csm))
     moves = books.biggest_moves(t, mine)
     descending = books.ORDERS[order][1] if query.descending is None else query.descending
+    if as_of is not None and state.company.available:  # after the book's own reads: the first account opens fast
+        state.warm(snap, "account pages", lambda: _warm_accounts(state, as_of))
     return {
         "as_of": snap.as_of, "snapshot_accounts": len(snap), "model_available": state.model_available(),
         "owners": sorted(set(state.per_snapshot(snap, "owners", lambda: books.owners(t))) | set(own.dropna())),
