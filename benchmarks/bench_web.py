@@ -14,7 +14,9 @@ Requests go through the real service's ASGI app in process (no network), one at 
   computes NRR/GRR over the raw tables (reported alone), later ones reuse it;
 - ``POST /rank`` for the same CSM (``limit`` 100: the same rows the page shows) as the reference;
 - the account page of distinct accounts of that book, each opened for the first time (its charts
-  drawn, its timeline read) and then again (its charts kept per snapshot);
+  drawn) and then again (its charts kept per snapshot); before them, once per snapshot, the first
+  book page and the first account page (which waits for every account's usage and timeline events,
+  read in the background from the first book page on) are reported alone;
 - search: ``GET /ui/search`` over the 10,000 accounts, and the search index itself over 100,000
   names (the company's names ten times over), built once and queried with parts of names, ids and
   a domain.
@@ -146,6 +148,12 @@ def main() -> None:
             sessions[who] = client.cookies.get("expansion_session")
             client.cookies.clear()
         client.cookies.set("expansion_session", sessions["csm"], path="/ui")
+        # once per snapshot: the first book page, then the first account page, which waits for every account's
+        # usage and events (read in the background from the first book page on); reported alone
+        rows.append(_row("GET /ui/book, first request of the snapshot", _times(lambda: client.get("/ui/book"), 1), ref))
+        some = re.search(r'<a class="name" href="/ui/account/([^"]+)"', client.get("/ui/book?page=20").text).group(1)
+        rows.append(_row("GET /ui/account/<id>, first of the snapshot (usage and events of all)",
+                         _times(lambda: client.get(f"/ui/account/{some}"), 1), ref))
         book = _times(lambda: client.get("/ui/book"), args.requests)
         assert f"Book of {CSM}" in client.get("/ui/book").text
         rows.append(_row("GET /ui/book, 2,000 accounts, page of 100", book, ref))
@@ -166,10 +174,10 @@ def main() -> None:
         rows.append(_row("GET /ui/leadership, 10,000 accounts", _times(lambda: client.get("/ui/leadership"), args.requests), ref))
     rows.append(search_at_scale(data))
     table = pd.DataFrame(rows)
-    book_p95 = rows[1]["p95_ms"]
+    book_p95 = next(r["p95_ms"] for r in rows if r["request"] == "GET /ui/book, 2,000 accounts, page of 100")
     table["x_book_p95"] = (table["p95_ms"] / book_p95).round(2)
     print(table.to_string(index=False))
-    account_p95 = next(r["p95_ms"] for r in rows if r["request"].startswith("GET /ui/account/<id>, first"))
+    account_p95 = next(r["p95_ms"] for r in rows if r["request"].startswith("GET /ui/account/<id>, first view"))
     search_p95 = rows[-1]["p95_ms"]
     print(f"load average: {Path('/proc/loadavg').read_text().split()[:3]}")
     print(f"book p95 target < 300 ms: {'met' if book_p95 < 300 else 'NOT met'}; account p95 <= 2x book: "

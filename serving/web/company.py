@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.io import DataSource, open_data
@@ -153,9 +154,11 @@ class CompanyData:
         empty = pd.DataFrame(columns=["month", "events", "usage_limit"])
         if not (self.has("usage_daily") and self.has("subscriptions")):
             return empty
-        return self.cached(f"usage{months}", as_of, lambda: self._usage_all(as_of, months)).get(account_id, empty)
+        frame, accounts = self.cached(f"usage{months}", as_of, lambda: self._usage_all(as_of, months))
+        lo, hi = np.searchsorted(accounts, account_id, "left"), np.searchsorted(accounts, account_id, "right")
+        return frame.iloc[lo:hi].reset_index(drop=True) if hi > lo else empty
 
-    def _usage_all(self, as_of: dt.date, months: int) -> dict[str, pd.DataFrame]:
+    def _usage_all(self, as_of: dt.date, months: int) -> tuple[pd.DataFrame, np.ndarray]:
         start = _months_back(as_of, months - 1)
         sql = """
             WITH m AS (
@@ -171,7 +174,11 @@ class CompanyData:
             SELECT m.account_id, m.month, m.events, l.usage_limit FROM m LEFT JOIN l USING (account_id, month)
             ORDER BY m.account_id, m.month"""
         frame = self.query(sql, [start, as_of])
-        return {a: g.drop(columns="account_id").reset_index(drop=True) for a, g in frame.groupby("account_id", sort=False)}
+        # sorted as numpy compares strings, so an account's months are found by binary search
+        frame = frame.sort_values(["account_id", "month"], kind="stable", key=lambda c: c.astype(str) if c.name ==
+                                  "account_id" else c).reset_index(drop=True)
+        accounts = frame["account_id"].to_numpy(dtype=str)
+        return frame[["month", "events", "usage_limit"]], accounts
 
     # pipeline ----------------------------------------------------------------------------------
     def open_opportunities(self, as_of: dt.date) -> pd.DataFrame:
