@@ -109,14 +109,14 @@ def remove(name: Annotated[str, typer.Argument(help="The person's name.")]) -> N
 
 @users_app.command("list")
 def list_users() -> None:
-    """Everyone who may sign in (names, roles and books; never tokens)."""
+    """Everyone who may sign in (names, roles and books, "disabled" after those disabled; never tokens)."""
     from serving.web.store import WebStore
 
     store = WebStore(settings().crm_uri)
     try:
         for user in store.list_users():
-            state = "disabled" if user["disabled"] else "active"
-            console.print(f"{user['name']}\t{user['role']}\t{user['csm_owner'] or '-'}\t{state}", highlight=False)
+            state = "\tdisabled" if user["disabled"] else ""
+            console.print(f"{user['name']}\t{user['role']}\t{user['csm_owner'] or '-'}{state}", highlight=False)
     finally:
         store.close()
 
