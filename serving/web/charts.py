@@ -132,6 +132,7 @@ def line_chart(x: Sequence, series: dict[str, Sequence[float]], title: str, y_la
     if not len(x):
         return None
     days = _days(x)
+    series = {name: ys for name, ys in series.items() if _finite(ys)}  # a series with no value gets no legend
     values = [v for s in series.values() for v in _finite(s)] + ([reference[0]] if reference else [])
     if not values:
         return None

@@ -52,3 +52,9 @@ def test_ticks_cover_the_data_with_round_values() -> None:
     ticks = date_ticks(dt.date(2024, 7, 31), dt.date(2026, 6, 30))
     assert len(ticks) <= 6 and all(d.day == 1 for d, _ in ticks)
     assert line_chart([], {"a": []}, "t", "y") is None and usage_chart([], [], [], "t") is None
+
+
+def test_a_series_without_values_is_left_out_of_the_legend() -> None:
+    svg = line_chart(pd.date_range("2026-01-31", periods=3, freq="ME"),
+                     {"readiness": [50, 60, 70], "churn risk %": [float("nan")] * 3}, "t", "points")
+    assert ">readiness</text>" in svg and "churn risk" not in svg
