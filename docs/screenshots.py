@@ -8,7 +8,7 @@ rule-based scores; a CSM (the owner of the most accounts) and a leader sign in t
 Pages, each at 1440 and 390 px wide, first screen only (what a person sees before scrolling; the
 account pages whole, so their charts and timeline show):
 ``book``, ``account-old`` (the CSM's longest-standing account), ``account-young`` (the newest
-customer of the snapshot), ``renewals``, ``portfolio``, ``leadership``, in 256 colours. The 1440 px ones of the book, the
+customer of the snapshot), ``renewals``, ``portfolio``, ``leadership``. The 1440 px ones of the book, the
 old account and the leadership page are also written without the width (``book.png``,
 ``account.png``, ``leadership.png``) for the README.
 """
@@ -132,8 +132,8 @@ def shoot(base: str, world: dict, out: Path) -> list[Path]:
         browser.close()
     from PIL import Image
 
-    for path in written:  # 256 colours: a third of the bytes, no visible loss on flat page colours
-        Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+    for path in written:  # full colour (a 256-colour palette lost the health dots), recompressed
+        Image.open(path).convert("RGB").save(path, optimize=True)
     for name in ("book", "account-old", "leadership"):
         shutil.copyfile(out / f"{name}-1440.png", out / f"{'account' if name == 'account-old' else name}.png")
     return written
