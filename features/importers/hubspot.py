@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.importers.crm import channel_of, kind_of, segment_of
+from features.importers.crm import channel_of, kind_of, segment_of, unique_rows
 from features.importers.errors import Problems
-from features.importers.parse import booleans, numbers, require_columns, text, timestamps
+from features.importers.parse import booleans, counted_numbers, numbers, require_columns, text, timestamps
 from features.importers.reader import RawSource
 from features.importers.shapes import SourceTables
 
@@ -61,9 +61,11 @@ def accounts(raw: RawSource, problems: Problems, settings: dict) -> tuple[pd.Dat
     c = raw.read("company")
     if not require_columns(problems, "company", c, ("id", "property_name")):
         return pd.DataFrame(), pd.DataFrame()
-    c = _live(c, settings.get("keep_deleted", False)).drop_duplicates("id", keep="last")
-    employees = numbers(_col(c, settings.get("employees"), "property_numberofemployees"))
-    problems.check("company", "property_numberofemployees", "negative", employees < 0)
+    problems.ledger.read("company", len(c))
+    c = unique_rows(problems, "company", _live(c, settings.get("keep_deleted", False)))
+    employees = counted_numbers(problems, "company", "property_numberofemployees",
+                                _col(c, settings.get("employees"), "property_numberofemployees"), text(c["id"]))
+    problems.check("company", "property_numberofemployees", "negative", employees < 0, text(c["id"]))
     owner = text(_col(c, settings.get("owner"), "property_hubspot_owner_id")).map(_owners(raw)).astype("string")
     seg_settings = {**settings, "segment": settings.get("segment", "property_segment")}
     out = pd.DataFrame({
@@ -171,9 +173,10 @@ def activities(raw: RawSource, problems: Problems, settings: dict, notes: list[s
 def read(raw: RawSource, settings: dict) -> SourceTables:
     """Every table HubSpot gives, keyed by the HubSpot company id."""
     problems, notes = Problems(SOURCE), []
+    problems.ledger = raw.ledger or problems.ledger
     accts, keys = accounts(raw, problems, settings)
     opps, stages = opportunities(raw, problems, settings, notes)
     acts = activities(raw, problems, settings, notes)
     problems.raise_if_any()
     return SourceTables(SOURCE, {"accounts": accts, "opportunities": opps, "opportunity_stages": stages,
-                                 "activities": acts}, keys, "company", notes)
+                                 "activities": acts}, keys, "company", notes, ledger=problems.ledger)

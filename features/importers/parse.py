@@ -81,9 +81,47 @@ def booleans(series: pd.Series) -> pd.Series:
     return out
 
 
+_DECIMAL_COMMA = r"[-+]?\d+,\d{1,2}"  # 12,00 or 1200,5: a comma before one or two digits is a decimal point
+_THOUSANDS = r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?"  # 1,200 or 12,000.50
+
+
+def _number_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(text rewritten to parse, mask of values whose comma was read as a decimal point)."""
+    comma = values.str.fullmatch(_DECIMAL_COMMA).fillna(False).astype(bool)
+    thousands = values.str.fullmatch(_THOUSANDS).fillna(False).astype(bool)
+    fixed = values.mask(comma, values.str.replace(",", ".", regex=False))
+    fixed = fixed.mask(thousands, values.str.replace(",", "", regex=False))
+    return fixed, comma
+
+
 def numbers(series: pd.Series) -> pd.Series:
-    """Floats from numeric text or typed numbers (missing stays missing)."""
-    return pd.to_numeric(text(series) if not pd.api.types.is_numeric_dtype(series) else series, errors="coerce").astype("Float64")
+    """Floats from numeric text or typed numbers (missing stays missing); ``12,00`` is 12.0 and ``1,200`` is 1200.
+
+    Use :func:`counted_numbers` where a value that does not parse must be counted."""
+    if pd.api.types.is_numeric_dtype(series):
+        return pd.to_numeric(series, errors="coerce").astype("Float64")
+    fixed, _ = _number_text(text(series))
+    return pd.to_numeric(fixed, errors="coerce").astype("Float64")
+
+
+def counted_numbers(problems: Problems, table: str, column: str, series: pd.Series, ids: pd.Series,
+                    error: bool = False) -> pd.Series:
+    """:func:`numbers`, with every value that is not a number (read as missing) and every decimal comma counted in the
+    ledger with its first ids; with ``error`` a value that is not a number is a problem instead."""
+    if pd.api.types.is_numeric_dtype(series):
+        return numbers(series)
+    values = text(series)
+    fixed, comma = _number_text(values)
+    out = pd.to_numeric(fixed, errors="coerce").astype("Float64")
+    bad = values.notna() & out.isna()
+    if bad.any():
+        shown = ", ".join(sorted(set(values[bad].astype(str)))[:3])
+        if error:
+            problems.check(table, column, f"not a number ({shown})", bad, ids)
+        else:
+            problems.ledger.coerce(table, column, f"not a number ({shown}), read as missing", ids[bad])
+    problems.ledger.coerce(table, column, "decimal comma read as a decimal point", ids[comma])
+    return out
 
 
 @functools.lru_cache(maxsize=1 << 18)

@@ -28,8 +28,12 @@ from features.importers.identity import (
     report,
     unmatched_problem,
 )
+from features.importers.money import Currency
 from features.importers.reader import open_raw
+from features.importers.reconcile import reconciliation
 from features.importers.shapes import CRM_SOURCES, SOURCES, SourceTables
+
+MARKER = ".expansion-import"  # written into every folder an import writes; --out replaces only such folders
 
 _READERS = {"stripe": stripe.read, "salesforce": salesforce.read, "hubspot": hubspot.read, "segment": events.read,
             "rudderstack": events.read, "amplitude": events.read, "mixpanel": events.read}
@@ -45,8 +49,10 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def read_sources(sources: list[str], location: str | Path, config: dict) -> dict[str, SourceTables]:
-    """Read every source; raise ImportFailed listing the problems of all of them."""
+def read_sources(sources: list[str], location: str | Path, config: dict, money: Currency | None = None,
+                 layout: str | None = None) -> dict[str, SourceTables]:
+    """Read every source (in ``layout``, else the layout detected per source); raise ImportFailed listing the
+    problems of all of them."""
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise ImportFailed([ImportProblem(s, "*", "*", f"unknown source (known: {', '.join(SOURCES)})") for s in unknown])
@@ -55,8 +61,11 @@ def read_sources(sources: list[str], location: str | Path, config: dict) -> dict
     for source in sources:
         settings = config.get(source, {})
         try:
-            raw = open_raw(source, settings.get("from", location), settings.get("schema"))
-            read[source] = _READERS[source](raw, settings)
+            raw = open_raw(source, settings.get("from", location), settings.get("schema"), settings,
+                           settings.get("layout", layout))
+            got = _READERS[source](raw, settings, money) if source == "stripe" else _READERS[source](raw, settings)
+            got.layout = raw.layout
+            read[source] = got
         except ImportFailed as exc:
             problems.extend(exc.problems)
     if problems:
@@ -81,6 +90,7 @@ def assemble(read: dict[str, SourceTables], config: dict) -> tuple[dict[str, pd.
     problems: list[ImportProblem] = []
     for got in read.values():
         notes.extend(got.notes)
+    _orphans(crm)
     for name, frame in crm.tables.items():
         if not frame.empty or name == "accounts":
             tables[name] = _remap(frame, account_ids.to_dict()) if "account_id" in frame else frame
@@ -111,7 +121,33 @@ def assemble(read: dict[str, SourceTables], config: dict) -> tuple[dict[str, pd.
         raise ImportFailed([ImportProblem("import", t, "*", "no imported source gives this required table "
                                           f"(it comes from {', '.join(s for s, g in SOURCES.items() if t in g)})") for t in missing])
     _fill_customer_since(tables, notes)
-    return tables, _report(identity, tables, crm), notes
+    for got in read.values():
+        if got.ledger is not None:
+            notes.extend(got.ledger.notes())
+    report = _report(identity, tables, crm)
+    report["reconciliation"] = reconciliation(read, tables)
+    return tables, report, notes
+
+
+def _orphans(crm: SourceTables) -> None:
+    """Deals whose account the CRM does not have are left out, counted with their ids, and so are their stage rows."""
+    opps = crm.tables.get("opportunities")
+    if opps is None or opps.empty:
+        return
+    known = set(crm.tables["accounts"]["account_id"].dropna())
+    orphan = ~opps["account_id"].isin(known)
+    if not orphan.any():
+        return
+    table = "opportunity" if crm.source == "salesforce" else "deal"
+    if crm.ledger is not None:
+        crm.ledger.drop(table, "its account is not among the CRM's accounts (missing or deleted)", opps.loc[orphan, "opportunity_id"])
+    crm.tables["opportunities"] = opps[~orphan].reset_index(drop=True)
+    stages = crm.tables.get("opportunity_stages")
+    if stages is not None and not stages.empty:
+        gone = stages["opportunity_id"].isin(set(opps.loc[orphan, "opportunity_id"]))
+        if crm.ledger is not None:
+            crm.ledger.drop(f"{table} stages", "stage rows of a deal left out for having no account", stages.loc[gone, "opportunity_id"])
+        crm.tables["opportunity_stages"] = stages[~gone].reset_index(drop=True)
 
 
 def _remap(frame: pd.DataFrame, mapping: dict) -> pd.DataFrame:
@@ -161,14 +197,66 @@ def _arrow(name: str, frame: pd.DataFrame) -> pa.Table:
     return pa.table(columns, schema=schema)
 
 
+def _check_target(out: Path) -> None:
+    """Refuse a target that exists and was not written by an import (no marker): nothing in it is touched."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ImportFailed([ImportProblem("import", "--out", "*", f"{out} exists and is not a folder; nothing was changed")])
+    if (out / MARKER).exists() or not any(out.iterdir()):
+        return
+    raise ImportFailed([ImportProblem("import", "--out", "*", f"{out} exists and was not written by an import (no {MARKER} "
+                                      "marker); choose a new folder or empty it yourself; nothing in it was changed")])
+
+
+def clean_stale(out: Path) -> list[str]:
+    """Temporary folders of imports into ``out`` that were killed before finishing (their process is gone): removed."""
+    removed = []
+    for entry in out.parent.glob(f".{out.name}.import-*"):
+        pid_file = entry / ".pid"
+        try:
+            pid = int(pid_file.read_text()) if pid_file.exists() else None
+        except ValueError:
+            pid = None
+        if pid is not None and _alive(pid):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    for entry in out.parent.glob(f".{out.name}.replaced-*"):
+        if out.exists():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()
+
+
 def write_contract(tables: dict[str, pd.DataFrame], out: Path, as_of: dt.date) -> dict[str, int]:
-    """Write the tables beside ``out``, validate them, then move them into place; nothing changes on failure."""
+    """Write the tables beside ``out``, validate them, then move them into place; nothing changes on failure.
+
+    ``out`` must be absent, empty or an earlier import's folder (marker file); the old folder is renamed aside
+    and removed only once the new one is in place."""
+    import os
+
     from features.io import open_data
     from features.validate import validate
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out)
+    _check_target(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
+    (tmp / ".pid").write_text(str(os.getpid()))
     try:
         rows = {}
         for name in TABLES:
@@ -183,6 +271,8 @@ def write_contract(tables: dict[str, pd.DataFrame], out: Path, as_of: dt.date) -
             source.close()
         if not checked.ok:
             raise ImportFailed([ImportProblem("contract", v.table, v.column, v.rule, v.rows) for v in checked.violations])
+        (tmp / ".pid").unlink()
+        (tmp / MARKER).write_text(f"written by expansion import, as of {as_of.isoformat()}\n")
         if out.exists():
             old = out.with_name(f".{out.name}.replaced-{tmp.name.rsplit('-', 1)[-1]}")
             out.rename(old)
@@ -196,9 +286,14 @@ def write_contract(tables: dict[str, pd.DataFrame], out: Path, as_of: dt.date) -
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def import_sources(sources: list[str], location: str | Path, out: str | Path, config: dict, as_of: dt.date) -> ImportResult:
-    """Import ``sources`` from ``location`` into the contract folder ``out``; raise ImportFailed (nothing written) on any problem."""
-    read = read_sources(sources, location, config)
+def import_sources(sources: list[str], location: str | Path, out: str | Path, config: dict, as_of: dt.date,
+                   money: Currency | None = None, layout: str | None = None) -> ImportResult:
+    """Import ``sources`` from ``location`` into the contract folder ``out``; raise ImportFailed (nothing written) on any problem.
+
+    ``money``: the reporting currency and its rates (default: one currency required); ``layout``: the connector layout
+    of every source (default: detected per source)."""
+    _check_target(Path(out))
+    read = read_sources(sources, location, config, money, layout)
     tables, identity_report, notes = assemble(read, config)
     rows = write_contract(tables, Path(out), as_of)
     return ImportResult(Path(out), rows, identity_report, notes)
