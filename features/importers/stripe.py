@@ -192,13 +192,15 @@ def subscriptions(raw: RawSource, problems: Problems, renewal_rule: str = "anniv
                     on="price_id", how="left", suffixes=("", "_price")).set_axis(items.index)
     v["price_usage_limit"] = v["price_id"].map(prices.set_index("price_id")["usage_limit"])
     price_col = "price_id" if "price_id" in items_raw else "plan_id"
-    problems.check("subscription_item", price_col, "no such price or plan", v["product_id"].isna() & v["customer_id"].notna(), v["item_id"])
+    problems.check("subscription_item", price_col, "no such price or plan", v["product_id"].isna(), v["item_id"])
     v = v[v["product_id"].notna() & v["customer_id"].notna()]
     one_time = v["type"].ne("recurring")
     problems.ledger.drop("subscription_item", "one-time price: not recurring revenue", v.loc[one_time, "item_id"])
     v = stripe_history.drop_empty(v[~one_time], problems)
     if "_fivetran_start" in items_raw:
         stripe_history.item_overlaps(v, problems, "_fivetran_start, _fivetran_end")
+    if v.empty:
+        return pd.DataFrame(), _catalog(prices)
     lines = _invoice_lines(raw, items)
     v = pd.concat([f for f in (stripe_history.price_versions(v, problems, "quantity" in items_raw), stripe_history.metered(v, lines, problems))
                    if not f.empty] or [v], ignore_index=True)
