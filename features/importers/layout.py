@@ -43,7 +43,9 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "customer": ("customers",), "subscription": ("subscriptions",),
         "subscription_item": ("subscription_items", "subscriptions_items"),
         "price": ("prices",), "plan": ("plans",), "product": ("products",), "coupon": ("coupons",),
-        "invoice": ("invoices",), "discount": ("discounts",),
+        "invoice": ("invoices",), "discount": ("discounts",), "price_tier": ("price_tiers", "prices_tiers"),
+        "plan_tier": ("plan_tiers", "plans_tiers"),
+        "subscription_item_discount": ("subscription_items_data_discounts", "subscription_items_discounts"),
         "invoice_line_item": ("invoice_line_items", "invoice_lines", "invoices_lines", "line_items"),
     },
     "salesforce": {"account": ("accounts",), "opportunity": ("opportunities",), "user": ("users",),
@@ -170,6 +172,7 @@ def shape(source: str, table: str, frame: pd.DataFrame, columns_map: dict | None
     else:
         frame.columns = [str(c).lower() for c in frame.columns]
     frame = _latest(frame, ledger, table)
+    frame = frame.rename(columns={"_dlt_id": "dlt_id", "_dlt_parent_id": "dlt_parent_id"})  # links of dlt's child tables
     return frame.drop(columns=[c for c in frame.columns if str(c).startswith(("_airbyte_", "_sdc_", "_dlt_", "_ab_"))])
 
 

@@ -52,7 +52,7 @@ def timestamps(series: pd.Series) -> pd.Series:
         return out.astype("datetime64[us]")
     values = text(series)
     numeric = pd.to_numeric(values, errors="coerce")
-    is_epoch = numeric.notna() & values.str.fullmatch(r"\d{9,10}").fillna(False).astype(bool)
+    is_epoch = numeric.notna() & values.str.fullmatch(r"\d{9,10}(\.0*)?").fillna(False).astype(bool)  # epoch seconds
     out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[us]")
     if is_epoch.any():
         out[is_epoch] = pd.to_datetime(numeric[is_epoch], unit="s").astype("datetime64[us]")
@@ -151,12 +151,16 @@ def json_field(series: pd.Series, key: str) -> pd.Series:
 
 
 def field_or_metadata(frame: pd.DataFrame, name: str, metadata_column: str = "metadata") -> pd.Series | None:
-    """A column ``name``, or ``metadata.<key>`` read from the JSON column; None when neither exists."""
-    if name.startswith("metadata.") or name.startswith("properties."):
+    """A column ``name``, or ``<column>.<key>`` read from a JSON column (or its flattened ``<column>_<key>``); None when
+    neither exists."""
+    if "." in name:
         column, key = name.split(".", 1)
-        if column not in frame.columns:
-            return None
-        return json_field(frame[column], key)
+        flat = f"{column}_{key}".replace(".", "_").lower()
+        if column in frame.columns:
+            return json_field(frame[column], key)
+        if flat in frame.columns:  # the object flattened by the connector (dlt: metadata__key) or the layout layer
+            return text(frame[flat])
+        return None
     if name in frame.columns:
         return text(frame[name])
     return None

@@ -95,10 +95,23 @@ class RawSource:
             raise ImportFailed([ImportProblem(self.source, name, "*", f"no rows in {where} (a required table: "
                                               "only a header, or an empty export)")])
         frame = layouts.shape(self.source, name, frame, self.columns_map.get(name), self.ledger)
+        if "dlt_parent_id" in frame and "parent_id" not in frame:
+            frame["parent_id"] = frame["dlt_parent_id"].map(self._dlt_parent_ids(where))
         if columns is not None:
             frame = frame[[c for c in columns if c in frame.columns]]
         return frame
 
+
+    def _dlt_parent_ids(self, where: str) -> dict:
+        """dlt's child table ``a__b`` links its rows to ``a``'s by ``_dlt_parent_id``: the parent's dlt id -> its ``id``."""
+        stem = Path(str(where)).name.split(".")[0].rsplit("__", 1)[0]
+        parent = next((k for k, v in self.tables.items() if Path(str(v)).name.split(".")[0] == stem), None)
+        if parent is None:
+            return {}
+        p = self.read(parent)
+        if "dlt_id" not in p or "id" not in p:
+            return {}
+        return dict(zip(p["dlt_id"], p["id"]))
 
     def _duck_arrow(self, table: str):  # noqa: ANN202 - a pyarrow Table
         return self.duck.sql(f'SELECT * FROM "{self.schema}"."{table}"').fetch_arrow_table()  # type: ignore[union-attr]

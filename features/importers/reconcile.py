@@ -14,14 +14,16 @@ import pandas as pd
 from features.importers.shapes import SourceTables
 
 
-def mrr_by_month(subs: pd.DataFrame) -> pd.Series:
-    """Total MRR in force on the last day of every month from the first period's month to the last change's."""
+def mrr_by_month(subs: pd.DataFrame, ends: pd.DatetimeIndex | None = None) -> pd.Series:
+    """Total MRR in force on the last day of every month (``ends``; default from the first period's month to the last
+    change's)."""
     if subs.empty:
         return pd.Series(dtype=float)
-    start = pd.to_datetime(subs["valid_from"]).min()
-    last = max(pd.to_datetime(subs["valid_from"]).max(), pd.to_datetime(subs["valid_to"]).max() if subs["valid_to"].notna().any()
-               else start)
-    ends = pd.date_range(start, last + pd.offsets.MonthEnd(0), freq="ME")
+    if ends is None:
+        start = pd.to_datetime(subs["valid_from"]).min()
+        last = max(pd.to_datetime(subs["valid_from"]).max(),
+                   pd.to_datetime(subs["valid_to"]).max() if subs["valid_to"].notna().any() else start)
+        ends = pd.date_range(start, last + pd.offsets.MonthEnd(0), freq="ME")
     vf = pd.to_datetime(subs["valid_from"]).to_numpy()
     vt = pd.to_datetime(subs["valid_to"]).fillna(pd.Timestamp("2262-01-01")).to_numpy()
     mrr = subs["mrr"].astype(float).to_numpy()

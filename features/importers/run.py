@@ -73,7 +73,7 @@ def read_sources(sources: list[str], location: str | Path, config: dict, money: 
     return read
 
 
-def assemble(read: dict[str, SourceTables], config: dict) -> tuple[dict[str, pd.DataFrame], dict, list[str]]:
+def assemble(read: dict[str, SourceTables], config: dict, as_of: dt.date | None = None) -> tuple[dict[str, pd.DataFrame], dict, list[str]]:
     """The contract tables from what each source gave, account ids mapped to the CRM's."""
     crms = [s for s in read if s in CRM_SOURCES]
     if len(crms) != 1:
@@ -121,12 +121,34 @@ def assemble(read: dict[str, SourceTables], config: dict) -> tuple[dict[str, pd.
         raise ImportFailed([ImportProblem("import", t, "*", "no imported source gives this required table "
                                           f"(it comes from {', '.join(s for s, g in SOURCES.items() if t in g)})") for t in missing])
     _fill_customer_since(tables, notes)
+    if as_of is not None:
+        _clip_future(tables, as_of, notes)
     for got in read.values():
         if got.ledger is not None:
             notes.extend(got.ledger.notes())
     report = _report(identity, tables, crm)
     report["reconciliation"] = reconciliation(read, tables)
     return tables, report, notes
+
+
+def _clip_future(tables: dict[str, pd.DataFrame], as_of: dt.date, notes: list[str]) -> None:
+    """Periods that begin after ``as_of`` (a pause that ends later, a scheduled change) are not known yet: left out,
+    and the period before them stays open."""
+    subs = tables["subscriptions"]
+    if subs.empty:
+        return
+    cut = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    future = pd.to_datetime(subs["valid_from"]) >= cut
+    if not future.any():
+        return
+    starts = set(zip(subs.loc[future, "account_id"], subs.loc[future, "product_id"], pd.to_datetime(subs.loc[future, "valid_from"])))
+    key = zip(subs["account_id"], subs["product_id"], pd.to_datetime(subs["valid_to"]))
+    reopened = pd.Series([k in starts for k in key], index=subs.index) & ~future
+    subs = subs.copy()
+    subs.loc[reopened, "valid_to"] = pd.NaT
+    tables["subscriptions"] = subs[~future].reset_index(drop=True)
+    notes.append(f"subscriptions: {int(future.sum())} period(s) beginning after {as_of} left out (not known yet); "
+                 f"{int(reopened.sum())} period(s) before them left open")
 
 
 def _orphans(crm: SourceTables) -> None:
@@ -294,6 +316,6 @@ def import_sources(sources: list[str], location: str | Path, out: str | Path, co
     of every source (default: detected per source)."""
     _check_target(Path(out))
     read = read_sources(sources, location, config, money, layout)
-    tables, identity_report, notes = assemble(read, config)
+    tables, identity_report, notes = assemble(read, config, as_of)
     rows = write_contract(tables, Path(out), as_of)
     return ImportResult(Path(out), rows, identity_report, notes)

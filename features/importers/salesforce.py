@@ -161,4 +161,5 @@ def read(raw: RawSource, settings: dict) -> SourceTables:
     accts, keys = accounts(raw, problems, settings)
     opps, stages = opportunities(raw, problems, settings)
     problems.raise_if_any()
-    return SourceTables(SOURCE, {"accounts": accts, "opportunities": opps, "opportunity_stages": stages}, keys, "account")
+    return SourceTables(SOURCE, {"accounts": accts, "opportunities": opps, "opportunity_stages": stages}, keys, "account",
+                        ledger=problems.ledger)

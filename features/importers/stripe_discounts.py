@@ -86,6 +86,12 @@ def collect(raw: RawSource, subs: pd.DataFrame, subs_raw: pd.DataFrame, items: p
         for r in pd.DataFrame({"id": _txt(d, "id"), "coupon_id": _txt(d, "coupon_id", "coupon"), "start": _txt(d, "start"),
                                "end": _txt(d, "end")}).dropna(subset=["id"]).to_dict("records"):
             by_id[str(r["id"])] = {k: (None if pd.isna(v) else v) for k, v in r.items()}
+    if raw.has("subscription_item_discount"):  # dlt: an item's discounts in a child table
+        d = raw.read("subscription_item_discount")
+        parts.append(_frame(level="item", key=_txt(d, "parent_id"), coupon_id=_txt(d, "coupon_id", "coupon"), start=_ts(d, "start"),
+                            end=_ts(d, "end"), percent_off=numbers(_txt(d, "coupon_percent_off")),
+                            amount_off=numbers(_txt(d, "coupon_amount_off")), currency=_txt(d, "coupon_currency"),
+                            duration=_txt(d, "coupon_duration")))
     s = subs_raw
     nested_coupon = _txt(s, "discount_coupon_id", "discount_coupon")
     plain = _txt(s, "coupon_id")

@@ -21,7 +21,7 @@ from features.importers.reader import RawSource
 MONTHS_PER_INTERVAL = {"day": 12 / 365.25, "week": 12 / 52, "month": 1.0, "year": 12.0}
 _SPELLINGS = {  # price column -> the older plan column of the same meaning
     "unit_amount": "amount", "recurring_interval": "interval", "recurring_interval_count": "interval_count",
-    "recurring_usage_type": "usage_type",
+    "recurring_usage_type": "usage_type", "unit_amount_decimal": "amount_decimal",
 }
 
 
@@ -71,6 +71,8 @@ def _tier_tables(raw: RawSource) -> dict[str, list[dict]]:
         if not raw.has(table):
             continue
         t = raw.read(table)
+        if key not in t and "parent_id" in t:  # dlt's child table of the price
+            t = t.rename(columns={"parent_id": key})
         if key not in t:
             continue
         for pid, part in t.groupby(text(t[key])):

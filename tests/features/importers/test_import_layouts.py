@@ -1,0 +1,104 @@
+"""Every connector layout of the same Stripe, Salesforce and Segment records (``tests/fixtures/importers``, written from
+the vendors' API references) imports to the same contract, and MRR per account per month equals the hand-computed table
+``expected_mrr.csv`` (trials, metered usage, tiers, nested and item discounts, a pause, EUR converted, a same-day cancel)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from landing import FIXTURES, LAYOUTS, land
+
+from features.importers import money
+from features.importers.errors import ImportFailed
+from features.importers.reconcile import mrr_by_month
+from features.importers.run import ImportResult, import_sources
+
+AS_OF = dt.date(2025, 6, 30)
+SOURCES = ["stripe", "salesforce", "segment"]
+CONFIG = {"stripe": {"match": "metadata.account_id"}, "segment": {"unattributed": "drop"}}
+
+
+def _import(layout: str, root: Path, **kwargs) -> ImportResult:  # noqa: ANN003 - import_sources' options
+    return import_sources(SOURCES, land(layout, root / "raw"), root / "out", CONFIG, AS_OF, **kwargs)
+
+
+@pytest.fixture(scope="module", params=LAYOUTS)
+def imported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ImportResult, Path]:
+    root = tmp_path_factory.mktemp(request.param)
+    result = _import(request.param, root, money=money.load("usd", FIXTURES / "rates.csv"))
+    return request.param, result, root / "out"
+
+
+def _monthly(subs: pd.DataFrame) -> pd.DataFrame:
+    ends = pd.date_range("2025-01-31", "2025-06-30", freq="ME")
+    return pd.DataFrame({a: mrr_by_month(part, ends) for a, part in subs.groupby("account_id")}).T
+
+
+def test_mrr_per_account_and_month_matches_the_hand_computed_table(imported) -> None:  # noqa: ANN001
+    layout, _, out = imported
+    expected = pd.read_csv(FIXTURES / "expected_mrr.csv", dtype={"account_id": str}).set_index("account_id").drop(columns="why")
+    got = _monthly(pd.read_parquet(out / "subscriptions.parquet")).reindex(expected.index)
+    pd.testing.assert_frame_equal(got.astype(float), expected.astype(float), check_names=False, obj=f"MRR in the {layout} layout")
+
+
+def test_the_layout_is_detected_and_said(imported) -> None:  # noqa: ANN001
+    layout, result, _ = imported
+    sources = result.report["reconciliation"]["sources"]
+    assert sources["stripe"]["layout"] == layout and sources["salesforce"]["layout"] == layout
+
+
+def test_every_drop_and_coercion_is_in_the_report(imported) -> None:  # noqa: ANN001
+    layout, result, _ = imported
+    sources = result.report["reconciliation"]["sources"]
+
+    def dropped(source: str, start: str) -> dict:
+        hits = [d for d in sources[source]["dropped"] if d["reason"].startswith(start)]
+        assert hits, f"{source}: nothing dropped for {start!r} in {sources[source]['dropped']}"
+        return hits[0]
+
+    assert dropped("stripe", "subscription cancelled on the day it started")["first_ids"] == ["sub_eps_x"]
+    assert dropped("stripe", "one-time price")["first_ids"] == ["si_delta_setup"]
+    assert dropped("stripe", "coupon duration 'once'")["first_ids"] == ["co_once"]
+    assert any("metered item(s): MRR from the invoiced usage of the last complete period" in s for s in sources["stripe"]["said"])
+    assert dropped("salesforce", "its account is not among")["first_ids"] == ["006O2"]
+    assert dropped("salesforce", "stage rows of a deal")["first_ids"] == ["006O2"]
+    assert dropped("segment", "no account")["rows"] == 2
+    coerced = {(c["table"], c["column"]): c for s in sources.values() for c in s["coerced"]}
+    assert coerced[("account", "number_of_employees")]["first_ids"] == ["001A3"]  # "unknown": read as missing, said
+    assert "001A2" in coerced[("account", "id")]["first_ids"]  # two differing rows of one account: the latest kept
+    if layout == "fivetran":
+        assert coerced[("price", "unit_amount_decimal")]["first_ids"] == ["price_eur"]  # 1200,00
+
+
+def test_crm_fields_by_api_name_or_snake_case(imported) -> None:  # noqa: ANN001
+    _, _, out = imported
+    accounts = pd.read_parquet(out / "accounts.parquet").set_index("account_id")
+    assert accounts.loc["001A2", "employees"] == 250 and accounts.loc["001A2", "segment"] == "mid_market"  # the latest row
+    assert accounts.loc["001A7", "segment"] == "enterprise" and accounts.loc["001A4", "region"] == "DE"
+    assert accounts.loc["001A3", "employees"] == 0
+    assert set(accounts["csm_owner"]) == {"Kim Lee"}
+    opps = pd.read_parquet(out / "opportunities.parquet")
+    assert opps["opportunity_id"].tolist() == ["006O1"]
+    stages = pd.read_parquet(out / "opportunity_stages.parquet")
+    assert stages.sort_values("entered_at")["stage"].tolist() == ["Prospecting", "Closed Won"]
+
+
+def test_payments_in_the_reporting_currency(imported) -> None:  # noqa: ANN001
+    _, _, out = imported
+    pays = pd.read_parquet(out / "payments.parquet").set_index("invoice_id")
+    assert pays.loc["in_delta_1", "amount"] == pytest.approx(560 * 1.10)  # EUR 60 + EUR 500 setup at 1.10
+    assert "in_eps_void" not in pays.index
+    assert pays.loc["in_acme_1", "status"] == "late"  # paid four days after it was due
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_two_currencies_without_rates_are_refused_naming_the_accounts(layout: str, tmp_path: Path) -> None:
+    with pytest.raises(ImportFailed) as caught:
+        _import(layout, tmp_path)
+    messages = [str(p) for p in caught.value.problems]
+    assert any(m.startswith("stripe.price.currency: several currencies (eur, usd); accounts not in usd: eur: cus_delta")
+               for m in messages), messages
+    assert not (tmp_path / "out").exists()
