@@ -70,9 +70,10 @@ def to_reporting(problems: Problems, table: str, amounts: pd.Series, currency: p
     rate = pd.Series(1.0, index=amounts.index)
     foreign = codes.notna() & (codes != money.to)
     if foreign.any():
-        want = pd.DataFrame({"date": dates[foreign].dt.floor("D").astype("datetime64[us]"), "currency": codes[foreign],
-                             "row": amounts.index[foreign]}).sort_values("date")
-        rates = money.rates.assign(date=money.rates["date"].astype("datetime64[us]"))  # type: ignore[union-attr]
+        want = pd.DataFrame({"date": dates[foreign].dt.floor("D").astype("datetime64[us]"),
+                             "currency": codes[foreign].astype(object), "row": amounts.index[foreign]}).sort_values("date")
+        rates = money.rates.assign(date=money.rates["date"].astype("datetime64[us]"),  # type: ignore[union-attr]
+                                   currency=money.rates["currency"].astype(str).str.lower().astype(object))
         got = pd.merge_asof(want, rates, on="date", by="currency", direction="backward")
         none = got["rate"].isna()
         if none.any():

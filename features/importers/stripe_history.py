@@ -178,7 +178,8 @@ def _merge_equal(v: pd.DataFrame) -> pd.DataFrame:
         same &= pd.Series(a.eq(a.shift()).fillna(False).to_numpy(dtype=bool), index=v.index)
     same = pd.Series(same.fillna(False).to_numpy(dtype=bool), index=v.index)
     run = (~same).astype(int).cumsum()
-    last = v.groupby(run)["valid_to"].transform("last")
+    is_end = run.ne(run.shift(-1))
+    last = run.map(pd.Series(v.loc[is_end, "valid_to"].to_numpy(), index=run[is_end].to_numpy()))  # NaT (open) kept
     out = v[~same].copy()
     out["valid_to"] = last[~same]
     del key

@@ -9,6 +9,7 @@ import pytest
 
 from features.importers import stripe
 from features.importers.errors import Problems
+from features.importers.money import Currency
 from features.importers.reader import open_raw
 
 
@@ -43,25 +44,36 @@ def export(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def test_two_currencies_are_refused_naming_the_accounts(export: Path) -> None:
+    problems = Problems("stripe")
+    stripe.subscriptions(open_raw("stripe", export), problems)
+    assert [str(p) for p in problems.items] == [
+        "stripe.price.currency: several currencies (jpy, usd); accounts not in usd: jpy: cus_a (give --currency and --rates to "
+        "convert; currencies are never summed) in 1 rows"]
+
+
 def test_mrr_from_intervals_discounts_and_trials(export: Path) -> None:
     problems = Problems("stripe")
-    subs, products = stripe.subscriptions(open_raw("stripe", export), problems)
-    assert [str(p) for p in problems.items] == [
-        "stripe.price.currency: several currencies (jpy, usd); money must be in one currency per dataset"]
-    got = subs.set_index(["account_id", "product_id"])["mrr"].to_dict()
-    # 10 seats x $10 a month, 25 % off; 3 x 500 yen every 3 months = 500 yen a month, 25 % off
-    assert got[("cus_a", "core")] == 75.0
-    assert got[("cus_a", "addon")] == 375.0
-    # 4 x $1,200 a year = $400 a month, less $15 off
-    assert got[("cus_b", "core")] == 385.0
-    # started inside a trial: 0
-    assert got[("cus_c", "core")] == 0.0 and got[("cus_c", "addon")] == 0.0
+    yen = Currency("usd", pd.DataFrame({"date": [pd.Timestamp("2020-01-01")], "currency": ["jpy"], "rate": [0.01]}))
+    subs, products = stripe.subscriptions(open_raw("stripe", export), problems, money=yen)
+    assert not problems.items
+    got = subs.groupby(["account_id", "product_id"])["mrr"].apply(list).to_dict()
+    # 10 seats x $10 a month, 25 % off; 3 x 500 yen every 3 months = 500 yen a month, 25 % off, at 0.01 USD a yen
+    assert got[("cus_a", "core")] == [75.0]
+    assert got[("cus_a", "addon")] == [3.75]
+    # 4 x $1,200 a year = $400 a month, less $15 off each (yearly) invoice = $1.25 a month
+    assert got[("cus_b", "core")] == [398.75]
+    # started inside a trial: 0 until the trial ends, then the price (no history mode needed)
+    assert got[("cus_c", "core")] == [0.0, 20.0]
+    assert got[("cus_c", "addon")] == [0.0, round(700 / 100 / (12 / 52 * 2), 2)]
+    after = subs[(subs["account_id"] == "cus_c") & (subs["mrr"] > 0)]
+    assert set(after["valid_from"]) == {pd.Timestamp("2024-03-14")}
     assert set(products["plan"]) == {"basic", "extra"}
 
 
 def test_periods_and_renewals_without_history_mode(export: Path) -> None:
     subs, _ = stripe.subscriptions(open_raw("stripe", export), Problems("stripe"))
-    row = subs.set_index(["account_id", "product_id"])
+    row = subs.drop_duplicates(["account_id", "product_id"]).set_index(["account_id", "product_id"])
     assert row.loc[("cus_b", "core"), "valid_from"] == pd.Timestamp("2025-03-01")
     assert row.loc[("cus_b", "core"), "valid_to"] == pd.Timestamp("2025-09-01")  # the subscription's end
     assert pd.isna(row.loc[("cus_a", "core"), "valid_to"])
