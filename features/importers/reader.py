@@ -89,7 +89,8 @@ class RawSource:
             else:
                 frame = self.backend.table(where, database=self.schema).to_pandas()  # type: ignore[attr-defined]
         except (duckdb.Error, OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            first = " / ".join(lines[:3]) if lines else type(exc).__name__
             raise ImportFailed([ImportProblem(self.source, name, "*", f"cannot read {where}: {first}")]) from exc
         if frame.empty and name in REQUIRED.get(self.source, ()):
             raise ImportFailed([ImportProblem(self.source, name, "*", f"no rows in {where} (a required table: "
@@ -156,9 +157,26 @@ def _columns_of(raw: RawSource) -> list[str]:
     return out
 
 
+def _csv_header(path: str) -> tuple[str, list[str]]:
+    """The delimiter (comma, semicolon or tab, whichever the header has most of) and the header's column names."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        first = f.readline()
+    delim = max((",", ";", "\t"), key=first.count)
+    names = next(csv.reader([first], delimiter=delim), [])
+    return delim, [n.strip() for n in names]
+
+
 def _reader_sql(path: str) -> str:
     if path.endswith(".csv"):
-        return f"read_csv({_quote(path)}, header=true, all_varchar=true)"
+        delim, names = _csv_header(path)
+        if not names or names == [""]:
+            return f"read_csv({_quote(path)}, header=true, all_varchar=true)"
+        columns = ", ".join(f"{_quote(n)}: 'VARCHAR'" for n in names)
+        # the header fixes the columns: a row cut short or an unterminated quote is an error naming its line
+        return (f"read_csv({_quote(path)}, header=true, auto_detect=false, delim={_quote(delim)}, quote='\"', escape='\"', "
+                f"columns={{{columns}}})")
     if path.endswith(".jsonl"):
         return f"read_json({_quote(path)}, format='newline_delimited', records=true, maximum_depth=1)"
     return f"read_parquet({_quote(path)}, union_by_name=true)"
