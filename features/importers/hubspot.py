@@ -51,7 +51,7 @@ def _owners(raw: RawSource) -> pd.Series:
     o = raw.read("owner")
     name = (text(_col(o, "first_name")).fillna("") + " " + text(_col(o, "last_name")).fillna("")).str.strip()
     name = name.mask(name == "").fillna(text(_col(o, "email")))
-    return pd.Series(name.to_numpy(), index=text(o["owner_id"]).to_numpy(), dtype="string")
+    return pd.Series(name.to_numpy(), index=text(_col(o, "owner_id", "id")).to_numpy(), dtype="string")
 
 
 def accounts(raw: RawSource, problems: Problems, settings: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -83,6 +83,22 @@ def accounts(raw: RawSource, problems: Problems, settings: dict) -> tuple[pd.Dat
     return out.reset_index(drop=True), c.reset_index(drop=True)
 
 
+def _first_of_list(value: object) -> object:
+    import json
+
+    if isinstance(value, list):
+        items = value
+    else:
+        try:
+            items = json.loads(str(value))
+        except ValueError:
+            return pd.NA
+    if isinstance(items, list) and items:
+        first = items[0]
+        return str(first.get("id")) if isinstance(first, dict) else str(first)
+    return pd.NA
+
+
 def _stage_catalog(raw: RawSource) -> pd.DataFrame:
     if not raw.has("deal_pipeline_stage"):
         return pd.DataFrame(columns=["stage_id", "label", "display_order", "closed_won", "is_closed"])
@@ -98,6 +114,10 @@ def opportunities(raw: RawSource, problems: Problems, settings: dict, notes: lis
     if not raw.has("deal"):
         return pd.DataFrame(), pd.DataFrame()
     d = _live(raw.read("deal"), settings.get("keep_deleted", False))
+    if "deal_id" not in d and "id" in d:  # the API's (and Airbyte's) name for it
+        d = d.assign(deal_id=d["id"])
+    if "deal_pipeline_stage_id" not in d and "property_dealstage" in d:
+        d = d.assign(deal_pipeline_stage_id=d["property_dealstage"])
     if not require_columns(problems, "deal", d, ("deal_id", "property_createdate")):
         return pd.DataFrame(), pd.DataFrame()
     stages = _stage_catalog(raw)
@@ -109,11 +129,18 @@ def opportunities(raw: RawSource, problems: Problems, settings: dict, notes: lis
         first = pd.Series(text(link["company_id"]).to_numpy(), index=text(link["deal_id"]).to_numpy())
         company = text(d["deal_id"]).map(first[~first.index.duplicated()]).astype("string")
     company = company.fillna(text(_col(d, "property_associated_company_id", "associated_company_id")))
+    if "companies" in d:  # associations kept on the deal (the API's v3 objects): the first company
+        company = company.fillna(d["companies"].map(_first_of_list).astype("string"))
     amount = numbers(_col(d, "property_amount"))
     problems.check("deal", "property_amount", "negative", amount < 0)
     created = timestamps(d["property_createdate"])
     close = timestamps(_col(d, "property_closedate"))
-    closed, won = stage["is_closed"].fillna(False).astype(bool), stage["closed_won"].fillna(False).astype(bool)
+    is_closed = booleans(stage["is_closed"]).fillna(booleans(_col(d, "property_hs_is_closed")))
+    closed_won = booleans(stage["closed_won"]).fillna(booleans(_col(d, "property_hs_is_closed_won")))
+    known = set(stages["stage_id"])
+    is_closed = is_closed.where(stage["stage_id"].isin(known), booleans(_col(d, "property_hs_is_closed")))
+    closed_won = closed_won.where(stage["stage_id"].isin(known), booleans(_col(d, "property_hs_is_closed_won")))
+    closed, won = is_closed.fillna(False).astype(bool), closed_won.fillna(False).astype(bool)
     closed_at = close.where(closed)
     closed_at = closed_at.where(closed_at.isna() | (closed_at >= created), created)
     out = pd.DataFrame({

@@ -243,3 +243,12 @@ def land(layout: str, root: Path) -> Path:
     (root / "segment").mkdir(parents=True, exist_ok=True)
     shutil.copy(FIXTURES / "segment" / "tracks.csv", root / "segment" / "tracks.csv")
     return root
+
+
+def land_airbyte_apps(root: Path) -> Path:
+    """HubSpot (``companies``, ``deals``, ``owners``: v3 objects, ``properties`` and associations as JSON), Amplitude
+    (``events``) and Mixpanel (``export``) as Airbyte lands their streams, under ``root``."""
+    _airbyte(root / "hubspot", {name: load("hubspot", name) for name in ("companies", "deals", "owners")})
+    _airbyte(root / "amplitude", {"events": load("amplitude", "events")})
+    _airbyte(root / "mixpanel", {"export": load("mixpanel", "export")})
+    return root

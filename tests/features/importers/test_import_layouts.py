@@ -14,7 +14,7 @@ from landing import FIXTURES, LAYOUTS, land
 from features.importers import money
 from features.importers.errors import ImportFailed
 from features.importers.reconcile import mrr_by_month
-from features.importers.run import ImportResult, import_sources
+from features.importers.run import ImportResult, import_sources, read_sources
 
 AS_OF = dt.date(2025, 6, 30)
 SOURCES = ["stripe", "salesforce", "segment"]
@@ -102,3 +102,23 @@ def test_two_currencies_without_rates_are_refused_naming_the_accounts(layout: st
     assert any(m.startswith("stripe.price.currency: several currencies (eur, usd); accounts not in usd: eur: cus_delta")
                for m in messages), messages
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("events", ["amplitude", "mixpanel"])
+def test_hubspot_with_product_analytics_as_airbyte_lands_them(events: str, tmp_path: Path) -> None:
+    from landing import land_airbyte_apps
+
+    read = read_sources(["hubspot", events], land_airbyte_apps(tmp_path / "raw"), {})
+    crm = read["hubspot"]
+    accounts = crm.tables["accounts"].set_index("account_id")
+    assert sorted(accounts.index) == ["9001", "9002", "9003"]
+    assert accounts.loc["9003", "segment"] == "enterprise" and accounts.loc["9002", "region"] == "Germany"
+    assert set(accounts["csm_owner"]) == {"Kim Lee"}
+    opps = crm.tables["opportunities"]
+    assert opps[["opportunity_id", "account_id", "outcome"]].values.tolist() == [["5001", "9001", "won"]]
+    assert "hubspot.deal: 1 deal(s) with no company left out" in crm.notes
+    usage = read[events].tables["usage_daily"]
+    # amplitude: 1 event on the 3rd and 2 on the 4th per account (a re-delivered uuid counted once); mixpanel: 1 and 1
+    per_account = usage.groupby("account_id")["events"].sum().to_dict()
+    assert per_account == ({"9001": 3, "9002": 3, "9003": 3} if events == "amplitude" else {"9001": 2, "9002": 2, "9003": 2})
+    assert crm.layout == "airbyte" and read[events].layout == "airbyte"
