@@ -81,3 +81,21 @@ def test_periods_and_renewals_without_history_mode(export: Path) -> None:
     assert row.loc[("cus_c", "core"), "renewal_date"] == pd.Timestamp("2025-02-28")  # a 29 February start
     none, _ = stripe.subscriptions(open_raw("stripe", export), Problems("stripe"), renewal_rule="none")
     assert none["renewal_date"].isna().all()
+
+
+def test_quantity_changes_without_history_mode_come_from_invoice_lines(export: Path) -> None:
+    folder = export / "stripe"
+    pd.DataFrame({
+        "id": ["il_1", "il_2", "il_3"], "invoice_id": ["in_1", "in_2", "in_3"], "subscription_item_id": ["si_1"] * 3,
+        "subscription_id": ["sub_a"] * 3, "price_id": ["p_month"] * 3, "quantity": ["10", "10", "14"],
+        "amount": ["10000", "10000", "14000"], "period_start": ["2025-01-15", "2025-02-15", "2025-03-15"],
+        "period_end": ["2025-02-15", "2025-03-15", "2025-04-15"], "proration": ["false"] * 3,
+    }).to_csv(folder / "invoice_line_item.csv", index=False)
+    problems = Problems("stripe")
+    yen = Currency("usd", pd.DataFrame({"date": [pd.Timestamp("2020-01-01")], "currency": ["jpy"], "rate": [0.01]}))
+    subs, _ = stripe.subscriptions(open_raw("stripe", export), problems, money=yen)
+    core = subs[(subs["account_id"] == "cus_a") & (subs["product_id"] == "core")]
+    assert core[["valid_from", "seats", "mrr"]].values.tolist() == [
+        [pd.Timestamp("2025-01-15"), 10, 75.0], [pd.Timestamp("2025-03-15"), 14, 105.0]]
+    assert core["valid_to"].tolist()[0] == pd.Timestamp("2025-03-15") and pd.isna(core["valid_to"].tolist()[1])
+    assert any("given 2 versions from the quantity and price on their invoice lines" in s for s in problems.ledger.said)
