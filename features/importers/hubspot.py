@@ -120,6 +120,7 @@ def opportunities(raw: RawSource, problems: Problems, settings: dict, notes: lis
         d = d.assign(deal_pipeline_stage_id=d["property_dealstage"])
     if not require_columns(problems, "deal", d, ("deal_id", "property_createdate")):
         return pd.DataFrame(), pd.DataFrame()
+    d = unique_rows(problems, "deal", d.assign(id=d["deal_id"])) if d["deal_id"].duplicated().any() else d
     stages = _stage_catalog(raw)
     stage = text(_col(d, "deal_pipeline_stage_id")).to_frame("stage_id").merge(stages, on="stage_id", how="left")
     stage.index = d.index
@@ -131,7 +132,8 @@ def opportunities(raw: RawSource, problems: Problems, settings: dict, notes: lis
     company = company.fillna(text(_col(d, "property_associated_company_id", "associated_company_id")))
     if "companies" in d:  # associations kept on the deal (the API's v3 objects): the first company
         company = company.fillna(d["companies"].map(_first_of_list).astype("string"))
-    amount = numbers(_col(d, "property_amount"))
+    amount = counted_numbers(problems, "deal", "property_amount", _col(d, "property_amount"), text(d["deal_id"]))
+    problems.ledger.coerce("deal", "property_amount", "empty amount read as 0", text(d["deal_id"])[amount.isna()])
     problems.check("deal", "property_amount", "negative", amount < 0)
     created = timestamps(d["property_createdate"])
     close = timestamps(_col(d, "property_closedate"))

@@ -112,14 +112,17 @@ def opportunities(raw: RawSource, problems: Problems, settings: dict) -> tuple[p
     o = _current(raw.read("opportunity"), settings.get("keep_deleted", False))
     if not require_columns(problems, "opportunity", o, ("id", "account_id", "created_date", "stage_name", "is_closed", "is_won")):
         return pd.DataFrame(), pd.DataFrame()
-    o = o.drop_duplicates("id", keep="last")
+    problems.ledger.read("opportunity", len(o))
+    o = unique_rows(problems, "opportunity", o)
     if "currency_iso_code" in o:
         codes = text(o["currency_iso_code"]).str.lower()
         problems.check("opportunity", "currency_iso_code", "unknown currency", codes.notna() & ~codes.isin(list(CURRENCY_EXPONENT)))
         if codes.nunique() > 1:
             problems.add("opportunity", "currency_iso_code", f"several currencies ({', '.join(sorted(codes.dropna().unique()))}); "
                          "money must be in one currency per dataset")
-    amount = numbers(o["amount"]) if "amount" in o else pd.Series(0.0, index=o.index)
+    amount = (counted_numbers(problems, "opportunity", "amount", o["amount"], text(o["id"])) if "amount" in o
+              else pd.Series(0.0, index=o.index))
+    problems.ledger.coerce("opportunity", "amount", "empty amount read as 0", text(o["id"])[amount.isna()])
     problems.check("opportunity", "amount", "negative", amount < 0)
     closed, won = booleans(o["is_closed"]).fillna(False), booleans(o["is_won"]).fillna(False)
     created = timestamps(o["created_date"])
