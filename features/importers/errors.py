@@ -65,9 +65,11 @@ class Ledger:
 
     def notes(self) -> list[str]:
         out = list(self.said)
-        out += [f"{self.source}.{d['table']}: {d['rows']} row(s) left out: {d['reason']} (first: {', '.join(d['first_ids'])})"
-                for d in self.dropped]
-        out += [f"{self.source}.{c['table']}.{c['column']}: {c['what']} in {c['rows']} row(s) (first: {', '.join(c['first_ids'])})"
+        def first(ids: list[str]) -> str:
+            return f" (first: {', '.join(ids)})" if ids else ""
+
+        out += [f"{self.source}.{d['table']}: {d['rows']} row(s) left out: {d['reason']}{first(d['first_ids'])}" for d in self.dropped]
+        out += [f"{self.source}.{c['table']}.{c['column']}: {c['what']} in {c['rows']} row(s){first(c['first_ids'])}"
                 for c in self.coerced]
         return out
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 
 from features.importers.errors import Ledger
@@ -103,20 +104,27 @@ def _json_object(value: object) -> dict | None:
 
 
 def _flatten(frame: pd.DataFrame, depth: int = 3) -> pd.DataFrame:
-    """JSON-object columns flattened into ``<column>_<key>`` (nested objects too, up to ``depth``); the column kept."""
+    """JSON-object columns flattened into ``<column>_<key>`` (nested objects too, up to ``depth``); the column kept.
+
+    ``metadata`` is left whole (its keys are read from the JSON where asked for). Each distinct text is parsed once."""
     for _ in range(depth):
         added = {}
         for col in list(frame.columns):
+            if col == "metadata" or col in added:
+                continue
             sample = frame[col].dropna()
             if sample.empty or not (isinstance(sample.iloc[0], dict) or (isinstance(sample.iloc[0], str) and sample.iloc[0][:1] == "{")):
                 continue
-            objects = frame[col].map(_json_object)
-            keys = sorted({k for o in objects.dropna() for k in o})
+            values = frame[col].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            objects = [_json_object(u) for u in uniques]
+            keys = sorted({k for o in objects if o for k in o})
             for key in keys:
                 name = f"{col}_{snake(str(key))}"
                 if name in frame.columns or name in added:
                     continue
-                added[name] = objects.map(lambda o, k=key: _cell(o.get(k)) if isinstance(o, dict) else None)
+                cells = np.array([_cell(o.get(key)) if o else None for o in objects] + [None], dtype=object)
+                added[name] = cells[codes]
         if not added:
             return frame
         frame = pd.concat([frame, pd.DataFrame(added, index=frame.index)], axis=1)

@@ -61,6 +61,7 @@ def _subscriptions_of(raw: RawSource, problems: Problems) -> tuple[pd.DataFrame,
     pauses = _pauses(every, name)
     s = every[booleans(every["_fivetran_active"]).fillna(True)] if "_fivetran_active" in every else every
     s = s.drop_duplicates("id", keep="last")
+    problems.ledger.kept(name, len(s))
     subs = pd.DataFrame({
         "subscription_id": text(s["id"]), "customer_id": text(s["customer_id"]),
         "start_date": _ts(s, "start_date").fillna(_ts(s, "created")), "ended_at": _ts(s, "ended_at").fillna(_ts(s, "canceled_at")),

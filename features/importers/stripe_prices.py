@@ -35,6 +35,7 @@ def _col(p: pd.DataFrame, name: str, table: str) -> pd.Series | None:
 def _one_table(raw: RawSource, table: str, problems: Problems) -> pd.DataFrame | None:
     p = raw.read(table)
     problems.ledger.read(table, len(p))
+    problems.ledger.kept(table, len(p))  # every price is kept: items look theirs up
     missing = [c for c in ("id", "product_id", "currency") if c not in p]
     for c in missing:
         problems.add(table, c, "required column is missing")
