@@ -346,6 +346,10 @@ def customers(raw: RawSource, problems: Problems) -> pd.DataFrame:
     require_columns(problems, "customer", c, ("id",))
     if "is_deleted" in c:
         c = c[~booleans(c["is_deleted"]).fillna(False)]
+    if "id" in c and c["id"].duplicated().any():
+        from features.importers.crm import unique_rows
+
+        c = unique_rows(problems, "customer", c)
     return c
 
 
