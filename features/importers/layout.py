@@ -163,7 +163,8 @@ def shape(source: str, table: str, frame: pd.DataFrame, columns_map: dict | None
           ledger: Ledger | None = None) -> pd.DataFrame:
     """One landed table in the readers' shape (see the module docstring)."""
     if "_airbyte_data" in frame and len([c for c in frame if not str(c).startswith("_airbyte_")]) == 0:
-        records = [json.loads(v) if isinstance(v, str) else (v or {}) for v in frame["_airbyte_data"]]
+        records = [{k: _cell(x) for k, x in (json.loads(v) if isinstance(v, str) else (v or {})).items()}
+                   for v in frame["_airbyte_data"]]  # nested values as JSON text, as the other layouts give them
         frame = pd.concat([pd.DataFrame.from_records(records, index=frame.index), frame.drop(columns="_airbyte_data")], axis=1)
     for canonical, spec in (columns_map or {}).items():
         frame = _mapped(frame, canonical, spec)

@@ -122,3 +122,23 @@ def test_hubspot_with_product_analytics_as_airbyte_lands_them(events: str, tmp_p
     per_account = usage.groupby("account_id")["events"].sum().to_dict()
     assert per_account == ({"9001": 3, "9002": 3, "9003": 3} if events == "amplitude" else {"9001": 2, "9002": 2, "9003": 2})
     assert crm.layout == "airbyte" and read[events].layout == "airbyte"
+
+
+def test_airbyte_raw_tables_keep_the_record_in_airbyte_data(tmp_path: Path) -> None:
+    import json
+
+    from landing import load
+
+    from features.importers.reader import open_raw
+
+    folder = tmp_path / "stripe"
+    folder.mkdir()
+    pd.DataFrame({"_airbyte_ab_id": ["a1", "a2"], "_airbyte_emitted_at": ["2025-07-01", "2025-07-01"],
+                  "_airbyte_data": [json.dumps(c) for c in load("stripe", "customers")[:2]]}).to_csv(
+        folder / "_airbyte_raw_customers.csv", index=False)
+    raw = open_raw("stripe", tmp_path)
+    assert raw.layout == "airbyte" and list(raw.tables) == ["customer"]
+    customers = raw.read("customer")
+    assert customers["id"].tolist() == ["cus_acme", "cus_beta"]
+    assert customers["metadata"].map(lambda m: json.loads(m)["account_id"]).tolist() == ["001A1", "001A2"]
+    assert not [c for c in customers.columns if c.startswith("_airbyte")]
