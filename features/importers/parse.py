@@ -39,6 +39,12 @@ def text(series: pd.Series) -> pd.Series:
     return out.mask(out == "")
 
 
+def ident(series: pd.Series) -> pd.Series:
+    """Ids as given (spaces kept: an id is exact), empty or blank values as missing."""
+    out = series.astype("string")
+    return out.mask(out.str.strip() == "")
+
+
 def timestamps(series: pd.Series) -> pd.Series:
     """Naive UTC timestamps (microseconds) from ISO text in mixed precisions, epoch seconds or typed values.
 
@@ -150,7 +156,7 @@ def json_field(series: pd.Series, key: str) -> pd.Series:
     return pd.Series(values[codes], index=series.index, dtype="string")
 
 
-def field_or_metadata(frame: pd.DataFrame, name: str, metadata_column: str = "metadata") -> pd.Series | None:
+def field_or_metadata(frame: pd.DataFrame, name: str, metadata_column: str = "metadata", strip: bool = True) -> pd.Series | None:
     """A column ``name``, or ``<column>.<key>`` read from a JSON column (or its flattened ``<column>_<key>``); None when
     neither exists."""
     if "." in name:
@@ -159,10 +165,10 @@ def field_or_metadata(frame: pd.DataFrame, name: str, metadata_column: str = "me
         if column in frame.columns:
             return json_field(frame[column], key)
         if flat in frame.columns:  # the object flattened by the connector (dlt: metadata__key) or the layout layer
-            return text(frame[flat])
+            return text(frame[flat]) if strip else ident(frame[flat])
         return None
     if name in frame.columns:
-        return text(frame[name])
+        return text(frame[name]) if strip else ident(frame[name])
     return None
 
 

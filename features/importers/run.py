@@ -173,7 +173,11 @@ def _orphans(crm: SourceTables) -> None:
 
 
 def _remap(frame: pd.DataFrame, mapping: dict) -> pd.DataFrame:
+    """Native ids to the contract's: exact first, then with surrounding spaces ignored (readers trim some ids)."""
     ids = frame["account_id"].map(mapping)
+    if ids.isna().any():
+        trimmed = {str(k).strip(): v for k, v in mapping.items()}
+        ids = ids.fillna(frame["account_id"].astype("string").str.strip().map(trimmed))
     return frame[ids.notna()].assign(account_id=ids[ids.notna()].astype("string"))
 
 

@@ -43,40 +43,41 @@ def drop_empty(v: pd.DataFrame, problems: Problems) -> pd.DataFrame:
 
 
 def metered(v: pd.DataFrame, lines: pd.DataFrame, problems: Problems) -> pd.DataFrame:
-    """Metered items as pieces whose MRR is the usage invoiced for the last complete period before them."""
+    """Metered item versions as pieces whose MRR is the usage invoiced for the last complete period before them: each
+    invoice line of the version's item and price (prorations left out) sets the MRR from the day its period ends; a
+    version starts with the usage of a period that ended within one period before it (a continuing item), else 0."""
     m = v[v["usage_type"].eq("metered")]
     if m.empty:
         return m
-    spans = m.groupby("item_id").agg(valid_from=("valid_from", "min"), valid_to=("valid_to", lambda s: s.max() if s.notna().all() else pd.NaT),
-                                     first=("version", "first"))
-    template = m.drop_duplicates("item_id").set_index("item_id")
     rows = []
-    used = lines[lines["item_id"].isin(spans.index)] if not lines.empty else lines
-    by_item = {k: g.sort_values("period_end") for k, g in used.groupby("item_id")} if not used.empty else {}
+    by_item = {k: g.sort_values("period_end") for k, g in lines.groupby("item_id")} if not lines.empty else {}
     without = []
-    for item, span in spans.iterrows():
-        start, end = span["valid_from"], span["valid_to"] if pd.notna(span["valid_to"]) else OPEN
-        got = by_item.get(item)
-        if got is None:
-            without.append(item)
-            rows.append((item, start, span["valid_to"], 0.0))
+    for _, version in m.iterrows():
+        start = version["valid_from"]
+        end = version["valid_to"] if pd.notna(version["valid_to"]) else OPEN
+        got = by_item.get(version["item_id"])
+        if got is not None and "price_id" in got:
+            got = got[got["price_id"].isna() | got["price_id"].eq(version["price_id"])]
+        if got is None or got.empty:
+            without.append(version["item_id"])
+            rows.append((version["version"], start, version["valid_to"], 0.0))
             continue
-        cuts = [start] + [t for t in got["period_end"] if start < t < end]
-        amounts = [0.0] + [a for a, t in zip(got["amount"], got["period_end"]) if start < t < end]
-        before = got[got["period_end"] <= start]
-        if not before.empty:
-            amounts[0] = float(before["amount"].iloc[-1])
+        inside = got[(got["period_end"] > start) & (got["period_end"] < end)]
+        length = (got["period_end"] - got["period_start"]).fillna(pd.Timedelta(days=31))
+        before = got[(got["period_end"] <= start) & (got["period_end"] > start - length)]
+        cuts = [start] + list(inside["period_end"])
+        amounts = [float(before["amount"].iloc[-1]) if not before.empty else 0.0] + [float(a) for a in inside["amount"]]
         for i, (cut, amount) in enumerate(zip(cuts, amounts)):
-            stop = cuts[i + 1] if i + 1 < len(cuts) else span["valid_to"]
-            rows.append((item, cut, stop, amount))
-    problems.ledger.drop("subscription_item", "metered item with no invoiced usage: MRR 0", without)
-    pieces = pd.DataFrame(rows, columns=["item_id", "valid_from", "valid_to", "usage_amount"])
-    out = pieces.merge(template.drop(columns=["valid_from", "valid_to"]).reset_index(), on="item_id")
+            rows.append((version["version"], cut, cuts[i + 1] if i + 1 < len(cuts) else version["valid_to"], amount))
+    problems.ledger.drop("subscription_item", "metered item with no invoiced usage: MRR 0", sorted(set(without)))
+    pieces = pd.DataFrame(rows, columns=["version", "valid_from", "valid_to", "usage_amount"])
+    out = pieces.merge(m.drop(columns=["valid_from", "valid_to"]), on="version")
     out["charge"] = out["usage_amount"].astype(float)
     out["quantity"] = 0.0
-    problems.ledger.say(f"{len(spans)} metered item(s): MRR from the invoiced usage of the last complete period "
-                        f"({len(spans) - len(without)} with invoices)")
-    return out
+    items = m["item_id"].nunique()
+    problems.ledger.say(f"{items} metered item(s): MRR from the invoiced usage of the last complete period "
+                        f"({items - len(set(without))} with invoices)")
+    return out.drop(columns="usage_amount")
 
 
 def split(v: pd.DataFrame, cuts: pd.DataFrame) -> pd.DataFrame:
