@@ -1,11 +1,13 @@
 """Property: a random Stripe history (items on one or two products, quantity changes in history mode, a trial, a
-percent discount for a while, monthly or yearly prices) imports to subscriptions whose MRR on any day equals Stripe's
-own definition computed directly from the objects: 0 in the trial, else the sum over items in force of quantity x unit
-amount / months per interval, less the percent off of the discount in force."""
+percent discount for a while, monthly, yearly or graduated tiered prices) imports to subscriptions whose MRR on any
+day equals Stripe's own definition computed directly from the objects: 0 in the trial, else the sum over items in
+force of what the price charges for the quantity / months per interval, less the percent off of the discount in
+force."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from features.importers.reader import open_raw
 
 START = dt.date(2024, 1, 1)
 PRICES = {"p_m": ("core", 1500, "month"), "p_y": ("core", 120000, "year"), "p_add": ("core", 700, "month"),
-          "p_x": ("extra", 2500, "month")}
+          "p_x": ("extra", 2500, "month"), "p_t": ("extra", None, "month")}
+TIERS = [{"up_to": 5, "unit_amount": 1000, "flat_amount": 2000}, {"up_to": None, "unit_amount": 600, "flat_amount": None}]
 
 
 @st.composite
@@ -46,7 +49,9 @@ def _day(n: int) -> pd.Timestamp:
 
 def _write(h: dict, folder: Path) -> None:
     folder.mkdir()
-    pd.DataFrame([{"id": k, "product_id": p, "currency": "usd", "unit_amount": a, "recurring_interval": i, "type": "recurring"}
+    pd.DataFrame([{"id": k, "product_id": p, "currency": "usd", "unit_amount": a, "recurring_interval": i, "type": "recurring",
+                   "billing_scheme": "per_unit" if a else "tiered", "tiers_mode": None if a else "graduated",
+                   "tiers": None if a else json.dumps(TIERS)}
                   for k, (p, a, i) in PRICES.items()]).to_csv(folder / "price.csv", index=False)
     pd.DataFrame([{"id": "sub_1", "customer_id": "cus_1", "start_date": _day(0), "status": "active",
                    "trial_end": _day(h["trial"]) if h["trial"] else None}]).to_csv(folder / "subscription.csv", index=False)
@@ -78,7 +83,11 @@ def _stripe_mrr(h: dict, day: int, product: str) -> float:
         for k, (a, b, q) in enumerate(item["versions"]):
             last = k == len(item["versions"]) - 1
             if a <= day and (day < b or (last and item["open"])):
-                total += q * amount / 100 / (12.0 if interval == "year" else 1.0)
+                if amount is None:  # graduated: the first 5 units at $10 plus a $20 flat fee, the rest at $6
+                    amount_q = 20.0 + min(q, 5) * 10.0 + max(q - 5, 0) * 6.0
+                    total += amount_q
+                else:
+                    total += q * amount / 100 / (12.0 if interval == "year" else 1.0)
     if h["discount"]:
         a, length, pct = h["discount"]
         if a <= day < a + length:
