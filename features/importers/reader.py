@@ -203,7 +203,7 @@ def open_raw(source: str, location: str | Path, schema: str | None = None, setti
     raw.columns_map = {k: dict(v) for k, v in settings.get("columns", {}).items()}
     if layout is not None and layout not in layouts.LAYOUTS:
         raise ImportFailed([ImportProblem(source, "*", "*", f"unknown layout {layout} (known: {', '.join(layouts.LAYOUTS)})")])
-    raw.layout = layout or layouts.detect(_columns_of(raw), list(raw.tables.values()))
+    raw.layout = layout or layouts.detect(_columns_of(raw), [Path(str(v)).name.split(".")[0] for v in raw.tables.values()])
     raw.ledger = Ledger(source)
     return raw
 

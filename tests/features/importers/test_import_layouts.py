@@ -142,3 +142,22 @@ def test_airbyte_raw_tables_keep_the_record_in_airbyte_data(tmp_path: Path) -> N
     assert customers["id"].tolist() == ["cus_acme", "cus_beta"]
     assert customers["metadata"].map(lambda m: json.loads(m)["account_id"]).tolist() == ["001A1", "001A2"]
     assert not [c for c in customers.columns if c.startswith("_airbyte")]
+
+
+def test_layout_detection_and_override(tmp_path: Path) -> None:
+    from features.importers.layout import detect
+    from features.importers.reader import open_raw
+
+    assert detect(["id", "_fivetran_synced"], ["customer"]) == "fivetran"
+    assert detect(["id", "_sdc_batched_at"], ["customers"]) == "stitch"
+    assert detect(["id", "_airbyte_extracted_at"], ["customers"]) == "airbyte"
+    assert detect(["id", "_dlt_id", "recurring__interval"], ["price"]) == "dlt"
+    assert detect(["Id", "NumberOfEmployees"], ["Account"]) == "airbyte"  # API names, no metadata columns
+    assert detect(["id", "number_of_employees"], ["account"]) == "fivetran"
+    folder = tmp_path / "Some Folder" / "salesforce"  # upper case in the path says nothing about the layout
+    folder.mkdir(parents=True)
+    pd.DataFrame({"id": ["001"], "name": ["A"]}).to_csv(folder / "account.csv", index=False)
+    assert open_raw("salesforce", folder.parent).layout == "fivetran"
+    assert open_raw("salesforce", folder.parent, layout="stitch").layout == "stitch"
+    with pytest.raises(ImportFailed, match="unknown layout"):
+        open_raw("salesforce", folder.parent, layout="meltano")
