@@ -16,6 +16,8 @@ import pytest
 from features.config import Settings
 
 COMPANY_AS_OF = dt.date(2026, 6, 30)
+TINY_AS_OF = dt.date(2025, 3, 31)
+TINY_USAGE_START, TINY_USAGE_END = dt.date(2024, 10, 1), dt.date(2025, 7, 31)
 SHARED_SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "samples"  # EXPANSION_SHARED_SAMPLES overrides
 
 
@@ -32,8 +34,6 @@ def shared_samples() -> Path:
             pytest.fail(f"{message}, and CI=true requires them")
         pytest.skip(message)
     return folder
-TINY_AS_OF = dt.date(2025, 3, 31)
-TINY_USAGE_START, TINY_USAGE_END = dt.date(2024, 10, 1), dt.date(2025, 7, 31)
 
 
 @pytest.fixture(scope="session")
