@@ -99,3 +99,26 @@ def test_quantity_changes_without_history_mode_come_from_invoice_lines(export: P
         [pd.Timestamp("2025-01-15"), 10, 75.0], [pd.Timestamp("2025-03-15"), 14, 105.0]]
     assert core["valid_to"].tolist()[0] == pd.Timestamp("2025-03-15") and pd.isna(core["valid_to"].tolist()[1])
     assert any("given 2 versions from the quantity and price on their invoice lines" in s for s in problems.ledger.said)
+
+
+def test_pauses_in_history_mode_are_zero_while_collection_is_paused(tmp_path: Path) -> None:
+    folder = tmp_path / "stripe"
+    folder.mkdir()
+    pd.DataFrame({"id": ["p"], "product_id": ["core"], "currency": ["usd"], "unit_amount": ["3000"],
+                  "recurring_interval": ["month"]}).to_csv(folder / "price.csv", index=False)
+    pd.DataFrame({"id": ["cus_p"]}).to_csv(folder / "customer.csv", index=False)
+    pd.DataFrame({
+        "id": ["sub_p"] * 3, "customer_id": ["cus_p"] * 3, "start_date": ["2025-01-01"] * 3, "status": ["active", "active", "active"],
+        "pause_collection_behavior": ["", "void", ""],
+        "_fivetran_start": ["2025-01-01", "2025-03-01", "2025-04-15"],
+        "_fivetran_end": ["2025-02-28 23:59:59.999", "2025-04-14 23:59:59.999", "9999-12-31 23:59:59"],
+        "_fivetran_active": ["false", "false", "true"],
+    }).to_csv(folder / "subscription_history.csv", index=False)
+    pd.DataFrame({"id": ["si_p"], "subscription_id": ["sub_p"], "price_id": ["p"], "quantity": ["1"],
+                  "_fivetran_start": ["2025-01-01"], "_fivetran_end": ["9999-12-31 23:59:59"], "_fivetran_active": ["true"]}).to_csv(
+        folder / "subscription_item.csv", index=False)
+    problems = Problems("stripe")
+    subs, _ = stripe.subscriptions(open_raw("stripe", tmp_path), problems)
+    assert not problems.items
+    assert subs[["valid_from", "mrr"]].values.tolist() == [
+        [pd.Timestamp("2025-01-01"), 30.0], [pd.Timestamp("2025-03-01"), 0.0], [pd.Timestamp("2025-04-15"), 30.0]]
