@@ -1,8 +1,8 @@
 """Property: a random Stripe history (items on one or two products, quantity changes in history mode, a trial, a
-percent discount for a while, monthly, yearly or graduated tiered prices, a metered item billed in arrears) imports to subscriptions whose MRR on any
-day equals Stripe's own definition computed directly from the objects: 0 in the trial, else the sum over items in
-force of what the price charges for the quantity / months per interval, less the percent off of the discount in
-force."""
+percent discount for a while, monthly, yearly or graduated tiered prices, a metered item billed in arrears) imports
+to subscriptions whose MRR on any day equals Stripe's own definition computed directly from the objects: 0 in the
+trial, else the sum over items in force of what the price charges for the quantity / months per interval (metered:
+the usage invoiced for the last period ended), less the percent off of the discount in force."""
 
 from __future__ import annotations
 
