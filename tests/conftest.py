@@ -18,6 +18,22 @@ from features.config import Settings
 COMPANY_AS_OF = dt.date(2026, 6, 30)
 TINY_AS_OF = dt.date(2025, 3, 31)
 TINY_USAGE_START, TINY_USAGE_END = dt.date(2024, 10, 1), dt.date(2025, 7, 31)
+SHARED_SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "samples"  # EXPANSION_SHARED_SAMPLES overrides
+
+
+@pytest.fixture(scope="session")
+def shared_samples() -> Path:
+    """Third-party sample exports beside the project (``../shared/samples``), not part of the repository: a test
+    reading them skips, saying so, when they are absent; in CI (``CI=true``) their absence fails the test."""
+    import os
+
+    folder = Path(os.environ.get("EXPANSION_SHARED_SAMPLES", SHARED_SAMPLES))
+    if not folder.is_dir():
+        message = f"the third-party sample exports are not here ({folder.resolve()}); they are not part of the repository"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}, and CI=true requires them")
+        pytest.skip(message)
+    return folder
 
 
 @pytest.fixture(scope="session")

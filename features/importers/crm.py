@@ -11,7 +11,7 @@ import pandas as pd
 
 from features.contract import SEGMENTS
 from features.importers.errors import Problems
-from features.importers.parse import text
+from features.importers.parse import text, timestamps
 
 SEGMENT_EMPLOYEES = (100, 1000)
 _SEGMENT_WORDS = {"smb": "smb", "small": "smb", "small_business": "smb", "mid_market": "mid_market",
@@ -55,3 +55,18 @@ def kind_of(values: pd.Series) -> pd.Series:
     out = out.mask(slug.str.contains("upsell|upgrade|up_sell"), "upsell")
     out = out.mask(slug.str.contains("cross"), "cross_sell")
     return out.mask(slug.str.contains("renew"), "renewal")
+
+
+def unique_rows(problems: Problems, table: str, a: pd.DataFrame) -> pd.DataFrame:
+    """One row per ``id``: exact repeats collapse silently; rows of one id that differ keep the last (by
+    ``last_modified_date``/``system_modstamp``/``property_hs_lastmodifieddate`` when present), counted with the ids."""
+    a = a[~a.astype("string").duplicated()]
+    dup = a["id"].duplicated(keep=False) & a["id"].notna()
+    if dup.any():
+        order = next((c for c in ("last_modified_date", "system_modstamp", "property_hs_lastmodifieddate", "updated_at")
+                      if c in a), None)
+        if order:
+            a = a.assign(_order=timestamps(a[order])).sort_values("_order", kind="stable").drop(columns="_order")
+        problems.ledger.coerce(table, "id", f"one id in several differing rows: the last kept (by {order or 'file order'})",
+                               sorted(set(text(a.loc[dup.reindex(a.index), "id"]).dropna())))
+    return a.drop_duplicates("id", keep="last")

@@ -43,7 +43,16 @@ def _finish(problems: Problems, table: str, column: str, events: pd.DataFrame, s
     if no_account.any() and settings.get("unattributed", "error") != "drop":
         problems.add(table, column, "no account (set unattributed = \"drop\" in the map to leave such events out)",
                      int(no_account.sum()))
+    else:
+        problems.ledger.drop(table, f"no account in {column} (unattributed = \"drop\")", events.loc[no_account, "user"].dropna()[:5],
+                             int(no_account.sum()))
+    no_time = events["date"].isna()
+    problems.ledger.drop(table, "not a timestamp", events.loc[no_time, "user"].dropna()[:5], int(no_time.sum()))
+    no_feature = events["feature_key"].isna() & ~no_time
+    problems.ledger.drop(table, "no event name", events.loc[no_feature, "user"].dropna()[:5], int(no_feature.sum()))
+    problems.ledger.read(table, len(events))
     events = events[~no_account & events["date"].notna() & events["feature_key"].notna()]
+    problems.ledger.kept(table, len(events))
     return events
 
 
@@ -72,12 +81,19 @@ def segment(raw: RawSource, problems: Problems, settings: dict) -> pd.DataFrame:
                                              _text_sql(f"t.{_q(feature_col)}", types.get(feature_col)),
                                              dedupe, repeated)).fetchdf()
         no_account = int(grouped.loc[grouped["account_id"].isna(), "events"].sum())
+        total = int(grouped["events"].sum())
+        if total == 0:
+            problems.add("tracks", "*", "no events (an empty table: usage_daily would be empty)")
         if no_account and settings.get("unattributed", "error") != "drop":
             problems.add("tracks", column, "no account (set unattributed = \"drop\" in the map to leave such events out)",
                          no_account)
+        problems.ledger.read("tracks", total)
+        problems.ledger.drop("tracks", f"no account in {column} (unattributed = \"drop\")", [], no_account)
         bad_time = int(grouped.loc[grouped["date"].isna(), "events"].sum())
         if bad_time:
             problems.add("tracks", "timestamp", "not a timestamp", bad_time)
+        problems.ledger.kept("tracks", int(grouped.loc[grouped["account_id"].notna() & grouped["date"].notna()
+                                                       & grouped["feature_key"].notna(), "events"].sum()))
         usage = grouped[grouped["account_id"].notna() & grouped["date"].notna() & grouped["feature_key"].notna()]
         usage = usage.reset_index(drop=True)
     finally:
@@ -205,8 +221,9 @@ def _first_group(groups: pd.Series, group_type: str | None) -> pd.Series:
 
 def _property(frame: pd.DataFrame, spec: str) -> pd.Series:
     column, key = spec.split(".", 1) if "." in spec else ("properties", spec)
-    if column not in frame:
-        return pd.Series(pd.NA, index=frame.index, dtype="string")
+    if column not in frame:  # properties landed as columns of their own (connectors flatten them)
+        flat = next((c for c in (key, key.lstrip("$"), f"{column}_{key.lstrip('$')}") if c in frame), None)
+        return text(frame[flat]) if flat else pd.Series(pd.NA, index=frame.index, dtype="string")
     return json_field(frame[column], key)
 
 
@@ -242,6 +259,8 @@ def mixpanel(raw: RawSource, problems: Problems, settings: dict) -> pd.DataFrame
         problems.add("event", "*", "required table is missing")
         return pd.DataFrame()
     e = raw.read("event")
+    if "name" not in e and "event" in e:  # Mixpanel's export API and its connectors call the name ``event``
+        e = e.rename(columns={"event": "name"})
     if not require_columns(problems, "event", e, ("name", "time", "distinct_id")):
         return pd.DataFrame()
     date = timestamps(e["time"]).dt.floor("D")
@@ -268,7 +287,16 @@ _READERS = {"segment": segment, "rudderstack": segment, "amplitude": amplitude, 
 def read(raw: RawSource, settings: dict) -> SourceTables:
     """Daily usage from one product-analytics source, keyed by its own account (group) id."""
     problems = Problems(raw.source)
-    usage = _READERS[raw.source](raw, problems, settings)
+    problems.ledger = raw.ledger or problems.ledger
+    try:
+        usage = _READERS[raw.source](raw, problems, settings)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        problems.add("tracks" if raw.source in ("segment", "rudderstack") else "event", "*", f"cannot read: {first}")
+        usage = pd.DataFrame()
+    if not problems.items and usage.empty:
+        problems.add("tracks" if raw.source in ("segment", "rudderstack") else "event", "*",
+                     "no usable events (every event was left out; see the notes)")
     problems.raise_if_any()
     keys = pd.DataFrame({"id": pd.Series(usage["account_id"].unique() if not usage.empty else [], dtype="string")})
     if raw.source in ("segment", "rudderstack") and raw.has("groups"):
@@ -276,4 +304,5 @@ def read(raw: RawSource, settings: dict) -> SourceTables:
         if "group_id" in g:
             g = g.assign(id=text(g["group_id"])).drop_duplicates("id", keep="last")
             keys = keys.merge(g.drop(columns=["group_id"]), on="id", how="left")
-    return SourceTables(raw.source, {"usage_daily": usage}, keys, "tracks" if raw.source in ("segment", "rudderstack") else "event")
+    return SourceTables(raw.source, {"usage_daily": usage}, keys, "tracks" if raw.source in ("segment", "rudderstack") else "event",
+                        ledger=problems.ledger)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.importers.crm import channel_of, kind_of, segment_of
+from features.importers.crm import channel_of, kind_of, segment_of, unique_rows
 from features.importers.errors import Problems
-from features.importers.parse import booleans, numbers, require_columns, text, timestamps
+from features.importers.parse import booleans, counted_numbers, numbers, require_columns, text, timestamps
 from features.importers.reader import RawSource
 from features.importers.shapes import SourceTables
 
@@ -51,7 +51,7 @@ def _owners(raw: RawSource) -> pd.Series:
     o = raw.read("owner")
     name = (text(_col(o, "first_name")).fillna("") + " " + text(_col(o, "last_name")).fillna("")).str.strip()
     name = name.mask(name == "").fillna(text(_col(o, "email")))
-    return pd.Series(name.to_numpy(), index=text(o["owner_id"]).to_numpy(), dtype="string")
+    return pd.Series(name.to_numpy(), index=text(_col(o, "owner_id", "id")).to_numpy(), dtype="string")
 
 
 def accounts(raw: RawSource, problems: Problems, settings: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -61,9 +61,11 @@ def accounts(raw: RawSource, problems: Problems, settings: dict) -> tuple[pd.Dat
     c = raw.read("company")
     if not require_columns(problems, "company", c, ("id", "property_name")):
         return pd.DataFrame(), pd.DataFrame()
-    c = _live(c, settings.get("keep_deleted", False)).drop_duplicates("id", keep="last")
-    employees = numbers(_col(c, settings.get("employees"), "property_numberofemployees"))
-    problems.check("company", "property_numberofemployees", "negative", employees < 0)
+    problems.ledger.read("company", len(c))
+    c = unique_rows(problems, "company", _live(c, settings.get("keep_deleted", False)))
+    employees = counted_numbers(problems, "company", "property_numberofemployees",
+                                _col(c, settings.get("employees"), "property_numberofemployees"), text(c["id"]))
+    problems.check("company", "property_numberofemployees", "negative", employees < 0, text(c["id"]))
     owner = text(_col(c, settings.get("owner"), "property_hubspot_owner_id")).map(_owners(raw)).astype("string")
     seg_settings = {**settings, "segment": settings.get("segment", "property_segment")}
     out = pd.DataFrame({
@@ -81,6 +83,22 @@ def accounts(raw: RawSource, problems: Problems, settings: dict) -> tuple[pd.Dat
     return out.reset_index(drop=True), c.reset_index(drop=True)
 
 
+def _first_of_list(value: object) -> object:
+    import json
+
+    if isinstance(value, list):
+        items = value
+    else:
+        try:
+            items = json.loads(str(value))
+        except ValueError:
+            return pd.NA
+    if isinstance(items, list) and items:
+        first = items[0]
+        return str(first.get("id")) if isinstance(first, dict) else str(first)
+    return pd.NA
+
+
 def _stage_catalog(raw: RawSource) -> pd.DataFrame:
     if not raw.has("deal_pipeline_stage"):
         return pd.DataFrame(columns=["stage_id", "label", "display_order", "closed_won", "is_closed"])
@@ -96,8 +114,13 @@ def opportunities(raw: RawSource, problems: Problems, settings: dict, notes: lis
     if not raw.has("deal"):
         return pd.DataFrame(), pd.DataFrame()
     d = _live(raw.read("deal"), settings.get("keep_deleted", False))
+    if "deal_id" not in d and "id" in d:  # the API's (and Airbyte's) name for it
+        d = d.assign(deal_id=d["id"])
+    if "deal_pipeline_stage_id" not in d and "property_dealstage" in d:
+        d = d.assign(deal_pipeline_stage_id=d["property_dealstage"])
     if not require_columns(problems, "deal", d, ("deal_id", "property_createdate")):
         return pd.DataFrame(), pd.DataFrame()
+    d = unique_rows(problems, "deal", d.assign(id=d["deal_id"])) if d["deal_id"].duplicated().any() else d
     stages = _stage_catalog(raw)
     stage = text(_col(d, "deal_pipeline_stage_id")).to_frame("stage_id").merge(stages, on="stage_id", how="left")
     stage.index = d.index
@@ -107,11 +130,19 @@ def opportunities(raw: RawSource, problems: Problems, settings: dict, notes: lis
         first = pd.Series(text(link["company_id"]).to_numpy(), index=text(link["deal_id"]).to_numpy())
         company = text(d["deal_id"]).map(first[~first.index.duplicated()]).astype("string")
     company = company.fillna(text(_col(d, "property_associated_company_id", "associated_company_id")))
-    amount = numbers(_col(d, "property_amount"))
+    if "companies" in d:  # associations kept on the deal (the API's v3 objects): the first company
+        company = company.fillna(d["companies"].map(_first_of_list).astype("string"))
+    amount = counted_numbers(problems, "deal", "property_amount", _col(d, "property_amount"), text(d["deal_id"]))
+    problems.ledger.coerce("deal", "property_amount", "empty amount read as 0", text(d["deal_id"])[amount.isna()])
     problems.check("deal", "property_amount", "negative", amount < 0)
     created = timestamps(d["property_createdate"])
     close = timestamps(_col(d, "property_closedate"))
-    closed, won = stage["is_closed"].fillna(False).astype(bool), stage["closed_won"].fillna(False).astype(bool)
+    is_closed = booleans(stage["is_closed"]).fillna(booleans(_col(d, "property_hs_is_closed")))
+    closed_won = booleans(stage["closed_won"]).fillna(booleans(_col(d, "property_hs_is_closed_won")))
+    known = set(stages["stage_id"])
+    is_closed = is_closed.where(stage["stage_id"].isin(known), booleans(_col(d, "property_hs_is_closed")))
+    closed_won = closed_won.where(stage["stage_id"].isin(known), booleans(_col(d, "property_hs_is_closed_won")))
+    closed, won = is_closed.fillna(False).astype(bool), closed_won.fillna(False).astype(bool)
     closed_at = close.where(closed)
     closed_at = closed_at.where(closed_at.isna() | (closed_at >= created), created)
     out = pd.DataFrame({
@@ -171,9 +202,10 @@ def activities(raw: RawSource, problems: Problems, settings: dict, notes: list[s
 def read(raw: RawSource, settings: dict) -> SourceTables:
     """Every table HubSpot gives, keyed by the HubSpot company id."""
     problems, notes = Problems(SOURCE), []
+    problems.ledger = raw.ledger or problems.ledger
     accts, keys = accounts(raw, problems, settings)
     opps, stages = opportunities(raw, problems, settings, notes)
     acts = activities(raw, problems, settings, notes)
     problems.raise_if_any()
     return SourceTables(SOURCE, {"accounts": accts, "opportunities": opps, "opportunity_stages": stages,
-                                 "activities": acts}, keys, "company", notes)
+                                 "activities": acts}, keys, "company", notes, ledger=problems.ledger)

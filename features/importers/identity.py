@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from features.importers.errors import ImportProblem
-from features.importers.parse import field_or_metadata, text
+from features.importers.parse import field_or_metadata, ident, text
 from features.importers.shapes import SourceTables
 
 DEFAULT_MATCH = {"stripe": "metadata.account_id", "segment": "id", "rudderstack": "id", "amplitude": "id", "mixpanel": "id"}
@@ -47,7 +47,7 @@ class IdentityMap:
 def crm_accounts(crm: SourceTables, config: dict) -> pd.Series:
     """CRM native id -> contract account_id (the CRM id, or the field ``[identity] account_id`` names)."""
     key = config.get("identity", {}).get("account_id", "id")
-    values = field_or_metadata(crm.keys, key)
+    values = field_or_metadata(crm.keys, key, strip=False)
     if values is None:
         raise_problem(crm.source, crm.key_table, key, "field named by [identity] account_id does not exist")
     native = text(crm.keys["id"])
@@ -66,18 +66,18 @@ def match_source(tables: SourceTables, crm: SourceTables, account_ids: pd.Series
     settings = config.get(tables.source, {})
     spec = settings.get("match", DEFAULT_MATCH.get(tables.source, "id"))
     target = settings.get("to", "account_id")
-    values = field_or_metadata(tables.keys, spec)
+    values = field_or_metadata(tables.keys, spec, strip=False)
     if values is None:
         raise_problem(tables.source, tables.key_table, spec, "field named as the identity match does not exist")
     if target == "account_id":
         lookup = pd.Series(account_ids.to_numpy(), index=account_ids.to_numpy())
     else:
-        crm_values = field_or_metadata(crm.keys, target)
+        crm_values = field_or_metadata(crm.keys, target, strip=False)
         if crm_values is None:
             raise_problem(crm.source, crm.key_table, target, f"field named by [{tables.source}] to does not exist")
         lookup = pd.Series(account_ids.reindex(text(crm.keys["id"]).to_numpy()).to_numpy(), index=crm_values.to_numpy())
     lookup = lookup[lookup.index.notna() & ~lookup.index.duplicated(keep="first")]
-    native = text(tables.keys["id"])
+    native = ident(tables.keys["id"])
     mapped = values.map(lookup)
     pairs = dict(zip(native[mapped.notna()], mapped[mapped.notna()]))
     unmatched = sorted({str(n) for n in native[mapped.isna()].dropna()} | (used - set(native.dropna()) - set(pairs)))

@@ -39,6 +39,12 @@ def text(series: pd.Series) -> pd.Series:
     return out.mask(out == "")
 
 
+def ident(series: pd.Series) -> pd.Series:
+    """Ids as given (spaces kept: an id is exact), empty or blank values as missing."""
+    out = series.astype("string")
+    return out.mask(out.str.strip() == "")
+
+
 def timestamps(series: pd.Series) -> pd.Series:
     """Naive UTC timestamps (microseconds) from ISO text in mixed precisions, epoch seconds or typed values.
 
@@ -52,7 +58,7 @@ def timestamps(series: pd.Series) -> pd.Series:
         return out.astype("datetime64[us]")
     values = text(series)
     numeric = pd.to_numeric(values, errors="coerce")
-    is_epoch = numeric.notna() & values.str.fullmatch(r"\d{9,10}").fillna(False).astype(bool)
+    is_epoch = numeric.notna() & values.str.fullmatch(r"\d{9,10}(\.0*)?").fillna(False).astype(bool)  # epoch seconds
     out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[us]")
     if is_epoch.any():
         out[is_epoch] = pd.to_datetime(numeric[is_epoch], unit="s").astype("datetime64[us]")
@@ -81,9 +87,47 @@ def booleans(series: pd.Series) -> pd.Series:
     return out
 
 
+_DECIMAL_COMMA = r"[-+]?\d+,\d{1,2}"  # 12,00 or 1200,5: a comma before one or two digits is a decimal point
+_THOUSANDS = r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?"  # 1,200 or 12,000.50
+
+
+def _number_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(text rewritten to parse, mask of values whose comma was read as a decimal point)."""
+    comma = values.str.fullmatch(_DECIMAL_COMMA).fillna(False).astype(bool)
+    thousands = values.str.fullmatch(_THOUSANDS).fillna(False).astype(bool)
+    fixed = values.mask(comma, values.str.replace(",", ".", regex=False))
+    fixed = fixed.mask(thousands, values.str.replace(",", "", regex=False))
+    return fixed, comma
+
+
 def numbers(series: pd.Series) -> pd.Series:
-    """Floats from numeric text or typed numbers (missing stays missing)."""
-    return pd.to_numeric(text(series) if not pd.api.types.is_numeric_dtype(series) else series, errors="coerce").astype("Float64")
+    """Floats from numeric text or typed numbers (missing stays missing); ``12,00`` is 12.0 and ``1,200`` is 1200.
+
+    Use :func:`counted_numbers` where a value that does not parse must be counted."""
+    if pd.api.types.is_numeric_dtype(series):
+        return pd.to_numeric(series, errors="coerce").astype("Float64")
+    fixed, _ = _number_text(text(series))
+    return pd.to_numeric(fixed, errors="coerce").astype("Float64")
+
+
+def counted_numbers(problems: Problems, table: str, column: str, series: pd.Series, ids: pd.Series,
+                    error: bool = False) -> pd.Series:
+    """:func:`numbers`, with every value that is not a number (read as missing) and every decimal comma counted in the
+    ledger with its first ids; with ``error`` a value that is not a number is a problem instead."""
+    if pd.api.types.is_numeric_dtype(series):
+        return numbers(series)
+    values = text(series)
+    fixed, comma = _number_text(values)
+    out = pd.to_numeric(fixed, errors="coerce").astype("Float64")
+    bad = values.notna() & out.isna()
+    if bad.any():
+        shown = ", ".join(sorted(set(values[bad].astype(str)))[:3])
+        if error:
+            problems.check(table, column, f"not a number ({shown})", bad, ids)
+        else:
+            problems.ledger.coerce(table, column, f"not a number ({shown}), read as missing", ids[bad])
+    problems.ledger.coerce(table, column, "decimal comma read as a decimal point", ids[comma])
+    return out
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -112,15 +156,19 @@ def json_field(series: pd.Series, key: str) -> pd.Series:
     return pd.Series(values[codes], index=series.index, dtype="string")
 
 
-def field_or_metadata(frame: pd.DataFrame, name: str, metadata_column: str = "metadata") -> pd.Series | None:
-    """A column ``name``, or ``metadata.<key>`` read from the JSON column; None when neither exists."""
-    if name.startswith("metadata.") or name.startswith("properties."):
+def field_or_metadata(frame: pd.DataFrame, name: str, metadata_column: str = "metadata", strip: bool = True) -> pd.Series | None:
+    """A column ``name``, or ``<column>.<key>`` read from a JSON column (or its flattened ``<column>_<key>``); None when
+    neither exists."""
+    if "." in name:
         column, key = name.split(".", 1)
-        if column not in frame.columns:
-            return None
-        return json_field(frame[column], key)
+        flat = f"{column}_{key}".replace(".", "_").lower()
+        if column in frame.columns:
+            return json_field(frame[column], key)
+        if flat in frame.columns:  # the object flattened by the connector (dlt: metadata__key) or the layout layer
+            return text(frame[flat]) if strip else ident(frame[flat])
+        return None
     if name in frame.columns:
-        return text(frame[name])
+        return text(frame[name]) if strip else ident(frame[name])
     return None
 
 

@@ -17,14 +17,19 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from features.importers.errors import ImportProblem, ImportFailed
+from features.importers import layout as layouts
+from features.importers.errors import ImportFailed, ImportProblem, Ledger
 
-_AFFIXES = re.compile(r"(^(sf|hs|stripe|hubspot|salesforce|segment|amplitude|mixpanel|growthcues)_)|(_data$)")
+_AFFIXES = re.compile(r"(^(sf|hs|stripe|hubspot|salesforce|segment|amplitude|mixpanel|growthcues|airbyte_raw)_)|(_data$)")
+#: tables a source cannot do without: an empty one (a header-only file) is an error, not an empty import.
+REQUIRED = {"stripe": ("customer", "subscription_item"), "salesforce": ("account",), "hubspot": ("company",),
+            "segment": ("tracks",), "rudderstack": ("tracks",), "amplitude": ("event",), "mixpanel": ("event",)}
 
 
 def normalise_name(name: str) -> str:
-    """A table name as the importers ask for it: lower case, connector prefixes and ``_data`` suffixes dropped."""
-    base = name.lower()
+    """A table name as the importers ask for it: snake_case (``OpportunityHistory`` -> ``opportunity_history``),
+    connector prefixes and ``_data`` suffixes dropped."""
+    base = layouts.snake(name.lstrip("_")) if name.startswith("_airbyte_raw_") else layouts.snake(name)
     while True:
         stripped = _AFFIXES.sub("", base)
         if stripped == base:
@@ -46,6 +51,9 @@ class RawSource:
     backend: object | None = None  # an Ibis backend for databases, None for folders
     schema: str | None = None
     duck: duckdb.DuckDBPyConnection | None = None  # a DuckDB file, read directly (read only)
+    layout: str = "fivetran"
+    columns_map: dict = field(default_factory=dict)  # canonical table -> {canonical column: raw column or JSON path}
+    ledger: Ledger | None = None
 
     def has(self, name: str) -> bool:
         return name in self.tables
@@ -60,9 +68,7 @@ class RawSource:
             con.register(f"{name}__arrow", self._duck_arrow(where))
             con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "{name}__arrow"')
         elif self.backend is None:
-            reader = (f"read_csv({_quote(where)}, header=true, all_varchar=true)" if where.endswith(".csv")
-                      else f"read_parquet({_quote(where)}, union_by_name=true)")
-            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {reader}')
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {_reader_sql(where)}')
         else:
             arrow = self.backend.table(where, database=self.schema).to_pyarrow()  # type: ignore[attr-defined]
             con.register(f"{name}__arrow", arrow)
@@ -75,17 +81,38 @@ class RawSource:
         if name not in self.tables:
             raise ImportFailed([ImportProblem(self.source, name, "*", "required table is missing")])
         where = self.tables[name]
-        if self.duck is not None:
-            frame = self._duck_arrow(where).to_pandas()
-        elif self.backend is None:
-            frame = _read_file(where)
-        else:
-            frame = self.backend.table(where, database=self.schema).to_pandas()  # type: ignore[attr-defined]
-        frame.columns = [str(c).lower() for c in frame.columns]
+        try:
+            if self.duck is not None:
+                frame = self._duck_arrow(where).to_pandas()
+            elif self.backend is None:
+                frame = _read_file(where)
+            else:
+                frame = self.backend.table(where, database=self.schema).to_pandas()  # type: ignore[attr-defined]
+        except (duckdb.Error, OSError, ValueError) as exc:
+            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            first = " / ".join(lines[:3]) if lines else type(exc).__name__
+            raise ImportFailed([ImportProblem(self.source, name, "*", f"cannot read {where}: {first}")]) from exc
+        if frame.empty and name in REQUIRED.get(self.source, ()):
+            raise ImportFailed([ImportProblem(self.source, name, "*", f"no rows in {where} (a required table: "
+                                              "only a header, or an empty export)")])
+        frame = layouts.shape(self.source, name, frame, self.columns_map.get(name), self.ledger)
+        if "dlt_parent_id" in frame and "parent_id" not in frame:
+            frame["parent_id"] = frame["dlt_parent_id"].map(self._dlt_parent_ids(where))
         if columns is not None:
             frame = frame[[c for c in columns if c in frame.columns]]
         return frame
 
+
+    def _dlt_parent_ids(self, where: str) -> dict:
+        """dlt's child table ``a__b`` links its rows to ``a``'s by ``_dlt_parent_id``: the parent's dlt id -> its ``id``."""
+        stem = Path(str(where)).name.split(".")[0].rsplit("__", 1)[0]
+        parent = next((k for k, v in self.tables.items() if Path(str(v)).name.split(".")[0] == stem), None)
+        if parent is None:
+            return {}
+        p = self.read(parent)
+        if "dlt_id" not in p or "id" not in p:
+            return {}
+        return dict(zip(p["dlt_id"], p["id"]))
 
     def _duck_arrow(self, table: str):  # noqa: ANN202 - a pyarrow Table
         return self.duck.sql(f'SELECT * FROM "{self.schema}"."{table}"').fetch_arrow_table()  # type: ignore[union-attr]
@@ -94,31 +121,94 @@ class RawSource:
 def _read_file(path: str) -> pd.DataFrame:
     con = duckdb.connect()
     try:
-        if path.endswith(".csv"):
-            rel = con.sql(f"SELECT * FROM read_csv({_quote(path)}, header=true, all_varchar=true)")
-        else:
-            rel = con.sql(f"SELECT * FROM read_parquet({_quote(path)}, union_by_name=true)")
-        return rel.fetch_arrow_table().to_pandas()
+        return con.sql(f"SELECT * FROM {_reader_sql(path)}").fetch_arrow_table().to_pandas()
     finally:
         con.close()
 
 
-def _folder_tables(folder: Path) -> dict[str, str]:
+def _folder_tables(folder: Path, source: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for entry in sorted(folder.iterdir()):
-        if entry.is_file() and entry.suffix.lower() in (".csv", ".parquet"):
-            found.setdefault(normalise_name(entry.stem), str(entry))
+        if entry.is_file() and entry.suffix.lower() in (".csv", ".parquet", ".jsonl"):
+            found.setdefault(layouts.table_name(source, normalise_name(entry.stem)), str(entry))
         elif entry.is_dir() and any(entry.rglob("*.parquet")):
-            found.setdefault(normalise_name(entry.name), str(entry / "**" / "*.parquet"))
+            found.setdefault(layouts.table_name(source, normalise_name(entry.name)), str(entry / "**" / "*.parquet"))
     return found
 
 
-def open_raw(source: str, location: str | Path, schema: str | None = None) -> RawSource:
-    """The raw tables of ``source`` at ``location``: a folder (or its ``source/`` subfolder), or a database URI.
+def _columns_of(raw: RawSource) -> list[str]:
+    """Column names of every table (headers and schemas only), for detecting the layout."""
+    out: list[str] = []
+    con = duckdb.connect()
+    try:
+        for where in raw.tables.values():
+            try:
+                if raw.duck is not None:
+                    rows = raw.duck.execute(f'DESCRIBE "{raw.schema}"."{where}"').fetchall()
+                elif raw.backend is None:
+                    rows = con.execute(f"DESCRIBE SELECT * FROM {_reader_sql(where)} LIMIT 0").fetchall()
+                else:
+                    rows = [(c,) for c in raw.backend.table(where, database=raw.schema).columns]  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - an unreadable table is reported when it is read
+                continue
+            out += [str(r[0]) for r in rows]
+    finally:
+        con.close()
+    return out
+
+
+def _csv_header(path: str) -> tuple[str, list[str]]:
+    """The delimiter (comma, semicolon or tab, whichever the header has most of) and the header's column names."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        first = f.readline()
+    delim = max((",", ";", "\t"), key=first.count)
+    names = next(csv.reader([first], delimiter=delim), [])
+    return delim, [n.strip() for n in names]
+
+
+def _reader_sql(path: str) -> str:
+    if path.endswith(".csv"):
+        delim, names = _csv_header(path)
+        if not names or names == [""]:
+            return f"read_csv({_quote(path)}, header=true, all_varchar=true)"
+        columns = ", ".join(f"{_quote(n)}: 'VARCHAR'" for n in names)
+        # the header fixes the columns: a row cut short or an unterminated quote is an error naming its line
+        return (f"read_csv({_quote(path)}, header=true, auto_detect=false, delim={_quote(delim)}, quote='\"', escape='\"', "
+                f"columns={{{columns}}})")
+    if path.endswith(".jsonl"):
+        return f"read_json({_quote(path)}, format='newline_delimited', records=true, maximum_depth=1)"
+    return f"read_parquet({_quote(path)}, union_by_name=true)"
+
+
+def open_raw(source: str, location: str | Path, schema: str | None = None, settings: dict | None = None,
+             layout: str | None = None) -> RawSource:
+    """The raw tables of ``source`` at ``location``: a folder (or its ``source/`` subfolder), or a database URI,
+    in the connector layout detected from them (or ``layout``); ``settings`` (the source's map section) may rename
+    tables (``tables``) and columns (``columns``).
 
     For a database, ``schema`` names the schema the connector wrote (default: the source's name,
     as Fivetran and Airbyte name it; ``main``/``public`` when that schema does not exist).
     """
+    raw = _open(source, location, schema)
+    settings = settings or {}
+    for canonical, landed in settings.get("tables", {}).items():
+        hit = next((k for k, v in raw.tables.items() if k == normalise_name(landed) or Path(str(v)).stem == landed
+                    or str(v) == landed), None)
+        if hit is None:
+            raise ImportFailed([ImportProblem(source, canonical, "*", f"table named by [{source}.tables] {canonical} = "
+                                              f"\"{landed}\" does not exist (found: {', '.join(sorted(raw.tables))})")])
+        raw.tables[canonical] = raw.tables.pop(hit)
+    raw.columns_map = {k: dict(v) for k, v in settings.get("columns", {}).items()}
+    if layout is not None and layout not in layouts.LAYOUTS:
+        raise ImportFailed([ImportProblem(source, "*", "*", f"unknown layout {layout} (known: {', '.join(layouts.LAYOUTS)})")])
+    raw.layout = layout or layouts.detect(_columns_of(raw), [Path(str(v)).name.split(".")[0] for v in raw.tables.values()])
+    raw.ledger = Ledger(source)
+    return raw
+
+
+def _open(source: str, location: str | Path, schema: str | None) -> RawSource:
     text = str(location)
     if "://" not in text:
         folder = Path(text)
@@ -126,7 +216,7 @@ def open_raw(source: str, location: str | Path, schema: str | None = None) -> Ra
             folder = folder / source
         if not folder.is_dir():
             raise ImportFailed([ImportProblem(source, "*", "*", f"folder {folder} does not exist")])
-        return RawSource(source, str(folder), _folder_tables(folder))
+        return RawSource(source, str(folder), _folder_tables(folder, source))
     if text.startswith("duckdb://"):
         return _open_duckdb_file(source, text, schema)
     import ibis
@@ -146,7 +236,7 @@ def open_raw(source: str, location: str | Path, schema: str | None = None) -> Ra
     names = backend.list_tables(database=chosen) if chosen else backend.list_tables()
     tables: dict[str, str] = {}
     for name in sorted(names):
-        tables.setdefault(normalise_name(name), name)
+        tables.setdefault(layouts.table_name(source, normalise_name(name)), name)
     return RawSource(source, text.split("@")[-1], tables, backend, chosen)
 
 
@@ -163,5 +253,5 @@ def _open_duckdb_file(source: str, uri: str, schema: str | None) -> RawSource:
     tables: dict[str, str] = {}
     for s, name in sorted(rows):
         if s == chosen:
-            tables.setdefault(normalise_name(name), name)
+            tables.setdefault(layouts.table_name(source, normalise_name(name)), name)
     return RawSource(source, path, tables, None, chosen, con)

@@ -8,16 +8,12 @@ failed import leaves what was there before untouched.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from features.contract import REQUIRED_TABLES, TABLES
+from features.contract import REQUIRED_TABLES
 from features.importers import events, hubspot, salesforce, stripe
 from features.importers.errors import ImportFailed, ImportProblem
 from features.importers.identity import (
@@ -28,8 +24,13 @@ from features.importers.identity import (
     report,
     unmatched_problem,
 )
+from features.importers.money import Currency
 from features.importers.reader import open_raw
+from features.importers.reconcile import reconciliation
 from features.importers.shapes import CRM_SOURCES, SOURCES, SourceTables
+from features.importers.write import MARKER, check_target, clean_stale, write_contract  # noqa: F401 - the package's API
+
+
 
 _READERS = {"stripe": stripe.read, "salesforce": salesforce.read, "hubspot": hubspot.read, "segment": events.read,
             "rudderstack": events.read, "amplitude": events.read, "mixpanel": events.read}
@@ -45,8 +46,10 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def read_sources(sources: list[str], location: str | Path, config: dict) -> dict[str, SourceTables]:
-    """Read every source; raise ImportFailed listing the problems of all of them."""
+def read_sources(sources: list[str], location: str | Path, config: dict, money: Currency | None = None,
+                 layout: str | None = None) -> dict[str, SourceTables]:
+    """Read every source (in ``layout``, else the layout detected per source); raise ImportFailed listing the
+    problems of all of them."""
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise ImportFailed([ImportProblem(s, "*", "*", f"unknown source (known: {', '.join(SOURCES)})") for s in unknown])
@@ -55,8 +58,11 @@ def read_sources(sources: list[str], location: str | Path, config: dict) -> dict
     for source in sources:
         settings = config.get(source, {})
         try:
-            raw = open_raw(source, settings.get("from", location), settings.get("schema"))
-            read[source] = _READERS[source](raw, settings)
+            raw = open_raw(source, settings.get("from", location), settings.get("schema"), settings,
+                           settings.get("layout", layout))
+            got = _READERS[source](raw, settings, money) if source == "stripe" else _READERS[source](raw, settings)
+            got.layout = raw.layout
+            read[source] = got
         except ImportFailed as exc:
             problems.extend(exc.problems)
     if problems:
@@ -64,7 +70,7 @@ def read_sources(sources: list[str], location: str | Path, config: dict) -> dict
     return read
 
 
-def assemble(read: dict[str, SourceTables], config: dict) -> tuple[dict[str, pd.DataFrame], dict, list[str]]:
+def assemble(read: dict[str, SourceTables], config: dict, as_of: dt.date | None = None) -> tuple[dict[str, pd.DataFrame], dict, list[str]]:
     """The contract tables from what each source gave, account ids mapped to the CRM's."""
     crms = [s for s in read if s in CRM_SOURCES]
     if len(crms) != 1:
@@ -81,6 +87,7 @@ def assemble(read: dict[str, SourceTables], config: dict) -> tuple[dict[str, pd.
     problems: list[ImportProblem] = []
     for got in read.values():
         notes.extend(got.notes)
+    _orphans(crm)
     for name, frame in crm.tables.items():
         if not frame.empty or name == "accounts":
             tables[name] = _remap(frame, account_ids.to_dict()) if "account_id" in frame else frame
@@ -111,11 +118,63 @@ def assemble(read: dict[str, SourceTables], config: dict) -> tuple[dict[str, pd.
         raise ImportFailed([ImportProblem("import", t, "*", "no imported source gives this required table "
                                           f"(it comes from {', '.join(s for s, g in SOURCES.items() if t in g)})") for t in missing])
     _fill_customer_since(tables, notes)
-    return tables, _report(identity, tables, crm), notes
+    if as_of is not None:
+        _clip_future(tables, as_of, notes)
+    for got in read.values():
+        if got.ledger is not None:
+            notes.extend(got.ledger.notes())
+    report = _report(identity, tables, crm)
+    report["reconciliation"] = reconciliation(read, tables)
+    return tables, report, notes
+
+
+def _clip_future(tables: dict[str, pd.DataFrame], as_of: dt.date, notes: list[str]) -> None:
+    """Periods that begin after ``as_of`` (a pause that ends later, a scheduled change) are not known yet: left out,
+    and the period before them stays open."""
+    subs = tables["subscriptions"]
+    if subs.empty:
+        return
+    cut = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    future = pd.to_datetime(subs["valid_from"]) >= cut
+    if not future.any():
+        return
+    starts = set(zip(subs.loc[future, "account_id"], subs.loc[future, "product_id"], pd.to_datetime(subs.loc[future, "valid_from"])))
+    key = zip(subs["account_id"], subs["product_id"], pd.to_datetime(subs["valid_to"]))
+    reopened = pd.Series([k in starts for k in key], index=subs.index) & ~future
+    subs = subs.copy()
+    subs.loc[reopened, "valid_to"] = pd.NaT
+    tables["subscriptions"] = subs[~future].reset_index(drop=True)
+    notes.append(f"subscriptions: {int(future.sum())} period(s) beginning after {as_of} left out (not known yet); "
+                 f"{int(reopened.sum())} period(s) before them left open")
+
+
+def _orphans(crm: SourceTables) -> None:
+    """Deals whose account the CRM does not have are left out, counted with their ids, and so are their stage rows."""
+    opps = crm.tables.get("opportunities")
+    if opps is None or opps.empty:
+        return
+    known = set(crm.tables["accounts"]["account_id"].dropna())
+    orphan = ~opps["account_id"].isin(known)
+    if not orphan.any():
+        return
+    table = "opportunity" if crm.source == "salesforce" else "deal"
+    if crm.ledger is not None:
+        crm.ledger.drop(table, "its account is not among the CRM's accounts (missing or deleted)", opps.loc[orphan, "opportunity_id"])
+    crm.tables["opportunities"] = opps[~orphan].reset_index(drop=True)
+    stages = crm.tables.get("opportunity_stages")
+    if stages is not None and not stages.empty:
+        gone = stages["opportunity_id"].isin(set(opps.loc[orphan, "opportunity_id"]))
+        if crm.ledger is not None:
+            crm.ledger.drop(f"{table} stages", "stage rows of a deal left out for having no account", stages.loc[gone, "opportunity_id"])
+        crm.tables["opportunity_stages"] = stages[~gone].reset_index(drop=True)
 
 
 def _remap(frame: pd.DataFrame, mapping: dict) -> pd.DataFrame:
+    """Native ids to the contract's: exact first, then with surrounding spaces ignored (readers trim some ids)."""
     ids = frame["account_id"].map(mapping)
+    if ids.isna().any():
+        trimmed = {str(k).strip(): v for k, v in mapping.items()}
+        ids = ids.fillna(frame["account_id"].astype("string").str.strip().map(trimmed))
     return frame[ids.notna()].assign(account_id=ids[ids.notna()].astype("string"))
 
 
@@ -144,61 +203,14 @@ def _report(identity: IdentityMap, tables: dict[str, pd.DataFrame], crm: SourceT
     return report(identity, len(tables["accounts"]), billing_arr, crm_amount)
 
 
-def _arrow(name: str, frame: pd.DataFrame) -> pa.Table:
-    from features.synth.writer import contract_schema
+def import_sources(sources: list[str], location: str | Path, out: str | Path, config: dict, as_of: dt.date,
+                   money: Currency | None = None, layout: str | None = None) -> ImportResult:
+    """Import ``sources`` from ``location`` into the contract folder ``out``; raise ImportFailed (nothing written) on any problem.
 
-    schema = contract_schema(name)
-    columns = {}
-    for f in schema:
-        values = frame[f.name] if f.name in frame else pd.Series([None] * len(frame))
-        if pa.types.is_date32(f.type):
-            values = pd.to_datetime(values).dt.date
-        elif pa.types.is_timestamp(f.type):
-            values = pd.to_datetime(values).astype("datetime64[us]")
-        arr = pa.array(values.astype(object).where(values.notna(), None).tolist() if not pa.types.is_timestamp(f.type)
-                       else values, from_pandas=True)
-        columns[f.name] = arr.cast(f.type)
-    return pa.table(columns, schema=schema)
-
-
-def write_contract(tables: dict[str, pd.DataFrame], out: Path, as_of: dt.date) -> dict[str, int]:
-    """Write the tables beside ``out``, validate them, then move them into place; nothing changes on failure."""
-    from features.io import open_data
-    from features.validate import validate
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
-    try:
-        rows = {}
-        for name in TABLES:
-            if name in tables:
-                table = _arrow(name, tables[name])
-                pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
-                rows[name] = table.num_rows
-        source = open_data(tmp)
-        try:
-            checked = validate(source, as_of)
-        finally:
-            source.close()
-        if not checked.ok:
-            raise ImportFailed([ImportProblem("contract", v.table, v.column, v.rule, v.rows) for v in checked.violations])
-        if out.exists():
-            old = out.with_name(f".{out.name}.replaced-{tmp.name.rsplit('-', 1)[-1]}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-        return rows
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def import_sources(sources: list[str], location: str | Path, out: str | Path, config: dict, as_of: dt.date) -> ImportResult:
-    """Import ``sources`` from ``location`` into the contract folder ``out``; raise ImportFailed (nothing written) on any problem."""
-    read = read_sources(sources, location, config)
-    tables, identity_report, notes = assemble(read, config)
+    ``money``: the reporting currency and its rates (default: one currency required); ``layout``: the connector layout
+    of every source (default: detected per source)."""
+    check_target(Path(out))
+    read = read_sources(sources, location, config, money, layout)
+    tables, identity_report, notes = assemble(read, config, as_of)
     rows = write_contract(tables, Path(out), as_of)
     return ImportResult(Path(out), rows, identity_report, notes)

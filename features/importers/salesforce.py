@@ -16,9 +16,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.importers.crm import channel_of, kind_of, segment_of
+from features.importers.crm import channel_of, kind_of, segment_of, unique_rows
 from features.importers.errors import Problems
-from features.importers.parse import CURRENCY_EXPONENT, booleans, numbers, require_columns, text, timestamps
+from features.importers.parse import (
+    CURRENCY_EXPONENT,
+    booleans,
+    counted_numbers,
+    numbers,
+    require_columns,
+    text,
+    timestamps,
+)
 from features.importers.reader import RawSource
 from features.importers.shapes import SourceTables
 
@@ -65,9 +73,16 @@ def accounts(raw: RawSource, problems: Problems, settings: dict) -> tuple[pd.Dat
     first_seen = None
     if "_fivetran_start" in a:
         first_seen = timestamps(a["_fivetran_start"]).groupby(text(a["id"])).min()
-    a = _current(a, settings.get("keep_deleted", False)).drop_duplicates("id", keep="last")
-    employees = numbers(_field(a, settings.get("employees"), "number_of_employees"))
-    problems.check(name, "number_of_employees", "negative", employees < 0)
+    problems.ledger.read(name, len(a))
+    a = _current(a, settings.get("keep_deleted", False))
+    a = unique_rows(problems, name, a)
+    ids = text(a["id"])
+    employees_col = settings.get("employees") if settings.get("employees") in a else "number_of_employees"
+    employees = (counted_numbers(problems, name, employees_col, a[employees_col], ids) if employees_col in a
+                 else pd.Series(pd.NA, index=a.index, dtype="Float64"))
+    problems.check(name, employees_col, "negative", employees < 0, ids)
+    if employees_col not in a and settings.get("segment", "segment_c") not in a:
+        problems.ledger.say(f"{name}: no {employees_col} and no segment field: every account smb, employees 0")
     users = _users(raw)
     owner_name = text(_field(a, settings.get("owner"), "owner_id")).map(users).astype("string")
     csm = text(a[settings["csm"]]) if settings.get("csm") in a else owner_name
@@ -86,6 +101,7 @@ def accounts(raw: RawSource, problems: Problems, settings: dict) -> tuple[pd.Dat
         "csm_owner": csm,
         "fiscal_year_start_month": numbers(_field(a, settings.get("fiscal_year_start_month"), "fiscal_year_start_month_c")).round().astype("Int64"),
     })
+    problems.ledger.kept(name, len(out))
     return out.reset_index(drop=True), a.reset_index(drop=True)
 
 
@@ -96,14 +112,17 @@ def opportunities(raw: RawSource, problems: Problems, settings: dict) -> tuple[p
     o = _current(raw.read("opportunity"), settings.get("keep_deleted", False))
     if not require_columns(problems, "opportunity", o, ("id", "account_id", "created_date", "stage_name", "is_closed", "is_won")):
         return pd.DataFrame(), pd.DataFrame()
-    o = o.drop_duplicates("id", keep="last")
+    problems.ledger.read("opportunity", len(o))
+    o = unique_rows(problems, "opportunity", o)
     if "currency_iso_code" in o:
         codes = text(o["currency_iso_code"]).str.lower()
         problems.check("opportunity", "currency_iso_code", "unknown currency", codes.notna() & ~codes.isin(list(CURRENCY_EXPONENT)))
         if codes.nunique() > 1:
             problems.add("opportunity", "currency_iso_code", f"several currencies ({', '.join(sorted(codes.dropna().unique()))}); "
                          "money must be in one currency per dataset")
-    amount = numbers(o["amount"]) if "amount" in o else pd.Series(0.0, index=o.index)
+    amount = (counted_numbers(problems, "opportunity", "amount", o["amount"], text(o["id"])) if "amount" in o
+              else pd.Series(0.0, index=o.index))
+    problems.ledger.coerce("opportunity", "amount", "empty amount read as 0", text(o["id"])[amount.isna()])
     problems.check("opportunity", "amount", "negative", amount < 0)
     closed, won = booleans(o["is_closed"]).fillna(False), booleans(o["is_won"]).fillna(False)
     created = timestamps(o["created_date"])
@@ -127,6 +146,8 @@ def opportunities(raw: RawSource, problems: Problems, settings: dict) -> tuple[p
 def _stages(raw: RawSource, current: pd.DataFrame, created: pd.Series) -> pd.DataFrame:
     if raw.has("opportunity_history"):
         h = raw.read("opportunity_history")
+        if {"opportunity_id", "stage_name", "created_date"} <= set(h.columns):  # Salesforce's OpportunityHistory object
+            h = h.assign(id=h["opportunity_id"], _fivetran_start=h["created_date"])
         if {"id", "stage_name", "_fivetran_start"} <= set(h.columns):
             h = pd.DataFrame({"opportunity_id": text(h["id"]), "stage": text(h["stage_name"]),
                               "entered_at": timestamps(h["_fivetran_start"])}).sort_values(["opportunity_id", "entered_at"])
@@ -139,7 +160,9 @@ def _stages(raw: RawSource, current: pd.DataFrame, created: pd.Series) -> pd.Dat
 def read(raw: RawSource, settings: dict) -> SourceTables:
     """Every table Salesforce gives, keyed by the Salesforce account id."""
     problems = Problems(SOURCE)
+    problems.ledger = raw.ledger or problems.ledger
     accts, keys = accounts(raw, problems, settings)
     opps, stages = opportunities(raw, problems, settings)
     problems.raise_if_any()
-    return SourceTables(SOURCE, {"accounts": accts, "opportunities": opps, "opportunity_stages": stages}, keys, "account")
+    return SourceTables(SOURCE, {"accounts": accts, "opportunities": opps, "opportunity_stages": stages}, keys, "account",
+                        ledger=problems.ledger)

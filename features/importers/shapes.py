@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from features.importers.errors import Ledger
+
 #: The sources ``expansion import`` knows, and the contract tables each can give.
 SOURCES: dict[str, tuple[str, ...]] = {
     "stripe": ("subscriptions", "payments", "products"),
@@ -32,3 +34,5 @@ class SourceTables:
     keys: pd.DataFrame
     key_table: str
     notes: list[str] = field(default_factory=list)
+    ledger: Ledger | None = None
+    layout: str = "fivetran"

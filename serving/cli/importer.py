@@ -32,15 +32,21 @@ def import_command(
     map_file: Annotated[Path | None, typer.Option("--map", help="TOML file: identity map and field choices (docs/importers.md).")] = None,
     report: Annotated[bool, typer.Option("--report", help="Print match rates, every unmatched id and billing ARR against CRM amounts.")] = False,
     as_of: Annotated[str | None, typer.Option("--as-of", help="No imported event may lie after this date (default: today).")] = None,
+    layout: Annotated[str | None, typer.Option("--layout", help="Connector layout of the exports: fivetran, airbyte, stitch or "
+                                                                 "dlt (default: detected from the files).")] = None,
+    currency: Annotated[str | None, typer.Option("--currency", help="Reporting currency (ISO code); amounts in others are "
+                                                                     "converted with --rates.")] = None,
+    rates: Annotated[Path | None, typer.Option("--rates", help="CSV of date, currency, rate (units of --currency per unit).")] = None,
 ) -> None:
     """Import other tools' exports into the data contract, all or nothing; the result passes `expansion validate`."""
+    from features.importers import money
     from features.importers.errors import ImportFailed
     from features.importers.run import import_sources
 
     config = load_map(map_file)
     names = [s.strip().lower() for s in sources.split(",") if s.strip()]
     try:
-        result = import_sources(names, location, out, config, parse_date(as_of))
+        result = import_sources(names, location, out, config, parse_date(as_of), money.load(currency, rates), layout)
     except ImportFailed as exc:
         for problem in exc.problems:
             err_console.print(f"- {problem}", highlight=False)
