@@ -50,17 +50,43 @@ class RegistryError(Exception):
     """A registry operation cannot be done (unknown model or version, nothing to roll back to)."""
 
 
-def configure(settings: Settings) -> MlflowClient:
+class RegistryMissing(RegistryError):
+    """The local SQLite registry file is not there: unreachable, never silently replaced by an empty one."""
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` tracking URI, None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def require_registry(settings: Settings) -> None:
+    """Raise :class:`RegistryMissing` when the SQLite registry file is gone (moved, deleted, a wrong home).
+
+    MLflow would create a fresh, empty store there and every reader would find "no champion":
+    the baseline shipped with a green exit code. Only training creates a registry.
+    """
+    path = sqlite_file(settings.tracking_uri)
+    if path is not None and not path.is_file():
+        raise RegistryMissing(f"MLflow registry {public_uri(settings.tracking_uri)}: the file {path} does not exist "
+                              "(moved or deleted?); an empty registry is not created in its place")
+
+
+def configure(settings: Settings, *, create: bool = True) -> MlflowClient:
     """A client of the registry at ``settings.tracking_uri``, its experiment created on first use.
 
     Nothing global changes: the fluent API (``mlflow.start_run``) is pointed at the same
-    store only inside :func:`tracking`. A local SQLite store gets its folder made when missing.
+    store only inside :func:`tracking`. A local SQLite store gets its folder (0700) made when
+    missing and its file made 0600; with ``create=False`` (every reader) a missing file
+    raises :class:`RegistryMissing` instead.
     """
     uri = settings.tracking_uri
-    if uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).parent
-        if not folder.is_dir():
-            folder.mkdir(parents=True)
+    path = sqlite_file(uri)
+    if path is not None and not create:
+        require_registry(settings)
+    if path is not None and not path.parent.is_dir():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if path is not None and not path.exists():
+        path.touch(mode=0o600)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if client.get_experiment_by_name(EXPERIMENT) is None:
         local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
@@ -153,7 +179,7 @@ def load_version(name: str, version: str, settings: Settings) -> TrainedModel:
     """Rebuild the TrainedModel of one registered version."""
     # a ``models:/`` source resolves through the fluent API's registry, hence ``tracking``
     with tracking(settings), tempfile.TemporaryDirectory() as tmp:
-        mv = configure(settings).get_model_version(name, version)
+        mv = configure(settings, create=False).get_model_version(name, version)
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp))
         return load_bundle(local / "artifacts" / BUNDLE, version=str(mv.version), run_id=mv.run_id,
                            registry_uri=public_uri(settings.tracking_uri))
@@ -172,9 +198,10 @@ class ModelIdentity:
 def champion_identity(name: str, settings: Settings) -> ModelIdentity | None:
     """Who the champion of ``name`` is, without downloading it; None when the registry has none.
 
-    Raises whatever the tracking store raises when it cannot be reached: callers decide.
+    Raises whatever the tracking store raises when it cannot be reached (:class:`RegistryMissing`
+    for a SQLite file that is gone): callers decide.
     """
-    client = configure(settings)
+    client = configure(settings, create=False)
     try:
         mv = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException as exc:
@@ -196,7 +223,7 @@ def load_champion(name: str, settings: Settings) -> TrainedModel | None:
 
 def promote(name: str, version: str, settings: Settings, *, reason: str = "manual promotion") -> str | None:
     """Give ``version`` the champion alias, recording the previous champion on it; returns the previous version."""
-    client = configure(settings)
+    client = configure(settings, create=False)
     try:
         client.get_model_version(name, version)
     except MlflowException:
@@ -211,7 +238,7 @@ def promote(name: str, version: str, settings: Settings, *, reason: str = "manua
 
 def rollback(name: str, settings: Settings, to_version: str | None = None) -> tuple[str, str]:
     """Move ``champion`` back to ``to_version`` or to the version it replaced; returns (from, to)."""
-    client = configure(settings)
+    client = configure(settings, create=False)
     current = champion_version(client, name)
     if current is None:
         raise RegistryError(f"model {name!r} has no champion to roll back")
@@ -230,7 +257,7 @@ def rollback(name: str, settings: Settings, to_version: str | None = None) -> tu
 
 def list_versions(settings: Settings, names: tuple[str, ...] = MODEL_NAMES) -> list[dict]:
     """One dict per registered version: name, version, aliases, metrics, baseline_metrics, window, gate."""
-    client = configure(settings)
+    client = configure(settings, create=False)
     out = []
     for name in names:
         try:

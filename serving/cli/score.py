@@ -12,6 +12,7 @@ from rich.table import Table
 
 from features.config import Engine, ModelSource
 from serving.cli.common import (
+    EXIT_REGISTRY,
     as_of_or_data_end,
     console,
     data_end,
@@ -119,7 +120,11 @@ def score(
         require_valid(source, max(as_of_date, data_end(source)), data)
         features = snapshot_features(source, as_of_date, cfg)
         choice = load_models(cfg, models.value)
-        err_console.print(f"models: {choice.note}")
+        err_console.print(f"models: {choice.note}", highlight=False)
+        if choice.baseline_over_deployed:
+            fail(f"refusing to score with the baseline while deployed models exist ({choice.note}); check "
+                 "MLFLOW_TRACKING_URI and the home, or pass --models none to score with the baseline on purpose",
+                 EXIT_REGISTRY)
         scorer = scorer_for(choice, cfg)
         summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
         # alerts hook (serving/alerts): with EXPANSION_ALERTS_ON_SCORE=true, alert on the snapshot just scored
@@ -131,6 +136,8 @@ def score(
         source.close()
         target.close()
     _print_summary(summary)
+    if choice.registry_unreachable:
+        fail(f"scored with a fallback because the registry could not be asked: {choice.note}", EXIT_REGISTRY)
 
 
 def _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_at, models, chunk_size) -> None:  # noqa: ANN001

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from serving.cli.common import console, err_console, fail, settings
+from serving.cli.common import EXIT_REGISTRY, console, err_console, fail, settings
 
 EXIT_NO_KEY = 3
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -118,11 +118,15 @@ def deploy(
     rename: a deploy that stops part-way leaves the previous deployment whole.
     """
     from serving.models import deploy_champions, store_folder
+    from training.registry import RegistryMissing
 
     cfg = settings()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if models:
-        deployed = deploy_champions(cfg)
+        try:
+            deployed = deploy_champions(cfg)
+        except RegistryMissing as exc:
+            fail(f"{exc}: nothing deployed, the previous deployment stays", EXIT_REGISTRY)
         for name, model in deployed.items():
             if model is None:
                 err_console.print(f"[yellow]no champion[/yellow] registered for {name}: the service will use the baseline")
