@@ -7,8 +7,10 @@ the entry points (``serving.cli``), never on import. The names several layers sh
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +30,22 @@ class ModelSource(StrEnum):
     store = "store"
     mlflow = "mlflow"
     none = "none"
+
+
+def redact_url(url: str) -> str:
+    """A webhook URL safe to print and store: scheme, host and port, then ``…`` and a fingerprint of the whole URL.
+
+    The path and query of a Slack incoming webhook (or most others) are its credential;
+    the fingerprint tells two URLs apart and lets delivery find the real one in the routing.
+    """
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}/…#{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def is_redacted(url: str) -> bool:
+    """True for what :func:`redact_url` returns."""
+    return "/…#" in url
 
 
 class Settings(BaseSettings):
@@ -125,6 +143,11 @@ class Settings(BaseSettings):
     alerts_smtp_host: str = Field("127.0.0.1", description="SMTP relay for email alerts.")
     alerts_smtp_port: int = Field(25, ge=1, le=65535, description="SMTP relay port.")
     alerts_email_from: str = Field("alerts@expansion.local", description="Sender address of email alerts.")
+    alerts_lease_seconds: float = Field(
+        1800.0, gt=0,
+        description="How long an alerts run's lease in the state store lasts without renewal (it renews per message); "
+        "a second run meanwhile exits non-zero instead of sending the same episodes; a killed run's lease lapses after it.",
+    )
     refresh_seconds: float = Field(
         300.0, ge=0,
         description="How often a running service asks the registry for its champions again (0: only on POST /refresh).",
