@@ -96,6 +96,7 @@ def score(
     from serving.cli.data import require_valid
     from serving.models import fail_fast_registry, load_models, scorer_for
     from serving.sinks import open_sink
+    from serving.sinks.sql import SinkSchemaError
 
     fail_fast_registry()  # a registry that is down: the fallback and the note in seconds, not minutes of retries
     cfg = settings()
@@ -126,7 +127,10 @@ def score(
                  "MLFLOW_TRACKING_URI and the home, or pass --models none to score with the baseline on purpose",
                  EXIT_REGISTRY)
         scorer = scorer_for(choice, cfg)
-        summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
+        try:
+            summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
+        except SinkSchemaError as exc:
+            fail(str(exc))
         # alerts hook (serving/alerts): with EXPANSION_ALERTS_ON_SCORE=true, alert on the snapshot just scored
         if cfg.alerts_on_score:
             from serving.cli.alerts import run_and_print
