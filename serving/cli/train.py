@@ -148,11 +148,13 @@ def retrain(
         fail("give either --data (the canonical tables) or --features (a built feature frame)")
     _registry_or_exit()
     if features is not None:
-        frame = _read_frame(features, parse_date(as_of, default_today=False))
+        cut = parse_date(as_of, default_today=False)
+        frame = _read_frame(features, cut)
         console.print(f"retrain: {len(frame):,} rows, snapshots {frame['as_of'].min():%Y-%m-%d} .. "
-                      f"{frame['as_of'].max():%Y-%m-%d} from {features}")
+                      f"{frame['as_of'].max():%Y-%m-%d} from {features}"
+                      + (f"; labels whose {settings().horizon_days}-day horizon ends after {cut} dropped" if cut else ""))
         try:
-            result = retrain_on_frame(frame, settings(), n_cutoffs=cutoffs, num_boost_round=rounds)
+            result = retrain_on_frame(frame, settings(), cut, n_cutoffs=cutoffs, num_boost_round=rounds)
         except ValueError as exc:
             fail(str(exc))
         except _registry_errors() as exc:
