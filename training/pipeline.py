@@ -11,6 +11,7 @@ snapshot against the labelled history, logged next to the training runs;
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,10 @@ from training.datasets import cut_at, newest_complete_month_end
 from training.drift import feature_drift
 from training.gate import GateDecision
 from training.models import DEFAULT_ROUNDS
-from training.registry import log_drift, register_and_gate
+from training.registry import clean_abandoned, log_drift, register_and_gate
 from training.train import ModelResult, train_all
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,6 +66,8 @@ def train_and_register(
     Raises ValueError (naming the column or window, or what history is missing) when the
     frame cannot be trained on.
     """
+    for line in clean_abandoned(settings):  # a killed job's leftovers, before this job adds its own runs
+        log.warning("cleaned up: %s", line)
     results = train_all(
         frame, feature_names(), categorical_features(), settings, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round
     )

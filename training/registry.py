@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +42,9 @@ from training.plots import baseline_comparison, calibration_plot, importance_plo
 from training.train import ModelResult
 
 EXPERIMENT = "expansion-scoring"
+#: Tags of a run the training job starts: which process on which host, so the next job can tell a run whose
+#: process was killed (left RUNNING) from one still going.
+JOB_PID, JOB_HOST = "expansion.job_pid", "expansion.job_host"
 CHAMPION, CHALLENGER = "champion", "challenger"
 BUNDLE = "bundle"
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -289,6 +293,59 @@ def _prefixed(run_metrics: dict[str, float], prefix: str) -> dict[str, float]:
     return {k.removeprefix(prefix): v for k, v in run_metrics.items() if k.startswith(prefix) and "__" not in k}
 
 
+def job_tags(pid: int | None = None) -> dict[str, str]:
+    """The tags that mark a run as started by this process (``pid``: another process, for tests)."""
+    return {JOB_PID: str(os.getpid() if pid is None else pid), JOB_HOST: socket.gethostname()}
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_abandoned(settings: Settings) -> list[str]:
+    """What a killed training job left, cleaned up; returns one line per thing done.
+
+    A job run still ``RUNNING`` whose process on this host is gone becomes ``KILLED``; a
+    version such a job registered but never gated (no alias, no ``gate_decision``) is
+    deleted, so it can never be promoted by hand by mistake. Runs of other hosts, and runs
+    whose process still lives, are left alone.
+    """
+    client = configure(settings)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    done, host = [], socket.gethostname()
+    dead_runs: set[str] = set()
+    for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if tags.get(JOB_HOST) != host or not tags.get(JOB_PID, "").isdigit() or pid_alive(int(tags[JOB_PID])):
+            continue
+        client.set_terminated(run.info.run_id, "KILLED")
+        dead_runs.add(run.info.run_id)
+        done.append(f"run {run.info.run_id} ({run.info.run_name}) of a killed job: marked KILLED")
+    for name in MODEL_NAMES:
+        try:
+            versions = client.search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            continue
+        for found in versions:
+            mv = client.get_model_version(name, found.version)
+            if mv.aliases or "gate_decision" in mv.tags or not mv.run_id:
+                continue
+            tags, status = (run := client.get_run(mv.run_id)).data.tags, run.info.status
+            live = tags.get(JOB_HOST) == host and tags.get(JOB_PID, "").isdigit() and pid_alive(int(tags[JOB_PID]))
+            if JOB_PID not in tags or live or (status == "RUNNING" and mv.run_id not in dead_runs):
+                continue
+            client.delete_model_version(name, mv.version)
+            done.append(f"{name} v{mv.version}: registered by a killed job and never gated: deleted")
+    return done
+
+
 def feature_hash(features: list[str]) -> str:
     """A short stable hash of the ordered feature list."""
     return hashlib.sha256("\n".join(features).encode()).hexdigest()[:16]
@@ -351,7 +408,8 @@ def register_and_gate(result: ModelResult, settings: Settings) -> tuple[str, Gat
     decision = gate(result, champion, settings)
     rows = result.test_rows
     reasons = "; ".join(decision.reasons)
-    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name=f"{result.name}-{window['train_end']}") as run:
+    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name=f"{result.name}-{window['train_end']}",
+                                                            tags=job_tags()) as run:
         mlflow.log_params({
             "model": result.name, "label": result.label, "horizon_days": settings.horizon_days,
             **result.params, **window, "n_features": len(model.feature_names),

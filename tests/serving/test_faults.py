@@ -300,3 +300,23 @@ def test_a_restart_under_load_gives_no_5xx_only_refused_connections_while_down(
     assert all(s == 200 for at, s in results if at > ready + 1)
     print(f"restart under load: {statuses.count(200)} answers 200, connection errors while down: "
           f"{dict(Counter(s for _, s in failed))}, down for {ready - stopping:.1f} s")
+
+
+# --- a publish killed half-way ---------------------------------------------------------------------------------------
+
+
+def test_a_killed_publish_leaves_a_temporary_file_the_next_publish_removes(tmp_path: Path, make_frame) -> None:  # noqa: ANN001
+    from serving.deployment import publish_snapshot
+
+    settings = Settings(_env_file=None, home=tmp_path / "home")
+    target = settings.snapshot_file
+    target.parent.mkdir(parents=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    strays = [target.with_name(f"{target.name}.tmp"), target.with_name(f"{target.name}.{gone.pid}.tmp")]
+    busy = target.with_name(f"{target.name}.{os.getppid()}.tmp")  # a publish still going in a live process
+    for path in (*strays, busy):
+        path.write_bytes(b"half a parquet file")
+    publish_snapshot(make_frame(accounts=20, months=2), settings)
+    assert not any(p.exists() for p in strays) and busy.exists()
+    assert target.stat().st_mode & 0o777 == 0o600 and pd.read_parquet(target)["account_id"].nunique() == 20
