@@ -8,6 +8,7 @@ the entry points (``serving.cli``), never on import. The names several layers sh
 from __future__ import annotations
 
 import hashlib
+import os
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,6 +31,37 @@ class ModelSource(StrEnum):
     store = "store"
     mlflow = "mlflow"
     none = "none"
+
+
+#: Fewest characters of ``EXPANSION_API_KEY``: 24 random characters are beyond guessing; a short word is not.
+API_KEY_MIN_LENGTH = 24
+
+
+def api_key_problem(key: str | None, insecure: bool) -> str | None:
+    """Why the service must not start with ``key`` (a sentence naming the setting and the rule), or None."""
+    if not key:
+        return None if insecure else ("EXPANSION_API_KEY is not set: set it (at least "
+                                      f"{API_KEY_MIN_LENGTH} characters), or start with --insecure for local use only")
+    if len(key) < API_KEY_MIN_LENGTH:
+        return (f"EXPANSION_API_KEY has {len(key)} character{'s' if len(key) != 1 else ''}; at least {API_KEY_MIN_LENGTH} are required (e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+    return None
+
+
+def private_folder(path: Path) -> Path:
+    """Make ``path`` (and missing parents) readable by the owner alone (0700) when creating it; returns it."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty, readable by the owner alone (0600), under a 0700 folder, when it does not exist."""
+    private_folder(path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    return path
 
 
 def redact_url(url: str) -> str:
@@ -88,7 +120,9 @@ class Settings(BaseSettings):
         validation_alias="MLFLOW_TRACKING_URI",
         description="Tracking URI; default sqlite:///<home>/mlflow.db.",
     )
-    api_key: str | None = Field(None, description="Bearer token the scoring service requires (EXPANSION_API_KEY).")
+    api_key: str | None = Field(
+        None, description="Bearer token the scoring service requires (EXPANSION_API_KEY), at least 24 characters."
+    )
     max_batch_size: int = Field(1000, ge=1, description="Largest batch the service accepts in one request.")
     snapshot_path: Path | None = Field(
         None, description="Feature snapshot the service looks accounts up in; default <home>/serving/snapshot.parquet."

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.config import Settings
+from features.config import Settings, private_folder
 from training.registry import pid_alive
 
 
@@ -34,7 +34,7 @@ def clean_stray_files(target: Path) -> list[Path]:
 
 def _private_tmp(target: Path) -> Path:
     """A temporary file beside ``target``, named after this process, created 0600 under a 0700 folder."""
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_folder(target.parent)
     clean_stray_files(target)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     os.close(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from features.config import ModelSource, Settings
+from features.config import ModelSource, Settings, private_folder
 from training.names import MODEL_NAMES
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def deploy_champions(settings: Settings) -> dict[str, Any]:
         if champions[name] is not None:
             tags[name] = save_to_store(champions[name], store)
     target = deployment_file(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(target.parent)
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"tags": tags}, indent=1))
     os.replace(tmp, target)

@@ -27,7 +27,7 @@ import bentoml
 import pandas as pd
 from starlette.responses import JSONResponse, Response
 
-from features.config import get_settings
+from features.config import api_key_problem, get_settings
 from serving.models import ModelChoice, load_models
 from serving.schemas import (
     PUBLIC_PATHS,
@@ -71,7 +71,8 @@ class ApiKeyMiddleware:
     """Requires ``Authorization: Bearer <EXPANSION_API_KEY>`` except on health and docs paths.
 
     Refuses to start without a key unless ``EXPANSION_INSECURE=1`` (``expansion serve
-    --insecure``). Also completes the published OpenAPI document and stamps every answer
+    --insecure``), and with a key shorter than 24 characters. ``/docs.json`` answers 405 to
+    any method but GET and HEAD. Also completes the published OpenAPI document and stamps every answer
     with ``x-model-available``.
     """
 
@@ -83,8 +84,9 @@ class ApiKeyMiddleware:
         self.app = app
         settings = get_settings()
         key = settings.api_key
-        if not key and not settings.insecure:
-            raise RuntimeError("EXPANSION_API_KEY is not set: set it, or start with --insecure for local use only")
+        problem = api_key_problem(key, settings.insecure)
+        if problem:
+            raise RuntimeError(problem)
         self.expected = f"Bearer {key}".encode() if key else None
         self.max_batch_size = settings.max_batch_size
 
@@ -101,6 +103,9 @@ class ApiKeyMiddleware:
                         "field": "Authorization", "model_available": self.model_available}
                 return await JSONResponse(body, status_code=401)(scope, receive, send)
         if path == "/docs.json":
+            if scope.get("method") not in ("GET", "HEAD"):  # the framework answers 500 to the other methods
+                body = {"error": "/docs.json answers GET only", "field": "method"}
+                return await JSONResponse(body, status_code=405, headers={"Allow": "GET, HEAD"})(scope, receive, send)
             return await self._openapi(scope, receive, send)
         if path == "/readyz" and self.readiness is not None:
             return await self._readyz(scope, receive, send)

@@ -31,7 +31,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from features.config import Settings
+from features.config import Settings, private_file, private_folder
 from training.backtest import BacktestResult
 from training.bundle import load_bundle, save_bundle
 from training.evaluate import HEADLINE
@@ -70,6 +70,10 @@ def require_registry(settings: Settings) -> None:
     the baseline shipped with a green exit code. Only training creates a registry.
     """
     path = sqlite_file(settings.tracking_uri)
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None) if path is not None else None
+    if blocked is not None:
+        raise RegistryError(f"MLflow registry {public_uri(settings.tracking_uri)}: cannot be read ({blocked} is not "
+                            "a folder)")
     if path is not None and not path.is_file():
         raise RegistryMissing(f"MLflow registry {public_uri(settings.tracking_uri)}: the file {path} does not exist "
                               "(moved or deleted?); an empty registry is not created in its place")
@@ -87,10 +91,10 @@ def configure(settings: Settings, *, create: bool = True) -> MlflowClient:
     path = sqlite_file(uri)
     if path is not None and not create:
         require_registry(settings)
-    if path is not None and not path.parent.is_dir():
-        path.parent.mkdir(parents=True, mode=0o700)
-    if path is not None and not path.exists():
-        path.touch(mode=0o600)
+    if path is not None:
+        private_file(path)  # the registry is the owner's alone: 0600 under 0700
+        if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+            private_folder(settings.artifact_root)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if client.get_experiment_by_name(EXPERIMENT) is None:
         local = uri.startswith(("sqlite:", "file:")) or "://" not in uri

@@ -23,14 +23,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from features.config import is_redacted, redact_url
+from features.config import is_redacted, private_file, redact_url
 from serving.sinks.sql import engine_url
 
 _md = sa.MetaData()
@@ -74,9 +73,7 @@ class AlertStore:
         if self.engine.dialect.name == "sqlite":
             database = self.engine.url.database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-                if not Path(database).exists():  # state files are the owner's alone
-                    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+                private_file(Path(database))  # state files are the owner's alone (0600 under 0700)
 
             @sa.event.listens_for(self.engine, "connect")
             def _wait(dbapi_connection, _record) -> None:  # noqa: ANN001

@@ -92,8 +92,11 @@ def serve(
     features: Annotated[Path | None, typer.Option("--features", help="Feature snapshot Parquet to serve (default: <home>/serving/snapshot.parquet).")] = None,
 ) -> None:
     """Start the BentoML scoring service (Authorization: Bearer $EXPANSION_API_KEY on every non-health call)."""
-    if not settings().api_key and not insecure:
-        err_console.print("[red]error:[/red] EXPANSION_API_KEY is not set; set it, or pass --insecure for local use only")
+    from features.config import api_key_problem
+
+    problem = api_key_problem(settings().api_key, insecure)
+    if problem:
+        err_console.print(f"[red]error:[/red] {problem}", highlight=False)
         raise typer.Exit(EXIT_NO_KEY)
     # a registry that is down must not hold start-up for MLflow's default minutes of retries:
     # the service starts from the deployed models (or the baseline) and /refresh asks again

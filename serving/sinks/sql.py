@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from features.config import private_file
 from serving.sinks.rows import ROW_FIELDS, RunInfo, to_rows
 
 _TYPES = {
@@ -122,9 +122,7 @@ class SqlSink:
             _sqlite_transactions(self.engine)
             database = self.engine.url.database
             if database and database != ":memory:":  # the embedded default lives under a home folder
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-                if not Path(database).exists():  # the CRM scores are the owner's alone (0600)
-                    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+                private_file(Path(database))  # the CRM scores are the owner's alone (0600 under 0700)
         elif self.engine.dialect.name != "postgresql":
             raise ValueError(f"sink {uri!r}: only sqlite and postgresql databases are supported")
         self.metadata = sa.MetaData()

@@ -29,7 +29,7 @@ from serving.models import (
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]
-KEY = "fault-test-key"
+KEY = "fault-test-key-0123456789abcdef"
 
 
 def _free_port() -> int:

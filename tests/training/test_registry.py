@@ -161,3 +161,13 @@ def test_what_a_killed_training_job_left_the_next_job_cleans_up(small_frame, fea
     assert client.get_run(runs["running"]).info.status == "RUNNING"  # this process lives: its run is its own
     assert [v["version"] for v in list_versions(settings, ("churn",))] == ["2"]
     assert clean_abandoned(settings) == []  # nothing left to clean
+
+
+def test_a_new_registry_is_the_owners_alone(tmp_path, monkeypatch):
+    from features.config import Settings
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = tmp_path / "home"
+    configure(Settings(_env_file=None, home=home))
+    assert (home / "mlflow.db").stat().st_mode & 0o777 == 0o600
+    assert home.stat().st_mode & 0o777 == 0o700
