@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         None, description="Feature snapshot the service looks accounts up in; default <home>/serving/snapshot.parquet."
     )
     insecure: bool = Field(False, description="Let the service run without an API key (local use only).")
+    drain_seconds: float = Field(
+        2.0, ge=0, le=15,
+        description="On SIGTERM the service keeps answering this long (readiness 503, every answer closing its "
+        "connection) before it stops accepting; requests in flight then finish, within the stop's 20 s.",
+    )
     model_source: ModelSource = Field(
         ModelSource.auto,
         description="Where the service loads models from: BentoML store, MLflow registry, auto (store, then MLflow) or none.",
