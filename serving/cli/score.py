@@ -162,6 +162,14 @@ def _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_
             require_valid(source, bound, data)
         finally:
             source.close()
+    from serving.models import load_models
+
+    choice = load_models(cfg, models.value)  # the same rules as on DuckDB: no silent baseline, a fallback exits 3
+    if choice.baseline_over_deployed:
+        target.close()
+        fail(f"refusing to score with the baseline while deployed models exist ({choice.note}); check "
+             "MLFLOW_TRACKING_URI and the home, or pass --models none to score with the baseline on purpose",
+             EXIT_REGISTRY)
     try:
         summary = score_on_spark(cfg, data, features_path, scores_out, target, parse_date(as_of, default_today=False),
                                  scored_at, models.value, chunk_size,
@@ -169,6 +177,8 @@ def _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_
     finally:
         target.close()
     _print_summary(summary)
+    if choice.registry_unreachable:
+        fail(f"scored with a fallback because the registry could not be asked: {choice.note}", EXIT_REGISTRY)
 
 
 def _run(features, scorer, target, as_of_date, scored_at, chunk_size):  # noqa: ANN001, ANN202
