@@ -131,6 +131,7 @@ def score(
             summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
         except SinkSchemaError as exc:
             fail(str(exc))
+        _print_summary(summary)  # before the alerts, which may exit non-zero on an undelivered message
         # alerts hook (serving/alerts): with EXPANSION_ALERTS_ON_SCORE=true, alert on the snapshot just scored
         if cfg.alerts_on_score:
             from serving.cli.alerts import run_and_print
@@ -139,7 +140,6 @@ def score(
     finally:
         source.close()
         target.close()
-    _print_summary(summary)
     if choice.registry_unreachable:
         fail(f"scored with a fallback because the registry could not be asked: {choice.note}", EXIT_REGISTRY)
 
