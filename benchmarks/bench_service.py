@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "bench-key"
+KEY = "bench-key-0123456789abcdefghij"
 
 
 @bentoml.service(name="echo", workers=1)

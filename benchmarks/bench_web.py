@@ -122,7 +122,7 @@ def main() -> None:
     snap = snapshot(args.work, data)
     home = Path(tempfile.mkdtemp(prefix="bench-web-"))
     os.environ.update(EXPANSION_HOME=str(home), EXPANSION_SNAPSHOT_PATH=str(snap), EXPANSION_MODEL_SOURCE="none",
-                      EXPANSION_DATA_DIR=str(data), EXPANSION_API_KEY="bench", EXPANSION_EXPANSION_TARGET_ARR_QUARTER="2000000",
+                      EXPANSION_DATA_DIR=str(data), EXPANSION_API_KEY="bench-key-0123456789abcdefghij", EXPANSION_EXPANSION_TARGET_ARR_QUARTER="2000000",
                       MLFLOW_DISABLE_TELEMETRY="true")
     from starlette.testclient import TestClient
 

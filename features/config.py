@@ -7,8 +7,11 @@ the entry points (``serving.cli``), never on import. The names several layers sh
 
 from __future__ import annotations
 
+import hashlib
+import os
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +31,53 @@ class ModelSource(StrEnum):
     store = "store"
     mlflow = "mlflow"
     none = "none"
+
+
+#: Fewest characters of ``EXPANSION_API_KEY``: 24 random characters are beyond guessing; a short word is not.
+API_KEY_MIN_LENGTH = 24
+
+
+def api_key_problem(key: str | None, insecure: bool) -> str | None:
+    """Why the service must not start with ``key`` (a sentence naming the setting and the rule), or None."""
+    if not key:
+        return None if insecure else ("EXPANSION_API_KEY is not set: set it (at least "
+                                      f"{API_KEY_MIN_LENGTH} characters), or start with --insecure for local use only")
+    if len(key) < API_KEY_MIN_LENGTH:
+        return (f"EXPANSION_API_KEY has {len(key)} character{'s' if len(key) != 1 else ''}; at least {API_KEY_MIN_LENGTH} are required (e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+    return None
+
+
+def private_folder(path: Path) -> Path:
+    """Make ``path`` (and missing parents) readable by the owner alone (0700) when creating it; returns it."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty, readable by the owner alone (0600), under a 0700 folder, when it does not exist."""
+    private_folder(path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    return path
+
+
+def redact_url(url: str) -> str:
+    """A webhook URL safe to print and store: scheme, host and port, then ``…`` and a fingerprint of the whole URL.
+
+    The path and query of a Slack incoming webhook (or most others) are its credential;
+    the fingerprint tells two URLs apart and lets delivery find the real one in the routing.
+    """
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}/…#{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def is_redacted(url: str) -> bool:
+    """True for what :func:`redact_url` returns."""
+    return "/…#" in url
 
 
 class Settings(BaseSettings):
@@ -70,12 +120,19 @@ class Settings(BaseSettings):
         validation_alias="MLFLOW_TRACKING_URI",
         description="Tracking URI; default sqlite:///<home>/mlflow.db.",
     )
-    api_key: str | None = Field(None, description="Bearer token the scoring service requires (EXPANSION_API_KEY).")
+    api_key: str | None = Field(
+        None, description="Bearer token the scoring service requires (EXPANSION_API_KEY), at least 24 characters."
+    )
     max_batch_size: int = Field(1000, ge=1, description="Largest batch the service accepts in one request.")
     snapshot_path: Path | None = Field(
         None, description="Feature snapshot the service looks accounts up in; default <home>/serving/snapshot.parquet."
     )
     insecure: bool = Field(False, description="Let the service run without an API key (local use only).")
+    drain_seconds: float = Field(
+        2.0, ge=0, le=15,
+        description="On SIGTERM the service keeps answering this long (readiness 503, every answer closing its "
+        "connection) before it stops accepting; requests in flight then finish, within the stop's 20 s.",
+    )
     model_source: ModelSource = Field(
         ModelSource.auto,
         description="Where the service loads models from: BentoML store, MLflow registry, auto (store, then MLflow) or none.",
@@ -125,6 +182,11 @@ class Settings(BaseSettings):
     alerts_smtp_host: str = Field("127.0.0.1", description="SMTP relay for email alerts.")
     alerts_smtp_port: int = Field(25, ge=1, le=65535, description="SMTP relay port.")
     alerts_email_from: str = Field("alerts@expansion.local", description="Sender address of email alerts.")
+    alerts_lease_seconds: float = Field(
+        1800.0, gt=0,
+        description="How long an alerts run's lease in the state store lasts without renewal (it renews per message); "
+        "a second run meanwhile exits non-zero instead of sending the same episodes; a killed run's lease lapses after it.",
+    )
     refresh_seconds: float = Field(
         300.0, ge=0,
         description="How often a running service asks the registry for its champions again (0: only on POST /refresh).",

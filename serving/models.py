@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from features.config import ModelSource, Settings
+from features.config import ModelSource, Settings, private_folder
 from training.names import MODEL_NAMES
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,9 @@ def deploy_champions(settings: Settings) -> dict[str, Any]:
     file replaced (a rename), so a deploy killed part-way leaves the previous deployment
     whole and in use.
     """
-    from training.registry import load_champion
+    from training.registry import load_champion, require_registry
 
+    require_registry(settings)  # a missing registry file must not deploy "no champion" over the deployment
     store = store_folder(settings)
     champions: dict[str, Any] = {}
     tags: dict[str, str] = {}
@@ -115,7 +116,7 @@ def deploy_champions(settings: Settings) -> dict[str, Any]:
         if champions[name] is not None:
             tags[name] = save_to_store(champions[name], store)
     target = deployment_file(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(target.parent)
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"tags": tags}, indent=1))
     os.replace(tmp, target)
@@ -131,10 +132,19 @@ class ModelChoice:
     source: str = "none"
     note: str = "baseline only"
     registry_uri: str | None = None
+    #: the registry could not be asked: what serves is a fallback, and a batch job exits with the registry code
+    registry_unreachable: bool = False
+    #: deployed models this home's store holds, though this choice does not use them (``baseline_over_deployed``)
+    deployed: dict[str, Any] = field(default_factory=dict)
     by_name: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_name = {"expansion": self.expansion, "churn": self.churn}
+
+    @property
+    def baseline_over_deployed(self) -> bool:
+        """True when a model name would score with the baseline although a deployed model for it exists."""
+        return any(self.by_name.get(n) is None and m is not None for n, m in self.deployed.items())
 
     @property
     def identity(self) -> dict[str, str | None]:
@@ -190,17 +200,32 @@ def load_models(settings: Settings, source: ModelSource | str = ModelSource.auto
     except RegistryUnavailable as exc:
         return _without_registry(settings, source, registry, exc)
     if not any(champions.values()):
-        return ModelChoice(note=f"no champion in the MLflow registry {registry}: baseline only", registry_uri=registry)
+        deployed = {n: m for n, m in _stored(settings).items() if m is not None}
+        extra = f"; the store holds deployed models {_describe(deployed)}" if deployed else ""
+        return ModelChoice(note=f"no champion in the MLflow registry {registry}: baseline only{extra}",
+                           registry_uri=registry, deployed=deployed)
     return _champions_choice(settings, champions, _stored(settings) if source is ModelSource.auto else {}, registry)
 
 
 def _without_registry(settings: Settings, source: ModelSource, registry: str, exc: Exception) -> ModelChoice:
-    """The registry cannot be asked: the deployed models (``auto`` only) or the baseline, saying which and why."""
-    stored = _stored(settings) if source is ModelSource.auto else {}
+    """The registry cannot be asked: the deployed models (``auto`` only) or the baseline, saying which and why.
+
+    A SQLite registry file that does not exist in a home that never deployed is a home that
+    never trained: the baseline, said so, and not a fault. With deployed models it is a
+    registry moved away: unreachable, like a server that is down.
+    """
+    from training.registry import RegistryMissing
+
+    everything = _stored(settings)
+    if isinstance(exc.__cause__, RegistryMissing) and not any(everything.values()):
+        return ModelChoice(note=f"no MLflow registry at {registry} and no deployed model (nothing trained in this "
+                                "home yet): baseline only", registry_uri=registry)
+    stored = everything if source is ModelSource.auto else {}
     found = any(stored.values())
     fallback = f"serving the deployed models {_describe(stored)}" if found else "serving the baseline"
     choice = ModelChoice(stored.get("expansion"), stored.get("churn"), "bentoml_store" if found else "none",
-                         f"MLflow registry {registry} unreachable ({exc}); {fallback}", registry)
+                         f"MLflow registry {registry} unreachable ({exc}); {fallback}", registry,
+                         registry_unreachable=True, deployed={} if found else {n: m for n, m in everything.items() if m})
     log.warning(choice.note)
     return choice
 

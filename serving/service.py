@@ -17,6 +17,8 @@ import gc
 import hmac
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +29,7 @@ import bentoml
 import pandas as pd
 from starlette.responses import JSONResponse, Response
 
-from features.config import get_settings
+from features.config import api_key_problem, get_settings
 from serving.models import ModelChoice, load_models
 from serving.schemas import (
     PUBLIC_PATHS,
@@ -71,20 +73,23 @@ class ApiKeyMiddleware:
     """Requires ``Authorization: Bearer <EXPANSION_API_KEY>`` except on health and docs paths.
 
     Refuses to start without a key unless ``EXPANSION_INSECURE=1`` (``expansion serve
-    --insecure``). Also completes the published OpenAPI document and stamps every answer
+    --insecure``), and with a key shorter than 24 characters. ``/docs.json`` answers 405 to
+    any method but GET and HEAD. Also completes the published OpenAPI document and stamps every answer
     with ``x-model-available``.
     """
 
     model_available: bool | None = None
     feature_rules: dict[str, FeatureRule] = {}
     readiness: Callable[[], dict[str, Any]] | None = None  # what /readyz says besides its status
+    draining = False  # SIGTERM received: answering still, readiness 503, every connection closed after its answer
 
     def __init__(self, app: Any) -> None:
         self.app = app
         settings = get_settings()
         key = settings.api_key
-        if not key and not settings.insecure:
-            raise RuntimeError("EXPANSION_API_KEY is not set: set it, or start with --insecure for local use only")
+        problem = api_key_problem(key, settings.insecure)
+        if problem:
+            raise RuntimeError(problem)
         self.expected = f"Bearer {key}".encode() if key else None
         self.max_batch_size = settings.max_batch_size
 
@@ -101,6 +106,9 @@ class ApiKeyMiddleware:
                         "field": "Authorization", "model_available": self.model_available}
                 return await JSONResponse(body, status_code=401)(scope, receive, send)
         if path == "/docs.json":
+            if scope.get("method") not in ("GET", "HEAD"):  # the framework answers 500 to the other methods
+                body = {"error": "/docs.json answers GET only", "field": "method"}
+                return await JSONResponse(body, status_code=405, headers={"Allow": "GET, HEAD"})(scope, receive, send)
             return await self._openapi(scope, receive, send)
         if path == "/readyz" and self.readiness is not None:
             return await self._readyz(scope, receive, send)
@@ -116,6 +124,8 @@ class ApiKeyMiddleware:
             if message["type"] == "http.response.start" and self.model_available is not None:
                 value = b"true" if self.model_available else b"false"
                 message = {**message, "headers": [*message.get("headers", []), (b"x-model-available", value)]}
+            if message["type"] == "http.response.start" and type(self).draining:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         return stamped
@@ -137,8 +147,10 @@ class ApiKeyMiddleware:
     async def _readyz(self, scope: dict, receive: Any, send: Any) -> None:
         """The framework's readiness status, with a body saying which snapshot serves and why a newer one does not."""
         status, _ = await self._captured(scope, receive)
-        body = {"ready": status == 200, **type(self).readiness()}  # type: ignore[misc]
-        await JSONResponse(body, status_code=status)(scope, receive, send)
+        if type(self).draining:
+            status = 503
+        body = {"ready": status == 200, "draining": type(self).draining, **type(self).readiness()}  # type: ignore[misc]
+        await JSONResponse(body, status_code=status)(scope, receive, self._stamp(send))
 
     async def _openapi(self, scope: dict, receive: Any, send: Any) -> None:
         status, raw = await self._captured(scope, receive)
@@ -168,6 +180,8 @@ class ExpansionScoring:
                                  precompute=self.settings.precompute_reasons, on_load=_settle, on_reasons=gc.freeze,
                                  previous=self._previous_run)
         ApiKeyMiddleware.readiness = self._readiness
+        ApiKeyMiddleware.draining = False
+        _drain_on_sigterm(self.settings.drain_seconds)
         _settle()
         log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.live.current))
         self._stop = threading.Event()
@@ -338,6 +352,57 @@ class ExpansionScoring:
 ExpansionScoring.add_asgi_middleware(ApiKeyMiddleware)
 # the pages for CSMs and leaders, reading this service's snapshot (serving/web)
 ExpansionScoring.mount_asgi_app(create_app(lambda: state_of(bentoml.get_current_service())), path=WEB_PATH)
+
+
+def _drain_on_sigterm(seconds: float) -> None:
+    """On SIGTERM, keep answering for ``seconds`` before the server's own shutdown begins.
+
+    The server's handler would stop accepting at once, while the listening socket stays open
+    in the supervisor until the worker is gone: connections made meanwhile were reset, and
+    requests on idle keep-alive connections cut. Draining first says ``/readyz`` 503 (a load
+    balancer stops sending), closes every connection after its answer (clients reconnect, and
+    find the port refused once it is shut), then hands over to the server's handler, which
+    finishes the requests in flight. Only the main thread can set signal handlers (the server's).
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+    if seconds <= 0 or not callable(previous) or threading.current_thread() is not threading.main_thread():
+        return
+
+    def drain(signum: int, frame: Any) -> None:
+        if ApiKeyMiddleware.draining:
+            return  # the supervisor's signal and the process group's: one drain
+        ApiKeyMiddleware.draining = True
+        log.info("SIGTERM: draining for %.1f s (readiness 503, connections closed after each answer), then stopping",
+                 seconds)
+        timer = threading.Timer(seconds, _stop_listening_then, args=(previous, signum, frame))
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, drain)
+
+
+def _stop_listening_then(handler: Callable[[int, Any], None], signum: int, frame: Any) -> None:
+    """Shut the listening socket down, then hand over to the server's own SIGTERM handler.
+
+    The socket is shared with the supervising process, which holds it open until the worker is
+    gone; ``shutdown`` acts on the socket itself, so a new connection is refused at once (a
+    client retries it safely) instead of waiting in the backlog to be reset when the process exits.
+    """
+    import socket
+
+    import psutil
+
+    try:
+        listening = [c.fd for c in psutil.Process().net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    except psutil.Error:
+        listening = []
+    for fd in listening:
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    handler(signum, frame)
 
 
 def _settle() -> None:

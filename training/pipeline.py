@@ -11,6 +11,7 @@ snapshot against the labelled history, logged next to the training runs;
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +21,17 @@ import pandas as pd
 from features.build import build_features, tables_from_backend, to_frame, usage_span
 from features.config import Settings
 from features.io import DataSource, require_tables
+from features.labels import LABELS
 from features.registry import categorical_features, feature_names
 from features.spine import month_ends
-from training.datasets import newest_complete_month_end
+from training.datasets import cut_at, newest_complete_month_end
 from training.drift import feature_drift
 from training.gate import GateDecision
 from training.models import DEFAULT_ROUNDS
-from training.registry import log_drift, register_and_gate
+from training.registry import clean_abandoned, log_drift, register_and_gate
 from training.train import ModelResult, train_all
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,6 +66,8 @@ def train_and_register(
     Raises ValueError (naming the column or window, or what history is missing) when the
     frame cannot be trained on.
     """
+    for line in clean_abandoned(settings):  # a killed job's leftovers, before this job adds its own runs
+        log.warning("cleaned up: %s", line)
     results = train_all(
         frame, feature_names(), categorical_features(), settings, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round
     )
@@ -126,8 +132,10 @@ def read_feature_frame(location: str | Path, settings: Settings, as_of: dt.date 
 
     ``file://`` URIs and local paths are read here; other URIs (``s3a://``, ``gs://``,
     ``abfss://``) are read by Spark, which holds the lake's credentials, and collected.
-    Only snapshots up to ``as_of`` are kept when it is given. Raises ValueError naming
-    the location when it cannot be read or lacks the key columns.
+    With ``as_of`` the frame is cut as a job run that day would have seen it: snapshots up
+    to ``as_of``, and labels only where their horizon ended by then (a frame built later
+    knows outcomes after ``as_of``: replaying history with it would train on the future).
+    Raises ValueError naming the location when it cannot be read or lacks the key columns.
     """
     text = str(location)
     if "://" in text and not text.startswith("file://"):
@@ -139,7 +147,7 @@ def read_feature_frame(location: str | Path, settings: Settings, as_of: dt.date 
         raise ValueError(f"feature frame {text}: missing column(s) {', '.join(missing)} (build it with `expansion features`)")
     frame = to_frame(frame).sort_values(["as_of", "account_id"], kind="stable", ignore_index=True)
     if as_of is not None:
-        frame = frame[frame["as_of"] <= pd.Timestamp(as_of)].reset_index(drop=True)
+        frame = cut_at(frame, pd.Timestamp(as_of), settings.horizon_days, LABELS).reset_index(drop=True)
     return frame
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from features.config import Settings
+from features.config import Settings, private_file, private_folder
 from training.backtest import BacktestResult
 from training.bundle import load_bundle, save_bundle
 from training.evaluate import HEADLINE
@@ -41,6 +42,9 @@ from training.plots import baseline_comparison, calibration_plot, importance_plo
 from training.train import ModelResult
 
 EXPERIMENT = "expansion-scoring"
+#: Tags of a run the training job starts: which process on which host, so the next job can tell a run whose
+#: process was killed (left RUNNING) from one still going.
+JOB_PID, JOB_HOST = "expansion.job_pid", "expansion.job_host"
 CHAMPION, CHALLENGER = "champion", "challenger"
 BUNDLE = "bundle"
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -50,17 +54,47 @@ class RegistryError(Exception):
     """A registry operation cannot be done (unknown model or version, nothing to roll back to)."""
 
 
-def configure(settings: Settings) -> MlflowClient:
+class RegistryMissing(RegistryError):
+    """The local SQLite registry file is not there: unreachable, never silently replaced by an empty one."""
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` tracking URI, None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def require_registry(settings: Settings) -> None:
+    """Raise :class:`RegistryMissing` when the SQLite registry file is gone (moved, deleted, a wrong home).
+
+    MLflow would create a fresh, empty store there and every reader would find "no champion":
+    the baseline shipped with a green exit code. Only training creates a registry.
+    """
+    path = sqlite_file(settings.tracking_uri)
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None) if path is not None else None
+    if blocked is not None:
+        raise RegistryError(f"MLflow registry {public_uri(settings.tracking_uri)}: cannot be read ({blocked} is not "
+                            "a folder)")
+    if path is not None and not path.is_file():
+        raise RegistryMissing(f"MLflow registry {public_uri(settings.tracking_uri)}: the file {path} does not exist "
+                              "(moved or deleted?); an empty registry is not created in its place")
+
+
+def configure(settings: Settings, *, create: bool = True) -> MlflowClient:
     """A client of the registry at ``settings.tracking_uri``, its experiment created on first use.
 
     Nothing global changes: the fluent API (``mlflow.start_run``) is pointed at the same
-    store only inside :func:`tracking`. A local SQLite store gets its folder made when missing.
+    store only inside :func:`tracking`. A local SQLite store gets its folder (0700) made when
+    missing and its file made 0600; with ``create=False`` (every reader) a missing file
+    raises :class:`RegistryMissing` instead.
     """
     uri = settings.tracking_uri
-    if uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).parent
-        if not folder.is_dir():
-            folder.mkdir(parents=True)
+    path = sqlite_file(uri)
+    if path is not None and not create:
+        require_registry(settings)
+    if path is not None:
+        private_file(path)  # the registry is the owner's alone: 0600 under 0700
+        if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+            private_folder(settings.artifact_root)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if client.get_experiment_by_name(EXPERIMENT) is None:
         local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
@@ -153,7 +187,7 @@ def load_version(name: str, version: str, settings: Settings) -> TrainedModel:
     """Rebuild the TrainedModel of one registered version."""
     # a ``models:/`` source resolves through the fluent API's registry, hence ``tracking``
     with tracking(settings), tempfile.TemporaryDirectory() as tmp:
-        mv = configure(settings).get_model_version(name, version)
+        mv = configure(settings, create=False).get_model_version(name, version)
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp))
         return load_bundle(local / "artifacts" / BUNDLE, version=str(mv.version), run_id=mv.run_id,
                            registry_uri=public_uri(settings.tracking_uri))
@@ -172,9 +206,10 @@ class ModelIdentity:
 def champion_identity(name: str, settings: Settings) -> ModelIdentity | None:
     """Who the champion of ``name`` is, without downloading it; None when the registry has none.
 
-    Raises whatever the tracking store raises when it cannot be reached: callers decide.
+    Raises whatever the tracking store raises when it cannot be reached (:class:`RegistryMissing`
+    for a SQLite file that is gone): callers decide.
     """
-    client = configure(settings)
+    client = configure(settings, create=False)
     try:
         mv = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException as exc:
@@ -196,7 +231,7 @@ def load_champion(name: str, settings: Settings) -> TrainedModel | None:
 
 def promote(name: str, version: str, settings: Settings, *, reason: str = "manual promotion") -> str | None:
     """Give ``version`` the champion alias, recording the previous champion on it; returns the previous version."""
-    client = configure(settings)
+    client = configure(settings, create=False)
     try:
         client.get_model_version(name, version)
     except MlflowException:
@@ -211,7 +246,7 @@ def promote(name: str, version: str, settings: Settings, *, reason: str = "manua
 
 def rollback(name: str, settings: Settings, to_version: str | None = None) -> tuple[str, str]:
     """Move ``champion`` back to ``to_version`` or to the version it replaced; returns (from, to)."""
-    client = configure(settings)
+    client = configure(settings, create=False)
     current = champion_version(client, name)
     if current is None:
         raise RegistryError(f"model {name!r} has no champion to roll back")
@@ -230,7 +265,7 @@ def rollback(name: str, settings: Settings, to_version: str | None = None) -> tu
 
 def list_versions(settings: Settings, names: tuple[str, ...] = MODEL_NAMES) -> list[dict]:
     """One dict per registered version: name, version, aliases, metrics, baseline_metrics, window, gate."""
-    client = configure(settings)
+    client = configure(settings, create=False)
     out = []
     for name in names:
         try:
@@ -260,6 +295,59 @@ GATE_FIGURES = ("gate_positives", "gate_roc_auc", "gate_gain_over_baseline", "ga
 
 def _prefixed(run_metrics: dict[str, float], prefix: str) -> dict[str, float]:
     return {k.removeprefix(prefix): v for k, v in run_metrics.items() if k.startswith(prefix) and "__" not in k}
+
+
+def job_tags(pid: int | None = None) -> dict[str, str]:
+    """The tags that mark a run as started by this process (``pid``: another process, for tests)."""
+    return {JOB_PID: str(os.getpid() if pid is None else pid), JOB_HOST: socket.gethostname()}
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_abandoned(settings: Settings) -> list[str]:
+    """What a killed training job left, cleaned up; returns one line per thing done.
+
+    A job run still ``RUNNING`` whose process on this host is gone becomes ``KILLED``; a
+    version such a job registered but never gated (no alias, no ``gate_decision``) is
+    deleted, so it can never be promoted by hand by mistake. Runs of other hosts, and runs
+    whose process still lives, are left alone.
+    """
+    client = configure(settings)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    done, host = [], socket.gethostname()
+    dead_runs: set[str] = set()
+    for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if tags.get(JOB_HOST) != host or not tags.get(JOB_PID, "").isdigit() or pid_alive(int(tags[JOB_PID])):
+            continue
+        client.set_terminated(run.info.run_id, "KILLED")
+        dead_runs.add(run.info.run_id)
+        done.append(f"run {run.info.run_id} ({run.info.run_name}) of a killed job: marked KILLED")
+    for name in MODEL_NAMES:
+        try:
+            versions = client.search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            continue
+        for found in versions:
+            mv = client.get_model_version(name, found.version)
+            if mv.aliases or "gate_decision" in mv.tags or not mv.run_id:
+                continue
+            tags, status = (run := client.get_run(mv.run_id)).data.tags, run.info.status
+            live = tags.get(JOB_HOST) == host and tags.get(JOB_PID, "").isdigit() and pid_alive(int(tags[JOB_PID]))
+            if JOB_PID not in tags or live or (status == "RUNNING" and mv.run_id not in dead_runs):
+                continue
+            client.delete_model_version(name, mv.version)
+            done.append(f"{name} v{mv.version}: registered by a killed job and never gated: deleted")
+    return done
 
 
 def feature_hash(features: list[str]) -> str:
@@ -324,7 +412,8 @@ def register_and_gate(result: ModelResult, settings: Settings) -> tuple[str, Gat
     decision = gate(result, champion, settings)
     rows = result.test_rows
     reasons = "; ".join(decision.reasons)
-    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name=f"{result.name}-{window['train_end']}") as run:
+    with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name=f"{result.name}-{window['train_end']}",
+                                                            tags=job_tags()) as run:
         mlflow.log_params({
             "model": result.name, "label": result.label, "horizon_days": settings.horizon_days,
             **result.params, **window, "n_features": len(model.feature_names),

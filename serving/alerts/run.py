@@ -5,18 +5,23 @@ the last run (or, on the very first run, since a week earlier, so that a new ins
 not fire on every account already in a condition), decides each once (snooze, routing,
 weekly cap), writes the decisions and the outbox in one transaction, then delivers every
 pending message. With ``dry_run`` nothing is written and nothing is sent.
+
+A run that writes holds the lease ``alerts`` in the state store from its first read to its
+last send (renewed per message, ``Settings.alerts_lease_seconds``): a second run meanwhile
+raises :class:`AlertBusy` instead of sending the same episodes again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from features.config import Settings
+from features.config import Settings, redact_url
 from features.io import DataSource
 from serving.alerts import messages
 from serving.alerts.channels import Delivery, deliver
@@ -38,8 +43,15 @@ from serving.plays import FACT_NAMES
 FIRST_RUN_LOOKBACK_DAYS = 7
 
 
+LEASE = "alerts"
+
+
 class AlertError(ValueError):
     """A run that must not happen (an older snapshot than the last run)."""
+
+
+class AlertBusy(RuntimeError):
+    """Another alerts run holds the lease: this one sends nothing."""
 
 
 @dataclass
@@ -113,7 +125,8 @@ def outbox(decided: pd.DataFrame, rules: tuple[Rule, ...], routing: Routing, rec
             for batch in batches:
                 ids = [a["episode_id"] for a in batch]
                 key = messages.message_key(channel, destination, ids, as_of.isoformat() if route.digest else None)
-                rows.append({"message_key": key, "channel": channel, "destination": destination, "csm_owner": str(csm),
+                shown = destination if channel == "email" else redact_url(destination)  # a webhook URL is a credential
+                rows.append({"message_key": key, "channel": channel, "destination": shown, "csm_owner": str(csm),
                              "payload": messages.payload(channel, destination, batch, key, route.digest),
                              "episode_ids": ",".join(ids), "status": "pending", "attempts": 0, "last_error": None,
                              "queued_as_of": as_of, "sent_at": None})
@@ -131,7 +144,15 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
     if routing is not None and not dry_run:
         routing.check(settings.alerts_webhook_secret, str(routing_path(settings)))
     store = open_store(settings)
+    holder = uuid.uuid4().hex
+    leased = False
     try:
+        if not dry_run:
+            taken = store.acquire(LEASE, holder, clock(), settings.alerts_lease_seconds)
+            if taken is not None:
+                raise AlertBusy(f"another alerts run holds the lease on {store.shown} until {taken:%Y-%m-%d %H:%M:%S} "
+                                "UTC: this run sent nothing (a killed run's lease lapses then)")
+            leased = True
         last = store.last_run()
         if last is not None and as_of < last:
             raise AlertError(f"alerts already ran on the snapshot of {last}; a run on the older {as_of} would send stale alerts")
@@ -162,9 +183,13 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
         rows = outbox(decided, rules, routing, records, settings.currency_symbol, as_of) if routing else []
         store.commit_run(as_of, clock(), [r.name for r in rules], current, decided, rows)
         result.messages = len(rows)
-        result.delivery = deliver(store, settings, clock, sleep)
+        urls = [d for route in (routing.routes.values() if routing else ()) for c, d in route.channels if c != "email"]
+        result.delivery = deliver(store, settings, clock, sleep, urls=urls,
+                                  renew=lambda: store.acquire(LEASE, holder, clock(), settings.alerts_lease_seconds) is None)
         return result
     finally:
+        if leased:
+            store.release(LEASE, holder)
         store.close()
 
 

@@ -6,13 +6,16 @@ Tables, created on first use (prefix ``alert_``):
 - ``alert_conditions``: (account, rule) pairs in their condition at the last run, since when;
 - ``alert_episodes``: every episode once (keyed by a stable id), with its decision;
 - ``alert_outbox``: messages to deliver, keyed by their idempotency key, ``pending`` until a
-  receiver accepted them, with attempts and the last error (kept for the next run);
+  receiver accepted them (``sent``) or refused them for good (``parked``, with the reason),
+  with attempts (counted before each send) and the last error; webhook URLs only redacted;
+- ``alert_leases``: who holds the delivery lease and until when (one run at a time);
 - ``alert_snoozes``: per account and rule, until a date;
 - ``alert_track_record``: each rule's backtest figures, shown in every delivery.
 
 A run's decisions (conditions, episodes, outbox) are written in one transaction; delivery
 then updates outbox rows one by one, so a crash between a send and its mark re-sends the
-same key next run (at least once), never a new message.
+same key next run (at least once, marked as a repeat), never a new message. A run holds the
+lease ``alerts`` from its first read to its last send, so two runs never send the same message.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from features.config import is_redacted, private_file, redact_url
 from serving.sinks.sql import engine_url
 
 _md = sa.MetaData()
@@ -43,6 +47,8 @@ OUTBOX = sa.Table(
     sa.Column("episode_ids", sa.Text), sa.Column("status", sa.Text), sa.Column("attempts", sa.Integer),
     sa.Column("last_error", sa.Text), sa.Column("queued_as_of", sa.Date),
     sa.Column("sent_at", sa.DateTime(timezone=True)))
+LEASES = sa.Table("alert_leases", _md, sa.Column("name", sa.Text, primary_key=True), sa.Column("holder", sa.Text),
+                  sa.Column("expires_at", sa.DateTime(timezone=True)))
 SNOOZES = sa.Table("alert_snoozes", _md, sa.Column("account_id", sa.Text, primary_key=True),
                    sa.Column("rule", sa.Text, primary_key=True), sa.Column("until", sa.Date))
 TRACK = sa.Table(
@@ -63,10 +69,11 @@ class AlertStore:
 
     def __init__(self, uri: str) -> None:
         self.engine = sa.create_engine(engine_url(uri))
+        self.shown = self.engine.url.render_as_string(hide_password=True)
         if self.engine.dialect.name == "sqlite":
             database = self.engine.url.database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                private_file(Path(database))  # state files are the owner's alone (0600 under 0700)
 
             @sa.event.listens_for(self.engine, "connect")
             def _wait(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -76,10 +83,27 @@ class AlertStore:
         self._ready = sa.inspect(self.engine).has_table(TRACK.name)
 
     def _ensure(self) -> None:
-        """Create the tables on the first write (a dry run creates nothing)."""
+        """Create the tables on the first write (a dry run creates nothing); scrub webhook URLs older releases stored."""
         if not self._ready:
-            _md.create_all(self.engine, checkfirst=True)
+            try:
+                _md.create_all(self.engine, checkfirst=True)
+            except sa.exc.DBAPIError:  # two first runs at once: the other created them between check and create
+                _md.create_all(self.engine, checkfirst=True)
             self._ready = True
+
+    def scrub(self) -> None:
+        """Redact webhook URLs kept in clear by an older release (destination and last error); delivery calls it."""
+        if not self._ready:
+            return
+        clear = sa.select(OUTBOX.c.message_key, OUTBOX.c.destination, OUTBOX.c.last_error).where(
+            OUTBOX.c.channel != "email", OUTBOX.c.destination.like("http%"))
+        with self.engine.begin() as conn:
+            for key, url, error in conn.execute(clear).all():
+                if is_redacted(url):
+                    continue
+                shown = redact_url(url)
+                conn.execute(sa.update(OUTBOX).where(OUTBOX.c.message_key == key).values(
+                    destination=shown, last_error=error.replace(url, shown) if error else error))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -176,13 +200,40 @@ class AlertStore:
             if outbox:
                 conn.execute(self._insert(OUTBOX).on_conflict_do_nothing(index_elements=["message_key"]), outbox)
 
-    def mark(self, key: str, *, sent_at: dt.datetime | None, attempts: int, error: str | None) -> None:
+    def count_attempt(self, key: str) -> None:
+        """One more attempt at ``key``, committed before the send: a later run knows it may be a repeat."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(OUTBOX).where(OUTBOX.c.message_key == key).values(attempts=OUTBOX.c.attempts + 1))
+
+    def mark(self, key: str, *, sent_at: dt.datetime | None, error: str | None, park: bool = False) -> None:
+        """Sent (``sent_at``), parked for good (``park``, the reason in ``error``) or still pending with its last error."""
         self._ensure()
-        values = {"attempts": OUTBOX.c.attempts + attempts, "last_error": error}
+        values: dict[str, object] = {"last_error": error}
         if sent_at is not None:
             values |= {"status": "sent", "sent_at": sent_at}
+        elif park:
+            values |= {"status": "parked"}
         with self.engine.begin() as conn:
             conn.execute(sa.update(OUTBOX).where(OUTBOX.c.message_key == key).values(**values))
+
+    def acquire(self, name: str, holder: str, now: dt.datetime, seconds: float) -> dt.datetime | None:
+        """Take (or renew) lease ``name`` for ``holder`` until ``now + seconds``: None when taken, else when the
+        other holder's lease ends. One conditional upsert, so two runs at once never both hold it."""
+        self._ensure()
+        until = now + dt.timedelta(seconds=seconds)
+        stmt = self._insert(LEASES).values(name=name, holder=holder, expires_at=until)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"], set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+            where=(LEASES.c.holder == holder) | (LEASES.c.expires_at < now))
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+            row = conn.execute(sa.select(LEASES.c.holder, LEASES.c.expires_at).where(LEASES.c.name == name)).one()
+        return None if row.holder == holder else row.expires_at
+
+    def release(self, name: str, holder: str) -> None:
+        """Give lease ``name`` back (only when ``holder`` still has it)."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(LEASES).where(LEASES.c.name == name, LEASES.c.holder == holder))
 
     def save_track_record(self, record: pd.DataFrame, computed_at: dt.datetime) -> None:
         self._ensure()

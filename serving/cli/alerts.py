@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli.common import console, err_console, fail, open_source, parse_date, settings
+from serving.cli.common import EXIT_UNDELIVERED, console, err_console, fail, open_source, parse_date, settings
 
 app = typer.Typer(help="Alerts on leading indicators: once per episode, capped per CSM, with each rule's track record.",
                   invoke_without_command=True, no_args_is_help=False)
@@ -41,10 +41,13 @@ def print_run(result) -> None:  # noqa: ANN001 - serving.alerts.run.AlertRun
         console.print(f"... and {len(held) - 20:,} more held back", highlight=False)
     if result.delivery is not None:
         d = result.delivery
-        console.print(f"delivered {d.sent:,} message(s) in {d.attempts:,} attempt(s); {len(d.kept):,} kept for the next run",
-                      highlight=False)
+        console.print(f"delivered {d.sent:,} message(s) in {d.attempts:,} attempt(s) ({d.repeats:,} marked as repeats); "
+                      f"{len(d.kept):,} kept for the next run; {len(d.parked):,} parked (refused for good)", highlight=False)
         for m in d.kept[:20]:
             err_console.print(f"kept: {m['channel']} to {m['destination']} ({m['csm_owner']}): {m['last_error']}", highlight=False)
+        for m in d.parked[:20]:
+            err_console.print(f"parked: {m['channel']} to {m['destination']} ({m['csm_owner']}): {m['last_error']}",
+                              highlight=False)
 
 
 def _print_simulation(sim, cap: int) -> None:  # noqa: ANN001 - serving.alerts.run.Simulation
@@ -87,13 +90,18 @@ def run_and_print(source, as_of: dt.date, cfg, *, dry_run: bool = False, feature
     """Run the alerts on a snapshot and print what happened (also called by ``expansion score``)."""
     from serving.alerts.rules import RuleError
     from serving.alerts.routing import RoutingError
-    from serving.alerts.run import AlertError, run_alerts
+    from serving.alerts.run import AlertBusy, AlertError, run_alerts
 
     try:
         result = run_alerts(source, as_of, cfg, clock=lambda: dt.datetime.now(dt.UTC), dry_run=dry_run, features=features)
     except (RuleError, RoutingError, AlertError) as exc:
         fail(str(exc))
+    except AlertBusy as exc:
+        fail(str(exc), EXIT_UNDELIVERED)
     print_run(result)
+    if result.delivery is not None and result.delivery.failed:
+        fail(f"{len(result.delivery.kept) + len(result.delivery.parked):,} of {result.delivery.due:,} message(s) due "
+             "were not delivered (see kept/parked above)", EXIT_UNDELIVERED)
 
 
 @app.callback()

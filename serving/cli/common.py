@@ -19,12 +19,15 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 #: Exit codes, the same for every command (docs/operations.md says what to do for each):
 #: 0 done; 1 an unexpected error (the traceback is in the log); 2 bad input (data, files,
 #: options); 3 the model registry (unreachable, no such version) or a missing key;
-#: 4 ``retrain`` ran but the gate kept the current models (no new champion).
+#: 4 ``retrain`` ran but the gate kept the current models (no new champion); 5 ``alerts``
+#: could not deliver every message that was due (kept for the next run, or parked), or
+#: another alerts run holds the lease.
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_INVALID_DATA = 2
 EXIT_REGISTRY = 3
 EXIT_KEPT = 4
+EXIT_UNDELIVERED = 5
 
 
 def fail(message: str, code: int = EXIT_INVALID_DATA) -> NoReturn:

@@ -90,8 +90,8 @@ def _next_commands(home: Path, tracking_uri: str, example_account: str | None) -
         "Open the MLflow UI (runs, metrics next to the baseline, registered models):\n"
         f"  .venv/bin/mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000\n"
         "Start the scoring service and query it:\n"
-        f"  EXPANSION_HOME={home} EXPANSION_API_KEY=demo-key .venv/bin/expansion serve --port 3000\n"
-        "  curl -s -X POST http://127.0.0.1:3000/score -H 'Authorization: Bearer demo-key' \\\n"
+        f"  EXPANSION_HOME={home} EXPANSION_API_KEY=demo-key-for-this-laptop-only .venv/bin/expansion serve --port 3000\n"
+        "  curl -s -X POST http://127.0.0.1:3000/score -H 'Authorization: Bearer demo-key-for-this-laptop-only' \\\n"
         f"       -H 'Content-Type: application/json' -d '{{\"accounts\": [{{\"account_id\": \"{account}\"}}]}}'\n"
         "Read the scores the batch job wrote:\n"
         f"  sqlite3 {home / 'crm.db'} 'SELECT * FROM account_scores LIMIT 5'",

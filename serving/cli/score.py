@@ -12,6 +12,7 @@ from rich.table import Table
 
 from features.config import Engine, ModelSource
 from serving.cli.common import (
+    EXIT_REGISTRY,
     as_of_or_data_end,
     console,
     data_end,
@@ -95,6 +96,7 @@ def score(
     from serving.cli.data import require_valid
     from serving.models import fail_fast_registry, load_models, scorer_for
     from serving.sinks import open_sink
+    from serving.sinks.sql import SinkSchemaError
 
     fail_fast_registry()  # a registry that is down: the fallback and the note in seconds, not minutes of retries
     cfg = settings()
@@ -119,9 +121,17 @@ def score(
         require_valid(source, max(as_of_date, data_end(source)), data)
         features = snapshot_features(source, as_of_date, cfg)
         choice = load_models(cfg, models.value)
-        err_console.print(f"models: {choice.note}")
+        err_console.print(f"models: {choice.note}", highlight=False)
+        if choice.baseline_over_deployed:
+            fail(f"refusing to score with the baseline while deployed models exist ({choice.note}); check "
+                 "MLFLOW_TRACKING_URI and the home, or pass --models none to score with the baseline on purpose",
+                 EXIT_REGISTRY)
         scorer = scorer_for(choice, cfg)
-        summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
+        try:
+            summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
+        except SinkSchemaError as exc:
+            fail(str(exc))
+        _print_summary(summary)  # before the alerts, which may exit non-zero on an undelivered message
         # alerts hook (serving/alerts): with EXPANSION_ALERTS_ON_SCORE=true, alert on the snapshot just scored
         if cfg.alerts_on_score:
             from serving.cli.alerts import run_and_print
@@ -130,7 +140,8 @@ def score(
     finally:
         source.close()
         target.close()
-    _print_summary(summary)
+    if choice.registry_unreachable:
+        fail(f"scored with a fallback because the registry could not be asked: {choice.note}", EXIT_REGISTRY)
 
 
 def _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_at, models, chunk_size) -> None:  # noqa: ANN001
@@ -151,6 +162,14 @@ def _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_
             require_valid(source, bound, data)
         finally:
             source.close()
+    from serving.models import load_models
+
+    choice = load_models(cfg, models.value)  # the same rules as on DuckDB: no silent baseline, a fallback exits 3
+    if choice.baseline_over_deployed:
+        target.close()
+        fail(f"refusing to score with the baseline while deployed models exist ({choice.note}); check "
+             "MLFLOW_TRACKING_URI and the home, or pass --models none to score with the baseline on purpose",
+             EXIT_REGISTRY)
     try:
         summary = score_on_spark(cfg, data, features_path, scores_out, target, parse_date(as_of, default_today=False),
                                  scored_at, models.value, chunk_size,
@@ -158,6 +177,8 @@ def _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_
     finally:
         target.close()
     _print_summary(summary)
+    if choice.registry_unreachable:
+        fail(f"scored with a fallback because the registry could not be asked: {choice.note}", EXIT_REGISTRY)
 
 
 def _run(features, scorer, target, as_of_date, scored_at, chunk_size):  # noqa: ANN001, ANN202

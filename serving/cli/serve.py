@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from serving.cli.common import console, err_console, fail, settings
+from serving.cli.common import EXIT_REGISTRY, console, err_console, fail, settings
 
 EXIT_NO_KEY = 3
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -92,8 +92,11 @@ def serve(
     features: Annotated[Path | None, typer.Option("--features", help="Feature snapshot Parquet to serve (default: <home>/serving/snapshot.parquet).")] = None,
 ) -> None:
     """Start the BentoML scoring service (Authorization: Bearer $EXPANSION_API_KEY on every non-health call)."""
-    if not settings().api_key and not insecure:
-        err_console.print("[red]error:[/red] EXPANSION_API_KEY is not set; set it, or pass --insecure for local use only")
+    from features.config import api_key_problem
+
+    problem = api_key_problem(settings().api_key, insecure)
+    if problem:
+        err_console.print(f"[red]error:[/red] {problem}", highlight=False)
         raise typer.Exit(EXIT_NO_KEY)
     # a registry that is down must not hold start-up for MLflow's default minutes of retries:
     # the service starts from the deployed models (or the baseline) and /refresh asks again
@@ -118,11 +121,15 @@ def deploy(
     rename: a deploy that stops part-way leaves the previous deployment whole.
     """
     from serving.models import deploy_champions, store_folder
+    from training.registry import RegistryMissing
 
     cfg = settings()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if models:
-        deployed = deploy_champions(cfg)
+        try:
+            deployed = deploy_champions(cfg)
+        except RegistryMissing as exc:
+            fail(f"{exc}: nothing deployed, the previous deployment stays", EXIT_REGISTRY)
         for name, model in deployed.items():
             if model is None:
                 err_console.print(f"[yellow]no champion[/yellow] registered for {name}: the service will use the baseline")

@@ -57,6 +57,25 @@ def _registry_errors() -> tuple[type[Exception], ...]:
     return MlflowException, RequestException
 
 
+def _registry_or_exit() -> None:
+    """Exit 3 when the SQLite registry file is gone while this home has deployed models.
+
+    Training would create an empty registry there and promote against no champion: a
+    registry moved away is restored (or ``MLFLOW_TRACKING_URI`` fixed), never replaced.
+    A home that never deployed gets its registry on first training.
+    """
+    from serving.models import read_deployment
+    from training.registry import RegistryMissing, require_registry
+
+    cfg = settings()
+    try:
+        require_registry(cfg)
+    except RegistryMissing as exc:
+        if read_deployment(cfg):
+            fail(f"{exc}, though this home has deployed models; restore it or point MLFLOW_TRACKING_URI at it",
+                 EXIT_REGISTRY)
+
+
 def _span(table, scorer: str, metric: str) -> str:  # noqa: ANN001 - a training.bootstrap.compare frame
     row = table[(table["scorer"] == scorer) & (table["metric"] == metric)].iloc[0]
     return f"{row['value']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
@@ -96,6 +115,7 @@ def train(
 
     frame = _read_frame(features)
     _quiet_mlflow()
+    _registry_or_exit()
     try:
         registered = train_and_register(frame, settings(), n_cutoffs=cutoffs, num_boost_round=rounds)
     except ValueError as exc:
@@ -126,12 +146,15 @@ def retrain(
     _quiet_mlflow()
     if (data is None) == (features is None):
         fail("give either --data (the canonical tables) or --features (a built feature frame)")
+    _registry_or_exit()
     if features is not None:
-        frame = _read_frame(features, parse_date(as_of, default_today=False))
+        cut = parse_date(as_of, default_today=False)
+        frame = _read_frame(features, cut)
         console.print(f"retrain: {len(frame):,} rows, snapshots {frame['as_of'].min():%Y-%m-%d} .. "
-                      f"{frame['as_of'].max():%Y-%m-%d} from {features}")
+                      f"{frame['as_of'].max():%Y-%m-%d} from {features}"
+                      + (f"; labels whose {settings().horizon_days}-day horizon ends after {cut} dropped" if cut else ""))
         try:
-            result = retrain_on_frame(frame, settings(), n_cutoffs=cutoffs, num_boost_round=rounds)
+            result = retrain_on_frame(frame, settings(), cut, n_cutoffs=cutoffs, num_boost_round=rounds)
         except ValueError as exc:
             fail(str(exc))
         except _registry_errors() as exc:
@@ -198,10 +221,13 @@ def models(
     fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
 ) -> None:
     """List registered versions: aliases, pooled backtest ROC-AUC with its interval and positives, the gate's decision and why."""
-    from training.registry import list_versions
+    from training.registry import RegistryError, list_versions
 
     _quiet_mlflow()
-    versions = list_versions(settings())
+    try:
+        versions = list_versions(settings())
+    except RegistryError as exc:
+        fail(str(exc), EXIT_REGISTRY)
     if fmt is Format.json:
         print(json.dumps(versions, indent=2))
         return

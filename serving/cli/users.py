@@ -130,7 +130,7 @@ def print_demo_sign_in(home: object, data: object, port: int = 3000) -> str:
     token = add_user("demo-leader", "leader", None, settings().crm_uri)
     console.print(
         "Open the pages (a CSM's book, accounts, the leadership page) in a browser:\n"
-        f"  EXPANSION_HOME={home} EXPANSION_DATA_DIR={data} EXPANSION_API_KEY=demo-key "
+        f"  EXPANSION_HOME={home} EXPANSION_DATA_DIR={data} EXPANSION_API_KEY=demo-key-for-this-laptop-only "
         f".venv/bin/expansion serve --port {port}\n"
         f"  URL:   http://127.0.0.1:{port}/ui/signin\n"
         f"  token: {token}   (demo-leader, a leader: every book and the leadership page)",

@@ -39,7 +39,7 @@ from training.names import MODEL_NAMES as MODELS
 pytestmark = pytest.mark.slow
 
 MONTH_1, MONTH_2 = dt.date(2026, 5, 31), dt.date(2026, 6, 30)  # the shared company's data ends on MONTH_2
-KEY = "rehearsal-key"
+KEY = "rehearsal-key-0123456789abcdef"
 # nullable columns that record what happened later (cleared in a cut: not known yet on the cut day)
 LATER = {"subscriptions": {"valid_to": "valid_to"}, "support_tickets": {"resolved_at": "resolved_at", "csat": "resolved_at"},
          "opportunities": {"closed_at": "closed_at"}}

@@ -114,7 +114,7 @@ def test_post_forecast_needs_the_key_and_serves_the_stored_forecast(monkeypatch,
     monkeypatch.setenv("EXPANSION_SNAPSHOT_PATH", str(snapshot))
     monkeypatch.setenv("EXPANSION_MODEL_SOURCE", "none")
     monkeypatch.setenv("EXPANSION_HOME", str(tmp_path))
-    monkeypatch.setenv("EXPANSION_API_KEY", "k3y")
+    monkeypatch.setenv("EXPANSION_API_KEY", "k3y-0123456789abcdefghijkl")
     monkeypatch.delenv("EXPANSION_INSECURE", raising=False)
     ForecastStore(f"sqlite:///{(tmp_path / 'crm.db').resolve()}").write(
         "mar", dt.date(2026, 3, 31), 90, _table(), {"expansion": "2"}, STORED_AT)
@@ -123,9 +123,9 @@ def test_post_forecast_needs_the_key_and_serves_the_stored_forecast(monkeypatch,
     reset_request_metrics()
     with TestClient(ExpansionScoring.to_asgi()) as c:
         assert c.post("/forecast", json={}).status_code == 401
-        answer = c.post("/forecast", json={"group": "all"}, headers={"Authorization": "Bearer k3y"})
+        answer = c.post("/forecast", json={"group": "all"}, headers={"Authorization": "Bearer k3y-0123456789abcdefghijkl"})
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["found"] and body["run_id"] == "mar" and len(body["figures"]) == 4
-        bad = c.post("/forecast", json={"as_of": "soon"}, headers={"Authorization": "Bearer k3y"})
+        bad = c.post("/forecast", json={"as_of": "soon"}, headers={"Authorization": "Bearer k3y-0123456789abcdefghijkl"})
         assert bad.status_code == 400

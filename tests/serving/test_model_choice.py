@@ -9,7 +9,7 @@ import pytest
 
 from features.config import Settings
 from serving.models import deploy_champions, deployment_file, load_models, read_deployment, scorer_for, store_folder
-from training.registry import configure, public_uri
+from training.registry import RegistryMissing, configure, public_uri
 
 pytestmark = pytest.mark.slow
 
@@ -118,3 +118,29 @@ def test_an_unreachable_registry_falls_back_to_the_deployed_models_and_says_so(
     assert "unreachable" in choice.note and "deployed models" in choice.note
     nothing = load_models(down, "mlflow")
     assert nothing.identity == {"expansion": None, "churn": None} and "serving the baseline" in nothing.note
+
+
+def test_a_missing_registry_file_is_unreachable_never_a_fresh_empty_registry(
+    homes: tuple, trained: dict, frame: pd.DataFrame, register_model, tmp_path: Path  # noqa: ANN001
+) -> None:
+    acme, _ = homes
+    runs = {name: register_model(acme, m, frame)[1] for name, m in trained.items()}
+    deploy_champions(acme)
+    registry = Path(acme.tracking_uri.removeprefix("sqlite:///"))
+    registry.rename(tmp_path / "moved-away.db")
+
+    choice = load_models(acme)
+    assert choice.identity == runs and choice.source == "bentoml_store" and choice.registry_unreachable
+    assert "unreachable" in choice.note and "does not exist" in choice.note and "deployed models" in choice.note
+    assert not registry.exists()  # nothing invented in its place
+    with pytest.raises(RegistryMissing):
+        deploy_champions(acme)  # would otherwise deploy "no champion" over the deployment
+    assert load_models(acme, "store").identity == runs
+
+
+def test_a_home_that_never_trained_scores_with_the_baseline_without_creating_a_registry(homes: tuple) -> None:
+    acme, _ = homes
+    choice = load_models(acme)
+    assert choice.source == "none" and not choice.registry_unreachable and not choice.baseline_over_deployed
+    assert "nothing trained in this home yet" in choice.note
+    assert not Path(acme.tracking_uri.removeprefix("sqlite:///")).exists()

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-KEY = "server-test-key"
+KEY = "server-test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-KEY = "s3cret-test-key"
+KEY = "s3cret-test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
@@ -369,3 +369,15 @@ def test_answers_say_what_changed_since_the_previous_crm_run(
     assert result["change_reason"].startswith(f"Readiness {result['readiness_change']:+.0f} points")
     assert result["context"] and all(r["concept"] and r["comparison"] for r in result["reasons"])
     assert all(r["readiness_change"] is not None and r["change_reason"] for r in ranked)
+
+
+def test_a_short_api_key_is_refused_at_start_with_the_rule(monkeypatch: pytest.MonkeyPatch, snapshot_file: tuple) -> None:
+    with pytest.raises(RuntimeError, match="EXPANSION_API_KEY has 1 character; at least 24 are required"):
+        _client(monkeypatch, snapshot_file[0], "none", key="k").__enter__()
+
+
+def test_docs_json_answers_405_to_every_method_but_get(baseline_client: TestClient) -> None:
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        r = baseline_client.request(method, "/docs.json")
+        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", method
+    assert baseline_client.get("/docs.json").status_code == 200

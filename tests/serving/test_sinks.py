@@ -329,3 +329,75 @@ def test_a_sql_sink_never_shows_its_password(tmp_path: Path) -> None:
         assert "s3cret" not in sink.uri and "db.internal:5432/crm" in sink.uri
     finally:
         sink.close()
+
+
+def _held(chunks: Iterator[pd.DataFrame], barrier) -> Iterator[pd.DataFrame]:  # noqa: ANN001 - threading.Barrier
+    """The chunks, then a wait until the other run has staged its rows too: both publish at the same moment."""
+    yield from chunks
+    barrier.wait(timeout=60)
+
+
+def test_two_runs_at_once_leave_the_newest_snapshot_current(sql_sink_uri: tuple[str, str]) -> None:
+    import threading
+
+    uri, prefix = sql_sink_uri
+    open_sink(uri, Settings(), table_prefix=prefix).write(RUN, chunks_of(IDS, 5))  # the tables exist
+    for attempt in range(3):  # whichever of the two publishes first, the newer snapshot ends up current
+        barrier, errors, sinks = threading.Barrier(2), [], {}
+
+        def write(run: RunInfo, seed: int) -> None:
+            sink = sinks[run.as_of] = open_sink(uri, Settings(), table_prefix=prefix)
+            try:
+                sink.write(run, _held(chunks_of(IDS, 5, seed=seed + attempt), barrier))
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+            finally:
+                sink.close()
+
+        older = RunInfo(RUN.as_of, RUN.scored_at + dt.timedelta(hours=attempt + 1), {"expansion": str(attempt + 4)})
+        threads = [threading.Thread(target=write, args=(r, s)) for r, s in ((NEXT_RUN, 1), (older, 2))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []  # SQLite waits for the other's publish instead of "database is locked"
+        check = open_sink(uri, Settings(), table_prefix=prefix)
+        try:
+            current = check.read_table("current")
+        finally:
+            check.close()
+        assert set(pd.to_datetime(current["as_of"]).dt.date) == {NEXT_RUN.as_of}, f"attempt {attempt}"
+        assert sinks[RUN.as_of].kept_newer in (None, NEXT_RUN.as_of)
+
+
+@pytest.mark.parametrize("what", ["column", "primary key"])
+def test_a_crm_table_missing_a_column_or_its_primary_key_gets_one_line_naming_them(what: str, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from serving.sinks.sql import SinkSchemaError
+
+    uri = f"sqlite:///{tmp_path / 'crm.db'}"
+    open_sink(uri, Settings()).write(RUN, chunks_of(IDS, 5))
+    engine = sa.create_engine(uri)
+    with engine.begin() as conn:
+        if what == "column":
+            conn.exec_driver_sql("ALTER TABLE account_scores DROP COLUMN readiness_band")
+        else:  # the table rebuilt without its key, as a hand-made copy would be
+            conn.exec_driver_sql("CREATE TABLE copy AS SELECT * FROM account_scores")
+            conn.exec_driver_sql("DROP TABLE account_scores")
+            conn.exec_driver_sql("ALTER TABLE copy RENAME TO account_scores")
+    engine.dispose()
+    sink = open_sink(uri, Settings())
+    expected = r"column\(s\) readiness_band missing" if what == "column" else r"primary key is \(none\), expected \(account_id\)"
+    with pytest.raises(SinkSchemaError, match=f"CRM table account_scores: {expected}") as caught:
+        sink.previous_scores(before=NEXT_RUN.as_of)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(SinkSchemaError, match="CRM table account_scores"):
+        sink.write(NEXT_RUN, chunks_of(IDS, 5))
+    sink.close()
+
+
+def test_the_sqlite_crm_file_is_the_owners_alone(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "crm.db"
+    open_sink(f"sqlite:///{path}", Settings()).write(RUN, chunks_of(IDS, 5))
+    assert path.stat().st_mode & 0o777 == 0o600

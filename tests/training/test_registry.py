@@ -132,3 +132,42 @@ def test_registry_calls_leave_mlflow_and_the_environment_as_they_were(settings, 
     finally:
         mlflow.set_tracking_uri(before)
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+@pytest.mark.slow
+def test_what_a_killed_training_job_left_the_next_job_cleans_up(small_frame, feature_lists, settings):
+    import subprocess
+
+    import mlflow
+
+    from training.registry import clean_abandoned, job_tags, log_model, tracking
+
+    features, categorical = feature_lists
+    model = _train(small_frame, features, categorical, settings).model
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no longer runs: the killed job's
+    client = configure(settings)
+    runs = {}
+    for who, pid in (("killed", gone.pid), ("running", None)):
+        with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, tags=job_tags(pid)) as run:
+            log_model(model, small_frame, "churn")  # registered, then the job died before alias and gate tags
+        client.update_run(run.info.run_id, "RUNNING")  # the killed job never ended its run
+        runs[who] = run.info.run_id
+    assert {v["version"]: v["aliases"] for v in list_versions(settings, ("churn",))} == {"1": [], "2": []}
+
+    done = clean_abandoned(settings)
+    assert len(done) == 2 and "marked KILLED" in done[0] and "churn v1" in done[1]
+    assert client.get_run(runs["killed"]).info.status == "KILLED"
+    assert client.get_run(runs["running"]).info.status == "RUNNING"  # this process lives: its run is its own
+    assert [v["version"] for v in list_versions(settings, ("churn",))] == ["2"]
+    assert clean_abandoned(settings) == []  # nothing left to clean
+
+
+def test_a_new_registry_is_the_owners_alone(tmp_path, monkeypatch):
+    from features.config import Settings
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = tmp_path / "home"
+    configure(Settings(_env_file=None, home=home))
+    assert (home / "mlflow.db").stat().st_mode & 0o777 == 0o600
+    assert home.stat().st_mode & 0o777 == 0o700

@@ -21,6 +21,7 @@ class HttpReceiver:
     mode: str = "ok"
     failures: int = 0
     hang_seconds: float = 1.5
+    delay: float = 0.0  # seconds every request takes (a slow receiver keeps a run delivering)
     requests: list[dict] = field(default_factory=list)
     accepted: dict[str, bytes] = field(default_factory=dict)  # idempotency key -> body, once per key
     url: str = ""
@@ -28,6 +29,7 @@ class HttpReceiver:
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> int:
         n = len(self.requests)
         self.requests.append({"path": path, "headers": headers, "body": body})
+        time.sleep(self.delay)
         if self.mode == "fail" or (self.mode == "fail_first" and n < self.failures):
             return 500
         key = headers.get("Idempotency-Key", f"no-key-{n}")
@@ -73,8 +75,17 @@ def http_receiver() -> Iterator[HttpReceiver]:
 
 @dataclass
 class SmtpReceiver:
+    """Accepts every message, except that it answers ``550`` to the recipients in ``refuse`` (a poisoned address)."""
+
     port: int
     messages: list = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
+        if address in self.refuse:
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802 - aiosmtpd's handler API
         from email import message_from_bytes
@@ -124,3 +135,21 @@ def features_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return _FEATURES[key].copy()
 
     monkeypatch.setattr(build, "build_features", remembered)
+
+
+@pytest.fixture
+def postgres_store(postgres_url: str):  # noqa: ANN201
+    """A PostgreSQL store URI in a schema of its own (dropped afterwards)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = f"alerts_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in postgres_url else "?"
+    yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    engine.dispose()

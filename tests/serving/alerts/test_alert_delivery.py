@@ -194,24 +194,6 @@ def test_episodes_without_a_route_are_recorded_as_unrouted(company, tmp_path) ->
     assert set(result.episodes["status"]) == {"unrouted"} and result.messages == 0
 
 
-@pytest.fixture
-def postgres_store(postgres_url: str):  # noqa: ANN201
-    """A PostgreSQL store URI in a schema of its own (dropped afterwards)."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    schema = f"alerts_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in postgres_url else "?"
-    yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    engine.dispose()
-
-
 @pytest.mark.postgres
 def test_state_and_outbox_in_postgresql(company, tmp_path, http_receiver, postgres_store) -> None:
     settings = settings_for(tmp_path, routing(http_receiver.url), alerts_store=postgres_store)

@@ -7,7 +7,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-API_KEY = "web-test-key"
+API_KEY = "web-test-key-0123456789abcdef"
 
 
 def serve_env(monkeypatch: pytest.MonkeyPatch, web: dict, **extra: str) -> None:
