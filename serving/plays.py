@@ -2,7 +2,8 @@
 
 Plays, their premises and talk tracks are declared in :mod:`features.reason_catalog`. The
 candidates come from the account's reasons, strongest first (each concept leads to a
-play), then its readiness band's play, then nurture; a red account is offered risk plays
+play), then its readiness band's play, then the plays of what holds its readiness back,
+then nurture; a red account is offered risk plays
 first and always gets one. The first candidate whose premise holds in the account's own
 numbers, and whose talk track can be filled with known figures, is the play: a CSM is
 never sent to an upgrade talk for an account far from its limit.
@@ -60,14 +61,20 @@ def candidates(reasons: Sequence[ReasonItem], health: str, band: str, hold_upsel
 
 
 def _candidates(reasons: Sequence[ReasonItem], health: str, band: str) -> list[str]:
-    from_reasons = [p for p in (_play_for(r) for r in reasons) if p is not None]
+    # What holds readiness back (the expansion model's side below its base value) is tried after the
+    # band's play: it says why the score is not higher, not what the account needs first.
+    primary = [r for r in reasons if not (r.side == HOLDS_BACK and r.effect != CHURN_RISK)]
+    secondary = [r for r in reasons if r.side == HOLDS_BACK and r.effect != CHURN_RISK]
+    first, then = ([p for p in map(_play_for, rs) if p is not None] for rs in (primary, secondary))
     if health == "red":
         risk = [p.name for p in PLAYS if p.effect == "churn_risk"]
-        ordered = [p for p in from_reasons if PLAY_BY_NAME[p].effect == "churn_risk"] + risk + [RISK_FALLBACK]
+        ordered = [p for p in first + then if PLAY_BY_NAME[p].effect == "churn_risk"] + risk + [RISK_FALLBACK]
     else:
         # a healthy account is not sent a risk play
-        allowed = [p for p in from_reasons if not (health == "green" and PLAY_BY_NAME[p].effect == "churn_risk")]
-        ordered = [*allowed, BAND_PLAYS.get(band, LAST_RESORT), LAST_RESORT]
+        def allowed(plays: list[str]) -> list[str]:
+            return [p for p in plays if not (health == "green" and PLAY_BY_NAME[p].effect == "churn_risk")]
+
+        ordered = [*allowed(first), BAND_PLAYS.get(band, LAST_RESORT), *allowed(then), LAST_RESORT]
     return list(dict.fromkeys(ordered))
 
 

@@ -195,6 +195,11 @@ def side_of(effect: str, contribution: float, expansion_model: bool = True) -> s
     return None if expansion_model else LIFTS
 
 
+# A concept whose contributions add up to less than this (raw log-odds units) moves no score: it is
+# no driver on either side, and its rounded contribution could not even show a sign.
+MIN_STRENGTH = 1e-3
+
+
 def _lanes(effects: Sequence[str]) -> list[tuple[int, float, int, str]]:
     """(effect index, sign, side index, direction) for each way a contribution can be a reason; the
     direction is the effect whose good side the value must sit on (:func:`supports`)."""
@@ -272,7 +277,7 @@ def explain_rows(
         order = np.argsort(-strength, axis=1, kind="stable")[:, :top_k]
         for r in range(n):
             for k in order[r]:
-                if strength[r, k] <= 0:
+                if strength[r, k] < MIN_STRENGTH:
                     break
                 lane = side_lane[s, r, k]
                 chosen.append((r, names[reps[lane, r, k]], lane, concepts[k], float(strength[r, k])))
