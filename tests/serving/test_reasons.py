@@ -251,3 +251,62 @@ def test_words_a_csm_can_say_no_zero_counts_no_middling_ranks_the_alert_setting(
     row = {"days_over_quota_alert_30d": np.array([12.0] * 25)}
     said = explain_rows(row, {EXPANSION: (["days_over_quota_alert_30d"], np.ones((25, 1)))}, SPECS, alert_pct=85.0)
     assert said[0][0].text == "At the pace of 85 % of the plan's limit or more on 12 of the last 30 days"
+
+
+@pytest.fixture(scope="module")
+def company(feature_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(newest snapshot of the generated company, its scores with reasons) from models fitted on its history."""
+    from features.registry import categorical_features, feature_names
+    from serving.scoring import Scorer
+    from training.models import fit_model
+
+    labelled = feature_frame[feature_frame["expanded"].notna()]
+    cut = sorted(labelled["as_of"].unique())[-3]
+    train, valid = labelled[labelled["as_of"] < cut], labelled[labelled["as_of"] >= cut]
+    models = [fit_model(name, train, valid, label, feature_names(), categorical_features(), num_boost_round=40)
+              for name, label in (("expansion", "expanded"), ("churn", "churned"))]
+    latest = feature_frame[feature_frame["as_of"] == feature_frame["as_of"].max()].reset_index(drop=True)
+    return latest, Scorer(*models, SPECS).with_reference(latest).score(latest)
+
+
+def test_every_reason_of_a_generated_company_reads_the_way_it_is_shown(company) -> None:
+    """Sign against side, words against the value, no window beyond the tenure, no middling rank, no zero count."""
+    from features.registry import full_window_days
+    from serving.reasons import is_change
+    from serving.wording import DAYS_PER_MONTH
+
+    latest, scores = company
+    reasons = [(i, d) for i, ds in enumerate(scores["reason_details"]) for d in ds]
+    assert len(reasons) > 5 * len(scores) / 2
+    for i, d in reasons:
+        lifts, c = d["side"] == LIFTS, d["contribution"]
+        assert lifts == (d["effect"] == EXPANSION and c > 0), d
+        assert (not lifts) == ((d["effect"] == EXPANSION and c < 0) or (d["effect"] == CHURN_RISK and c > 0)), d
+        spec, value = SPECS[d["feature"]], float(latest.at[i, d["feature"]])
+        if is_change(d["feature"], spec) and spec.good in ("higher", "lower"):
+            assert (" up " in f" {d['text']} ") == (value > 0), d
+            assert lifts == ((value > 0) == (spec.good == "higher")), (d, value)
+        window = full_window_days(spec)
+        assert window is None or window <= latest.at[i, "tenure_months"] * DAYS_PER_MONTH + 1.5, (d, latest.at[i, "tenure_months"])
+        rank = re.search(r"(?:top|bottom|longest-ago|most recent|like) (\d+) %", d["text"])
+        assert not rank or int(rank.group(1)) <= 20, d["text"]
+        assert not re.match(r"0 |No ", d["text"]) and "the book" not in d["text"] and "soonest" not in d["text"], d
+    low = scores["readiness_score"] < 40
+    held = scores["reason_details"].map(lambda ds: any(d["side"] == HOLDS_BACK for d in ds))
+    assert held[low].mean() >= 0.9, held[low].mean()  # a low score is explained
+
+
+def test_an_expansion_play_of_a_generated_company_carries_its_cautions(company) -> None:
+    from features.reason_catalog import PLAY_BY_NAME
+    from serving.plays import FACT_NAMES, active_cautions
+
+    latest, scores = company
+    warned = 0
+    for i, facts in enumerate(latest[[c for c in FACT_NAMES if c in latest.columns]].to_dict("records")):
+        warnings = active_cautions(facts)
+        assert (scores.at[i, "caution"] is not None and scores.at[i, "caution"] == scores.at[i, "caution"]) == bool(warnings)
+        if warnings and PLAY_BY_NAME[scores.at[i, "recommended_play"]].effect == "expansion":
+            warned += 1
+            assert scores.at[i, "recommended_play_text"].startswith("Before you raise"), scores.at[i, "recommended_play_text"]
+            assert scores.at[i, "health"] == "green" or not any(w.blocks_upsell for w in warnings)
+    assert warned > 0
