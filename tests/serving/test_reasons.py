@@ -310,3 +310,14 @@ def test_an_expansion_play_of_a_generated_company_carries_its_cautions(company) 
             assert scores.at[i, "recommended_play_text"].startswith("Before you raise"), scores.at[i, "recommended_play_text"]
             assert scores.at[i, "health"] == "green" or not any(w.blocks_upsell for w in warnings)
     assert warned > 0
+
+
+def test_rule_reasons_stand_on_both_sides_too() -> None:
+    book = pd.DataFrame(_book(60))
+    peers = Peers.of(book, TEMPLATE_BY_FEATURE)
+    account = {"quota_utilization_30d_pct": 85.0, "feature_breadth_pct": 30.0, "events_slope_12w_pct": -6.0,
+               "seat_utilization_pct": 40.0, "segment": "smb"}
+    reasons = rule_reasons(account, SPECS, peers=peers)
+    assert [(r.side, r.feature) for r in reasons] == [
+        (HOLDS_BACK, "events_slope_12w_pct"), (LIFTS, "quota_utilization_30d_pct"),
+        (HOLDS_BACK, "feature_breadth_pct"), (HOLDS_BACK, "seat_utilization_pct")]
