@@ -132,7 +132,9 @@ def main() -> None:
             for chunk in split(features, args.chunk_size):
                 referenced.score(chunk, with_reasons=True)
 
+        cpu_first = time.process_time()
         scoring = timed("full scorer (probabilities, reasons, whitespace)", full_scorer)
+        cpu_first = time.process_time() - cpu_first
         if args.reference is not None:
             payload = workdir / "reference.pkl"
             with payload.open("wb") as f:
@@ -142,10 +144,12 @@ def main() -> None:
             again = timed("full scorer again (after the reference)", full_scorer)
             cpu_again = time.process_time() - cpu_again
             second_ref = reference_seconds(args.reference.resolve(), payload)
-            ours, theirs = min(scoring, again), min(first_ref[0], second_ref[0])
-            print(f"full scorer / reference checkout's scorer: {ours / theirs:.2f}x wall (best of two each: "
-                  f"{ours:.1f} s vs {theirs:.1f} s), {cpu_again / min(first_ref[1], second_ref[1]):.2f}x CPU "
-                  f"(second run vs the reference's best); target <= 1.3x")
+            # On a shared machine the wall time of one code swings with the load (the same scorer took 175 s
+            # and 622 s in one run); the CPU seconds of the process are what the code costs.
+            ours, theirs = min(cpu_first, cpu_again), min(first_ref[1], second_ref[1])
+            wall = (scoring + again) / (first_ref[0] + second_ref[0])
+            print(f"full scorer / reference checkout's scorer: {ours / theirs:.2f}x CPU (best of two each: {ours:.1f} s "
+                  f"vs {theirs:.1f} s), {wall:.2f}x wall (sum of two each); target <= 1.3x")
         if args.scorer_only:
             return
         settings = Settings(_env_file=None, home=workdir)
