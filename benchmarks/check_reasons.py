@@ -16,7 +16,18 @@ reasons, in process, and checks each account in its own numbers:
 * the distribution of recommended plays, next to the share of accounts whose numbers meet
   each play's premise (what the data allows);
 * what changed since the previous month end (scored the same way): accounts compared,
-  the size of the readiness moves and the concepts named as having moved most.
+  the size of the readiness moves and the concepts named as having moved most;
+* both directions (:func:`check_sides`): per readiness band, the share of accounts with at
+  least one reason lifting readiness and one holding it back (target: >= 95 % of accounts
+  below 40 have one holding it back); accounts recommended an expansion play while a
+  churn-side warning holds (all must carry the caution, in the caution line and the talk
+  track; none may lead with an upsell while usage falls or a payment failed unless green);
+  reasons citing a window longer than the account's tenure, peer comparisons between 20 %
+  and 80 % (or any ranked renewal), zero counts, "the book", and reasons whose sign or
+  wording contradicts their side: all 0.
+
+Run it on a 3,000-account and on a 300-account company (``--accounts 3000``, ``--accounts
+300``) to see the rules hold on a large and on a small book.
 
 Exit status 1 when a hard check fails. State lives under ``--work`` (a temporary folder
 by default); re-running with the same ``--work`` reuses the company and the models.
@@ -134,7 +145,9 @@ def check(features: pd.DataFrame, scores: pd.DataFrame) -> bool:
     duplicated = int(concepts.map(lambda cs: len(cs) != len(set(cs))).sum())
     context = int(concepts.map(lambda cs: any(CONCEPT_BY_NAME[c].role == "context" for c in cs)).sum())
     texts = scores["reasons"].explode().dropna()
-    no_comparison = int((~texts.map(lambda t: bool(re.search(r"\d %", t)))).sum())
+    ranked = pd.Series([d["text"] for ds in scores["reason_details"] for d in ds if d["comparison"] != "timing"],
+                       dtype=object)
+    no_comparison = int((~ranked.map(lambda t: bool(re.search(r"\d %", t)))).sum())
     counts = scores["reasons"].map(len)
     three = int((counts >= 3).sum())
     lo, hi = wilson(three, n)
@@ -167,8 +180,111 @@ def check(features: pd.DataFrame, scores: pd.DataFrame) -> bool:
     print(f"  largest play share: {top.index[0]} {top.iloc[0]:.1%} (target <= 60 % unless the data says so)")
     ok = premise_fails == 0 and not any(literal_fails.values()) and duplicated == 0 and context == 0
     ok = ok and no_comparison == 0 and three / n >= 0.95
+    ok = check_sides(features, scores) and ok
     print("all hard checks pass" if ok else "A HARD CHECK FAILED")
     return ok
+
+
+_RANK = re.compile(r"(?:top|bottom|longest-ago|most recent|soonest|like) (\d+) %")
+
+
+def _contradicts(d: dict, value: float) -> bool:
+    """True when a reason's sign or words contradict its side (lifts / holds_back)."""
+    from features.registry import get
+    from serving.reasons import is_change
+
+    lifts = d["side"] == "lifts"
+    c = d["contribution"]
+    if c is not None:  # model reasons: the sign says the side
+        signed_lift = (d["effect"] == "expansion" and c > 0)
+        signed_hold = (d["effect"] == "expansion" and c < 0) or (d["effect"] == "churn_risk" and c > 0)
+        if lifts != signed_lift or (not lifts) != signed_hold:
+            return True
+    elif lifts != (d["effect"] == "expansion"):
+        return True
+    spec = get(d["feature"])
+    if spec.good not in ("higher", "lower") or value != value:
+        return False
+    good_value = value > 0 if is_change(d["feature"], spec) else None
+    if good_value is not None:
+        said_up = re.search(r"\bup \d", d["text"]) is not None
+        rising_is_good = spec.good == "higher"
+        return lifts != (good_value == rising_is_good) or said_up != good_value
+    return False
+
+
+def check_sides(features: pd.DataFrame, scores: pd.DataFrame) -> bool:
+    """Both directions, cautions on opportunities and words a CSM can say; True when every hard check holds."""
+    from features.reason_catalog import PLAY_BY_NAME
+    from features.registry import full_window_days, get
+    from serving.plays import FACT_NAMES, active_cautions
+    from serving.wording import DAYS_PER_MONTH
+
+    n = len(scores)
+    sides = scores["reason_details"].map(lambda ds: {d["side"] for d in ds})
+    lifts, holds = sides.map(lambda s: "lifts" in s), sides.map(lambda s: "holds_back" in s)
+    readiness = scores["readiness_score"].astype(float)
+    bands = pd.cut(readiness, [-0.1, 40, 70, 100.1], right=False, labels=["below 40", "40-70", "above 70"])
+    print("  reasons on both sides, by readiness band (share of accounts with >= 1 reason lifting / holding back / both):")
+    low_share = math.nan
+    for band in bands.cat.categories:
+        at = (bands == band).to_numpy()
+        k = int(at.sum())
+        if not k:
+            continue
+        h = int(holds[at].sum())
+        lo, hi = wilson(h, k)
+        print(f"    {band:<9} {k:>6,} accounts: lifts {lifts[at].mean():6.1%}, holds back {h / k:6.1%} "
+              f"(95 % interval {lo:.1%}-{hi:.1%}), both {(lifts & holds)[at].mean():6.1%}")
+        if band == "below 40":
+            low_share = h / k
+    facts = features[[c for c in FACT_NAMES if c in features.columns]].to_dict("records")
+    expansion_play = scores["recommended_play"].map(lambda p: PLAY_BY_NAME[p].effect == "expansion").to_numpy()
+    warned = carried = led_while_blocked = 0
+    for i, fact in enumerate(facts):
+        if not expansion_play[i]:
+            continue
+        warnings = active_cautions(fact)
+        if not warnings:
+            continue
+        warned += 1
+        caution, track = scores.at[i, "caution"], str(scores.at[i, "recommended_play_text"])
+        carried += bool(isinstance(caution, str) and caution and track.startswith("Before you raise"))
+        led_while_blocked += any(w.blocks_upsell for w in warnings) and scores.at[i, "health"] != "green"
+    tenure_days = features["tenure_months"].astype(float).to_numpy() * DAYS_PER_MONTH + 1
+    too_long = middling = zeros = book = contradictions = total = 0
+    examples: list[str] = []
+    for i, details in enumerate(scores["reason_details"]):
+        for d in details:
+            total += 1
+            window = full_window_days(get(d["feature"]))
+            if window is not None and window > tenure_days[i] + 0.5:
+                too_long += 1
+                examples.append(f"{scores.at[i, 'account_id']}: {d['text']} (tenure {tenure_days[i]:.0f} days)")
+            rank = _RANK.search(d["text"])
+            if (rank and 20 < int(rank.group(1)) < 80) or "soonest" in d["text"]:
+                middling += 1
+                examples.append(f"{scores.at[i, 'account_id']}: {d['text']}")
+            if re.match(r"0 ", d["text"]) or d["text"].startswith("No "):
+                zeros += 1
+                examples.append(f"{scores.at[i, 'account_id']}: {d['text']}")
+            book += "the book" in d["text"]
+            value = float(features.at[i, d["feature"]]) if d["feature"] in features.columns else math.nan
+            if _contradicts(d, value):
+                contradictions += 1
+                examples.append(f"{scores.at[i, 'account_id']} [{d['side']}]: {d['text']}")
+    book += int(scores["recommended_play_text"].astype(str).str.contains("of the book").sum())
+    print(f"  expansion play while a churn-side warning holds: {warned:,} accounts; carrying the caution "
+          f"{carried:,} ({carried / warned if warned else 1:.0%}; target 100 %); leading with an upsell while usage "
+          f"falls or a payment failed and not green: {led_while_blocked} (target 0)")
+    print(f"  of {total:,} reasons: window longer than the tenure {too_long} (target 0); peer comparison between 20 % "
+          f"and 80 % or a ranked renewal {middling} (target 0); zero counts {zeros} (target 0); 'the book' {book} "
+          f"(target 0); sign or wording contradicting the side {contradictions} (target 0)")
+    for line in examples[:5]:
+        print(f"    e.g. {line}")
+    ok = low_share >= 0.95 if low_share == low_share else True
+    ok = ok and carried == warned and led_while_blocked == 0
+    return ok and too_long == 0 and middling == 0 and zeros == 0 and book == 0 and contradictions == 0
 
 
 def main() -> None:

@@ -77,3 +77,43 @@ def account_features(
             t.mrr_180d_ago > 0, (t.mrr - t.mrr_180d_ago) / t.mrr_180d_ago * 100.0, ibis.null("float64")
         ),
     )
+
+
+# Families whose windowed features are null before the window fits in the account's life; pipeline deals
+# are dated events of their own (a deal won in the account's first month is still a deal won).
+TENURE_FAMILIES = ("usage", "adoption", "engagement", "account")
+
+
+def account_starts(subscriptions: Table, first_use: Table, snap_days: Table) -> Table:
+    """Per account and snapshot, the first day of its life each kind of feature measures from.
+
+    ``sub_start_day``: its first subscription day on or before ``as_of`` (rows starting later
+    are never read); ``usage_start_day``: its first usage day when it has used the product by
+    ``as_of``, else ``sub_start_day``. ``first_use`` is ``features.adoption.first_use``.
+    """
+    subs = subscriptions.select("account_id", from_day=day_number(subscriptions.valid_from))
+    j = subs.join(snap_days, subs.from_day <= snap_days.as_of_day)
+    first_sub = j.group_by(KEYS).aggregate(sub_start_day=j.from_day.min())
+    used = first_use.group_by("account_id").aggregate(first_use_day=first_use.first_day.min())
+    t = first_sub.left_join(used, "account_id")
+    used_by_then = t.first_use_day.notnull() & (t.first_use_day <= t.as_of_day)
+    return t.select(*KEYS, "sub_start_day",
+                    usage_start_day=ibis.ifelse(used_by_then, t.first_use_day, t.sub_start_day))
+
+
+def within_tenure(t: Table, names: list[str]) -> dict[str, ibis.Value]:
+    """The ``names`` columns of ``t`` (which carries :func:`account_starts`), each windowed feature null
+    where its window reaches before the account's first day: a window longer than the account's life
+    is not a measurement (a 12-week slope of a 5-week-old account), and a trend needs both its windows."""
+    from features.registry import full_window_days, get, measures_usage
+
+    out: dict[str, ibis.Value] = {}
+    for name in names:
+        spec = get(name)
+        days = full_window_days(spec) if spec.family in TENURE_FAMILIES else None
+        if days is None:
+            out[name] = t[name]
+            continue
+        start = t.usage_start_day if measures_usage(spec) else t.sub_start_day
+        out[name] = ibis.ifelse(t.as_of_day - start + 1 >= days, t[name], ibis.null(t[name].type()))
+    return out

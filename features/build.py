@@ -16,7 +16,7 @@ import ibis
 import pandas as pd
 from ibis.expr.types import Table
 
-from features.account import account_features
+from features.account import account_features, account_starts, within_tenure
 from features.adoption import adoption_features, feature_use_30d, first_use
 from features.config import Settings
 from features.contract import REQUIRED_TABLES, TABLES
@@ -113,12 +113,13 @@ def feature_table(
     used = materialize(feature_use_30d(recent, snap_days))
     limits = materialize(usage_limits(periods))
     near = materialize(near_quota_rows(daily, limits, snap_days, settings))
+    first = materialize(first_use(usage))
     # Labels and account history both read the revenue movements: compute them once.
     moves = materialize(movements(subs, products))
     parts = [
         _labels_keyed(subs, base, settings, data_end, products, moves),
         usage_features(daily, used, near, base, limits, window_segments(to_day(d) for d in dates), settings),
-        adoption_features(used, first_use(usage), base, periods, snap_days, plan_features, products),
+        adoption_features(used, first, base, periods, snap_days, plan_features, products),
         engagement_features(base, tables, snap_days),
         whitespace_features(base, tables["accounts"], periods, products, settings),
         account_features(base, tables["accounts"], periods, moves, subs, snaps),
@@ -127,7 +128,8 @@ def feature_table(
     t = base.select("account_id", "as_of", "as_of_day")
     for part in parts:
         t = t.left_join(materialize(part), KEYS)
-    out = t.select("account_id", "as_of", *CONTEXT, *LABELS, *feature_names())
+    t = t.left_join(materialize(account_starts(subs, first, snap_days)), KEYS)
+    out = t.select("account_id", "as_of", *CONTEXT, *LABELS, **within_tenure(t, feature_names()))
     return out.order_by(["as_of", "account_id"])
 
 

@@ -12,12 +12,21 @@ CSM can judge:
 * ``peers``: where the account sits within its segment at the same snapshot
   (``{rank}`` reads "top 5 %" / "bottom 20 %", ``{peers}`` "mid-market accounts");
 * ``limit``: the share of a limit (plan quota, licensed seats, the plan's features) or,
-  for whitespace, of the account's own ARR.
+  for whitespace, of the account's own ARR;
+* ``timing``: a date of the account's own calendar (its renewal, its budget year), said as
+  it is ("Renews in 5 days") and never ranked: everyone renews some day.
+
+A peer comparison is shown only where it sets the account apart (the top or bottom
+:data:`MAX_PEER_SHARE_PCT` of its peers), and every one names its peers ("of enterprise
+accounts", "of all accounts" when the segment is too small to rank in). A count of zero is
+never a reason ("0 bug tickets" says nothing), and a share of a limit must pass the floor
+(:data:`LIMIT_FLOORS`) to lift a score and stay under it to hold one back.
 
 Template fields: ``value`` (the value in its unit: money with thousands separators,
 counts), ``pct`` (a 0-100 value rounded), ``ratio_pct`` (a 0-1 ratio as %), ``direction``
 and ``change`` (sign and size of a move), ``when`` (a duration as people say it),
-``share_of_arr``, ``rank``, ``p`` and ``peers``, ``s`` (a plural ending) and ``detractor``.
+``share_of_arr``, ``rank``, ``p`` and ``peers``, ``s`` (a plural ending), ``detractor`` and
+``alert_pct`` (the ``quota_alert_pct`` setting).
 ``docs/features.md`` shows each template.
 
 Plays declare their premise as a rule over the account's own numbers (features, plus the
@@ -33,7 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Comparison = Literal["past", "peers", "limit"]
+Comparison = Literal["past", "peers", "limit", "timing"]
 Role = Literal["signal", "context"]
 Side = Literal["high", "low"]
 
@@ -106,6 +115,17 @@ def _limit(feature: str, text: str) -> ReasonTemplate:
     return ReasonTemplate(feature, "limit", text)
 
 
+# A peer comparison is a reason only when it singles the account out: "top 47 % of SMB accounts"
+# sets nothing apart. At most this share of the peers may sit at or beyond the account's value.
+MAX_PEER_SHARE_PCT = 20.0
+
+# A share of a limit lifts readiness only from its floor, and holds it back only below it: "usage at
+# 28 % of the plan's limit" is no reason to expand. Customers using under ~60 % of their tier's
+# features rarely upgrade; 50 % of a quota is half-way to the conversation.
+LIMIT_FLOORS: dict[str, float] = {"quota_utilization_30d_pct": 50.0, "seat_utilization_pct": 70.0,
+                                  "feature_breadth_pct": 60.0}
+
+
 REASON_TEMPLATES: tuple[ReasonTemplate, ...] = (
     # usage volume: raw counts only ever appear next to the peers they are ranked in
     _peer("events_7d", "{value} event{s} in 7 days"),
@@ -120,7 +140,8 @@ REASON_TEMPLATES: tuple[ReasonTemplate, ...] = (
     _past("active_users_trend_30d_pct", "Active users {direction} {change} % on the previous 30 days"),
     _limit("seat_utilization_pct", "{pct} % of licensed seats in use (30 days)"),
     _limit("quota_utilization_30d_pct", "Usage at {pct} % of the plan's limit (30 days)"),
-    _limit("days_over_quota_alert_30d", "At the pace of 80 % of the plan's limit or more on {value} of the last 30 days"),
+    _limit("days_over_quota_alert_30d",
+           "At the pace of {alert_pct} % of the plan's limit or more on {value} of the last 30 days"),
     _peer("api_share_30d_pct", "API calls are {pct} % of usage (30 days)"),
     _limit("feature_breadth_pct", "Using {pct} % of the plan's features (30 days)"),
     _peer("features_used_30d", "{value} feature{s} used in 30 days"),
@@ -149,12 +170,12 @@ REASON_TEMPLATES: tuple[ReasonTemplate, ...] = (
                    words=("longest-ago", "most recent")),
     _peer("payment_failures_90d", "{value} failed payment{s} in 90 days"),
     _peer("late_payments_90d", "{value} late payment{s} in 90 days"),
-    ReasonTemplate("months_to_renewal", "peers", "Renews in {when}, among the soonest {p} % of {peers}", "low"),
-    ReasonTemplate("months_to_fiscal_year_start", "peers",
-                   "Customer's budget year starts in {when}, among the soonest {p} % of {peers}", "low"),
+    ReasonTemplate("months_to_renewal", "timing", "Renews in {when}", "low"),
+    ReasonTemplate("months_to_fiscal_year_start", "timing", "Customer's budget year starts in {when}", "low"),
     _peer("expansions_past", "{value} past expansion{s}"),
     _peer("contractions_past", "{value} past contraction{s}"),
-    _peer("months_since_last_expansion", "Last expansion {when} ago", "low"),
+    ReasonTemplate("months_since_last_expansion", "peers", "Last expansion {when} ago, {rank} of {peers}", "low",
+                   words=("longest-ago", "most recent")),
     _past("mrr_growth_180d_pct", "MRR {direction} {change} % on 180 days ago"),
     _limit("whitespace_usd", "{value} a year of whitespace, {share_of_arr} % of current ARR"),
     _limit("whitespace_seats_usd", "{value} a year in seats peers license, {share_of_arr} % of current ARR"),
@@ -239,7 +260,7 @@ PLAYS: tuple[Play, ...] = (
          "product(s) today. Ask which workflows sit outside the product now and show how peers cover them."),
     Play("expansion_conversation", "Proactive expansion conversation: readiness is high.", "expansion",
          ((Condition("readiness_score", ">=", 70), Condition("whitespace_usd", ">", 0)),),
-         "Readiness is {readiness} of 100: this account is readier to expand than {readiness} % of the book. "
+         "Readiness is {readiness} of 100: this account is readier to expand than {readiness} % of all accounts. "
          "Its whitespace is {whitespace} a year, {whitespace_share_of_arr} % of its current ARR of {arr}. "
          "Book a conversation about the next stage of their rollout and which teams or products come next."),
     Play("executive_check_in", "Executive check-in: re-establish the relationship with the customer's sponsor.",
@@ -304,3 +325,29 @@ BAND_PLAYS: dict[str, str] = {"outreach": "expansion_conversation", "nurture": "
                               "adoption": "adoption_drive"}
 RISK_FALLBACK = "success_plan_review"
 LAST_RESORT = "nurture_value_content"
+
+# ----- cautions ------------------------------------------------------------------------------
+# Churn-side warnings an expansion play must not hide: the CSM hears them before raising an
+# upgrade. Falling usage and a failed payment also keep upsell plays from going first unless
+# the model's churn risk is low (serving.plays).
+FALLING_USAGE_PCT = -20.0  # a 20 % swing in usage over 30 days is a trend
+FALLING_USAGE_SLOPE_PCT_PER_WEEK = -3.0  # about a third of a week's usage lost over 12 weeks
+EXEC_SILENCE_DAYS = 180
+
+
+@dataclass(frozen=True)
+class Caution:
+    """A churn-side warning: when it holds (any alternative), and whether it blocks upsell plays."""
+
+    name: str
+    premise: tuple[tuple[Condition, ...], ...]
+    blocks_upsell: bool
+
+
+CAUTIONS: tuple[Caution, ...] = (
+    Caution("usage_falling", ((Condition("events_trend_30d_pct", "<=", FALLING_USAGE_PCT),),
+                              (Condition("events_slope_12w_pct", "<=", FALLING_USAGE_SLOPE_PCT_PER_WEEK),)), True),
+    Caution("payment_failed", ((Condition("payment_failures_90d", ">=", 1),),), True),
+    Caution("detractor", ((Condition("nps_detractor", ">=", 1),),), False),
+    Caution("executive_silence", ((Condition("days_since_exec_touch", ">=", EXEC_SILENCE_DAYS),),), False),
+)

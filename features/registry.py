@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -188,6 +189,32 @@ def feature_names(family: Family | None = None) -> list[str]:
     return [f.name for f in FEATURES if family is None or f.family == family]
 
 
+# Windows that read the latest row within a lookback ("most recent NPS within a year", "days since the
+# last touch") rather than measure over the whole window: a young account's latest row is still its latest.
+LOOKBACK_WINDOWS = frozenset({"365d"})
+_WINDOW = re.compile(r"^(\d+)([dw])(?: vs previous (\d+)([dw]))?$")
+
+
+def full_window_days(spec: FeatureSpec) -> int | None:
+    """Days of the account's life a windowed feature measures over (a trend: both windows), None when not windowed.
+
+    The feature is a measurement only when the account existed on every one of those days
+    (``features.account.within_tenure`` makes it null otherwise).
+    """
+    if spec.window in LOOKBACK_WINDOWS:
+        return None
+    match = _WINDOW.match(spec.window)
+    if match is None:
+        return None
+    days = [int(n) * (7 if unit == "w" else 1) for n, unit in (match.group(1, 2), match.group(3, 4)) if n]
+    return sum(days)
+
+
+def measures_usage(spec: FeatureSpec) -> bool:
+    """True when the feature measures product usage (its life starts at the first usage day), else subscriptions."""
+    return "usage_daily" in spec.source
+
+
 def categorical_features() -> list[str]:
     """Names of the categorical (string) features."""
     return [f.name for f in FEATURES if f.kind == "categorical"]
@@ -221,6 +248,14 @@ def render_docs() -> str:
         "`(as_of - 30, as_of]`. Percentages are 0-100. Absent optional tables give null features, never",
         "an error. Labels (`expanded`, `churned`, `contracted`, `expansion_mrr`) look forward over",
         "`(as_of, as_of + H]` and are null when `as_of + H` lies after the end of the data.",
+        "",
+        "Features know the account's age: a windowed feature of the usage, adoption, engagement and account",
+        "families is null where its window reaches before the account's first day, because such a window is",
+        "not a measurement (a 12-week slope of a 5-week-old customer). Usage features count from the account's",
+        "first usage day (its first subscription day when it has not used the product yet); the others from",
+        "its first subscription day on or before `as_of`. A trend needs both of its windows (`30d vs previous",
+        "30d`: 60 days of life), the 12-week slope all 12 observed weeks. Features that read the latest row",
+        "within a lookback (`365d`: latest NPS, days since the last touch) stay as they are.",
         "",
     ]
     for family in FAMILIES:

@@ -257,7 +257,7 @@ def scorer_for(choice: ModelChoice, settings: Settings) -> Any:
     from serving.scoring import Scorer, feature_specs
 
     return Scorer(choice.expansion, choice.churn, feature_specs(), contribution_threads=settings.lgbm_threads,
-                  currency_symbol=settings.currency_symbol)
+                  currency_symbol=settings.currency_symbol, quota_alert_pct=settings.quota_alert_pct)
 
 
 def load_scorer(settings: Settings, source: ModelSource | str = ModelSource.auto) -> Any:

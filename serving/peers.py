@@ -23,9 +23,10 @@ MIN_PEERS = 20
 
 
 def peers_label(segment: object) -> str:
-    """How the peer group reads: 'mid-market accounts', or 'accounts in the book' without a segment."""
+    """How the peer group reads: 'mid-market accounts', or 'all accounts' without a segment (the whole
+    company's, never "the book": a CSM reads that as their own)."""
     if segment is None or segment == ALL or (isinstance(segment, float) and np.isnan(segment)):
-        return "accounts in the book"
+        return "all accounts"
     return f"{SEGMENT_LABELS.get(str(segment), str(segment).replace('_', '-'))} accounts"
 
 

@@ -2,10 +2,18 @@
 
 Plays, their premises and talk tracks are declared in :mod:`features.reason_catalog`. The
 candidates come from the account's reasons, strongest first (each concept leads to a
-play), then its readiness band's play, then nurture; a red account is offered risk plays
+play), then its readiness band's play, then the plays of what holds its readiness back,
+then nurture; a red account is offered risk plays
 first and always gets one. The first candidate whose premise holds in the account's own
 numbers, and whose talk track can be filled with known figures, is the play: a CSM is
 never sent to an upgrade talk for an account far from its limit.
+
+Churn-side warnings (:data:`features.reason_catalog.CAUTIONS`: usage falling, a failed
+payment, a detractor, executive silence) are never hidden behind an opportunity: every one
+that holds is the account's ``caution`` line, and an expansion play's talk track opens with
+it ("Before you raise the upgrade, ask about the drop in usage ..."). Falling usage or a
+failed payment also sends upsell plays to the back of the queue unless the model's churn
+risk is low (health green), where the play may lead but with its caution.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from features.reason_catalog import (
+    CAUTIONS,
     CURRENCY_SYMBOL,
     BAND_PLAYS,
     LAST_RESORT,
@@ -26,7 +35,7 @@ from features.reason_catalog import (
     RISK_FALLBACK,
 )
 from serving.peers import peers_label
-from serving.reasons import CHURN_RISK, ReasonItem
+from serving.reasons import CHURN_RISK, HOLDS_BACK, ReasonItem
 from serving.wording import DAYS_PER_MONTH, duration, money, num, render_text
 
 
@@ -37,25 +46,45 @@ class Recommendation:
     play: str
     headline: str
     talk_track: str
+    caution: str | None = None
 
 
-def candidates(reasons: Sequence[ReasonItem], health: str, band: str) -> list[str]:
-    """Plays to try, in order: from the reasons, then the band's play and nurture; risk plays first when red."""
-    from_reasons = [p for p in (_play_for(r) for r in reasons) if p is not None]
+def candidates(reasons: Sequence[ReasonItem], health: str, band: str, hold_upsell: bool = False) -> list[str]:
+    """Plays to try, in order: from the reasons, then the band's play and nurture; risk plays first when red.
+
+    ``hold_upsell``: expansion plays go last (after nurture, which always holds).
+    """
+    ordered = _candidates(reasons, health, band)
+    if hold_upsell:
+        ordered = sorted(ordered, key=lambda p: PLAY_BY_NAME[p].effect == "expansion")  # stable
+    return ordered
+
+
+def _candidates(reasons: Sequence[ReasonItem], health: str, band: str) -> list[str]:
+    # What holds readiness back (the expansion model's side below its base value) is tried after the
+    # band's play: it says why the score is not higher, not what the account needs first.
+    primary = [r for r in reasons if not (r.side == HOLDS_BACK and r.effect != CHURN_RISK)]
+    secondary = [r for r in reasons if r.side == HOLDS_BACK and r.effect != CHURN_RISK]
+    first, then = ([p for p in map(_play_for, rs) if p is not None] for rs in (primary, secondary))
     if health == "red":
         risk = [p.name for p in PLAYS if p.effect == "churn_risk"]
-        ordered = [p for p in from_reasons if PLAY_BY_NAME[p].effect == "churn_risk"] + risk + [RISK_FALLBACK]
+        ordered = [p for p in first + then if PLAY_BY_NAME[p].effect == "churn_risk"] + risk + [RISK_FALLBACK]
     else:
         # a healthy account is not sent a risk play
-        allowed = [p for p in from_reasons if not (health == "green" and PLAY_BY_NAME[p].effect == "churn_risk")]
-        ordered = [*allowed, BAND_PLAYS.get(band, LAST_RESORT), LAST_RESORT]
+        def allowed(plays: list[str]) -> list[str]:
+            return [p for p in plays if not (health == "green" and PLAY_BY_NAME[p].effect == "churn_risk")]
+
+        ordered = [*allowed(first), BAND_PLAYS.get(band, LAST_RESORT), *allowed(then), LAST_RESORT]
     return list(dict.fromkeys(ordered))
 
 
 def _play_for(reason: ReasonItem) -> str | None:
+    """The play a reason leads to: what lifts readiness leads to an expansion play, what holds it back to
+    the play that answers the risk."""
+    effect = CHURN_RISK if reason.side == HOLDS_BACK else "expansion"
     if reason.concept == "whitespace":
-        return PLAY_FOR_WHITESPACE_PART.get(reason.feature, "expansion_conversation" if reason.effect != CHURN_RISK else None)
-    return PLAY_FOR_CONCEPT.get((reason.concept, reason.effect))
+        return PLAY_FOR_WHITESPACE_PART.get(reason.feature, "expansion_conversation" if effect != CHURN_RISK else None)
+    return PLAY_FOR_CONCEPT.get((reason.concept, effect))
 
 
 def recommend(reasons: Sequence[ReasonItem], facts: Mapping[str, Any], health: str, band: str) -> Recommendation:
@@ -66,15 +95,86 @@ def recommend(reasons: Sequence[ReasonItem], facts: Mapping[str, Any], health: s
     """
     facts = {**facts, "health": health}
     fields = talk_track_fields(facts)
-    for name in candidates(reasons, health, band):
+    warnings = active_cautions(facts)
+    caution = "; ".join(w.line for w in warnings)
+    caution = caution[:1].upper() + caution[1:] or None
+    hold = any(w.blocks_upsell for w in warnings) and health != "green"
+    for name in candidates(reasons, health, band, hold_upsell=hold):
         play = PLAY_BY_NAME[name]
         if not play.premise_holds(facts):
             continue
         track = render_text(play.talk_track, fields)
         if track is not None:
-            return Recommendation(name, play.headline, track)
+            if warnings and play.effect == "expansion":
+                track = f"{_before_you_raise(name, warnings)} {track}"
+            return Recommendation(name, play.headline, track, caution)
     last = PLAY_BY_NAME[LAST_RESORT]  # its premise always holds; only unknown figures can stop its track
-    return Recommendation(LAST_RESORT, last.headline, last.headline)
+    return Recommendation(LAST_RESORT, last.headline, last.headline, caution)
+
+
+@dataclass(frozen=True)
+class ActiveCaution:
+    """One churn-side warning that holds: the caution line, what to ask about, whether it holds upsell back."""
+
+    name: str
+    line: str
+    ask: str
+    blocks_upsell: bool
+
+
+_RAISE = {"upgrade_conversation": "the upgrade", "seat_expansion": "more seats", "cross_sell": "a new product",
+          "expansion_conversation": "expansion"}
+
+
+def _before_you_raise(play: str, warnings: Sequence[ActiveCaution]) -> str:
+    asks = [w.ask for w in warnings]
+    joined = asks[0] if len(asks) == 1 else ", ".join(asks[:-1]) + " and " + asks[-1]
+    return f"Before you raise {_RAISE.get(play, 'expansion')}, ask about {joined}."
+
+
+def active_cautions(facts: Mapping[str, Any]) -> list[ActiveCaution]:
+    """The churn-side warnings that hold in the account's own numbers, worded (declared order)."""
+    out = []
+    for caution in CAUTIONS:
+        if not any(all(c.holds(facts) for c in alt) for alt in caution.premise):
+            continue
+        line, ask = _CAUTION_WORDS[caution.name](facts)
+        out.append(ActiveCaution(caution.name, line, ask, caution.blocks_upsell))
+    return out
+
+
+def _usage_falling(facts: Mapping[str, Any]) -> tuple[str, str]:
+    trend, slope = _known(facts, "events_trend_30d_pct"), _known(facts, "events_slope_12w_pct")
+    from features.reason_catalog import FALLING_USAGE_PCT
+
+    if trend is not None and trend <= FALLING_USAGE_PCT:
+        fall = f"down {abs(trend):.0f} % on the previous 30 days"
+    else:
+        fall = f"down {abs(slope or 0):.0f} % a week over the last 12 weeks"
+    return f"usage {fall}", f"the drop in usage ({fall})"
+
+
+def _payment_failed(facts: Mapping[str, Any]) -> tuple[str, str]:
+    n = _known(facts, "payment_failures_90d") or 1
+    s = "" if n == 1 else "s"
+    return f"{num(n)} failed payment{s} in 90 days", f"the failed payment{s}"
+
+
+def _detractor(facts: Mapping[str, Any]) -> tuple[str, str]:
+    nps = _known(facts, "nps_latest")
+    said = "a detractor NPS answer" if nps is None else f"latest NPS answer {nps:.0f} of 10 (a detractor)"
+    return said, "what lay behind the low NPS answer"
+
+
+def _executive_silence(facts: Mapping[str, Any]) -> tuple[str, str]:
+    days = _known(facts, "days_since_exec_touch") or 0.0
+    return f"no executive contact for {duration(days)}", "who the customer's executive sponsor is today"
+
+
+_CAUTION_WORDS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
+    "usage_falling": _usage_falling, "payment_failed": _payment_failed, "detractor": _detractor,
+    "executive_silence": _executive_silence,
+}
 
 
 _TRACK_FACTS = (
@@ -85,6 +185,7 @@ _TRACK_FACTS = (
 #: Every account figure a premise or a talk track reads (the scorer passes only these).
 FACT_NAMES: tuple[str, ...] = tuple(dict.fromkeys((
     *_TRACK_FACTS, *(c.field for p in PLAYS for alt in p.premise for c in alt),
+    *(c.field for w in CAUTIONS for alt in w.premise for c in alt),
     "segment", "nps_latest", "events_trend_30d_pct", "feature_breadth_pct", "churn_probability")))
 
 

@@ -21,16 +21,22 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.reason_catalog import CONCEPT_BY_NAME, CURRENCY_SYMBOL, TEMPLATE_BY_FEATURE
+from features.reason_catalog import (
+    CONCEPT_BY_NAME,
+    CURRENCY_SYMBOL,
+    LIMIT_FLOORS,
+    MAX_PEER_SHARE_PCT,
+    TEMPLATE_BY_FEATURE,
+)
 from features.registry import FEATURES
 from serving.peers import Peers, peers_label
-from serving.wording import reason_fields, render
+from serving.wording import DEFAULT_ALERT_PCT, reason_fields, render
 
 EXPANSION, CHURN_RISK = "expansion", "churn_risk"
 _REGISTRY = {f.name: f for f in FEATURES}
@@ -51,10 +57,16 @@ class ReasonItem:
     contribution: float | None
     concept: str = ""
     comparison: str = ""
+    side: str = ""  # lifts / holds_back; by default from the effect and the contribution's sign
+
+    def __post_init__(self) -> None:
+        if not self.side:
+            lifts = self.effect == EXPANSION and not (self.contribution is not None and self.contribution < 0)
+            object.__setattr__(self, "side", "lifts" if lifts else "holds_back")
 
     def as_dict(self) -> dict[str, Any]:
         return {"text": self.text, "feature": self.feature, "effect": self.effect, "contribution": self.contribution,
-                "concept": self.concept, "comparison": self.comparison}
+                "concept": self.concept, "comparison": self.comparison, "side": self.side}
 
 
 def _missing(value: Any) -> bool:
@@ -125,12 +137,33 @@ def _reads_high(feature: str, effect: str, spec: Any | None) -> bool:
     return good == "neutral" or (good == "higher") == (effect == EXPANSION)
 
 
+# Units of counts: a count of zero is never a reason ("0 bug tickets in 90 days" sets nothing apart).
+COUNT_UNITS = frozenset({"events", "days", "users", "features", "products", "tickets", "meetings", "invoices",
+                         "movements", "flag 0/1"})
+
+
+def is_count(feature: str, spec: Any | None) -> bool:
+    """True for a count (events, tickets, meetings, a 0/1 flag): its zero is no reason."""
+    unit = str(getattr(spec, "unit", "") or "")
+    return unit in COUNT_UNITS and not feature.startswith("days_since") and not is_change(feature, spec)
+
+
 def admissible(feature: str, values: Any, effect: str, spec: Any | None, typical: float | None,
                arr: np.ndarray | None = None) -> np.ndarray:
     """:func:`supports`, plus what the wording needs: a neutral feature must sit on its notable side
-    of the book's median (a renewal is a reason when it is sooner than typical), and a whitespace
-    amount needs a known ARR to be compared with."""
+    of the book's median (a renewal is a reason when it is sooner than typical), a count must not
+    be zero, a share of a limit must pass its floor to lift (stay under it to hold back), and a
+    whitespace amount needs a known ARR to be compared with. ``effect`` is the direction: the
+    effect whose driver the value must read as (expansion: lifts readiness)."""
     ok = supports(feature, values, effect, spec, typical)
+    if ok.any() and is_count(feature, spec):
+        v = np.asarray(values, dtype=float)
+        with np.errstate(invalid="ignore"):
+            ok = ok & (v != 0)
+    if ok.any() and feature in LIMIT_FLOORS:
+        v = np.asarray(values, dtype=float)
+        with np.errstate(invalid="ignore"):
+            ok = ok & (v >= LIMIT_FLOORS[feature] if effect == EXPANSION else v < LIMIT_FLOORS[feature])
     template = TEMPLATE_BY_FEATURE.get(feature)
     if template is not None and template.side is not None and typical is not None and not math.isnan(typical):
         v = np.asarray(values, dtype=float)
@@ -142,23 +175,63 @@ def admissible(feature: str, values: Any, effect: str, spec: Any | None, typical
     return ok
 
 
+# Which side of the score a contribution stands on. The sign is against the model's base value
+# (LightGBM's contributions sum to the raw score minus the mean raw score of the training rows):
+# an expansion contribution above 0 lifts readiness, below 0 holds it back; a churn-risk
+# contribution above 0 holds the account back too (a risk). With no expansion model, a churn
+# contribution below 0 (a strength) lifts.
+LIFTS, HOLDS_BACK = "lifts", "holds_back"
+SIDES = (LIFTS, HOLDS_BACK)
+
+
+def side_of(effect: str, contribution: float, expansion_model: bool = True) -> str | None:
+    """The side a signed contribution of ``effect``'s model stands on (None: it stands on none)."""
+    if contribution == 0 or contribution != contribution:
+        return None
+    if effect == EXPANSION:
+        return LIFTS if contribution > 0 else HOLDS_BACK
+    if contribution > 0:
+        return HOLDS_BACK
+    return None if expansion_model else LIFTS
+
+
+# A concept whose contributions add up to less than this (raw log-odds units) moves no score: it is
+# no driver on either side, and its rounded contribution could not even show a sign.
+MIN_STRENGTH = 1e-3
+
+
+def _lanes(effects: Sequence[str]) -> list[tuple[int, float, int, str]]:
+    """(effect index, sign, side index, direction) for each way a contribution can be a reason; the
+    direction is the effect whose good side the value must sit on (:func:`supports`)."""
+    lanes: list[tuple[int, float, int, str]] = []
+    for e, effect in enumerate(effects):
+        for sign in (1.0, -1.0):
+            side = side_of(effect, sign, EXPANSION in effects)
+            if side is not None:
+                lanes.append((e, sign, SIDES.index(side), EXPANSION if side == LIFTS else CHURN_RISK))
+    return lanes
+
+
 def explain_rows(
     values: Mapping[str, np.ndarray],
     contributions: Mapping[str, tuple[Sequence[str], np.ndarray]],
     specs: Mapping[str, Any] | None = None,
-    top_k: int = 5,
+    top_k: int = 3,
     typical: Mapping[str, float] | None = None,
     peers: Peers | None = None,
     symbol: str = CURRENCY_SYMBOL,
+    alert_pct: float = DEFAULT_ALERT_PCT,
 ) -> list[list[ReasonItem]]:
-    """Reasons of many rows: at most one per concept, strongest concept first, ``top_k`` at most.
+    """Reasons of many rows, on both sides of the score: per side at most one per concept and ``top_k``.
 
     ``values`` holds one array per feature column (absent columns are unknown; ``segment`` and
     ``arr`` are read for the comparisons); ``contributions`` maps an effect to (feature names,
-    rows x features matrix). A concept's strength for an effect is the sum of its admissible
-    (:func:`admissible`) positive contributions; it is shown under its stronger effect, worded
-    by its strongest feature there. ``peers`` ranks values within the segment (default: the
-    rows themselves).
+    rows x features matrix), signed against the model's base value. Each contribution stands on
+    a side (:func:`side_of`); a concept's strength on a side is the sum of its admissible
+    (:func:`admissible`) contributions there, from the model that gives the most, and it is shown
+    on its stronger side only, worded by its strongest feature. A row's reasons come strongest
+    first, both sides mixed; ``ReasonItem.side`` tells them apart. ``peers`` ranks values within
+    the segment (default: the rows themselves).
     """
     specs, typical = _with_registry(specs), typical or {}
     effects = list(contributions)
@@ -173,36 +246,45 @@ def explain_rows(
     concepts = list(dict.fromkeys(concept_of(f, specs.get(f)) for f in names))
     columns = [np.array([j for j, f in enumerate(names) if concept_of(f, specs.get(f)) == c]) for c in concepts]
     arr = values.get("arr")
-    adm = np.zeros((len(effects), n, len(names)))
+    lanes = _lanes(effects)
+    adm = np.zeros((len(lanes), n, len(names)))
     position = {f: j for j, f in enumerate(names)}
-    for e, (effect, (features, matrix)) in enumerate(contributions.items()):
+    for lane, (e, sign, _, direction) in enumerate(lanes):
+        features, matrix = contributions[effects[e]]
         for col, feature in enumerate(features):
             j = position.get(feature)
             if j is None:
                 continue
-            c = np.asarray(matrix[:, col], dtype=float)
-            ok = (c > 0) & admissible(feature, values[feature], effect, specs.get(feature), typical.get(feature), arr)
+            c = sign * np.asarray(matrix[:, col], dtype=float)
+            ok = (c > 0) & admissible(feature, values[feature], direction, specs.get(feature), typical.get(feature), arr)
             if TEMPLATE_BY_FEATURE[feature].comparison == "peers" and ok.any():
-                ok &= _stands_out(peers, feature, segments, values[feature], _reads_high(feature, effect, specs.get(feature)))
-            adm[e, :, j] = np.where(ok, c, 0.0)
-    totals = np.stack([adm[:, :, cols].sum(axis=2) for cols in columns], axis=2)  # effects x rows x concepts
+                ok &= _stands_out(peers, feature, segments, values[feature], _reads_high(feature, direction, specs.get(feature)))
+            adm[lane, :, j] = np.where(ok, c, 0.0)
+    totals = np.stack([adm[:, :, cols].sum(axis=2) for cols in columns], axis=2)  # lanes x rows x concepts
     reps = np.stack([cols[adm[:, :, cols].argmax(axis=2)] for cols in columns], axis=2)
-    effect_of = totals.argmax(axis=0)  # on a tie the first effect keeps the concept
-    strength = np.take_along_axis(totals, effect_of[None], 0)[0]
-    order = np.argsort(-strength, axis=1, kind="stable")[:, :top_k]
+    lane_side = np.array([lane[2] for lane in lanes])
+    side_total = np.zeros((len(SIDES), n, len(concepts)))
+    side_lane = np.zeros((len(SIDES), n, len(concepts)), dtype=int)
+    for s in range(len(SIDES)):
+        ids = np.flatnonzero(lane_side == s)
+        if len(ids):
+            best = totals[ids].argmax(axis=0)  # on a tie the first model keeps the concept
+            side_lane[s], side_total[s] = ids[best], np.take_along_axis(totals[ids], best[None], 0)[0]
+    concept_side = side_total.argmax(axis=0)  # a concept stands on its stronger side only
     chosen: list[tuple[int, str, int, str, float]] = []
-    for r in range(n):
-        for k in order[r]:
-            if strength[r, k] <= 0:
-                break
-            e = effect_of[r, k]
-            chosen.append((r, names[reps[e, r, k]], e, concepts[k], float(strength[r, k])))
-    return _worded(chosen, n, values, effects, specs, peers, symbol)
-
-
-# A peer comparison is a reason only when it singles the account out: in the top (or bottom)
-# half of its segment at most. "Bottom 94 % of SMB accounts by late payments" says nothing.
-MAX_PEER_SHARE_PCT = 50.0
+    for s in range(len(SIDES)):
+        strength = np.where(concept_side == s, side_total[s], 0.0)
+        order = np.argsort(-strength, axis=1, kind="stable")[:, :top_k]
+        for r in range(n):
+            for k in order[r]:
+                if strength[r, k] < MIN_STRENGTH:
+                    break
+                lane = side_lane[s, r, k]
+                chosen.append((r, names[reps[lane, r, k]], lane, concepts[k], float(strength[r, k])))
+    chosen.sort(key=lambda c: (c[0], -c[4]))
+    picked = [(r, f, lanes[lane][0], lanes[lane][3], SIDES[lanes[lane][2]], concept, lanes[lane][1] * strength)
+              for r, f, lane, concept, strength in chosen]
+    return _worded(picked, n, values, effects, specs, peers, symbol, alert_pct)
 
 
 def _stands_out(peers: Peers, feature: str, segments: np.ndarray, values: np.ndarray, high: bool) -> np.ndarray:
@@ -213,17 +295,18 @@ def _stands_out(peers: Peers, feature: str, segments: np.ndarray, values: np.nda
         return share <= MAX_PEER_SHARE_PCT
 
 
-def _worded(chosen: list[tuple[int, str, int, str, float]], n: int, values: Mapping[str, np.ndarray],
+def _worded(chosen: list[tuple[int, str, int, str, str, str, float]], n: int, values: Mapping[str, np.ndarray],
             effects: Sequence[str], specs: Mapping[str, Any], peers: Peers | None,
-            symbol: str = CURRENCY_SYMBOL) -> list[list[ReasonItem]]:
-    """Fill each chosen (row, feature, effect, concept, strength) into its template; peers ranked per feature."""
+            symbol: str = CURRENCY_SYMBOL, alert_pct: float = DEFAULT_ALERT_PCT) -> list[list[ReasonItem]]:
+    """Fill each chosen (row, feature, effect index, direction, side, concept, signed contribution) into its
+    template; peers ranked per feature, at the end the direction reads as good or bad."""
     if peers is None:  # rank within the rows themselves
         peers = Peers.of(pd.DataFrame(dict(values)), [f for f in values if f in TEMPLATE_BY_FEATURE])
     segments = values.get("segment")
     rows = np.array([c[0] for c in chosen], dtype=int)
     features = np.array([c[1] for c in chosen], dtype=object)
     p = np.full(len(chosen), np.nan)
-    high = np.array([_reads_high(c[1], effects[c[2]], specs.get(c[1])) for c in chosen], dtype=bool)
+    high = np.array([_reads_high(c[1], c[3], specs.get(c[1])) for c in chosen], dtype=bool)
     groups = np.full(len(chosen), "*", dtype=object)
     for feature in dict.fromkeys(features.tolist()):
         if TEMPLATE_BY_FEATURE[feature].comparison != "peers":
@@ -234,63 +317,84 @@ def _worded(chosen: list[tuple[int, str, int, str, float]], n: int, values: Mapp
         p[at] = peers.share_beyond(feature, groups[at], np.asarray(values[feature], dtype=float)[rows[at]], high[at])
     out: list[list[ReasonItem]] = [[] for _ in range(n)]
     arr = values.get("arr")
-    for i, (r, feature, e, concept, strength) in enumerate(chosen):
+    for i, (r, feature, e, _, side, concept, contribution) in enumerate(chosen):
         template, spec = TEMPLATE_BY_FEATURE[feature], specs.get(feature)
         fields = reason_fields(template, float(values[feature][r]), str(getattr(spec, "unit", "") or ""),
                                arr=None if arr is None else float(arr[r]), p=p[i], high=bool(high[i]),
-                               peers=peers_label(groups[i]), symbol=symbol)
+                               peers=peers_label(groups[i]), symbol=symbol, alert_pct=alert_pct)
         text = render(template, fields)
         if text is not None:
-            out[r].append(ReasonItem(text, feature, effects[e], round(strength, 4), concept, template.comparison))
+            out[r].append(ReasonItem(text, feature, effects[e], round(contribution, 4), concept, template.comparison,
+                                     side))
     return out
 
 
 # Rule reasons explain the baseline when no model is deployed. Thresholds are the
 # rules of thumb CS teams use (80 % of a quota is the moment to talk; a 20 % swing in
-# usage is a trend), ordered by how urgently a CSM should hear them.
+# usage is a trend), ordered by how urgently a CSM should hear them. An expansion rule
+# lifts readiness; a churn-risk rule holds the account back.
 RULES: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
     ("payment_failures_90d", CHURN_RISK, lambda v: v >= 1),
     ("urgent_tickets_30d", CHURN_RISK, lambda v: v >= 1),
     ("nps_detractor", CHURN_RISK, lambda v: v >= 1),
     ("events_trend_30d_pct", CHURN_RISK, lambda v: v <= -20),
+    ("events_slope_12w_pct", CHURN_RISK, lambda v: v <= -3),
     ("days_since_exec_touch", CHURN_RISK, lambda v: v >= 180),
     ("quota_utilization_30d_pct", EXPANSION, lambda v: v >= 80),
     ("seat_utilization_pct", EXPANSION, lambda v: v >= 90),
     ("active_users_trend_30d_pct", EXPANSION, lambda v: v >= 20),
     ("events_trend_30d_pct", EXPANSION, lambda v: v >= 20),
+    ("events_slope_12w_pct", EXPANSION, lambda v: v >= 3),
     ("feature_request_tickets_90d", EXPANSION, lambda v: v >= 1),
     ("feature_breadth_pct", CHURN_RISK, lambda v: v < 50),
+    ("seat_utilization_pct", CHURN_RISK, lambda v: v < 50),
+    ("active_users_trend_30d_pct", CHURN_RISK, lambda v: v <= -20),
+    ("feature_breadth_pct", EXPANSION, lambda v: v >= 80),
     ("whitespace_usd", EXPANSION, lambda v: v > 0),
 )
 
 
-def rule_reasons_rows(values: Mapping[str, np.ndarray], specs: Mapping[str, Any] | None = None, top_k: int = 5,
-                      peers: Peers | None = None, symbol: str = CURRENCY_SYMBOL) -> list[list[ReasonItem]]:
+def rule_reasons_rows(values: Mapping[str, np.ndarray], specs: Mapping[str, Any] | None = None, top_k: int = 3,
+                      peers: Peers | None = None, symbol: str = CURRENCY_SYMBOL,
+                      alert_pct: float = DEFAULT_ALERT_PCT) -> list[list[ReasonItem]]:
     """Reasons from fixed rules on the feature values, used when no model contributions exist.
 
-    The same wording and one-reason-per-concept as :func:`explain_rows`; a rule earlier in
+    The same wording, sides and one-reason-per-concept-per-side as :func:`explain_rows`, and
+    the same peer rule (a ranking that sets nothing apart is no reason); a rule earlier in
     :data:`RULES` ranks first.
     """
     specs = _with_registry(specs)
     n = len(next(iter(values.values()))) if values else 0
-    chosen: list[tuple[int, str, int, str, float]] = []
+    if peers is None:
+        peers = Peers.of(pd.DataFrame(dict(values)), [f for f in values if f in TEMPLATE_BY_FEATURE])
+    segments = values.get("segment", np.full(n, None, dtype=object))
+    fired = []
+    for feature, effect, fires in RULES:
+        if feature not in values:
+            fired.append(None)
+            continue
+        hit = _rule_fires(values, feature, fires)
+        if TEMPLATE_BY_FEATURE[feature].comparison == "peers" and hit.any():
+            hit &= _stands_out(peers, feature, segments, values[feature], _reads_high(feature, effect, specs.get(feature)))
+        fired.append(hit)
+    chosen: list[tuple[int, str, int, str, str, str, float]] = []
     effects = [EXPANSION, CHURN_RISK]
-    fired = [_rule_fires(values, f, fires) if f in values else None for f, _, fires in RULES]
     arr = values.get("arr")
     for r in range(n):
-        seen: set[str] = set()
+        seen: dict[str, set[str]] = {LIFTS: set(), HOLDS_BACK: set()}
         for rule, (feature, effect, _) in enumerate(RULES):
+            side = LIFTS if effect == EXPANSION else HOLDS_BACK
             concept = concept_of(feature, specs.get(feature)) or feature
-            if fired[rule] is None or not fired[rule][r] or concept in seen:
+            if fired[rule] is None or not fired[rule][r] or concept in seen[LIFTS] | seen[HOLDS_BACK]:
+                continue
+            if len(seen[side]) == top_k:
                 continue
             if "{share_of_arr}" in TEMPLATE_BY_FEATURE[feature].text and not (arr is not None and arr[r] > 0):
                 continue  # whitespace is worded against ARR: unknown ARR, no reason
-            seen.add(concept)
-            chosen.append((r, feature, effects.index(effect), concept, math.nan))
-            if len(seen) == top_k:
-                break
-    items = _worded(chosen, n, values, effects, specs, peers, symbol)
-    return [[ReasonItem(i.text, i.feature, i.effect, None, i.concept, i.comparison) for i in row] for row in items]
+            seen[side].add(concept)
+            chosen.append((r, feature, effects.index(effect), effect, side, concept, math.nan))
+    items = _worded(chosen, n, values, effects, specs, peers, symbol, alert_pct)
+    return [[replace(i, contribution=None) for i in row] for row in items]
 
 
 def _rule_fires(values: Mapping[str, np.ndarray], feature: str, fires: Callable[[float], bool]) -> np.ndarray:
@@ -302,7 +406,7 @@ def _rule_fires(values: Mapping[str, np.ndarray], feature: str, fires: Callable[
         return ~np.isnan(v) & np.array([bool(fires(x)) if not math.isnan(x) else False for x in v])
 
 
-def rule_reasons(row: Mapping[str, Any], specs: Mapping[str, Any] | None = None, top_k: int = 5,
+def rule_reasons(row: Mapping[str, Any], specs: Mapping[str, Any] | None = None, top_k: int = 3,
                  peers: Peers | None = None) -> list[ReasonItem]:
     """:func:`rule_reasons_rows` for one account's feature dict."""
     values = {k: np.array([None if _missing(v) else v], dtype=object if isinstance(v, str) else float)

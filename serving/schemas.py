@@ -72,12 +72,17 @@ class Reason(BaseModel):
 
     text: str = Field(description="Readable sentence, e.g. 'Usage at 86 % of plan limit (30 days)'.")
     feature: str = Field(description="Registry name of the feature behind the reason.")
-    effect: Literal["expansion", "churn_risk"] = Field(description="Which outcome the driver pushes towards.")
-    contribution: float | None = Field(description="LightGBM contribution in raw-score units, summed over the "
-                                       "concept's features that push the same way; null for rule reasons.")
+    effect: Literal["expansion", "churn_risk"] = Field(description="The model (outcome) whose score the driver moves.")
+    contribution: float | None = Field(description="LightGBM contribution in raw-score units against the model's "
+                                       "base value, summed over the concept's features on the same side (signed: "
+                                       "below 0 pulls that model's score down); null for rule reasons.")
     concept: str = Field(description="The concept the reason speaks of (features/reason_catalog.py): one reason per concept.")
-    comparison: Literal["past", "peers", "limit"] = Field(
-        description="What the value is compared with: the account's own past, its segment's peers, or a limit.")
+    comparison: Literal["past", "peers", "limit", "timing"] = Field(
+        description="What the value is compared with: the account's own past, its segment's peers, a limit, or "
+                    "none (timing: a date of the account's own calendar, said as it is).")
+    side: Literal["lifts", "holds_back"] = Field(
+        "lifts", description="Which side of the score the reason stands on: 'lifts' (why readiness is high) or "
+                             "'holds_back' (what holds it back, risks included), against the model's base value.")
 
 
 Band = Literal[READINESS_BANDS]
@@ -115,6 +120,12 @@ SCORE_SCHEMA: tuple[ScoreField, ...] = (
     ScoreField("reasons", "reason_texts", "Readable reasons, strongest first.", api=False, crm=False),
     ScoreField("reason_details", "reason_details", "The reasons with their feature, effect and contribution.",
                crm=False, api_name="reasons"),
+    ScoreField("why_high", "text", "'Why it is high': the reasons that lift readiness, strongest first, joined "
+               "by ' · ' (the reasons' side 'lifts').", required=False),
+    ScoreField("holds_back", "text", "'What holds it back': the reasons that hold readiness back or raise churn "
+               "risk, strongest first, joined by ' · ' (side 'holds_back').", required=False),
+    ScoreField("caution", "text", "Churn-side warnings that hold (usage falling, a failed payment, a detractor, "
+               "executive silence), '; '-joined; an expansion play's talk track opens with them.", required=False),
     ScoreField("whitespace_usd", "money", "What the account could still buy, in the dataset's currency."),
     ScoreField("expected_expansion_usd", "money", "Expansion probability x expected deal size."),
     ScoreField("recommended_play", "text", "The play a CSM should run next."),

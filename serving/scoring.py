@@ -5,7 +5,10 @@ a feature frame (one row per account), reasons included: contributions are ranke
 numpy (:func:`serving.reasons.explain_rows`) and only the shown reasons are worded.
 LightGBM contributions, ~80x the cost of a predict, are computed only for the rows whose
 reasons are returned, and per model only for the accounts it explains
-(:func:`reason_effects`: green accounts by expansion drivers, red by risk drivers).
+(:func:`reason_effects`: every account by the expansion model, both ways; the churn model
+adds the risks of accounts that are not green). Reasons stand on two sides, ``why_high``
+(lifts readiness) and ``holds_back`` (holds it back, risks included), and churn-side
+warnings reach the ``caution`` line and any expansion play's talk track (:mod:`serving.plays`).
 
 How the model's numbers become the CSM's scales (see docs/service.md):
 
@@ -45,13 +48,18 @@ from serving.plays import FACT_NAMES, recommend
 from serving.reasons import (
     CHURN_RISK,
     EXPANSION,
+    HOLDS_BACK,
+    LIFTS,
     ReasonItem,
     concept_contributions,
     explain_rows,
     rule_reasons_rows,
 )
 from serving.schemas import SCORE_COLUMNS
-from serving.wording import account_context
+from serving.wording import DEFAULT_ALERT_PCT, account_context
+
+#: How the reasons of one side join into the ``why_high`` / ``holds_back`` text.
+SIDE_JOIN = " · "
 from training.names import MODEL_NAMES
 
 RED_FROM_BASE_RATE_MULTIPLE = 2.0
@@ -70,9 +78,10 @@ class Scorer:
     expansion: Any | None = None
     churn: Any | None = None
     specs: Mapping[str, Any] = field(default_factory=dict)
-    top_reasons: int = 5
+    top_reasons: int = 3
     contribution_threads: int = 1
     currency_symbol: str = CURRENCY_SYMBOL
+    quota_alert_pct: float = DEFAULT_ALERT_PCT
     reference_expansion_: np.ndarray | None = None
     reference_churn_mean_: float | None = None
     reference_typical_: dict[str, float] = field(default_factory=dict)
@@ -210,6 +219,8 @@ class Scorer:
         details: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         plays: list[str | None] = [None] * n
         tracks: list[str | None] = [None] * n
+        cautions: list[str | None] = [None] * n
+        sides: dict[str, list[str | None]] = {LIFTS: [None] * n, HOLDS_BACK: [None] * n}
         by_concept: list[str | None] = [None] * n
         rows = np.flatnonzero(mask)
         if len(rows):
@@ -223,12 +234,15 @@ class Scorer:
             for n, (i, items) in enumerate(zip(rows, explained, strict=True)):
                 reasons[i] = [r.text for r in items]
                 details[i] = [r.as_dict() for r in items]
+                for side, texts in sides.items():
+                    texts[i] = SIDE_JOIN.join(r.text for r in items if r.side == side) or None
                 fact = {**facts[n], "readiness_score": readiness[n], "churn_probability": churn[n],
                         "currency_symbol": self.currency_symbol}
                 choice = recommend(items, fact, health[i], band[i])
-                plays[i], tracks[i] = choice.play, choice.talk_track
+                plays[i], tracks[i], cautions[i] = choice.play, choice.talk_track, choice.caution
         out["reasons"], out["reason_details"], out["recommended_play"] = reasons, details, plays
         out["recommended_play_text"], out["concept_contributions"] = tracks, by_concept
+        out["why_high"], out["holds_back"], out["caution"] = sides[LIFTS], sides[HOLDS_BACK], cautions
         return out
 
     def _explain(self, sub: pd.DataFrame, health: np.ndarray) -> tuple[list[list[ReasonItem]], list[dict]]:
@@ -240,12 +254,13 @@ class Scorer:
         values = {f: _column_values(sub[f], f in categorical) for f in dict.fromkeys(wanted) if f in sub.columns}
         peers = self.reference_peers_ or Peers.of(sub, self._reason_features(sub))
         if not models:
-            reasons = rule_reasons_rows(values, self.specs, self.top_reasons, peers, self.currency_symbol)
+            reasons = rule_reasons_rows(values, self.specs, self.top_reasons, peers, self.currency_symbol,
+                                        self.quota_alert_pct)
             return reasons, [{} for _ in range(len(sub))]
         relevant = reason_effects(health, tuple(models))
         contribs = {e: (m.feature_names, self._contributions(m, sub, relevant[e])) for e, m in models.items()}
         reasons = explain_rows(values, contribs, self.specs, self.top_reasons, self.reference_typical_, peers,
-                               self.currency_symbol)
+                               self.currency_symbol, self.quota_alert_pct)
         return reasons, concept_contributions(contribs, relevant, self.specs)
 
     def _contributions(self, model: Any, sub: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
@@ -272,16 +287,16 @@ def _with_columns(frame: pd.DataFrame, model: Any) -> pd.DataFrame:
 def reason_effects(health: np.ndarray, effects: Sequence[str] = (EXPANSION, CHURN_RISK)) -> dict[str, np.ndarray]:
     """Per effect, the rows whose reasons draw on it: reasons explain the account's standing.
 
-    A green account (churn risk below the base rate) is explained by its expansion
-    drivers, a red one by its risk drivers, a yellow one by both; with one model loaded,
-    that model explains every row. Contributions cost ~80x a predict, so each model's are
-    computed only for the rows it explains.
+    Every account's readiness is explained both ways by the expansion model (what lifts it,
+    what holds it back); the churn model adds the risks of accounts that are not green
+    (churn risk at or above the base rate). With one model loaded, that model explains every
+    row. Contributions cost ~80x a predict, so the churn model's are computed only there.
     """
     health = np.asarray(health, dtype=object)
     everywhere = np.ones(len(health), dtype=bool)
     if len(effects) < 2:
         return {e: everywhere for e in effects}
-    return {EXPANSION: health != "red", CHURN_RISK: health != "green"}
+    return {EXPANSION: everywhere, CHURN_RISK: health != "green"}
 
 
 def _contributions(model: Any, frame: pd.DataFrame, threads: int) -> np.ndarray:

@@ -219,7 +219,8 @@ class ExpansionScoring:
         """Serve with ``choice``'s models from now on (at start, and when /refresh finds other champions)."""
         self.choice, self.model_source = choice, choice.source
         self.models_checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.scorer = Scorer(choice.expansion, choice.churn, feature_specs(), currency_symbol=self.settings.currency_symbol)
+        self.scorer = Scorer(choice.expansion, choice.churn, feature_specs(), currency_symbol=self.settings.currency_symbol,
+                             quota_alert_pct=self.settings.quota_alert_pct)
         self._rules = _feature_rules(self.scorer)
         ApiKeyMiddleware.model_available = self.scorer.model_available
         ApiKeyMiddleware.feature_rules = self._rules

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover - pyspark is an optional extra
     from pyspark.sql import DataFrame as SparkFrame
     from pyspark.sql import SparkSession
 
-REASON_STRUCT = "struct<text:string,feature:string,effect:string,contribution:double,concept:string,comparison:string>"
+REASON_STRUCT = "struct<text:string,feature:string,effect:string,contribution:double,concept:string,comparison:string,side:string>"
 # The Spark type of each kind of score field (serving.schemas.SCORE_SCHEMA).
 SPARK_KINDS: dict[str, str] = {
     "id": "string", "date": "string", "band": "string", "health": "string", "text": "string", "version": "string",

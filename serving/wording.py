@@ -16,9 +16,12 @@ from typing import Any
 
 from pandas import NA as pd_NA
 
+from features.config import Settings
 from features.reason_catalog import CURRENCY_SYMBOL, ReasonTemplate
 
 DAYS_PER_MONTH = 30.4375
+#: The ``quota_alert_pct`` setting's default; the scorer passes the setting in force.
+DEFAULT_ALERT_PCT: float = Settings.model_fields["quota_alert_pct"].default
 
 
 def num(v: float) -> str:
@@ -54,11 +57,11 @@ def _in_days(feature: str, value: float) -> float:
 
 
 def reason_fields(template: ReasonTemplate, value: float, unit: str, *, arr: float | None = None,
-                  p: float | None = None, high: bool = True, peers: str = "accounts in the book",
-                  symbol: str = CURRENCY_SYMBOL) -> dict[str, Any]:
+                  p: float | None = None, high: bool = True, peers: str = "all accounts",
+                  symbol: str = CURRENCY_SYMBOL, alert_pct: float = DEFAULT_ALERT_PCT) -> dict[str, Any]:
     """The fields ``template`` names, from the value and its comparisons (None: unknown)."""
     pct_rank = max(1, math.ceil(p)) if p is not None and not math.isnan(p) else None
-    context = _Context(template, value, unit, arr, pct_rank, high, peers, symbol)
+    context = _Context(template, value, unit, arr, pct_rank, high, peers, symbol, alert_pct)
     return {name: _MAKERS[name](context) for name in fields_of(template.text)}
 
 
@@ -72,6 +75,7 @@ class _Context:
     high: bool
     peers: str
     symbol: str
+    alert_pct: float
 
 
 def _value(c: _Context) -> str:
@@ -92,6 +96,7 @@ _MAKERS: dict[str, Callable[[_Context], Any]] = {
     "p": lambda c: c.pct_rank,
     "rank": lambda c: None if c.pct_rank is None else f"{c.template.words[0 if c.high else 1]} {c.pct_rank} %",
     "peers": lambda c: c.peers,
+    "alert_pct": lambda c: f"{c.alert_pct:.0f}",
     "detractor": lambda c: "Detractor NPS response (6 or less)" if c.value >= 1 else "No detractor NPS response",
 }
 

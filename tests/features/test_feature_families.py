@@ -168,7 +168,37 @@ def test_generated_company_features_are_in_range(feature_frame):
     for col in pct_bounded:
         values = feature_frame[col].dropna()
         assert ((values >= 0) & (values <= 100)).all(), col
-    assert (feature_frame["events_30d"] <= feature_frame["events_90d"]).all()
-    assert (feature_frame["active_days_30d"] <= 30).all()
+    both = feature_frame[["events_30d", "events_90d"]].dropna()
+    assert (both["events_30d"] <= both["events_90d"]).all()
+    assert (feature_frame["active_days_30d"].dropna() <= 30).all()
     assert (feature_frame["whitespace_usd"] <= feature_frame["arr"] * 3.0 + 1e-6).all()
     assert feature_frame["events_30d"].gt(0).mean() > 0.5
+
+
+def test_no_windowed_feature_reaches_before_the_accounts_first_day(feature_frame, generated_company):
+    """A window longer than the account's life is null; once the life covers it, the feature is measured."""
+    from features.account import TENURE_FAMILIES
+    from features.registry import FEATURES, full_window_days, measures_usage
+
+    subs = pd.read_parquet(generated_company / "subscriptions.parquet")
+    usage = pd.read_parquet(generated_company / "usage_daily.parquet", columns=["account_id", "date"])
+    first_sub = pd.to_datetime(subs.groupby("account_id")["valid_from"].min())
+    first_use = pd.to_datetime(usage.groupby("account_id")["date"].min())
+    frame = feature_frame
+    as_of = pd.to_datetime(frame["as_of"])
+    sub_life = (as_of - frame["account_id"].astype(str).map(first_sub)).dt.days + 1
+    used = frame["account_id"].astype(str).map(first_use)
+    use_start = used.where(used <= as_of, frame["account_id"].astype(str).map(first_sub))
+    use_life = (as_of - use_start).dt.days + 1
+    checked = 0
+    for spec in FEATURES:
+        days = full_window_days(spec)
+        if days is None or spec.family not in TENURE_FAMILIES:
+            continue
+        life = use_life if measures_usage(spec) else sub_life
+        young = life < days
+        assert frame.loc[young, spec.name].isna().all(), spec.name
+        checked += int(young.sum())
+        if spec.name in ("events_90d", "events_slope_12w_pct", "tickets_90d", "exec_meetings_180d"):
+            assert frame.loc[~young, spec.name].notna().mean() > 0.9, spec.name  # measured where the life covers it
+    assert checked > 1000

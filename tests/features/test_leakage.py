@@ -166,3 +166,42 @@ def test_pipeline_edits_do_reach_later_snapshots(tiny_company):
 def test_pipeline_features_are_null_without_the_tables(tiny_company):
     f = _features(tiny_company())
     assert f[PIPELINE].isna().all().all()
+
+
+def _young_account(t: dict[str, pd.DataFrame]) -> None:
+    """A6 became a customer 40 days before as_of and has used the product daily since its 11th day."""
+    start = AS_OF - dt.timedelta(days=39)
+    t["accounts"] = pd.concat([t["accounts"], pd.DataFrame({
+        "account_id": ["A6"], "name": ["Young"], "segment": ["smb"], "industry": ["software"], "region": ["na"],
+        "employees": [10], "acquisition_channel": ["direct"], "customer_since": [start], "csm_owner": [None],
+        "fiscal_year_start_month": [1]})], ignore_index=True)
+    s = t["subscriptions"]
+    t["subscriptions"] = pd.concat([s, pd.DataFrame([
+        ("A6", "core", "basic", 10, 100.0, 1000.0, start, None, dt.date(2026, 2, 20))], columns=s.columns)],
+        ignore_index=True)
+    days = [start + dt.timedelta(days=i) for i in range(10, 60)]  # on to 20 days after as_of
+    t["usage_daily"] = pd.concat([t["usage_daily"], pd.DataFrame({
+        "account_id": "A6", "date": days, "feature_key": "dash", "events": 10, "active_users": 2})], ignore_index=True)
+
+
+def _young_account_future(t: dict[str, pd.DataFrame]) -> None:
+    _young_account(t)
+    _future_edits(t)
+    s = t["subscriptions"]  # an upgrade after as_of: a later first subscription row never reaches back
+    t["subscriptions"] = pd.concat([s, pd.DataFrame([
+        ("A6", "addon", "basic", 10, 50.0, None, AS_OF + dt.timedelta(days=3), None, None)], columns=s.columns)],
+        ignore_index=True)
+
+
+def test_a_young_accounts_windows_start_on_its_first_day_and_ignore_later_rows(tiny_company):
+    before, after = _features(tiny_company(_young_account)), _features(tiny_company(_young_account_future))
+    pd.testing.assert_frame_equal(before, after)
+    a6 = before.loc[("A6", pd.Timestamp(AS_OF))]
+    # 40 days a customer, 30 days of usage: a 30-day window is measured, longer ones are not
+    assert (a6.events_7d, a6.events_30d, a6.seat_utilization_pct) == (70.0, 300.0, 20.0)
+    for name in ("events_90d", "active_days_90d", "events_trend_30d_pct", "events_slope_12w_pct",
+                 "active_users_trend_30d_pct", "tickets_90d", "exec_meetings_90d", "payment_failures_90d"):
+        assert pd.isna(a6[name]), name
+    assert a6.tickets_30d == 0.0  # the support table is there and 30 days fit in the account's life
+    a4 = before.loc[("A4", pd.Timestamp(AS_OF))]  # an account of 15 months keeps every window
+    assert a4.events_90d == 1080.0 and a4.events_slope_12w_pct == pytest.approx(0.0, abs=1e-9)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import string
 
 from features.reason_catalog import (
@@ -19,7 +21,7 @@ from features.registry import FEATURES, feature_names
 
 STATIC_ATTRIBUTES = {"segment", "industry", "region", "acquisition_channel", "tenure_months"}
 TEMPLATE_FIELDS = {"value", "s", "pct", "ratio_pct", "direction", "change", "when", "share_of_arr", "p", "rank",
-                   "peers", "detractor"}
+                   "peers", "detractor", "alert_pct"}
 
 
 def _fields(text: str) -> set[str]:
@@ -37,7 +39,8 @@ def test_every_feature_has_a_declared_concept_and_every_signal_a_template():
 
 
 def test_every_template_names_a_comparison_and_only_known_fields():
-    comparison_fields = {"past": {"change"}, "peers": {"p", "rank"}, "limit": {"pct", "share_of_arr", "value"}}
+    comparison_fields = {"past": {"change"}, "peers": {"p", "rank"}, "limit": {"pct", "share_of_arr", "value"},
+                         "timing": {"when"}}
     for t in REASON_TEMPLATES:
         fields = _fields(t.text)
         assert fields <= TEMPLATE_FIELDS, (t.feature, fields - TEMPLATE_FIELDS)
@@ -46,6 +49,9 @@ def test_every_template_names_a_comparison_and_only_known_fields():
             assert "{peers}" in t.text, t
         if t.comparison == "limit":
             assert "%" in t.text or "limit" in t.text, t
+        if t.comparison == "timing":  # said as it is, never ranked among peers
+            assert not fields & {"p", "rank", "peers"}, t
+        assert not re.search(r"\d+ %", t.text.replace("{", "")), t  # thresholds come from settings, not the text
 
 
 def test_plays_premises_read_registered_figures_and_every_route_leads_to_a_play():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from features.reason_catalog import PLAY_BY_NAME, PLAYS
-from serving.plays import FACT_NAMES, candidates, recommend, talk_track_fields
+from serving.plays import FACT_NAMES, active_cautions, candidates, recommend, talk_track_fields
 from serving.reasons import CHURN_RISK, EXPANSION, ReasonItem
 from serving.wording import fields_of
 
@@ -61,7 +61,7 @@ def test_talk_tracks_use_the_accounts_own_figures() -> None:
     assert "43,000 events" in track and "86 % of its plan's limit of 50,000" in track
     assert "$30 more per seat a month" in track and "$14,400 a year for its 40 seats" in track and "$30,000" in track
     seats = recommend([SEATS_FULL], {**ACCOUNT, "quota_utilization_30d_pct": 10.0}, "green", "outreach").talk_track
-    assert seats.startswith("37 people used the product in the last 30 days on 40 licensed seats (92 % in use)")
+    assert "37 people used the product in the last 30 days on 40 licensed seats (92 % in use)" in seats
     assert "$50 a month" in seats  # 2,000 MRR / 40 seats
     billing = recommend([], ACCOUNT, "red", "adoption")
     assert billing.play == "executive_check_in" and "7 months ago" in billing.talk_track
@@ -89,6 +89,33 @@ def test_on_random_accounts_the_chosen_plays_premise_always_holds() -> None:
         assert PLAY_BY_NAME[choice.play].premise_holds({**facts, "health": health}), (choice.play, facts)
         assert not re.search(r"[{}]|None|nan", choice.talk_track), choice.talk_track
         assert health != "red" or PLAY_BY_NAME[choice.play].effect == "churn_risk"
+        warnings = active_cautions(facts)
+        if PLAY_BY_NAME[choice.play].effect == "expansion" and warnings:
+            assert choice.caution and choice.talk_track.startswith("Before you raise"), choice
+            assert health == "green" or not any(w.blocks_upsell for w in warnings), (health, warnings)
         chosen.add(choice.play)
     assert len(chosen) >= 7
     assert {c.field for p in PLAYS for alt in p.premise for c in alt} <= set(FACT_NAMES) | {"health"}
+
+
+def test_an_opportunity_carries_its_churn_side_warnings_and_falling_usage_holds_upsell_back() -> None:
+    calm = {**ACCOUNT, "events_trend_30d_pct": 12.0, "payment_failures_90d": 0.0, "nps_detractor": 0.0,
+            "nps_latest": 9.0, "days_since_exec_touch": 20.0}
+    plain = recommend([NEAR_LIMIT], calm, "green", "outreach")
+    assert plain.play == "upgrade_conversation" and plain.caution is None
+    assert plain.talk_track.startswith("The account used 43,000 events")
+    falling = {**calm, "events_trend_30d_pct": -26.0}
+    green = recommend([NEAR_LIMIT], falling, "green", "outreach")  # churn risk low: the play may lead, with its caution
+    assert green.play == "upgrade_conversation" and green.caution == "Usage down 26 % on the previous 30 days"
+    assert green.talk_track.startswith("Before you raise the upgrade, ask about the drop in usage "
+                                       "(down 26 % on the previous 30 days). The account used")
+    yellow = recommend([NEAR_LIMIT], falling, "yellow", "outreach")  # churn risk not low: no upsell first
+    assert PLAY_BY_NAME[yellow.play].effect != "expansion" and yellow.caution == green.caution
+    slope = recommend([NEAR_LIMIT], {**calm, "events_slope_12w_pct": -6.3, "payment_failures_90d": 2.0}, "green",
+                      "outreach")
+    assert slope.caution == "Usage down 6 % a week over the last 12 weeks; 2 failed payments in 90 days"
+    assert "ask about the drop in usage (down 6 % a week over the last 12 weeks) and the failed payments." in slope.talk_track
+    quiet = recommend([NEAR_LIMIT], {**calm, "nps_detractor": 1.0, "nps_latest": 3.0, "days_since_exec_touch": 200.0},
+                      "yellow", "outreach")  # a detractor or a silent sponsor is said, but does not hold the play back
+    assert quiet.play == "upgrade_conversation"
+    assert quiet.caution == "Latest NPS answer 3 of 10 (a detractor); no executive contact for 7 months"

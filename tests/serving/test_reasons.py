@@ -10,7 +10,16 @@ import pytest
 
 from features.reason_catalog import CONCEPT_BY_NAME, TEMPLATE_BY_FEATURE
 from serving.peers import Peers
-from serving.reasons import CHURN_RISK, EXPANSION, explain_rows, rule_reasons, rule_reasons_rows, supports
+from serving.reasons import (
+    CHURN_RISK,
+    EXPANSION,
+    HOLDS_BACK,
+    LIFTS,
+    explain_rows,
+    rule_reasons,
+    rule_reasons_rows,
+    supports,
+)
 from serving.scoring import feature_specs
 from serving.wording import duration, money
 
@@ -63,7 +72,8 @@ def test_two_features_of_one_concept_never_give_two_reasons_and_their_contributi
     for items in reasons:
         concepts = [r.concept for r in items]
         assert len(concepts) == len(set(concepts)), concepts
-        assert [r.contribution for r in items] == sorted((r.contribution for r in items), reverse=True)
+        strengths = [abs(r.contribution) for r in items]
+        assert strengths == sorted(strengths, reverse=True)
     # three usage-volume features of 0.3 each outweigh one quota feature of 0.8, and read as one reason
     row = {"events_7d": np.array([900.0] * 30), "events_30d": np.array([4_000.0] * 30),
            "events_90d": np.array([12_000.0] * 30), "quota_utilization_30d_pct": np.array([90.0] * 30)}
@@ -89,10 +99,13 @@ def test_no_static_attribute_is_ever_a_reason() -> None:
 def test_every_reason_text_carries_a_comparison_and_no_placeholder() -> None:
     values = _book()
     reasons = explain_rows(values, _contributions(values, seed=9), SPECS, top_k=5)
-    seen = {"past": 0, "peers": 0, "limit": 0}
+    seen = {"past": 0, "peers": 0, "limit": 0, "timing": 0}
     for r, items in enumerate(reasons):
         for item in items:
             seen[item.comparison] += 1
+            if item.comparison == "timing":  # a renewal is said as it is, never ranked
+                assert "%" not in item.text and " of " not in item.text, item.text
+                continue
             assert COMPARISON.search(item.text), item.text
             assert not re.search(r"[{}]|nan|None", item.text), item.text
             if item.comparison == "peers":
@@ -112,8 +125,9 @@ def test_a_raw_volume_is_ranked_among_the_accounts_segment_peers() -> None:
     assert reasons[19][0].text == "19,000 events in 30 days, top 5 % of mid-market accounts"
     # 39,000 tops the smb peers but would be top 1 of 40 in the book: the segment ranks
     assert reasons[39][0].text == "39,000 events in 30 days, top 5 % of SMB accounts"
-    # the bottom half of a segment is not singled out by its volume: no reason
-    assert reasons[5] == [] and reasons[25] == []
+    # the rest of a segment is not singled out by its volume (top 20 % at most): no reason
+    assert reasons[5] == [] and reasons[25] == [] and reasons[15] == []
+    assert reasons[16][0].text == "16,000 events in 30 days, top 20 % of mid-market accounts"
 
 
 def test_a_decline_is_never_a_readiness_reason_and_a_negligible_move_is_no_driver() -> None:
@@ -130,8 +144,8 @@ def test_a_decline_is_never_a_readiness_reason_and_a_negligible_move_is_no_drive
         for item in items:
             if item.comparison == "past" and SPECS[item.feature].good == "higher":
                 declines += values[item.feature][r] < 0
-                assert (values[item.feature][r] > 0) == (item.effect == EXPANSION), item
-                assert ("up" in item.text) == (item.effect == EXPANSION), item.text
+                assert (values[item.feature][r] > 0) == (item.side == LIFTS), item
+                assert ("up" in item.text) == (item.side == LIFTS), item.text
     assert declines > 0  # declines do appear, as risk
 
 
@@ -152,7 +166,7 @@ def test_renewal_and_money_read_as_people_say_them() -> None:
     values = {"months_to_renewal": np.linspace(0.1, 12, n), "segment": np.array(["smb"] * n, dtype=object)}
     reasons = explain_rows(values, {CHURN_RISK: (["months_to_renewal"], np.ones((n, 1)))}, SPECS,
                            typical={"months_to_renewal": 6.0})
-    assert reasons[0][0].text == "Renews in 3 days, among the soonest 4 % of SMB accounts"
+    assert reasons[0][0].text == "Renews in 3 days"  # no ranking: everyone renews some day
     assert reasons[-1] == []  # a renewal a year away is no reason
 
 
@@ -193,3 +207,117 @@ def test_durations_and_context_survive_values_beyond_any_calendar() -> None:
     frame = pd.DataFrame({"tenure_months": [2.3e307, 7.0], "segment": ["smb", "smb"]})
     context = account_context(frame)  # 2.3e307 months overflows to infinite days: unknown, not a crash
     assert "customer for an unknown time" in str(context[0]) and "customer for 7 months" in str(context[1])
+
+
+def test_both_sides_carry_reasons_and_no_sign_contradicts_its_side() -> None:
+    values = _book(300)
+    reasons = explain_rows(values, _contributions(values, seed=5), SPECS)
+    both = sum(any(r.side == LIFTS for r in items) and any(r.side == HOLDS_BACK for r in items) for items in reasons)
+    assert both >= 0.95 * len(reasons)
+    for items in reasons:
+        for side in (LIFTS, HOLDS_BACK):
+            concepts = [r.concept for r in items if r.side == side]
+            assert len(concepts) <= 3 and len(concepts) == len(set(concepts))
+        for r in items:
+            lifts = (r.effect == EXPANSION and r.contribution > 0)
+            held = (r.effect == EXPANSION and r.contribution < 0) or (r.effect == CHURN_RISK and r.contribution > 0)
+            assert (r.side == LIFTS and lifts) or (r.side == HOLDS_BACK and held), r
+
+
+def test_a_low_score_is_explained_by_what_holds_it_back() -> None:
+    n = 30
+    values = {"feature_breadth_pct": np.full(n, 20.0), "events_trend_30d_pct": np.full(n, -40.0),
+              "quota_utilization_30d_pct": np.full(n, 28.0), "segment": np.array(["smb"] * n, dtype=object)}
+    features = list(values)[:3]
+    contrib = np.tile([-0.5, -0.8, 0.2], (n, 1))  # all below the base value but the quota
+    items = explain_rows(values, {EXPANSION: (features, contrib)}, SPECS, typical={"quota_utilization_30d_pct": 20.0})[0]
+    assert [(r.side, r.text) for r in items] == [
+        (HOLDS_BACK, "Usage down 40 % on the previous 30 days"),
+        (HOLDS_BACK, "Using 20 % of the plan's features (30 days)")]  # 28 % of a limit lifts nothing
+
+
+def test_words_a_csm_can_say_no_zero_counts_no_middling_ranks_the_alert_setting() -> None:
+    values = _book(400)
+    for name in ("bug_tickets_90d", "exec_meetings_90d", "payment_failures_90d"):
+        values[name][:200] = 0.0
+    reasons = explain_rows(values, _contributions(values, seed=13), SPECS)
+    for r, items in enumerate(reasons):
+        for item in items:
+            assert not re.match(r"0 ", item.text), item.text
+            rank = re.search(r"(?:top|bottom|longest-ago|most recent) (\d+) %", item.text)
+            if rank:
+                assert int(rank.group(1)) <= 20, item.text
+            assert "the book" not in item.text
+    row = {"days_over_quota_alert_30d": np.array([12.0] * 25)}
+    said = explain_rows(row, {EXPANSION: (["days_over_quota_alert_30d"], np.ones((25, 1)))}, SPECS, alert_pct=85.0)
+    assert said[0][0].text == "At the pace of 85 % of the plan's limit or more on 12 of the last 30 days"
+
+
+@pytest.fixture(scope="module")
+def company(feature_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(newest snapshot of the generated company, its scores with reasons) from models fitted on its history."""
+    from features.registry import categorical_features, feature_names
+    from serving.scoring import Scorer
+    from training.models import fit_model
+
+    labelled = feature_frame[feature_frame["expanded"].notna()]
+    cut = sorted(labelled["as_of"].unique())[-3]
+    train, valid = labelled[labelled["as_of"] < cut], labelled[labelled["as_of"] >= cut]
+    models = [fit_model(name, train, valid, label, feature_names(), categorical_features(), num_boost_round=40)
+              for name, label in (("expansion", "expanded"), ("churn", "churned"))]
+    latest = feature_frame[feature_frame["as_of"] == feature_frame["as_of"].max()].reset_index(drop=True)
+    return latest, Scorer(*models, SPECS).with_reference(latest).score(latest)
+
+
+def test_every_reason_of_a_generated_company_reads_the_way_it_is_shown(company) -> None:
+    """Sign against side, words against the value, no window beyond the tenure, no middling rank, no zero count."""
+    from features.registry import full_window_days
+    from serving.reasons import is_change
+    from serving.wording import DAYS_PER_MONTH
+
+    latest, scores = company
+    reasons = [(i, d) for i, ds in enumerate(scores["reason_details"]) for d in ds]
+    assert len(reasons) > 5 * len(scores) / 2
+    for i, d in reasons:
+        lifts, c = d["side"] == LIFTS, d["contribution"]
+        assert lifts == (d["effect"] == EXPANSION and c > 0), d
+        assert (not lifts) == ((d["effect"] == EXPANSION and c < 0) or (d["effect"] == CHURN_RISK and c > 0)), d
+        spec, value = SPECS[d["feature"]], float(latest.at[i, d["feature"]])
+        if is_change(d["feature"], spec) and spec.good in ("higher", "lower"):
+            assert (" up " in f" {d['text']} ") == (value > 0), d
+            assert lifts == ((value > 0) == (spec.good == "higher")), (d, value)
+        window = full_window_days(spec)
+        assert window is None or window <= latest.at[i, "tenure_months"] * DAYS_PER_MONTH + 1.5, (d, latest.at[i, "tenure_months"])
+        rank = re.search(r"(?:top|bottom|longest-ago|most recent|like) (\d+) %", d["text"])
+        assert not rank or int(rank.group(1)) <= 20, d["text"]
+        assert not re.match(r"0 |No ", d["text"]) and "the book" not in d["text"] and "soonest" not in d["text"], d
+    low = scores["readiness_score"] < 40
+    held = scores["reason_details"].map(lambda ds: any(d["side"] == HOLDS_BACK for d in ds))
+    assert held[low].mean() >= 0.9, held[low].mean()  # a low score is explained
+
+
+def test_an_expansion_play_of_a_generated_company_carries_its_cautions(company) -> None:
+    from features.reason_catalog import PLAY_BY_NAME
+    from serving.plays import FACT_NAMES, active_cautions
+
+    latest, scores = company
+    warned = 0
+    for i, facts in enumerate(latest[[c for c in FACT_NAMES if c in latest.columns]].to_dict("records")):
+        warnings = active_cautions(facts)
+        assert (scores.at[i, "caution"] is not None and scores.at[i, "caution"] == scores.at[i, "caution"]) == bool(warnings)
+        if warnings and PLAY_BY_NAME[scores.at[i, "recommended_play"]].effect == "expansion":
+            warned += 1
+            assert scores.at[i, "recommended_play_text"].startswith("Before you raise"), scores.at[i, "recommended_play_text"]
+            assert scores.at[i, "health"] == "green" or not any(w.blocks_upsell for w in warnings)
+    assert warned > 0
+
+
+def test_rule_reasons_stand_on_both_sides_too() -> None:
+    book = pd.DataFrame(_book(60))
+    peers = Peers.of(book, TEMPLATE_BY_FEATURE)
+    account = {"quota_utilization_30d_pct": 85.0, "feature_breadth_pct": 30.0, "events_slope_12w_pct": -6.0,
+               "seat_utilization_pct": 40.0, "segment": "smb"}
+    reasons = rule_reasons(account, SPECS, peers=peers)
+    assert [(r.side, r.feature) for r in reasons] == [
+        (HOLDS_BACK, "events_slope_12w_pct"), (LIFTS, "quota_utilization_30d_pct"),
+        (HOLDS_BACK, "feature_breadth_pct"), (HOLDS_BACK, "seat_utilization_pct")]

@@ -63,7 +63,9 @@ def test_reasons_name_drivers_from_contributions_only_where_asked(models: tuple,
     assert out["reasons"].map(len).to_numpy().nonzero()[0].tolist() == asked
     assert out["recommended_play"].isna().sum() == 8
     details = out.at[asked[0], "reason_details"]
-    assert all(d["contribution"] > 0 and d["feature"] in models[0].feature_names for d in details)
+    assert all(d["feature"] in models[0].feature_names for d in details)
+    for d in details:  # the sign says the side: against the expansion model's base value, or a churn risk
+        assert (d["side"] == "lifts") == (d["effect"] == "expansion" and d["contribution"] > 0), d
 
 
 def test_a_hot_account_gets_an_upgrade_play_and_a_failing_one_a_risk_play(models: tuple, latest: pd.DataFrame) -> None:
@@ -130,8 +132,13 @@ def test_reasons_are_one_per_concept_with_a_comparison_and_plays_hold_in_the_acc
     out = scorer.score(latest)
     for i, details in enumerate(out["reason_details"]):
         concepts = [d["concept"] for d in details]
-        assert len(concepts) == len(set(concepts)) and len(details) <= 5
-        assert all(re.search(r"\d %", d["text"]) for d in details), details
+        for side in ("lifts", "holds_back"):
+            on_side = [d["concept"] for d in details if d["side"] == side]
+            assert len(on_side) == len(set(on_side)) and len(on_side) <= 3
+        assert len(concepts) == len(set(concepts))  # a concept stands on one side only
+        assert all(re.search(r"\d %", d["text"]) for d in details if d["comparison"] != "timing"), details
+        lifts = [d["text"] for d in details if d["side"] == "lifts"]
+        assert (out.at[i, "why_high"] == " · ".join(lifts)) if lifts else pd.isna(out.at[i, "why_high"])
         facts = {**latest.iloc[i].to_dict(), "readiness_score": out.at[i, "readiness_score"], "health": out.at[i, "health"]}
         assert PLAY_BY_NAME[out.at[i, "recommended_play"]].premise_holds(facts)
         assert not re.search(r"[{}]|None|nan", out.at[i, "recommended_play_text"])
@@ -143,15 +150,17 @@ def test_reasons_explain_the_accounts_standing_and_never_contradict_the_registry
     scorer = Scorer(*models, specs).with_reference(latest)
     out = scorer.score(latest)
     effects = out["reason_details"].map(lambda ds: {d["effect"] for d in ds})
-    assert not any("churn_risk" in e for e in effects[out["health"] == "green"])
-    assert not any("expansion" in e for e in effects[out["health"] == "red"])
-    assert (effects[out["health"] == "yellow"].map(len) == 2).any()
+    assert not any("churn_risk" in e for e in effects[out["health"] == "green"])  # the churn model explains risk
+    assert (effects[out["health"] != "green"].map(len) == 2).any()
+    sides = out["reason_details"].map(lambda ds: {d["side"] for d in ds})
+    low = out["readiness_score"] < 40
+    assert sides[low].map(lambda s: "holds_back" in s).mean() >= 0.9  # a low score is explained
     trend = latest["events_trend_30d_pct"]
     for i, details in enumerate(out["reason_details"]):
         for d in details:
-            if d["feature"] == "events_trend_30d_pct":  # a rise never reads as risk, a fall never as readiness
-                assert (trend[i] >= 5) if d["effect"] == "expansion" else (trend[i] <= -5)
-            if d["feature"] == "payment_failures_90d" and d["effect"] == "expansion":
+            if d["feature"] == "events_trend_30d_pct":  # a rise never holds back, a fall never lifts
+                assert (trend[i] >= 5) if d["side"] == "lifts" else (trend[i] <= -5)
+            if d["feature"] == "payment_failures_90d" and d["side"] == "lifts":
                 assert latest.at[i, "payment_failures_90d"] <= scorer.reference_typical_["payment_failures_90d"]
 
 
