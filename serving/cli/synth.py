@@ -51,6 +51,10 @@ def generate(
 
         try:
             folders = write_raw(out, out / "raw", tuple(s.strip() for s in raw.split(",") if s.strip()))
+            if mess is not None:
+                from features.synth.raw_messy import mess_raw
+
+                mess_raw(out, out / "raw", seed)
         except ValueError as exc:
             fail(str(exc))
         console.print(f"raw exports: {', '.join(str(f) for f in folders.values())}; map: {out / 'raw' / 'import-map.toml'}")

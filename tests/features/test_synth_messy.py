@@ -138,3 +138,38 @@ def test_truth_reads_mrr_nrr_and_labels_from_the_rows() -> None:
     lab = labels(s, d(2026, 1, 31), 90).set_index("account_id")
     assert lab.loc["a", "expanded"] and not lab.loc["a", "churned"]
     assert lab.loc["b", "churned"] and "c" not in lab.index  # c was trialling at MRR 0: not a paying account
+
+
+def test_raw_stripe_holds_currencies_tiers_metering_discounts_and_trials(messy: Path, tmp_path: Path) -> None:
+    """The raw billing export prices every contract period so that a faithful reading gives its MRR back."""
+    import json
+
+    from features.synth.raw_messy import RATES, mess_raw
+    from features.synth.raw_shapes import write_raw
+
+    write_raw(messy, tmp_path, ("stripe", "salesforce"))
+    mess_raw(messy, tmp_path, seed=7)
+    stripe = tmp_path / "stripe"
+    price, item = _read(stripe, "price"), _read(stripe, "subscription_item")
+    subs, lines = _read(stripe, "subscription_history"), _read(stripe, "invoice_line_item")
+    assert set(_read(stripe, "customer")["currency"]) == {"usd", *RATES}
+    assert (tmp_path / "rates.csv").exists()
+    contract = _read(messy, "subscriptions")
+    v = item.merge(price, left_on="price_id", right_on="id", suffixes=("", "_price"))
+    rate = v["currency"].map({**RATES, "usd": 1.0})
+    months = v["recurring_interval"].map({"month": 1, "year": 12})
+    per_unit = v["billing_scheme"].eq("per_unit") & v["recurring_usage_type"].eq("licensed")
+    mrr = v["unit_amount_decimal"].astype(float) * v["quantity"].astype(float) / 100 / months * rate
+    disc = v["subscription_id"].map(subs.set_index("id")["discount"]).notna()
+    mrr = mrr.where(~disc, mrr * 0.8)
+    trial = v["subscription_id"].map(subs.set_index("id")["trial_end"]).notna() & \
+        (pd.to_datetime(v["_fivetran_start"]) < pd.to_datetime(v["subscription_id"].map(subs.set_index("id")["trial_end"])))
+    truth = contract["mrr"].to_numpy()
+    check = per_unit & ~trial
+    assert (abs(mrr[check] - truth[check.to_numpy()]) < 0.02 + 1e-4 * truth[check.to_numpy()]).all()
+    tiered = v[v["billing_scheme"] == "tiered"]
+    assert len(tiered) and all(len(json.loads(t)) == 2 for t in tiered["tiers"])
+    assert len(lines) and (v["recurring_usage_type"] == "metered").sum() > 0
+    assert subs["discount"].notna().any() and json.loads(subs["discount"].dropna().iloc[0])["coupon"]["percent_off"] == 20.0
+    assert subs["trial_end"].notna().sum() >= 5
+    assert _read(tmp_path / "salesforce", "account")["website"].duplicated().any()
