@@ -41,12 +41,12 @@ def backtest(
         source = open_data(local_path(data, "--data"))
         require_tables(source)
         tables = tables_from_backend(source.ibis(), source.present)
-        first, end = usage_span(tables)[0], data_end_of(tables)
-        last = end.day
+        first, found = usage_span(tables)[0], data_end_of(tables)
+        last = found.day
     except DataError as exc:
         fail(str(exc))
     dates = month_ends(first, last)
-    err_console.print(f"backtest: as of {last} ({end.describe()})", highlight=False)
+    err_console.print(f"backtest: as of {last} ({found.describe()})", highlight=False)
     if not dates:
         fail(f"no month end between the first usage day {first} and the data end {last}: nothing to replay")
     console.print(f"building features once for {len(dates)} month ends {dates[0]} .. {dates[-1]} (data ends {last})")

@@ -84,10 +84,10 @@ def features(
         tables = tables_from_backend(source.ibis(), source.present)
         first_day = usage_span(tables)[0]
         if end_date is None:
-            end = data_end_of(tables)
-            end_date = end.day
-            if end.partial:
-                err_console.print(f"features: data end {end.day} ({end.describe()})", highlight=False)
+            found = data_end_of(tables)
+            end_date = found.day
+            if found.partial:
+                err_console.print(f"features: data end {found.day} ({found.describe()})", highlight=False)
         dates = _snapshot_dates(as_of, start, end, first_day, end_date)
         _say_dates(dates, end_date, data_end is None)
         if show_sql:
