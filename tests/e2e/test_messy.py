@@ -250,4 +250,6 @@ def test_every_page_renders_for_every_account(service, company: Path) -> None:
             failures.append((account, answer.status_code))
         elif "<script>alert" in answer.text:
             failures.append((account, "markup reached the page"))
-    assert not failures, f"{len(failures)} page(s) failed, first: {failures[:5]}"
+    owners = _read(company, "accounts").set_index("account_id")["csm_owner"]
+    ownerless = sum(1 for account, _ in failures if account in owners.index and pd.isna(owners[account]))
+    assert not failures, f"{len(failures)} page(s) failed ({ownerless} of them accounts without an owner), first: {failures[:5]}"
