@@ -195,8 +195,7 @@ def service(jobs: dict, company: Path):
     home = jobs["home"]
     with pytest.MonkeyPatch.context() as mp:
         for k, v in {"EXPANSION_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{jobs['root'] / 'mlflow.db'}",
-                     "EXPANSION_API_KEY": KEY, "EXPANSION_DATA_DIR": str(company),
-                     "EXPANSION_PRECOMPUTE_REASONS": "false"}.items():
+                     "EXPANSION_API_KEY": KEY, "EXPANSION_DATA_DIR": str(company)}.items():
             mp.setenv(k, v)
         mp.delenv("EXPANSION_INSECURE", raising=False)
         crm = f"sqlite:///{home / 'crm.db'}"
