@@ -20,6 +20,7 @@ from features.account import account_features, account_starts, within_tenure
 from features.adoption import adoption_features, feature_use_30d, first_use
 from features.config import Settings
 from features.contract import REQUIRED_TABLES, TABLES
+from features.data_end import DataEnd, complete_data_end
 from features.engagement import engagement_features
 from features.io import DataError, DataSource, require_tables
 from features.labels import LABELS, labels
@@ -75,9 +76,14 @@ def usage_span(tables: dict[str, Table]) -> tuple[dt.date, dt.date]:
     return pd.Timestamp(first).date(), pd.Timestamp(last).date()
 
 
+def data_end_of(tables: dict[str, Table]) -> DataEnd:
+    """Where the data ends: the newest ``usage_daily`` day, or the last complete one before a partly loaded newest day."""
+    return complete_data_end(tables["usage_daily"], usage_span(tables)[1])
+
+
 def default_data_end(tables: dict[str, Table]) -> dt.date:
-    """The last date the data covers: the latest ``usage_daily`` date."""
-    return usage_span(tables)[1]
+    """The last date the data covers: the last complete ``usage_daily`` day (``features.data_end``)."""
+    return data_end_of(tables).day
 
 
 def _as_is(table: Table) -> Table:

@@ -82,6 +82,24 @@ def period_bounds(period: str, start: dt.date, end: dt.date) -> list[tuple[dt.da
         first = _add_months(first, step)
 
 
+def last_complete_period(period: str, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The newest period of this kind (``month``, ``quarter``, ``year``, ``ttm``) that ends on or before ``end``."""
+    return period_bounds(period, dt.date(end.year - 2, 1, 1), end)[-1]
+
+
+def no_complete_period(period: str, start: dt.date, end: dt.date) -> str:
+    """Why a report over [start, end] has no row, naming the last complete period and the shorter ones that fit."""
+    first, last = last_complete_period(period, end)
+    said = (f"no complete {period} lies between {start} and {end}: the last complete {period}, {first} .. {last}, "
+            f"begins before {start}")
+    shorter = [p for p in ("quarter", "month") if _PERIOD_MONTHS[p] < _PERIOD_MONTHS[period]]
+    fits = [(p, period_bounds(p, start, end)) for p in shorter]
+    fits = [(p, b[-1]) for p, b in fits if b]
+    if fits:
+        said += "; " + ", ".join(f"the last complete {p} is {b[0]} .. {b[1]} (--period {p})" for p, b in fits)
+    return said
+
+
 @dataclass(frozen=True)
 class MetricTables:
     """The canonical tables the metrics read, as Ibis tables (``products`` optional, for tier ranks)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import build_features, tables_from_backend, to_frame, usage_span
+from features.build import build_features, default_data_end, tables_from_backend, to_frame, usage_span
 from features.config import Settings
 from features.io import DataSource, require_tables
 from features.labels import LABELS
@@ -81,11 +81,12 @@ def train_and_register(
 def monthly_snapshots(source: DataSource, as_of: dt.date | None = None) -> tuple[list[dt.date], dt.date]:
     """(every month end from the first usage day to the newest complete month, the data end).
 
-    Without ``as_of`` the data is taken to be complete up to its newest usage day.
+    Without ``as_of`` the data is taken to be complete up to its last complete usage day (``features.data_end``).
     """
     require_tables(source)
-    first, last = usage_span(tables_from_backend(source.ibis(), source.present))
-    data_end = as_of or last
+    tables = tables_from_backend(source.ibis(), source.present)
+    first = usage_span(tables)[0]
+    data_end = as_of or default_data_end(tables)  # the last complete day: a partly loaded newest day is not trusted
     return month_ends(first, newest_complete_month_end(data_end)), data_end
 
 

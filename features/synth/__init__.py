@@ -11,7 +11,8 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from features.synth import accounts, catalog, engagement, lifecycle, opportunities, subscriptions, usage
+from features.synth import accounts, catalog, engagement, lifecycle, messy, opportunities, subscriptions, usage
+from features.synth.messy import STREAM_MESSY, MessyConfig
 from features.synth.timeline import (
     BLOCK_ACCOUNTS,
     STREAM_ACCOUNTS,
@@ -24,21 +25,24 @@ from features.synth.timeline import (
 )
 from features.synth.writer import TableWriters
 
-__all__ = ["generate", "BLOCK_ACCOUNTS"]
+__all__ = ["generate", "BLOCK_ACCOUNTS", "MessyConfig"]
 
 OPPORTUNITY_IDS_PER_BLOCK = 10_000_000
 
 
-def _block_tables(seed: int, block: int, n: int, timeline: Timeline) -> dict:
-    """Every table's rows for one block of accounts."""
+def _block_tables(seed: int, block: int, n: int, timeline: Timeline, mess: MessyConfig | None = None) -> dict:
+    """Every table's rows for one block of accounts (reshaped by the messy mode when ``mess`` is given)."""
     b = accounts.draw_accounts(block_rng(seed, block, STREAM_ACCOUNTS), n, block * BLOCK_ACCOUNTS, timeline)
-    h = lifecycle.simulate(b, timeline, block_rng(seed, block, STREAM_LIFECYCLE))
+    messy_rng = block_rng(seed, block, STREAM_MESSY)
+    ids = messy.reshape_accounts(b, timeline, messy_rng, mess) if mess else None
+    reactivation = mess.reactivation_monthly if mess else lifecycle.REACTIVATION_MONTHLY
+    h = lifecycle.simulate(b, timeline, block_rng(seed, block, STREAM_LIFECYCLE), reactivation)
     rng = block_rng(seed, block, STREAM_ENGAGEMENT)
     months = engagement.active_months(b, h, timeline)
     opps, stages = opportunities.opportunity_tables(
         b, h, timeline, block_rng(seed, block, STREAM_OPPORTUNITIES), first_id=block * OPPORTUNITY_IDS_PER_BLOCK
     )
-    return {
+    tables = {
         "accounts": accounts.accounts_table(b, timeline),
         "subscriptions": subscriptions.subscriptions_table(b, h, timeline),
         "usage_daily": usage.usage_table(b, h, timeline, block_rng(seed, block, STREAM_USAGE)),
@@ -49,6 +53,9 @@ def _block_tables(seed: int, block: int, n: int, timeline: Timeline) -> dict:
         "opportunities": opps,
         "opportunity_stages": stages,
     }
+    if mess is None:
+        return tables
+    return messy.mess_block(tables, ids, b, timeline, messy_rng, mess, messy.outage_days(seed, timeline, mess))
 
 
 def generate(
@@ -58,12 +65,15 @@ def generate(
     seed: int = 7,
     as_of: dt.date | None = None,
     on_block: Callable[[int, int], None] | None = None,
+    mess: MessyConfig | None = None,
 ) -> dict[str, int]:
     """Write every contract table as ``<table>.parquet`` under ``out_dir``; return rows per table.
 
     ``accounts`` counts the accounts that exist at some time in the ``months``-month
     window ending at ``as_of`` (required: library code never reads the clock).
-    ``on_block(done, total)`` is called after each block, for progress display.
+    ``on_block(done, total)`` is called after each block, for progress display. ``mess`` makes
+    the company messy as real exports are (``features.synth.messy``); optional tables it names
+    as missing are not written at all.
     """
     if as_of is None:
         raise ValueError("generate: as_of is required (the window ends there)")
@@ -79,10 +89,14 @@ def generate(
     try:
         for block in range(blocks):
             n = min(BLOCK_ACCOUNTS, accounts - block * BLOCK_ACCOUNTS)
-            for name, table in _block_tables(seed, block, n, timeline).items():
+            for name, table in _block_tables(seed, block, n, timeline, mess).items():
                 writers.write(name, table)
+            if mess is not None and block == blocks - 1 and (orphans := messy.orphan_deals(mess, timeline)) is not None:
+                writers.write("opportunities", orphans)
             if on_block is not None:
                 on_block(block + 1, blocks)
     finally:
         rows = writers.close()
+    if mess is not None:
+        rows = messy.drop_tables(out, rows, mess)
     return rows

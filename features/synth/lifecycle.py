@@ -89,7 +89,8 @@ class _State:
         self.sponsor = np.ones(n, bool)
 
 
-def simulate(b: AccountBlock, timeline: Timeline, rng: np.random.Generator) -> History:
+def simulate(b: AccountBlock, timeline: Timeline, rng: np.random.Generator,
+             reactivation_monthly: float = REACTIVATION_MONTHLY) -> History:
     """Simulate every month of the block's accounts; pre-window accounts survive to the window (they are observed)."""
     n, T = b.n, timeline.total_months
     s = _State(b)
@@ -110,7 +111,7 @@ def simulate(b: AccountBlock, timeline: Timeline, rng: np.random.Generator) -> H
         s.level = np.where(starting, 0.0, s.level)
         can_move = s.active & ~starting & (event_day[:, t] <= timeline.as_of64)
         kind = _outcomes(b, s, h, t, timeline, rng, can_move, m_bar, h_bar, exp_shift, churn_shift)
-        _reactivate(s, t, timeline, rng, event_day)
+        _reactivate(s, t, timeline, rng, event_day, reactivation_monthly)
         _usage_state(b, s, rng, m_now, h_now, n)
         _record(h, s, t, m_now, h_now, kind, rng, b)
     return h
@@ -204,10 +205,11 @@ def _expand(s: _State, kind: np.ndarray, b: AccountBlock, rng: np.random.Generat
         s.addon_seats[rows, pick] = np.ceil(s.seats[rows] * rng.uniform(0.6, 1.0, len(rows)))
 
 
-def _reactivate(s: _State, t: int, timeline: Timeline, rng: np.random.Generator, event_day: np.ndarray) -> None:
+def _reactivate(s: _State, t: int, timeline: Timeline, rng: np.random.Generator, event_day: np.ndarray,
+                rate: float) -> None:
     """Rarely, a churned account comes back on a smaller footprint."""
     back = (~s.active & (s.churn_month >= 0) & (s.churn_month < t) & (event_day[:, t] <= timeline.as_of64)
-            & (rng.random(len(s.active)) < REACTIVATION_MONTHLY))
+            & (rng.random(len(s.active)) < rate))
     s.active |= back
     s.churn_month[back] = -1
     s.seats = np.where(back, np.maximum(1, np.ceil(s.seats * 0.7)), s.seats)

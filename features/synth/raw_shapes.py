@@ -13,7 +13,7 @@ tables a warehouse connector (Fivetran schema) would hold for it, so that
   ``segment_c``, ``region_c``, ``customer_since_c``, ``fiscal_year_start_month_c``), ``user``
   (the CSMs), ``opportunity`` / ``opportunity_history`` when the company has opportunities.
 * segment: ``tracks`` (one row per event: ``events`` rows per usage row, spread over
-  ``active_users`` users), ``groups`` (group id = the contract id).
+  ``active_users`` users; streamed per group of accounts, so memory stays bounded), ``groups`` (group id = the contract id).
 
 The mapping that joins them back is written to ``<out>/raw/import-map.toml``.
 """
@@ -170,18 +170,46 @@ def stripe(contract: Path, out: Path, sf_ids: dict[str, str]) -> None:
     }))
 
 
-def segment(contract: Path, out: Path) -> int:
-    """Write ``tracks`` (one row per event) and ``groups``; return the number of track rows."""
+TRACKS_PER_PART = 1_000_000  # events per tracks part: bounds the memory of one COPY whatever the company's size
+
+
+def _account_chunks(con: duckdb.DuckDBPyConnection, usage: str, limit: int) -> list[list[str]]:
+    """Accounts grouped, in id order, so that each group's events stay under ``limit`` (one account may exceed it)."""
+    totals = con.execute(f"SELECT account_id, sum(events) FROM read_parquet('{usage}') GROUP BY 1 ORDER BY 1").fetchall()
+    chunks, current, size = [], [], 0
+    for account, events in totals:
+        if current and size + int(events) > limit:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(account)
+        size += int(events)
+    return chunks + ([current] if current else [])
+
+
+def segment(contract: Path, out: Path, part_events: int = TRACKS_PER_PART) -> int:
+    """Write ``tracks`` (one row per event) and ``groups``; return the number of track rows.
+
+    Events are produced per group of accounts and streamed into one Parquet file batch by
+    batch, so memory stays bounded however big the company: no query holds more than about
+    ``part_events`` events.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    usage = str(contract / "usage_daily.parquet").replace("'", "''")
     con = duckdb.connect()
+    n, writer = 0, None
     try:
-        con.execute(f"""
-            COPY (
+        # one thread: rows come out in the window's order, so the file is the same on every run
+        con.execute("SET threads = 1")
+        con.execute("SET memory_limit = '512MB'")
+        for part, accounts in enumerate(_account_chunks(con, usage, part_events)):
+            con.execute("CREATE OR REPLACE TEMP TABLE chunk AS SELECT unnest(?::VARCHAR[]) AS account_id", [accounts])
+            batches = con.sql(f"""
                 WITH rows AS (
-                    SELECT row_number() OVER () AS r, account_id, date, feature_key, events, active_users
-                    FROM read_parquet('{contract / "usage_daily.parquet"}')
+                    SELECT row_number() OVER (ORDER BY account_id, date, feature_key) AS r,
+                           account_id, date, feature_key, events, active_users
+                    FROM read_parquet('{usage}') WHERE account_id IN (SELECT account_id FROM chunk)
                 )
-                SELECT 'msg_' || r || '_' || k AS id,
+                SELECT 'msg_{part}_' || r || '_' || k AS id,
                        account_id || '-u' || (k % active_users) AS user_id,
                        NULL::VARCHAR AS anonymous_id,
                        account_id AS context_group_id,
@@ -189,10 +217,15 @@ def segment(contract: Path, out: Path) -> int:
                        replace(feature_key, '_', ' ') AS event_text,
                        CAST(date AS TIMESTAMP) + INTERVAL 9 HOUR + to_seconds(k % 28800) AS timestamp
                 FROM rows, range(events) AS t(k)
-            ) TO '{out / "tracks.parquet"}' (FORMAT parquet, COMPRESSION zstd)
-        """)
-        n = con.execute(f"SELECT count(*) FROM read_parquet('{out / 'tracks.parquet'}')").fetchone()[0]
+            """).to_arrow_reader(1 << 20)
+            for batch in batches:
+                if writer is None:
+                    writer = pq.ParquetWriter(out / "tracks.parquet", batch.schema, compression="zstd")
+                writer.write_batch(batch)
+                n += batch.num_rows
     finally:
+        if writer is not None:
+            writer.close()
         con.close()
     a = _read(contract, "accounts")
     _write(out, "groups", pd.DataFrame({"id": "grp_" + a["account_id"], "group_id": a["account_id"], "name": a["name"]}))

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli.common import EXIT_UNDELIVERED, console, err_console, fail, open_source, parse_date, settings
+from serving.cli.common import (EXIT_UNDELIVERED, as_of_or_data_end, console, err_console, fail, open_source,
+                                 parse_date, settings)
 
 app = typer.Typer(help="Alerts on leading indicators: once per episode, capped per CSM, with each rule's track record.",
                   invoke_without_command=True, no_args_is_help=False)
@@ -108,7 +109,7 @@ def run_and_print(source, as_of: dt.date, cfg, *, dry_run: bool = False, feature
 def alerts(
     ctx: typer.Context,
     data: Annotated[Path | None, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date (default: today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date (default: the data end, its last complete usage_daily day).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide but write and send nothing.")] = False,
     days: Annotated[int | None, typer.Option("--days", min=1, help="With --dry-run: replay daily runs over the DAYS ending at --as-of.")] = None,
 ) -> None:
@@ -120,8 +121,8 @@ def alerts(
     if days is not None and not dry_run:
         fail("--days replays a window without sending: use it with --dry-run")
     cfg = settings()
-    day = parse_date(as_of)
     source = open_source(data)
+    day = as_of_or_data_end(as_of, source, command="alerts")
     try:
         if days is not None:
             from serving.alerts.rules import RuleError

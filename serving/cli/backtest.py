@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli.common import console, fail, local_path, parse_date, settings
+from serving.cli.common import console, err_console, fail, local_path, parse_date, settings
 
 SHOWN = ("roc_auc", "pr_auc", "lift_top_decile", "precision_top_book", "top_decile_expansion_mrr_share", "brier", "ece")
 BOOKS_SHOWN = 15
@@ -27,7 +27,7 @@ def backtest(
 
     import pandas as pd
 
-    from features.build import build_features, tables_from_backend, usage_span
+    from features.build import build_features, data_end_of, tables_from_backend, usage_span
     from features.io import DataError, open_data, require_tables
     from features.registry import categorical_features, feature_names
     from features.spine import month_ends
@@ -40,10 +40,15 @@ def backtest(
     try:
         source = open_data(local_path(data, "--data"))
         require_tables(source)
-        first, last = usage_span(tables_from_backend(source.ibis(), source.present))
+        tables = tables_from_backend(source.ibis(), source.present)
+        first, found = usage_span(tables)[0], data_end_of(tables)
+        last = found.day
     except DataError as exc:
         fail(str(exc))
     dates = month_ends(first, last)
+    err_console.print(f"backtest: as of {last} ({found.describe()})", highlight=False)
+    if not dates:
+        fail(f"no month end between the first usage day {first} and the data end {last}: nothing to replay")
     console.print(f"building features once for {len(dates)} month ends {dates[0]} .. {dates[-1]} (data ends {last})")
     frame = build_features(source, dates, cfg, data_end=last)
     first_cut, last_cut = parse_date(start, default_today=False), parse_date(end, default_today=False)

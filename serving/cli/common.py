@@ -52,25 +52,30 @@ def parse_date(value: str | None, *, default_today: bool = True) -> dt.date | No
 
 
 def data_end(source) -> dt.date:  # noqa: ANN001 - features.io.DataSource, imported lazily
-    """The last day the data covers: its newest ``usage_daily`` date (the default ``--as-of`` of every command)."""
-    from features.build import tables_from_backend, usage_span
+    """The newest ``usage_daily`` date: nothing in the data may lie after it (the bound ``validate`` checks)."""
+    return data_end_info(source).newest
+
+
+def data_end_info(source):  # noqa: ANN001, ANN201 - a DataSource -> features.data_end.DataEnd, imported lazily
+    """Where the data ends: the newest usage day and the last complete one (the default ``--as-of`` of every command)."""
+    from features.build import data_end_of, tables_from_backend
     from features.io import DataError
 
     try:
-        return usage_span(tables_from_backend(source.ibis(), source.present))[1]
+        return data_end_of(tables_from_backend(source.ibis(), source.present))
     except (DataError, ValueError) as exc:
         fail(str(exc))
 
 
 def as_of_or_data_end(value: str | None, source, *, command: str) -> dt.date:  # noqa: ANN001 - a DataSource
-    """``--as-of`` when given, else the data end; either way the command says which date it uses (on stderr)."""
+    """``--as-of`` when given, else the data end (its last complete day); either way the command says which (on stderr)."""
     if value is not None:
         chosen = parse_date(value)
         err_console.print(f"{command}: as of {chosen} (--as-of)", highlight=False)
         return chosen
-    chosen = data_end(source)
-    err_console.print(f"{command}: as of {chosen} (the data end: the newest usage_daily day)", highlight=False)
-    return chosen
+    end = data_end_info(source)
+    err_console.print(f"{command}: as of {end.day} ({end.describe()})", highlight=False)
+    return end.day
 
 
 def is_uri(location: str) -> bool:

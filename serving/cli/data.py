@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli.common import EXIT_INVALID_DATA, as_of_or_data_end, console, err_console, fail, local_path, parse_date
+from serving.cli.common import EXIT_INVALID_DATA, as_of_or_data_end, console, data_end_info, err_console, fail, local_path, parse_date
 
 
 def require_valid(source, bound: dt.date, data: object) -> None:  # noqa: ANN001 - features.io.DataSource
@@ -31,7 +31,7 @@ def require_valid(source, bound: dt.date, data: object) -> None:  # noqa: ANN001
 
 def validate(
     data: Annotated[str, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table (a path or file:// URI).")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="No event may lie after this date (default: the data end, the newest usage_daily day).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="No event may lie after this date (default: the newest usage_daily day, even when partly loaded).")] = None,
 ) -> None:
     """Check a data folder against the data contract; exit 2 listing every violation."""
     from features.io import DataError, open_data
@@ -44,6 +44,12 @@ def validate(
     if as_of is None and "usage_daily" not in source.present:
         as_of_date = parse_date(None)  # nothing says where the data ends: no event may lie in the future
         err_console.print(f"validate: as of {as_of_date} (today: usage_daily is missing)", highlight=False)
+    elif as_of is None:
+        # the bound is the newest day even when it is partly loaded: its rows are there, and not in the future
+        end = data_end_info(source)
+        as_of_date = end.newest
+        note = f"; the commands default to {end.day}, the last complete day" if end.partial else ""
+        err_console.print(f"validate: as of {as_of_date} (the newest usage_daily day{note})", highlight=False)
     else:
         as_of_date = as_of_or_data_end(as_of, source, command="validate")
     report = run_checks(source, as_of_date)

@@ -1,7 +1,10 @@
 """``expansion demo``: the whole product end to end on embedded defaults.
 
 It composes the same command functions a user runs one by one (generate, validate,
-metrics, features, train, deploy, score), so the demo shows exactly what the CLI does.
+metrics, features, train, deploy, score, forecast, alerts), so the demo shows exactly what
+the CLI does, and leaves the pages with every panel filled: the forecast is stored, the
+top accounts' recommended plays are logged as planned, and the serve command it prints
+sets a quarterly expansion target so the pipeline coverage line has something to cover.
 Re-running is safe: the company is regenerated only when its parameters change, a
 retrained model is promoted only through the gate, and the CRM upsert is idempotent.
 """
@@ -19,9 +22,9 @@ from rich.rule import Rule
 from rich.table import Table
 
 from features.config import Engine, ModelSource
-from serving.cli.common import console, parse_date, settings
+from serving.cli.common import console, open_source, parse_date, settings
 
-STEPS = 7
+STEPS = 9
 
 
 def _step(n: int, title: str) -> float:
@@ -106,9 +109,11 @@ def demo(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Last day of the data (default: end of last month).")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="How many accounts to list at the end.")] = 10,
 ) -> None:
-    """Run the whole product on a generated company: NRR report, features, training, CRM scores, who to call."""
+    """Run the whole product on a generated company: NRR report, features, training, CRM scores, forecast, alerts, who to call."""
     from serving.cli import data as cli_data
     from serving.cli import features as cli_features
+    from serving.cli import forecast as cli_forecast
+    from serving.cli.alerts import run_and_print
     from serving.cli import metrics as cli_metrics
     from serving.cli import score as cli_score
     from serving.cli import serve as cli_serve
@@ -161,14 +166,70 @@ def demo(
                     models=ModelSource.auto, chunk_size=20_000)
     _done(t)
 
-    t = _step(7, "who to call this week")
-    example = _top_accounts(home / "crm.db", top)
+    t = _step(7, "next quarter's forecast, stored for the leadership page")
+    cli_forecast.forecast(data=data, horizon_days=cfg.horizon_days, as_of=as_of_date.isoformat(), track=False,
+                          backtest=False, store=None, rounds=300, draws=2000, as_json=False)
+    _done(t)
+
+    t = _step(8, "alerts on leading indicators (a dry run: nothing is sent)")
+    source = open_source(data)
+    try:
+        run_and_print(source, as_of_date, cfg, dry_run=True)
+    finally:
+        source.close()
+    _done(t)
+
+    t = _step(9, "who to call this week")
+    example, planned = _top_accounts(home / "crm.db", top), _plan_top_plays(home / "crm.db", cfg.crm_uri, data, top)
+    console.print(f"logged the recommended play as planned for {planned[0]} of them ({planned[1]} already were), by "
+                  "demo-leader, so the play log and the leadership page's plays panel show a week's start", highlight=False)
+    target = _quarterly_target(data, as_of_date)
     _done(t)
     _next_commands(home, cfg.tracking_uri, example)
     console.print(f"[green]demo finished[/green] in {time.perf_counter() - began:.0f} s; state lives in {home}")
     from serving.cli import users as cli_users
 
-    cli_users.print_demo_sign_in(home, data)  # ends with the pages' URL and a sign-in token
+    # ends with the pages' URL and a sign-in token
+    cli_users.print_demo_sign_in(home, data, extra_env=f"EXPANSION_EXPANSION_TARGET_ARR_QUARTER={target:.0f} ")
+
+
+def _plan_top_plays(crm_db: Path, crm_uri: str, data: Path, limit: int) -> tuple[int, int]:
+    """Log the recommended play of the top accounts as planned (what a CSM does first on Monday); (logged, already were)."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from serving.web.store import WebStore
+
+    engine = sa.create_engine(f"sqlite:///{crm_db}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT account_id, recommended_play FROM account_scores WHERE recommended_play IS NOT NULL "
+            "ORDER BY expected_expansion_usd DESC NULLS LAST, readiness_score DESC LIMIT :limit"), {"limit": limit}
+        ).mappings().all()
+    engine.dispose()
+    accounts = pd.read_parquet(data / "accounts.parquet", columns=["account_id", "csm_owner"])
+    owner = dict(zip(accounts["account_id"], accounts["csm_owner"].astype(object).where(accounts["csm_owner"].notna(), None)))
+    store, now = WebStore(crm_uri), dt.datetime.now(dt.UTC)
+    done = {p["play"] for r in rows for p in store.plays_for(r["account_id"]) if p["logged_by"] == "demo-leader"}
+    fresh = [r for r in rows if r["recommended_play"] not in done]
+    for r in fresh:
+        store.log_play(r["account_id"], owner.get(r["account_id"]), "demo-leader", r["recommended_play"], "planned",
+                       "planned by the demo from the recommended play", now)
+    return len(fresh), len(rows) - len(fresh)
+
+
+def _quarterly_target(data: Path, as_of: dt.date) -> float:
+    """A quarterly expansion ARR target for the demo: 10 % above the average of the last four complete quarters."""
+    from features.io import open_data
+    from features.metrics import MetricTables, period_metrics
+
+    source = open_data(data)
+    try:
+        quarters = period_metrics(MetricTables.from_source(source), "quarter", None, _months_before(as_of, 14), as_of)
+    finally:
+        source.close()
+    recent = quarters.tail(4)
+    return round(1.1 * 12 * float(recent["expansion_mrr"].mean()), -3) if len(recent) else 0.0
 
 
 def _newest_snapshot(frame_path: Path, out: Path) -> None:

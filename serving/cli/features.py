@@ -65,7 +65,7 @@ def features(
     """Build the point-in-time feature frame (features + labels) for every account with MRR > 0 at each snapshot."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from features.build import build_features, feature_sql, tables_from_backend, usage_span
+    from features.build import build_features, data_end_of, feature_sql, tables_from_backend, usage_span
     from features.io import DataError, open_data
 
     cfg = settings()
@@ -81,8 +81,13 @@ def features(
     out = Path(out)
     try:
         source = open_data(data)
-        first_day, last_day = usage_span(tables_from_backend(source.ibis(), source.present))
-        end_date = end_date or last_day
+        tables = tables_from_backend(source.ibis(), source.present)
+        first_day = usage_span(tables)[0]
+        if end_date is None:
+            found = data_end_of(tables)
+            end_date = found.day
+            if found.partial:
+                err_console.print(f"features: data end {found.day} ({found.describe()})", highlight=False)
         dates = _snapshot_dates(as_of, start, end, first_day, end_date)
         _say_dates(dates, end_date, data_end is None)
         if show_sql:
@@ -125,7 +130,7 @@ def _features_on_spark(data: str | None, database: str | None, out: str, asked: 
 
 def _say_dates(dates: list[dt.date], end: dt.date, default_end: bool) -> None:
     """Which snapshots and which data end the command uses (every command with dates says so)."""
-    why = "the data end: the newest usage_daily day" if default_end else "--data-end"
+    why = "the data end: the last complete usage_daily day" if default_end else "--data-end"
     err_console.print(f"features: {len(dates)} snapshot(s) {dates[0]} .. {dates[-1]}, data end {end} ({why})",
                       highlight=False)
 

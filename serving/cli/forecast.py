@@ -11,7 +11,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from serving.cli.common import EXIT_REGISTRY, console, fail, open_source, parse_date, settings
+from serving.cli.common import EXIT_REGISTRY, as_of_or_data_end, console, fail, open_source, settings
 
 
 # the calibration reads at most this many past cut-offs (two years of monthly forecasts): their actuals come from one
@@ -61,7 +61,7 @@ def print_backtest(summary: pd.DataFrame) -> None:
 def forecast(
     data: Annotated[Path, typer.Option("--data", help="Folder with the canonical tables.")],
     horizon_days: Annotated[int, typer.Option("--horizon-days", min=1, help="Forecast horizon in days.")] = 90,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Forecast from the newest month end on or before this date (default: today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Forecast from the newest month end on or before this date (default: the data end, its last complete usage_daily day).")] = None,
     track: Annotated[bool, typer.Option("--track", help="Show stored forecasts beside what happened once their horizon passed.")] = False,
     backtest: Annotated[bool, typer.Option("--backtest", help="Replay the forecast at every past cut-off against two naive forecasts.")] = False,
     store: Annotated[str | None, typer.Option("--store", help="SQL store of forecasts (default: the CRM database under home).")] = None,
@@ -79,13 +79,13 @@ def forecast(
     if backtest:
         return _backtest(source, data, cfg, rounds, draws, as_json)
     if track:
-        return _track(source, cfg, uri, parse_date(as_of), as_json)
+        return _track(source, cfg, uri, as_of_or_data_end(as_of, source, command="forecast"), as_json)
     from serving.forecast_store import ForecastStore
     from training.forecast_calibration import standardised
     from training.forecast_job import ForecastError, forecast_data
     from training.forecast_tracking import log_forecast
 
-    day, forecasts = parse_date(as_of), ForecastStore(uri)
+    day, forecasts = as_of_or_data_end(as_of, source, command="forecast"), ForecastStore(uri)
     past = _past_against_actual(source, cfg, forecasts.read(), _data_end(source, day), newest=TRACK_RECORD_CUTOFFS)
     if len(past):  # one forecast per cut-off, group and measure: the newest stored (a re-run with other models replaces)
         past = past.sort_values("stored_at").drop_duplicates(["as_of", "group_name", "measure"], keep="last")

@@ -138,7 +138,7 @@ def metrics(
     by: Annotated[By | None, typer.Option("--by", help="Break every figure down by this account attribute.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table for people, json or csv for machines.")] = Format.table,
     plots: Annotated[Path | None, typer.Option("--plots", help="Also write PNG charts into this folder.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Only periods ending by this date count (default: the data end, the newest usage_daily day).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Only periods ending by this date count (default: the data end, its last complete usage_daily day).")] = None,
     start: Annotated[str | None, typer.Option("--start", help="First day periods may start (default: first subscription).")] = None,
     view: Annotated[View, typer.Option("--view", help="Which report: retention per period, or an expansion view.")] = View.periods,
 ) -> None:
@@ -151,6 +151,12 @@ def metrics(
     if by is By.owner:
         fail("--by owner applies to --view pipeline only (opportunity owners)")
     frame = _compute(view, tables, period, group_by, start_date, as_of_date)
+    if view is View.periods and frame.empty:
+        from features.metrics import no_complete_period
+
+        first = start_date or tables.data_span()[0]
+        fail(no_complete_period(period.value, first, as_of_date) if first <= as_of_date
+             else f"--start {first} lies after the as-of date {as_of_date}: no period to report")
     if fmt is Format.json:
         print(json.dumps(to_records(frame), indent=1))
     elif fmt is Format.csv:

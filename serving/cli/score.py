@@ -78,7 +78,7 @@ def score(
         str | None,
         typer.Option("--sink", help="csv:PATH, parquet:PATH, salesforce:PATH, hubspot:PATH, sqlite:///PATH or postgresql://... (default: the SQLite CRM under home)."),
     ] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date (default: the data end, the newest usage_daily day).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date (default: the data end, its last complete usage_daily day).")] = None,
     field_map: Annotated[Path | None, typer.Option("--field-map", help="JSON object renaming fields for salesforce:/hubspot: files.")] = None,
     models: Annotated[ModelSource, typer.Option("--models", help="Where models come from; 'none' scores with the baseline only.")] = ModelSource.auto,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Accounts scored and written per chunk.")] = 20_000,

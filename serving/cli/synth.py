@@ -20,29 +20,41 @@ def generate(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Last day of the window (default: today).")] = None,
     raw: Annotated[str | None, typer.Option("--raw", help="Also write the company as raw exports of these tools under OUT/raw/ "
                                                           "(comma-separated: stripe,salesforce,segment).")] = None,
+    messy: Annotated[bool, typer.Option("--messy", help="A company as messy as real exports: odd ids, no owner, trials, "
+                                                        "pauses, mid-month changes, an outage, bot spikes, a partly "
+                                                        "loaded last day, missing and empty optional tables "
+                                                        "(every rate: features/synth/messy.py MessyConfig).")] = False,
 ) -> None:
     """Generate a synthetic SaaS company (accounts, subscriptions, usage, tickets, surveys, activities, payments)."""
+    from features.synth import MessyConfig
     from features.synth import generate as run
 
     as_of_date = parse_date(as_of)
+    mess = MessyConfig() if messy else None
     if is_interactive():
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"generating {accounts:,} accounts", total=None)
             rows = run(out, accounts, months, seed, as_of_date,
-                       on_block=lambda done, total: progress.update(task, completed=done, total=total))
+                       on_block=lambda done, total: progress.update(task, completed=done, total=total), mess=mess)
     else:
-        rows = run(out, accounts, months, seed, as_of_date)
-    summary = Table(title=f"{out} ({months} months to {as_of_date}, seed {seed})")
+        rows = run(out, accounts, months, seed, as_of_date, mess=mess)
+    summary = Table(title=f"{out} ({months} months to {as_of_date}, seed {seed}{', messy' if messy else ''})")
     summary.add_column("table")
     summary.add_column("rows", justify="right")
     for name, n in rows.items():
         summary.add_row(name, f"{n:,}")
     console.print(summary)
+    if mess is not None:
+        console.print("messy: " + ", ".join(f"{k}={v}" for k, v in mess.describe()), highlight=False)
     if raw:
         from features.synth.raw_shapes import write_raw
 
         try:
             folders = write_raw(out, out / "raw", tuple(s.strip() for s in raw.split(",") if s.strip()))
+            if mess is not None:
+                from features.synth.raw_messy import mess_raw
+
+                mess_raw(out, out / "raw", seed)
         except ValueError as exc:
             fail(str(exc))
         console.print(f"raw exports: {', '.join(str(f) for f in folders.values())}; map: {out / 'raw' / 'import-map.toml'}")

@@ -126,7 +126,7 @@ def train(
 def retrain(
     data: Annotated[str | None, typer.Option("--data", help="Folder with the canonical tables (a local path or file:// URI).")] = None,
     features: Annotated[str | None, typer.Option("--features", help="Instead of --data: a feature frame built elsewhere (a file, a folder partitioned by as_of, or a lake URI).")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Data is complete up to this date (default: the data end, the newest usage_daily day).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Data is complete up to this date (default: the data end, its last complete usage_daily day).")] = None,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds (the backtest picks the count).")] = 500,
     cutoffs: Annotated[int | None, typer.Option("--cutoffs", min=3, help="Use only the newest N cut-offs (default: every labelled month).")] = None,
     deploy: Annotated[bool, typer.Option("--deploy", help="When a model is promoted: copy the champions into the BentoML store and publish the newest snapshot for the service.")] = False,

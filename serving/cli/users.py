@@ -125,12 +125,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
 
 
-def print_demo_sign_in(home: object, data: object, port: int = 3000) -> str:
+def print_demo_sign_in(home: object, data: object, port: int = 3000, extra_env: str = "") -> str:
     """The demo's last lines: how to start the service with the pages, their URL and a leader's sign-in token."""
     token = add_user("demo-leader", "leader", None, settings().crm_uri)
     console.print(
         "Open the pages (a CSM's book, accounts, the leadership page) in a browser:\n"
-        f"  EXPANSION_HOME={home} EXPANSION_DATA_DIR={data} EXPANSION_API_KEY=demo-key-for-this-laptop-only "
+        f"  EXPANSION_HOME={home} EXPANSION_DATA_DIR={data} EXPANSION_API_KEY=demo-key-for-this-laptop-only {extra_env}"
         f".venv/bin/expansion serve --port {port}\n"
         f"  URL:   http://127.0.0.1:{port}/ui/signin\n"
         f"  token: {token}   (demo-leader, a leader: every book and the leadership page)",
