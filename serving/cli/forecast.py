@@ -37,18 +37,51 @@ def print_forecast(table: pd.DataFrame, title: str) -> None:
     console.print(t)
 
 
+METHOD_WORDS = {"model": "the model", "naive_last": "last period's rates", "naive_mean4": "mean of the last four periods' rates",
+                "blend": "a blend of the three, weighted by past error"}
+
+
+def choice_lines(table: pd.DataFrame) -> list[str]:
+    """Per group and measure: the method in force, its past error with its footing, and what the interval rests on."""
+    from training.forecast import MEASURES
+
+    out = []
+    for r in table.to_dict("records"):
+        for m in MEASURES:
+            n = r.get(f"{m}_past_cutoffs")
+            err, bias, shift = r.get(f"{m}_past_error_pts"), r.get(f"{m}_bias_pts"), r.get(f"{m}_shift_pts") or 0.0
+            unit = "NRR points" if m == "nrr_pct" else "points of starting ARR"
+            record = (f"typical past miss {err:.2f} {unit} (median signed {bias:+.2f}) over {int(n)} past cut-off(s)"
+                      if n and err == err else "no past cut-off with an outcome yet")
+            fix = f"; corrected by {-shift:+.2f} for its one-sided past errors" if shift else ""
+            out.append(f"{r['group']} {m}: {METHOD_WORDS.get(r[f'{m}_method'], r[f'{m}_method'])}; {record}{fix}; "
+                       f"interval: {r[f'{m}_interval']}")
+    return out
+
+
+def print_choice(table: pd.DataFrame) -> None:
+    console.print("which forecast serves (the lowest error on this company's own past cut-offs; the naive mean "
+                  "of four until every candidate has a record):", highlight=False)
+    for line in choice_lines(table):
+        console.print(f"  {line}", highlight=False)
+
+
 def print_backtest(summary: pd.DataFrame) -> None:
     """The backtest per window, group and method; interval cells are held / cut-offs."""
     titles = {"common": "cut-offs where every method ran (a year of history): the comparison",
               "every": "every cut-off each method ran at (the model's out of time at each)"}
     for window, part in summary.groupby("window", sort=False):
         t = Table(title=f"forecast backtest, next-horizon expansion ARR and NRR: {titles.get(window, window)}")
-        for col in ("group", "method", "cut-offs", "MdAPE exp %", "NRR MAE pts", "exp 80%", "exp 95%", "NRR 80%", "NRR 95%"):
+        for col in ("group", "method", "cut-offs", "MdAPE exp % (n)", "bias exp % (above)", "MdAE exp pts ARR",
+                    "NRR MAE pts", "exp 80%", "exp 95%", "NRR 80%", "NRR 95%"):
             t.add_column(col, justify="left" if col in ("group", "method") else "right")
         for r in part.to_dict("records"):
             held = [f"{r[f'{k}_held']}/{r[f'{k}_trials']}" if r[f"{k}_trials"] else "-"
                     for k in ("expansion_in80", "expansion_in95", "nrr_in80", "nrr_in95")]
-            t.add_row(r["group"], r["method"], str(r["cutoffs"]), f"{r['expansion_mdape_pct']:.1f}", f"{r['nrr_mae_pts']:.2f}", *held)
+            zero = f", {r['zero_actual_cutoffs']} at 0" if r["zero_actual_cutoffs"] else ""
+            t.add_row(r["group"], r["method"], str(r["cutoffs"]), f"{r['expansion_mdape_pct']:.1f} ({r['mdape_cutoffs']}{zero})",
+                      f"{r['expansion_bias_pct']:+.1f} ({r['expansion_above']}/{r['cutoffs']})",
+                      f"{r['expansion_mdae_pts']:.2f}", f"{r['nrr_mae_pts']:.2f}", *held)
         console.print(t)
         pooled = part.loc[(part["group"] == "segments") & (part["method"] == "model")]
         for r in pooled.to_dict("records"):
@@ -77,7 +110,7 @@ def forecast(
     source = open_source(data)
     uri = store or cfg.crm_uri
     if backtest:
-        return _backtest(source, data, cfg, rounds, draws, as_json)
+        return _backtest(source, data, cfg, rounds, draws, as_json, store)
     if track:
         return _track(source, cfg, uri, parse_date(as_of), as_json)
     from serving.forecast_store import ForecastStore
@@ -91,7 +124,7 @@ def forecast(
         past = past.sort_values("stored_at").drop_duplicates(["as_of", "group_name", "measure"], keep="last")
     record = standardised(past.rename(columns={"group_name": "group"})) if len(past) else None
     try:
-        result = forecast_data(source, day, cfg, draws=draws, track=record)
+        result = forecast_data(source, day, cfg, draws=draws, track=record, record=forecasts.read_record(horizon_days))
     except ForecastError as exc:
         fail(str(exc), EXIT_REGISTRY)
     forecasts.write(result.run_id, result.as_of, result.horizon_days, result.table, result.models,
@@ -100,9 +133,11 @@ def forecast(
     if as_json:
         print(json.dumps({"run_id": result.run_id, "as_of": result.as_of.isoformat(), "horizon_days": horizon_days,
                           "models": result.models, "groups": result.table.to_dict("records"),
-                          "calibration": result.calibration.to_dict("records")}, indent=1, default=str))
+                          "calibration": result.calibration.to_dict("records"),
+                          "choice": result.choice.to_dict("records")}, indent=1, default=str))
         return
     print_forecast(result.table, f"next {horizon_days} days from {result.as_of} (models {result.models}); stored as {result.run_id}")
+    print_choice(result.table)
     console.print(calibration_line(result.calibration))
 
 
@@ -121,7 +156,7 @@ def calibration_line(calibration: pd.DataFrame) -> str:
             f"horizons); expansion ARR's squared error over the draws' variance: {phi} (1 = the draws were right).")
 
 
-def _backtest(source, data: Path, cfg, rounds: int, draws: int, as_json: bool) -> None:  # noqa: ANN001
+def _backtest(source, data: Path, cfg, rounds: int, draws: int, as_json: bool, store: str | None) -> None:  # noqa: ANN001
     from features.build import tables_from_backend, usage_span
     from features.registry import categorical_features, feature_names
     from features.spine import month_ends
@@ -138,12 +173,23 @@ def _backtest(source, data: Path, cfg, rounds: int, draws: int, as_json: bool) -
     if results.empty:
         fail("no cut-off has a year of complete history before it (the trailing naive forecast needs four periods)")
     summary = summarize_backtest(results)
+    from serving.forecast_store import ForecastStore
+
+    forecasts = ForecastStore(store or cfg.crm_uri)
+    try:
+        forecasts.write_record(cfg.horizon_days, results.attrs["record"], dt.datetime.now(dt.timezone.utc))
+    finally:
+        forecasts.close()
     run = log_forecast_backtest(results, summary, cfg, {"data": str(data), "horizon_days": cfg.horizon_days,
                                                         "max_rounds": rounds, "draws": draws})
     if as_json:
         print(json.dumps({"summary": summary.to_dict("records"), "cutoffs": results.to_dict("records")}, default=str))
         return
     print_backtest(summary)
+    console.print("MdAPE is over the cut-offs whose actual is not 0 (n); MdAE is the median absolute error in points of "
+                  "starting ARR over every cut-off; bias is the median signed % error and the cut-offs above the actual. "
+                  "'live' is what the forecast would have served, choosing its method on earlier cut-offs only; the "
+                  "record is stored for the live forecast's choice.", highlight=False)
     console.print(f"logged to MLflow as run {run} (plot: plots/forecast_backtest.png)")
 
 

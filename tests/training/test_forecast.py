@@ -112,10 +112,15 @@ def test_backtest_on_a_generated_company(feature_frame, generated_company):
     results = backtest_forecast(frame, feature_names(), categorical_features(), Settings(_env_file=None),
                                 max_rounds=50, draws=300)
     assert len(results["cutoff"].unique()) >= 2
-    assert set(results["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4"}
+    assert set(results["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4", "live"}
     assert set(results["group"]) == {"all", "smb", "mid_market", "enterprise"}
     compared = results.loc[results["all_methods"]]
-    assert set(compared["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4"}
+    assert set(compared["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4", "live"}
+    # the live forecast never leaves the naive mean before it has a record: on 18 months it serves the naive mean
+    live = results.loc[results.method == "live"]
+    assert set(live.loc[live["all_methods"], "expansion_method"]) == {"naive_mean4"}
+    record = results.attrs["record"]
+    assert set(record["method"]) == {"model", "naive_last", "naive_mean4"} and record["actual"].notna().all()
     assert pd.Timestamp(min(compared["cutoff"])) >= pd.to_datetime(frame["as_of"]).min() + pd.DateOffset(months=12)
     assert (results.loc[results.method == "naive_mean4", "all_methods"]).all()
     assert results.loc[results.method == "model", "cutoff"].nunique() > compared["cutoff"].nunique()
@@ -131,6 +136,9 @@ def test_backtest_on_a_generated_company(feature_frame, generated_company):
     assert (late["expansion_forecast"] == draws.loc[late.index, "expansion_forecast"]).all()
     summary = summarize_backtest(results)
     assert summary["cutoffs"].min() >= 2 and summary["expansion_mdape_pct"].notna().all()
+    # every error figure carries its footing: MdAPE's cut-offs plus those at 0 make all of them
+    assert (summary["mdape_cutoffs"] + summary["zero_actual_cutoffs"] == summary["cutoffs"]).all()
+    assert summary["expansion_mdae_pts"].notna().all() and summary["expansion_above"].le(summary["cutoffs"]).all()
     pooled = summary.set_index(["window", "group", "method"]).loc[("every", "segments", "model")]
     segment_rows = model.loc[model["group"] != "all"]
     assert pooled["expansion_in80_trials"] == len(segment_rows)
