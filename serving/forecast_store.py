@@ -64,6 +64,7 @@ class ForecastStore:
             sa.Column("past_cutoffs", sa.Integer),
             sa.Column("bias_pts", sa.Float),
             sa.Column("interval_basis", sa.Text),
+            sa.Column("model_forecast", sa.Float),  # the model's own point, whatever served: with draw_sd it calibrates
         )
         self.record = sa.Table(
             f"{table_prefix}{RECORD}", self.metadata,
@@ -95,7 +96,8 @@ class ForecastStore:
                              "past_error_pts": _float_or_none(r.get(f"{m}_past_error_pts")),
                              "past_cutoffs": _int_or_none(r.get(f"{m}_past_cutoffs")),
                              "bias_pts": _float_or_none(r.get(f"{m}_bias_pts")),
-                             "interval_basis": r.get(f"{m}_interval")})
+                             "interval_basis": r.get(f"{m}_interval"),
+                             "model_forecast": _float_or_none(r.get(f"{m}_model", r[m]))})
         with self.engine.begin() as conn:
             self.metadata.create_all(conn, checkfirst=True)
             self._add_missing_columns(conn)

@@ -27,7 +27,7 @@ from features.pipeline_metrics import wilson
 from training.datasets import LABELS, pooled_folds, rows
 from training.forecast import ALL, Sizes, account_expectations, forecast, learn_sizes, point_forecast
 from training.forecast_calibration import calibrate, dispersion, residuals
-from training.forecast_choice import candidates_at, choose, long_rows, period_spread, serve
+from training.forecast_choice import TRACK, candidates_at, choose, long_rows, period_spread, serve
 from training.models import Calibrator, round_grid
 from training.names import ModelName
 from training.train import FIRST_FOLD_ROUNDS, best_rounds, run_fold
@@ -144,10 +144,21 @@ def oot_probability(frame: pd.DataFrame, by_month: dict[pd.Timestamp, np.ndarray
 def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, *,
                       max_rounds: int = 300, draws: int = 1000, seed: int = 0,
                       predictions: dict[str, dict[pd.Timestamp, np.ndarray]] | None = None) -> pd.DataFrame:
+    """``backtest_with_record`` without the record."""
+    return backtest_with_record(frame, features, categorical, settings, max_rounds=max_rounds, draws=draws, seed=seed,
+                                predictions=predictions)[0]
+
+
+def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, *,
+                         max_rounds: int = 300, draws: int = 1000, seed: int = 0,
+                         predictions: dict[str, dict[pd.Timestamp, np.ndarray]] | None = None
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per cut-off, group and method (model, naive_last, naive_mean4, live): forecast, interval, actual, errors.
 
     ``frame`` needs the labels, ``arr``, ``segment`` and ``contraction_mrr`` (see ``contraction_mrr``).
-    ``predictions`` (from ``oot_predictions``) skips training when the caller already has them.
+    ``predictions`` (from ``oot_predictions``) skips training when the caller already has them. Also returns the
+    record the live forecast chooses on: every base method's forecast per cut-off, group and measure beside the actual
+    (``training.forecast_choice.TRACK``).
     """
     preds = predictions or oot_predictions(frame, features, categorical, settings, max_rounds)
     cutoffs = sorted(set(preds[ModelName.expansion]) & set(preds[ModelName.churn]))
@@ -180,9 +191,7 @@ def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: lis
                           ("naive_mean4", naive_mean), ("live", served)):
             if f is not None:
                 out.extend(_row(cutoff, g, method, f.loc[g], truth.loc[g]) | {"all_methods": compared} for g in truth.index)
-    results = pd.DataFrame(out)
-    results.attrs["record"] = pd.concat(base, ignore_index=True) if base else pd.DataFrame()  # what the store keeps
-    return results
+    return pd.DataFrame(out), pd.concat(base, ignore_index=True) if base else pd.DataFrame(columns=TRACK)
 
 
 def _live(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, frame: pd.DataFrame, model: pd.DataFrame,
@@ -255,4 +264,4 @@ def summarize_backtest(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-__all__ = ["backtest_forecast", "oot_probability", "summarize_backtest", "contraction_mrr", "actuals", "naive", "Sizes", "point_forecast"]
+__all__ = ["backtest_forecast", "backtest_with_record", "period_rates", "oot_probability", "summarize_backtest", "contraction_mrr", "actuals", "naive", "Sizes", "point_forecast"]

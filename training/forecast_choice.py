@@ -190,9 +190,8 @@ def serve(now: pd.DataFrame, past: pd.DataFrame, choice: pd.DataFrame, spread: p
           horizon_days: int, model_table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The served table: one row per group, every measure's point and 80 % / 95 % ends from the chosen method, and,
     per measure, ``{m}_method``, ``{m}_past_error_pts``, ``{m}_past_cutoffs``, ``{m}_bias_pts``, ``{m}_shift_pts``,
-    ``{m}_interval``. ``now`` holds the candidates at the cut-off (``candidates_at``). Where the model serves with
-    neither a track record nor a floor, its own (draws') interval ends from ``model_table`` (indexed by group) stand,
-    moved with its bias correction."""
+    ``{m}_interval``. ``now`` holds the candidates at the cut-off (``candidates_at``). With neither a track record
+    nor a floor, the half-width of the model's own (draws') interval from ``model_table`` (indexed by group) stands."""
     cutoff = pd.to_datetime(now["cutoff"]).max()
     due = _due(past, cutoff, horizon_days) if len(past) else past
     sp = {(r["group"], r["measure"]): (r["sd"], int(r["periods"])) for r in spread.to_dict("records")}
@@ -206,13 +205,13 @@ def serve(now: pd.DataFrame, past: pd.DataFrame, choice: pd.DataFrame, spread: p
         scale = 1.0 if m == "nrr_pct" else r["starting_arr"] / 100
         row = out.setdefault(g, {"group": g, "starting_arr": r["starting_arr"]})
         row[m] = r["forecast"]
-        own = model_table is not None and k == "model" and g in model_table.index
+        own = model_table is not None and g in model_table.index
         for level in LEVELS:
             h = half[level] * scale
             if not np.isfinite(h) and own:
-                basis = "the model's draws (no track record yet)"
-                h = max(r["forecast"] - model_table.loc[g, f"{m}_low{level}"] - 0.0, 0.0)
-                h = max(h, model_table.loc[g, f"{m}_high{level}"] - model_table.loc[g, m])
+                basis = "the model's draws (no track record and too few past periods for a floor yet)"
+                point = model_table.loc[g, m]
+                h = max(point - model_table.loc[g, f"{m}_low{level}"], model_table.loc[g, f"{m}_high{level}"] - point)
             lo = r["forecast"] - h if np.isfinite(h) else np.nan
             row[f"{m}_low{level}"] = max(lo, 0.0) if m != "nrr_pct" and np.isfinite(lo) else lo
             row[f"{m}_high{level}"] = r["forecast"] + h if np.isfinite(h) else np.nan

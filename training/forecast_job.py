@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from features.build import build_features
@@ -121,9 +120,10 @@ def choose_and_serve(frame: pd.DataFrame, book: pd.DataFrame, model_table: pd.Da
     spread = period_spread(period_rates(frame, cutoff, NAIVE_PERIODS))
     table = serve(cand, history, choice, spread, horizon_days, model_table=model)
     table.insert(1, "accounts", table["group"].map(model["accounts"]).astype(int).to_numpy())
-    for m in MEASURES:  # the draws' sd calibrates later model forecasts: kept only where the model served
-        table[f"{m}_draw_sd"] = [model.loc[g, f"{m}_draw_sd"] if meth == "model" else np.nan
-                                 for g, meth in zip(table["group"], table[f"{m}_method"])]
+    for m in MEASURES:  # the model's own point and draws' sd are kept whatever serves: they calibrate later model forecasts
+        table[f"{m}_model"] = table["group"].map(model[m]).to_numpy(dtype=float)
+        table[f"{m}_draw_sd"] = table["group"].map(model[f"{m}_draw_sd"]).to_numpy(dtype=float)
+    table["track_record"] = table["group"].map(model["track_record"]).to_numpy(dtype=float)
     return table, choice
 
 

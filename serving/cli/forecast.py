@@ -122,6 +122,8 @@ def forecast(
     past = _past_against_actual(source, cfg, forecasts.read(), _data_end(source, day), newest=TRACK_RECORD_CUTOFFS)
     if len(past):  # one forecast per cut-off, group and measure: the newest stored (a re-run with other models replaces)
         past = past.sort_values("stored_at").drop_duplicates(["as_of", "group_name", "measure"], keep="last")
+    if len(past):  # the model's calibration reads the model's own past points, whichever method served
+        past = past.assign(forecast=pd.to_numeric(past["model_forecast"], errors="coerce").fillna(past["forecast"]))
     record = standardised(past.rename(columns={"group_name": "group"})) if len(past) else None
     try:
         result = forecast_data(source, day, cfg, draws=draws, track=record, record=forecasts.read_record(horizon_days))
@@ -148,11 +150,11 @@ def calibration_line(calibration: pd.DataFrame) -> str:
     part = calibration.loc[calibration["measure"] == "expansion_arr"] if len(calibration) else calibration
     if part.empty or part["effective"].max() < MIN_EFFECTIVE:
         n = int(part["residuals"].max()) if len(part) else 0
-        return (f"intervals: the draws' own. {n} past forecast(s) have outcomes so far; calibration on the track record "
+        return (f"the model's intervals: the draws' own. {n} past forecast(s) have outcomes so far; calibration on the track record "
                 f"starts at {MIN_EFFECTIVE:g} independent horizons' worth (about 4 monthly forecasts).")
     phi = ", ".join(f"{r['group']} {r['phi']:.2f}" for r in part.to_dict("records"))
     first = part.iloc[0]
-    return (f"intervals calibrated on {int(first['residuals'])} past forecasts (worth {first['effective']:.1f} independent "
+    return (f"the model's intervals calibrated on {int(first['residuals'])} past forecasts (worth {first['effective']:.1f} independent "
             f"horizons); expansion ARR's squared error over the draws' variance: {phi} (1 = the draws were right).")
 
 
@@ -160,14 +162,15 @@ def _backtest(source, data: Path, cfg, rounds: int, draws: int, as_json: bool, s
     from features.build import tables_from_backend, usage_span
     from features.registry import categorical_features, feature_names
     from features.spine import month_ends
-    from training.forecast_backtest import backtest_forecast, summarize_backtest
+    from training.forecast_backtest import backtest_with_record, summarize_backtest
     from training.forecast_job import frame_with_contraction
     from training.forecast_tracking import log_forecast_backtest
 
     first, last = usage_span(tables_from_backend(source.ibis(), source.present))
     frame = frame_with_contraction(source, month_ends(first, last), cfg)
     try:
-        results = backtest_forecast(frame, feature_names(), categorical_features(), cfg, max_rounds=rounds, draws=draws)
+        results, record = backtest_with_record(frame, feature_names(), categorical_features(), cfg, max_rounds=rounds,
+                                               draws=draws)
     except ValueError as exc:
         fail(str(exc))
     if results.empty:
@@ -177,7 +180,7 @@ def _backtest(source, data: Path, cfg, rounds: int, draws: int, as_json: bool, s
 
     forecasts = ForecastStore(store or cfg.crm_uri)
     try:
-        forecasts.write_record(cfg.horizon_days, results.attrs["record"], dt.datetime.now(dt.timezone.utc))
+        forecasts.write_record(cfg.horizon_days, record, dt.datetime.now(dt.timezone.utc))
     finally:
         forecasts.close()
     run = log_forecast_backtest(results, summary, cfg, {"data": str(data), "horizon_days": cfg.horizon_days,

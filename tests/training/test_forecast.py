@@ -11,7 +11,7 @@ from training.forecast import (
     Sizes, account_expectations, forecast, learn_sizes, point_forecast, simulate,
 )
 from training.forecast_calibration import MIN_EFFECTIVE
-from training.forecast_backtest import actuals, backtest_forecast, contraction_mrr, naive, summarize_backtest
+from training.forecast_backtest import actuals, backtest_with_record, contraction_mrr, naive, summarize_backtest
 
 
 def _sizes() -> Sizes:
@@ -109,8 +109,8 @@ def test_backtest_on_a_generated_company(feature_frame, generated_company):
         source.close()
     frame = feature_frame.copy()
     frame["contraction_mrr"] = contraction_mrr(moves, frame, 90).to_numpy()
-    results = backtest_forecast(frame, feature_names(), categorical_features(), Settings(_env_file=None),
-                                max_rounds=50, draws=300)
+    results, record = backtest_with_record(frame, feature_names(), categorical_features(), Settings(_env_file=None),
+                                           max_rounds=50, draws=300)
     assert len(results["cutoff"].unique()) >= 2
     assert set(results["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4", "live"}
     assert set(results["group"]) == {"all", "smb", "mid_market", "enterprise"}
@@ -119,7 +119,6 @@ def test_backtest_on_a_generated_company(feature_frame, generated_company):
     # the live forecast never leaves the naive mean before it has a record: on 18 months it serves the naive mean
     live = results.loc[results.method == "live"]
     assert set(live.loc[live["all_methods"], "expansion_method"]) == {"naive_mean4"}
-    record = results.attrs["record"]
     assert set(record["method"]) == {"model", "naive_last", "naive_mean4"} and record["actual"].notna().all()
     assert pd.Timestamp(min(compared["cutoff"])) >= pd.to_datetime(frame["as_of"]).min() + pd.DateOffset(months=12)
     assert (results.loc[results.method == "naive_mean4", "all_methods"]).all()

@@ -73,7 +73,7 @@ def test_forecast_is_stored_tracked_and_backtested(generated_company, feature_fr
     table = runner.invoke(app, ["forecast", "--data", str(generated_company), "--as-of", "2026-06-30", "--draws", "300"])
     assert table.exit_code == 0 and "expansion ARR" in table.stdout
     # one past forecast with an outcome (March's horizon ended 2026-06-29) is too little to calibrate on
-    assert "intervals: the draws' own. 1 past forecast(s) have outcomes" in " ".join(table.stdout.split())
+    assert "the model's intervals: the draws' own. 1 past forecast(s) have outcomes" in " ".join(table.stdout.split())
     tracked = json.loads(runner.invoke(app, ["forecast", "--data", str(generated_company), "--track", "--as-of",
                                              "2026-06-30", "--json"]).stdout)
     assert {r["as_of"] for r in tracked} == {"2026-03-31"}  # the June forecast's horizon has not passed
