@@ -15,10 +15,10 @@ of being dropped, and errors of a small segment and of the whole book read alike
   by its median past error. The corrected forecast is the candidate.
 - **Blend**: the three corrected forecasts weighted by 1 / their mean absolute past error on
   the cut-offs where all three had one.
-- **Choice**: a candidate needs ``MIN_CUTOFFS`` past cut-offs with outcomes; until the naive
-  mean of four has them too, it serves (the simple answer is the default). Then the lowest
-  median absolute error over the cut-offs all qualifying candidates share wins, ties to the
-  simpler method.
+- **Choice**: a candidate needs ``MIN_CUTOFFS`` past cut-offs with outcomes; until one has
+  them, the naive mean of four serves (the last period's rates before a year of history: the
+  simple answer is the default). Then the lowest median absolute error over the cut-offs all
+  qualifying candidates share wins, ties to the simpler method.
 - **Interval**: the served method's own past errors, ``t_nu(q) * rms(error)`` around the
   point, ``nu`` the effective count of overlapping horizons (``forecast_calibration``). While
   ``nu < FLOOR_EFFECTIVE`` the half-width is at least the textbook prediction interval of a
@@ -39,7 +39,6 @@ from training.forecast_calibration import effective_count
 BASE = ("model", "naive_last", "naive_mean4")
 BLEND = "blend"
 CANDIDATES = (*BASE, BLEND)
-DEFAULT = "naive_mean4"  # serves until the others have MIN_CUTOFFS past cut-offs beside it
 SIMPLE_FIRST = ("naive_mean4", "naive_last", BLEND, "model")  # the tie-break order
 MIN_CUTOFFS = 6  # monthly cut-offs with outcomes: about 3 independent 90-day horizons
 SIGN_LEVEL = 0.10
@@ -144,7 +143,7 @@ def choose(past: pd.DataFrame, present: dict[tuple[str, str], list[str]], cutoff
         errs = {k: _errors(mine.loc[mine["method"] == k], m) for k in methods} if len(mine) else {k: pd.Series(dtype=float) for k in methods}
         ok = [k for k in methods if len(errs[k]) >= MIN_CUTOFFS]
         fallback = next((k for k in ("naive_mean4", "naive_last", "model") if k in methods), methods[0])
-        if DEFAULT in methods and DEFAULT not in ok or not ok:
+        if not ok:
             pick, reason = fallback, f"fewer than {MIN_CUTOFFS} past cut-offs with outcomes"
             common = list(errs[pick].index)
         else:

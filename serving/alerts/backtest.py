@@ -131,6 +131,17 @@ def enough_episodes(base_rate: float, z: float = 1.645) -> float:
     return (z / (USEFUL_LIFT - 1)) ** 2 * (1 - base_rate) / base_rate
 
 
+def exact_lift_high(record: dict | pd.Series) -> float:
+    """The upper end of the rate's 90 % Clopper-Pearson interval over the base rate: where a bootstrap of few positives
+    collapses (0 of 46 resamples to 0 every time), this still says how high the rate could be."""
+    from scipy import stats
+
+    n, k, base = int(record.get("episodes") or 0), int(record.get("positives") or 0), float(record.get("base_rate") or 0)
+    if not n or not base > 0:
+        return float("inf")
+    return float(stats.beta.ppf(0.95, k + 1, n - k)) / base if k < n else float("inf")
+
+
 def sending(rule: Rule, record: dict | pd.Series | None) -> tuple[bool, str]:
     """Whether the rule's alerts are sent on this company, and why (its ``send`` setting, else its backtest)."""
     if rule.send == "always":
@@ -140,7 +151,8 @@ def sending(rule: Rule, record: dict | pd.Series | None) -> tuple[bool, str]:
     if record is None or not record.get("episodes"):
         return True, "no backtest yet"
     low, high, n = record.get("lift_low"), record.get("lift_high"), float(record["episodes"])
-    if high is not None and high == high and high < 1:
+    high = max(high if high is not None and high == high else 0.0, exact_lift_high(record))
+    if high < 1:
         return False, (f"its lift interval lies below 1 ({low:.2f}-{high:.2f} over {int(n):,} episodes): it anticipates "
                        f"its outcome less often than the base rate of {rule.eligible_text()}")
     need = enough_episodes(float(record.get("base_rate") or 0))
@@ -176,9 +188,11 @@ def replay(source, settings, rules: tuple[Rule, ...] | None = None,  # noqa: ANN
 
 
 def table_holders(source, tables: list[str]) -> dict[str, set[str]]:  # noqa: ANN001 - DataSource
-    """Per table: the accounts with at least one row in it (who a rule needing that table can fire on)."""
+    """Per table keyed by account: the accounts with at least one row in it (who a rule needing that table can fire
+    on). A table without ``account_id`` (stage histories) says nothing per account and is left out."""
     out = {}
     for t in tables:
-        ids = source.ibis().table(t).select("account_id").distinct().execute()["account_id"]
-        out[t] = set(ids.astype(str))
+        table = source.ibis().table(t)
+        if "account_id" in table.columns:
+            out[t] = set(table.select("account_id").distinct().execute()["account_id"].astype(str))
     return out
