@@ -29,6 +29,7 @@ Nothing here is fitted to a generator: thresholds are counts and test levels. Pu
 
 from __future__ import annotations
 
+import math
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -63,24 +64,58 @@ def long_rows(cutoff: pd.Timestamp, method: str, table: pd.DataFrame, actual: pd
     return pd.DataFrame(rows, columns=TRACK)
 
 
-def _due(rows: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int) -> pd.DataFrame:
-    when = pd.to_datetime(rows["cutoff"])
-    return rows.loc[(when + pd.Timedelta(days=horizon_days) <= pd.Timestamp(cutoff)) & rows["actual"].notna()]
+class _Rows:
+    """``TRACK`` rows by (group, measure, method) as numpy arrays (days since epoch, forecast, actual, start, shift):
+    the choice reads many small slices, which pandas filtering makes slow."""
+
+    def __init__(self, rows: pd.DataFrame | None) -> None:
+        self.by: dict[tuple[str, str, str], dict[str, np.ndarray]] = {}
+        if rows is None or not len(rows):
+            return
+        day = pd.to_datetime(rows["cutoff"]).to_numpy(dtype="datetime64[D]").astype(np.int64)
+        shift = rows["shift_pts"].to_numpy(dtype=float) if "shift_pts" in rows else np.zeros(len(rows))
+        cols = {"day": day, "forecast": rows["forecast"].to_numpy(dtype=float), "actual": rows["actual"].to_numpy(dtype=float),
+                "start": rows["starting_arr"].to_numpy(dtype=float), "shift": shift}
+        keys = list(zip(rows["group"].astype(str), rows["measure"].astype(str), rows["method"].astype(str)))
+        index: dict[tuple[str, str, str], list[int]] = {}
+        for i, k in enumerate(keys):
+            index.setdefault(k, []).append(i)
+        for k, idx in index.items():
+            ix = np.array(idx)
+            ix = ix[np.argsort(cols["day"][ix], kind="stable")]
+            self.by[k] = {c: v[ix] for c, v in cols.items()}
+
+    def errors(self, key: tuple[str, str, str], cutoff: pd.Timestamp, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
+        """(days, signed errors in points) of ``key``'s rows whose horizon had passed by ``cutoff``."""
+        r = self.by.get(key)
+        if r is None:
+            return np.zeros(0, np.int64), np.zeros(0)
+        due = (r["day"] + horizon_days <= _day(cutoff)) & np.isfinite(r["actual"])
+        e = points(r["forecast"][due], r["actual"][due], r["start"][due], key[1])
+        ok = np.isfinite(e)
+        return r["day"][due][ok], e[ok]
+
+    def at(self, key: tuple[str, str, str], cutoff: pd.Timestamp) -> dict[str, float] | None:
+        r = self.by.get(key)
+        if r is None:
+            return None
+        hit = np.flatnonzero(r["day"] == _day(cutoff))
+        return {c: float(v[hit[-1]]) for c, v in r.items()} if len(hit) else None
 
 
-def _errors(rows: pd.DataFrame, measure: str) -> pd.Series:
-    """Signed errors in points, indexed by cut-off."""
-    e = points(rows["forecast"], rows["actual"], rows["starting_arr"], measure)
-    return pd.Series(e, index=pd.to_datetime(rows["cutoff"]).to_numpy()).dropna()
+def _day(cutoff: pd.Timestamp) -> int:
+    return int(np.datetime64(pd.Timestamp(cutoff).date(), "D").astype(np.int64))
 
 
-def bias_shift(errors: pd.Series) -> tuple[float, int, int, float]:
+def bias_shift(errors: pd.Series | np.ndarray) -> tuple[float, int, int, float]:
     """(shift in points, cut-offs above the actual, cut-offs, sign-test p): shift is the median error when one side wins."""
-    n, above = len(errors), int((errors > 0).sum())
+    e = np.asarray(errors, dtype=float)
+    n, above = len(e), int((e > 0).sum())
     if n < MIN_CUTOFFS:
         return 0.0, above, n, 1.0
-    p = float(stats.binomtest(above, n, 0.5).pvalue)
-    return (float(errors.median()) if p < SIGN_LEVEL else 0.0), above, n, p
+    tail = min(above, n - above)  # two-sided exact sign test: P(as lopsided or more) under a fair coin
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(tail + 1)) / 2 ** n)
+    return (float(np.median(e)) if p < SIGN_LEVEL else 0.0), above, n, p
 
 
 def _shifted(value: float, shift_pts: float, start: float, measure: str) -> float:
@@ -89,44 +124,59 @@ def _shifted(value: float, shift_pts: float, start: float, measure: str) -> floa
     return max(0.0, value - shift_pts * start / 100)
 
 
-def candidates_at(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int) -> pd.DataFrame:
+def _common(errs: dict[str, tuple[np.ndarray, np.ndarray]], methods: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The days every one of ``methods`` has an error on, and each one's errors on them."""
+    days = errs[methods[0]][0]
+    for k in methods[1:]:
+        days = np.intersect1d(days, errs[k][0])
+    return days, {k: errs[k][1][np.isin(errs[k][0], days)] for k in methods}
+
+
+def candidates_at(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int,
+                  _base: _Rows | None = None, _past: _Rows | None = None) -> pd.DataFrame:
     """The candidates' forecasts at ``cutoff``: ``track`` base rows there, bias-corrected, and their blend.
 
     ``past`` holds earlier candidate rows (this function's output at earlier cut-offs), read for the blend's weights.
     Adds ``shift_pts`` (the correction applied) to the ``TRACK`` columns.
     """
-    when = pd.to_datetime(track["cutoff"])
-    now = track.loc[when == pd.Timestamp(cutoff)]
-    due_base = _due(track, cutoff, horizon_days)
-    due_cand = _due(past, cutoff, horizon_days) if len(past) else past
+    base = _base or _Rows(track)
+    cand = _past or _Rows(past)
     out = []
-    for (g, m), part in now.groupby(["group", "measure"], sort=False):
-        corrected = {}
-        for r in part.to_dict("records"):
-            mine = due_base.loc[(due_base["group"] == g) & (due_base["measure"] == m) & (due_base["method"] == r["method"])]
-            shift = bias_shift(_errors(mine, m))[0]
-            corrected[r["method"]] = _shifted(r["forecast"], shift, r["starting_arr"], m)
-            out.append({**r, "forecast": corrected[r["method"]], "shift_pts": shift})
-        if set(BASE) <= set(corrected) and len(due_cand):
-            mine = due_cand.loc[(due_cand["group"] == g) & (due_cand["measure"] == m)]
-            errs = {k: _errors(mine.loc[mine["method"] == k], m).abs() for k in BASE}
-            common = sorted(set.intersection(*(set(e.index) for e in errs.values())))
-            if common:
-                w = {k: 1 / max(float(errs[k].loc[common].mean()), 1e-9) for k in BASE}
+    for g, m in dict.fromkeys((g, m) for g, m, _ in base.by):
+        corrected, first = {}, None
+        for k in BASE:
+            now = base.at((g, m, k), cutoff)
+            if now is None:
+                continue
+            first = first or now
+            shift = bias_shift(base.errors((g, m, k), cutoff, horizon_days)[1])[0]
+            corrected[k] = _shifted(now["forecast"], shift, now["start"], m)
+            out.append((g, m, k, corrected[k], now["actual"], now["start"], shift))
+        if len(corrected) == len(BASE):
+            days, errs = _common({k: cand.errors((g, m, k), cutoff, horizon_days) for k in BASE}, list(BASE))
+            if len(days):
+                w = {k: 1 / max(float(np.abs(errs[k]).mean()), 1e-9) for k in BASE}
                 value = sum(w[k] * corrected[k] for k in BASE) / sum(w.values())
-                first = part.iloc[0]
-                out.append({"cutoff": pd.Timestamp(cutoff), "group": g, "measure": m, "method": BLEND, "forecast": value,
-                            "actual": first["actual"], "starting_arr": first["starting_arr"], "shift_pts": 0.0})
-    return pd.DataFrame(out, columns=[*TRACK, "shift_pts"])
+                out.append((g, m, BLEND, value, first["actual"], first["start"], 0.0))
+    frame = pd.DataFrame(out, columns=["group", "measure", "method", "forecast", "actual", "starting_arr", "shift_pts"])
+    frame.insert(0, "cutoff", pd.Timestamp(cutoff))
+    return frame[[*TRACK, "shift_pts"]]
 
 
 def candidate_history(track: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     """``candidates_at`` at every cut-off of ``track`` in order, each reading only the ones before it."""
-    past = pd.DataFrame(columns=[*TRACK, "shift_pts"])
+    base, parts = _Rows(track), []
+    cand = _Rows(None)
     for cutoff in sorted(pd.to_datetime(track["cutoff"]).unique()):
-        now = candidates_at(track, past, cutoff, horizon_days)
-        past = pd.concat([past, now], ignore_index=True) if len(past) else now
-    return past
+        now = candidates_at(track, pd.DataFrame(), cutoff, horizon_days, _base=base, _past=cand)
+        parts.append(now)
+        for r in now.itertuples(index=False):  # append to the candidate rows without rebuilding them
+            key = (r.group, r.measure, r.method)
+            old = cand.by.get(key)
+            row = {"day": np.array([_day(cutoff)]), "forecast": np.array([r.forecast]), "actual": np.array([r.actual]),
+                   "start": np.array([r.starting_arr]), "shift": np.array([r.shift_pts])}
+            cand.by[key] = row if old is None else {c: np.concatenate([old[c], row[c]]) for c in row}
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*TRACK, "shift_pts"])
 
 
 def choose(past: pd.DataFrame, present: dict[tuple[str, str], list[str]], cutoff: pd.Timestamp,
@@ -136,25 +186,25 @@ def choose(past: pd.DataFrame, present: dict[tuple[str, str], list[str]], cutoff
     Columns: group, measure, method, past_cutoffs, past_error_pts (median absolute error), past_bias_pts (median
     signed error), above (cut-offs above the actual), reason.
     """
-    due = _due(past, cutoff, horizon_days) if len(past) else past
+    rows_ = _Rows(past)
     rows = []
     for (g, m), methods in present.items():
-        mine = due.loc[(due["group"] == g) & (due["measure"] == m)] if len(due) else due
-        errs = {k: _errors(mine.loc[mine["method"] == k], m) for k in methods} if len(mine) else {k: pd.Series(dtype=float) for k in methods}
-        ok = [k for k in methods if len(errs[k]) >= MIN_CUTOFFS]
+        errs = {k: rows_.errors((g, m, k), cutoff, horizon_days) for k in methods}
+        ok = [k for k in methods if len(errs[k][1]) >= MIN_CUTOFFS]
         fallback = next((k for k in ("naive_mean4", "naive_last", "model") if k in methods), methods[0])
         if not ok:
             pick, reason = fallback, f"fewer than {MIN_CUTOFFS} past cut-offs with outcomes"
-            common = list(errs[pick].index)
+            e = errs[pick][1]
         else:
-            common = sorted(set.intersection(*(set(errs[k].index) for k in ok)))
-            score = {k: float(errs[k].loc[common].abs().median()) for k in ok}
-            pick = min(sorted(ok, key=SIMPLE_FIRST.index), key=lambda k: score[k])
-            reason = "lowest median error over " + ", ".join(f"{k} {score[k]:.2f}" for k in sorted(ok, key=SIMPLE_FIRST.index))
-        e = errs[pick].loc[common] if len(common) else errs[pick]
+            ok = sorted(ok, key=SIMPLE_FIRST.index)
+            _, common = _common(errs, ok)
+            score = {k: float(np.median(np.abs(common[k]))) if len(common[k]) else np.inf for k in ok}
+            pick = min(ok, key=lambda k: score[k])
+            reason = "lowest median error over " + ", ".join(f"{k} {score[k]:.2f}" for k in ok)
+            e = common[pick]
         rows.append({"group": g, "measure": m, "method": pick, "past_cutoffs": len(e),
-                     "past_error_pts": float(e.abs().median()) if len(e) else np.nan,
-                     "past_bias_pts": float(e.median()) if len(e) else np.nan, "above": int((e > 0).sum()),
+                     "past_error_pts": float(np.median(np.abs(e))) if len(e) else np.nan,
+                     "past_bias_pts": float(np.median(e)) if len(e) else np.nan, "above": int((e > 0).sum()),
                      "reason": reason})
     return pd.DataFrame(rows)
 
@@ -166,9 +216,8 @@ def period_spread(rates: pd.DataFrame) -> pd.DataFrame:
 
 
 def interval(errors: pd.Series, spread: tuple[float, int] | None, horizon_days: int) -> tuple[dict[int, float], str, float]:
-    """Half-widths in points per level from the past errors (``t_nu * rms``), floored while the record is short.
-
-    Returns ({level: half-width points}, basis, effective count)."""
+    """Half-widths in points per level from the past errors (``t_nu * rms``; ``errors`` indexed by cut-off), floored
+    while the record is short. Returns ({level: half-width points}, basis, effective count)."""
     nu = effective_count(pd.Series(errors.index), horizon_days) if len(errors) else 0.0
     rms = float(np.sqrt(np.mean(errors.to_numpy() ** 2))) if len(errors) else np.nan
     sd, periods = spread if spread is not None else (np.nan, 0)
@@ -192,14 +241,15 @@ def serve(now: pd.DataFrame, past: pd.DataFrame, choice: pd.DataFrame, spread: p
     ``{m}_interval``. ``now`` holds the candidates at the cut-off (``candidates_at``). With neither a track record
     nor a floor, the half-width of the model's own (draws') interval from ``model_table`` (indexed by group) stands."""
     cutoff = pd.to_datetime(now["cutoff"]).max()
-    due = _due(past, cutoff, horizon_days) if len(past) else past
+    rows_ = _Rows(past)
+    here = {(r["group"], r["measure"], r["method"]): r for r in now.to_dict("records")}
     sp = {(r["group"], r["measure"]): (r["sd"], int(r["periods"])) for r in spread.to_dict("records")}
     out: dict[str, dict] = {}
     for c in choice.to_dict("records"):
         g, m, k = c["group"], c["measure"], c["method"]
-        r = now.loc[(now["group"] == g) & (now["measure"] == m) & (now["method"] == k)].iloc[0]
-        mine = due.loc[(due["group"] == g) & (due["measure"] == m) & (due["method"] == k)] if len(due) else due
-        errs = _errors(mine, m) if len(mine) else pd.Series(dtype=float)
+        r = here[(g, m, k)]
+        days, e = rows_.errors((g, m, k), cutoff, horizon_days)
+        errs = pd.Series(e, index=pd.to_datetime(days.astype("datetime64[D]")))
         half, basis, _ = interval(errs, sp.get((g, m)), horizon_days)
         scale = 1.0 if m == "nrr_pct" else r["starting_arr"] / 100
         row = out.setdefault(g, {"group": g, "starting_arr": r["starting_arr"]})
