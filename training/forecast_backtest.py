@@ -165,7 +165,7 @@ def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: 
     horizon = pd.Timedelta(days=settings.horizon_days)
     as_of = pd.to_datetime(frame["as_of"])
     p_expand = oot_probability(frame, preds[ModelName.expansion])
-    out, track, base, cand = [], [], [], pd.DataFrame()
+    out, track, base, cand, served_rows = [], [], [], pd.DataFrame(), []
     for k, cutoff in enumerate(cutoffs):
         book = rows(frame, cutoff, "expanded")
         if not len(book) == len(rows(frame, cutoff, "churned")):
@@ -184,9 +184,11 @@ def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: 
         for method, f in (("model", fc), ("naive_last", naive_last), ("naive_mean4", naive_mean)):
             if f is not None:
                 base.append(long_rows(cutoff, method, f, truth))
-        live = _live(pd.concat(base, ignore_index=True), cand, cutoff, frame, fc, settings.horizon_days)
+        live = _live(pd.concat(base, ignore_index=True), cand, cutoff, frame, fc, settings.horizon_days,
+                     pd.concat(served_rows, ignore_index=True) if served_rows else None)
         cand = pd.concat([cand, live[1]], ignore_index=True) if len(cand) else live[1]
         served = live[0].set_index("group")
+        served_rows.append(long_rows(cutoff, "live", served, truth))
         for method, f in (("model", fc), ("model_draws_only", raw.set_index("group")), ("naive_last", naive_last),
                           ("naive_mean4", naive_mean), ("live", served)):
             if f is not None:
@@ -195,7 +197,7 @@ def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: 
 
 
 def _live(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, frame: pd.DataFrame, model: pd.DataFrame,
-          horizon_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+          horizon_days: int, served: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What the live forecast would have served at ``cutoff`` (``training.forecast_choice``), and its candidates there."""
     now = candidates_at(track, past, cutoff, horizon_days)
     present: dict[tuple[str, str], list[str]] = {}
@@ -203,7 +205,7 @@ def _live(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, frame: 
         present.setdefault((r.group, r.measure), []).append(r.method)
     choice = choose(past, present, cutoff, horizon_days)
     spread = period_spread(period_rates(frame, cutoff, NAIVE_PERIODS))
-    return serve(now, past, choice, spread, horizon_days, model_table=model), now
+    return serve(now, past, choice, spread, horizon_days, model_table=model, live=served), now
 
 
 def _row(cutoff: pd.Timestamp, group: str, method: str, f: pd.Series, t: pd.Series) -> dict:

@@ -20,7 +20,9 @@ of being dropped, and errors of a small segment and of the whole book read alike
   simple answer is the default). Then the lowest median absolute error over the cut-offs all
   qualifying candidates share wins, ties to the simpler method.
 - **Interval**: the served method's own past errors, ``t_nu(q) * rms(error)`` around the
-  point, ``nu`` the effective count of overlapping horizons (``forecast_calibration``). While
+  point, ``nu`` the effective count of overlapping horizons (``forecast_calibration``), or
+  the same from what the choice served at past cut-offs when that is wider (the winner of a
+  comparison looks better in its record than it will be, and the choice switches). While
   ``nu < FLOOR_EFFECTIVE`` the half-width is at least the textbook prediction interval of a
   new period's rate from the last periods' rates (``period_spread``), and the table says so.
 
@@ -234,14 +236,31 @@ def interval(errors: pd.Series, spread: tuple[float, int] | None, horizon_days: 
     return half, basis, nu
 
 
+def served_history(past: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """What the choice served at every cut-off of ``past`` (``candidate_history``), as ``TRACK`` rows of method
+    ``live``: the record of the choosing itself, switches and all, which ``serve`` widens the interval to."""
+    out = []
+    for cutoff in sorted(pd.to_datetime(past["cutoff"]).unique()):
+        now = past.loc[pd.to_datetime(past["cutoff"]) == cutoff]
+        present: dict[tuple[str, str], list[str]] = {}
+        for r in now[["group", "measure", "method"]].itertuples(index=False):
+            present.setdefault((r.group, r.measure), []).append(r.method)
+        picked = choose(past, present, cutoff, horizon_days)[["group", "measure", "method"]]
+        out.append(now.merge(picked, on=["group", "measure", "method"]).assign(method="live"))
+    return pd.concat(out, ignore_index=True)[TRACK] if out else pd.DataFrame(columns=TRACK)
+
+
 def serve(now: pd.DataFrame, past: pd.DataFrame, choice: pd.DataFrame, spread: pd.DataFrame,
-          horizon_days: int, model_table: pd.DataFrame | None = None) -> pd.DataFrame:
+          horizon_days: int, model_table: pd.DataFrame | None = None, live: pd.DataFrame | None = None) -> pd.DataFrame:
     """The served table: one row per group, every measure's point and 80 % / 95 % ends from the chosen method, and,
     per measure, ``{m}_method``, ``{m}_past_error_pts``, ``{m}_past_cutoffs``, ``{m}_bias_pts``, ``{m}_shift_pts``,
-    ``{m}_interval``. ``now`` holds the candidates at the cut-off (``candidates_at``). With neither a track record
-    nor a floor, the half-width of the model's own (draws') interval from ``model_table`` (indexed by group) stands."""
+    ``{m}_interval``. ``now`` holds the candidates at the cut-off (``candidates_at``). ``live`` holds what was served
+    at past cut-offs (``served_history``): the interval is the wider of the one from the served method's own errors and
+    the one from those served errors, since the method with the lowest past error looks better in its record than it
+    will be (it was chosen for it) and the choice switches. With neither a track record nor a floor, the half-width of
+    the model's own (draws') interval from ``model_table`` (indexed by group) stands."""
     cutoff = pd.to_datetime(now["cutoff"]).max()
-    rows_ = _Rows(past)
+    rows_, served = _Rows(past), _Rows(live)
     here = {(r["group"], r["measure"], r["method"]): r for r in now.to_dict("records")}
     sp = {(r["group"], r["measure"]): (r["sd"], int(r["periods"])) for r in spread.to_dict("records")}
     out: dict[str, dict] = {}
@@ -251,6 +270,12 @@ def serve(now: pd.DataFrame, past: pd.DataFrame, choice: pd.DataFrame, spread: p
         days, e = rows_.errors((g, m, k), cutoff, horizon_days)
         errs = pd.Series(e, index=pd.to_datetime(days.astype("datetime64[D]")))
         half, basis, _ = interval(errs, sp.get((g, m)), horizon_days)
+        days, e = served.errors((g, m, "live"), cutoff, horizon_days)
+        if len(e):
+            wide, wide_basis, _ = interval(pd.Series(e, index=pd.to_datetime(days.astype("datetime64[D]"))), sp.get((g, m)),
+                                           horizon_days)
+            if all(np.isfinite(wide[level]) and not wide[level] <= half[level] for level in LEVELS):
+                half, basis = wide, ("track record of the choice" if wide_basis == "track record" else wide_basis)
         scale = 1.0 if m == "nrr_pct" else r["starting_arr"] / 100
         row = out.setdefault(g, {"group": g, "starting_arr": r["starting_arr"]})
         row[m] = r["forecast"]
@@ -270,4 +295,4 @@ def serve(now: pd.DataFrame, past: pd.DataFrame, choice: pd.DataFrame, spread: p
 
 
 __all__ = ["BASE", "BLEND", "CANDIDATES", "MIN_CUTOFFS", "TRACK", "bias_shift", "candidate_history", "candidates_at",
-           "choose", "interval", "long_rows", "period_spread", "points", "serve"]
+           "choose", "interval", "long_rows", "period_spread", "points", "serve", "served_history"]

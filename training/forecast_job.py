@@ -25,7 +25,9 @@ from training.datasets import newest_complete_month_end
 from training.forecast import MEASURES, account_expectations, forecast, learn_sizes
 from training.forecast_calibration import calibrate, dispersion
 from training.forecast_backtest import NAIVE_PERIODS, PERIOD_MONTHS, actuals, contraction_mrr, naive, period_rates
-from training.forecast_choice import candidate_history, candidates_at, choose, long_rows, period_spread, serve
+from training.forecast_choice import (
+    candidate_history, candidates_at, choose, long_rows, period_spread, serve, served_history,
+)
 from training.names import ModelName
 from training.registry import load_champion
 
@@ -118,7 +120,8 @@ def choose_and_serve(frame: pd.DataFrame, book: pd.DataFrame, model_table: pd.Da
         present.setdefault((r.group, r.measure), []).append(r.method)
     choice = choose(history, present, cutoff, horizon_days)
     spread = period_spread(period_rates(frame, cutoff, NAIVE_PERIODS))
-    table = serve(cand, history, choice, spread, horizon_days, model_table=model)
+    live = served_history(history, horizon_days) if len(history) else None
+    table = serve(cand, history, choice, spread, horizon_days, model_table=model, live=live)
     table.insert(1, "accounts", table["group"].map(model["accounts"]).astype(int).to_numpy())
     for m in MEASURES:  # the model's own point and draws' sd are kept whatever serves: they calibrate later model forecasts
         table[f"{m}_model"] = table["group"].map(model[m]).to_numpy(dtype=float)

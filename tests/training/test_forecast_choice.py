@@ -93,3 +93,22 @@ def test_intervals_come_from_the_served_methods_errors_with_a_floor_while_few() 
     row = table.loc["all"]
     assert row["expansion_arr_low95"] <= row["expansion_arr_low80"] <= row["expansion_arr"] <= row["expansion_arr_high80"]
     assert row["expansion_arr_method"] in {"model", "blend"} and row["expansion_arr_interval"] == "track record"
+
+
+def test_the_interval_widens_to_the_choices_own_record_when_that_missed_more() -> None:
+    from training.forecast_choice import served_history
+
+    track = _track({"model": 0.1, "naive_last": 1.0, "naive_mean4": 0.8})
+    past = candidate_history(track.loc[track["cutoff"] < CUTOFFS[-1]], H)
+    live = served_history(past, H)
+    assert set(live["method"]) == {"live"}
+    assert len(live) == past.groupby(["cutoff", "group", "measure"]).ngroups  # one served forecast per cut-off
+    now = candidates_at(track, past, CUTOFFS[-1], H)
+    present = {k: list(v) for k, v in now.groupby(["group", "measure"])["method"]}
+    choice = choose(past, present, CUTOFFS[-1], H)
+    spread = period_spread(pd.DataFrame(columns=["period", "group", "measure", "pts"]))
+    narrow = serve(now, past, choice, spread, H, live=live).set_index("group").loc["all"]
+    # the choice's record: what was served early (the naive mean, missing by ~0.8 points) is part of it
+    wide = serve(now, past, choice, spread, H, live=live.assign(forecast=live["forecast"] * 1.05)).set_index("group").loc["all"]
+    assert wide["expansion_arr_high80"] - wide["expansion_arr"] > narrow["expansion_arr_high80"] - narrow["expansion_arr"]
+    assert wide["expansion_arr_interval"] == "track record of the choice"
