@@ -83,12 +83,12 @@ def print_backtest(summary: pd.DataFrame) -> None:
                       f"{r['expansion_bias_pct']:+.1f} ({r['expansion_above']}/{r['cutoffs']})",
                       f"{r['expansion_mdae_pts']:.2f}", f"{r['nrr_mae_pts']:.2f}", *held)
         console.print(t)
-        pooled = part.loc[(part["group"] == "segments") & (part["method"] == "model")]
+        pooled = part.loc[(part["group"] == "segments") & (part["method"].isin(["model", "live"]))]
         for r in pooled.to_dict("records"):
             cells = "; ".join(f"{level} %: {r[f'expansion_in{level}_held']}/{r[f'expansion_in{level}_trials']} "
                               f"({r[f'expansion_in{level}_pct']:.0f} %, 95 % CI {r[f'expansion_in{level}_ci'][0]:.0f}-"
                               f"{r[f'expansion_in{level}_ci'][1]:.0f})" for level in (80, 95))
-            console.print(f"model's expansion ARR intervals over cut-offs x segments, held: {cells}")
+            console.print(f"{r['method']}'s expansion ARR intervals over cut-offs x segments, held: {cells}")
 
 
 def forecast(
