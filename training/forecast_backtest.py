@@ -60,8 +60,10 @@ def actuals(book: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("group")
 
 
-def naive(frame: pd.DataFrame, cutoff: pd.Timestamp, book: pd.DataFrame, periods: int) -> pd.DataFrame | None:
-    """Rates of the last ``periods`` complete periods applied to the book's ARR; None when history is short."""
+def naive(frame: pd.DataFrame, cutoff: pd.Timestamp, book: pd.DataFrame, periods: int,
+          min_periods: int | None = None) -> pd.DataFrame | None:
+    """Rates of the last ``periods`` complete periods applied to the book's ARR; None when fewer than ``min_periods``
+    (default: all of them) have rows. With ``min_periods`` the mean is over the consecutive recent periods present."""
     past = [cutoff - pd.DateOffset(months=PERIOD_MONTHS * k) for k in range(1, periods + 1)]
     past = [(p + pd.offsets.MonthEnd(0)).normalize() for p in past]
     as_of = pd.to_datetime(frame["as_of"])
@@ -69,8 +71,10 @@ def naive(frame: pd.DataFrame, cutoff: pd.Timestamp, book: pd.DataFrame, periods
     for p in past:
         rows_p = frame.loc[(as_of == p) & frame["expanded"].notna()]
         if rows_p.empty:
-            return None
+            break
         rates.append(actuals(rows_p))
+    if len(rates) < (periods if min_periods is None else min_periods) or not rates:
+        return None
     now = actuals(book)[["starting_arr"]]
     out = []
     for g in now.index:
@@ -181,7 +185,10 @@ def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: 
         naive_last = naive(frame, cutoff, book, 1)
         naive_mean = naive(frame, cutoff, book, NAIVE_PERIODS)
         compared = naive_last is not None and naive_mean is not None  # a year of history: all methods ran
-        for method, f in (("model", fc), ("naive_last", naive_last), ("naive_mean4", naive_mean)):
+        # the live choice's naive mean is over up to four periods (fewer in the first year), so that the default has
+        # a record as soon as the last period's rates do; where four exist it is the comparator itself
+        naive_upto = naive_mean if naive_mean is not None else naive(frame, cutoff, book, NAIVE_PERIODS, min_periods=1)
+        for method, f in (("model", fc), ("naive_last", naive_last), ("naive_mean4", naive_upto)):
             if f is not None:
                 base.append(long_rows(cutoff, method, f, truth))
         live = _live(pd.concat(base, ignore_index=True), cand, cutoff, frame, fc, settings.horizon_days,

@@ -15,10 +15,11 @@ of being dropped, and errors of a small segment and of the whole book read alike
   by its median past error. The corrected forecast is the candidate.
 - **Blend**: the three corrected forecasts weighted by 1 / their mean absolute past error on
   the cut-offs where all three had one.
-- **Choice**: a candidate needs ``MIN_CUTOFFS`` past cut-offs with outcomes; until one has
-  them, the naive mean of four serves (the last period's rates before a year of history: the
-  simple answer is the default). Then the lowest median absolute error over the cut-offs all
-  qualifying candidates share wins, ties to the simpler method.
+- **Choice**: the naive mean (of the last four periods' rates, or of those there are in the
+  first year) serves until it has ``MIN_CUTOFFS`` past cut-offs with outcomes: nothing leaves
+  the simple answer before it can be compared with it. Then, among the candidates with that
+  many, the lowest median absolute error over the cut-offs they share wins, ties to the
+  simpler method.
 - **Interval**: the served method's own past errors, ``t_nu(q) * rms(error)`` around the
   point, ``nu`` the effective count of overlapping horizons (``forecast_calibration``), or
   the same from what the choice served at past cut-offs when that is wider (the winner of a
@@ -42,6 +43,7 @@ from training.forecast_calibration import effective_count
 BASE = ("model", "naive_last", "naive_mean4")
 BLEND = "blend"
 CANDIDATES = (*BASE, BLEND)
+DEFAULT = "naive_mean4"  # serves until it has MIN_CUTOFFS past cut-offs to be compared on
 SIMPLE_FIRST = ("naive_mean4", "naive_last", BLEND, "model")  # the tie-break order
 MIN_CUTOFFS = 6  # monthly cut-offs with outcomes: about 3 independent 90-day horizons
 SIGN_LEVEL = 0.10
@@ -193,8 +195,8 @@ def choose(past: pd.DataFrame, present: dict[tuple[str, str], list[str]], cutoff
     for (g, m), methods in present.items():
         errs = {k: rows_.errors((g, m, k), cutoff, horizon_days) for k in methods}
         ok = [k for k in methods if len(errs[k][1]) >= MIN_CUTOFFS]
-        fallback = next((k for k in ("naive_mean4", "naive_last", "model") if k in methods), methods[0])
-        if not ok:
+        fallback = next((k for k in (DEFAULT, "naive_last", "model") if k in methods), methods[0])
+        if not ok or DEFAULT in methods and DEFAULT not in ok:
             pick, reason = fallback, f"fewer than {MIN_CUTOFFS} past cut-offs with outcomes"
             e = errs[pick][1]
         else:

@@ -108,7 +108,7 @@ def choose_and_serve(frame: pd.DataFrame, book: pd.DataFrame, model_table: pd.Da
     model = model_table.set_index("group")
     now = [long_rows(cutoff, "model", model, None)]
     for method, periods in (("naive_last", 1), ("naive_mean4", NAIVE_PERIODS)):
-        f = naive(frame, cutoff, book, periods)
+        f = naive(frame, cutoff, book, periods, min_periods=1)  # the naive mean over up to four periods
         if f is not None:
             now.append(long_rows(cutoff, method, f, None))
     past_rows = record.loc[pd.to_datetime(record["cutoff"]) < cutoff] if record is not None and len(record) else None
