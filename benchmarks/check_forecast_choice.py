@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -93,7 +94,7 @@ def measure(kind: str, data: Path, rounds: int) -> dict:
     from serving.alerts.backtest import sending, table_holders, track_record
     from serving.alerts.rules import active_rules, load_rules
     from serving.alerts.signals import usable_tables, with_signals
-    from training.forecast_backtest import backtest_with_record, contraction_mrr, summarize_backtest
+    from training.forecast_backtest import backtest_with_record, contraction_mrr, oot_predictions, summarize_backtest
     from features.movements import movements
 
     settings = Settings(_env_file=None, home=data / "home", lgbm_threads=1)
@@ -112,7 +113,14 @@ def measure(kind: str, data: Path, rounds: int) -> dict:
     finally:
         source.close()
     built = time.perf_counter() - started
-    results, _ = backtest_with_record(frame, feature_names(), categorical_features(), settings, max_rounds=rounds, draws=1000)
+    cache = data / f"oot_predictions_{rounds}.pickle"  # the boosters are the slow part; re-runs read them
+    if cache.exists():
+        predictions = pickle.loads(cache.read_bytes())
+    else:
+        predictions = oot_predictions(frame, feature_names(), categorical_features(), settings, max_rounds=rounds)
+        cache.write_bytes(pickle.dumps(predictions))
+    results, _ = backtest_with_record(frame, feature_names(), categorical_features(), settings, max_rounds=rounds,
+                                      draws=1000, predictions=predictions)
     summary = summarize_backtest(results)
     common = results.loc[results["all_methods"]]
     pivot = common.assign(abs_pts=common["expansion_error_pts"].abs()).pivot_table(
