@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -238,3 +240,39 @@ def test_the_largest_accounts_size_is_not_the_mean_of_smaller_neighbours():
     window_mean = sizes.expansion_windows(np.array(["smb"] * 2), edge.arr.to_numpy())[2]
     assert window_mean[0] > 1.15 * truth[0]  # the window's mean alone overstates the largest account's ratio
     assert (acc.expansion_size / edge.arr).tolist() == pytest.approx(truth.tolist(), rel=0.08)
+
+
+def _periods(rates: list[float], sizes: list[float], n: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Labelled rows over several month ends: period k expands at ``rates[k]`` by ``sizes[k]`` of ARR (+-20 %)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, (rate, size) in enumerate(zip(rates, sizes)):
+        grew = rng.random(n) < rate
+        rows.append(pd.DataFrame({"as_of": pd.Timestamp("2025-01-31") + pd.offsets.MonthEnd(k), "segment": "smb",
+                                  "arr": 1200.0, "expanded": grew.astype(float), "contracted": 0.0, "contraction_mrr": 0.0,
+                                  "expansion_mrr": np.where(grew, 100 * size * rng.lognormal(0, 0.2, n), 0.0)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_count_and_size_are_drawn_together_as_past_periods_paired_them():
+    from training.forecast import period_shocks
+
+    # good periods: more expanders, smaller expansions; tight ones: fewer, larger
+    h = _periods([0.05, 0.10, 0.06, 0.12, 0.04, 0.09], [0.30, 0.15, 0.26, 0.12, 0.34, 0.17])
+    shocks = period_shocks(h)
+    assert len(shocks) == 6 and np.corrcoef(shocks[:, 0], shocks[:, 1])[0, 1] < -0.9
+    assert np.mean(shocks[:, 0]) == pytest.approx(1.0) and np.mean(shocks[:, 0] * shocks[:, 1]) == pytest.approx(1.0)
+    # periods that differ only by sampling are not shocks: their factors stay near 1 (shrunk by the sampling share;
+    # six periods estimate a variance loosely, so a little is left), where the real shocks reach 0.5
+    flat = period_shocks(_periods([0.08] * 6, [0.2] * 6, seed=3))
+    assert np.abs(flat - 1).max() < 0.1 < 0.4 < np.abs(shocks[:, 0] - 1).max()
+    # the point forecast does not move; the spread of the total is what the pairing changes
+    sizes = learn_sizes(h)
+    book = pd.DataFrame({"account_id": [f"a{i}" for i in range(3000)], "segment": "smb", "arr": 1200.0})
+    acc = account_expectations(book, np.full(3000, 0.08), np.zeros(3000), sizes)
+    joint = forecast(acc, sizes, seed=1, draws=1000).set_index("group").loc["all"]
+    alone = forecast(acc, replace(sizes, shocks=np.ones((0, 2))), seed=1, draws=1000).set_index("group").loc["all"]
+    assert joint["expansion_arr"] == pytest.approx(alone["expansion_arr"])
+    independent = replace(sizes, shocks=np.column_stack([shocks[:, 0], shocks[::-1, 1] / np.mean(shocks[:, 0] * shocks[::-1, 1])]))
+    crossed = forecast(acc, independent, seed=1, draws=1000).set_index("group").loc["all"]
+    assert joint["expansion_arr_draw_sd"] < crossed["expansion_arr_draw_sd"]  # offsetting pairs spread less
