@@ -19,7 +19,9 @@ of being dropped, and errors of a small segment and of the whole book read alike
   first year) serves until it has ``MIN_CUTOFFS`` past cut-offs with outcomes: nothing leaves
   the simple answer before it can be compared with it. Then, among the candidates with that
   many, the lowest median absolute error over the cut-offs they share wins, ties to the
-  simpler method.
+  simpler method; a winner other than the naive mean serves only if it missed by less than
+  the naive mean at enough of those cut-offs that a one-sided sign test gives p <
+  ``SWITCH_LEVEL`` (it must be better beyond noise, not by a lucky median).
 - **Interval**: the served method's own past errors, ``t_nu(q) * rms(error)`` around the
   point, ``nu`` the effective count of overlapping horizons (``forecast_calibration``), or
   the same from what the choice served at past cut-offs when that is wider (the winner of a
@@ -47,6 +49,7 @@ DEFAULT = "naive_mean4"  # serves until it has MIN_CUTOFFS past cut-offs to be c
 SIMPLE_FIRST = ("naive_mean4", "naive_last", BLEND, "model")  # the tie-break order
 MIN_CUTOFFS = 6  # monthly cut-offs with outcomes: about 3 independent 90-day horizons
 SIGN_LEVEL = 0.10
+SWITCH_LEVEL = 0.10  # leaving the naive mean needs a challenger that missed by less at that many more cut-offs
 FLOOR_EFFECTIVE = 4.0  # below this many independent horizons of errors, the interval has a floor
 TRACK = ["cutoff", "group", "measure", "method", "forecast", "actual", "starting_arr"]
 
@@ -136,6 +139,15 @@ def _common(errs: dict[str, tuple[np.ndarray, np.ndarray]], methods: list[str]) 
     return days, {k: errs[k][1][np.isin(errs[k][0], days)] for k in methods}
 
 
+def _beats(challenger: np.ndarray, default: np.ndarray) -> float:
+    """One-sided exact sign test that ``challenger`` missed by less than ``default`` on the same cut-offs."""
+    d = np.abs(challenger) - np.abs(default)
+    n, wins = int((d != 0).sum()), int((d < 0).sum())
+    if not n:
+        return 1.0
+    return sum(math.comb(n, i) for i in range(wins, n + 1)) / 2 ** n
+
+
 def candidates_at(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int,
                   _base: _Rows | None = None, _past: _Rows | None = None) -> pd.DataFrame:
     """The candidates' forecasts at ``cutoff``: ``track`` base rows there, bias-corrected, and their blend.
@@ -205,6 +217,10 @@ def choose(past: pd.DataFrame, present: dict[tuple[str, str], list[str]], cutoff
             score = {k: float(np.median(np.abs(common[k]))) if len(common[k]) else np.inf for k in ok}
             pick = min(ok, key=lambda k: score[k])
             reason = "lowest median error over " + ", ".join(f"{k} {score[k]:.2f}" for k in ok)
+            if pick != DEFAULT and DEFAULT in ok:
+                p = _beats(common[pick], common[DEFAULT])
+                if p >= SWITCH_LEVEL:
+                    pick, reason = DEFAULT, reason + f"; {pick} not better than the naive mean beyond noise (p = {p:.2f})"
             e = common[pick]
         rows.append({"group": g, "measure": m, "method": pick, "past_cutoffs": len(e),
                      "past_error_pts": float(np.median(np.abs(e))) if len(e) else np.nan,
