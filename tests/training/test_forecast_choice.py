@@ -112,3 +112,14 @@ def test_the_interval_widens_to_the_choices_own_record_when_that_missed_more() -
     wide = serve(now, past, choice, spread, H, live=live.assign(forecast=live["forecast"] * 1.05)).set_index("group").loc["all"]
     assert wide["expansion_arr_high80"] - wide["expansion_arr"] > narrow["expansion_arr_high80"] - narrow["expansion_arr"]
     assert wide["expansion_arr_interval"] == "track record of the choice"
+
+
+def test_a_challenger_better_only_by_a_lucky_median_leaves_the_naive_mean_in_force() -> None:
+    from training.forecast_choice import _beats
+
+    # the model misses about as much as the naive mean: whichever median is lower, it is not better beyond noise
+    track = _track({"model": 0.78, "naive_last": 3.0, "naive_mean4": 0.8}, seed=5)
+    choice = _choice_at(track, CUTOFFS[-1]).loc["expansion_arr"]
+    assert choice["method"] == "naive_mean4"
+    assert _beats(np.array([0.1] * 8), np.array([1.0] * 8)) < 0.01  # better at 8 of 8 cut-offs: beyond noise
+    assert _beats(np.array([0.1, 2.0] * 4), np.array([1.0] * 8)) == pytest.approx(0.637, abs=0.01)  # 4 of 8: not
