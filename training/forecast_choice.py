@@ -10,9 +10,10 @@ Errors are in points of starting ARR (``100 * (forecast - actual) / starting ARR
 already in points), so a quarter with no expansion at all is scored like any other instead
 of being dropped, and errors of a small segment and of the whole book read alike.
 
-- **Bias correction**: a method above (or below) the actual at most past cut-offs, so that a
-  two-sided sign test gives p < ``SIGN_LEVEL`` on at least ``MIN_CUTOFFS`` cut-offs, is moved
-  by its median past error. The corrected forecast is the candidate.
+- **Bias correction**: the model's forecast, when above (or below) the actual at most past
+  cut-offs, so that a two-sided sign test gives p < ``SIGN_LEVEL`` on at least
+  ``MIN_CUTOFFS`` cut-offs, is moved by its median past error. The corrected forecast is the
+  candidate. The naive forecasts stay as they are: they are the simple answer.
 - **Blend**: the three corrected forecasts weighted by 1 / their mean absolute past error on
   the cut-offs where all three had one.
 - **Choice**: the naive mean (of the last four periods' rates, or of those there are in the
@@ -49,6 +50,9 @@ DEFAULT = "naive_mean4"  # serves until it has MIN_CUTOFFS past cut-offs to be c
 SIMPLE_FIRST = ("naive_mean4", "naive_last", BLEND, "model")  # the tie-break order
 MIN_CUTOFFS = 6  # monthly cut-offs with outcomes: about 3 independent 90-day horizons
 SIGN_LEVEL = 0.10
+# only the model is corrected: a naive forecast is the simple answer and stays exactly that (measured: correcting the
+# naive mean by its one-sided past moved it the wrong way when the trend turned, on 2 of 6 companies)
+CORRECTED = ("model",)
 SWITCH_LEVEL = 0.10  # leaving the naive mean needs a challenger that missed by less at that many more cut-offs
 FLOOR_EFFECTIVE = 4.0  # below this many independent horizons of errors, the interval has a floor
 TRACK = ["cutoff", "group", "measure", "method", "forecast", "actual", "starting_arr"]
@@ -150,7 +154,7 @@ def _beats(challenger: np.ndarray, default: np.ndarray) -> float:
 
 def candidates_at(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int,
                   _base: _Rows | None = None, _past: _Rows | None = None) -> pd.DataFrame:
-    """The candidates' forecasts at ``cutoff``: ``track`` base rows there, bias-corrected, and their blend.
+    """The candidates' forecasts at ``cutoff``: ``track`` base rows there (the model's bias-corrected), and their blend.
 
     ``past`` holds earlier candidate rows (this function's output at earlier cut-offs), read for the blend's weights.
     Adds ``shift_pts`` (the correction applied) to the ``TRACK`` columns.
@@ -165,7 +169,7 @@ def candidates_at(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp,
             if now is None:
                 continue
             first = first or now
-            shift = bias_shift(base.errors((g, m, k), cutoff, horizon_days)[1])[0]
+            shift = bias_shift(base.errors((g, m, k), cutoff, horizon_days)[1])[0] if k in CORRECTED else 0.0
             corrected[k] = _shifted(now["forecast"], shift, now["start"], m)
             out.append((g, m, k, corrected[k], now["actual"], now["start"], shift))
         if len(corrected) == len(BASE):
