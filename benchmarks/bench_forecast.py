@@ -5,8 +5,9 @@
 Generates a small company, fits both boosters on its labelled snapshots, and replicates
 the newest snapshot's rows to each size with new account ids. For each size it times the
 reference (both models' calibrated predict on the book, which any scoring already pays)
-and the forecast proper (expected amounts and the Monte Carlo intervals), and prints the
-ratio, with CPU seconds of this process and the load average, since other jobs share the
+and the forecast proper (expected amounts and the Monte Carlo intervals), then the live
+method choice and serving (both naive forecasts on the book's four past quarters, the
+choice on a 24-cut-off backtest record, the intervals), and prints the ratio, with CPU seconds of this process and the load average, since other jobs share the
 machine (wall time under load is mostly waiting for a core).
 """
 
@@ -52,7 +53,8 @@ def models_and_snapshot(workdir: Path):  # noqa: ANN201 - (models, snapshot, siz
                                 rows, label)
     frame["contraction_mrr"] = 0.0
     sizes = learn_sizes(frame.loc[frame["expanded"].notna()])
-    return models, frame[frame["as_of"] == pd.Timestamp(as_of)].reset_index(drop=True), sizes
+    keep = ["account_id", "as_of", "segment", "arr", "expanded", "churned", "contracted", "expansion_mrr", "contraction_mrr"]
+    return models, frame[frame["as_of"] == pd.Timestamp(as_of)].reset_index(drop=True), sizes, frame[keep]
 
 
 def replicate(snapshot: pd.DataFrame, accounts: int) -> pd.DataFrame:
@@ -60,6 +62,27 @@ def replicate(snapshot: pd.DataFrame, accounts: int) -> pd.DataFrame:
     big = pd.concat([snapshot] * reps, ignore_index=True).iloc[:accounts].copy()
     big["account_id"] = [f"bench-{i:07d}" for i in range(len(big))]
     return big
+
+
+def history(frame: pd.DataFrame, accounts: int, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The four month ends one horizon apart before ``cutoff``, each replicated to ``accounts`` rows (the naive
+    forecasts and the interval floor read them)."""
+    days = [(cutoff - pd.DateOffset(months=3 * k) + pd.offsets.MonthEnd(0)).normalize() for k in range(1, 5)]
+    return pd.concat([replicate(frame.loc[frame["as_of"] == d].reset_index(drop=True), accounts) for d in days],
+                     ignore_index=True)
+
+
+def choice_record(groups: list[str], cutoffs: int = 24) -> pd.DataFrame:
+    """A backtest record of ``cutoffs`` monthly cut-offs for every group, measure and base method (what the store keeps)."""
+    import numpy as np
+
+    from training.forecast import MEASURES
+    from training.forecast_choice import BASE
+
+    rng = np.random.default_rng(1)
+    days = pd.date_range(end="2026-03-31", periods=cutoffs, freq="ME")
+    return pd.DataFrame([{"cutoff": d, "group": g, "measure": m, "method": k, "forecast": 100 + rng.normal(0, 5),
+                          "actual": 100.0, "starting_arr": 1e4} for d in days for g in groups for m in MEASURES for k in BASE])
 
 
 def track_record(table: pd.DataFrame, cutoffs: int = 24) -> pd.DataFrame:
@@ -76,26 +99,34 @@ def track_record(table: pd.DataFrame, cutoffs: int = 24) -> pd.DataFrame:
 def main() -> None:
     from training.forecast import account_expectations, forecast
     from training.forecast_calibration import calibrate, dispersion
+    from training.forecast_job import choose_and_serve
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--draws", type=int, default=2000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        models, snapshot, sizes = models_and_snapshot(Path(tmp))
+        models, snapshot, sizes, frame = models_and_snapshot(Path(tmp))
+        cutoff = pd.Timestamp("2026-06-30")
         for n in args.accounts:
             book = replicate(snapshot, n)
+            past = history(frame, n, cutoff)
+            record = choice_record(["all", *sorted(book["segment"].astype(str).unique())])
             t0, c0 = time.perf_counter(), time.process_time()
             p_exp, p_churn = models["expansion"].predict_proba(book), models["churn"].predict_proba(book)
             t1, c1 = time.perf_counter(), time.process_time()
             table = forecast(account_expectations(book, p_exp, p_churn, sizes), sizes, draws=args.draws)
             table = calibrate(table, dispersion(track_record(table), pd.Timestamp("2026-06-30"), 90))
             t2, c2 = time.perf_counter(), time.process_time()
+            books = pd.concat([past, book[past.columns]], ignore_index=True).assign(as_of=lambda f: pd.to_datetime(f["as_of"]))
+            served, _ = choose_and_serve(books, book, table, record, cutoff, 90)
+            t3, c3 = time.perf_counter(), time.process_time()
             load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
             print(f"{n:>7,} accounts: predict (reference) {t1 - t0:6.2f} s | forecast, {args.draws} draws "
-                  f"{t2 - t1:6.2f} s | x reference {(t2 - t1) / (t1 - t0):5.2f} | CPU s: predict {c1 - c0:.2f}, "
-                  f"forecast {c2 - c1:.2f} | load {load} "
-                  f"| expansion ARR {table.loc[0, 'expansion_arr']:,.0f}")
+                  f"{t2 - t1:6.2f} s | method choice and serving {t3 - t2:6.2f} s | x reference (both) "
+                  f"{(t3 - t1) / (t1 - t0):5.2f} | CPU s: predict {c1 - c0:.2f}, forecast {c2 - c1:.2f}, choice "
+                  f"{c3 - c2:.2f} | load {load} | expansion ARR {table.loc[0, 'expansion_arr']:,.0f} (model), "
+                  f"{served.loc[0, 'expansion_arr']:,.0f} served by {served.loc[0, 'expansion_arr_method']}")
 
 
 if __name__ == "__main__":

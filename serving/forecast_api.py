@@ -31,11 +31,18 @@ class Figure(BaseModel):
     group: str
     measure: str = Field(description="expansion_arr, contraction_arr, churned_arr (currency / year) or nrr_pct.")
     forecast: float
-    low80: float
-    high80: float
-    low95: float
-    high95: float
+    low80: float | None
+    high80: float | None
+    low95: float | None
+    high95: float | None
     starting_arr: float
+    method: str = Field("model", description="Which forecast serves: model, naive_last, naive_mean4 or blend (the lowest "
+                        "error on the company's own past cut-offs; the naive mean of four until every one has a record).")
+    past_error_pts: float | None = Field(None, description="The method's median absolute past error, in points of "
+                                         "starting ARR (NRR points for nrr_pct).")
+    past_cutoffs: int | None = Field(None, description="How many past cut-offs that error rests on.")
+    bias_pts: float | None = Field(None, description="The method's median signed past error (positive: above the actual).")
+    interval_basis: str | None = Field(None, description="What the interval rests on: the track record, or a floor while it is short.")
 
 
 class ForecastResponse(BaseModel):
@@ -46,7 +53,7 @@ class ForecastResponse(BaseModel):
     as_of: str | None = None
     horizon_days: int | None = None
     models: dict[str, str] = Field(default_factory=dict)
-    interval_method: str = "Monte Carlo over accounts (see docs/training.md)"
+    interval_method: str = "the served method's own past errors, floored while few (see docs/training.md)"
     figures: list[Figure] = Field(default_factory=list)
 
 
@@ -71,7 +78,18 @@ def stored_forecast(uri: str, request: ForecastRequest) -> ForecastResponse:
     if request.group is not None:
         run = run.loc[run["group_name"] == request.group]
     figures = [Figure(group=r["group_name"], measure=r["measure"], forecast=r["forecast"], low80=r["low80"],
-                      high80=r["high80"], low95=r["low95"], high95=r["high95"], starting_arr=r["starting_arr"])
+                      high80=r["high80"], low95=r["low95"], high95=r["high95"], starting_arr=r["starting_arr"],
+                      method=_text(r.get("method")) or "model", past_error_pts=_number(r.get("past_error_pts")),
+                      past_cutoffs=_number(r.get("past_cutoffs"), int), bias_pts=_number(r.get("bias_pts")),
+                      interval_basis=_text(r.get("interval_basis")))
                for r in run.to_dict("records")]
     return ForecastResponse(found=True, run_id=str(newest["run_id"]), as_of=newest["as_of"].isoformat(),
                             horizon_days=int(newest["horizon_days"]), models=json.loads(newest["models"]), figures=figures)
+
+
+def _number(value: object, kind: type = float) -> float | int | None:
+    return kind(value) if value is not None and pd.notna(value) else None
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value is not None and pd.notna(value) else None

@@ -7,7 +7,13 @@ their interval calibration from past forecasts' errors over it, ``training.forec
 a table written before that column existed gets it, empty, on the next write).
 The run id is deterministic (cut-off, horizon, model versions), and a run's rows are
 replaced in one transaction, so storing the same forecast twice changes nothing and a failed
-write leaves the previous rows whole (the conventions of ``serving.sinks.sql``).
+write leaves the previous rows whole (the conventions of ``serving.sinks.sql``). Each row also says
+which method served (``method``), its median past error in points of starting ARR over how
+many past cut-offs, its bias and what its interval rests on.
+
+A second table, ``forecast_record``, keeps the newest backtest's forecasts by cut-off, group,
+measure and method beside what happened (``expansion forecast --backtest`` replaces it per
+horizon): the live forecast chooses its method on it (``training.forecast_choice``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from serving.sinks.sql import _sqlite_transactions, engine_url
 from training.forecast import MEASURES
 
 TABLE = "forecasts"
+RECORD = "forecast_record"  # the backtest's forecasts by cut-off and method: what the live forecast chooses on
 
 
 class ForecastStore:
@@ -52,6 +59,22 @@ class ForecastStore:
             sa.Column("draw_sd", sa.Float),
             sa.Column("models", sa.Text),
             sa.Column("stored_at", sa.DateTime(timezone=True)),
+            sa.Column("method", sa.Text),  # which forecast serves (training.forecast_choice), its past error and footing
+            sa.Column("past_error_pts", sa.Float),
+            sa.Column("past_cutoffs", sa.Integer),
+            sa.Column("bias_pts", sa.Float),
+            sa.Column("interval_basis", sa.Text),
+            sa.Column("model_forecast", sa.Float),  # the model's own point, whatever served: with draw_sd it calibrates
+        )
+        self.record = sa.Table(
+            f"{table_prefix}{RECORD}", self.metadata,
+            sa.Column("horizon_days", sa.Integer, primary_key=True),
+            sa.Column("cutoff", sa.Date, primary_key=True),
+            sa.Column("group_name", sa.Text, primary_key=True),
+            sa.Column("measure", sa.Text, primary_key=True),
+            sa.Column("method", sa.Text, primary_key=True),
+            sa.Column("forecast", sa.Float), sa.Column("actual", sa.Float), sa.Column("starting_arr", sa.Float),
+            sa.Column("stored_at", sa.DateTime(timezone=True)),
         )
 
     def close(self) -> None:
@@ -65,11 +88,16 @@ class ForecastStore:
             for m in MEASURES:
                 rows.append({"run_id": run_id, "group_name": r["group"], "measure": m, "as_of": as_of,
                              "horizon_days": int(horizon_days), "forecast": float(r[m]),
-                             "low80": float(r[f"{m}_low80"]), "high80": float(r[f"{m}_high80"]),
-                             "low95": float(r[f"{m}_low95"]), "high95": float(r[f"{m}_high95"]),
+                             "low80": _float_or_none(r[f"{m}_low80"]), "high80": _float_or_none(r[f"{m}_high80"]),
+                             "low95": _float_or_none(r[f"{m}_low95"]), "high95": _float_or_none(r[f"{m}_high95"]),
                              "starting_arr": float(r["starting_arr"]), "draw_sd": _float_or_none(r.get(f"{m}_draw_sd")),
                              "models": json.dumps(models, sort_keys=True),
-                             "stored_at": stored_at})
+                             "stored_at": stored_at, "method": r.get(f"{m}_method", "model"),
+                             "past_error_pts": _float_or_none(r.get(f"{m}_past_error_pts")),
+                             "past_cutoffs": _int_or_none(r.get(f"{m}_past_cutoffs")),
+                             "bias_pts": _float_or_none(r.get(f"{m}_bias_pts")),
+                             "interval_basis": r.get(f"{m}_interval"),
+                             "model_forecast": _float_or_none(r.get(f"{m}_model", r[m]))})
         with self.engine.begin() as conn:
             self.metadata.create_all(conn, checkfirst=True)
             self._add_missing_columns(conn)
@@ -96,8 +124,37 @@ class ForecastStore:
             return frame.reindex(columns=[c.name for c in self.table.columns])
 
 
+    def write_record(self, horizon_days: int, record: pd.DataFrame, stored_at: dt.datetime) -> int:
+        """Replace the backtest record of ``horizon_days`` with ``record`` (``training.forecast_choice.TRACK`` rows)."""
+        rows = [{"horizon_days": int(horizon_days), "cutoff": pd.Timestamp(r["cutoff"]).date(), "group_name": r["group"],
+                 "measure": r["measure"], "method": r["method"], "forecast": _float_or_none(r["forecast"]),
+                 "actual": _float_or_none(r["actual"]), "starting_arr": _float_or_none(r["starting_arr"]),
+                 "stored_at": stored_at} for r in record.to_dict("records")]
+        with self.engine.begin() as conn:
+            self.metadata.create_all(conn, checkfirst=True)
+            conn.execute(sa.delete(self.record).where(self.record.c.horizon_days == int(horizon_days)))
+            if rows:
+                conn.execute(sa.insert(self.record), rows)
+        return len(rows)
+
+    def read_record(self, horizon_days: int) -> pd.DataFrame:
+        """The stored backtest record of ``horizon_days`` as ``TRACK`` rows (empty when no backtest was stored)."""
+        cols = ["cutoff", "group", "measure", "method", "forecast", "actual", "starting_arr"]
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(self.record.name):
+                return pd.DataFrame(columns=cols)
+            frame = pd.read_sql(sa.select(self.record).where(self.record.c.horizon_days == int(horizon_days)), conn)
+        frame = frame.rename(columns={"group_name": "group"})
+        frame["cutoff"] = pd.to_datetime(frame["cutoff"])
+        return frame[cols]
+
+
 def _float_or_none(value: object) -> float | None:
     return float(value) if value is not None and pd.notna(value) else None
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if value is not None and pd.notna(value) else None
 
 
 def track(stored: pd.DataFrame, actual: pd.DataFrame, data_end: dt.date) -> pd.DataFrame:

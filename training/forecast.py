@@ -44,7 +44,15 @@ cannot centre on them, so it holds smaller accounts whose ratios are larger, and
 largest accounts set the sum's spread. Each window's mean is therefore replaced by a
 straight line in log ARR fitted over the same window and read at the account's ARR
 (``Sizes.edge_scale``; local-linear rather than local-constant, which removes that bias to
-first order), the draws scaled alike. Pure: frames in, frames out.
+first order), the draws scaled alike.
+
+Count and size together: each Monte Carlo draw takes one past period's pair of factors (how
+many expanded, relative to the mean, and how large their expansions were; ``period_shocks``)
+and scales every account's P(expand) by the first and its drawn size by the second. A book
+whose good quarters bring more but smaller expansions keeps that pairing in the draws, where
+independent draws would add both spreads. The factors are shrunk by the part of their spread
+that sampling alone explains, and scaled so that the point forecast does not move. Pure:
+frames in, frames out.
 """
 
 from __future__ import annotations
@@ -85,6 +93,8 @@ class Sizes:
     factor_probability: dict[str, np.ndarray] = field(default_factory=dict)
     factor_ratios: dict[str, np.ndarray] = field(default_factory=dict)
     deals: DealOutcomes = field(default_factory=DealOutcomes)  # what open deals turned into (forecast_deals)
+    # past periods' (count factor, size factor) of expansions, drawn together per Monte Carlo draw (``period_shocks``)
+    shocks: np.ndarray = field(default_factory=lambda: np.ones((0, 2)))
 
     def size_factor(self, segments: np.ndarray, p_expand: np.ndarray) -> np.ndarray:
         """Per account: how its expansion's size differs from its ARR neighbours' mean, given its P(expand).
@@ -194,7 +204,42 @@ def learn_sizes(history: pd.DataFrame) -> Sizes:
     )
     if "p_expand" in exp:
         _learn_size_factor(sizes, exp.loc[exp["p_expand"].notna()])
+    sizes.shocks = period_shocks(h)
     return sizes
+
+
+MIN_SHOCK_PERIODS = 3
+
+
+def period_shocks(h: pd.DataFrame) -> np.ndarray:
+    """Per past period (snapshot month): how many accounts expanded and how large their expansions were, as factors.
+
+    Count factor: the period's expansion rate over the mean rate; size factor: its expanders' mean expansion / ARR over
+    the mean. Each is shrunk toward 1 by the share of its spread that sampling alone explains (a period of 20
+    expanders has a noisy mean size, which is not a shock), so what stays is what periods share: a quarter with more
+    expanders and smaller expansions keeps that pairing. The size factors are scaled so that ``mean(count * size) = 1``:
+    the pooled sizes are already weighted by count, so the point forecast does not move; the joint draw changes the
+    spread. Fewer than ``MIN_SHOCK_PERIODS`` periods: none (the draws stay independent).
+    """
+    if "as_of" not in h or h.empty:
+        return np.ones((0, 2))
+    ratio = np.where(h["expanded"] == 1, h["expansion_mrr"].fillna(0.0) * 12 / h["arr"], np.nan)
+    g = pd.DataFrame({"as_of": h["as_of"].to_numpy(), "y": (h["expanded"] == 1).to_numpy(float), "r": ratio}).groupby("as_of")
+    per = pd.DataFrame({"n": g["y"].size(), "rate": g["y"].mean(), "k": g["y"].sum(), "size": g["r"].mean(),
+                        "size_var": g["r"].var()}).dropna()
+    per = per.loc[per["k"] >= 2]
+    if len(per) < MIN_SHOCK_PERIODS or not per["rate"].mean() > 0 or not per["size"].mean() > 0:
+        return np.ones((0, 2))
+    count = per["rate"].to_numpy() / per["rate"].mean()
+    size = per["size"].to_numpy() / per["size"].mean()
+    noise_c = float(np.mean(per["rate"] * (1 - per["rate"]) / per["n"]) / per["rate"].mean() ** 2)
+    noise_s = float(np.mean(per["size_var"] / per["k"]) / per["size"].mean() ** 2)
+    for x, noise in ((count, noise_c), (size, noise_s)):
+        var = float(np.var(x, ddof=1)) if len(x) > 1 else 0.0
+        keep = max(0.0, 1 - noise / var) if var > 0 else 0.0
+        x[:] = 1 + np.sqrt(keep) * (x - 1)
+    size = size / float(np.mean(count * size))
+    return np.column_stack([count, size])
 
 
 def _learn_size_factor(sizes: Sizes, exp: pd.DataFrame) -> None:
@@ -261,14 +306,16 @@ def simulate(acc: pd.DataFrame, sizes: Sizes, rng: np.random.Generator, draws: i
     p_exp, p_churn, p_con = (acc[c].to_numpy(dtype=float) for c in ("p_expand", "p_churn", "p_contract"))
     factor = sizes.size_factor(seg.astype(str), p_exp) * sizes.edge_scale(seg.astype(str), arr)
     sums = {m: np.zeros((draws, S)) for m in ("expansion_arr", "contraction_arr", "churned_arr")}
+    joint = len(sizes.shocks) >= MIN_SHOCK_PERIODS
     for start in range(0, draws, DRAW_CHUNK):
         k = min(DRAW_CHUNK, draws - start)
-        d, a = np.nonzero(rng.random((k, n)) < p_exp[None, :])
+        shock = sizes.shocks[rng.integers(len(sizes.shocks), size=k)] if joint else np.ones((k, 2))
+        d, a = np.nonzero(rng.random((k, n)) < np.clip(p_exp[None, :] * shock[:, :1], 0, 1))
         pick = window_start[a] + (rng.random(len(a)) * window_size[a]).astype(int)
         ratio = np.where(window_size[a] > 0, pool[np.minimum(pick, max(len(pool) - 1, 0))] if len(pool) else 0.0, 0.0)
         realised = np.ones(len(a))
         realised[has_deal[a]] = sizes.deals.draw(deal[a][has_deal[a]], rng)
-        amount = np.where(has_deal[a], deal[a] * realised, arr[a] * ratio * factor[a])
+        amount = np.where(has_deal[a], deal[a] * realised, arr[a] * ratio * factor[a] * shock[d, 1])
         sums["expansion_arr"][start:start + k] = _bin(d, codes[a], amount, k, S)
         d, a = np.nonzero(rng.random((k, n)) < p_con[None, :])
         amount = arr[a] * _draw_ratios(sizes.contraction_ratios, sizes.contraction_weights, codes[a], segments, rng)

@@ -27,6 +27,7 @@ from features.pipeline_metrics import wilson
 from training.datasets import LABELS, pooled_folds, rows
 from training.forecast import ALL, Sizes, account_expectations, forecast, learn_sizes, point_forecast
 from training.forecast_calibration import calibrate, dispersion, residuals
+from training.forecast_choice import TRACK, candidates_at, choose, long_rows, period_spread, serve
 from training.models import Calibrator, round_grid
 from training.names import ModelName
 from training.train import FIRST_FOLD_ROUNDS, best_rounds, run_fold
@@ -59,8 +60,10 @@ def actuals(book: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("group")
 
 
-def naive(frame: pd.DataFrame, cutoff: pd.Timestamp, book: pd.DataFrame, periods: int) -> pd.DataFrame | None:
-    """Rates of the last ``periods`` complete periods applied to the book's ARR; None when history is short."""
+def naive(frame: pd.DataFrame, cutoff: pd.Timestamp, book: pd.DataFrame, periods: int,
+          min_periods: int | None = None) -> pd.DataFrame | None:
+    """Rates of the last ``periods`` complete periods applied to the book's ARR; None when fewer than ``min_periods``
+    (default: all of them) have rows. With ``min_periods`` the mean is over the consecutive recent periods present."""
     past = [cutoff - pd.DateOffset(months=PERIOD_MONTHS * k) for k in range(1, periods + 1)]
     past = [(p + pd.offsets.MonthEnd(0)).normalize() for p in past]
     as_of = pd.to_datetime(frame["as_of"])
@@ -68,8 +71,10 @@ def naive(frame: pd.DataFrame, cutoff: pd.Timestamp, book: pd.DataFrame, periods
     for p in past:
         rows_p = frame.loc[(as_of == p) & frame["expanded"].notna()]
         if rows_p.empty:
-            return None
+            break
         rates.append(actuals(rows_p))
+    if len(rates) < (periods if min_periods is None else min_periods) or not rates:
+        return None
     now = actuals(book)[["starting_arr"]]
     out = []
     for g in now.index:
@@ -80,6 +85,24 @@ def naive(frame: pd.DataFrame, cutoff: pd.Timestamp, book: pd.DataFrame, periods
         out.append({"group": g, "starting_arr": start, "expansion_arr": e, "contraction_arr": c, "churned_arr": ch,
                     "nrr_pct": 100 * (start + e - c - ch) / start})
     return pd.DataFrame(out).set_index("group")
+
+
+def period_rates(frame: pd.DataFrame, cutoff: pd.Timestamp, periods: int) -> pd.DataFrame:
+    """Each of the last ``periods`` complete periods' outcome per group in points of its starting ARR (NRR in its own
+    points): ``period, group, measure, pts``; the interval floor of ``training.forecast_choice`` reads their spread."""
+    as_of = pd.to_datetime(frame["as_of"])
+    out = []
+    for k in range(1, periods + 1):
+        p = (cutoff - pd.DateOffset(months=PERIOD_MONTHS * k) + pd.offsets.MonthEnd(0)).normalize()
+        rows_p = frame.loc[(as_of == p) & frame["expanded"].notna()]
+        if rows_p.empty:
+            break
+        a = actuals(rows_p)
+        for g, r in a.iterrows():
+            for m in ("expansion_arr", "contraction_arr", "churned_arr", "nrr_pct"):
+                value = r[m] if m == "nrr_pct" else 100 * r[m] / r["starting_arr"]
+                out.append({"period": p, "group": g, "measure": m, "pts": float(value)})
+    return pd.DataFrame(out, columns=["period", "group", "measure", "pts"])
 
 
 def _oot_predictions(frame: pd.DataFrame, name: str, features: list[str], categorical: list[str],
@@ -125,17 +148,28 @@ def oot_probability(frame: pd.DataFrame, by_month: dict[pd.Timestamp, np.ndarray
 def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, *,
                       max_rounds: int = 300, draws: int = 1000, seed: int = 0,
                       predictions: dict[str, dict[pd.Timestamp, np.ndarray]] | None = None) -> pd.DataFrame:
-    """One row per cut-off, group and method (model, naive_last, naive_mean4): forecast, interval, actual, errors.
+    """``backtest_with_record`` without the record."""
+    return backtest_with_record(frame, features, categorical, settings, max_rounds=max_rounds, draws=draws, seed=seed,
+                                predictions=predictions)[0]
+
+
+def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: list[str], settings: Settings, *,
+                         max_rounds: int = 300, draws: int = 1000, seed: int = 0,
+                         predictions: dict[str, dict[pd.Timestamp, np.ndarray]] | None = None
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per cut-off, group and method (model, naive_last, naive_mean4, live): forecast, interval, actual, errors.
 
     ``frame`` needs the labels, ``arr``, ``segment`` and ``contraction_mrr`` (see ``contraction_mrr``).
-    ``predictions`` (from ``oot_predictions``) skips training when the caller already has them.
+    ``predictions`` (from ``oot_predictions``) skips training when the caller already has them. Also returns the
+    record the live forecast chooses on: every base method's forecast per cut-off, group and measure beside the actual
+    (``training.forecast_choice.TRACK``).
     """
     preds = predictions or oot_predictions(frame, features, categorical, settings, max_rounds)
     cutoffs = sorted(set(preds[ModelName.expansion]) & set(preds[ModelName.churn]))
     horizon = pd.Timedelta(days=settings.horizon_days)
     as_of = pd.to_datetime(frame["as_of"])
     p_expand = oot_probability(frame, preds[ModelName.expansion])
-    out, track = [], []
+    out, track, base, cand, served_rows = [], [], [], pd.DataFrame(), []
     for k, cutoff in enumerate(cutoffs):
         book = rows(frame, cutoff, "expanded")
         if not len(book) == len(rows(frame, cutoff, "churned")):
@@ -151,11 +185,34 @@ def backtest_forecast(frame: pd.DataFrame, features: list[str], categorical: lis
         naive_last = naive(frame, cutoff, book, 1)
         naive_mean = naive(frame, cutoff, book, NAIVE_PERIODS)
         compared = naive_last is not None and naive_mean is not None  # a year of history: all methods ran
+        # the live choice's naive mean is over up to four periods (fewer in the first year), so that the default has
+        # a record as soon as the last period's rates do; where four exist it is the comparator itself
+        naive_upto = naive_mean if naive_mean is not None else naive(frame, cutoff, book, NAIVE_PERIODS, min_periods=1)
+        for method, f in (("model", fc), ("naive_last", naive_last), ("naive_mean4", naive_upto)):
+            if f is not None:
+                base.append(long_rows(cutoff, method, f, truth))
+        live = _live(pd.concat(base, ignore_index=True), cand, cutoff, frame, fc, settings.horizon_days,
+                     pd.concat(served_rows, ignore_index=True) if served_rows else None)
+        cand = pd.concat([cand, live[1]], ignore_index=True) if len(cand) else live[1]
+        served = live[0].set_index("group")
+        served_rows.append(long_rows(cutoff, "live", served, truth))
         for method, f in (("model", fc), ("model_draws_only", raw.set_index("group")), ("naive_last", naive_last),
-                          ("naive_mean4", naive_mean)):
+                          ("naive_mean4", naive_mean), ("live", served)):
             if f is not None:
                 out.extend(_row(cutoff, g, method, f.loc[g], truth.loc[g]) | {"all_methods": compared} for g in truth.index)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out), pd.concat(base, ignore_index=True) if base else pd.DataFrame(columns=TRACK)
+
+
+def _live(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, frame: pd.DataFrame, model: pd.DataFrame,
+          horizon_days: int, served: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the live forecast would have served at ``cutoff`` (``training.forecast_choice``), and its candidates there."""
+    now = candidates_at(track, past, cutoff, horizon_days)
+    present: dict[tuple[str, str], list[str]] = {}
+    for r in now[["group", "measure", "method"]].itertuples(index=False):
+        present.setdefault((r.group, r.measure), []).append(r.method)
+    choice = choose(past, present, cutoff, horizon_days)
+    spread = period_spread(period_rates(frame, cutoff, NAIVE_PERIODS))
+    return serve(now, past, choice, spread, horizon_days, model_table=model, live=served), now
 
 
 def _row(cutoff: pd.Timestamp, group: str, method: str, f: pd.Series, t: pd.Series) -> dict:
@@ -163,8 +220,11 @@ def _row(cutoff: pd.Timestamp, group: str, method: str, f: pd.Series, t: pd.Seri
            "expansion_forecast": f["expansion_arr"], "expansion_actual": t["expansion_arr"],
            "expansion_ape_pct": 100 * abs(f["expansion_arr"] - t["expansion_arr"]) / t["expansion_arr"]
            if t["expansion_arr"] > 0 else np.nan,
+           "expansion_error": f["expansion_arr"] - t["expansion_arr"],  # currency: exists when the actual is 0
+           "expansion_error_pts": 100 * (f["expansion_arr"] - t["expansion_arr"]) / t["starting_arr"],
            "nrr_forecast": f["nrr_pct"], "nrr_actual": t["nrr_pct"], "nrr_error_pts": f["nrr_pct"] - t["nrr_pct"],
-           "track_record": f.get("track_record", np.nan)}
+           "track_record": f.get("track_record", np.nan),
+           "expansion_method": f.get("expansion_arr_method", method), "nrr_method": f.get("nrr_pct_method", method)}
     for level in (80, 95):
         for m, key in (("expansion_arr", "expansion"), ("nrr_pct", "nrr")):
             lo, hi = f.get(f"{m}_low{level}", np.nan), f.get(f"{m}_high{level}", np.nan)
@@ -173,8 +233,24 @@ def _row(cutoff: pd.Timestamp, group: str, method: str, f: pd.Series, t: pd.Seri
     return row
 
 
+def footing(part: pd.DataFrame) -> dict:
+    """What an error figure rests on: MdAPE over the cut-offs whose actual is not 0 (and how many are), the median
+    absolute error in points of starting ARR over every cut-off (it exists at an actual of 0), the signed bias
+    (median signed % error, and cut-offs above the actual), the NRR error."""
+    ape = part["expansion_ape_pct"].dropna()
+    signed = (100 * part["expansion_error"] / part["expansion_actual"].where(part["expansion_actual"] > 0)).dropna()
+    return {"expansion_mdape_pct": float(ape.median()) if len(ape) else np.nan, "mdape_cutoffs": len(ape),
+            "zero_actual_cutoffs": int((part["expansion_actual"] <= 0).sum()),
+            "expansion_mdae_pts": float(part["expansion_error_pts"].abs().median()),
+            "expansion_mae": float(part["expansion_error"].abs().mean()),
+            "expansion_bias_pct": float(signed.median()) if len(signed) else np.nan,
+            "expansion_above": int((part["expansion_error"] > 0).sum()),
+            "nrr_mae_pts": float(part["nrr_error_pts"].abs().mean()),
+            "nrr_bias_pts": float(part["nrr_error_pts"].median())}
+
+
 def summarize_backtest(results: pd.DataFrame) -> pd.DataFrame:
-    """Per window, group and method: cut-offs, MdAPE of expansion ARR, mean absolute NRR error (points), interval hit rates.
+    """Per window, group and method: cut-offs, the errors with their footing (``footing``), interval hit rates.
 
     ``segments`` pools the segments' rows (cut-offs x segments); hit rates carry a 95 % Wilson interval (``_ci``).
     Two windows: ``common``, the cut-offs where every method ran (a year of history, for the trailing mean of four
@@ -185,9 +261,7 @@ def summarize_backtest(results: pd.DataFrame) -> pd.DataFrame:
     for window, rows_ in (("common", results.loc[results["all_methods"]]), ("every", results)):
         segments = rows_.loc[rows_["group"] != ALL].assign(group=SEGMENTS)  # the targets count cut-offs x segments
         for (g, method), part in pd.concat([rows_, segments]).groupby(["group", "method"], sort=False):
-            row = {"window": window, "group": g, "method": method, "cutoffs": len(part),
-                   "expansion_mdape_pct": float(part["expansion_ape_pct"].median()),
-                   "nrr_mae_pts": float(part["nrr_error_pts"].abs().mean())}
+            row = {"window": window, "group": g, "method": method, "cutoffs": len(part)} | footing(part)
             for level in (80, 95):
                 for key in ("expansion", "nrr"):
                     hits = part[f"{key}_in{level}"].dropna()
@@ -199,4 +273,4 @@ def summarize_backtest(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-__all__ = ["backtest_forecast", "oot_probability", "summarize_backtest", "contraction_mrr", "actuals", "naive", "Sizes", "point_forecast"]
+__all__ = ["backtest_forecast", "backtest_with_record", "period_rates", "oot_probability", "summarize_backtest", "contraction_mrr", "actuals", "naive", "Sizes", "point_forecast"]

@@ -3,7 +3,10 @@
 ``forecast_data(source, as_of, settings)`` builds the book at the newest month end on or
 before ``as_of`` plus the four month ends one horizon apart before it (their complete
 labels give the sizes and the contraction rate), loads the champions and returns the
-forecast table, its intervals calibrated on past forecasts' errors when given them.
+model's forecast table, its intervals calibrated on past forecasts' errors when given them;
+then, per group and measure, the method with the best record on the company's own past
+cut-offs serves (``training.forecast_choice``; the record is the backtest's, stored by
+``expansion forecast --backtest``), the naive mean of four until that record is long enough.
 ``actuals_at`` gives what happened after past cut-offs, for ``--track`` and that calibration.
 """
 
@@ -19,9 +22,12 @@ from features.config import Settings
 from features.io import DataSource
 from features.movements import movements
 from training.datasets import newest_complete_month_end
-from training.forecast import account_expectations, forecast, learn_sizes
+from training.forecast import MEASURES, account_expectations, forecast, learn_sizes
 from training.forecast_calibration import calibrate, dispersion
-from training.forecast_backtest import PERIOD_MONTHS, actuals, contraction_mrr
+from training.forecast_backtest import NAIVE_PERIODS, PERIOD_MONTHS, actuals, contraction_mrr, naive, period_rates
+from training.forecast_choice import (
+    candidate_history, candidates_at, choose, long_rows, period_spread, serve, served_history,
+)
 from training.names import ModelName
 from training.registry import load_champion
 
@@ -42,6 +48,8 @@ class ForecastResult:
     models: dict[str, str]  # model name -> version
     run_id: str
     calibration: pd.DataFrame  # training.forecast_calibration.dispersion: per group and measure, from past forecasts
+    model_table: pd.DataFrame | None = None  # the model's own forecast (draws, calibrated), whatever serves
+    choice: pd.DataFrame | None = None  # training.forecast_choice.choose: the method in force per group and measure
 
 
 def _month_ends_back(cutoff: dt.date, periods: int) -> list[dt.date]:
@@ -61,11 +69,14 @@ def frame_with_contraction(source: DataSource, dates: list[dt.date], settings: S
 
 
 def forecast_data(source: DataSource, as_of: dt.date, settings: Settings, *, draws: int = 2000, seed: int = 0,
-                  models: dict | None = None, track: pd.DataFrame | None = None) -> ForecastResult:
+                  models: dict | None = None, track: pd.DataFrame | None = None,
+                  record: pd.DataFrame | None = None) -> ForecastResult:
     """The forecast at the newest month end on or before ``as_of``, with the champions (or ``models`` given).
 
     ``track`` holds past forecasts' standardised errors (``training.forecast_calibration.standardised``); those whose
-    horizon has passed by the cut-off calibrate the intervals. Without it the intervals are the draws' own.
+    horizon has passed by the cut-off calibrate the model's intervals. Without it they are the draws' own.
+    ``record`` holds the backtest's base rows (``training.forecast_choice.TRACK``, stored by ``forecast --backtest``):
+    the method that serves each group and measure is chosen on them; without them the naive mean of four serves.
     """
     cutoff = newest_complete_month_end(as_of)
     frame = frame_with_contraction(source, [*_month_ends_back(cutoff, HISTORY_PERIODS), cutoff], settings)
@@ -83,10 +94,40 @@ def forecast_data(source: DataSource, as_of: dt.date, settings: Settings, *, dra
     acc = account_expectations(book, models[ModelName.expansion].predict_proba(book),
                                models[ModelName.churn].predict_proba(book), sizes)
     calibration = dispersion(track, pd.Timestamp(cutoff), settings.horizon_days)
-    table = calibrate(forecast(acc, sizes, seed=seed, draws=draws), calibration)
+    model_table = calibrate(forecast(acc, sizes, seed=seed, draws=draws), calibration)
+    table, choice = choose_and_serve(frame, book, model_table, record, pd.Timestamp(cutoff), settings.horizon_days)
     versions = {str(n): str(m.version) for n, m in models.items()}
     run_id = f"forecast-{cutoff.isoformat()}-h{settings.horizon_days}-" + "-".join(f"{n}{v}" for n, v in versions.items())
-    return ForecastResult(cutoff, settings.horizon_days, table, versions, run_id, calibration)
+    return ForecastResult(cutoff, settings.horizon_days, table, versions, run_id, calibration, model_table, choice)
+
+
+def choose_and_serve(frame: pd.DataFrame, book: pd.DataFrame, model_table: pd.DataFrame, record: pd.DataFrame | None,
+                     cutoff: pd.Timestamp, horizon_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The served table (``training.forecast_choice.serve``, with ``accounts`` and the model's ``{m}_draw_sd``) and
+    the choice, from the model's table, both naive forecasts on ``frame`` and ``record`` (the backtest's base rows)."""
+    model = model_table.set_index("group")
+    now = [long_rows(cutoff, "model", model, None)]
+    for method, periods in (("naive_last", 1), ("naive_mean4", NAIVE_PERIODS)):
+        f = naive(frame, cutoff, book, periods, min_periods=1)  # the naive mean over up to four periods
+        if f is not None:
+            now.append(long_rows(cutoff, method, f, None))
+    past_rows = record.loc[pd.to_datetime(record["cutoff"]) < cutoff] if record is not None and len(record) else None
+    history = candidate_history(past_rows, horizon_days) if past_rows is not None else pd.DataFrame()
+    track = pd.concat([*([past_rows] if past_rows is not None else []), *now], ignore_index=True)
+    cand = candidates_at(track, history, cutoff, horizon_days)
+    present: dict[tuple[str, str], list[str]] = {}
+    for r in cand[["group", "measure", "method"]].itertuples(index=False):
+        present.setdefault((r.group, r.measure), []).append(r.method)
+    choice = choose(history, present, cutoff, horizon_days)
+    spread = period_spread(period_rates(frame, cutoff, NAIVE_PERIODS))
+    live = served_history(history, horizon_days) if len(history) else None
+    table = serve(cand, history, choice, spread, horizon_days, model_table=model, live=live)
+    table.insert(1, "accounts", table["group"].map(model["accounts"]).astype(int).to_numpy())
+    for m in MEASURES:  # the model's own point and draws' sd are kept whatever serves: they calibrate later model forecasts
+        table[f"{m}_model"] = table["group"].map(model[m]).to_numpy(dtype=float)
+        table[f"{m}_draw_sd"] = table["group"].map(model[f"{m}_draw_sd"]).to_numpy(dtype=float)
+    table["track_record"] = table["group"].map(model["track_record"]).to_numpy(dtype=float)
+    return table, choice
 
 
 def actuals_at(source: DataSource, cutoffs: list[dt.date], settings: Settings) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from training.registry import tracking
 
 def backtest_figure(results: pd.DataFrame, groups: list[str] | None = None) -> Figure:
     """Expansion ARR by cut-off, one panel per group: the model's forecast with its 80 % and 95 % bands, both naive
-    forecasts, and the actual."""
+    forecasts, what the live choice served, and the actual."""
     groups = groups or list(dict.fromkeys(results["group"]))
     fig = Figure(figsize=(6.0, 2.6 * len(groups)), dpi=100)
     FigureCanvasAgg(fig)
@@ -31,7 +31,7 @@ def backtest_figure(results: pd.DataFrame, groups: list[str] | None = None) -> F
         ax.fill_between(x, model["expansion_low80"], model["expansion_high80"], alpha=0.3, label="80 %")
         ax.plot(x, model["expansion_forecast"], marker="o", label="forecast")
         ax.plot(x, model["expansion_actual"], marker="s", color="black", label="actual")
-        for method, style in (("naive_last", ":"), ("naive_mean4", "--")):
+        for method, style in (("naive_last", ":"), ("naive_mean4", "--"), ("live", "-.")):
             n = part.loc[part["method"] == method].sort_values("cutoff")
             ax.plot(pd.to_datetime(n["cutoff"]), n["expansion_forecast"], linestyle=style, label=method)
         ax.set_title(f"next-horizon expansion ARR: {g}", fontsize=9)
@@ -48,8 +48,9 @@ def log_forecast_backtest(results: pd.DataFrame, summary: pd.DataFrame, settings
     with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name="forecast-backtest") as run:
         mlflow.log_params(params)
         for r in summary.to_dict("records"):
-            for key in ("expansion_mdape_pct", "nrr_mae_pts", "expansion_in80_pct", "expansion_in95_pct",
-                        "nrr_in80_pct", "nrr_in95_pct"):
+            for key in ("expansion_mdape_pct", "mdape_cutoffs", "zero_actual_cutoffs", "expansion_mdae_pts",
+                        "expansion_bias_pct", "expansion_above", "cutoffs", "nrr_mae_pts", "expansion_in80_pct",
+                        "expansion_in95_pct", "nrr_in80_pct", "nrr_in95_pct"):
                 value = r.get(key)
                 if value is not None and np.isfinite(value):
                     mlflow.log_metric(f"{r['window']}_{r['method']}_{r['group']}_{key}", float(value))

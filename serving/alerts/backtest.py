@@ -3,11 +3,17 @@
 For each rule: how many episodes started (the account entered the condition between two
 month ends whose label horizon is complete), how many accounts, the rate of the outcome
 the rule anticipates within the horizon (90 days by default) among them, the base rate of
-that outcome over every labelled account-month of the same months, the lift (rate / base
-rate), and the money involved: the ARR of the accounts when the alert fired and, for the
+that outcome over the labelled account-months of the same months *that the rule can fire on*
+(its segment; the accounts with the tables it needs), the lift (rate / base rate), and the
+money involved: the ARR of the accounts when the alert fired and, for the
 episodes followed by the outcome, the expansion ARR won (upgrade rules) or the ARR of the
 accounts that then churned or contracted (risk rules). Intervals are account-level
 bootstrap percentiles (an account can start several episodes), each with its counts.
+
+``sending`` decides from that record whether a rule's alerts go out on this company: not
+when its lift interval lies below 1, nor when it still includes 1 after enough episodes to
+have shown a useful lift (``enough_episodes``); a later backtest that clears it sends it
+again, and a rule's ``send`` setting forces either way.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from serving.alerts.rules import OUTCOMES, Rule, in_condition
 from training.bootstrap import CONFIDENCE, SEED
 
 COLUMNS = ("rule", "title", "outcome", "episodes", "accounts", "positives", "rate", "rate_low", "rate_high",
-           "base_rate", "base_rows", "lift", "lift_low", "lift_high", "arr_at_fire", "outcome_arr", "months")
+           "base_rate", "base_rows", "lift", "lift_low", "lift_high", "arr_at_fire", "outcome_arr", "months", "eligible")
 
 
 def outcome_of(frame: pd.DataFrame, outcome: str) -> pd.Series:
@@ -47,8 +53,12 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def track_record(frame: pd.DataFrame, rules: tuple[Rule, ...], *, replicates: int = 1000, seed: int = SEED) -> pd.DataFrame:
-    """Per rule, its episodes over ``frame``'s snapshots (features, signals and labels) and what followed them."""
+def track_record(frame: pd.DataFrame, rules: tuple[Rule, ...], *, replicates: int = 1000, seed: int = SEED,
+                 holders: dict[str, set[str]] | None = None) -> pd.DataFrame:
+    """Per rule, its episodes over ``frame``'s snapshots (features, signals and labels) and what followed them.
+
+    The base rate is the outcome's rate over the account-months the rule can fire on (``Rule.eligible``: its
+    segment, the accounts in ``holders`` of every table it needs), not the whole company's."""
     dates = sorted(pd.to_datetime(frame["as_of"]).dt.date.unique())
     first = pd.Timestamp(dates[0]) if dates else None
     labelled = frame[frame["expanded"].notna() & (pd.to_datetime(frame["as_of"]) > first)] if dates else frame
@@ -60,8 +70,9 @@ def track_record(frame: pd.DataFrame, rules: tuple[Rule, ...], *, replicates: in
     keyed = labelled.assign(_code=codes).set_index(["account_id", "as_of"])
     rows = []
     for rule in rules:
-        y_all = outcome_of(labelled, rule.outcome).to_numpy()
-        n_acc = np.bincount(codes, minlength=n_accounts).astype(float)
+        ok = rule.eligible(labelled, holders).astype(float)
+        y_all = np.nan_to_num(outcome_of(labelled, rule.outcome).to_numpy(dtype=float)) * ok
+        n_acc = np.bincount(codes, weights=ok, minlength=n_accounts)
         y_acc = np.bincount(codes, weights=y_all, minlength=n_accounts)
         eps = starts[starts["rule"] == rule.name].set_index(["account_id", "as_of"])
         hit = keyed.loc[keyed.index.intersection(eps.index)]
@@ -89,20 +100,66 @@ def track_record(frame: pd.DataFrame, rules: tuple[Rule, ...], *, replicates: in
             "lift": rate / base if base else float("nan"),
             "lift_low": _interval(lift_rep)[0], "lift_high": _interval(lift_rep)[1],
             "arr_at_fire": float(arr.sum()), "outcome_arr": outcome_arr,
-            "months": len(labelled["as_of"].unique()),
+            "months": len(labelled["as_of"].unique()), "eligible": rule.eligible_text(),
         })
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def track_sentence(record: dict | pd.Series | None) -> str:
-    """'followed by an expansion 41 % of the time (90 % interval 35-47 %, 212 episodes; base rate 18 %)'."""
+def track_sentence(record: dict | pd.Series | None, rule: Rule | None = None) -> str:
+    """'followed by an expansion 41 % of the time (35-47 %, 212 episodes; base rate 18 % of enterprise accounts)'.
+
+    The base rate is that of the accounts the rule can fire on (``track_record``), and the sentence says which."""
     if record is None or not record.get("episodes"):
         return "no track record yet (run `expansion alerts backtest`)"
     words = OUTCOMES.get(str(record["outcome"]), str(record["outcome"]))
     low, high = record.get("rate_low"), record.get("rate_high")
     span = f"{100 * low:.0f}-{100 * high:.0f} %, " if low == low and high == high and low is not None else ""
+    among = f" of {rule.eligible_text()}" if rule is not None else ""
     return (f"this alert was followed by {words} {100 * record['rate']:.0f} % of the time "
-            f"({span}{int(record['episodes'])} episodes; base rate {100 * record['base_rate']:.0f} %)")
+            f"({span}{int(record['episodes'])} episodes; base rate {100 * record['base_rate']:.0f} %{among})")
+
+
+# a lift this large is what a rule is for; with fewer episodes than it takes to tell it from 1, an interval that
+# includes 1 says nothing yet, with more it says the rule does not work here
+USEFUL_LIFT = 1.5
+
+
+def enough_episodes(base_rate: float, z: float = 1.645) -> float:
+    """Episodes at which a rule with lift ``USEFUL_LIFT`` has a 90 % interval clear of 1: ``(z / (L - 1))^2 (1 - p) / p``."""
+    if not base_rate or not 0 < base_rate < 1:
+        return float("inf")
+    return (z / (USEFUL_LIFT - 1)) ** 2 * (1 - base_rate) / base_rate
+
+
+def exact_lift_high(record: dict | pd.Series) -> float:
+    """The upper end of the rate's 90 % Clopper-Pearson interval over the base rate: where a bootstrap of few positives
+    collapses (0 of 46 resamples to 0 every time), this still says how high the rate could be."""
+    from scipy import stats
+
+    n, k, base = int(record.get("episodes") or 0), int(record.get("positives") or 0), float(record.get("base_rate") or 0)
+    if not n or not base > 0:
+        return float("inf")
+    return float(stats.beta.ppf(0.95, k + 1, n - k)) / base if k < n else float("inf")
+
+
+def sending(rule: Rule, record: dict | pd.Series | None) -> tuple[bool, str]:
+    """Whether the rule's alerts are sent on this company, and why (its ``send`` setting, else its backtest)."""
+    if rule.send == "always":
+        return True, "forced on by its send setting"
+    if rule.send == "never":
+        return False, "forced off by its send setting"
+    if record is None or not record.get("episodes"):
+        return True, "no backtest yet"
+    low, high, n = record.get("lift_low"), record.get("lift_high"), float(record["episodes"])
+    high = max(high if high is not None and high == high else 0.0, exact_lift_high(record))
+    if high < 1:
+        return False, (f"its lift interval lies below 1 ({low:.2f}-{high:.2f} over {int(n):,} episodes): it anticipates "
+                       f"its outcome less often than the base rate of {rule.eligible_text()}")
+    need = enough_episodes(float(record.get("base_rate") or 0))
+    if low is not None and low == low and low <= 1 and n >= need:
+        return False, (f"its lift interval includes 1 ({low:.2f}-{high:.2f}) after {int(n):,} episodes, enough to show "
+                       f"a lift of {USEFUL_LIFT:g} ({need:.0f}): no better than the base rate of {rule.eligible_text()}")
+    return True, "its backtest does not show it failing"
 
 
 def backtest_dates(first_usage: dt.date, data_end: dt.date) -> list[dt.date]:
@@ -125,4 +182,17 @@ def replay(source, settings, rules: tuple[Rule, ...] | None = None,  # noqa: ANN
     rules, inactive = active_rules(rules or load_rules(settings.alerts_rules), usable_tables(source))
     frame = build_features(source, backtest_dates(first, end), settings, data_end=end,
                            snapshots_per_batch=snapshots_per_batch)
-    return track_record(with_signals(frame, source), rules, replicates=settings.bootstrap_replicates), inactive
+    holders = table_holders(source, sorted({t for r in rules for t in r.requires}))
+    return track_record(with_signals(frame, source), rules, replicates=settings.bootstrap_replicates,
+                        holders=holders), inactive
+
+
+def table_holders(source, tables: list[str]) -> dict[str, set[str]]:  # noqa: ANN001 - DataSource
+    """Per table keyed by account: the accounts with at least one row in it (who a rule needing that table can fire
+    on). A table without ``account_id`` (stage histories) says nothing per account and is left out."""
+    out = {}
+    for t in tables:
+        table = source.ibis().table(t)
+        if "account_id" in table.columns:
+            out[t] = set(table.select("account_id").distinct().execute()["account_id"].astype(str))
+    return out

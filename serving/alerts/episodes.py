@@ -4,8 +4,10 @@ An episode starts when an account enters a rule's condition: in it at a snapshot
 at the previous one. Staying in the condition fires nothing; leaving and entering again
 starts a new episode. An account that re-enters within ``alerts_rearm_days`` of its last episode's start (a
 value hovering around a threshold) starts no new episode. Each new episode is then decided once: ``snoozed`` (a snooze on the
-account and rule is in force), ``unrouted`` (no channel for its CSM), ``queued`` (within
-the CSM's weekly cap, highest expected value first) or ``held`` (over the cap, reported).
+account and rule is in force), ``withheld`` (the rule is not sent on this company: its
+backtest shows it does not anticipate its outcome, ``serving.alerts.backtest.sending``),
+``unrouted`` (no channel for its CSM), ``queued`` (within the CSM's weekly cap, highest
+expected value first) or ``held`` (over the cap, reported).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-STATUSES = ("queued", "held", "snoozed", "unrouted")
+STATUSES = ("queued", "held", "snoozed", "unrouted", "withheld")
 
 
 def week_start(day: dt.date) -> dt.date:
@@ -67,17 +69,19 @@ def expected_value(rules_money: pd.Series, rates: Mapping[str, float], rule: pd.
 
 
 def decide(new: pd.DataFrame, *, snoozed: set[tuple[str, str]], routed: set[str] | None,
-           sent_this_week: Mapping[str, int], cap: int) -> pd.DataFrame:
+           sent_this_week: Mapping[str, int], cap: int, withheld: set[str] | frozenset[str] = frozenset()) -> pd.DataFrame:
     """``new`` episodes (account_id, rule, csm_owner, expected_value) with a ``status`` each.
 
     ``routed`` is the set of CSMs with a channel (None: every CSM, as in a dry run without
-    routing); ``sent_this_week`` counts alerts already queued per CSM this ISO week.
+    routing); ``sent_this_week`` counts alerts already queued per CSM this ISO week; ``withheld`` names the rules
+    not sent on this company (recorded, never queued, never counted against the cap).
     """
     out = new.copy()
     csm = out["csm_owner"].astype("string").fillna("")
     status = np.full(len(out), "queued", dtype=object)
     keys = zip(out["account_id"].astype(str), out["rule"].astype(str))
     status[np.fromiter((k in snoozed for k in keys), dtype=bool, count=len(out))] = "snoozed"
+    status[(status == "queued") & out["rule"].astype(str).isin(list(withheld)).to_numpy()] = "withheld"
     if routed is not None:
         status[(status == "queued") & ~csm.isin(list(routed)).to_numpy()] = "unrouted"
     out["status"] = status

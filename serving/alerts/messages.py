@@ -54,7 +54,7 @@ def alert(rule: Rule, episode: Mapping[str, Any], facts: Mapping[str, Any], reco
         "csm_owner": episode.get("csm_owner"), "as_of": str(episode["started"]), "rule": rule.name,
         "title": rule.title, "fired": fired_lines(rule, facts, symbol),
         "money_at_stake": _value_text(rule.money, at_stake, symbol), "money_field": rule.money,
-        "talk_track": talk_track(rule, facts, symbol), "track_record": track_sentence(record),
+        "talk_track": talk_track(rule, facts, symbol), "track_record": track_sentence(record, rule),
         "link": link,
     }
 

@@ -31,6 +31,7 @@ OUTCOMES: dict[str, str] = {
     "churned_or_contracted": "churn or a contraction",
 }
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
+SEND = ("auto", "always", "never")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -76,6 +77,30 @@ class Rule:
     all_of: tuple[Condition, ...] = ()
     any_of: tuple[Condition, ...] = ()
     requires: tuple[str, ...] = ()
+    send: str = "auto"  # auto: sent unless its backtest says it does not work here; always / never: forced
+
+    @property
+    def scope(self) -> tuple[Condition, ...]:
+        """The ``all`` conditions on an account attribute (segment, industry, channel, region): who the rule can fire on."""
+        return tuple(c for c in self.all_of if c.feature in categorical_features())
+
+    def eligible(self, frame: pd.DataFrame, holders: dict[str, set[str]] | None = None) -> np.ndarray:
+        """Rows of ``frame`` the rule can fire on: within its scope, and accounts holding rows of every required table
+        (``holders``: table -> account ids; unknown tables count as held)."""
+        met = np.ones(len(frame), dtype=bool)
+        for c in self.scope:
+            met &= c.mask(frame)
+        ids = frame["account_id"].astype(str)
+        for t in self.requires:
+            if holders is not None and t in holders:
+                met &= ids.isin(holders[t]).to_numpy()
+        return met
+
+    def eligible_text(self) -> str:
+        """'enterprise accounts with activities', or 'all accounts'."""
+        who = " and ".join(str(c.value) if c.op == "==" else f"{c.feature} {c.op} {c.value}" for c in self.scope)
+        tables = f" with {', '.join(self.requires)}" if self.requires else ""
+        return f"{who + ' ' if who else 'all '}accounts{tables}"
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -136,7 +161,7 @@ def _rule(raw: Any, index: int, origin: str) -> Rule:
     if not isinstance(name, str) or not _NAME.match(name):
         raise RuleError(f"{where}.name: {name!r} must be lower-case letters, digits and _")
     where = f"{origin}: rule {name!r}"
-    extra = set(raw) - {"name", "title", "outcome", "play", "money", "all", "any", "requires"}
+    extra = set(raw) - {"name", "title", "outcome", "play", "money", "all", "any", "requires", "send"}
     if extra:
         raise RuleError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
     if raw.get("outcome") not in OUTCOMES:
@@ -154,7 +179,10 @@ def _rule(raw: Any, index: int, origin: str) -> Rule:
     any_of = tuple(_condition(c, f"{where}.any[{i}]") for i, c in enumerate(raw.get("any", [])))
     if not all_of and not any_of:
         raise RuleError(f"{where}: needs at least one condition in 'all' or 'any'")
-    return Rule(name, str(raw.get("title") or name), raw["outcome"], play, money, all_of, any_of, tuple(requires))
+    send = raw.get("send", "auto")
+    if send not in SEND:
+        raise RuleError(f"{where}.send: {send!r} is not one of {', '.join(SEND)}")
+    return Rule(name, str(raw.get("title") or name), raw["outcome"], play, money, all_of, any_of, tuple(requires), send)
 
 
 def parse_rules(text: str, origin: str) -> tuple[Rule, ...]:

@@ -67,9 +67,17 @@ class AlertRun:
     dry_run: bool = False
     routed: bool = True
     rearmed: int = 0
+    withheld: dict[str, str] = field(default_factory=dict)  # rules not sent on this company, and why
 
     def count(self, status: str) -> int:
         return int((self.episodes["status"] == status).sum()) if len(self.episodes) else 0
+
+
+def withheld_rules(rules: tuple[Rule, ...], records: dict) -> dict[str, str]:
+    """Rules not sent on this company by their stored backtest (``serving.alerts.backtest.sending``), and why."""
+    from serving.alerts.backtest import sending
+
+    return {r.name: why for r in rules for ok, why in [sending(r, records.get(r.name))] if not ok}
 
 
 def routing_path(settings: Settings):  # noqa: ANN201 - Path
@@ -171,13 +179,14 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
         new = new.loc[~repeats].reset_index(drop=True)
         records = store.track_records()
         rates = {k: v["rate"] for k, v in records.items() if v.get("rate") is not None}
+        withheld = withheld_rules(rules, records)
         described = describe(new, now, rules, rates, pd.Series([as_of] * len(new)))
-        decided = decide(described, snoozed=store.snoozed(as_of),
+        decided = decide(described, snoozed=store.snoozed(as_of), withheld=set(withheld),
                          routed=None if (dry_run and routing is None) else
                          (routing.routed(list(described["csm_owner"].fillna("").unique())) if routing else set()),
                          sent_this_week=store.sent_this_week(week_start(as_of), as_of), cap=settings.alerts_weekly_cap)
         result = AlertRun(as_of, rules, inactive, decided, dry_run=dry_run, routed=routing is not None,
-                          rearmed=int(repeats.sum()))
+                          rearmed=int(repeats.sum()), withheld=withheld)
         if dry_run:
             return result
         rows = outbox(decided, rules, routing, records, settings.currency_symbol, as_of) if routing else []

@@ -25,15 +25,18 @@ def print_run(result) -> None:  # noqa: ANN001 - serving.alerts.run.AlertRun
                   f"snoozed {result.count('snoozed'):,}, without a route {result.count('unrouted'):,}", highlight=False)
     for name, why in result.inactive.items():
         console.print(f"rule {name} inactive: {why}", highlight=False)
+    for name, why in getattr(result, "withheld", {}).items():
+        console.print(f"rule {name} not sent on this company: {why} (episodes are recorded; a later "
+                      f"`alerts backtest` that clears it sends it again)", highlight=False)
     if not result.routed and not result.dry_run and len(result.episodes):
         err_console.print("no routing file: nothing was delivered (set EXPANSION_ALERTS_ROUTING or write <home>/alerts/routing.toml)")
     if len(result.episodes):
         table = Table(title="new episodes by rule")
-        for col in ("rule", "queued", "held", "snoozed", "unrouted"):
+        for col in ("rule", "queued", "held", "snoozed", "unrouted", "not sent"):
             table.add_column(col, justify="left" if col == "rule" else "right")
         counts = result.episodes.groupby(["rule", "status"]).size().unstack(fill_value=0)
         for rule, row in counts.iterrows():
-            table.add_row(str(rule), *[f"{int(row.get(s, 0)):,}" for s in ("queued", "held", "snoozed", "unrouted")])
+            table.add_row(str(rule), *[f"{int(row.get(s, 0)):,}" for s in ("queued", "held", "snoozed", "unrouted", "withheld")])
         console.print(table)
     held = result.episodes[result.episodes["status"] == "held"] if len(result.episodes) else result.episodes
     for e in held.head(20).itertuples():
@@ -147,7 +150,7 @@ def backtest(
     import datetime as _dt
 
     from serving.alerts.backtest import replay
-    from serving.alerts.rules import RuleError
+    from serving.alerts.rules import RuleError, load_rules
     from serving.alerts.run import open_store
 
     cfg = settings()
@@ -165,24 +168,37 @@ def backtest(
         store.close()
     if out is not None:
         record.to_csv(out, index=False)
-    print_track_record(record, inactive, cfg.horizon_days, cfg.currency_symbol)
+    print_track_record(record, inactive, cfg.horizon_days, cfg.currency_symbol, load_rules(cfg.alerts_rules))
 
 
-def print_track_record(record, inactive: dict[str, str], horizon: int, symbol: str) -> None:  # noqa: ANN001
+def print_track_record(record, inactive: dict[str, str], horizon: int, symbol: str, rules=None) -> None:  # noqa: ANN001
     from serving.wording import money
 
     months = int(record["months"].max()) if len(record) else 0
     table = Table(title=f"alert rules replayed over {months} labelled month ends (outcome within {horizon} days; 90 % intervals)")
-    for col in ("rule", "outcome", "episodes", "accounts", "outcome rate", "base rate", "lift", "ARR at fire", "outcome ARR"):
-        table.add_column(col, justify="left" if col in ("rule", "outcome") else "right")
+    from serving.alerts.backtest import sending
+
+    by_name = {r.name: r for r in rules} if rules else {}
+    for col in ("rule", "outcome", "episodes", "accounts", "outcome rate", "base rate (eligible accounts)", "lift",
+                "ARR at fire", "outcome ARR", "sent"):
+        table.add_column(col, justify="left" if col in ("rule", "outcome", "base rate (eligible accounts)") else "right")
+    verdicts = {}
     for r in record.to_dict("records"):
         rate = "-" if not r["episodes"] else (f"{100 * r['rate']:.1f} % ({100 * r['rate_low']:.1f}-{100 * r['rate_high']:.1f}; "
                                              f"{r['positives']:,}/{r['episodes']:,})")
         lift = "-" if not r["episodes"] else f"{r['lift']:.2f} ({r['lift_low']:.2f}-{r['lift_high']:.2f})"
+        rule = by_name.get(r["rule"])
+        verdicts[r["rule"]] = sending(rule, r) if rule is not None else (True, "")
         table.add_row(r["rule"], r["outcome"], f"{r['episodes']:,}", f"{r['accounts']:,}", rate,
-                      f"{100 * r['base_rate']:.1f} % (n={r['base_rows']:,})", lift, money(r["arr_at_fire"], symbol),
-                      money(r["outcome_arr"], symbol))
+                      f"{100 * r['base_rate']:.1f} % of {r.get('eligible', 'all accounts')} (n={r['base_rows']:,})", lift,
+                      money(r["arr_at_fire"], symbol), money(r["outcome_arr"], symbol),
+                      "yes" if verdicts[r["rule"]][0] else "NOT SENT")
     console.print(table)
+    for name, (ok, why) in verdicts.items():
+        if not ok:
+            console.print(f"rule {name} not sent on this company: {why}", highlight=False)
+        elif why.startswith("forced"):
+            console.print(f"rule {name} sent: {why}", highlight=False)
     for name, why in inactive.items():
         console.print(f"rule {name} inactive: {why}", highlight=False)
 

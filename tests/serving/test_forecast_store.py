@@ -39,7 +39,7 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[ForecastStore]: 
     s = ForecastStore(request.getfixturevalue("postgres_url"), table_prefix=f"t{uuid.uuid4().hex[:10]}_")
     yield s
     with s.engine.begin() as conn:
-        s.table.drop(conn, checkfirst=True)
+        s.metadata.drop_all(conn, checkfirst=True)
     s.close()
 
 
@@ -129,3 +129,28 @@ def test_post_forecast_needs_the_key_and_serves_the_stored_forecast(monkeypatch,
         assert body["found"] and body["run_id"] == "mar" and len(body["figures"]) == 4
         bad = c.post("/forecast", json={"as_of": "soon"}, headers={"Authorization": "Bearer k3y-0123456789abcdefghijkl"})
         assert bad.status_code == 400
+
+
+def test_the_method_in_force_and_its_record_are_stored_and_served(store: ForecastStore, tmp_path) -> None:  # noqa: ANN001
+    table = _table()
+    for m in MEASURES:
+        table[f"{m}_method"] = ["naive_mean4", "model", "blend"]
+        table[f"{m}_past_error_pts"], table[f"{m}_past_cutoffs"] = [0.4, 0.9, 0.6], [8, 8, 7]
+        table[f"{m}_bias_pts"], table[f"{m}_interval"] = [0.1, -0.2, 0.0], "track record"
+        table[f"{m}_model"] = table[m] * 1.5
+    store.write("run-m", dt.date(2026, 3, 31), 90, table, {"expansion": "3"}, STORED_AT)
+    rows = store.read().set_index(["group_name", "measure"])
+    assert rows.loc[("all", "expansion_arr"), "method"] == "naive_mean4"
+    assert rows.loc[("smb", "nrr_pct"), "past_cutoffs"] == 8
+    assert rows.loc[("all", "expansion_arr"), "model_forecast"] == pytest.approx(450.0)
+    record = pd.DataFrame({"cutoff": pd.to_datetime(["2025-12-31", "2026-01-31"]), "group": "all",
+                           "measure": "expansion_arr", "method": "model", "forecast": [10.0, 11.0],
+                           "actual": [9.0, 12.0], "starting_arr": 100.0})
+    assert store.write_record(90, record, STORED_AT) == 2
+    store.write_record(90, record.iloc[:1], STORED_AT)  # a new backtest replaces the record of its horizon
+    back = store.read_record(90)
+    assert len(back) == 1 and back["actual"].item() == 9.0 and store.read_record(30).empty
+    if store.engine.dialect.name == "sqlite":
+        served = stored_forecast(str(store.engine.url), ForecastRequest(group="all"))
+        fig = next(f for f in served.figures if f.measure == "expansion_arr")
+        assert (fig.method, fig.past_cutoffs, fig.interval_basis) == ("naive_mean4", 8, "track record")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from training.forecast import (
     Sizes, account_expectations, forecast, learn_sizes, point_forecast, simulate,
 )
 from training.forecast_calibration import MIN_EFFECTIVE
-from training.forecast_backtest import actuals, backtest_forecast, contraction_mrr, naive, summarize_backtest
+from training.forecast_backtest import actuals, backtest_with_record, contraction_mrr, naive, summarize_backtest
 
 
 def _sizes() -> Sizes:
@@ -109,13 +111,17 @@ def test_backtest_on_a_generated_company(feature_frame, generated_company):
         source.close()
     frame = feature_frame.copy()
     frame["contraction_mrr"] = contraction_mrr(moves, frame, 90).to_numpy()
-    results = backtest_forecast(frame, feature_names(), categorical_features(), Settings(_env_file=None),
-                                max_rounds=50, draws=300)
+    results, record = backtest_with_record(frame, feature_names(), categorical_features(), Settings(_env_file=None),
+                                           max_rounds=50, draws=300)
     assert len(results["cutoff"].unique()) >= 2
-    assert set(results["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4"}
+    assert set(results["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4", "live"}
     assert set(results["group"]) == {"all", "smb", "mid_market", "enterprise"}
     compared = results.loc[results["all_methods"]]
-    assert set(compared["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4"}
+    assert set(compared["method"]) == {"model", "model_draws_only", "naive_last", "naive_mean4", "live"}
+    # the live forecast never leaves the naive mean before it has a record: on 18 months it serves the naive mean
+    live = results.loc[results.method == "live"]
+    assert set(live.loc[live["all_methods"], "expansion_method"]) == {"naive_mean4"}
+    assert set(record["method"]) == {"model", "naive_last", "naive_mean4"} and record["actual"].notna().all()
     assert pd.Timestamp(min(compared["cutoff"])) >= pd.to_datetime(frame["as_of"]).min() + pd.DateOffset(months=12)
     assert (results.loc[results.method == "naive_mean4", "all_methods"]).all()
     assert results.loc[results.method == "model", "cutoff"].nunique() > compared["cutoff"].nunique()
@@ -131,6 +137,9 @@ def test_backtest_on_a_generated_company(feature_frame, generated_company):
     assert (late["expansion_forecast"] == draws.loc[late.index, "expansion_forecast"]).all()
     summary = summarize_backtest(results)
     assert summary["cutoffs"].min() >= 2 and summary["expansion_mdape_pct"].notna().all()
+    # every error figure carries its footing: MdAPE's cut-offs plus those at 0 make all of them
+    assert (summary["mdape_cutoffs"] + summary["zero_actual_cutoffs"] == summary["cutoffs"]).all()
+    assert summary["expansion_mdae_pts"].notna().all() and summary["expansion_above"].le(summary["cutoffs"]).all()
     pooled = summary.set_index(["window", "group", "method"]).loc[("every", "segments", "model")]
     segment_rows = model.loc[model["group"] != "all"]
     assert pooled["expansion_in80_trials"] == len(segment_rows)
@@ -231,3 +240,39 @@ def test_the_largest_accounts_size_is_not_the_mean_of_smaller_neighbours():
     window_mean = sizes.expansion_windows(np.array(["smb"] * 2), edge.arr.to_numpy())[2]
     assert window_mean[0] > 1.15 * truth[0]  # the window's mean alone overstates the largest account's ratio
     assert (acc.expansion_size / edge.arr).tolist() == pytest.approx(truth.tolist(), rel=0.08)
+
+
+def _periods(rates: list[float], sizes: list[float], n: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Labelled rows over several month ends: period k expands at ``rates[k]`` by ``sizes[k]`` of ARR (+-20 %)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, (rate, size) in enumerate(zip(rates, sizes)):
+        grew = rng.random(n) < rate
+        rows.append(pd.DataFrame({"as_of": pd.Timestamp("2025-01-31") + pd.offsets.MonthEnd(k), "segment": "smb",
+                                  "arr": 1200.0, "expanded": grew.astype(float), "contracted": 0.0, "contraction_mrr": 0.0,
+                                  "expansion_mrr": np.where(grew, 100 * size * rng.lognormal(0, 0.2, n), 0.0)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_count_and_size_are_drawn_together_as_past_periods_paired_them():
+    from training.forecast import period_shocks
+
+    # good periods: more expanders, smaller expansions; tight ones: fewer, larger
+    h = _periods([0.05, 0.10, 0.06, 0.12, 0.04, 0.09], [0.30, 0.15, 0.26, 0.12, 0.34, 0.17])
+    shocks = period_shocks(h)
+    assert len(shocks) == 6 and np.corrcoef(shocks[:, 0], shocks[:, 1])[0, 1] < -0.9
+    assert np.mean(shocks[:, 0]) == pytest.approx(1.0) and np.mean(shocks[:, 0] * shocks[:, 1]) == pytest.approx(1.0)
+    # periods that differ only by sampling are not shocks: their factors stay near 1 (shrunk by the sampling share;
+    # six periods estimate a variance loosely, so a little is left), where the real shocks reach 0.5
+    flat = period_shocks(_periods([0.08] * 6, [0.2] * 6, seed=3))
+    assert np.abs(flat - 1).max() < 0.1 < 0.4 < np.abs(shocks[:, 0] - 1).max()
+    # the point forecast does not move; the spread of the total is what the pairing changes
+    sizes = learn_sizes(h)
+    book = pd.DataFrame({"account_id": [f"a{i}" for i in range(3000)], "segment": "smb", "arr": 1200.0})
+    acc = account_expectations(book, np.full(3000, 0.08), np.zeros(3000), sizes)
+    joint = forecast(acc, sizes, seed=1, draws=1000).set_index("group").loc["all"]
+    alone = forecast(acc, replace(sizes, shocks=np.ones((0, 2))), seed=1, draws=1000).set_index("group").loc["all"]
+    assert joint["expansion_arr"] == pytest.approx(alone["expansion_arr"])
+    independent = replace(sizes, shocks=np.column_stack([shocks[:, 0], shocks[::-1, 1] / np.mean(shocks[:, 0] * shocks[::-1, 1])]))
+    crossed = forecast(acc, independent, seed=1, draws=1000).set_index("group").loc["all"]
+    assert joint["expansion_arr_draw_sd"] < crossed["expansion_arr_draw_sd"]  # offsetting pairs spread less

@@ -78,3 +78,87 @@ def test_the_sentence_shown_in_every_delivery() -> None:
     text = track_sentence({**record, "outcome": "expanded"})
     assert text.startswith("this alert was followed by an expansion 50 % of the time") and "2 episodes" in text
     assert "no track record yet" in track_sentence(None)
+
+
+SCOPED = parse_rules("""
+[[rule]]
+name = "exec_silence_enterprise"
+outcome = "churned_or_contracted"
+requires = ["activities"]
+all = [{ feature = "segment", op = "==", value = "enterprise" },
+       { feature = "days_since_exec_touch", op = ">=", value = 90, missing_counts = true }]
+""", "test rules")
+
+
+def _segments(n: int = 3000, seed: int = 4) -> pd.DataFrame:
+    """smb accounts churn or contract often (30 %), enterprise rarely (8 %); silent enterprise accounts at 10 %:
+    against the company-wide base rate the silence rule looks anti-predictive, against enterprise's own it is not."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    seg = np.where(np.arange(n) < n // 2, "smb", "enterprise")
+    silent = rng.random((n, 8)) < 0.5
+    for k, date in enumerate(pd.date_range("2025-01-31", periods=8, freq="ME")):
+        p = np.where(seg == "smb", 0.30, np.where(silent[:, k], 0.10, 0.06))
+        rows.append(pd.DataFrame({
+            "account_id": pd.array([f"A{i}" for i in range(n)], dtype="string"), "as_of": date, "segment": seg,
+            "days_since_exec_touch": np.where(silent[:, k], 120.0, 10.0), "arr": 1000.0,
+            "expanded": 0.0, "churned": 0.0, "contracted": (rng.random(n) < p).astype(float)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_the_base_rate_is_that_of_the_accounts_the_rule_can_fire_on() -> None:
+    frame = _segments()
+    holders = {"activities": set(frame["account_id"].astype(str))}
+    rec = track_record(frame, SCOPED, replicates=200, holders=holders).iloc[0]
+    months = frame.loc[pd.to_datetime(frame["as_of"]) > frame["as_of"].min()]
+    enterprise = months.loc[months["segment"] == "enterprise"]
+    assert rec["base_rows"] == len(enterprise)
+    assert rec["base_rate"] == pytest.approx(enterprise["contracted"].mean())
+    assert rec["lift"] > 1 and rec["base_rate"] < months["contracted"].mean() / 2  # company-wide would read lift < 1
+    assert rec["eligible"] == "enterprise accounts with activities"
+    # accounts without the table the rule needs are not eligible either
+    half = {"activities": set(enterprise["account_id"].astype(str).unique()[:10])}
+    assert track_record(frame, SCOPED, replicates=50, holders=half).iloc[0]["base_rows"] < rec["base_rows"]
+    assert "base rate 8 % of enterprise accounts with activities" in track_sentence(rec.to_dict(), SCOPED[0])
+
+
+ANTI = parse_rules("""
+[[rule]]
+name = "quiet_is_risky"
+title = "Quiet accounts"
+outcome = "churned_or_contracted"
+all = [{ feature = "days_since_exec_touch", op = ">=", value = 90 }]
+
+[[rule]]
+name = "quiet_forced"
+outcome = "churned_or_contracted"
+send = "always"
+all = [{ feature = "days_since_exec_touch", op = ">=", value = 90 }]
+""", "test rules")
+
+
+def test_a_rule_that_anti_predicts_is_not_sent_until_a_backtest_clears_it() -> None:
+    from serving.alerts.backtest import sending
+    from serving.alerts.episodes import decide
+
+    frame = _segments()
+    frame["segment"] = "enterprise"  # one segment: silent accounts (10 %) against the others (6 %)
+    frame["contracted"] = np.where(frame["days_since_exec_touch"] > 90, frame["contracted"] * 0,
+                                   frame["contracted"])  # now silence is followed by *fewer* contractions
+    records = track_record(frame, ANTI, replicates=300).set_index("rule")
+    anti = records.loc["quiet_is_risky"].to_dict()
+    assert anti["lift_high"] < 1
+    ok, why = sending(ANTI[0], anti)
+    assert not ok and "lift interval lies below 1" in why
+    assert sending(ANTI[1], records.loc["quiet_forced"].to_dict()) == (True, "forced on by its send setting")
+    new = pd.DataFrame({"account_id": ["A1", "A2"], "rule": ["quiet_is_risky", "quiet_forced"], "csm_owner": ["kim", "kim"],
+                        "expected_value": [5.0, 1.0]})
+    decided = decide(new, snoozed=set(), routed=None, sent_this_week={}, cap=1, withheld={"quiet_is_risky"})
+    assert decided.set_index("rule")["status"].to_dict() == {"quiet_is_risky": "withheld", "quiet_forced": "queued"}
+    # a later backtest on which the rule works clears it
+    later = _segments()
+    cleared = track_record(later.loc[later["segment"] == "enterprise"], ANTI, replicates=300).set_index("rule")
+    assert sending(ANTI[0], cleared.loc["quiet_is_risky"].to_dict())[0]
+    # an interval including 1 withholds only once there are enough episodes to have shown a useful lift
+    flat = {"episodes": 40, "lift_low": 0.8, "lift_high": 1.3, "base_rate": 0.1}
+    assert sending(ANTI[0], flat)[0] and not sending(ANTI[0], {**flat, "episodes": 400})[0]

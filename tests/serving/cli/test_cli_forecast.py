@@ -73,7 +73,7 @@ def test_forecast_is_stored_tracked_and_backtested(generated_company, feature_fr
     table = runner.invoke(app, ["forecast", "--data", str(generated_company), "--as-of", "2026-06-30", "--draws", "300"])
     assert table.exit_code == 0 and "expansion ARR" in table.stdout
     # one past forecast with an outcome (March's horizon ended 2026-06-29) is too little to calibrate on
-    assert "intervals: the draws' own. 1 past forecast(s) have outcomes" in " ".join(table.stdout.split())
+    assert "the model's intervals: the draws' own. 1 past forecast(s) have outcomes" in " ".join(table.stdout.split())
     tracked = json.loads(runner.invoke(app, ["forecast", "--data", str(generated_company), "--track", "--as-of",
                                              "2026-06-30", "--json"]).stdout)
     assert {r["as_of"] for r in tracked} == {"2026-03-31"}  # the June forecast's horizon has not passed
@@ -92,3 +92,17 @@ def test_forecast_is_stored_tracked_and_backtested(generated_company, feature_fr
     assert bt.exit_code == 0, bt.output
     assert "naive_mean4" in bt.stdout and "MdAPE" in bt.stdout and "cut-offs x segments, held" in bt.stdout
     assert list((cli_env / "home" / "mlartifacts").rglob("forecast_backtest.png"))
+    assert "MdAPE exp % (n)" in bt.stdout and "live" in bt.stdout
+    # the backtest's record is stored; the live forecast chooses on it and says which method serves, and why
+    again = runner.invoke(app, ["forecast", "--data", str(generated_company), "--as-of", "2026-06-30", "--draws", "300",
+                                "--json"])
+    body = json.loads(again.stdout)
+    assert {(c["group"], c["measure"]) for c in body["choice"]} == {
+        (g, m) for g in ("all", "smb", "mid_market", "enterprise")
+        for m in ("expansion_arr", "contraction_arr", "churned_arr", "nrr_pct")}
+    total = next(g for g in body["groups"] if g["group"] == "all")
+    assert total["expansion_arr_method"] in {"model", "naive_last", "naive_mean4", "blend"}
+    assert total["expansion_arr_past_cutoffs"] >= 1  # the backtest's cut-offs are its record
+    words = " ".join(runner.invoke(app, ["forecast", "--data", str(generated_company), "--as-of", "2026-06-30",
+                                         "--draws", "300"]).stdout.split())
+    assert "which forecast serves" in words and "past cut-off" in words and "interval:" in words

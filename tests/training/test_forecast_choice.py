@@ -1,0 +1,125 @@
+"""Which forecast serves: the naive mean where it has the better record, the model where it does, a one-sided
+forecast corrected, and intervals from the served method's own errors (floored while the record is short)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.forecast import MEASURES
+from training.forecast_choice import (
+    MIN_CUTOFFS, TRACK, bias_shift, candidate_history, candidates_at, choose, interval, period_spread, serve,
+)
+
+H = 90
+CUTOFFS = pd.date_range("2024-01-31", periods=20, freq="ME")
+
+
+def _track(errors: dict[str, float], seed: int = 0, bias: dict[str, float] | None = None) -> pd.DataFrame:
+    """A company of starting ARR 1,000,000 whose expansion is 3 % +- 1 % a month; each method misses by N(bias, sd) %."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in CUTOFFS:
+        truth = {"expansion_arr": 30000 * (1 + 0.3 * rng.normal()), "contraction_arr": 5000.0, "churned_arr": 8000.0}
+        truth["nrr_pct"] = 100 * (1e6 + truth["expansion_arr"] - 13000) / 1e6
+        for method, sd in errors.items():
+            for m in MEASURES:
+                miss = (bias or {}).get(method, 0.0) + sd * rng.normal()
+                f = truth[m] + (miss if m == "nrr_pct" else miss * 1e6 / 100)
+                rows.append({"cutoff": c, "group": "all", "measure": m, "method": method, "forecast": f,
+                             "actual": truth[m], "starting_arr": 1e6})
+    return pd.DataFrame(rows, columns=TRACK)
+
+
+def _choice_at(track: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    past = candidate_history(track.loc[track["cutoff"] < cutoff], H)
+    now = candidates_at(track, past, cutoff, H)
+    present = {k: list(v) for k, v in now.groupby(["group", "measure"])["method"]}
+    return choose(past, present, cutoff, H).set_index("measure")
+
+
+def test_the_naive_mean_serves_where_it_has_the_better_record() -> None:
+    track = _track({"model": 3.0, "naive_last": 3.0, "naive_mean4": 0.3})
+    choice = _choice_at(track, CUTOFFS[-1])
+    assert choice.loc["expansion_arr", "method"] == "naive_mean4"
+    assert choice.loc["expansion_arr", "past_cutoffs"] >= MIN_CUTOFFS
+    assert choice.loc["expansion_arr", "past_error_pts"] < 0.5
+
+
+def test_the_model_serves_where_it_has_the_better_record() -> None:
+    track = _track({"model": 0.1, "naive_last": 1.0, "naive_mean4": 0.8})
+    choice = _choice_at(track, CUTOFFS[-1])
+    assert set(choice["method"]) <= {"model", "blend"}  # the blend leans on the model's weight
+    assert choice.loc["expansion_arr", "past_error_pts"] < 0.3
+
+
+def test_nothing_leaves_the_naive_mean_before_it_has_a_record() -> None:
+    track = _track({"model": 0.1, "naive_last": 1.0, "naive_mean4": 0.8})
+    early = _choice_at(track, CUTOFFS[4])  # one cut-off with an outcome by then
+    assert set(early["method"]) == {"naive_mean4"}
+    assert (early["past_cutoffs"] < MIN_CUTOFFS).all() and early["reason"].str.startswith("fewer than").all()
+
+
+def test_a_forecast_above_the_actual_at_most_cut_offs_is_corrected_by_its_own_record() -> None:
+    track = _track({"model": 0.2, "naive_last": 1.0, "naive_mean4": 1.0}, bias={"model": 1.0})
+    model = track.loc[(track["method"] == "model") & (track["measure"] == "expansion_arr")]
+    errors = pd.Series(100 * (model["forecast"] - model["actual"]).to_numpy() / 1e6, index=model["cutoff"])
+    shift, above, n, p = bias_shift(errors)
+    assert above == n and p < 0.01 and shift == pytest.approx(1.0, abs=0.2)
+    past = candidate_history(track.loc[track["cutoff"] < CUTOFFS[-1]], H)
+    now = candidates_at(track, past, CUTOFFS[-1], H).set_index(["measure", "method"])
+    raw = model.set_index("cutoff").loc[CUTOFFS[-1], "forecast"]
+    assert now.loc[("expansion_arr", "model"), "forecast"] == pytest.approx(raw - shift * 1e4, rel=0.05)
+    assert now.loc[("expansion_arr", "naive_last"), "shift_pts"] == 0.0  # an unbiased one is left alone
+    # after the correction the model's record wins
+    assert _choice_at(track, CUTOFFS[-1]).loc["expansion_arr", "method"] in {"model", "blend"}
+
+
+def test_intervals_come_from_the_served_methods_errors_with_a_floor_while_few() -> None:
+    errs = pd.Series([1.0, -1.0] * 6, index=CUTOFFS[:12])
+    half, basis, nu = interval(errs, (0.2, 4), H)
+    assert basis == "track record" and nu >= 4
+    assert half[80] == pytest.approx(1.0 * __import__("scipy").stats.t.ppf(0.9, nu))
+    few, basis_few, _ = interval(errs.iloc[:3], (5.0, 4), H)  # three monthly errors: about 1.5 horizons' worth
+    assert basis_few.startswith("floor") and few[95] > few[80] > 5.0
+    spread = period_spread(pd.DataFrame({"period": range(4), "group": "all", "measure": "expansion_arr",
+                                         "pts": [2.0, 3.0, 4.0, 3.0]}))
+    track = _track({"model": 0.1, "naive_last": 1.0, "naive_mean4": 0.8})
+    past = candidate_history(track.loc[track["cutoff"] < CUTOFFS[-1]], H)
+    now = candidates_at(track, past, CUTOFFS[-1], H)
+    present = {k: list(v) for k, v in now.groupby(["group", "measure"])["method"]}
+    table = serve(now, past, choose(past, present, CUTOFFS[-1], H), spread, H).set_index("group")
+    row = table.loc["all"]
+    assert row["expansion_arr_low95"] <= row["expansion_arr_low80"] <= row["expansion_arr"] <= row["expansion_arr_high80"]
+    assert row["expansion_arr_method"] in {"model", "blend"} and row["expansion_arr_interval"] == "track record"
+
+
+def test_the_interval_widens_to_the_choices_own_record_when_that_missed_more() -> None:
+    from training.forecast_choice import served_history
+
+    track = _track({"model": 0.1, "naive_last": 1.0, "naive_mean4": 0.8})
+    past = candidate_history(track.loc[track["cutoff"] < CUTOFFS[-1]], H)
+    live = served_history(past, H)
+    assert set(live["method"]) == {"live"}
+    assert len(live) == past.groupby(["cutoff", "group", "measure"]).ngroups  # one served forecast per cut-off
+    now = candidates_at(track, past, CUTOFFS[-1], H)
+    present = {k: list(v) for k, v in now.groupby(["group", "measure"])["method"]}
+    choice = choose(past, present, CUTOFFS[-1], H)
+    spread = period_spread(pd.DataFrame(columns=["period", "group", "measure", "pts"]))
+    narrow = serve(now, past, choice, spread, H, live=live).set_index("group").loc["all"]
+    # the choice's record: what was served early (the naive mean, missing by ~0.8 points) is part of it
+    wide = serve(now, past, choice, spread, H, live=live.assign(forecast=live["forecast"] * 1.05)).set_index("group").loc["all"]
+    assert wide["expansion_arr_high80"] - wide["expansion_arr"] > narrow["expansion_arr_high80"] - narrow["expansion_arr"]
+    assert wide["expansion_arr_interval"] == "track record of the choice"
+
+
+def test_a_challenger_better_only_by_a_lucky_median_leaves_the_naive_mean_in_force() -> None:
+    from training.forecast_choice import _beats
+
+    # the model misses about as much as the naive mean: whichever median is lower, it is not better beyond noise
+    track = _track({"model": 0.78, "naive_last": 3.0, "naive_mean4": 0.8}, seed=5)
+    choice = _choice_at(track, CUTOFFS[-1]).loc["expansion_arr"]
+    assert choice["method"] == "naive_mean4"
+    assert _beats(np.array([0.1] * 8), np.array([1.0] * 8)) < 0.01  # better at 8 of 8 cut-offs: beyond noise
+    assert _beats(np.array([0.1, 2.0] * 4), np.array([1.0] * 8)) == pytest.approx(0.637, abs=0.01)  # 4 of 8: not
