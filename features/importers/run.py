@@ -203,14 +203,26 @@ def _report(identity: IdentityMap, tables: dict[str, pd.DataFrame], crm: SourceT
     return report(identity, len(tables["accounts"]), billing_arr, crm_amount)
 
 
-def import_sources(sources: list[str], location: str | Path, out: str | Path, config: dict, as_of: dt.date,
+def imported_data_end(tables: dict[str, pd.DataFrame]) -> dt.date:
+    """The newest usage day of the imported tables: what every later command treats as the data end."""
+    usage = tables.get("usage_daily")
+    if usage is None or usage.empty:
+        raise ImportFailed([ImportProblem("import", "usage_daily", "date", "no usage rows to date the import by: pass --as-of")])
+    return pd.Timestamp(pd.to_datetime(usage["date"]).max()).date()
+
+
+def import_sources(sources: list[str], location: str | Path, out: str | Path, config: dict, as_of: dt.date | None,
                    money: Currency | None = None, layout: str | None = None) -> ImportResult:
     """Import ``sources`` from ``location`` into the contract folder ``out``; raise ImportFailed (nothing written) on any problem.
 
-    ``money``: the reporting currency and its rates (default: one currency required); ``layout``: the connector layout
-    of every source (default: detected per source)."""
+    ``as_of``: nothing imported may lie after it (default: the data end, the newest imported usage day, never the
+    clock); ``money``: the reporting currency and its rates (default: one currency required); ``layout``: the
+    connector layout of every source (default: detected per source)."""
     check_target(Path(out))
     read = read_sources(sources, location, config, money, layout)
     tables, identity_report, notes = assemble(read, config, as_of)
+    if as_of is None:
+        as_of = imported_data_end(tables)
+        notes.insert(0, f"as of {as_of}: the data end, the newest imported usage_daily day (--as-of to bound it)")
     rows = write_contract(tables, Path(out), as_of)
     return ImportResult(Path(out), rows, identity_report, notes)

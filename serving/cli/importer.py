@@ -31,7 +31,7 @@ def import_command(
     out: Annotated[Path, typer.Option("--out", help="Contract folder to write (replaced only when the whole import succeeds).")],
     map_file: Annotated[Path | None, typer.Option("--map", help="TOML file: identity map and field choices (docs/importers.md).")] = None,
     report: Annotated[bool, typer.Option("--report", help="Print match rates, every unmatched id and billing ARR against CRM amounts.")] = False,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="No imported event may lie after this date (default: today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="No imported event may lie after this date (default: the data end, the newest imported usage day).")] = None,
     layout: Annotated[str | None, typer.Option("--layout", help="Connector layout of the exports: fivetran, airbyte, stitch or "
                                                                  "dlt (default: detected from the files).")] = None,
     currency: Annotated[str | None, typer.Option("--currency", help="Reporting currency (ISO code); amounts in others are "
@@ -46,7 +46,8 @@ def import_command(
     config = load_map(map_file)
     names = [s.strip().lower() for s in sources.split(",") if s.strip()]
     try:
-        result = import_sources(names, location, out, config, parse_date(as_of), money.load(currency, rates), layout)
+        result = import_sources(names, location, out, config, parse_date(as_of, default_today=False),
+                                money.load(currency, rates), layout)
     except ImportFailed as exc:
         for problem in exc.problems:
             err_console.print(f"- {problem}", highlight=False)
