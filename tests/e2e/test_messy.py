@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 AS_OF = dt.date(2026, 12, 1)  # the export's day: only partly loaded
 COMPLETE = dt.date(2026, 11, 30)  # the last complete day, which every command must default to
-KEY = "messy-key"
+KEY = "messy-key-of-twenty-four-chars"
 
 
 def _run(home: Path, *args: str) -> tuple[int, str]:
