@@ -209,7 +209,8 @@ def _hubspot(table: str, frame: pd.DataFrame) -> pd.DataFrame:
                                   if c.startswith("properties_") and "property_" + c[len("properties_"):] not in frame})
     if "associations_associated_company_ids" in frame and "companies" not in frame:
         frame = frame.assign(companies=frame["associations_associated_company_ids"])
-    if (table in _HUBSPOT_OBJECTS and "properties" not in frame
+    landed_by_dlt = "_dlt_id" in frame or "_dlt_load_id" in frame  # (Fivetran's older engagement columns stay as they are)
+    if (landed_by_dlt and table in _HUBSPOT_OBJECTS and "properties" not in frame
             and not any(c.startswith("property_") for c in frame.columns)):
         frame = frame.rename(columns={c: f"property_{c}" for c in frame.columns
                                       if c not in _HUBSPOT_TOP and not c.startswith("_")})
