@@ -37,6 +37,7 @@ from features.importers.errors import Ledger
 LAYOUTS = ("fivetran", "airbyte", "stitch", "dlt")
 _META = {"airbyte": "_airbyte_", "stitch": "_sdc_", "dlt": "_dlt_", "fivetran": "_fivetran_"}
 _FLAT_SOURCES = ("stripe", "salesforce", "hubspot")  # event tables are big and read their JSON explicitly
+EVENT_SOURCES = ("segment", "rudderstack", "amplitude", "mixpanel")
 
 #: canonical table -> other names it is landed under, per source (after lower snake_case and prefix stripping).
 ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -52,6 +53,7 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "salesforce": {"account": ("accounts",), "opportunity": ("opportunities",), "user": ("users",),
                    "opportunity_history": ("opportunity_histories",)},
     "hubspot": {"company": ("companies",), "deal": ("deals",), "owner": ("owners",), "contact": ("contacts",),
+                "deal_company": ("deals_companies", "deal_companies"),
                 "engagement_meeting": ("meetings", "engagements_meetings"), "engagement_call": ("calls", "engagements_calls"),
                 "engagement_email": ("emails", "engagements_emails"), "deal_pipeline_stage": ("deal_pipelines_stages",)},
     "amplitude": {"event": ("events", "export", "event_raw")},
@@ -173,16 +175,68 @@ def shape(source: str, table: str, frame: pd.DataFrame, columns_map: dict | None
         frame = frame.loc[:, ~frame.columns.duplicated()]
         frame = _flatten(frame)
         if source == "hubspot":
-            frame = frame.rename(columns={c: "property_" + c[len("properties_"):] for c in frame.columns
-                                          if c.startswith("properties_") and "property_" + c[len("properties_"):] not in frame})
+            frame = _hubspot(table, frame)
         for ref in _REFERENCES:
             if ref in frame and f"{ref}_id" not in frame and ref != table:
                 frame[f"{ref}_id"] = frame[ref].map(_reference)
     else:
         frame.columns = [str(c).lower() for c in frame.columns]
+        frame = frame.rename(columns=event_renames(source, list(frame.columns)))
     frame = _latest(frame, ledger, table)
     frame = frame.rename(columns={"_dlt_id": "dlt_id", "_dlt_parent_id": "dlt_parent_id"})  # links of dlt's child tables
     return frame.drop(columns=[c for c in frame.columns if str(c).startswith(("_airbyte_", "_sdc_", "_dlt_", "_ab_"))])
+
+
+_HUBSPOT_OBJECTS = ("company", "deal", "contact", "engagement_meeting", "engagement_call", "engagement_email")
+_HUBSPOT_TOP = ("id", "is_deleted", "archived", "archived_at", "created_at", "updated_at", "companies", "contacts",
+                "associations", "dlt_id", "dlt_parent_id")
+
+
+def _hubspot(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """HubSpot's objects in any layout as Fivetran's ``property_<name>`` columns.
+
+    The v2 API (the Singer tap) gives each property as an object ``{"value", "timestamp", "source"}``: its ``value`` is
+    the property. dlt's source lands the properties as the row itself (``name``, ``numberofemployees``): each becomes
+    ``property_<name>``. The v2 id (``companyId``) is the object's ``id``; the deal's companies sit in
+    ``associations.associatedCompanyIds`` (v2) or dlt's child table ``deals__companies`` (``value`` = the deal's id).
+    """
+    if "id" not in frame and f"{table}_id" in frame:
+        frame = frame.assign(id=frame[f"{table}_id"])
+    wrapped = [c for c in frame.columns if c.startswith("properties_") and f"{c}_value" in frame]
+    if wrapped:
+        frame = frame.assign(**{c: frame[f"{c}_value"] for c in wrapped})
+    frame = frame.rename(columns={c: "property_" + c[len("properties_"):] for c in frame.columns
+                                  if c.startswith("properties_") and "property_" + c[len("properties_"):] not in frame})
+    if "associations_associated_company_ids" in frame and "companies" not in frame:
+        frame = frame.assign(companies=frame["associations_associated_company_ids"])
+    landed_by_dlt = "_dlt_id" in frame or "_dlt_load_id" in frame  # (Fivetran's older engagement columns stay as they are)
+    if (landed_by_dlt and table in _HUBSPOT_OBJECTS and "properties" not in frame
+            and not any(c.startswith("property_") for c in frame.columns)):
+        frame = frame.rename(columns={c: f"property_{c}" for c in frame.columns
+                                      if c not in _HUBSPOT_TOP and not c.startswith("_")})
+    if table == "deal_company" and "companies_id" in frame and "company_id" not in frame:
+        frame = frame.assign(company_id=frame["companies_id"], deal_id=frame.get("value", frame.get("deal_id")))
+    return frame
+
+
+def event_renames(source: str, columns: list[str]) -> dict[str, str]:
+    """Event tables' columns as the readers name them (lower case given): dlt's ``__`` (``properties__company_id``,
+    ``context__group_id``) as ``_``; the Singer Mixpanel tap's ``mp_reserved_<x>`` (for ``$<x>``) as ``<x>``;
+    Segment's ``messageId`` landed as ``message_id`` as the warehouse's ``id``. A name already present is kept."""
+    out: dict[str, str] = {}
+    taken = set(columns)
+    for c in columns:
+        new = c
+        if "__" in c and not c.startswith("_"):
+            new = re.sub(r"_{2,}", "_", c)
+        if source == "mixpanel" and c.startswith("mp_reserved_"):
+            new = c[len("mp_reserved_"):]
+        if source in ("segment", "rudderstack") and c == "message_id":
+            new = "id"
+        if new != c and new not in taken:
+            out[c] = new
+            taken.add(new)
+    return out
 
 
 def _reference(value: object) -> object:

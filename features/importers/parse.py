@@ -46,7 +46,7 @@ def ident(series: pd.Series) -> pd.Series:
 
 
 def timestamps(series: pd.Series) -> pd.Series:
-    """Naive UTC timestamps (microseconds) from ISO text in mixed precisions, epoch seconds or typed values.
+    """Naive UTC timestamps (microseconds) from ISO text in mixed precisions, epoch seconds or milliseconds, or typed values.
 
     Dates past 2200 (``9999-12-31`` and ``2050``-style "open" markers are handled by the caller) become NaT
     only when unparseable; values with a time zone are converted to UTC and made naive.
@@ -59,10 +59,13 @@ def timestamps(series: pd.Series) -> pd.Series:
     values = text(series)
     numeric = pd.to_numeric(values, errors="coerce")
     is_epoch = numeric.notna() & values.str.fullmatch(r"\d{9,10}(\.0*)?").fillna(False).astype(bool)  # epoch seconds
+    is_ms = numeric.notna() & values.str.fullmatch(r"\d{12,13}(\.0*)?").fillna(False).astype(bool)  # epoch ms (HubSpot's v2 API)
     out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[us]")
     if is_epoch.any():
         out[is_epoch] = pd.to_datetime(numeric[is_epoch], unit="s").astype("datetime64[us]")
-    rest = values.notna() & ~is_epoch
+    if is_ms.any():
+        out[is_ms] = pd.to_datetime(numeric[is_ms], unit="ms").astype("datetime64[us]")
+    rest = values.notna() & ~is_epoch & ~is_ms
     if rest.any():
         capped = values[rest].str.replace(r"^(9999|[3-9]\d{3})-", "2199-", regex=True)
         parsed = pd.to_datetime(capped, format="mixed", errors="coerce", utc=True)

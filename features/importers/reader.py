@@ -74,6 +74,12 @@ class RawSource:
             con.register(f"{name}__arrow", arrow)
             con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "{name}__arrow"')
         described = con.execute(f'DESCRIBE "{name}"').fetchall()
+        renames = layouts.event_renames(self.source, [str(row[0]).lower() for row in described])
+        if renames:  # dlt's "__" and the like, as ``shape`` renames them
+            con.execute(f'ALTER VIEW "{name}" RENAME TO "{name}__landed"')
+            cols = ", ".join(f'"{row[0]}" AS "{renames.get(str(row[0]).lower(), row[0])}"' for row in described)
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT {cols} FROM "{name}__landed"')
+            described = con.execute(f'DESCRIBE "{name}"').fetchall()
         return {str(row[0]).lower(): str(row[1]) for row in described}
 
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -98,6 +104,8 @@ class RawSource:
         frame = layouts.shape(self.source, name, frame, self.columns_map.get(name), self.ledger)
         if "dlt_parent_id" in frame and "parent_id" not in frame:
             frame["parent_id"] = frame["dlt_parent_id"].map(self._dlt_parent_ids(where))
+        if "dlt_id" in frame and self.source in layouts.EVENT_SOURCES:
+            frame = self._dlt_fold_lists(where, frame)
         if columns is not None:
             frame = frame[[c for c in columns if c in frame.columns]]
         return frame
@@ -113,6 +121,35 @@ class RawSource:
         if "dlt_id" not in p or "id" not in p:
             return {}
         return dict(zip(p["dlt_id"], p["id"]))
+
+    def _dlt_fold_lists(self, where: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """dlt's lists of plain values in child tables (``events__groups__company``: ``value``, ``_dlt_parent_id``)
+        folded back into the parent row as the JSON the readers ask for (``groups`` = ``{"company": [...]}``)."""
+        import json
+
+        stem = Path(str(where)).name.split(".")[0]
+        nested: dict[str, dict] = {}
+        for name, path in self.tables.items():
+            child = Path(str(path)).name.split(".")[0]
+            if not child.startswith(stem + "__"):
+                continue
+            rows = self.read(name)
+            if "value" not in rows or "dlt_parent_id" not in rows:
+                continue
+            keys = child[len(stem) + 2:].split("__")
+            for parent, values in rows.groupby("dlt_parent_id", sort=False)["value"]:
+                listed = [str(v) for v in values]
+                if len(keys) == 1:
+                    nested.setdefault(keys[0], {})[parent] = listed
+                    continue
+                node = nested.setdefault(keys[0], {}).setdefault(parent, {})
+                for key in keys[1:-1]:
+                    node = node.setdefault(key, {})
+                node[keys[-1]] = listed
+        for column, by_parent in nested.items():
+            if column not in frame:
+                frame[column] = frame["dlt_id"].map(lambda i, b=by_parent: json.dumps(b[i]) if i in b else None)
+        return frame
 
     def _duck_arrow(self, table: str):  # noqa: ANN202 - a pyarrow Table
         return self.duck.sql(f'SELECT * FROM "{self.schema}"."{table}"').fetch_arrow_table()  # type: ignore[union-attr]
