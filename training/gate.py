@@ -87,6 +87,10 @@ def decide(
         reasons.append(f"ROC-AUC {_span(auc)} is not clearly better than chance (0.5)")
     if gain_over_baseline.low > margin:
         reasons.append(f"beats the rule-based baseline by {_span(gain_over_baseline, True)} ROC-AUC on {positives} {noun}")
+    elif gain_over_baseline.high < 0:
+        ok = False
+        reasons.append(f"is worse than the rule-based baseline: its gain, {_span(gain_over_baseline, True)} ROC-AUC, "
+                       "lies wholly below 0")
     else:
         ok = False
         reasons.append(f"the gain over the rule-based baseline, {_span(gain_over_baseline, True)} ROC-AUC, "
@@ -106,6 +110,10 @@ def decide(
     figures["gate_gain_over_champion"] = _span(champion.gain, signed=True)
     if champion.gain.low > margin:
         reasons.append(f"beats champion v{champion.version} by {_span(champion.gain, True)} ROC-AUC on its unseen months")
+    elif champion.gain.high < 0:
+        ok = False
+        reasons.append(f"is worse than champion v{champion.version}: its gain, {_span(champion.gain, True)} ROC-AUC on "
+                       "its unseen months, lies wholly below 0; it keeps serving")
     else:
         ok = False
         reasons.append(f"the gain over champion v{champion.version}, {_span(champion.gain, True)} ROC-AUC on its unseen "

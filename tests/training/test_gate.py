@@ -33,6 +33,15 @@ def test_a_gain_over_the_baseline_that_noise_could_produce_is_refused():
     assert not decide("expansion", 80, GOOD_AUC, GOOD_GAIN, None, min_positives=30, margin=0.08).promote
 
 
+def test_a_gain_interval_wholly_below_zero_is_called_worse_not_noise():
+    decision = decide("expansion", 80, GOOD_AUC, Interval(-0.08, -0.12, -0.03), None, min_positives=30)
+    assert not decision.promote
+    assert "worse than the rule-based baseline" in decision.reasons[0] and "could be noise" not in decision.reasons[0]
+    versus = decide("expansion", 80, GOOD_AUC, GOOD_GAIN,
+                    ChampionComparison("3", 60, "2025-10-31", gain=Interval(-0.05, -0.09, -0.01)), min_positives=30)
+    assert not versus.promote and "worse than champion v3" in versus.reasons[-1]
+
+
 def test_a_clear_gain_with_no_champion_is_promoted():
     decision = decide("expansion", 80, GOOD_AUC, GOOD_GAIN, None, min_positives=30)
     assert decision.promote and decision.reasons[-1] == "no champion yet"
