@@ -101,6 +101,7 @@ def compare(
     seed: int = SEED,
     strata: np.ndarray | None = None,
     decision_confidence: float | None = None,
+    pairs: list[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """Every metric of every scorer on the same rows with its interval, plus paired gains of the first scorer.
 
@@ -110,6 +111,8 @@ def compare(
     ``strata`` (snapshot codes) makes ROC-AUC count pairs within a snapshot only.
     ``decision_confidence`` adds ``decision_low`` and ``decision_high``: the same replicates'
     interval at that level, for decisions (:func:`lookup` with ``decision=True``).
+    ``pairs`` names the paired differences ``(a, b)`` to report (default: the first scorer
+    against each other one).
     """
     y_true = np.asarray(y_true, dtype=float)
     books = np.asarray(books)
@@ -142,11 +145,10 @@ def compare(
     for k in keys:
         for m in names:
             out.append(row(k, m, point[k][m], np.asarray(reps[k][m])))
-    first = keys[0]
-    for other in keys[1:]:
+    for a, b in pairs if pairs is not None else [(keys[0], other) for other in keys[1:]]:
         for m in names:
-            diff = np.asarray(reps[first][m]) - np.asarray(reps[other][m])
-            out.append(row(f"{first} - {other}", m, point[first][m] - point[other][m], diff))
+            diff = np.asarray(reps[a][m]) - np.asarray(reps[b][m])
+            out.append(row(f"{a} - {b}", m, point[a][m] - point[b][m], diff))
     return pd.DataFrame(out)
 
 

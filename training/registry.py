@@ -361,7 +361,8 @@ def log_backtest(result: BacktestResult, settings: Settings, params: dict[str, o
     with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name="backtest") as run:
         mlflow.log_params({**params, "cutoffs": ",".join(sorted(result.cutoffs["cutoff"].unique()))})
         for r in result.summary.itertuples():
-            prefix = {"model": "", "baseline": "baseline_", "model - baseline": "gain_"}[r.scorer]
+            prefix = {"model": "", "baseline": "baseline_", "model - baseline": "gain_"}.get(
+                r.scorer, r.scorer.replace(" - ", "_minus_") + "_")
             for suffix, value in (("", r.value), ("_low", r.low), ("_high", r.high)):
                 if np.isfinite(value):
                     mlflow.log_metric(f"{r.model_name}_{prefix}{r.metric}{suffix}", float(value))
