@@ -30,7 +30,7 @@ from training.baseline import BaselineClassifier
 from training.bootstrap import Scores, cluster_resamples, compare, interval
 from training.datasets import LABELS, HistoryError, MIN_CUTOFFS, cut_at, folds_for, labelled_snapshots
 from training.evaluate import HEADLINE, book_codes, snapshot_codes
-from training.gate import gate
+from training.gate import ShadowRecord, gate, shadow_spent
 from training.models import DEFAULT_ROUNDS, TrainedModel
 from training.names import MODEL_NAMES
 from training.train import replicates_for, train_model
@@ -92,23 +92,32 @@ def backtest(
 
     def replay(name: str) -> tuple[list[dict[str, object]], list[pd.DataFrame]]:
         champion: TrainedModel | None = None
+        shadow: TrainedModel | None = None  # the rejected version scored beside what serves
         decisions, scored = [], []
         for cutoff in sorted(cutoffs):
             seen = cut_at(frame, cutoff, settings.horizon_days, LABEL_COLUMNS)
             outcome_rows = frame[(pd.to_datetime(frame["as_of"]) == cutoff) & frame["expanded"].notna()]
             result = train_model(name, seen, features, categorical, settings, num_boost_round=num_boost_round,
                                  fold_cache=cache, interval_metrics=("roc_auc",))
-            decision = gate(result, champion, settings)
-            if decision.promote:
-                result.model.version = cutoff.date().isoformat()
-                champion = result.model
+            record = None if shadow is None else shadow_record(scored, shadow.version, cutoff, settings.horizon_days)
+            decision = gate(result, champion, settings, shadow=record)
+            result.model.version = cutoff.date().isoformat()
+            shadow_before = shadow.version if shadow is not None else ""
+            if decision.promote and decision.version is not None and shadow is not None:
+                champion, shadow = shadow, None  # promoted on its realised months
+            elif decision.promote:
+                champion, shadow = result.model, None
+            elif shadow is None or shadow_spent(record, settings):
+                shadow = result.model  # a new shadow once the old one had its chance on enough months
             decisions.append({
                 "cutoff": cutoff.date().isoformat(), "model": name, "decision": decision.label,
-                "reasons": "; ".join(decision.reasons), "pooled_positives": result.positives,
+                "evidence": decision.evidence, "reasons": "; ".join(decision.reasons), "pooled_positives": result.positives,
                 "inner_cutoffs": len(result.folds), "rounds": result.rounds, "warning": result.warning or "",
+                "shadow_before": shadow_before, "shadow_realised_positives": 0 if record is None else int(record.rows["outcome"].sum()),
                 "served": champion.version if champion is not None else "baseline",
+                "shadow": shadow.version if shadow is not None else "",
             })
-            scored.append(_score(name, outcome_rows, result.model, champion))
+            scored.append(_score(name, outcome_rows, result.model, champion, shadow))
         return decisions, scored
 
     workers = max(1, min(settings.training_workers, len(models)))
@@ -133,8 +142,18 @@ def served_months(decisions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["model_name", "served_by"])
 
 
-def _score(name: str, rows: pd.DataFrame, model: TrainedModel, champion: TrainedModel | None) -> pd.DataFrame:
-    """Scores at the cut-off: the job's refit model, the baseline, and what served after the gate."""
+def shadow_record(scored: list[pd.DataFrame], version: str, cutoff: pd.Timestamp, horizon_days: int) -> ShadowRecord:
+    """The shadow version's realised months as a job at ``cutoff`` knows them: scored months whose horizon has passed."""
+    known = [p for p in scored if len(p) and (p["shadow_by"] == version).all()
+             and pd.Timestamp(p["as_of"].iloc[0]) + pd.Timedelta(days=horizon_days) <= cutoff]
+    columns = ["account_id", "as_of", "outcome", "shadow", "served", "baseline"]
+    rows = pd.concat([p[columns] for p in known], ignore_index=True) if known else pd.DataFrame(columns=columns)
+    return ShadowRecord(version, rows)
+
+
+def _score(name: str, rows: pd.DataFrame, model: TrainedModel, champion: TrainedModel | None,
+           shadow: TrainedModel | None = None) -> pd.DataFrame:
+    """Scores at the cut-off: the job's refit model, the baseline, what served after the gate, and the shadow."""
     label = LABELS[name]
     baseline = BaselineClassifier(name).score(rows)  # type: ignore[arg-type]
     keep = [c for c in ("account_id", "as_of", "csm_owner", "segment", "expansion_mrr") if c in rows.columns]
@@ -144,6 +163,8 @@ def _score(name: str, rows: pd.DataFrame, model: TrainedModel, champion: Trained
     out["baseline"] = baseline
     out["served"] = champion.predict_proba(rows) if champion is not None else baseline
     out["served_by"] = champion.version if champion is not None else "baseline"
+    out["shadow"] = shadow.predict_proba(rows) if shadow is not None else np.nan
+    out["shadow_by"] = shadow.version if shadow is not None else ""
     if "mrr" in rows.columns:
         out[SIZE_RANKING] = pd.to_numeric(rows["mrr"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
     return out

@@ -178,6 +178,12 @@ class ShadowRecord:
     rows: pd.DataFrame
 
 
+def shadow_spent(record: ShadowRecord | None, settings: Settings) -> bool:
+    """Whether a shadow that was not promoted has had its chance (enough positives on its realised months),
+    so that a newer rejected version may take its place; until then it keeps building its record."""
+    return record is not None and len(record.rows) > 0 and record.rows["outcome"].sum() >= settings.gate_min_positives
+
+
 def split_confidence(confidence: float) -> float:
     """The level of each of two routes so that their union keeps ``confidence`` (half the one-sided tail each)."""
     return 1.0 - (1.0 - confidence) / 2.0
