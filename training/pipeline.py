@@ -23,7 +23,7 @@ from features.io import DataSource, require_tables
 from features.registry import categorical_features, feature_names
 from features.spine import month_ends
 from training.datasets import newest_complete_month_end
-from training.drift import feature_drift
+from training.drift import feature_drift, importance_of
 from training.gate import GateDecision
 from training.models import DEFAULT_ROUNDS
 from training.registry import log_drift, register_and_gate
@@ -115,7 +115,10 @@ def retrain_on_frame(
     registered = train_and_register(frame, settings, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round)
     latest = frame[frame["as_of"] == frame["as_of"].max()]
     labelled = frame[frame["expanded"].notna()]  # the shipped models learn from every labelled month
-    drift = feature_drift(labelled, latest, feature_names(), categorical_features())
+    # weighted by what the expansion model reads, so only shifts that move its predictions are reported
+    expansion = registered.get("expansion")
+    importance = importance_of(expansion.result.model, latest) if expansion is not None and len(latest) else None
+    drift = feature_drift(labelled, latest, feature_names(), categorical_features(), importance=importance)
     log_drift(drift, settings)
     end = data_end or pd.Timestamp(frame["as_of"].max()).date()
     return RetrainResult(frame, registered, drift, end)

@@ -169,6 +169,19 @@ def retrain(
 def _print_drift(result) -> None:  # noqa: ANN001 - training.pipeline.RetrainResult
     drift = result.drift
     shifted = drift[drift["level"] != "stable"]
+    if "reported" in drift.columns:  # weighted by the expansion model's importance, calendar features exempt
+        reported = drift[drift["reported"]]
+        console.print(f"drift vs newest snapshot {result.newest_snapshot}: {len(reported)} feature(s) shifted enough to "
+                      f"move the expansion model's predictions ({len(shifted)} of {len(drift)} moved, PSI >= 0.1; "
+                      "calendar features exempt)")
+        if len(reported):
+            report = Table(title="feature drift that moved predictions (PSI x importance share)")
+            for col in ("feature", "psi", "importance share", "weighted"):
+                report.add_column(col)
+            for row in reported.head(10).itertuples():
+                report.add_row(row.feature, f"{row.psi:.3f}", f"{row.importance_share:.1%}", f"{row.weighted_psi:.3f}")
+            console.print(report)
+        return
     console.print(f"drift vs newest snapshot {result.newest_snapshot}: "
                   f"{len(shifted)} of {len(drift)} features moved (PSI >= 0.1)")
     report = Table(title="largest feature drift (PSI)")
