@@ -24,12 +24,14 @@ import pandas as pd
 from features.config import Settings
 from features.io import DataSource
 from serving.monitoring_store import MonitoringStore
+from training.gate import ShadowRecord
 from training.monitoring import ALL, Alarm, alarms, calibration, realised, track_rows
 from training.train import replicates_for
 
 MODEL = "expansion"
 LABEL = "expanded"
 PROMISED = ("roc_auc", "lift_top_decile", "precision_top_book", "ece")
+SHADOW_COLUMNS = ("account_id", "as_of", "outcome", "shadow", "served", "baseline")
 
 
 @dataclass
@@ -101,9 +103,11 @@ def monitor(
             continue
         table = realised(rows, replicates=replicates_for(len(rows), settings.bootstrap_replicates),
                          book_share=settings.csm_book_top_share)
-        calib = calibration(rows["outcome"].to_numpy(), rows["champion"].to_numpy()) if rows["champion"].notna().all() else None
-        part = track_rows(run["month"], MODEL, table, calib, versions)
         promise = (promises or {}).get(versions.get("champion") or "")
+        spread = float((promise or {}).get("calibration_month_sd", 0.0))
+        calib = (calibration(rows["outcome"].to_numpy(), rows["champion"].to_numpy(), month_sd=spread)
+                 if rows["champion"].notna().all() else None)
+        part = track_rows(run["month"], MODEL, table, calib, versions)
         if promise:
             part = pd.concat([part, promise_rows(promise, run["month"], versions["champion"])], ignore_index=True)
         parts.append(part)
@@ -112,6 +116,36 @@ def monitor(
         store.save_track(track, computed_at)
     stored = store.read_track()
     return MonitorResult(sorted(due["month"]), waiting, track, alarms(stored) if len(stored) else [])
+
+
+def shadow_records(store: MonitoringStore, source: DataSource, settings: Settings, data_end: dt.date,
+                   versions: dict[str, str]) -> dict[str, ShadowRecord]:
+    """Each shadow version's realised months (one run per month, horizon passed by ``data_end``) for the gate.
+
+    ``versions``: model name -> the version in shadow. Rows: ``account_id, as_of, outcome,
+    shadow, served`` (the champion's probability where one served, else the baseline) ``, baseline``.
+    """
+    records: dict[str, ShadowRecord] = {}
+    runs = monthly_runs(store.history_runs())
+    horizon = pd.Timedelta(days=settings.horizon_days)
+    due = runs[runs["as_of"] + horizon <= pd.Timestamp(data_end)] if len(runs) else runs
+    for name, version in versions.items():
+        if name != MODEL or not len(due):
+            continue  # the history keeps the expansion baseline only
+        scored = store.shadow_scores(list(due["run_id"]), name)
+        scored = scored[scored["version"] == version]
+        mine = due[due["run_id"].isin(set(scored["run_id"]))]
+        if not len(mine):
+            records[name] = ShadowRecord(version, pd.DataFrame(columns=list(SHADOW_COLUMNS)))
+            continue
+        outcomes = outcomes_at(source, sorted(d.date() for d in mine["as_of"].unique()), settings, data_end)
+        parts = []
+        for _, run in mine.iterrows():
+            rows, _ = month_rows(store, run, outcomes)
+            rows["served"] = rows["champion"].where(rows["champion"].notna(), rows["baseline"])
+            parts.append(rows.dropna(subset=["shadow"])[list(SHADOW_COLUMNS)])
+        records[name] = ShadowRecord(version, pd.concat(parts, ignore_index=True))
+    return records
 
 
 def promise_rows(metrics: dict[str, float], month: str, version: str | None) -> pd.DataFrame:

@@ -101,13 +101,33 @@ def _probability(scorer: str, values: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
-def calibration(y: np.ndarray, p: np.ndarray, confidence: float = BAND_CONFIDENCE) -> tuple[pd.DataFrame, dict[str, float]]:
+def month_spread(pooled: pd.DataFrame, label: str, probability: str = "model_probability") -> float:
+    """How far a month's observed rate strays from the mean predicted probability beyond what chance gives,
+    measured on the pooled out-of-time months of the backtest (standard deviation, as a rate).
+
+    Outcomes of one month share a season and a market, so months differ by more than the
+    binomial spread of independent accounts; a band without this term cried wolf in
+    generated companies whose champion was fine.
+    """
+    frame = pd.DataFrame({"m": pd.to_datetime(pooled["as_of"]), "y": pooled[label].to_numpy(dtype=float),
+                          "p": pooled[probability].to_numpy(dtype=float)})
+    months = frame.groupby("m").agg(y=("y", "mean"), p=("p", "mean"), n=("y", "size"),
+                                    v=("p", lambda p: float(np.sum(p * (1 - p)))))
+    if len(months) < 3:
+        return 0.0
+    chance = float((months["v"] / months["n"] ** 2).mean())
+    return float(np.sqrt(max(0.0, float((months["y"] - months["p"]).var(ddof=1)) - chance)))
+
+
+def calibration(y: np.ndarray, p: np.ndarray, confidence: float = BAND_CONFIDENCE,
+                month_sd: float = 0.0) -> tuple[pd.DataFrame, dict[str, float]]:
     """Observed against predicted per decile of ``p`` (equal counts), and the month's calibration band.
 
     The band: if each account's outcome were drawn with its predicted probability, the count of
-    positives would have mean ``sum p`` and variance ``sum p (1 - p)``; the band is that
-    normal interval at ``confidence``, as rates. ``outside`` is -1 (fewer than predicted),
-    0 (inside) or +1 (more).
+    positives would have mean ``sum p`` and variance ``sum p (1 - p)``; months also stray from
+    their prediction by ``month_sd`` (:func:`month_spread`, from the champion's backtest). The
+    band is the normal interval of both at ``confidence``, as rates. ``outside`` is -1 (fewer
+    than predicted), 0 (inside) or +1 (more).
     """
     y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
     order = np.argsort(p, kind="stable")
@@ -119,12 +139,13 @@ def calibration(y: np.ndarray, p: np.ndarray, confidence: float = BAND_CONFIDENC
     n = max(len(p), 1)
     expected, sd = float(p.sum()), float(np.sqrt(np.sum(p * (1 - p))))
     z = float(norm.ppf(0.5 + confidence / 2))
-    low, high = (expected - z * sd) / n, (expected + z * sd) / n
+    spread = float(np.sqrt((sd / n) ** 2 + month_sd**2))
+    low, high = expected / n - z * spread, expected / n + z * spread
     observed = float(y.sum()) / n
     outside = -1 if observed < low else 1 if observed > high else 0
     ece = float(np.sum(table["rows"] * (table["observed"] - table["predicted"]).abs()) / n)
     return table, {"observed_rate": observed, "predicted_rate": expected / n, "band_low": low, "band_high": high,
-                   "outside": float(outside), "ece_deciles": ece}
+                   "outside": float(outside), "ece_deciles": ece, "month_sd": month_sd}
 
 
 def alarms(track: pd.DataFrame) -> list[Alarm]:

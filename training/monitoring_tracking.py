@@ -74,8 +74,15 @@ def _has_alias(client, name: str) -> bool:  # noqa: ANN001 - MlflowClient
 
 
 def promises(settings: Settings, name: str = "expansion") -> dict[str, dict[str, float]]:
-    """Per registered version: its pooled backtest's metrics (``roc_auc``, ``roc_auc_low``, ..., ``positives``)."""
-    return {v["version"]: v["metrics"] for v in list_versions(settings, (name,)) if v["name"] == name}
+    """Per registered version: its pooled backtest's metrics (``roc_auc``, ``roc_auc_low``, ..., ``positives``);
+    the champion's also carry ``calibration_month_sd`` from its bundle (the calibration band's month spread)."""
+    found = {v["version"]: dict(v["metrics"]) for v in list_versions(settings, (name,)) if v["name"] == name}
+    for v in list_versions(settings, (name,)):
+        if v["name"] == name and CHAMPION in v.get("aliases", []):
+            bundle = load_version(name, v["version"], settings)
+            if "calibration_month_sd" in bundle.metrics:
+                found[v["version"]]["calibration_month_sd"] = float(bundle.metrics["calibration_month_sd"])
+    return found
 
 
 def log_monitoring(track: pd.DataFrame, settings: Settings, history: pd.DataFrame | None = None) -> list[str]:

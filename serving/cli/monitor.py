@@ -62,6 +62,58 @@ def monitor(
         err_console.print(f"monitor: {problem}", highlight=False)
 
 
+def shadow_records_for(source, cfg, end) -> dict:  # noqa: ANN001
+    """For the monthly job: the shadow versions' realised months, or none (said) when they cannot be read."""
+    try:
+        from serving.monitoring_job import shadow_records
+        from serving.monitoring_store import MonitoringStore
+        from training.monitoring_tracking import shadow_version
+
+        versions = {n: v for n in ("expansion",) if (v := shadow_version(n, cfg)) is not None}
+        if not versions:
+            return {}
+        store = MonitoringStore(cfg.crm_uri)
+        try:
+            records = shadow_records(store, source, cfg, end, versions)
+        finally:
+            store.close()
+    except Exception as exc:  # noqa: BLE001 - the gate then decides on the pooled backtest alone, and says so
+        err_console.print(f"retrain: the shadow's realised months could not be read ({type(exc).__name__}: {exc}); "
+                          "the gate decides on the pooled backtest alone")
+        return {}
+    for name, record in records.items():
+        console.print(f"retrain: shadow {name} v{record.version}: {len(record.rows):,} realised account-months, "
+                      f"{int(record.rows['outcome'].sum()) if len(record.rows) else 0} positives")
+    return records
+
+
+def monitor_after_retrain(source, cfg, end) -> None:  # noqa: ANN001
+    """The monthly job also checks past score runs; a failure here is said and does not fail the job."""
+    import datetime as dt
+
+    from serving.monitoring_job import monitor as run_monitor
+    from serving.monitoring_job import send_alarms
+    from serving.monitoring_store import MonitoringStore
+
+    store = MonitoringStore(cfg.crm_uri)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        result = run_monitor(store, source, cfg, end, now, _promises(cfg))
+        if len(result.track):
+            from training.monitoring_tracking import log_monitoring
+
+            log_monitoring(result.track, cfg, store.read_track())
+        sent, problems = send_alarms(result.alarms, store, cfg, now)
+        console.print(f"monitor: {len(result.months)} scored month(s) checked against what happened, "
+                      f"{len(result.alarms)} alarm(s), {len(sent)} sent")
+        for problem in problems:
+            err_console.print(f"monitor: {problem}", highlight=False)
+    except Exception as exc:  # noqa: BLE001 - the retrain's result stands; the monitor is said to have failed
+        err_console.print(f"monitor: not run ({type(exc).__name__}: {exc})")
+    finally:
+        store.close()
+
+
 def _promises(cfg) -> dict:  # noqa: ANN001
     """The backtest's promise per version; an unreachable registry is said, not fatal."""
     try:

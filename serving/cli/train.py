@@ -144,8 +144,13 @@ def retrain(
             fail(str(exc))
         as_of_date = as_of_or_data_end(as_of, source, command="retrain")
         require_valid(source, max(as_of_date, data_end(source)), data)
+        from serving.cli.monitor import monitor_after_retrain, shadow_records_for
+
         try:
-            result = run(source, as_of_date, settings(), n_cutoffs=cutoffs, num_boost_round=rounds, on_step=console.print)
+            shadows = shadow_records_for(source, settings(), as_of_date)
+            result = run(source, as_of_date, settings(), n_cutoffs=cutoffs, num_boost_round=rounds, on_step=console.print,
+                         shadows=shadows)
+            monitor_after_retrain(source, settings(), as_of_date)
         except (DataError, ValueError) as exc:
             fail(str(exc))
         except _registry_errors() as exc:

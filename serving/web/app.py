@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from serving.web import pages
+from serving.web import health, pages
 from serving.web.auth import (SESSION_COOKIE, SIGNIN_CSRF_COOKIE, Session, decode_session, encode_session,
                               new_csrf, same, token_id)
 from serving.web.state import WebState
@@ -178,7 +178,14 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
                           message="The leadership page is open to CS leaders. Your book is under My book.")
         return render(request, "leadership.html", session=session, **await run_in_threadpool(pages.leadership_view, state))
 
+    @signed_in
+    async def model_health(request: Request, state: WebState, session: Session) -> Response:  # serving/web/health.py
+        if not session.is_leader:
+            return render(request, "message.html", 403, session, title="Leaders only", message="Model health is open to leaders.")
+        return render(request, "health.html", session=session, **await run_in_threadpool(health.health_view, state))
+
     routes = [
+        Route("/model-health", model_health),
         Route("/", home), Route("/signin", signin_page, methods=["GET"]), Route("/signin", signin, methods=["POST"]),
         Route("/signout", signout, methods=["POST"]), Route("/book", book), Route("/leadership", leadership),
         Route("/account/{account_id:path}/plays", log_play, methods=["POST"]),
