@@ -90,11 +90,13 @@ def monitor(
 ) -> MonitorResult:
     """Measure every scored month whose horizon passed by ``data_end``, store it, and list the alarms."""
     runs = monthly_runs(store.history_runs())
+    if not len(runs):
+        return MonitorResult([], [], pd.DataFrame())
     horizon = pd.Timedelta(days=settings.horizon_days)
     due = runs[runs["as_of"] + horizon <= pd.Timestamp(data_end)]
     waiting = sorted(set(runs["month"]) - set(due["month"]))
     if not len(due):
-        return MonitorResult([], waiting, pd.DataFrame(), alarms(store.read_track()) if len(store.read_track()) else [])
+        return MonitorResult([], waiting, pd.DataFrame())
     outcomes = outcomes_at(source, sorted(d.date() for d in due["as_of"].unique()), settings, data_end)
     parts = []
     for _, run in due.iterrows():
