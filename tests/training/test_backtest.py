@@ -140,3 +140,30 @@ def test_a_size_ranking_holding_the_mrr_is_not_called_a_gain():
                      "value": value, "low": low, "high": value + 0.1})
     words = size_gain(pd.DataFrame(rows), "expansion")
     assert "ranking by current MRR alone holds 70%" in words and "not a gain over size" in words
+
+
+def test_the_shadow_record_holds_only_its_own_months_whose_outcome_the_job_could_know():
+    from training.backtest import shadow_record
+
+    def month(day: str, version: str) -> pd.DataFrame:
+        return pd.DataFrame({"account_id": ["a", "b"], "as_of": pd.Timestamp(day), "outcome": [1.0, 0.0],
+                             "shadow": [0.9, 0.1], "served": [0.5, 0.5], "baseline": [0.4, 0.6], "shadow_by": version})
+
+    scored = [month("2025-01-31", "v1"), month("2025-02-28", "v1"), month("2025-03-31", "v2"), month("2025-04-30", "v1")]
+    record = shadow_record(scored, "v1", pd.Timestamp("2025-05-31"), 90)
+    # 2025-02-28 + 90 days = 2025-05-29 <= the cut-off; 2025-04-30's outcome is not known yet; 2025-03-31 was v2's
+    assert sorted(record.rows["as_of"].dt.date.astype(str).unique()) == ["2025-01-31", "2025-02-28"]
+    assert record.version == "v1" and list(record.rows.columns) == ["account_id", "as_of", "outcome", "shadow", "served",
+                                                                    "baseline"]
+    assert shadow_record(scored, "v9", pd.Timestamp("2025-05-31"), 90).rows.empty
+
+
+def test_the_replay_keeps_a_shadow_beside_what_serves(replay):
+    _, _, result = replay
+    d = result.cutoffs
+    assert {"evidence", "shadow", "shadow_realised_positives"} <= set(d.columns)
+    scores = result.scores
+    shadowed = scores[scores["shadow_by"] != ""]
+    assert shadowed["shadow"].notna().all() and scores.loc[scores["shadow_by"] == "", "shadow"].isna().all()
+    for r in d.itertuples():  # a version is never scored as shadow at a month it serves
+        assert r.shadow == "" or r.shadow != r.served
