@@ -66,14 +66,13 @@ def trend_chart(track: pd.DataFrame) -> str | None:
         return None
     months = sorted(auc["month"].unique())
     series = {}
-    for scorer in ("champion", "baseline", "shadow"):
+    for scorer in ("champion", "shadow", "baseline"):  # the baseline takes the muted colour
         values = auc[auc["scorer"] == scorer].set_index("month")["value"].reindex(months)
         if values.notna().any():
             series[scorer] = values.tolist()
     promise = auc[auc["scorer"] == "backtest promise"]
     reference = (float(promise["value"].iloc[-1]), "backtest promise") if len(promise) else None
-    dates = [pd.Timestamp(f"{m}-01") for m in months]
-    return line_chart(dates, series, "Realised ROC-AUC per scored month", "ROC-AUC", reference=reference)
+    return line_chart(months, series, "Realised ROC-AUC per scored month", "ROC-AUC", reference=reference)
 
 
 def health_view(state: WebState) -> dict[str, Any]:
