@@ -17,6 +17,7 @@ def monitor(
     data: Annotated[str, typer.Option("--data", help="Folder with the canonical tables (what happened after each run).")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="Data end (default: the newest usage_daily day).")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Store and show the record without logging MLflow runs.")] = False,
+    sink: Annotated[str | None, typer.Option("--sink", help="The SQL sink the score runs went to (sqlite:///PATH or postgresql://...; default: the SQLite CRM under home).")] = None,
 ) -> None:
     """Measure champion, shadow and rule-based baseline on every scored month whose 90-day outcome is known.
 
@@ -35,7 +36,9 @@ def monitor(
         require_tables(source)
     except DataError as exc:
         fail(str(exc))
-    store = MonitoringStore(cfg.crm_uri)
+    from serving.sinks.sql import engine_url
+
+    store = MonitoringStore(engine_url(sink) if sink else cfg.crm_uri)
     try:
         end = as_of_or_data_end(as_of, source, command="monitor")
         promised = _promises(cfg)
