@@ -94,7 +94,8 @@ def log_monitoring(track: pd.DataFrame, settings: Settings, history: pd.DataFram
         with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment,
                                                                 run_name=f"monitor-{name}-{month}") as run:
             overall = part[part["segment"] == ALL]
-            versions = overall.dropna(subset=["version"]).drop_duplicates("scorer").set_index("scorer")["version"]
+            plain = overall[~overall["scorer"].str.contains(" - ")].dropna(subset=["version"])
+            versions = plain.drop_duplicates("scorer").set_index("scorer")["version"]
             mlflow.log_params({"kind": "monitoring", "model": name, "scored_month": month,
                                **{f"{k.replace(' ', '_')}_version": str(v) for k, v in versions.items()}})
             figures = {}

@@ -76,3 +76,27 @@ def test_calibration_drift_needs_two_runs_on_the_same_side():
     track.loc[side & (track["month"] == "2026-02"), "value"] = 1.0
     (alarm,) = alarms(track)
     assert alarm.kind == "calibration_drift" and alarm.months == ("2026-02", "2026-03") and "more positives" in alarm.message
+
+
+def test_each_scored_month_is_one_mlflow_run_with_its_figures_and_the_trend_plot(settings):
+    import mlflow
+
+    from training.monitoring_tracking import log_monitoring
+
+    rng = np.random.default_rng(7)
+    parts = []
+    for month in ("2026-01", "2026-02"):
+        rows = _month(rng)
+        parts.append(track_rows(month, "expansion", realised(rows, replicates=50, by_segment=False),
+                                calibration(rows["outcome"].to_numpy(), rows["champion"].to_numpy()),
+                                {"champion": "3", "baseline": "rules"}))
+    track = pd.concat(parts, ignore_index=True)
+    ids = log_monitoring(track, settings)
+    assert len(ids) == 2
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    run = client.get_run(ids[1])
+    assert run.info.run_name == "monitor-expansion-2026-02" and run.data.params["champion_version"] == "3"
+    auc = track[(track["month"] == "2026-02") & (track["scorer"] == "champion - baseline") & (track["metric"] == "roc_auc")]
+    assert run.data.metrics["champion_minus_baseline_roc_auc_low"] == pytest.approx(auc["low"].iloc[0])
+    assert run.data.metrics["positives"] == auc["positives"].iloc[0]
+    assert [a.path for a in client.list_artifacts(ids[1], "plots")] == ["plots/trend.png"]
