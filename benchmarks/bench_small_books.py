@@ -24,6 +24,19 @@ One command: ``python benchmarks/bench_small_books.py [--parts seeds control lar
   features | tar -x -C DIR``) the same step of that code runs first on the same frame, as the
   in-run reference.
 
+- ``shadow``: the ``seeds`` companies replayed at every eligible cut-off with the shadow
+  challenger (``training.backtest``): per seed, when a model first served and on which
+  evidence, each shadow version's realised gain over what served on its shadow months, and
+  whether a model served within 3 months of a shadow whose realised gain interval lies above 0.
+- ``drift``: companies of 300 accounts x 44 months; the monthly job trains a champion on the
+  first 13 month ends, then ``training.monitoring`` checks it on each of the next 24 scored
+  months, with outcomes as generated (false alarms) and with a change from the 12th
+  monitored month: a relationship change (the same number of expansions, now going to the
+  accounts the rule-based readiness ranks high) and a rate change (about twice the
+  expansions, the ranking kept): the run at which an alarm first fires.
+- ``control`` also prints every pooled ROC-AUC's distance from 0.5 in standard errors (the
+  90 % interval's half-width / 1.645).
+
 Every false-promotion count comes with its exact (Clopper-Pearson) 90 % interval.
 
 Results go to ``<work>/small_books_<part>.csv`` and are printed.
@@ -168,11 +181,137 @@ def part_control(
         replayed = int(table[["expansion_promotions", "churn_promotions"]].to_numpy().sum())
         print("replayed gates, decisions promoted:", rate_interval(replayed, int(table["cutoffs"].sum()) * 2))
         sources.append(("replayed backtest", [f"{n}_{k}" for n in ("expansion", "churn") for k in ("auc", "baseline_auc")]))
+    if replay:
+        for name in ("expansion", "churn"):
+            for key in ("auc", "baseline_auc"):
+                se = (table[f"{name}_{key}_high"] - table[f"{name}_{key}_low"]) / (2 * 1.645)
+                z = (table[f"{name}_{key}"] - 0.5) / se
+                table[f"{name}_{key}_z"] = z
+                print(f"replayed {name} {key}: distance from 0.5 in standard errors:",
+                      ", ".join(f"{v:+.1f}" for v in z), "| beyond 3:", int((z.abs() > 3).sum()))
     for source, cols in sources:
         values = table[cols].to_numpy(dtype=float).ravel()
         outside = values[np.abs(values - 0.5) > 0.05]
         print(f"{source}: pooled ROC-AUCs within 0.5 +- 0.05: {len(values) - len(outside)} of {len(values)}"
               f" (outside: {', '.join(f'{v:.3f}' for v in outside) or 'none'})")
+    return table
+
+
+def part_shadow(work: Path, seeds: list[int], settings: Settings) -> pd.DataFrame:
+    """Replay every eligible cut-off with the shadow challenger; when a model first served, and why."""
+    from training.backtest import eligible_cutoffs
+    from training.bootstrap import Scores, compare, lookup
+
+    rows = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        frame = feature_frame(work, 300, 18, seed)
+        cutoffs = eligible_cutoffs(frame, settings.horizon_days)
+        result = backtest(frame, feature_names(), categorical_features(), settings, cutoffs, models=("expansion",))
+        d = result.cutoffs.reset_index(drop=True)
+        served = d.index[d["served"] != "baseline"]
+        row = {"seed": seed, "cutoffs": len(d), "first_served_at": d.loc[served[0], "cutoff"] if len(served) else "never",
+               "evidence": d.loc[served[0], "evidence"] if len(served) else "", "shadow_promotions": int((d["evidence"] == "shadow months").sum())}
+        sc = result.scores
+        gains = []
+        for version, part in sc[sc["shadow_by"] != ""].groupby("shadow_by"):
+            y = part["outcome"].to_numpy(float)
+            table = compare(y, {k: Scores(part[k].to_numpy(), part[k].to_numpy()) for k in ("shadow", "served")},
+                            part["account_id"].to_numpy(), np.zeros(len(y), dtype=int), names=("roc_auc",),
+                            replicates=400, strata=pd.factorize(part["as_of"])[0])
+            gain = lookup(table, "shadow - served", "roc_auc")
+            start = d.index[d["shadow"] == version][0]
+            within = bool((d.loc[start:start + 3, "served"] != "baseline").any())
+            gains.append(f"v{version}: {gain} over {part['as_of'].nunique()} month(s), model serving within 3: {within}")
+            row.setdefault("shadow_gain_above_0", 0)
+            row.setdefault("served_within_3", 0)
+            if gain.low > 0:
+                row["shadow_gain_above_0"] += 1
+                row["served_within_3"] += int(within)
+        row["shadows"] = "; ".join(gains)
+        row["served"] = ", ".join(d["served"])
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        print(row, flush=True)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def relationship_change(month: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The same number of expansions, now going to accounts the rule-based readiness ranks high (odds x e^2.5 per sd)."""
+    from training.baseline import readiness
+
+    out = month.copy()
+    rng = np.random.default_rng(seed)
+    score = readiness(month)["readiness_score"].to_numpy(float)
+    weights = np.exp(2.5 * (score - score.mean()) / max(score.std(), 1e-9))
+    chosen = rng.choice(len(month), size=int(month["expanded"].sum()), replace=False, p=weights / weights.sum())
+    y = np.zeros(len(month))
+    y[chosen] = 1.0
+    out["expanded"] = y
+    return out
+
+
+def rate_change(month: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Expansions as generated plus as many again at random: the rate roughly doubles, the ranking stays."""
+    out = month.copy()
+    rng = np.random.default_rng(seed)
+    y = month["expanded"].to_numpy(float)
+    out["expanded"] = np.maximum(y, (rng.random(len(y)) < y.mean()).astype(float))
+    return out
+
+
+SCENARIOS = {"as generated": None, "relationship change": relationship_change, "rate change": rate_change}
+
+
+def part_drift(work: Path, seeds: list[int], settings: Settings, change_at: int = 12, months: int = 24) -> pd.DataFrame:
+    """A champion trained on the first 13 month ends, monitored on the next 24: false alarms, and the catch."""
+    from training.baseline import readiness
+    from training.monitoring import alarms, calibration, realised, track_rows
+    from training.train import train_model
+
+    rows = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        frame = feature_frame(work, 300, 44, seed)
+        dates = sorted(frame.loc[frame["expanded"].notna(), "as_of"].unique())
+        train_end = dates[12]
+        champion = train_model("expansion", cut_at(frame, train_end, settings.horizon_days, LABEL_COLUMNS),
+                               feature_names(), categorical_features(), settings, interval_metrics=("roc_auc",)).model
+        spread = champion.metrics["calibration_month_sd"]
+        watched = [d for d in dates if d > train_end + pd.Timedelta(days=settings.horizon_days)][:months]
+        for scenario, change in SCENARIOS.items():
+            tracks, fired = [], []
+            for i, day in enumerate(watched):
+                month = frame[(frame["as_of"] == day) & frame["expanded"].notna()].reset_index(drop=True)
+                p = champion.predict_proba(month)
+                if change is not None and i >= change_at:
+                    month = change(month, seed * 100 + i)
+                rows_ = pd.DataFrame({"account_id": month["account_id"], "as_of": month["as_of"], "csm_owner": month["csm_owner"],
+                                      "segment": month["segment"], "outcome": month["expanded"].to_numpy(float),
+                                      "champion": p, "baseline": readiness(month)["readiness_score"].to_numpy(float) / 100})
+                table = realised(rows_, replicates=200, by_segment=False)
+                tracks.append(track_rows(str(pd.Timestamp(day).date()), "expansion", table,
+                                         calibration(rows_["outcome"].to_numpy(), p, month_sd=spread), {}))
+                found = alarms(pd.concat(tracks, ignore_index=True))
+                fired.append(",".join(sorted({a.kind for a in found})))
+            alarm_runs = [i for i, f in enumerate(fired) if f]
+            before = [i for i in alarm_runs if i < change_at] if change is not None else alarm_runs
+            after = [i - change_at for i in alarm_runs if i >= change_at] if change is not None else []
+            row = {"seed": seed, "scenario": scenario, "runs": len(watched), "month_sd": round(spread, 4),
+                   "alarm_runs": len(alarm_runs), "false_alarm_runs": len(before),
+                   "caught_at_run": (after[0] + 1) if after else None,
+                   "kinds": "; ".join(f"{i}:{f}" for i, f in enumerate(fired) if f),
+                   "seconds": round(time.perf_counter() - t0, 1)}
+            print(row, flush=True)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    clean = table[table["scenario"] == "as generated"]
+    print("as generated: seeds with at most 1 false alarm in", months, "runs:", int((clean["alarm_runs"] <= 1).sum()), "of", len(clean),
+          "| alarm runs in all:", int(clean["alarm_runs"].sum()), "of", int(clean["runs"].sum()))
+    for scenario in ("relationship change", "rate change"):
+        part = table[table["scenario"] == scenario]
+        print(f"{scenario}: caught within 2 runs in", int((part["caught_at_run"] <= 2).sum()), "of", len(part),
+              "| false alarms before the change:", int(part["false_alarm_runs"].sum()))
     return table
 
 
@@ -311,6 +450,10 @@ def main() -> None:
                                  replay=not args.control_job_only)
         elif part == "large":
             table = part_large(work, settings)
+        elif part == "shadow":
+            table = part_shadow(work, list(range(1, args.seeds + 1)), settings)
+        elif part == "drift":
+            table = part_drift(work, list(range(1, args.seeds + 1)), settings)
         elif part == "params":
             table = part_params(work, list(range(1, args.seeds + 1)), settings)
         elif part == "size":

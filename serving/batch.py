@@ -185,3 +185,15 @@ def score_snapshot(
     referenced = scorer.with_reference(features).with_previous(previous)
     return write_scores(score_in_chunks(split(features, chunk_size), referenced), sink, as_of, scored_at,
                         on_chunk=on_chunk, previous=previous)
+
+
+def shadow_scores(features: pd.DataFrame, shadows: dict[str, object], run_id: str, as_of: dt.date) -> pd.DataFrame:
+    """Each shadow model's probability for every account of ``features``, keyed to the champion's run."""
+    parts = []
+    for name, model in shadows.items():
+        probability = model.predict_proba(features)  # type: ignore[attr-defined]
+        parts.append(pd.DataFrame({"account_id": features["account_id"].astype("string").to_numpy(), "run_id": run_id,
+                                   "model_name": name, "as_of": pd.Timestamp(as_of),
+                                   "version": str(model.version), "probability": probability}))  # type: ignore[attr-defined]
+    columns = ["account_id", "run_id", "model_name", "as_of", "version", "probability"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)

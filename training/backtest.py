@@ -5,9 +5,13 @@ labels only where complete by ``C``; features are built once, since a feature at
 ``t <= C`` is the same whether the data is cut at ``C`` or not), the whole monthly job
 (pooled backtest, refit, gate against the baseline and the champion of the previous
 replayed month), scores at ``C``, then what happened in ``(C, C + H]`` from the full data.
-The replayed months are pooled: model against baseline on the same rows, with
-account-level bootstrap intervals and counts, the share of the next quarter's expansion
-MRR that the top decile held, and the precision of each CSM's top accounts.
+The replayed months are pooled: the ranking that *served* (the champion after each
+cut-off's gate, the rule-based baseline where none had been promoted), the refit model of
+each cut-off and the baseline, on the same rows, with account-level bootstrap intervals
+and counts, the share of the next quarter's expansion MRR that the top decile held, and the
+precision of each CSM's top accounts. ``served_by`` says which months each served. The MRR
+share is a size measure: a ranking by current MRR alone holds much of it, so it is also
+measured for that ranking (``current_mrr``), and a gain on it is one over both.
 
 Folds are cached across cut-offs (a fold depends only on its own snapshots), so a
 replay costs about one pooled backtest plus one refit per cut-off.
@@ -26,13 +30,17 @@ from training.baseline import BaselineClassifier
 from training.bootstrap import Scores, cluster_resamples, compare, interval
 from training.datasets import LABELS, HistoryError, MIN_CUTOFFS, cut_at, folds_for, labelled_snapshots
 from training.evaluate import HEADLINE, book_codes, snapshot_codes
-from training.gate import gate
+from training.gate import ShadowRecord, gate, shadow_spent
 from training.models import DEFAULT_ROUNDS, TrainedModel
 from training.names import MODEL_NAMES
 from training.train import replicates_for, train_model
 
 LABEL_COLUMNS = ("expanded", "churned", "contracted", "expansion_mrr")
 TOP_DECILE = 0.1
+SCORERS = ("served", "model", "baseline")
+# Paired differences reported: what served and the refit model, each against the baseline, and against each other.
+PAIRS = [("served", "baseline"), ("model", "baseline"), ("model", "served")]
+SIZE_RANKING = "current_mrr"  # a ranking by the account's MRR at the cut-off: what size alone buys
 
 
 @dataclass
@@ -84,23 +92,32 @@ def backtest(
 
     def replay(name: str) -> tuple[list[dict[str, object]], list[pd.DataFrame]]:
         champion: TrainedModel | None = None
+        shadow: TrainedModel | None = None  # the rejected version scored beside what serves
         decisions, scored = [], []
         for cutoff in sorted(cutoffs):
             seen = cut_at(frame, cutoff, settings.horizon_days, LABEL_COLUMNS)
             outcome_rows = frame[(pd.to_datetime(frame["as_of"]) == cutoff) & frame["expanded"].notna()]
             result = train_model(name, seen, features, categorical, settings, num_boost_round=num_boost_round,
                                  fold_cache=cache, interval_metrics=("roc_auc",))
-            decision = gate(result, champion, settings)
-            if decision.promote:
-                result.model.version = cutoff.date().isoformat()
-                champion = result.model
+            record = None if shadow is None else shadow_record(scored, shadow.version, cutoff, settings.horizon_days)
+            decision = gate(result, champion, settings, shadow=record)
+            result.model.version = cutoff.date().isoformat()
+            shadow_before = shadow.version if shadow is not None else ""
+            if decision.promote and decision.version is not None and shadow is not None:
+                champion, shadow = shadow, None  # promoted on its realised months
+            elif decision.promote:
+                champion, shadow = result.model, None
+            elif shadow is None or shadow_spent(record, settings):
+                shadow = result.model  # a new shadow once the old one had its chance on enough months
             decisions.append({
                 "cutoff": cutoff.date().isoformat(), "model": name, "decision": decision.label,
-                "reasons": "; ".join(decision.reasons), "pooled_positives": result.positives,
+                "evidence": decision.evidence, "reasons": "; ".join(decision.reasons), "pooled_positives": result.positives,
                 "inner_cutoffs": len(result.folds), "rounds": result.rounds, "warning": result.warning or "",
+                "shadow_before": shadow_before, "shadow_realised_positives": 0 if record is None else int(record.rows["outcome"].sum()),
                 "served": champion.version if champion is not None else "baseline",
+                "shadow": shadow.version if shadow is not None else "",
             })
-            scored.append(_score(name, outcome_rows, result.model, champion))
+            scored.append(_score(name, outcome_rows, result.model, champion, shadow))
         return decisions, scored
 
     workers = max(1, min(settings.training_workers, len(models)))
@@ -109,11 +126,34 @@ def backtest(
     # cut-off by cut-off, models in the order given (as the monthly job would have logged them)
     decisions = sorted((d for ds, _ in replays for d in ds), key=lambda d: (d["cutoff"], models.index(d["model"])))
     scores = pd.concat([part for _, parts in replays for part in parts], ignore_index=True)
-    return BacktestResult(pd.DataFrame(decisions), summarize(scores, settings), csm_precision(scores, settings), scores)
+    table = pd.DataFrame(decisions)
+    summary = summarize(scores, settings).merge(served_months(table), on="model_name", how="left")
+    return BacktestResult(table, summary, csm_precision(scores, settings), scores)
 
 
-def _score(name: str, rows: pd.DataFrame, model: TrainedModel, champion: TrainedModel | None) -> pd.DataFrame:
-    """Scores at the cut-off: the job's refit model, the baseline, and what served after the gate."""
+def served_months(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Per model, which ranking served at which cut-offs: ``baseline: 2025-11-30, ...; v2025-12-31: ...``."""
+    out = []
+    for name, part in decisions.groupby("model", sort=False):
+        groups = part.groupby("served", sort=False)["cutoff"].apply(list)
+        text = "; ".join(f"{'baseline' if who == 'baseline' else 'v' + str(who)}: {', '.join(months)}"
+                         for who, months in groups.items())
+        out.append({"model_name": name, "served_by": text})
+    return pd.DataFrame(out, columns=["model_name", "served_by"])
+
+
+def shadow_record(scored: list[pd.DataFrame], version: str, cutoff: pd.Timestamp, horizon_days: int) -> ShadowRecord:
+    """The shadow version's realised months as a job at ``cutoff`` knows them: scored months whose horizon has passed."""
+    known = [p for p in scored if len(p) and (p["shadow_by"] == version).all()
+             and pd.Timestamp(p["as_of"].iloc[0]) + pd.Timedelta(days=horizon_days) <= cutoff]
+    columns = ["account_id", "as_of", "outcome", "shadow", "served", "baseline"]
+    rows = pd.concat([p[columns] for p in known], ignore_index=True) if known else pd.DataFrame(columns=columns)
+    return ShadowRecord(version, rows)
+
+
+def _score(name: str, rows: pd.DataFrame, model: TrainedModel, champion: TrainedModel | None,
+           shadow: TrainedModel | None = None) -> pd.DataFrame:
+    """Scores at the cut-off: the job's refit model, the baseline, what served after the gate, and the shadow."""
     label = LABELS[name]
     baseline = BaselineClassifier(name).score(rows)  # type: ignore[arg-type]
     keep = [c for c in ("account_id", "as_of", "csm_owner", "segment", "expansion_mrr") if c in rows.columns]
@@ -122,19 +162,25 @@ def _score(name: str, rows: pd.DataFrame, model: TrainedModel, champion: Trained
     out["model"] = model.predict_proba(rows)
     out["baseline"] = baseline
     out["served"] = champion.predict_proba(rows) if champion is not None else baseline
+    out["served_by"] = champion.version if champion is not None else "baseline"
+    out["shadow"] = shadow.predict_proba(rows) if shadow is not None else np.nan
+    out["shadow_by"] = shadow.version if shadow is not None else ""
+    if "mrr" in rows.columns:
+        out[SIZE_RANKING] = pd.to_numeric(rows["mrr"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
     return out
 
 
 def summarize(scores: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Pooled over cut-offs, per model: every metric of model and baseline with intervals, and the top-decile MRR share."""
+    """Pooled over cut-offs, per model: every metric of what served, the refit model and the baseline with
+    intervals and paired differences, and the top-decile MRR share (also of a ranking by current MRR)."""
     parts = []
     replicates = replicates_for(len(scores), settings.bootstrap_replicates)
     for name, rows in scores.groupby("model_name", sort=False):
         y = rows["outcome"].to_numpy(dtype=float)
-        model, base = rows["model"].to_numpy(), rows["baseline"].to_numpy()
-        table = compare(y, {"model": Scores(model, model), "baseline": Scores(base, base)},
-                        rows["account_id"].to_numpy(), book_codes(rows), names=HEADLINE, replicates=replicates,
-                        book_share=settings.csm_book_top_share, strata=snapshot_codes(rows))
+        scorers = {k: Scores(rows[k].to_numpy(), rows[k].to_numpy()) for k in SCORERS}
+        table = compare(y, scorers, rows["account_id"].to_numpy(), book_codes(rows), names=HEADLINE,
+                        replicates=replicates, book_share=settings.csm_book_top_share, strata=snapshot_codes(rows),
+                        pairs=PAIRS)
         parts.append(table.assign(model_name=name))
         if name == "expansion" and "expansion_mrr" in rows.columns:
             parts.append(_mrr_share(rows, replicates).assign(model_name=name))
@@ -154,21 +200,40 @@ def top_decile_mrr_share(as_of: np.ndarray, mrr: np.ndarray, scores: np.ndarray)
 def _mrr_share(rows: pd.DataFrame, replicates: int) -> pd.DataFrame:
     mrr = rows["expansion_mrr"].fillna(0.0).to_numpy(dtype=float)
     as_of = pd.to_datetime(rows["as_of"]).to_numpy()
+    keys = [*SCORERS, *([SIZE_RANKING] if SIZE_RANKING in rows.columns else [])]
+    pairs = [*PAIRS, *[(k, SIZE_RANKING) for k in ("served", "model") if SIZE_RANKING in keys]]
     out = []
-    point = {k: top_decile_mrr_share(as_of, mrr, rows[k].to_numpy()) for k in ("model", "baseline")}
-    reps = {"model": [], "baseline": []}
+    point = {k: top_decile_mrr_share(as_of, mrr, rows[k].to_numpy()) for k in keys}
+    reps: dict[str, list[float]] = {k: [] for k in keys}
     for idx in cluster_resamples(rows["account_id"].to_numpy(), replicates):
         for k in reps:
             reps[k].append(top_decile_mrr_share(as_of[idx], mrr[idx], rows[k].to_numpy()[idx]))
     counts = {"positives": float((mrr > 0).sum()), "rows": float(len(rows))}
-    for k in reps:
-        iv = interval(point[k], np.asarray(reps[k]))
-        out.append({"scorer": k, "metric": "top_decile_expansion_mrr_share", "value": iv.value, "low": iv.low,
+    draws = {k: np.asarray(v) for k, v in reps.items()}
+    figures = [(k, interval(point[k], draws[k])) for k in keys]
+    figures += [(f"{a} - {b}", interval(point[a] - point[b], draws[a] - draws[b])) for a, b in pairs]
+    for scorer, iv in figures:
+        out.append({"scorer": scorer, "metric": "top_decile_expansion_mrr_share", "value": iv.value, "low": iv.low,
                     "high": iv.high, **counts})
-    diff = interval(point["model"] - point["baseline"], np.asarray(reps["model"]) - np.asarray(reps["baseline"]))
-    out.append({"scorer": "model - baseline", "metric": "top_decile_expansion_mrr_share", "value": diff.value,
-                "low": diff.low, "high": diff.high, **counts})
     return pd.DataFrame(out)
+
+
+def size_gain(summary: pd.DataFrame, model_name: str, scorer: str = "served") -> str:
+    """Plain words on the top-decile MRR share of ``scorer``: a gain only over the baseline *and* a ranking by MRR."""
+    rows = summary[(summary["model_name"] == model_name) & (summary["metric"] == "top_decile_expansion_mrr_share")]
+    by = rows.set_index("scorer")
+    if f"{scorer} - baseline" not in by.index:
+        return ""
+    own, base = by.loc[scorer], by.loc[f"{scorer} - baseline"]
+    text = f"top decile holds {own['value']:.0%} of next-quarter expansion MRR"
+    if f"{scorer} - {SIZE_RANKING}" not in by.index:
+        return f"{text}; no MRR column to compare with a ranking by size, so no gain is claimed"
+    size = by.loc[f"{scorer} - {SIZE_RANKING}"]
+    held = by.loc[SIZE_RANKING, "value"]
+    if base["low"] > 0 and size["low"] > 0:
+        return f"{text}, a gain over the baseline and over ranking by current MRR ({held:.0%})"
+    return (f"{text}; ranking by current MRR alone holds {held:.0%} "
+            f"(difference {size['value']:+.3f} [{size['low']:+.3f}, {size['high']:+.3f}]): not a gain over size")
 
 
 def csm_precision(scores: pd.DataFrame, settings: Settings) -> pd.DataFrame:

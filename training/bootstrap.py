@@ -5,7 +5,14 @@ independent (the same usage pattern, the same CSM). Resampling rows would unders
 uncertainty, so each replicate draws *accounts* with replacement and keeps all of their
 rows. Every scorer is measured on the same replicates, so the difference between two
 scorers (a *paired* bootstrap) carries only the uncertainty of the comparison itself.
-Intervals are percentile intervals (default 90 %). A comparison can also carry a second,
+Intervals are percentile intervals (default 90 %) *re-centred on the reported estimate*: the
+replicates are shifted by the point estimate minus their median before the percentiles are
+read. Some metrics are biased under resampling (a resample repeats accounts, so ECE and the
+precision of each CSM's top accounts move even when nothing else does); a plain percentile
+interval of such a metric can miss its own point (``ece 0.003 [0.004, 0.010]``). Shifted by
+the median bias, the interval keeps its width and its asymmetry and holds the point by
+construction (the median lies between any two percentiles around it). A metric that cannot
+be negative keeps a lower end of at least 0. A comparison can also carry a second,
 wider interval for decisions (``decision_confidence``): the promotion gate decides on it,
 while reports keep the 90 % one.
 """
@@ -62,12 +69,22 @@ def cluster_resamples(clusters: np.ndarray, replicates: int, seed: int = SEED) -
 
 
 def interval(point: float, replicates: np.ndarray, confidence: float = CONFIDENCE) -> Interval:
-    """Percentile interval of bootstrap ``replicates`` around ``point`` (NaN replicates are ignored)."""
+    """Percentile interval of bootstrap ``replicates`` re-centred on ``point`` (NaN replicates are ignored).
+
+    The replicates are shifted by ``point - median(replicates)`` (their median bias), so the
+    interval contains ``point``; when ``point`` and every replicate are >= 0 (a rate, a
+    share, ECE) the lower end stays >= 0.
+    """
+    replicates = np.asarray(replicates, dtype=float)
     finite = replicates[np.isfinite(replicates)]
     if len(finite) == 0 or not np.isfinite(point):
         return Interval(float(point), float("nan"), float("nan"), confidence)
     tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(finite, [tail, 100.0 - tail])
+    median, low, high = np.percentile(finite, [50.0, tail, 100.0 - tail])
+    shift = float(point) - float(median)
+    low, high = min(low + shift, float(point)), max(high + shift, float(point))  # min/max: float rounding only
+    if point >= 0 and finite.min() >= 0:
+        low = max(low, 0.0)
     return Interval(float(point), float(low), float(high), confidence)
 
 
@@ -84,6 +101,7 @@ def compare(
     seed: int = SEED,
     strata: np.ndarray | None = None,
     decision_confidence: float | None = None,
+    pairs: list[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """Every metric of every scorer on the same rows with its interval, plus paired gains of the first scorer.
 
@@ -93,6 +111,8 @@ def compare(
     ``strata`` (snapshot codes) makes ROC-AUC count pairs within a snapshot only.
     ``decision_confidence`` adds ``decision_low`` and ``decision_high``: the same replicates'
     interval at that level, for decisions (:func:`lookup` with ``decision=True``).
+    ``pairs`` names the paired differences ``(a, b)`` to report (default: the first scorer
+    against each other one).
     """
     y_true = np.asarray(y_true, dtype=float)
     books = np.asarray(books)
@@ -125,11 +145,10 @@ def compare(
     for k in keys:
         for m in names:
             out.append(row(k, m, point[k][m], np.asarray(reps[k][m])))
-    first = keys[0]
-    for other in keys[1:]:
+    for a, b in pairs if pairs is not None else [(keys[0], other) for other in keys[1:]]:
         for m in names:
-            diff = np.asarray(reps[first][m]) - np.asarray(reps[other][m])
-            out.append(row(f"{first} - {other}", m, point[first][m] - point[other][m], diff))
+            diff = np.asarray(reps[a][m]) - np.asarray(reps[b][m])
+            out.append(row(f"{a} - {b}", m, point[a][m] - point[b][m], diff))
     return pd.DataFrame(out)
 
 

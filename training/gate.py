@@ -18,6 +18,16 @@ when all hold:
 
 Otherwise what serves keeps serving and every reason is said in plain words.
 
+**The shadow months.** A version the gate did not promote is scored beside the champion on
+every run (``serving.batch``), never shown to CSMs; once those months' horizons pass, its
+realised record (:class:`ShadowRecord`: per account and month, the outcome, the shadow's
+score, what served and the baseline) is a second route to promotion, on months no model
+saw: the shadow version is promoted when, on those rows, the same rules hold (enough
+positives, ROC-AUC above chance, gain over the baseline and over what served above 0).
+Two routes are two chances for noise, so when both are open each is read at half the
+tail (98 % becomes 99 %): the chance of a false promotion per decision stays at most the
+nominal one. The decision says which evidence decided.
+
 The gate decides on intervals at ``Settings.promotion_confidence`` (98 % by default, 1 % in
 each tail), wider than the 90 % ones the reports show. The job decides for two models every
 month, 24 decisions a year: at 90 % (5 % per side) a book with nothing to learn would see
@@ -44,11 +54,16 @@ CHANCE_AUC = 0.5
 
 @dataclass
 class GateDecision:
-    """Whether a challenger becomes champion, why, and the figures the decision rests on (for tags)."""
+    """Whether a challenger becomes champion, why, and the figures the decision rests on (for tags).
+
+    ``version`` is set when the shadow route decided: that version (not the new refit) is promoted.
+    """
 
     promote: bool
     reasons: list[str] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)
+    version: str | None = None
+    evidence: str = "pooled backtest"
 
     @property
     def label(self) -> str:
@@ -87,6 +102,10 @@ def decide(
         reasons.append(f"ROC-AUC {_span(auc)} is not clearly better than chance (0.5)")
     if gain_over_baseline.low > margin:
         reasons.append(f"beats the rule-based baseline by {_span(gain_over_baseline, True)} ROC-AUC on {positives} {noun}")
+    elif gain_over_baseline.high < 0:
+        ok = False
+        reasons.append(f"is worse than the rule-based baseline: its gain, {_span(gain_over_baseline, True)} ROC-AUC, "
+                       "lies wholly below 0")
     else:
         ok = False
         reasons.append(f"the gain over the rule-based baseline, {_span(gain_over_baseline, True)} ROC-AUC, "
@@ -106,6 +125,10 @@ def decide(
     figures["gate_gain_over_champion"] = _span(champion.gain, signed=True)
     if champion.gain.low > margin:
         reasons.append(f"beats champion v{champion.version} by {_span(champion.gain, True)} ROC-AUC on its unseen months")
+    elif champion.gain.high < 0:
+        ok = False
+        reasons.append(f"is worse than champion v{champion.version}: its gain, {_span(champion.gain, True)} ROC-AUC on "
+                       "its unseen months, lies wholly below 0; it keeps serving")
     else:
         ok = False
         reasons.append(f"the gain over champion v{champion.version}, {_span(champion.gain, True)} ROC-AUC on its unseen "
@@ -147,11 +170,109 @@ def compare_champion(result: ModelResult, champion: TrainedModel, settings: Sett
     return ChampionComparison(base.version, base.positives, base.since, gain=gain)
 
 
-def gate(result: ModelResult, champion: TrainedModel | None, settings: Settings) -> GateDecision:
-    """The decision for ``result`` against the baseline and, if given, the current champion."""
-    comparison = None if champion is None else compare_champion(result, champion, settings)
-    return decide(
-        result.name, result.positives, result.interval("roc_auc", decision=True),
-        result.interval("roc_auc", "model - baseline", decision=True),
-        comparison, min_positives=settings.gate_min_positives, margin=settings.promotion_margin,
-    )
+@dataclass(frozen=True)
+class ShadowRecord:
+    """A shadow version's realised months: ``rows`` has ``account_id, as_of, outcome, shadow, served, baseline``."""
+
+    version: str
+    rows: pd.DataFrame
+
+
+def shadow_spent(record: ShadowRecord | None, settings: Settings) -> bool:
+    """Whether a shadow that was not promoted has had its chance (enough positives on its realised months),
+    so that a newer rejected version may take its place; until then it keeps building its record."""
+    return record is not None and len(record.rows) > 0 and record.rows["outcome"].sum() >= settings.gate_min_positives
+
+
+def split_confidence(confidence: float) -> float:
+    """The level of each of two routes so that their union keeps ``confidence`` (half the one-sided tail each)."""
+    return 1.0 - (1.0 - confidence) / 2.0
+
+
+def shadow_figures(record: ShadowRecord, settings: Settings, confidence: float) -> tuple[Interval, Interval, Interval]:
+    """(shadow ROC-AUC, gain over the baseline, gain over what served) on the shadow months, at ``confidence``."""
+    rows = record.rows
+    y = rows["outcome"].to_numpy(dtype=float)
+    scorers = {k: Scores(rows[k].to_numpy(dtype=float), rows[k].to_numpy(dtype=float)) for k in ("shadow", "baseline", "served")}
+    table = compare(y, scorers, rows["account_id"].to_numpy(), np.zeros(len(y), dtype=int), names=("roc_auc",),
+                    replicates=replicates_for(len(y), settings.bootstrap_replicates), strata=snapshot_codes(rows),
+                    decision_confidence=confidence, pairs=[("shadow", "baseline"), ("shadow", "served")])
+    return (lookup(table, "shadow", "roc_auc", True), lookup(table, "shadow - baseline", "roc_auc", True),
+            lookup(table, "shadow - served", "roc_auc", True))
+
+
+def decide_shadow(name: str, record: ShadowRecord, settings: Settings, confidence: float,
+                  champion_version: str | None) -> GateDecision:
+    """The gate's rules on the shadow version's realised months (the same rules as the pooled route)."""
+    rows = record.rows
+    months = pd.to_datetime(rows["as_of"]).dt.date.nunique()
+    positives = int(rows["outcome"].sum())
+    auc, over_baseline, over_served = shadow_figures(record, settings, confidence)
+    noun = POSITIVES_NOUN.get(name, "positives")
+    where = f"shadow v{record.version} over {months} realised month(s), {positives} {noun}"
+    figures = {"gate_shadow_version": record.version, "gate_shadow_roc_auc": _span(auc),
+               "gate_shadow_gain_over_baseline": _span(over_baseline, True),
+               "gate_shadow_gain_over_served": _span(over_served, True)}
+    served = f"champion v{champion_version}" if champion_version else "the rule-based baseline (what served)"
+    margin = settings.promotion_margin
+    ok = auc.low > CHANCE_AUC and over_baseline.low > margin and over_served.low > margin
+    if ok:
+        text = (f"{where}: beats the rule-based baseline by {_span(over_baseline, True)} and {served} by "
+                f"{_span(over_served, True)} ROC-AUC")
+    else:
+        weak = [w for w, iv in (("the baseline", over_baseline), (served, over_served)) if not iv.low > margin]
+        text = (f"{where}: ROC-AUC {_span(auc)}, gain over {' and over '.join(weak) or 'chance'} could be noise "
+                f"(baseline {_span(over_baseline, True)}, served {_span(over_served, True)})")
+    return GateDecision(ok, [text], figures, version=record.version if ok else None, evidence="shadow months")
+
+
+def gate(result: ModelResult, champion: TrainedModel | None, settings: Settings,
+         shadow: ShadowRecord | None = None) -> GateDecision:
+    """The decision for ``result`` against the baseline and, if given, the current champion and a shadow record.
+
+    Without a usable shadow record (none, or fewer than the minimum of positives) this is the
+    pooled backtest's gate at ``Settings.promotion_confidence``. With one, both routes are read
+    at :func:`split_confidence` and the first that passes decides: the pooled route promotes the
+    new refit, the shadow route promotes the shadow version (``GateDecision.version``).
+    """
+    usable = shadow is not None and len(shadow.rows) > 0 and shadow.rows["outcome"].sum() >= settings.gate_min_positives
+    level = split_confidence(settings.promotion_confidence) if usable else settings.promotion_confidence
+    strict = settings.model_copy(update={"promotion_confidence": level})
+    comparison = None if champion is None else compare_champion(result, champion, strict)
+    if usable:
+        auc, gain = _pooled_at(result, strict)
+    else:
+        auc, gain = result.interval("roc_auc", decision=True), result.interval("roc_auc", "model - baseline", decision=True)
+    pooled = decide(result.name, result.positives, auc, gain, comparison, min_positives=settings.gate_min_positives,
+                    margin=settings.promotion_margin)
+    if not usable:
+        note = "evidence: the pooled backtest"
+        if shadow is not None:
+            found = int(shadow.rows["outcome"].sum()) if len(shadow.rows) else 0
+            note += (f" (shadow v{shadow.version} has {found} positives in its realised months so far; "
+                     f"{settings.gate_min_positives} are needed to use them)")
+        pooled.reasons.append(note)
+        return pooled
+    assert shadow is not None
+    second = decide_shadow(result.name, shadow, settings, level, champion.version if champion is not None else None)
+    figures = {**pooled.figures, **second.figures, "gate_level": f"{level:.1%} per route (two routes)"}
+    if pooled.promote:
+        return GateDecision(True, ["decided by the pooled backtest", *pooled.reasons, *second.reasons], figures)
+    if second.promote:
+        return GateDecision(True, ["decided by the shadow months' realised record", *second.reasons,
+                                   "the new refit was not clearly better: " + "; ".join(pooled.reasons)], figures,
+                            version=shadow.version, evidence="shadow months")
+    return GateDecision(False, ["neither the pooled backtest nor the shadow months decided (each read at "
+                                f"{level:.1%})", *pooled.reasons, *second.reasons], figures, evidence="none")
+
+
+def _pooled_at(result: ModelResult, settings: Settings) -> tuple[Interval, Interval]:
+    """The refit's pooled ROC-AUC and gain over the baseline re-read at ``settings.promotion_confidence``."""
+    pooled = result.pooled
+    y = pooled[result.label].to_numpy(dtype=float)
+    model, base = pooled["model_raw"].to_numpy(dtype=float), pooled["baseline"].to_numpy(dtype=float)
+    table = compare(y, {"model": Scores(model, model), "baseline": Scores(base, base)}, pooled["account_id"].to_numpy(),
+                    np.zeros(len(y), dtype=int), names=("roc_auc",),
+                    replicates=replicates_for(len(y), settings.bootstrap_replicates), strata=snapshot_codes(pooled),
+                    decision_confidence=settings.promotion_confidence)
+    return lookup(table, "model", "roc_auc", True), lookup(table, "model - baseline", "roc_auc", True)

@@ -25,9 +25,10 @@ from features.labels import LABELS
 from features.registry import categorical_features, feature_names
 from features.spine import month_ends
 from training.datasets import cut_at, newest_complete_month_end
-from training.drift import feature_drift
-from training.gate import GateDecision
+from training.drift import feature_drift, importance_of
+from training.gate import GateDecision, ShadowRecord, shadow_spent
 from training.models import DEFAULT_ROUNDS
+from training.monitoring_tracking import update_shadow
 from training.registry import clean_abandoned, log_drift, register_and_gate
 from training.train import ModelResult, train_all
 
@@ -59,9 +60,13 @@ class RetrainResult:
 
 
 def train_and_register(
-    frame: pd.DataFrame, settings: Settings, *, n_cutoffs: int | None = None, num_boost_round: int = DEFAULT_ROUNDS
+    frame: pd.DataFrame, settings: Settings, *, n_cutoffs: int | None = None, num_boost_round: int = DEFAULT_ROUNDS,
+    shadows: dict[str, ShadowRecord] | None = None,
 ) -> dict[str, Registered]:
     """Backtest both models on ``frame``, register each refit model and gate it.
+
+    ``shadows`` holds the shadow versions' realised months (``serving.monitoring_job``): the
+    gate's second route. A rejected version becomes the shadow once the current one was judged.
 
     Raises ValueError (naming the column or window, or what history is missing) when the
     frame cannot be trained on.
@@ -73,7 +78,9 @@ def train_and_register(
     )
     registered = {}
     for name, result in results.items():
-        version, decision = register_and_gate(result, settings)
+        record = (shadows or {}).get(name)
+        version, decision = register_and_gate(result, settings, shadow=record)
+        update_shadow(name, version, decision.promote, shadow_spent(record, settings), settings)
         registered[name] = Registered(result, version, decision)
     return registered
 
@@ -93,6 +100,7 @@ def monthly_snapshots(source: DataSource, as_of: dt.date | None = None) -> tuple
 def retrain(
     source: DataSource, as_of: dt.date | None, settings: Settings, *,
     n_cutoffs: int | None = None, num_boost_round: int = DEFAULT_ROUNDS, on_step: Callable[[str], None] | None = None,
+    shadows: dict[str, ShadowRecord] | None = None,
 ) -> RetrainResult:
     """The monthly job: features at every month end, backtest and refit both models, gate them, log the feature drift.
 
@@ -105,12 +113,13 @@ def retrain(
         raise ValueError(f"no complete month end in the data up to {data_end}: nothing to train on")
     say(f"building features for {len(dates)} month ends {dates[0]} .. {dates[-1]}")
     frame = build_features(source, dates, settings, data_end=data_end)
-    return retrain_on_frame(frame, settings, data_end, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round)
+    return retrain_on_frame(frame, settings, data_end, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round,
+                            shadows=shadows)
 
 
 def retrain_on_frame(
     frame: pd.DataFrame, settings: Settings, data_end: dt.date | None = None, *,
-    n_cutoffs: int | None = None, num_boost_round: int = DEFAULT_ROUNDS,
+    n_cutoffs: int | None = None, num_boost_round: int = DEFAULT_ROUNDS, shadows: dict[str, ShadowRecord] | None = None,
 ) -> RetrainResult:
     """The monthly job on a built feature frame: backtest and refit both models, gate them, log the feature drift.
 
@@ -119,10 +128,13 @@ def retrain_on_frame(
     """
     if not len(frame):
         raise ValueError("feature frame: no rows to train on")
-    registered = train_and_register(frame, settings, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round)
+    registered = train_and_register(frame, settings, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round, shadows=shadows)
     latest = frame[frame["as_of"] == frame["as_of"].max()]
     labelled = frame[frame["expanded"].notna()]  # the shipped models learn from every labelled month
-    drift = feature_drift(labelled, latest, feature_names(), categorical_features())
+    # weighted by what the expansion model reads, so only shifts that move its predictions are reported
+    expansion = registered.get("expansion")
+    importance = importance_of(expansion.result.model, latest) if expansion is not None and len(latest) else None
+    drift = feature_drift(labelled, latest, feature_names(), categorical_features(), importance=importance)
     log_drift(drift, settings)
     end = data_end or pd.Timestamp(frame["as_of"].max()).date()
     return RetrainResult(frame, registered, drift, end)

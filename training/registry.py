@@ -35,7 +35,7 @@ from features.config import Settings, private_file, private_folder
 from training.backtest import BacktestResult
 from training.bundle import load_bundle, save_bundle
 from training.evaluate import HEADLINE
-from training.gate import GateDecision, gate
+from training.gate import GateDecision, ShadowRecord, gate
 from training.models import TrainedModel
 from training.names import MODEL_NAMES
 from training.plots import baseline_comparison, calibration_plot, importance_plot, lift_chart
@@ -401,7 +401,7 @@ def shap_summary(model: TrainedModel, frame: pd.DataFrame, max_rows: int = 2000)
     return contrib.sort_values(ascending=False).rename("mean_abs_contribution").rename_axis("feature").reset_index()
 
 
-def register_and_gate(result: ModelResult, settings: Settings) -> tuple[str, GateDecision]:
+def register_and_gate(result: ModelResult, settings: Settings, shadow: ShadowRecord | None = None) -> tuple[str, GateDecision]:
     """Log ``result`` as a run, register its refit model as ``challenger`` and promote it if the gate allows.
 
     The gate (``training.gate``) reads the pooled backtest and re-scores the current
@@ -409,7 +409,7 @@ def register_and_gate(result: ModelResult, settings: Settings) -> tuple[str, Gat
     """
     model, window = result.model, result.model.training_window
     champion = load_champion(result.name, settings)
-    decision = gate(result, champion, settings)
+    decision = gate(result, champion, settings, shadow=shadow)
     rows = result.test_rows
     reasons = "; ".join(decision.reasons)
     with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name=f"{result.name}-{window['train_end']}",
@@ -432,8 +432,8 @@ def register_and_gate(result: ModelResult, settings: Settings) -> tuple[str, Gat
             "test_window": f"{window['test_start']}..{window['test_end']}", **decision.figures}
     for key, value in tags.items():
         client.set_model_version_tag(result.name, version, key, value)
-    if decision.promote:
-        promote(result.name, version, settings, reason="gate")
+    if decision.promote:  # the shadow route promotes the shadow version, not this refit
+        promote(result.name, decision.version or version, settings, reason=f"gate ({decision.evidence})")
     model.version, model.run_id, model.registry_uri = version, run.info.run_id, public_uri(settings.tracking_uri)
     return version, decision
 
@@ -450,7 +450,8 @@ def log_backtest(result: BacktestResult, settings: Settings, params: dict[str, o
     with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment, run_name="backtest") as run:
         mlflow.log_params({**params, "cutoffs": ",".join(sorted(result.cutoffs["cutoff"].unique()))})
         for r in result.summary.itertuples():
-            prefix = {"model": "", "baseline": "baseline_", "model - baseline": "gain_"}[r.scorer]
+            prefix = {"model": "", "baseline": "baseline_", "model - baseline": "gain_"}.get(
+                r.scorer, r.scorer.replace(" - ", "_minus_") + "_")
             for suffix, value in (("", r.value), ("_low", r.low), ("_high", r.high)):
                 if np.isfinite(value):
                     mlflow.log_metric(f"{r.model_name}_{prefix}{r.metric}{suffix}", float(value))

@@ -34,6 +34,7 @@ from training.evaluate import HEADLINE, Evaluation, book_codes, evaluate_scores,
 from training.models import (
     DEFAULT_ROUNDS, Calibrator, TrainedModel, assemble, fit_booster, predict_rounds, round_grid, size_params,
 )
+from training.monitoring import month_spread
 from training.names import MODEL_NAMES
 
 FIRST_FOLD_ROUNDS = 100
@@ -253,6 +254,8 @@ def train_model(
     final_raw = np.concatenate([run.raw[final_rounds] for run in runs])
     model = _refit(name, frame, label, features, categorical, runs[-1].params, final_rounds, final_raw, pooled, settings)
     model.metrics = _flat_metrics(result["model"], result["comparison"], "model")
+    # months stray from their prediction by more than chance: the monitor's calibration band reads this
+    model.metrics["calibration_month_sd"] = month_spread(pooled, label)
     model.baseline_metrics = _flat_metrics(result["baseline"], result["comparison"], "baseline")
     model.training_window = {**model.training_window, "test_start": folds[0].window["test_start"],
                              "test_end": folds[-1].window["test_end"]}

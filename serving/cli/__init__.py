@@ -15,6 +15,7 @@ import typer
 from serving.cli import alerts, backtest, data, demo, features, importer, metrics, score, serve, synth, train
 from serving.cli import users
 from serving.cli import forecast
+from serving.cli import monitor
 
 app = typer.Typer(
     name="expansion",
@@ -37,3 +38,4 @@ for group in (demo, synth, importer, data, metrics, features, train, backtest, s
     group.register(app)
 users.register(app)
 forecast.register(app)
+monitor.register(app)

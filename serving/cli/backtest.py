@@ -68,22 +68,35 @@ def backtest(
     console.print(f"wrote {out} (and {out.stem}_cutoffs.csv, {out.stem}_books.csv); logged to MLflow as run 'backtest'")
 
 
+COLUMNS = (("served", "served"), ("refit model", "model"), ("baseline", "baseline"),
+           ("served - baseline", "served - baseline"), ("refit - baseline", "model - baseline"))
+
+
 def _print(result) -> None:  # noqa: ANN001 - training.backtest.BacktestResult
+    from training.backtest import size_gain
+
     summary = result.summary
     for name, part in summary.groupby("model_name", sort=False):
         positives = int(part["positives"].iloc[0])
         table = Table(title=f"{name}: pooled over the replayed months, {positives} positives in {int(part['rows'].iloc[0]):,} "
-                            "account-months (90% interval, account-level bootstrap)")
-        for col in ("metric", "model", "baseline", "model - baseline"):
-            table.add_column(col, justify="left" if col == "metric" else "right")
+                            "account-months (90% interval, account-level bootstrap). 'served' is what the job would "
+                            "have served (the champion after each gate, else the baseline); 'refit' is each month's new model")
+        table.add_column("metric")
+        for title, _ in COLUMNS:
+            table.add_column(title, justify="right")
         for metric in SHOWN:
             rows = part[part["metric"] == metric].set_index("scorer")
             if rows.empty:
                 continue
-            cells = [f"{rows.at[s, 'value']:.3f} [{rows.at[s, 'low']:.3f}, {rows.at[s, 'high']:.3f}]"
-                     for s in ("model", "baseline", "model - baseline")]
+            cells = [f"{rows.at[s, 'value']:.3f} [{rows.at[s, 'low']:.3f}, {rows.at[s, 'high']:.3f}]" if s in rows.index
+                     else "-" for _, s in COLUMNS]
             table.add_row(metric, *cells)
         console.print(table)
+        if "served_by" in part.columns:
+            console.print(f"{name} served: {part['served_by'].iloc[0]}", highlight=False)
+        words = size_gain(summary, name)
+        if words:
+            console.print(f"{name} (served): {words}", highlight=False)
     decisions = Table(title="the monthly job at each cut-off")
     for col in ("cut-off", "model", "gate", "serves after", "why"):
         decisions.add_column(col)

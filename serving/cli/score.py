@@ -131,6 +131,8 @@ def score(
             summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
         except SinkSchemaError as exc:
             fail(str(exc))
+        if models.value != "none":
+            _score_shadow(features, cfg, target, summary)
         _print_summary(summary)  # before the alerts, which may exit non-zero on an undelivered message
         # alerts hook (serving/alerts): with EXPANSION_ALERTS_ON_SCORE=true, alert on the snapshot just scored
         if cfg.alerts_on_score:
@@ -142,6 +144,33 @@ def score(
         target.close()
     if choice.registry_unreachable:
         fail(f"scored with a fallback because the registry could not be asked: {choice.note}", EXIT_REGISTRY)
+
+
+def _score_shadow(features, cfg, target, summary) -> None:  # noqa: ANN001
+    """The shadow challenger beside the champion, stored under the run's id (SQL sinks only; said when skipped)."""
+    from serving.sinks.sql import SqlSink
+
+    if not isinstance(target, SqlSink):
+        return
+    try:
+        from training.monitoring_tracking import shadow_model
+
+        shadows = {name: m for name in ("expansion",) if (m := shadow_model(name, cfg)) is not None}
+    except Exception as exc:  # noqa: BLE001 - the run's scores stand without the shadow's
+        err_console.print(f"shadow: not scored, the registry could not be read ({type(exc).__name__})")
+        return
+    if not shadows:
+        return
+    from serving.batch import shadow_scores
+    from serving.monitoring_store import MonitoringStore
+
+    store = MonitoringStore(target.engine.url.render_as_string(hide_password=False))
+    try:
+        written = store.write_shadow(shadow_scores(features, shadows, summary.run_id, summary.as_of))
+    finally:
+        store.close()
+    err_console.print(f"shadow: {', '.join(f'{n} v{m.version}' for n, m in shadows.items())} scored beside the champion "
+                      f"({written:,} rows, not shown to CSMs)", highlight=False)
 
 
 def _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_at, models, chunk_size) -> None:  # noqa: ANN001

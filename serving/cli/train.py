@@ -167,8 +167,13 @@ def retrain(
             fail(str(exc))
         as_of_date = as_of_or_data_end(as_of, source, command="retrain")
         require_valid(source, max(as_of_date, data_end(source)), data)
+        from serving.cli.monitor import monitor_after_retrain, shadow_records_for
+
         try:
-            result = run(source, as_of_date, settings(), n_cutoffs=cutoffs, num_boost_round=rounds, on_step=console.print)
+            shadows = shadow_records_for(source, settings(), as_of_date)
+            result = run(source, as_of_date, settings(), n_cutoffs=cutoffs, num_boost_round=rounds, on_step=console.print,
+                         shadows=shadows)
+            monitor_after_retrain(source, settings(), as_of_date)
         except (DataError, ValueError) as exc:
             fail(str(exc))
         except _registry_errors() as exc:
@@ -184,7 +189,7 @@ def retrain(
     if not promoted:
         console.print("no new champion: what serves keeps serving" + ("; nothing deployed" if deploy else ""))
         raise typer.Exit(EXIT_KEPT)
-    console.print(f"promoted: {', '.join(f'{n} v{result.registered[n].version}' for n in promoted)}")
+    console.print(f"promoted: {', '.join(f'{n} v{result.registered[n].decision.version or result.registered[n].version}' for n in promoted)}")
     if deploy:
         _deploy_after_retrain(result)
 
@@ -192,6 +197,19 @@ def retrain(
 def _print_drift(result) -> None:  # noqa: ANN001 - training.pipeline.RetrainResult
     drift = result.drift
     shifted = drift[drift["level"] != "stable"]
+    if "reported" in drift.columns:  # weighted by the expansion model's importance, calendar features exempt
+        reported = drift[drift["reported"]]
+        console.print(f"drift vs newest snapshot {result.newest_snapshot}: {len(reported)} feature(s) shifted enough to "
+                      f"move the expansion model's predictions ({len(shifted)} of {len(drift)} moved, PSI >= 0.1; "
+                      "calendar features exempt)")
+        if len(reported):
+            report = Table(title="feature drift that moved predictions (PSI x importance share)")
+            for col in ("feature", "psi", "importance share", "weighted"):
+                report.add_column(col)
+            for row in reported.head(10).itertuples():
+                report.add_row(row.feature, f"{row.psi:.3f}", f"{row.importance_share:.1%}", f"{row.weighted_psi:.3f}")
+            console.print(report)
+        return
     console.print(f"drift vs newest snapshot {result.newest_snapshot}: "
                   f"{len(shifted)} of {len(drift)} features moved (PSI >= 0.1)")
     report = Table(title="largest feature drift (PSI)")

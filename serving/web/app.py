@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from serving.web import leader_pages, pages
+from serving.web import health, leader_pages, pages
 from serving.web.auth import SESSION_COOKIE, SIGNIN_CSRF_COOKIE, Session, new_csrf, same
 from serving.web.formats import FILTERS
 from serving.web.state import WebState
@@ -243,8 +243,12 @@ def create_app(resolve: Callable[[], WebState]) -> Starlette:
         target = back if back.startswith(f"{base}/unowned") and not back.startswith("//") else f"{base}/unowned"
         return RedirectResponse(target, 303)
 
+    async def model_health(request: Request, state: WebState, session: Session) -> Response:  # serving/web/health.py
+        return render(request, "health.html", session=session, **await run_in_threadpool(health.health_view, state))
+
     signed, leaders = signed_in, (lambda handler: signed_in(handler, leaders_only=True))
     routes: list[BaseRoute] = [  # a new page is one line here
+        Route("/model-health", leaders(model_health)),
         Route("/", home), Route("/signin", signin_page, methods=["GET"]), Route("/signin", signin, methods=["POST"]),
         Route("/signout", signed(signout), methods=["POST"]), Route("/book", signed(book)),
         Route("/search", signed(search)), Route("/renewals", signed(renewals)),

@@ -62,3 +62,28 @@ def test_unknown_metric_lookup_is_named():
     table = compare(y, {"m": Scores(trait, trait)}, acc, np.zeros(len(y), dtype=int), names=("roc_auc",), replicates=50)
     with pytest.raises(KeyError, match="'pr_auc'"):
         lookup(table, "m", "pr_auc")
+
+
+def test_every_interval_holds_its_point_even_for_metrics_biased_under_resampling():
+    from training.bootstrap import interval
+    from training.evaluate import HEADLINE
+
+    rng = np.random.default_rng(5)
+    # Few rows, calibrated probabilities: ECE's point is small and every resample's ECE is larger.
+    acc, trait, y = _company(rng, accounts=60, months=3)
+    p = 1 / (1 + np.exp(-(-2.0 + trait)))
+    books = np.tile(np.arange(6), len(y) // 6)
+    table = compare(y, {"model": Scores(trait, p), "noise": Scores(rng.random(len(y)), rng.random(len(y)))},
+                    acc, books, names=HEADLINE, replicates=200, decision_confidence=0.98)
+    finite = table.dropna(subset=["low", "high"])
+    assert len(finite) == len(table)
+    assert ((finite["low"] <= finite["value"]) & (finite["value"] <= finite["high"])).all()
+    assert ((finite["decision_low"] <= finite["value"]) & (finite["value"] <= finite["decision_high"])).all()
+    # The plain percentile interval of ECE misses its point here; the re-centred one keeps it and its width.
+    draws = np.array([compare(y[idx], {"m": Scores(trait[idx], p[idx])}, acc[idx], books[idx], names=("ece",),
+                              replicates=1)["value"].iloc[0] for idx in cluster_resamples(acc, 200, seed=9)])
+    point = float(table[(table["scorer"] == "model") & (table["metric"] == "ece")]["value"].iloc[0])
+    assert np.percentile(draws, 5) > point  # the bias the re-centring removes
+    iv = interval(point, draws)
+    assert iv.low <= point <= iv.high and iv.low >= 0
+    assert iv.high - iv.low == pytest.approx(np.percentile(draws, 95) - np.percentile(draws, 5), abs=0.02)

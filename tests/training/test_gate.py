@@ -33,6 +33,15 @@ def test_a_gain_over_the_baseline_that_noise_could_produce_is_refused():
     assert not decide("expansion", 80, GOOD_AUC, GOOD_GAIN, None, min_positives=30, margin=0.08).promote
 
 
+def test_a_gain_interval_wholly_below_zero_is_called_worse_not_noise():
+    decision = decide("expansion", 80, GOOD_AUC, Interval(-0.08, -0.12, -0.03), None, min_positives=30)
+    assert not decision.promote
+    assert "worse than the rule-based baseline" in decision.reasons[0] and "could be noise" not in decision.reasons[0]
+    versus = decide("expansion", 80, GOOD_AUC, GOOD_GAIN,
+                    ChampionComparison("3", 60, "2025-10-31", gain=Interval(-0.05, -0.09, -0.01)), min_positives=30)
+    assert not versus.promote and "worse than champion v3" in versus.reasons[-1]
+
+
 def test_a_clear_gain_with_no_champion_is_promoted():
     decision = decide("expansion", 80, GOOD_AUC, GOOD_GAIN, None, min_positives=30)
     assert decision.promote and decision.reasons[-1] == "no champion yet"
@@ -70,7 +79,8 @@ def test_a_small_book_is_refused_for_its_count(make_frame, feature_lists):
     assert result.positives < 30
     decision = gate(result, None, settings)
     assert not decision.promote
-    assert decision.reasons == [f"{result.positives} expansions in the test months; 30 are needed"]
+    assert decision.reasons[0] == f"{result.positives} expansions in the test months; 30 are needed"
+    assert decision.reasons[-1] == "evidence: the pooled backtest"
 
 
 def test_the_champion_is_rescored_only_on_rows_from_the_end_of_its_data(make_frame, feature_lists):
@@ -98,3 +108,54 @@ def test_the_gate_decides_on_the_wider_interval_of_promotion_confidence(make_fra
     assert decided.value == reported.value and decided.low < reported.low < reported.high < decided.high
     decision = gate(result, None, settings)
     assert decision.figures["gate_gain_over_baseline"].startswith(f"{decided.value:+.3f} (98% interval {decided.low:+.3f}")
+
+
+def _shadow_rows(rng, accounts=400, months=3, signal=1.5):
+    rows = []
+    for m in range(months):
+        trait = rng.normal(size=accounts)
+        y = (rng.random(accounts) < 1 / (1 + np.exp(-(-1.8 + signal * trait)))).astype(float)
+        rows.append(pd.DataFrame({"account_id": [f"a{i}" for i in range(accounts)],
+                                  "as_of": pd.Timestamp("2025-01-31") + pd.offsets.MonthEnd(m), "outcome": y,
+                                  "shadow": trait + rng.normal(scale=0.3, size=accounts),
+                                  "served": rng.normal(size=accounts), "baseline": rng.normal(size=accounts)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def noise_result():
+    from tests.training.conftest import CATEGORICAL, NUMERIC, make_frame
+
+    frame = make_frame(accounts=300)
+    rng = np.random.default_rng(5)
+    for _, idx in frame[frame["expanded"].notna()].groupby("as_of").groups.items():
+        frame.loc[idx, "expanded"] = rng.permutation(frame.loc[idx, "expanded"].to_numpy())
+    settings = Settings(_env_file=None, home="unused", bootstrap_replicates=200)
+    return train_model("expansion", frame, NUMERIC + CATEGORICAL, CATEGORICAL, settings, num_boost_round=50), settings
+
+
+def test_a_shadow_that_beat_what_served_on_its_realised_months_is_promoted_and_the_text_says_so(noise_result):
+    from training.gate import ShadowRecord
+
+    result, settings = noise_result
+    record = ShadowRecord("7", _shadow_rows(np.random.default_rng(1)))
+    decision = gate(result, None, settings, shadow=record)
+    assert decision.promote and decision.version == "7" and decision.evidence == "shadow months"
+    assert decision.reasons[0] == "decided by the shadow months' realised record"
+    assert decision.figures["gate_level"].startswith("99.0%")  # two routes: each at half the tail
+    assert "99% interval" in decision.figures["gate_shadow_gain_over_served"]
+
+
+def test_a_shadow_without_signal_promotes_nothing_and_too_few_positives_leave_the_pooled_route_alone(noise_result):
+    from training.gate import ShadowRecord
+
+    result, settings = noise_result
+    rows = _shadow_rows(np.random.default_rng(2), signal=0.0)
+    rows["shadow"] = np.random.default_rng(3).normal(size=len(rows))
+    decision = gate(result, None, settings, shadow=ShadowRecord("7", rows))
+    assert not decision.promote and decision.evidence == "none"
+    assert "neither the pooled backtest nor the shadow months decided" in decision.reasons[0]
+    few = gate(result, None, settings, shadow=ShadowRecord("7", rows.head(40)))
+    assert few.reasons[-1].startswith("evidence: the pooled backtest (shadow v7 has")
+    plain = gate(result, None, settings)
+    assert few.figures["gate_gain_over_baseline"] == plain.figures["gate_gain_over_baseline"]  # nominal level kept

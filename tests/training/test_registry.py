@@ -171,3 +171,35 @@ def test_a_new_registry_is_the_owners_alone(tmp_path, monkeypatch):
     configure(Settings(_env_file=None, home=home))
     assert (home / "mlflow.db").stat().st_mode & 0o777 == 0o600
     assert home.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.slow
+def test_a_rejected_version_goes_to_shadow_and_its_realised_months_can_promote_it(small_frame, feature_lists, settings):
+    import pandas as pd
+
+    from training.gate import ShadowRecord
+    from training.monitoring_tracking import SHADOW, shadow_version, update_shadow
+
+    features, categorical = feature_lists
+    shuffled = small_frame.copy()
+    labelled = shuffled["expanded"].notna()
+    shuffled.loc[labelled, "expanded"] = np.random.default_rng(5).permutation(shuffled.loc[labelled, "expanded"].to_numpy())
+    noise = _train(shuffled, features, categorical, settings, name="expansion")
+    version, decision = register_and_gate(noise, settings)
+    assert not decision.promote and decision.reasons[-1] == "evidence: the pooled backtest"
+    assert update_shadow("expansion", version, decision.promote, False, settings) == version == shadow_version("expansion", settings)
+    # A later rejected version does not displace a shadow that has not been judged yet.
+    second, decision2 = register_and_gate(noise, settings)
+    assert update_shadow("expansion", second, decision2.promote, False, settings) == version
+    # The shadow's realised months beat what served (the baseline): the gate promotes the shadow version itself.
+    rng = np.random.default_rng(6)
+    trait = rng.normal(size=1200)
+    rows = pd.DataFrame({"account_id": [f"a{i % 400}" for i in range(1200)],
+                         "as_of": np.repeat(pd.to_datetime(["2024-09-30", "2024-10-31", "2024-11-30"]), 400),
+                         "outcome": (rng.random(1200) < 1 / (1 + np.exp(-(-1.8 + 1.5 * trait)))).astype(float),
+                         "shadow": trait, "served": rng.random(1200), "baseline": rng.random(1200)})
+    third, decision3 = register_and_gate(noise, settings, shadow=ShadowRecord(version, rows))
+    assert decision3.promote and decision3.version == version and decision3.evidence == "shadow months"
+    assert load_champion("expansion", settings).version == version != third
+    assert update_shadow("expansion", third, True, True, settings) is None
+    assert SHADOW not in sum(_aliases(settings, "expansion").values(), [])

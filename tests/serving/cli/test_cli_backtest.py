@@ -26,7 +26,9 @@ def test_backtest_replays_cutoffs_and_writes_the_tables(generated_company, cli_e
     assert "pooled over the replayed months" in result.stdout and "top_decile_expansion_mrr_share" in result.stdout
     summary = pd.read_csv(out)
     assert set(summary["model_name"]) == {"expansion", "churn"}
-    assert {"model", "baseline", "model - baseline"} <= set(summary["scorer"])
+    assert {"served", "model", "baseline", "served - baseline", "model - baseline", "current_mrr"} <= set(summary["scorer"])
+    assert "expansion served:" in result.stdout and "ranking by current MRR" in result.stdout
+    assert ((summary["low"] <= summary["value"]) & (summary["value"] <= summary["high"])).all()
     assert (summary["low"] <= summary["high"]).all() and (summary["positives"] > 0).all()
     cutoffs = pd.read_csv(cli_env / "bt_cutoffs.csv")
     assert cutoffs["cutoff"].nunique() == 2 and set(cutoffs["decision"]) <= {"promoted", "rejected"}

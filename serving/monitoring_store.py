@@ -1,0 +1,128 @@
+"""The model track record's tables, in the CRM's SQL store beside ``account_score_history``.
+
+- ``account_shadow_scores``: the shadow challenger's probability per account and score run
+  (keyed by ``account_id, run_id, model_name``), written beside the champion's run and never
+  read by the pages CSMs see;
+- ``model_monitoring``: one row per scored month, model, segment, scorer and metric with its
+  interval and counts (``expansion monitor``); a re-run of a month replaces its rows;
+- ``model_alarms``: alarms sent, keyed by their idempotency key, so an alarm goes out once.
+
+Tables are created on first use, with the CRM tables' engine set-up (:class:`serving.sinks.sql.SqlSink`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+
+from serving.sinks.sql import SqlSink
+
+TRACK_COLUMNS = ("month", "model_name", "segment", "scorer", "metric", "value", "low", "high", "positives", "rows",
+                 "version")
+
+
+class MonitoringStore:
+    """Shadow scores, the realised track record and sent alarms in the SQL database at ``uri``."""
+
+    def __init__(self, uri: str, *, table_prefix: str = "") -> None:
+        self.sink = SqlSink(uri, table_prefix=table_prefix)
+        self.engine = self.sink.engine
+        md = sa.MetaData()
+        self.shadow = sa.Table(
+            f"{table_prefix}account_shadow_scores", md,
+            sa.Column("account_id", sa.Text, primary_key=True), sa.Column("run_id", sa.Text, primary_key=True),
+            sa.Column("model_name", sa.Text, primary_key=True), sa.Column("as_of", sa.Date, nullable=False),
+            sa.Column("version", sa.Text, nullable=False), sa.Column("probability", sa.Float),
+        )
+        self.track = sa.Table(
+            f"{table_prefix}model_monitoring", md,
+            *[sa.Column(c, sa.Text, primary_key=True) for c in ("month", "model_name", "segment", "scorer", "metric")],
+            *[sa.Column(c, sa.Float) for c in ("value", "low", "high", "positives", "rows")],
+            sa.Column("version", sa.Text), sa.Column("computed_at", sa.DateTime(timezone=True)),
+        )
+        self.alarms = sa.Table(
+            f"{table_prefix}model_alarms", md,
+            sa.Column("key", sa.Text, primary_key=True), sa.Column("model_name", sa.Text), sa.Column("kind", sa.Text),
+            sa.Column("message", sa.Text), sa.Column("sent_to", sa.Text), sa.Column("sent_at", sa.DateTime(timezone=True)),
+        )
+        self.metadata = md
+        self._created = False
+
+    def close(self) -> None:
+        self.sink.close()
+
+    def create_tables(self) -> None:
+        if not self._created:
+            with self.engine.begin() as conn:
+                self.metadata.create_all(conn, checkfirst=True)
+            self._created = True
+
+    def write_shadow(self, scores: pd.DataFrame) -> int:
+        """Replace the shadow scores of the runs in ``scores`` (``account_id, run_id, model_name, as_of, version, probability``)."""
+        self.create_tables()
+        if not len(scores):
+            return 0
+        records = scores.assign(as_of=pd.to_datetime(scores["as_of"]).dt.date).astype(object).to_dict("records")
+        with self.engine.begin() as conn:
+            for run_id in scores["run_id"].unique():
+                conn.execute(sa.delete(self.shadow).where(self.shadow.c.run_id == run_id))
+            conn.execute(self.shadow.insert(), records)
+        return len(records)
+
+    def shadow_scores(self, run_ids: list[str], model_name: str) -> pd.DataFrame:
+        self.create_tables()
+        s = self.shadow
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(s).where(s.c.run_id.in_(run_ids), s.c.model_name == model_name), conn,
+                               dtype={"account_id": "string"})
+
+    def history_runs(self) -> pd.DataFrame:
+        """Every score run in ``account_score_history``: ``run_id, as_of, scored_at, accounts`` (empty when none)."""
+        h = self.sink.history
+        if not sa.inspect(self.engine).has_table(h.name):
+            return pd.DataFrame(columns=["run_id", "as_of", "scored_at", "accounts"])
+        query = sa.select(h.c.run_id, sa.func.max(h.c.as_of).label("as_of"), sa.func.max(h.c.scored_at).label("scored_at"),
+                          sa.func.count().label("accounts")).group_by(h.c.run_id)
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn)
+
+    def history_rows(self, run_id: str) -> pd.DataFrame:
+        """One run's stored scores: account, snapshot, champion probabilities and versions, baseline readiness."""
+        h = self.sink.history
+        cols = [h.c[c] for c in ("account_id", "as_of", "expansion_probability", "baseline_score", "expansion_model_version")]
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(*cols).where(h.c.run_id == run_id), conn, dtype={"account_id": "string"})
+
+    def save_track(self, rows: pd.DataFrame, computed_at: dt.datetime) -> None:
+        """Replace the stored rows of every (month, model) in ``rows``."""
+        self.create_tables()
+        frame = rows[list(TRACK_COLUMNS)].astype(object).where(rows[list(TRACK_COLUMNS)].notna(), None)
+        records = [{**r, "computed_at": computed_at} for r in frame.to_dict("records")]
+        with self.engine.begin() as conn:
+            for (month, name), _ in rows.groupby(["month", "model_name"]):
+                conn.execute(sa.delete(self.track).where(self.track.c.month == month, self.track.c.model_name == name))
+            if records:
+                conn.execute(self.track.insert(), records)
+
+    def read_track(self) -> pd.DataFrame:
+        self.create_tables()
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(self.track).order_by(self.track.c.month), conn)
+
+    def alarm_sent(self, key: str) -> bool:
+        self.create_tables()
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(self.alarms.c.key).where(self.alarms.c.key == key)).first() is not None
+
+    def record_alarm(self, key: str, model_name: str, kind: str, message: str, sent_to: str, at: dt.datetime) -> None:
+        self.create_tables()
+        with self.engine.begin() as conn:
+            conn.execute(self.alarms.insert(), [{"key": key, "model_name": model_name, "kind": kind, "message": message,
+                                                 "sent_to": sent_to, "sent_at": at}])
+
+    def read_alarms(self) -> pd.DataFrame:
+        self.create_tables()
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(self.alarms).order_by(self.alarms.c.sent_at.desc()), conn)
