@@ -63,6 +63,12 @@ def sqlite_file(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
+def registry_exists(settings: Settings) -> bool:
+    """False only for a local SQLite registry whose file is not there (a home that never trained, or a moved file)."""
+    path = sqlite_file(settings.tracking_uri)
+    return path is None or path.is_file()
+
+
 def require_registry(settings: Settings) -> None:
     """Raise :class:`RegistryMissing` when the SQLite registry file is gone (moved, deleted, a wrong home).
 

@@ -32,7 +32,7 @@ def test_every_expansion_variable_the_docs_name_exists() -> None:
     root = PAGE.parents[1]
     for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
         for name in set(re.findall(r"\bEXPANSION_[A-Z_]+[A-Z]\b", doc.read_text(encoding="utf-8"))):
-            assert name in known or name in {"EXPANSION_INSECURE", "EXPANSION_DATA", "EXPANSION_AS_OF",
+            assert name in known or name in {"EXPANSION_INSECURE", "EXPANSION_DATA", "EXPANSION_AS_OF", "EXPANSION_SHARED_SAMPLES",
                                              "EXPANSION_ACCOUNT", "EXPANSION_TREND_MONTHS", "EXPANSION_TEST_POSTGRES_URL"}, \
                 f"{doc.name} names {name}, which no setting reads"
 
