@@ -185,6 +185,7 @@ def alarm_messages(alarm: Alarm, routing: object, now: dt.datetime) -> list[dict
 def send_alarms(found: list[Alarm], store: MonitoringStore, settings: Settings, now: dt.datetime) -> tuple[list[str], list[str]]:
     """Send each alarm not sent before through the alert channels; (sent keys, problems said out loud)."""
     from serving.alerts.channels import DeliveryError, send
+    from features.config import redact_url
     from serving.alerts.routing import load_routing
     from serving.alerts.run import routing_path
 
@@ -199,11 +200,13 @@ def send_alarms(found: list[Alarm], store: MonitoringStore, settings: Settings, 
             continue
         delivered = []
         for message in messages:
+            url = None if message["channel"] == "email" else message["destination"]
+            shown = message["destination"] if url is None else redact_url(url)  # a webhook URL is a credential
             try:
-                send(message, settings)
-                delivered.append(f"{message['channel']}:{message['destination']}")
+                send(message, settings, url)
+                delivered.append(f"{message['channel']}:{shown}")
             except DeliveryError as exc:
-                problems.append(f"{alarm.kind}: {message['channel']} delivery failed: {exc}")
+                problems.append(f"{alarm.kind}: {message['channel']} {shown} delivery failed: {exc}")
         if delivered:
             store.record_alarm(alarm.key, alarm.model_name, alarm.kind, alarm.message, ", ".join(delivered), now)
             sent.append(alarm.key)

@@ -84,8 +84,8 @@ def health_view(state: WebState) -> dict[str, Any]:
     finally:
         store.close()
     if not len(track):
-        return {"months": [], "chart": None, "alarms": [], "horizon_days": state.settings.horizon_days}
-    return {"months": month_lines(track), "chart": trend_chart(track), "horizon_days": state.settings.horizon_days,
+        return {"months": [], "trend_chart": None, "alarms": [], "horizon_days": state.settings.horizon_days}
+    return {"months": month_lines(track), "trend_chart": trend_chart(track), "horizon_days": state.settings.horizon_days,
             "alarms": alarms.head(10).to_dict("records"),
             "segments": segment_lines(track)}
 
