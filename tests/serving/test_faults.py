@@ -156,6 +156,26 @@ def _stop_group(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def _deploy_when_visible(settings: Settings, attempts: int = 5) -> None:
+    """Deploy the champions just registered through the HTTP server.
+
+    Under a loaded test run the server once answered "Logged model ... not found" for a model
+    it had registered a moment before (seen once in three full runs, never alone); what this
+    fixture sets up is a deployment, not that race, so the deploy is retried a few times, a
+    second apart, and the last error is raised as it is.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            deploy_champions(settings)
+            return
+        except MlflowException as exc:
+            if "not found" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+
+
 @pytest.fixture
 def registry_then_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict, frame: pd.DataFrame,
                        register_model) -> Iterator[tuple[Settings, dict, Path, list]]:  # noqa: ANN001
@@ -172,7 +192,7 @@ def registry_then_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained:
     started: list[subprocess.Popen] = [server]
     try:
         runs = {name: register_model(acme, m, frame)[1] for name, m in trained.items()}
-        deploy_champions(acme)
+        _deploy_when_visible(acme)
         _stop_group(server)
         yield acme, runs, folder, started
     finally:
