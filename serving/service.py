@@ -17,8 +17,6 @@ import gc
 import hmac
 import json
 import logging
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +50,7 @@ from serving.schemas import (
     complete_openapi,
     with_results,
 )
+from serving.drain import drain_on_sigterm
 from serving.feature_checks import FeatureRule, feature_rules, openapi_features
 from serving.forecast_api import ForecastRequest, ForecastResponse, stored_forecast
 from serving.live_snapshot import LiveSnapshot
@@ -181,7 +180,7 @@ class ExpansionScoring:
                                  previous=self._previous_run)
         ApiKeyMiddleware.readiness = self._readiness
         ApiKeyMiddleware.draining = False
-        _drain_on_sigterm(self.settings.drain_seconds)
+        drain_on_sigterm(self.settings.drain_seconds, _set_draining)
         _settle()
         log.info("scoring service: models from %s, %d accounts in snapshot", self.model_source, len(self.live.current))
         self._stop = threading.Event()
@@ -355,55 +354,8 @@ ExpansionScoring.add_asgi_middleware(ApiKeyMiddleware)
 ExpansionScoring.mount_asgi_app(create_app(lambda: state_of(bentoml.get_current_service())), path=WEB_PATH)
 
 
-def _drain_on_sigterm(seconds: float) -> None:
-    """On SIGTERM, keep answering for ``seconds`` before the server's own shutdown begins.
-
-    The server's handler would stop accepting at once, while the listening socket stays open
-    in the supervisor until the worker is gone: connections made meanwhile were reset, and
-    requests on idle keep-alive connections cut. Draining first says ``/readyz`` 503 (a load
-    balancer stops sending), closes every connection after its answer (clients reconnect, and
-    find the port refused once it is shut), then hands over to the server's handler, which
-    finishes the requests in flight. Only the main thread can set signal handlers (the server's).
-    """
-    previous = signal.getsignal(signal.SIGTERM)
-    if seconds <= 0 or not callable(previous) or threading.current_thread() is not threading.main_thread():
-        return
-
-    def drain(signum: int, frame: Any) -> None:
-        if ApiKeyMiddleware.draining:
-            return  # the supervisor's signal and the process group's: one drain
-        ApiKeyMiddleware.draining = True
-        log.info("SIGTERM: draining for %.1f s (readiness 503, connections closed after each answer), then stopping",
-                 seconds)
-        timer = threading.Timer(seconds, _stop_listening_then, args=(previous, signum, frame))
-        timer.daemon = True
-        timer.start()
-
-    signal.signal(signal.SIGTERM, drain)
-
-
-def _stop_listening_then(handler: Callable[[int, Any], None], signum: int, frame: Any) -> None:
-    """Shut the listening socket down, then hand over to the server's own SIGTERM handler.
-
-    The socket is shared with the supervising process, which holds it open until the worker is
-    gone; ``shutdown`` acts on the socket itself, so a new connection is refused at once (a
-    client retries it safely) instead of waiting in the backlog to be reset when the process exits.
-    """
-    import socket
-
-    import psutil
-
-    try:
-        listening = [c.fd for c in psutil.Process().net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
-    except psutil.Error:
-        listening = []
-    for fd in listening:
-        try:
-            with socket.socket(fileno=os.dup(fd)) as sock:
-                sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-    handler(signum, frame)
+def _set_draining(on: bool) -> None:
+    ApiKeyMiddleware.draining = on
 
 
 def _settle() -> None:
