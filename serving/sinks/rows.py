@@ -44,6 +44,15 @@ ROW_FIELDS: dict[str, str] = {
     "model_available": "flag",
 }
 
+# The CRM-file names of the row fields the score schema does not declare (run metadata, reason slots).
+_RUN_CRM_NAMES = {"run_id": "expansion_score_run_id", "as_of": "expansion_snapshot_date",
+                  "scored_at": "expansion_scored_at", **{c: f"expansion_{c}" for c in REASON_COLUMNS}}
+_SCHEMA_CRM_NAMES = {f.name: f.crm_name or f.name for f in SCORE_SCHEMA}
+
+#: Each row field's name in the CRM import files (snake case, one per field, in row order):
+#: ``ScoreField.crm_name`` for the schema's fields, the run's own names for the rest.
+CRM_NAMES: dict[str, str] = {name: _RUN_CRM_NAMES.get(name) or _SCHEMA_CRM_NAMES[name] for name in ROW_FIELDS}
+
 
 class ScoreFrameError(ValueError):
     """Raised when a scorer frame does not meet the CRM row schema."""
