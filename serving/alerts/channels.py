@@ -1,5 +1,12 @@
 """Delivery: each pending outbox message to its channel, at least once, with its idempotency key.
 
+Every channel is one object behind the ``Channel`` protocol, registered by name in
+``CHANNELS``: what its destination must look like, whether that destination is a credential,
+the message body it receives, the server it goes to and how one attempt is made. The routing
+file (``serving.alerts.routing``) knows the channels from this registry alone, so a channel
+it does not hold is an error when the file is loaded, and a stored message of an unknown
+channel is parked, never sent as something else.
+
 HTTP channels (Slack incoming webhook, generic JSON webhook) POST the stored body with an
 ``Idempotency-Key`` header; the generic webhook also signs the body with HMAC-SHA256
 (``X-Expansion-Signature: sha256=<hex>``, key ``Settings.alerts_webhook_secret``); Slack
@@ -30,11 +37,13 @@ import smtplib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import Any, Protocol
 
 from features.config import Settings, is_redacted, redact_url
+from serving.alerts import messages
 from serving.alerts.store import AlertStore
 
 SIGNATURE_HEADER = "X-Expansion-Signature"
@@ -102,34 +111,160 @@ def _email(message: dict, key: str, settings: Settings, repeat: bool) -> None:
         raise DeliveryError(f"{type(exc).__name__} on {relay}: {exc}") from None
 
 
-def send(message: dict, settings: Settings, url: str | None = None, repeat: bool = False) -> None:
-    """One attempt at one message (``url``: the real webhook URL); raises DeliveryError when it was not accepted."""
-    key, body = message["message_key"], message["payload"].encode()
-    if message["channel"] == "email":
-        _email(message, key, settings, repeat)
-        return
-    if url is None:
-        raise DeliveryError(f"{message['channel']} {message['destination']}: no route names this URL any more "
-                            "(routing file changed?)", retry=False, own=True)
-    headers = {"Idempotency-Key": key}
-    if repeat:
-        headers[REPEAT_HEADER] = "true"
-    if message["channel"] == "slack":
+class Channel(Protocol):
+    """One way of delivering alerts: a route's field of that name holds its destination."""
+
+    name: str
+    #: The destination is a credential (a webhook URL): stored and shown redacted, sent to from the routing file.
+    secret: bool
+
+    def problem(self, destination: str) -> str | None:
+        """Why ``destination`` cannot be used (said at load), else None."""
+        ...
+
+    def unready(self, settings: Settings) -> str | None:
+        """What the settings lack for this channel to send anything, else None."""
+        ...
+
+    def render(self, alerts: Sequence[Mapping[str, Any]], destination: str, key: str, digest: bool) -> dict:
+        """The message body this channel stores and sends."""
+        ...
+
+    def receiver(self, destination: str, settings: Settings) -> str:
+        """The server a message goes to (shown, never a secret): failures are counted per receiver."""
+        ...
+
+    def send(self, message: dict, settings: Settings, url: str | None, repeat: bool) -> None:
+        """One attempt (``url``: the real destination of a secret one); raises DeliveryError when not accepted."""
+        ...
+
+
+class _HttpChannel:
+    """A JSON body POSTed to a webhook URL with an ``Idempotency-Key`` header."""
+
+    name = ""
+    secret = True
+
+    def problem(self, destination: str) -> str | None:
+        return None if destination.startswith(("http://", "https://")) else f"{destination!r} is not an http(s) URL"
+
+    def unready(self, settings: Settings) -> str | None:
+        return None
+
+    def receiver(self, destination: str, settings: Settings) -> str:
+        return destination
+
+    def _signed(self, body: bytes, key: str, repeat: bool, settings: Settings) -> tuple[bytes, dict[str, str]]:
+        """The body as sent and this channel's own headers."""
+        return body, {}
+
+    def send(self, message: dict, settings: Settings, url: str | None, repeat: bool) -> None:
+        if url is None:
+            raise DeliveryError(f"{message['channel']} {message['destination']}: no route names this URL any more "
+                                "(routing file changed?)", retry=False, own=True)
+        key = message["message_key"]
+        body, own_headers = self._signed(message["payload"].encode(), key, repeat, settings)
+        headers = {"Idempotency-Key": key, **({REPEAT_HEADER: "true"} if repeat else {}), **own_headers}
+        _post(url, body, headers, settings.alerts_timeout_seconds)
+
+
+class SlackChannel(_HttpChannel):
+    """A Slack incoming webhook: Block Kit, the key and the repeat flag in the message ``metadata``."""
+
+    name = "slack"
+
+    def render(self, alerts: Sequence[Mapping[str, Any]], destination: str, key: str, digest: bool) -> dict:
+        return messages.slack_payload(alerts, digest)
+
+    def _signed(self, body: bytes, key: str, repeat: bool, settings: Settings) -> tuple[bytes, dict[str, str]]:
         data = json.loads(body)
         data["metadata"] = {"event_type": SLACK_EVENT, "event_payload": {"idempotency_key": key, "repeat": repeat}}
-        body = json.dumps(data, sort_keys=True).encode()
-    if message["channel"] == "webhook":
+        return json.dumps(data, sort_keys=True).encode(), {}
+
+
+class WebhookChannel(_HttpChannel):
+    """A generic JSON webhook, its body signed with HMAC-SHA256 (``Settings.alerts_webhook_secret``)."""
+
+    name = "webhook"
+
+    def unready(self, settings: Settings) -> str | None:
+        return None if settings.alerts_webhook_secret else \
+            "a webhook is signed with EXPANSION_ALERTS_WEBHOOK_SECRET, which is not set: set it"
+
+    def render(self, alerts: Sequence[Mapping[str, Any]], destination: str, key: str, digest: bool) -> dict:
+        return messages.webhook_payload(alerts, key, digest)
+
+    def _signed(self, body: bytes, key: str, repeat: bool, settings: Settings) -> tuple[bytes, dict[str, str]]:
         if not settings.alerts_webhook_secret:
-            raise DeliveryError("webhook: EXPANSION_ALERTS_WEBHOOK_SECRET is not set, so the body cannot be signed", retry=False)
-        headers[SIGNATURE_HEADER] = signature(settings.alerts_webhook_secret, body)
-    _post(url, body, headers, settings.alerts_timeout_seconds)
+            raise DeliveryError("webhook: EXPANSION_ALERTS_WEBHOOK_SECRET is not set, so the body cannot be signed",
+                                retry=False)
+        return body, {SIGNATURE_HEADER: signature(settings.alerts_webhook_secret, body)}
+
+
+class EmailChannel:
+    """Plain-text email over the SMTP relay of the settings; the destination is the recipient's address."""
+
+    name = "email"
+    secret = False
+
+    def problem(self, destination: str) -> str | None:
+        return None if "@" in destination else f"{destination!r} is not an email address"
+
+    def unready(self, settings: Settings) -> str | None:
+        return None
+
+    def render(self, alerts: Sequence[Mapping[str, Any]], destination: str, key: str, digest: bool) -> dict:
+        return messages.email_payload(alerts, destination, digest)
+
+    def receiver(self, destination: str, settings: Settings) -> str:
+        return f"smtp://{settings.alerts_smtp_host}:{settings.alerts_smtp_port}"  # every email goes to the one relay
+
+    def send(self, message: dict, settings: Settings, url: str | None, repeat: bool) -> None:
+        _email(message, message["message_key"], settings, repeat)
+
+
+#: The channels by name, in the order routes list them.
+CHANNELS: dict[str, Channel] = {c.name: c for c in (SlackChannel(), WebhookChannel(), EmailChannel())}
+
+
+class UnknownChannel(KeyError):
+    """A channel name the registry does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def channel(name: str) -> Channel:
+    """The registered channel ``name``; an unknown name is an error listing the known ones."""
+    try:
+        return CHANNELS[name]
+    except KeyError:
+        raise UnknownChannel(f"unknown alert channel {name!r} (known channels: {', '.join(CHANNELS)})") from None
+
+
+def payload(name: str, destination: str, alerts: Sequence[Mapping[str, Any]], key: str, digest: bool) -> str:
+    """The stored message body for channel ``name`` (JSON text)."""
+    return json.dumps(channel(name).render(alerts, destination, key, digest), default=str, sort_keys=True)
+
+
+def shown(name: str, destination: str) -> str:
+    """The destination as stored and printed: redacted when it is a credential."""
+    return redact_url(destination) if channel(name).secret else destination
+
+
+def send(message: dict, settings: Settings, url: str | None = None, repeat: bool = False) -> None:
+    """One attempt at one message (``url``: the real webhook URL); raises DeliveryError when it was not accepted."""
+    try:
+        found = channel(message["channel"])
+    except UnknownChannel as exc:  # written by another release, or by hand: never sent as something else
+        raise DeliveryError(f"{exc}: not sent", retry=False, park=True) from None
+    found.send(message, settings, url, repeat)
 
 
 def _receiver(message: dict, settings: Settings) -> str:
     """The server a message goes to: its (redacted) URL, or the SMTP relay for every email."""
-    if message["channel"] == "email":
-        return f"smtp://{settings.alerts_smtp_host}:{settings.alerts_smtp_port}"
-    return message["destination"]
+    known = CHANNELS.get(message["channel"])
+    return known.receiver(message["destination"], settings) if known else message["destination"]
 
 
 def url_book(urls: list[str]) -> dict[str, str]:
