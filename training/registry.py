@@ -32,6 +32,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.config import Settings, private_file, private_folder
+from features.processes import pid_alive
 from training.backtest import BacktestResult
 from training.bundle import load_bundle, save_bundle
 from training.evaluate import HEADLINE
@@ -306,17 +307,6 @@ def _prefixed(run_metrics: dict[str, float], prefix: str) -> dict[str, float]:
 def job_tags(pid: int | None = None) -> dict[str, str]:
     """The tags that mark a run as started by this process (``pid``: another process, for tests)."""
     return {JOB_PID: str(os.getpid() if pid is None else pid), JOB_HOST: socket.gethostname()}
-
-
-def pid_alive(pid: int) -> bool:
-    """True while process ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def clean_abandoned(settings: Settings) -> list[str]:
