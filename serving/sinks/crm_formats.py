@@ -18,7 +18,6 @@ with ``Z``, plain decimals, probabilities as 0-1 numbers, nulls blank.
 
 from __future__ import annotations
 
-import datetime as dt
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.sinks.files import atomic_path, consume, newer_snapshot
+from serving.sinks.files import FileSink
 from serving.sinks.rows import CRM_NAMES, ROW_FIELDS, RunInfo, empty_score_frame, to_rows
 
 
@@ -118,53 +117,40 @@ def format_rows(rows: pd.DataFrame, fmt: CrmFormat) -> pd.DataFrame:
     return pd.DataFrame(out, index=rows.index)
 
 
-class CrmFileSink:
+def parse_rows(text: pd.DataFrame, fmt: CrmFormat) -> pd.DataFrame:
+    """CRM file columns (row field names, text as written) back to row values: numbers, 0-1 probabilities, nulls."""
+    out = text.replace(fmt.null_value or "", pd.NA)
+    for field in out.columns:
+        kind = ROW_FIELDS.get(field)
+        if kind == "probability":
+            out[field] = pd.to_numeric(out[field]) / fmt.probability_scale
+        elif kind in DECIMALS:
+            out[field] = pd.to_numeric(out[field])
+    return out
+
+
+class CrmFileSink(FileSink):
     """``salesforce:PATH`` / ``hubspot:PATH``: one import file per run, replaced atomically."""
 
-    replace_newer = False
-    kept_newer: dt.date | None = None
-
     def __init__(self, path: Path, fmt: CrmFormat) -> None:
-        self.path = path
+        super().__init__(path)
         self.format = fmt
         self.uri = f"{fmt.name}:{path}"
 
-    def _keeps_newer(self, run: RunInfo) -> bool:
-        """True when the import file holds a newer snapshot's scores than ``run``'s (an older run must not replace them)."""
-        self.kept_newer = None
-        field = self.format.fields.get("as_of")
-        if self.replace_newer or not field or not self.path.is_file():
-            return False
-        if field not in pd.read_csv(self.path, nrows=0).columns:
-            return False
-        dates = pd.read_csv(self.path, usecols=[field], dtype="string", keep_default_na=False)[field]
-        dates = pd.to_datetime(dates.replace(self.format.null_value or "", pd.NA), errors="coerce")
-        self.kept_newer = newer_snapshot(dates.max(), run)
-        return self.kept_newer is not None
+    def _columns(self) -> list[str]:
+        """The row fields the file holds (its header speaks CRM names)."""
+        header = set(pd.read_csv(self.path, nrows=0).columns)
+        return [field for field, name in self.format.fields.items() if name in header]
 
-    def close(self) -> None:
-        pass
+    def _read_previous(self, columns: list[str]) -> pd.DataFrame:
+        names = {field: self.format.fields[field] for field in columns}
+        text = pd.read_csv(self.path, usecols=list(names.values()), dtype="string", keep_default_na=False,
+                           encoding="utf-8")
+        return parse_rows(text.rename(columns={v: k for k, v in names.items()}), self.format)
 
-    def previous_scores(self, before: dt.date | None = None) -> pd.DataFrame | None:
-        """The file's scores (an import file keeps no history, so ``before`` is not applied)."""
-        names = {f: self.format.fields.get(f) for f in ("account_id", "readiness_score", "readiness_band")}
-        if not self.path.is_file() or not all(names.values()):
-            return None
-        header = pd.read_csv(self.path, nrows=0).columns
-        if not set(names.values()) <= set(header):
-            return None
-        frame = pd.read_csv(
-            self.path, usecols=list(names.values()), dtype="string", keep_default_na=False, encoding="utf-8"
-        )
-        frame = frame.rename(columns={v: k for k, v in names.items()}).replace(self.format.null_value or "", pd.NA)
-        frame["readiness_score"] = pd.to_numeric(frame["readiness_score"])
-        return frame
-
-    def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
-        if self._keeps_newer(run):
-            return consume(chunks)
+    def _write(self, tmp: Path, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
         written = 0
-        with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as out:
+        with open(tmp, "w", encoding="utf-8", newline="") as out:
             for chunk in chunks:
                 self._write_chunk(out, format_rows(to_rows(chunk, run), self.format), header=written == 0)
                 written += len(chunk)

@@ -72,3 +72,21 @@ def test_salesforce_names_keep_the_api_names_an_org_already_created() -> None:
     assert SALESFORCE_FIELDS["reason_3"] == "Expansion_Reason_3__c"
     assert HUBSPOT_FIELDS["health"] == "customer_health"
     assert salesforce_name("churn_risk_change") == "Churn_Risk_Change__c"
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_crm_file_gives_the_next_run_what_it_needs_to_say_what_changed(crm: str, tmp_path: Path) -> None:
+    sink = open_sink(f"{crm}:{tmp_path / 'scores.csv'}", Settings())
+    sink.write(RUN, [full_frame()])
+    previous = sink.previous_scores(before=RUN.as_of + dt.timedelta(days=31))
+    assert set(previous.columns) == {"account_id", "readiness_score", "readiness_band", "as_of", "churn_probability",
+                                     "concept_contributions"}
+    assert previous["churn_probability"].tolist() == pytest.approx([0.4321] * 4, abs=1e-4)  # 0-1 again, not percent
+    assert previous["readiness_score"].tolist() == [61.5] * 4
+    assert json.loads(previous["concept_contributions"].iloc[0]) == {"expansion": {"usage": 0.25}}
+    # A file keeps one run: it is not the previous run of an older snapshot, which also leaves it in place.
+    assert sink.previous_scores(before=RUN.as_of - dt.timedelta(days=1)) is None
+    older = RunInfo(RUN.as_of - dt.timedelta(days=30), RUN.scored_at, RUN.model_versions)
+    before = (tmp_path / "scores.csv").read_bytes()
+    assert sink.write(older, [full_frame()]) == 4 and sink.kept_newer == RUN.as_of
+    assert (tmp_path / "scores.csv").read_bytes() == before
