@@ -409,22 +409,25 @@ def _nullable_30(node: Any) -> None:
     Pydantic writes optional fields the 3.1 way; read as 3.0, a validator drops the null
     branch and then calls every null answer a schema violation.
     """
-    if isinstance(node, list):
-        for child in node:
-            _nullable_30(child)
-        return
-    if not isinstance(node, dict):
-        return
-    for child in node.values():
-        _nullable_30(child)
-    options = node.get("anyOf")
-    if isinstance(options, list) and {"type": "null"} in options:
+    for found in json_objects(node):
+        options = found.get("anyOf")
+        if not (isinstance(options, list) and {"type": "null"} in options):
+            continue
         rest = [o for o in options if o != {"type": "null"}]
-        node.pop("anyOf")
+        found.pop("anyOf")
         if len(rest) == 1 and isinstance(rest[0], dict) and "$ref" not in rest[0]:
-            node.update({**rest[0], **{k: v for k, v in node.items() if k not in rest[0]}})
+            found.update({**rest[0], **{k: v for k, v in found.items() if k not in rest[0]}})
         else:
-            node["anyOf"] = rest
-        node["nullable"] = True
-        if isinstance(node.get("enum"), list) and None not in node["enum"]:
-            node["enum"] = [*node["enum"], None]  # 3.0.3: a nullable enum lists null among its values
+            found["anyOf"] = rest
+        found["nullable"] = True
+        if isinstance(found.get("enum"), list) and None not in found["enum"]:
+            found["enum"] = [*found["enum"], None]  # 3.0.3: a nullable enum lists null among its values
+
+
+def json_objects(node: Any) -> list[dict]:
+    """Every object of a JSON document (a schema), innermost first: a caller may rewrite each as it goes."""
+    if isinstance(node, list):
+        return [found for child in node for found in json_objects(child)]
+    if not isinstance(node, dict):
+        return []
+    return [*(found for child in node.values() for found in json_objects(child)), node]

@@ -140,19 +140,18 @@ def model_versions_of(frame: pd.DataFrame) -> dict[str, str | None]:
     if "model_versions" in frame.columns and isinstance(frame["model_versions"].iloc[0], Mapping):
         found = frame["model_versions"].iloc[0]
         return {name: None if found.get(name) is None else str(found.get(name)) for name in MODEL_NAMES}
-    versions: dict[str, str | None] = {}
-    for model, column in zip(MODEL_NAMES, VERSION_COLUMNS, strict=True):
-        value = frame[column].iloc[0] if column in frame.columns else None
-        versions[model] = None if value is None or pd.isna(value) else str(value)
-    return versions
+    return _per_model(frame, VERSION_COLUMNS)
 
 
 def model_run_ids_of(frame: pd.DataFrame) -> dict[str, str | None]:
     """The MLflow run of each model a scorer frame reports (``<name>_model_run_id`` columns)."""
-    if not len(frame):
-        return {}
+    return _per_model(frame, RUN_ID_COLUMNS) if len(frame) else {}
+
+
+def _per_model(frame: pd.DataFrame, columns: list[str]) -> dict[str, str | None]:
+    """Model name -> the first row's text in that model's column of ``columns`` (None when absent or null)."""
     found: dict[str, str | None] = {}
-    for model, column in zip(MODEL_NAMES, RUN_ID_COLUMNS, strict=True):
+    for model, column in zip(MODEL_NAMES, columns, strict=True):
         value = frame[column].iloc[0] if column in frame.columns else None
         found[model] = None if value is None or pd.isna(value) else str(value)
     return found
