@@ -24,7 +24,8 @@ import pandas as pd
 from features.config import Settings
 from features.io import DataSource
 from serving.alerts import messages
-from serving.alerts.channels import Delivery, deliver, payload, shown
+from serving.alerts.channels import payload, shown
+from serving.alerts.delivery import Delivery, deliver
 from serving.alerts.episodes import (
     decide,
     entering,

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from serving.alerts.channels import CHANNELS, UnknownChannel, deliver, payload, shown
+from serving.alerts.channels import CHANNELS, UnknownChannel, payload, shown
+from serving.alerts.delivery import deliver
 from serving.alerts.routing import RoutingError, load_routing, parse_routing
 from serving.alerts.run import open_store
 
