@@ -114,6 +114,10 @@ class Channel(Protocol):
         """The message body this channel stores and sends."""
         ...
 
+    def notice(self, destination: str, subject: str, text: str, data: Mapping[str, Any]) -> dict:
+        """The body of a notice that is not an account alert (a model-health alarm): ``data`` for machines."""
+        ...
+
     def receiver(self, destination: str, settings: Settings) -> str:
         """The server a message goes to (shown, never a secret): failures are counted per receiver."""
         ...
@@ -160,6 +164,9 @@ class SlackChannel(_HttpChannel):
     def render(self, alerts: Sequence[Mapping[str, Any]], destination: str, key: str, digest: bool) -> dict:
         return messages.slack_payload(alerts, digest)
 
+    def notice(self, destination: str, subject: str, text: str, data: Mapping[str, Any]) -> dict:
+        return {"text": f"*{subject}*\n{text}"}
+
     def _signed(self, body: bytes, key: str, repeat: bool, settings: Settings) -> tuple[bytes, dict[str, str]]:
         data = json.loads(body)
         data["metadata"] = {"event_type": SLACK_EVENT, "event_payload": {"idempotency_key": key, "repeat": repeat}}
@@ -177,6 +184,9 @@ class WebhookChannel(_HttpChannel):
 
     def render(self, alerts: Sequence[Mapping[str, Any]], destination: str, key: str, digest: bool) -> dict:
         return messages.webhook_payload(alerts, key, digest)
+
+    def notice(self, destination: str, subject: str, text: str, data: Mapping[str, Any]) -> dict:
+        return dict(data)
 
     def _signed(self, body: bytes, key: str, repeat: bool, settings: Settings) -> tuple[bytes, dict[str, str]]:
         if not settings.alerts_webhook_secret:
@@ -199,6 +209,9 @@ class EmailChannel:
 
     def render(self, alerts: Sequence[Mapping[str, Any]], destination: str, key: str, digest: bool) -> dict:
         return messages.email_payload(alerts, destination, digest)
+
+    def notice(self, destination: str, subject: str, text: str, data: Mapping[str, Any]) -> dict:
+        return {"to": destination, "subject": subject, "body": text}
 
     def receiver(self, destination: str, settings: Settings) -> str:
         return f"smtp://{settings.alerts_smtp_host}:{settings.alerts_smtp_port}"  # every email goes to the one relay

@@ -105,3 +105,13 @@ def test_every_registered_channel_delivers_its_own_body_and_an_unknown_one_is_pa
     assert outbox.loc["key-teams", "status"] == "parked"
     assert "unknown alert channel 'teams'" in outbox.loc["key-teams", "last_error"]
     assert (outbox.drop("key-teams")["status"] == "sent").all()
+
+
+def test_a_notice_that_is_not_an_account_alert_takes_each_channels_own_form() -> None:
+    data = {"kind": "model_health", "alarm": "calibration_drift", "model": "churn"}
+    bodies = {name: found.notice(f"{name}-destination", "Model health: drift", "Churn is over-predicted.", data)
+              for name, found in CHANNELS.items()}
+    assert bodies["email"] == {"to": "email-destination", "subject": "Model health: drift",
+                               "body": "Churn is over-predicted."}
+    assert bodies["slack"] == {"text": "*Model health: drift*\nChurn is over-predicted."}
+    assert bodies["webhook"] == data and set(bodies) == set(CHANNELS)
