@@ -34,8 +34,8 @@ if TYPE_CHECKING:  # the registry and its help text stay cheap to import (the CL
     from features.config import Settings
     from serving.sinks.rows import RunInfo
 
-__all__ = ["Sink", "SinkError", "SinkKind", "RunInfo", "open_sink", "register_sink", "sink_help", "SINKS",
-           "SINK_SCHEMES"]
+__all__ = ["Sink", "SinkError", "SinkKind", "SinkOptions", "RunInfo", "open_sink", "register_sink", "sink_help",
+           "SINKS"]
 
 
 class SinkError(ValueError):
@@ -157,9 +157,6 @@ for _kind in (
     SinkKind("postgresql", "postgresql://...", _sql),
 ):
     register_sink(_kind)
-
-#: The registered schemes (kept for callers that only need the names).
-SINK_SCHEMES = tuple(SINKS)
 
 
 def open_sink(
