@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.config import Settings
-from serving.alerts.channels import deliver
+from serving.alerts.delivery import deliver
 from serving.alerts.store import AlertStore
 from serving.cli.common import EXIT_OK, EXIT_UNDELIVERED
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from features import contract
 from serving.reasons import is_change
+from serving.schemas import json_objects
 
 # Units counting things: what the pipeline produces is a count or a sum of non-negative amounts.
 COUNT_UNITS = frozenset({"events", "users", "features", "products", "tickets", "meetings", "invoices",
@@ -222,15 +223,8 @@ def _bound_batches(model: Any, max_batch_size: int) -> None:
 
 def _replace_features(node: Any, schema: dict[str, Any]) -> None:
     """Replace, wherever an AccountInput is declared (top level or nested $defs), its ``features`` property."""
-    if isinstance(node, list):
-        for child in node:
-            _replace_features(child, schema)
-        return
-    if not isinstance(node, dict):
-        return
-    for child in node.values():
-        _replace_features(child, schema)
-    props = node.get("properties")
-    if isinstance(props, dict) and "features" in props and "account_id" in props:
-        props["features"] = {"anyOf": [schema, {"type": "null"}], "default": None,
-                             "description": schema["description"]}
+    for found in json_objects(node):
+        props = found.get("properties")
+        if isinstance(props, dict) and "features" in props and "account_id" in props:
+            props["features"] = {"anyOf": [schema, {"type": "null"}], "default": None,
+                                 "description": schema["description"]}

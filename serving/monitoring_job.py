@@ -167,16 +167,14 @@ def alarm_messages(alarm: Alarm, routing: object, now: dt.datetime) -> list[dict
     route = routing.route_for("model-health") if routing is not None else None  # type: ignore[attr-defined]
     if route is None:
         return []
+    from serving.alerts.channels import CHANNELS
+
     subject = f"Model health: {alarm.kind.replace('_', ' ')} ({alarm.model_name})"
+    data = {"kind": "model_health", "alarm": alarm.kind, "model": alarm.model_name, "months": list(alarm.months),
+            "message": alarm.message, "sent_at": now.isoformat()}
     out = []
     for channel, destination in route.channels:
-        if channel == "email":
-            payload = {"to": destination, "subject": subject, "body": alarm.message}
-        elif channel == "slack":
-            payload = {"text": f"*{subject}*\n{alarm.message}"}
-        else:
-            payload = {"kind": "model_health", "alarm": alarm.kind, "model": alarm.model_name, "months": list(alarm.months),
-                       "message": alarm.message, "sent_at": now.isoformat()}
+        payload = CHANNELS[channel].notice(destination, subject, alarm.message, data)
         out.append({"message_key": f"{alarm.key}:{channel}", "channel": channel, "destination": destination,
                     "payload": json.dumps(payload)})
     return out
@@ -184,8 +182,7 @@ def alarm_messages(alarm: Alarm, routing: object, now: dt.datetime) -> list[dict
 
 def send_alarms(found: list[Alarm], store: MonitoringStore, settings: Settings, now: dt.datetime) -> tuple[list[str], list[str]]:
     """Send each alarm not sent before through the alert channels; (sent keys, problems said out loud)."""
-    from serving.alerts.channels import DeliveryError, send
-    from features.config import redact_url
+    from serving.alerts.channels import CHANNELS, DeliveryError, send, shown
     from serving.alerts.routing import load_routing
     from serving.alerts.run import routing_path
 
@@ -200,13 +197,14 @@ def send_alarms(found: list[Alarm], store: MonitoringStore, settings: Settings, 
             continue
         delivered = []
         for message in messages:
-            url = None if message["channel"] == "email" else message["destination"]
-            shown = message["destination"] if url is None else redact_url(url)  # a webhook URL is a credential
+            channel, destination = message["channel"], message["destination"]
+            url = destination if CHANNELS[channel].secret else None
+            where = shown(channel, destination)  # a webhook URL is a credential
             try:
                 send(message, settings, url)
-                delivered.append(f"{message['channel']}:{shown}")
+                delivered.append(f"{channel}:{where}")
             except DeliveryError as exc:
-                problems.append(f"{alarm.kind}: {message['channel']} {shown} delivery failed: {exc}")
+                problems.append(f"{alarm.kind}: {channel} {where} delivery failed: {exc}")
         if delivered:
             store.record_alarm(alarm.key, alarm.model_name, alarm.kind, alarm.message, ", ".join(delivered), now)
             sent.append(alarm.key)

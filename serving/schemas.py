@@ -95,7 +95,9 @@ class ScoreField:
 
     ``api``: part of the HTTP answer (under ``api_name`` when given); ``crm``: a typed
     score column of the CRM row (reasons and model versions reach the row their own way);
-    ``required``: a scorer frame must carry it (an optional field left out is null).
+    ``required``: a scorer frame must carry it (an optional field left out is null);
+    ``crm_name``: the field's name in the CRM import files, snake case (default: ``name``);
+    ``serving.sinks.crm_formats`` spells it per CRM (HubSpot as is, Salesforce ``Title_Case__c``).
     """
 
     name: str
@@ -105,50 +107,61 @@ class ScoreField:
     crm: bool = True
     api_name: str | None = None
     required: bool = True
+    crm_name: str | None = None
 
 
 #: The scorer's output, declared once: scorer frame columns, CRM columns, Arrow and Spark
 #: types and the API model are all derived from this tuple, in this order.
 SCORE_SCHEMA: tuple[ScoreField, ...] = (
-    ScoreField("account_id", "id", "The account's id in the canonical `accounts` table.", crm=False),
-    ScoreField("as_of", "date", "Snapshot date of the features (ISO), null for supplied features.", crm=False),
+    ScoreField("account_id", "id", "The account's id in the canonical `accounts` table.", crm=False,
+               crm_name="external_account_id"),
+    ScoreField("as_of", "date", "Snapshot date of the features (ISO), null for supplied features.", crm=False,
+               crm_name="expansion_snapshot_date"),
     ScoreField("expansion_probability", "probability", "Calibrated probability of expanding within the horizon."),
     ScoreField("churn_probability", "probability", "Calibrated probability of churning within the horizon."),
-    ScoreField("readiness_score", "points", "Expansion readiness, 0-100 (the baseline's when no model is available)."),
-    ScoreField("readiness_band", "band", "outreach above 70, nurture 40-70, adoption below 40."),
-    ScoreField("health", "health", "Churn-risk colour: red, yellow or green."),
+    ScoreField("readiness_score", "points", "Expansion readiness, 0-100 (the baseline's when no model is available).",
+               crm_name="expansion_readiness"),
+    ScoreField("readiness_band", "band", "outreach above 70, nurture 40-70, adoption below 40.",
+               crm_name="expansion_readiness_band"),
+    ScoreField("health", "health", "Churn-risk colour: red, yellow or green.", crm_name="customer_health"),
     ScoreField("reasons", "reason_texts", "Readable reasons, strongest first.", api=False, crm=False),
     ScoreField("reason_details", "reason_details", "The reasons with their feature, effect and contribution.",
                crm=False, api_name="reasons"),
     ScoreField("why_high", "text", "'Why it is high': the reasons that lift readiness, strongest first, joined "
-               "by ' · ' (the reasons' side 'lifts').", required=False),
+               "by ' · ' (the reasons' side 'lifts').", required=False, crm_name="expansion_why_high"),
     ScoreField("holds_back", "text", "'What holds it back': the reasons that hold readiness back or raise churn "
-               "risk, strongest first, joined by ' · ' (side 'holds_back').", required=False),
+               "risk, strongest first, joined by ' · ' (side 'holds_back').", required=False,
+               crm_name="expansion_holds_back"),
     ScoreField("caution", "text", "Churn-side warnings that hold (usage falling, a failed payment, a detractor, "
-               "executive silence), '; '-joined; an expansion play's talk track opens with them.", required=False),
-    ScoreField("whitespace_usd", "money", "What the account could still buy, in the dataset's currency."),
-    ScoreField("expected_expansion_usd", "money", "Expansion probability x expected deal size."),
+               "executive silence), '; '-joined; an expansion play's talk track opens with them.", required=False,
+               crm_name="expansion_caution"),
+    ScoreField("whitespace_usd", "money", "What the account could still buy, in the dataset's currency.",
+               crm_name="whitespace_amount"),
+    ScoreField("expected_expansion_usd", "money", "Expansion probability x expected deal size.",
+               crm_name="expected_expansion_amount"),
     ScoreField("recommended_play", "text", "The play a CSM should run next."),
     ScoreField("recommended_play_text", "text", "The play's talk track, in the account's own figures.", crm=False),
     ScoreField("context", "text", "Segment, industry, region, channel and tenure in one line: shown beside the "
-               "reasons, never one of them.", required=False),
+               "reasons, never one of them.", required=False, crm_name="expansion_context"),
     ScoreField("readiness_change", "change", "Readiness points gained (+) or lost (-) since the previous run; "
-               "null for an account new since then.", required=False),
+               "null for an account new since then.", required=False, crm_name="expansion_readiness_change"),
     ScoreField("churn_risk_change", "change", "Churn probability change since the previous run, in percentage points.",
                required=False),
     ScoreField("change_reason", "text", "How readiness and churn risk moved since the previous run, and the "
-               "concepts whose contributions moved most.", required=False),
+               "concepts whose contributions moved most.", required=False, crm_name="expansion_change_reason"),
     ScoreField("concept_contributions", "json", "Each model's contributions summed per concept (JSON), kept so "
-               "that the next run can say what moved.", api=False, required=False),
-    ScoreField("baseline_score", "points", "Rule-based readiness, 0-100."),
-    ScoreField("baseline_band", "band", "Band of the rule-based readiness."),
+               "that the next run can say what moved.", api=False, required=False,
+               crm_name="expansion_concept_contributions"),
+    ScoreField("baseline_score", "points", "Rule-based readiness, 0-100.", crm_name="baseline_readiness"),
+    ScoreField("baseline_band", "band", "Band of the rule-based readiness.", crm_name="baseline_readiness_band"),
     ScoreField("baseline_health", "health", "Rule-based health colour.", crm=False),
     ScoreField("baseline_risk", "points", "Rule-based churn risk, 0-100 (100 - health points).", api=False, crm=False),
     *(ScoreField(f"{name}_model_version", "version", f"Registry version of the {name} model, null without one.",
                  api=False, crm=False) for name in MODEL_NAMES),
     *(ScoreField(f"{name}_model_run_id", "run_id", f"MLflow run of the {name} model, null without one.",
                  api=False, crm=False) for name in MODEL_NAMES),
-    ScoreField("model_available", "flag", "True when at least one trained model scored.", api=False, crm=False),
+    ScoreField("model_available", "flag", "True when at least one trained model scored.", api=False, crm=False,
+               crm_name="expansion_model_available"),
 )
 SCORE_COLUMNS: tuple[str, ...] = tuple(f.name for f in SCORE_SCHEMA)
 VERSION_COLUMNS: tuple[str, ...] = tuple(f.name for f in SCORE_SCHEMA if f.kind == "version")
@@ -396,22 +409,25 @@ def _nullable_30(node: Any) -> None:
     Pydantic writes optional fields the 3.1 way; read as 3.0, a validator drops the null
     branch and then calls every null answer a schema violation.
     """
-    if isinstance(node, list):
-        for child in node:
-            _nullable_30(child)
-        return
-    if not isinstance(node, dict):
-        return
-    for child in node.values():
-        _nullable_30(child)
-    options = node.get("anyOf")
-    if isinstance(options, list) and {"type": "null"} in options:
+    for found in json_objects(node):
+        options = found.get("anyOf")
+        if not (isinstance(options, list) and {"type": "null"} in options):
+            continue
         rest = [o for o in options if o != {"type": "null"}]
-        node.pop("anyOf")
+        found.pop("anyOf")
         if len(rest) == 1 and isinstance(rest[0], dict) and "$ref" not in rest[0]:
-            node.update({**rest[0], **{k: v for k, v in node.items() if k not in rest[0]}})
+            found.update({**rest[0], **{k: v for k, v in found.items() if k not in rest[0]}})
         else:
-            node["anyOf"] = rest
-        node["nullable"] = True
-        if isinstance(node.get("enum"), list) and None not in node["enum"]:
-            node["enum"] = [*node["enum"], None]  # 3.0.3: a nullable enum lists null among its values
+            found["anyOf"] = rest
+        found["nullable"] = True
+        if isinstance(found.get("enum"), list) and None not in found["enum"]:
+            found["enum"] = [*found["enum"], None]  # 3.0.3: a nullable enum lists null among its values
+
+
+def json_objects(node: Any) -> list[dict]:
+    """Every object of a JSON document (a schema), innermost first: a caller may rewrite each as it goes."""
+    if isinstance(node, list):
+        return [found for child in node for found in json_objects(child)]
+    if not isinstance(node, dict):
+        return []
+    return [*(found for child in node.values() for found in json_objects(child)), node]

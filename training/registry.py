@@ -32,6 +32,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.config import Settings, private_file, private_folder
+from features.processes import pid_alive
 from training.backtest import BacktestResult
 from training.bundle import load_bundle, save_bundle
 from training.evaluate import HEADLINE
@@ -273,26 +274,31 @@ def list_versions(settings: Settings, names: tuple[str, ...] = MODEL_NAMES) -> l
     """One dict per registered version: name, version, aliases, metrics, baseline_metrics, window, gate."""
     client = configure(settings, create=False)
     out = []
+    for name, mv in _versions(client, names):
+        run_metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+        out.append({
+            "name": name,
+            "version": str(mv.version),
+            "aliases": sorted(mv.aliases),
+            "metrics": _prefixed(run_metrics, "test_"),
+            "baseline_metrics": _prefixed(run_metrics, "baseline_test_"),
+            "test_window": mv.tags.get("test_window"),
+            "gate": mv.tags.get("gate_decision"),
+            "gate_reasons": mv.tags.get("gate_reasons"),
+            **{k: mv.tags.get(k) for k in GATE_FIGURES},
+        })
+    return out
+
+
+def _versions(client: MlflowClient, names: tuple[str, ...]) -> Iterator[tuple[str, object]]:
+    """(name, version) for every registered version of ``names``, oldest first; a name never registered has none."""
     for name in names:
         try:
             versions = client.search_model_versions(f"name = '{name}'")
         except MlflowException:
             continue
         for found in sorted(versions, key=lambda v: int(v.version)):
-            mv = client.get_model_version(name, found.version)  # search results omit aliases
-            run_metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
-            out.append({
-                "name": name,
-                "version": str(mv.version),
-                "aliases": sorted(mv.aliases),
-                "metrics": _prefixed(run_metrics, "test_"),
-                "baseline_metrics": _prefixed(run_metrics, "baseline_test_"),
-                "test_window": mv.tags.get("test_window"),
-                "gate": mv.tags.get("gate_decision"),
-                "gate_reasons": mv.tags.get("gate_reasons"),
-                **{k: mv.tags.get(k) for k in GATE_FIGURES},
-            })
-    return out
+            yield name, client.get_model_version(name, found.version)  # search results omit aliases
 
 
 GATE_FIGURES = ("gate_positives", "gate_roc_auc", "gate_gain_over_baseline", "gate_gain_over_champion",
@@ -308,17 +314,6 @@ def job_tags(pid: int | None = None) -> dict[str, str]:
     return {JOB_PID: str(os.getpid() if pid is None else pid), JOB_HOST: socket.gethostname()}
 
 
-def pid_alive(pid: int) -> bool:
-    """True while process ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_abandoned(settings: Settings) -> list[str]:
     """What a killed training job left, cleaned up; returns one line per thing done.
 
@@ -332,28 +327,28 @@ def clean_abandoned(settings: Settings) -> list[str]:
     done, host = [], socket.gethostname()
     dead_runs: set[str] = set()
     for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
-        tags = run.data.tags
-        if tags.get(JOB_HOST) != host or not tags.get(JOB_PID, "").isdigit() or pid_alive(int(tags[JOB_PID])):
+        pid = _job_pid_here(run.data.tags, host)
+        if pid is None or pid_alive(pid):
             continue
         client.set_terminated(run.info.run_id, "KILLED")
         dead_runs.add(run.info.run_id)
         done.append(f"run {run.info.run_id} ({run.info.run_name}) of a killed job: marked KILLED")
-    for name in MODEL_NAMES:
-        try:
-            versions = client.search_model_versions(f"name = '{name}'")
-        except MlflowException:
+    for name, mv in _versions(client, MODEL_NAMES):
+        if mv.aliases or "gate_decision" in mv.tags or not mv.run_id:
             continue
-        for found in versions:
-            mv = client.get_model_version(name, found.version)
-            if mv.aliases or "gate_decision" in mv.tags or not mv.run_id:
-                continue
-            tags, status = (run := client.get_run(mv.run_id)).data.tags, run.info.status
-            live = tags.get(JOB_HOST) == host and tags.get(JOB_PID, "").isdigit() and pid_alive(int(tags[JOB_PID]))
-            if JOB_PID not in tags or live or (status == "RUNNING" and mv.run_id not in dead_runs):
-                continue
-            client.delete_model_version(name, mv.version)
-            done.append(f"{name} v{mv.version}: registered by a killed job and never gated: deleted")
+        tags, status = (run := client.get_run(mv.run_id)).data.tags, run.info.status
+        live = (pid := _job_pid_here(tags, host)) is not None and pid_alive(pid)
+        if JOB_PID not in tags or live or (status == "RUNNING" and mv.run_id not in dead_runs):
+            continue
+        client.delete_model_version(name, mv.version)
+        done.append(f"{name} v{mv.version}: registered by a killed job and never gated: deleted")
     return done
+
+
+def _job_pid_here(tags: dict[str, str], host: str) -> int | None:
+    """The pid of the job that tagged a run (``job_tags``) when it ran on ``host``; None otherwise."""
+    pid = tags.get(JOB_PID, "")
+    return int(pid) if tags.get(JOB_HOST) == host and pid.isdigit() else None
 
 
 def feature_hash(features: list[str]) -> str:

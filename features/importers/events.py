@@ -229,11 +229,8 @@ def _property(frame: pd.DataFrame, spec: str) -> pd.Series:
 
 def amplitude(raw: RawSource, problems: Problems, settings: dict) -> pd.DataFrame:
     """Amplitude ``event`` rows to daily usage, keyed by group (account) id."""
-    if not raw.has("event"):
-        problems.add("event", "*", "required table is missing")
-        return pd.DataFrame()
-    e = raw.read("event")
-    if not require_columns(problems, "event", e, ("event_type", "event_time")):
+    e = raw.required("event", problems, ("event_type", "event_time"))
+    if e is None:
         return pd.DataFrame()
     for key in ("uuid", "_insert_id"):
         if key in e and text(e[key]).notna().all():
@@ -255,10 +252,9 @@ def amplitude(raw: RawSource, problems: Problems, settings: dict) -> pd.DataFram
 
 def mixpanel(raw: RawSource, problems: Problems, settings: dict) -> pd.DataFrame:
     """Mixpanel ``event`` rows to daily usage, keyed by the account property."""
-    if not raw.has("event"):
-        problems.add("event", "*", "required table is missing")
+    e = raw.required("event", problems)
+    if e is None:
         return pd.DataFrame()
-    e = raw.read("event")
     if "name" not in e and "event" in e:  # Mixpanel's export API and its connectors call the name ``event``
         e = e.rename(columns={"event": "name"})
     if not require_columns(problems, "event", e, ("name", "time", "distinct_id")):

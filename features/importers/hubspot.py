@@ -55,11 +55,8 @@ def _owners(raw: RawSource) -> pd.Series:
 
 
 def accounts(raw: RawSource, problems: Problems, settings: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if not raw.has("company"):
-        problems.add("company", "*", "required table is missing")
-        return pd.DataFrame(), pd.DataFrame()
-    c = raw.read("company")
-    if not require_columns(problems, "company", c, ("id", "property_name")):
+    c = raw.required("company", problems, ("id", "property_name"))
+    if c is None:
         return pd.DataFrame(), pd.DataFrame()
     problems.ledger.read("company", len(c))
     c = unique_rows(problems, "company", _live(c, settings.get("keep_deleted", False)))

@@ -18,7 +18,8 @@ import duckdb
 import pandas as pd
 
 from features.importers import layout as layouts
-from features.importers.errors import ImportFailed, ImportProblem, Ledger
+from features.importers.errors import ImportFailed, ImportProblem, Ledger, Problems
+from features.importers.parse import require_columns
 
 _AFFIXES = re.compile(r"(^(sf|hs|stripe|hubspot|salesforce|segment|amplitude|mixpanel|growthcues|airbyte_raw)_)|(_data$)")
 #: tables a source cannot do without: an empty one (a header-only file) is an error, not an empty import.
@@ -57,6 +58,16 @@ class RawSource:
 
     def has(self, name: str) -> bool:
         return name in self.tables
+
+    def required(self, name: str, problems: Problems, columns: tuple[str, ...] = (), *,
+                 shown: str | None = None) -> pd.DataFrame | None:
+        """The table ``name`` when it and its ``columns`` are there; else None, with what is missing recorded
+        (a missing table under ``shown``, the canonical name the user knows, default ``name``)."""
+        if not self.has(name):
+            problems.add(shown or name, "*", "required table is missing")
+            return None
+        frame = self.read(name)
+        return frame if require_columns(problems, name, frame, columns) else None
 
     def relation(self, name: str, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         """Make ``name`` a view of the same name on ``con`` (files read in place; a database table copied once

@@ -64,11 +64,8 @@ def _field(frame: pd.DataFrame, name: str | None, *fallbacks: str) -> pd.Series:
 def accounts(raw: RawSource, problems: Problems, settings: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(``accounts`` keyed by the Salesforce account id, the raw account rows for the identity map)."""
     name = "account" if raw.has("account") else "account_history"
-    if not raw.has(name):
-        problems.add("account", "*", "required table is missing")
-        return pd.DataFrame(), pd.DataFrame()
-    a = raw.read(name)
-    if not require_columns(problems, name, a, ("id", "name")):
+    a = raw.required(name, problems, ("id", "name"), shown="account")
+    if a is None:
         return pd.DataFrame(), pd.DataFrame()
     first_seen = None
     if "_fivetran_start" in a:

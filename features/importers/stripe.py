@@ -94,10 +94,9 @@ def _pauses(s: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def _item_versions(raw: RawSource, problems: Problems, subs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if not raw.has("subscription_item"):
-        problems.add("subscription_item", "*", "required table is missing")
+    it = raw.required("subscription_item", problems)
+    if it is None:
         return pd.DataFrame(), pd.DataFrame()
-    it = raw.read("subscription_item")
     problems.ledger.read("subscription_item", len(it))
     price_col = "price_id" if "price_id" in it else "plan_id"
     if not require_columns(problems, "subscription_item", it, ("id", "subscription_id", price_col)):

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from features.contract import TABLES
 from features.importers.errors import ImportFailed, ImportProblem
+from features.processes import pid_alive
 
 MARKER = ".expansion-import"  # written into every folder an import writes; --out replaces only such folders
 
@@ -60,7 +61,7 @@ def clean_stale(out: Path) -> list[str]:
             pid = int(pid_file.read_text()) if pid_file.exists() else None
         except ValueError:
             pid = None
-        if pid is not None and _alive(pid):
+        if pid is not None and pid_alive(pid, own=False):  # an earlier failed import of this process is stale
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry.name)
@@ -69,18 +70,6 @@ def clean_stale(out: Path) -> list[str]:
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid != os.getpid()
 
 
 def write_contract(tables: dict[str, pd.DataFrame], out: Path, as_of: dt.date) -> dict[str, int]:

@@ -1,5 +1,8 @@
 """What an alert says, and the message each channel receives (Slack Block Kit, JSON webhook, email).
 
+Each channel of ``serving.alerts.channels.CHANNELS`` renders its body with one of the
+``*_payload`` builders here; ``channels.payload`` stores it as JSON text.
+
 An alert names the account, what fired with its numbers against the threshold, the money
 at stake, the talk track of the rule's play in the account's own figures, the rule's
 track record, and a link to the account page when the routing file gives one. A digest
@@ -9,7 +12,6 @@ puts one CSM's alerts of a run into one message.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -113,14 +115,3 @@ def email_payload(alerts: Sequence[Mapping[str, Any]], to: str, digest: bool) ->
             lines.append(f"  {a['link']}")
         parts.append("\n".join(lines))
     return {"to": to, "subject": subject, "body": "\n\n".join(parts) + "\n"}
-
-
-def payload(channel: str, destination: str, alerts: Sequence[Mapping[str, Any]], key: str, digest: bool) -> str:
-    """The stored message body for ``channel`` (JSON text)."""
-    if channel == "slack":
-        body = slack_payload(alerts, digest)
-    elif channel == "webhook":
-        body = webhook_payload(alerts, key, digest)
-    else:
-        body = email_payload(alerts, destination, digest)
-    return json.dumps(body, default=str, sort_keys=True)

@@ -10,6 +10,10 @@ webhook = "https://ops.example.com/hooks/alerts"              # generic JSON web
 email = "kim@example.com"         # SMTP (Settings.alerts_smtp_host / _port / alerts_email_from)
 digest = false                    # true: one message per CSM per run day instead of one per alert
 ```
+
+The channels a route may name are those of the registry (``serving.alerts.channels.CHANNELS``);
+any other key of a route is an error at load that names the file, the route and the known
+channels.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-CHANNELS = ("slack", "webhook", "email")
+from features.config import Settings
+from serving.alerts.channels import CHANNELS
+
 ANY_CSM = "*"
+ROUTE_FIELDS = ("csm_owner", "digest")
 
 
 class RoutingError(ValueError):
@@ -49,14 +56,17 @@ class Routing:
         """Which of ``csms`` have a route."""
         return {c for c in csms if self.route_for(c) is not None}
 
-    def check(self, webhook_secret: str | None, origin: str) -> None:
-        """Refuse a routing that names a generic webhook when no signing key is set (nothing could be sent)."""
-        if webhook_secret:
-            return
-        unsigned = [r.csm_owner for r in self.routes.values() if any(c == "webhook" for c, _ in r.channels)]
-        if unsigned:
-            raise RoutingError(f"{origin}: route(s) for {', '.join(map(repr, unsigned))} use a webhook, which is signed "
-                               "with EXPANSION_ALERTS_WEBHOOK_SECRET: set it")
+    def check(self, settings: Settings, origin: str) -> None:
+        """Refuse a routing that names a channel the settings leave unable to send (a webhook without its key)."""
+        for name, found in CHANNELS.items():
+            missing = found.unready(settings)
+            users = [r.csm_owner for r in self.routes.values() if any(c == name for c, _ in r.channels)]
+            if missing and users:
+                raise RoutingError(f"{origin}: route(s) for {', '.join(map(repr, users))} use {name}: {missing}")
+
+    def secrets(self) -> list[str]:
+        """The destinations that are credentials (webhook URLs): delivery finds the real ones here."""
+        return [d for r in self.routes.values() for c, d in r.channels if CHANNELS[c].secret]
 
     def link(self, account_id: str) -> str | None:
         return None if not self.account_url else self.account_url.format(account_id=account_id)
@@ -79,17 +89,19 @@ def parse_routing(text: str, origin: str) -> Routing:
         if not isinstance(raw, dict) or not isinstance(raw.get("csm_owner"), str) or not raw["csm_owner"]:
             raise RoutingError(f"{where}.csm_owner: each [[route]] names a csm_owner (or \"*\")")
         where = f"{origin}: route for {raw['csm_owner']!r}"
-        unknown = set(raw) - {"csm_owner", "digest", *CHANNELS}
+        unknown = set(raw) - {*ROUTE_FIELDS, *CHANNELS}
         if unknown:
-            raise RoutingError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} (channels: {', '.join(CHANNELS)})")
+            raise RoutingError(f"{where}: unknown channel(s) {', '.join(sorted(unknown))} (known channels: "
+                               f"{', '.join(CHANNELS)}; a route also takes {' and '.join(ROUTE_FIELDS)})")
         channels = []
-        for name in CHANNELS:
+        for name, found in CHANNELS.items():
             if name in raw:
                 value = raw[name]
                 if not isinstance(value, str) or not value:
                     raise RoutingError(f"{where}.{name}: expected a non-empty string")
-                if name != "email" and not value.startswith(("http://", "https://")):
-                    raise RoutingError(f"{where}.{name}: {value!r} is not an http(s) URL")
+                problem = found.problem(value)
+                if problem:
+                    raise RoutingError(f"{where}.{name}: {problem}")
                 channels.append((name, value))
         if not channels:
             raise RoutingError(f"{where}: no channel ({', '.join(CHANNELS)})")

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from features.config import Settings, redact_url
+from features.config import Settings
 from features.io import DataSource
 from serving.alerts import messages
-from serving.alerts.channels import Delivery, deliver
+from serving.alerts.channels import payload, shown
+from serving.alerts.delivery import Delivery, deliver
 from serving.alerts.episodes import (
     decide,
     entering,
@@ -133,9 +134,8 @@ def outbox(decided: pd.DataFrame, rules: tuple[Rule, ...], routing: Routing, rec
             for batch in batches:
                 ids = [a["episode_id"] for a in batch]
                 key = messages.message_key(channel, destination, ids, as_of.isoformat() if route.digest else None)
-                shown = destination if channel == "email" else redact_url(destination)  # a webhook URL is a credential
-                rows.append({"message_key": key, "channel": channel, "destination": shown, "csm_owner": str(csm),
-                             "payload": messages.payload(channel, destination, batch, key, route.digest),
+                rows.append({"message_key": key, "channel": channel, "destination": shown(channel, destination),
+                             "csm_owner": str(csm), "payload": payload(channel, destination, batch, key, route.digest),
                              "episode_ids": ",".join(ids), "status": "pending", "attempts": 0, "last_error": None,
                              "queued_as_of": as_of, "sent_at": None})
     return rows
@@ -150,7 +150,7 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
     rules, inactive = active_rules(load_rules(settings.alerts_rules), usable_tables(source))
     routing = load_routing(routing_path(settings))
     if routing is not None and not dry_run:
-        routing.check(settings.alerts_webhook_secret, str(routing_path(settings)))
+        routing.check(settings, str(routing_path(settings)))
     store = open_store(settings)
     holder = uuid.uuid4().hex
     leased = False
@@ -192,7 +192,7 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
         rows = outbox(decided, rules, routing, records, settings.currency_symbol, as_of) if routing else []
         store.commit_run(as_of, clock(), [r.name for r in rules], current, decided, rows)
         result.messages = len(rows)
-        urls = [d for route in (routing.routes.values() if routing else ()) for c, d in route.channels if c != "email"]
+        urls = routing.secrets() if routing else []
         result.delivery = deliver(store, settings, clock, sleep, urls=urls,
                                   renew=lambda: store.acquire(LEASE, holder, clock(), settings.alerts_lease_seconds) is None)
         return result

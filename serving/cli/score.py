@@ -24,6 +24,7 @@ from serving.cli.common import (
     parse_date,
     settings,
 )
+from serving.sinks import sink_help
 
 
 def _read_field_map(path: Path | None) -> dict[str, str] | None:
@@ -76,7 +77,7 @@ def score(
     data: Annotated[str | None, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table; spark also takes a lake URI (s3a://, gs://, abfss://, file://).")] = None,
     sink: Annotated[
         str | None,
-        typer.Option("--sink", help="csv:PATH, parquet:PATH, salesforce:PATH, hubspot:PATH, sqlite:///PATH or postgresql://... (default: the SQLite CRM under home)."),
+        typer.Option("--sink", help=f"{sink_help()} (default: the SQLite CRM under home)."),
     ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date (default: the data end, its last complete usage_daily day).")] = None,
     field_map: Annotated[Path | None, typer.Option("--field-map", help="JSON object renaming fields for salesforce:/hubspot: files.")] = None,

@@ -2,7 +2,8 @@
 
 Both are CSV files with CRM field names in the header and values in the CRM's own
 formats. Field names are configurable (every CRM org names its custom fields); the
-defaults below are what a RevOps admin would create for this product.
+defaults are derived from each row field's CRM name (``ScoreField.crm_name``), spelled the
+way a RevOps admin would create the field in each CRM.
 
 Salesforce (Bulk API 2.0 ingest): UTF-8, comma, CRLF line endings (create the job with
 ``lineEnding=CRLF``), dates ``YYYY-MM-DD``, datetimes ISO 8601 in UTC with ``Z``,
@@ -17,7 +18,6 @@ with ``Z``, plain decimals, probabilities as 0-1 numbers, nulls blank.
 
 from __future__ import annotations
 
-import datetime as dt
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,64 +25,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.sinks.files import atomic_path, consume, newer_snapshot
-from serving.sinks.rows import ROW_FIELDS, RunInfo, empty_score_frame, to_rows
+from serving.sinks.files import FileSink
+from serving.sinks.rows import CRM_NAMES, ROW_FIELDS, RunInfo, empty_score_frame, to_rows
 
-SALESFORCE_FIELDS: dict[str, str] = {
-    "account_id": "External_Account_Id__c",
-    "run_id": "Expansion_Score_Run_Id__c",
-    "as_of": "Expansion_Snapshot_Date__c",
-    "scored_at": "Expansion_Scored_At__c",
-    "expansion_probability": "Expansion_Probability__c",
-    "churn_probability": "Churn_Probability__c",
-    "readiness_score": "Expansion_Readiness__c",
-    "readiness_band": "Expansion_Readiness_Band__c",
-    "health": "Customer_Health__c",
-    "whitespace_usd": "Whitespace_Amount__c",
-    "expected_expansion_usd": "Expected_Expansion_Amount__c",
-    "recommended_play": "Recommended_Play__c",
-    "readiness_change": "Expansion_Readiness_Change__c",
-    "change_reason": "Expansion_Change_Reason__c",
-    "why_high": "Expansion_Why_High__c",
-    "holds_back": "Expansion_Holds_Back__c",
-    "caution": "Expansion_Caution__c",
-    "baseline_score": "Baseline_Readiness__c",
-    "baseline_band": "Baseline_Readiness_Band__c",
-    **{f"reason_{i}": f"Expansion_Reason_{i}__c" for i in range(1, 6)},
-    "expansion_model_version": "Expansion_Model_Version__c",
-    "churn_model_version": "Churn_Model_Version__c",
-    "expansion_model_run_id": "Expansion_Model_Run_Id__c",
-    "churn_model_run_id": "Churn_Model_Run_Id__c",
-    "model_available": "Expansion_Model_Available__c",
-}
 
-HUBSPOT_FIELDS: dict[str, str] = {
-    "account_id": "external_account_id",
-    "run_id": "expansion_score_run_id",
-    "as_of": "expansion_snapshot_date",
-    "scored_at": "expansion_scored_at",
-    "expansion_probability": "expansion_probability",
-    "churn_probability": "churn_probability",
-    "readiness_score": "expansion_readiness",
-    "readiness_band": "expansion_readiness_band",
-    "health": "customer_health",
-    "whitespace_usd": "whitespace_amount",
-    "expected_expansion_usd": "expected_expansion_amount",
-    "recommended_play": "recommended_play",
-    "readiness_change": "expansion_readiness_change",
-    "change_reason": "expansion_change_reason",
-    "why_high": "expansion_why_high",
-    "holds_back": "expansion_holds_back",
-    "caution": "expansion_caution",
-    "baseline_score": "baseline_readiness",
-    "baseline_band": "baseline_readiness_band",
-    **{f"reason_{i}": f"expansion_reason_{i}" for i in range(1, 6)},
-    "expansion_model_version": "expansion_model_version",
-    "churn_model_version": "churn_model_version",
-    "expansion_model_run_id": "expansion_model_run_id",
-    "churn_model_run_id": "churn_model_run_id",
-    "model_available": "expansion_model_available",
-}
+def salesforce_name(name: str) -> str:
+    """A Salesforce custom field API name: ``expansion_readiness`` -> ``Expansion_Readiness__c``."""
+    return "_".join(word[:1].upper() + word[1:] for word in name.split("_")) + "__c"
+
+
+def hubspot_name(name: str) -> str:
+    """A HubSpot property internal name: the snake-case CRM name as it is."""
+    return name
+
+
+#: Default CRM field names, derived from the row fields (``rows.CRM_NAMES``, itself from
+#: ``serving.schemas.SCORE_SCHEMA``): a field added to the schema reaches both files.
+SALESFORCE_FIELDS: dict[str, str] = {field: salesforce_name(name) for field, name in CRM_NAMES.items()}
+HUBSPOT_FIELDS: dict[str, str] = {field: hubspot_name(name) for field, name in CRM_NAMES.items()}
 
 DECIMALS = {"points": 1, "money": 2}
 
@@ -157,53 +117,40 @@ def format_rows(rows: pd.DataFrame, fmt: CrmFormat) -> pd.DataFrame:
     return pd.DataFrame(out, index=rows.index)
 
 
-class CrmFileSink:
+def parse_rows(text: pd.DataFrame, fmt: CrmFormat) -> pd.DataFrame:
+    """CRM file columns (row field names, text as written) back to row values: numbers, 0-1 probabilities, nulls."""
+    out = text.replace(fmt.null_value or "", pd.NA)
+    for field in out.columns:
+        kind = ROW_FIELDS.get(field)
+        if kind == "probability":
+            out[field] = pd.to_numeric(out[field]) / fmt.probability_scale
+        elif kind in DECIMALS:
+            out[field] = pd.to_numeric(out[field])
+    return out
+
+
+class CrmFileSink(FileSink):
     """``salesforce:PATH`` / ``hubspot:PATH``: one import file per run, replaced atomically."""
 
-    replace_newer = False
-    kept_newer: dt.date | None = None
-
     def __init__(self, path: Path, fmt: CrmFormat) -> None:
-        self.path = path
+        super().__init__(path)
         self.format = fmt
         self.uri = f"{fmt.name}:{path}"
 
-    def _keeps_newer(self, run: RunInfo) -> bool:
-        """True when the import file holds a newer snapshot's scores than ``run``'s (an older run must not replace them)."""
-        self.kept_newer = None
-        field = self.format.fields.get("as_of")
-        if self.replace_newer or not field or not self.path.is_file():
-            return False
-        if field not in pd.read_csv(self.path, nrows=0).columns:
-            return False
-        dates = pd.read_csv(self.path, usecols=[field], dtype="string", keep_default_na=False)[field]
-        dates = pd.to_datetime(dates.replace(self.format.null_value or "", pd.NA), errors="coerce")
-        self.kept_newer = newer_snapshot(dates.max(), run)
-        return self.kept_newer is not None
+    def _columns(self) -> list[str]:
+        """The row fields the file holds (its header speaks CRM names)."""
+        header = set(pd.read_csv(self.path, nrows=0).columns)
+        return [field for field, name in self.format.fields.items() if name in header]
 
-    def close(self) -> None:
-        pass
+    def _read_previous(self, columns: list[str]) -> pd.DataFrame:
+        names = {field: self.format.fields[field] for field in columns}
+        text = pd.read_csv(self.path, usecols=list(names.values()), dtype="string", keep_default_na=False,
+                           encoding="utf-8")
+        return parse_rows(text.rename(columns={v: k for k, v in names.items()}), self.format)
 
-    def previous_scores(self, before: dt.date | None = None) -> pd.DataFrame | None:
-        """The file's scores (an import file keeps no history, so ``before`` is not applied)."""
-        names = {f: self.format.fields.get(f) for f in ("account_id", "readiness_score", "readiness_band")}
-        if not self.path.is_file() or not all(names.values()):
-            return None
-        header = pd.read_csv(self.path, nrows=0).columns
-        if not set(names.values()) <= set(header):
-            return None
-        frame = pd.read_csv(
-            self.path, usecols=list(names.values()), dtype="string", keep_default_na=False, encoding="utf-8"
-        )
-        frame = frame.rename(columns={v: k for k, v in names.items()}).replace(self.format.null_value or "", pd.NA)
-        frame["readiness_score"] = pd.to_numeric(frame["readiness_score"])
-        return frame
-
-    def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
-        if self._keeps_newer(run):
-            return consume(chunks)
+    def _write(self, tmp: Path, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
         written = 0
-        with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as out:
+        with open(tmp, "w", encoding="utf-8", newline="") as out:
             for chunk in chunks:
                 self._write_chunk(out, format_rows(to_rows(chunk, run), self.format), header=written == 0)
                 written += len(chunk)

@@ -63,8 +63,13 @@ def iso_columns(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class _FileSink:
-    """A sink writing one file: its URI, nothing to close, and the previous run's scores read back from the file."""
+class FileSink:
+    """A sink writing one file: its URI, nothing to close, the previous run's scores read back from the file,
+    and a write that leaves a newer snapshot's file alone or replaces the whole file atomically.
+
+    A subclass says which row fields the file holds (``_columns``), reads some of them back
+    (``_read_previous``: probabilities 0-1, scores as numbers) and writes a run into a temporary path (``_write``).
+    """
 
     scheme = ""
     replace_newer = False
@@ -79,7 +84,7 @@ class _FileSink:
         self.kept_newer = None
         if self.replace_newer or not self.path.is_file() or "as_of" not in self._columns():
             return False
-        self.kept_newer = newer_snapshot(self._read_previous(["as_of"])["as_of"].max(), run)
+        self.kept_newer = newer_snapshot(pd.to_datetime(self._read_previous(["as_of"])["as_of"]).max(), run)
         return self.kept_newer is not None
 
     def close(self) -> None:
@@ -97,14 +102,23 @@ class _FileSink:
                 return None
         return previous
 
+    def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
+        if self._keeps_newer(run):
+            return consume(chunks)
+        with atomic_path(self.path) as tmp:
+            return self._write(tmp, run, chunks)
+
     def _columns(self) -> list[str]:
         raise NotImplementedError
 
     def _read_previous(self, columns: list[str]) -> pd.DataFrame:
         raise NotImplementedError
 
+    def _write(self, tmp: Path, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
+        raise NotImplementedError
 
-class CsvSink(_FileSink):
+
+class CsvSink(FileSink):
     """``csv:PATH``: every row field plus any extra scorer field; UTF-8, comma, header once."""
 
     scheme = "csv"
@@ -115,12 +129,10 @@ class CsvSink(_FileSink):
     def _read_previous(self, columns: list[str]) -> pd.DataFrame:
         return pd.read_csv(self.path, usecols=columns, dtype={"account_id": "string"})
 
-    def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
-        if self._keeps_newer(run):
-            return consume(chunks)
+    def _write(self, tmp: Path, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
         written = 0
         columns: list[str] | None = None
-        with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as out:
+        with open(tmp, "w", encoding="utf-8", newline="") as out:
             for chunk in chunks:
                 rows = iso_columns(to_rows(chunk, run))
                 columns = columns or list(rows.columns)
@@ -144,7 +156,7 @@ def _arrow_schema(rows: pd.DataFrame) -> pa.Schema:
     return pa.schema(fields)
 
 
-class ParquetSink(_FileSink):
+class ParquetSink(FileSink):
     """``parquet:PATH``: the same rows as CSV with types kept (dates, UTC timestamps, floats)."""
 
     scheme = "parquet"
@@ -155,26 +167,22 @@ class ParquetSink(_FileSink):
     def _read_previous(self, columns: list[str]) -> pd.DataFrame:
         return pq.read_table(self.path, columns=columns).to_pandas()
 
-    def write(self, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
-        if self._keeps_newer(run):
-            return consume(chunks)
+    def _write(self, tmp: Path, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
         written = 0
         writer: pq.ParquetWriter | None = None
-        with atomic_path(self.path) as tmp:
-            try:
-                for chunk in chunks:
-                    rows = to_rows(chunk, run)
-                    if writer is None:
-                        schema = _arrow_schema(rows)
-                        writer = pq.ParquetWriter(tmp, schema)
-                    rows["as_of"] = rows["as_of"].dt.date
-                    writer.write_table(pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False))
-                    written += len(rows)
+        try:
+            for chunk in chunks:
+                rows = to_rows(chunk, run)
                 if writer is None:
-                    rows = to_rows(empty_score_frame(), run)
-                    pq.write_table(pa.Table.from_pandas(rows, schema=_arrow_schema(rows), preserve_index=False), tmp)
-            finally:
-                if writer is not None:
-                    writer.close()
+                    schema = _arrow_schema(rows)
+                    writer = pq.ParquetWriter(tmp, schema)
+                rows["as_of"] = rows["as_of"].dt.date
+                writer.write_table(pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False))
+                written += len(rows)
+            if writer is None:
+                rows = to_rows(empty_score_frame(), run)
+                pq.write_table(pa.Table.from_pandas(rows, schema=_arrow_schema(rows), preserve_index=False), tmp)
+        finally:
+            if writer is not None:
+                writer.close()
         return written
-

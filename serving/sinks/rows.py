@@ -44,6 +44,15 @@ ROW_FIELDS: dict[str, str] = {
     "model_available": "flag",
 }
 
+# The CRM-file names of the row fields the score schema does not declare (run metadata, reason slots).
+_RUN_CRM_NAMES = {"run_id": "expansion_score_run_id", "as_of": "expansion_snapshot_date",
+                  "scored_at": "expansion_scored_at", **{c: f"expansion_{c}" for c in REASON_COLUMNS}}
+_SCHEMA_CRM_NAMES = {f.name: f.crm_name or f.name for f in SCORE_SCHEMA}
+
+#: Each row field's name in the CRM import files (snake case, one per field, in row order):
+#: ``ScoreField.crm_name`` for the schema's fields, the run's own names for the rest.
+CRM_NAMES: dict[str, str] = {name: _RUN_CRM_NAMES.get(name) or _SCHEMA_CRM_NAMES[name] for name in ROW_FIELDS}
+
 
 class ScoreFrameError(ValueError):
     """Raised when a scorer frame does not meet the CRM row schema."""
@@ -131,19 +140,18 @@ def model_versions_of(frame: pd.DataFrame) -> dict[str, str | None]:
     if "model_versions" in frame.columns and isinstance(frame["model_versions"].iloc[0], Mapping):
         found = frame["model_versions"].iloc[0]
         return {name: None if found.get(name) is None else str(found.get(name)) for name in MODEL_NAMES}
-    versions: dict[str, str | None] = {}
-    for model, column in zip(MODEL_NAMES, VERSION_COLUMNS, strict=True):
-        value = frame[column].iloc[0] if column in frame.columns else None
-        versions[model] = None if value is None or pd.isna(value) else str(value)
-    return versions
+    return _per_model(frame, VERSION_COLUMNS)
 
 
 def model_run_ids_of(frame: pd.DataFrame) -> dict[str, str | None]:
     """The MLflow run of each model a scorer frame reports (``<name>_model_run_id`` columns)."""
-    if not len(frame):
-        return {}
+    return _per_model(frame, RUN_ID_COLUMNS) if len(frame) else {}
+
+
+def _per_model(frame: pd.DataFrame, columns: list[str]) -> dict[str, str | None]:
+    """Model name -> the first row's text in that model's column of ``columns`` (None when absent or null)."""
     found: dict[str, str | None] = {}
-    for model, column in zip(MODEL_NAMES, RUN_ID_COLUMNS, strict=True):
+    for model, column in zip(MODEL_NAMES, columns, strict=True):
         value = frame[column].iloc[0] if column in frame.columns else None
         found[model] = None if value is None or pd.isna(value) else str(value)
     return found

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from serving.alerts.channels import REPEAT_HEADER, deliver
+from serving.alerts.channels import REPEAT_HEADER
+from serving.alerts.delivery import deliver
 from serving.alerts.run import AlertBusy, open_store
 
 from test_alert_delivery import CLOCK, FIRST, SECOND, SECRET, company, routing, run, settings_for, table  # noqa: F401 - company: a fixture
