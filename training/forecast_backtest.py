@@ -27,7 +27,8 @@ from features.pipeline_metrics import wilson
 from training.datasets import LABELS, pooled_folds, rows
 from training.forecast import ALL, Sizes, account_expectations, forecast, learn_sizes, point_forecast
 from training.forecast_calibration import calibrate, dispersion, residuals
-from training.forecast_choice import TRACK, candidates_at, choose, long_rows, period_spread, serve
+from training.forecast_choice import TRACK, candidates_at, choose, long_rows
+from training.forecast_serve import period_spread, serve
 from training.models import Calibrator, round_grid
 from training.names import ModelName
 from training.train import FIRST_FOLD_ROUNDS, best_rounds, run_fold

@@ -25,9 +25,8 @@ from training.datasets import newest_complete_month_end
 from training.forecast import MEASURES, account_expectations, forecast, learn_sizes
 from training.forecast_calibration import calibrate, dispersion
 from training.forecast_backtest import NAIVE_PERIODS, PERIOD_MONTHS, actuals, contraction_mrr, naive, period_rates
-from training.forecast_choice import (
-    candidate_history, candidates_at, choose, long_rows, period_spread, serve, served_history,
-)
+from training.forecast_choice import candidate_history, candidates_at, choose, long_rows
+from training.forecast_serve import period_spread, serve, served_history
 from training.names import ModelName
 from training.registry import load_champion
 
