@@ -176,7 +176,7 @@ def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: 
         if not len(book) == len(rows(frame, cutoff, "churned")):
             raise ValueError(f"cut-off {cutoff.date()}: expansion and churn rows differ")
         history = frame.loc[(as_of + horizon <= cutoff) & frame["expanded"].notna()].assign(p_expand=p_expand)
-        sizes = learn_sizes(history)
+        sizes = learn_sizes(history, settings.horizon_days)
         acc = account_expectations(book, preds[ModelName.expansion][cutoff], preds[ModelName.churn][cutoff], sizes)
         raw = forecast(acc, sizes, seed=seed + k, draws=draws)
         disp = dispersion(pd.concat(track, ignore_index=True) if track else None, cutoff, settings.horizon_days)

@@ -89,7 +89,7 @@ def forecast_data(source: DataSource, as_of: dt.date, settings: Settings, *, dra
     if book.empty:
         raise ForecastError(f"no account has MRR > 0 at {cutoff}")
     history = frame.loc[(when + pd.Timedelta(days=settings.horizon_days) <= pd.Timestamp(cutoff)) & frame["expanded"].notna()]
-    sizes = learn_sizes(history)
+    sizes = learn_sizes(history, settings.horizon_days)
     acc = account_expectations(book, models[ModelName.expansion].predict_proba(book),
                                models[ModelName.churn].predict_proba(book), sizes)
     calibration = dispersion(track, pd.Timestamp(cutoff), settings.horizon_days)
