@@ -29,7 +29,8 @@ of being dropped, and errors of a small segment and of the whole book read alike
   therefore needs about five independent horizons (some 15 monthly cut-offs) to leave the
   naive mean.
 
-The interval of whatever serves is ``training.forecast_serve``. Nothing here is fitted to a generator: thresholds are counts and test levels. Pure.
+The interval of whatever serves is ``training.forecast_serve``. Nothing here is fitted to a
+generator: thresholds are counts and test levels. Pure.
 """
 
 from __future__ import annotations
