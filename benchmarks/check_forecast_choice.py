@@ -68,7 +68,10 @@ def company(kind: str, folder: Path, accounts: int, months: int, seed: int) -> P
     return out
 
 
-def block_interval(d: np.ndarray, cutoffs: np.ndarray, reps: int = 2000, block: int = 3, seed: int = 0) -> tuple[float, float]:
+BLOCK = 3  # monthly cut-offs of a 90-day horizon overlap: resampled in blocks of 3
+
+
+def block_interval(d: np.ndarray, cutoffs: np.ndarray, reps: int = 2000, block: int = BLOCK, seed: int = 0) -> tuple[float, float]:
     """95 % moving-block bootstrap interval of the mean of ``d`` (rows grouped by cut-off, blocks of cut-offs)."""
     order = sorted(set(cutoffs))
     by = [d[cutoffs == c] for c in order]
@@ -153,7 +156,11 @@ def report(m: dict) -> str:
                      f"{r['expansion_mdape_pct']:.1f} ({r['mdape_cutoffs']}, {r['zero_actual_cutoffs']}) | "
                      f"{r['expansion_bias_pct']:+.1f} ({r['expansion_above']}) | {r['nrr_mae_pts']:.2f} |")
     lo, hi = m["diff_ci"]
-    verdict = "worse beyond noise" if lo > 0 else ("better beyond noise" if hi < 0 else "within noise")
+    cutoffs = m["results"].loc[m["results"]["all_methods"], "cutoff"].nunique()
+    if cutoffs < 2 * BLOCK:  # one block: every resample is the same, a zero-width interval says nothing of noise
+        verdict = f"not judged: {cutoffs} cut-offs, fewer than two blocks of {BLOCK}"
+    else:
+        verdict = "worse beyond noise" if lo > 0 else ("better beyond noise" if hi < 0 else "within noise")
     lines.append(f"live minus {m['best_naive']} (the better naive), mean |error| difference per cut-off x group: "
                  f"{m['diff_mean']:+.3f} pts (95 % block-bootstrap {lo:+.3f} to {hi:+.3f}): {verdict}")
     lines.append(f"live expansion method at each cut-off x group: {m['live_methods']}")

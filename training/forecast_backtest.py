@@ -27,7 +27,8 @@ from features.pipeline_metrics import wilson
 from training.datasets import LABELS, pooled_folds, rows
 from training.forecast import ALL, Sizes, account_expectations, forecast, learn_sizes, point_forecast
 from training.forecast_calibration import calibrate, dispersion, residuals
-from training.forecast_choice import TRACK, candidates_at, choose, long_rows, period_spread, serve
+from training.forecast_choice import TRACK, candidates_at, choose, long_rows
+from training.forecast_serve import period_spread, serve
 from training.models import Calibrator, round_grid
 from training.names import ModelName
 from training.train import FIRST_FOLD_ROUNDS, best_rounds, run_fold
@@ -175,7 +176,7 @@ def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: 
         if not len(book) == len(rows(frame, cutoff, "churned")):
             raise ValueError(f"cut-off {cutoff.date()}: expansion and churn rows differ")
         history = frame.loc[(as_of + horizon <= cutoff) & frame["expanded"].notna()].assign(p_expand=p_expand)
-        sizes = learn_sizes(history)
+        sizes = learn_sizes(history, settings.horizon_days)
         acc = account_expectations(book, preds[ModelName.expansion][cutoff], preds[ModelName.churn][cutoff], sizes)
         raw = forecast(acc, sizes, seed=seed + k, draws=draws)
         disp = dispersion(pd.concat(track, ignore_index=True) if track else None, cutoff, settings.horizon_days)

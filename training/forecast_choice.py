@@ -21,16 +21,16 @@ of being dropped, and errors of a small segment and of the whole book read alike
   the simple answer before it can be compared with it. Then, among the candidates with that
   many, the lowest median absolute error over the cut-offs they share wins, ties to the
   simpler method; a winner other than the naive mean serves only if it missed by less than
-  the naive mean at enough of those cut-offs that a one-sided sign test gives p <
-  ``SWITCH_LEVEL`` (it must be better beyond noise, not by a lucky median).
-- **Interval**: the served method's own past errors, ``t_nu(q) * rms(error)`` around the
-  point, ``nu`` the effective count of overlapping horizons (``forecast_calibration``), or
-  the same from what the choice served at past cut-offs when that is wider (the winner of a
-  comparison looks better in its record than it will be, and the choice switches). While
-  ``nu < FLOOR_EFFECTIVE`` the half-width is at least the textbook prediction interval of a
-  new period's rate from the last periods' rates (``period_spread``), and the table says so.
+  the naive mean beyond noise (``_beats``): a one-sided sign test whose count is the
+  *independent* horizons the cut-offs are worth (monthly cut-offs of a 90-day horizon
+  overlap, so six of them are about two and a half independent comparisons, and counting
+  them as six made lucky runs look like evidence), at ``SWITCH_LEVEL`` divided by the number
+  of challengers compared (the best of three looks better than it is). A perfect record
+  therefore needs about five independent horizons (some 15 monthly cut-offs) to leave the
+  naive mean.
 
-Nothing here is fitted to a generator: thresholds are counts and test levels. Pure.
+The interval of whatever serves is ``training.forecast_serve``. Nothing here is fitted to a
+generator: thresholds are counts and test levels. Pure.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from __future__ import annotations
 import math
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
-from training.forecast import LEVELS, MEASURES
+from training.forecast import MEASURES
 from training.forecast_calibration import effective_count
 
 BASE = ("model", "naive_last", "naive_mean4")
@@ -53,8 +53,7 @@ SIGN_LEVEL = 0.10
 # only the model is corrected: a naive forecast is the simple answer and stays exactly that (measured: correcting the
 # naive mean by its one-sided past moved it the wrong way when the trend turned, on 2 of 6 companies)
 CORRECTED = ("model",)
-SWITCH_LEVEL = 0.10  # leaving the naive mean needs a challenger that missed by less at that many more cut-offs
-FLOOR_EFFECTIVE = 4.0  # below this many independent horizons of errors, the interval has a floor
+SWITCH_LEVEL = 0.10  # leaving the naive mean: sign-test level over independent horizons, split among the challengers
 TRACK = ["cutoff", "group", "measure", "method", "forecast", "actual", "starting_arr"]
 
 
@@ -143,13 +142,21 @@ def _common(errs: dict[str, tuple[np.ndarray, np.ndarray]], methods: list[str]) 
     return days, {k: errs[k][1][np.isin(errs[k][0], days)] for k in methods}
 
 
-def _beats(challenger: np.ndarray, default: np.ndarray) -> float:
-    """One-sided exact sign test that ``challenger`` missed by less than ``default`` on the same cut-offs."""
+def _beats(challenger: np.ndarray, default: np.ndarray, days: np.ndarray | None = None, horizon_days: int = 0) -> float:
+    """One-sided sign test that ``challenger`` missed by less than ``default`` on the same cut-offs (``days``).
+
+    The count is the independent horizons the cut-offs are worth (``effective_count``; every cut-off when ``days`` is
+    None), the wins scaled alike: ``P(Bin(nu, 1/2) >= wins * nu / n)``, continuous in ``nu`` by the incomplete beta.
+    """
     d = np.abs(challenger) - np.abs(default)
-    n, wins = int((d != 0).sum()), int((d < 0).sum())
-    if not n:
+    tied = d == 0
+    n, wins = int((~tied).sum()), int((d < 0).sum())
+    if not n or not wins:
         return 1.0
-    return sum(math.comb(n, i) for i in range(wins, n + 1)) / 2 ** n
+    nu = float(n) if days is None else min(float(n), effective_count(pd.Series(days[~tied].astype("datetime64[D]")),
+                                                                     horizon_days))
+    k = wins * nu / n
+    return float(special.betainc(k, nu - k + 1, 0.5)) if k < nu + 1 else 0.0
 
 
 def candidates_at(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int,
@@ -222,9 +229,11 @@ def choose(past: pd.DataFrame, present: dict[tuple[str, str], list[str]], cutoff
             pick = min(ok, key=lambda k: score[k])
             reason = "lowest median error over " + ", ".join(f"{k} {score[k]:.2f}" for k in ok)
             if pick != DEFAULT and DEFAULT in ok:
-                p = _beats(common[pick], common[DEFAULT])
-                if p >= SWITCH_LEVEL:
-                    pick, reason = DEFAULT, reason + f"; {pick} not better than the naive mean beyond noise (p = {p:.2f})"
+                pair_days, pair = _common(errs, [pick, DEFAULT])  # every cut-off the two share, not only the blend's
+                p, level = _beats(pair[pick], pair[DEFAULT], pair_days, horizon_days), SWITCH_LEVEL / (len(ok) - 1)
+                if p >= level:
+                    pick, reason = DEFAULT, reason + (f"; {pick} not better than the naive mean beyond noise (sign test "
+                                                      f"over independent horizons p = {p:.3f}, needs < {level:.3f})")
             e = common[pick]
         rows.append({"group": g, "measure": m, "method": pick, "past_cutoffs": len(e),
                      "past_error_pts": float(np.median(np.abs(e))) if len(e) else np.nan,
@@ -233,88 +242,5 @@ def choose(past: pd.DataFrame, present: dict[tuple[str, str], list[str]], cutoff
     return pd.DataFrame(rows)
 
 
-def period_spread(rates: pd.DataFrame) -> pd.DataFrame:
-    """Per group and measure: sd (points) of the past periods' rates and how many (``rates``: period, group, measure, pts)."""
-    out = rates.groupby(["group", "measure"])["pts"].agg(sd="std", periods="count").reset_index()
-    return out
-
-
-def interval(errors: pd.Series, spread: tuple[float, int] | None, horizon_days: int) -> tuple[dict[int, float], str, float]:
-    """Half-widths in points per level from the past errors (``t_nu * rms``; ``errors`` indexed by cut-off), floored
-    while the record is short. Returns ({level: half-width points}, basis, effective count)."""
-    nu = effective_count(pd.Series(errors.index), horizon_days) if len(errors) else 0.0
-    rms = float(np.sqrt(np.mean(errors.to_numpy() ** 2))) if len(errors) else np.nan
-    sd, periods = spread if spread is not None else (np.nan, 0)
-    half, basis = {}, "track record"
-    for level in LEVELS:
-        q = 0.5 + level / 200
-        own = rms * float(stats.t.ppf(q, nu)) if nu >= 2 and np.isfinite(rms) else np.nan
-        floor = (sd * float(stats.t.ppf(q, periods - 1)) * np.sqrt(1 + 1 / periods)
-                 if periods >= 2 and np.isfinite(sd) else np.nan)
-        if nu < FLOOR_EFFECTIVE and np.isfinite(floor) and not own >= floor:
-            half[level], basis = floor, f"floor: spread of the last {periods} periods' rates ({nu:.1f} independent horizons of errors)"
-        else:
-            half[level] = own
-    return half, basis, nu
-
-
-def served_history(past: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """What the choice served at every cut-off of ``past`` (``candidate_history``), as ``TRACK`` rows of method
-    ``live``: the record of the choosing itself, switches and all, which ``serve`` widens the interval to."""
-    out = []
-    for cutoff in sorted(pd.to_datetime(past["cutoff"]).unique()):
-        now = past.loc[pd.to_datetime(past["cutoff"]) == cutoff]
-        present: dict[tuple[str, str], list[str]] = {}
-        for r in now[["group", "measure", "method"]].itertuples(index=False):
-            present.setdefault((r.group, r.measure), []).append(r.method)
-        picked = choose(past, present, cutoff, horizon_days)[["group", "measure", "method"]]
-        out.append(now.merge(picked, on=["group", "measure", "method"]).assign(method="live"))
-    return pd.concat(out, ignore_index=True)[TRACK] if out else pd.DataFrame(columns=TRACK)
-
-
-def serve(now: pd.DataFrame, past: pd.DataFrame, choice: pd.DataFrame, spread: pd.DataFrame,
-          horizon_days: int, model_table: pd.DataFrame | None = None, live: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The served table: one row per group, every measure's point and 80 % / 95 % ends from the chosen method, and,
-    per measure, ``{m}_method``, ``{m}_past_error_pts``, ``{m}_past_cutoffs``, ``{m}_bias_pts``, ``{m}_shift_pts``,
-    ``{m}_interval``. ``now`` holds the candidates at the cut-off (``candidates_at``). ``live`` holds what was served
-    at past cut-offs (``served_history``): the interval is the wider of the one from the served method's own errors and
-    the one from those served errors, since the method with the lowest past error looks better in its record than it
-    will be (it was chosen for it) and the choice switches. With neither a track record nor a floor, the half-width of
-    the model's own (draws') interval from ``model_table`` (indexed by group) stands."""
-    cutoff = pd.to_datetime(now["cutoff"]).max()
-    rows_, served = _Rows(past), _Rows(live)
-    here = {(r["group"], r["measure"], r["method"]): r for r in now.to_dict("records")}
-    sp = {(r["group"], r["measure"]): (r["sd"], int(r["periods"])) for r in spread.to_dict("records")}
-    out: dict[str, dict] = {}
-    for c in choice.to_dict("records"):
-        g, m, k = c["group"], c["measure"], c["method"]
-        r = here[(g, m, k)]
-        days, e = rows_.errors((g, m, k), cutoff, horizon_days)
-        errs = pd.Series(e, index=pd.to_datetime(days.astype("datetime64[D]")))
-        half, basis, _ = interval(errs, sp.get((g, m)), horizon_days)
-        days, e = served.errors((g, m, "live"), cutoff, horizon_days)
-        if len(e):
-            wide, wide_basis, _ = interval(pd.Series(e, index=pd.to_datetime(days.astype("datetime64[D]"))), sp.get((g, m)),
-                                           horizon_days)
-            if all(np.isfinite(wide[level]) and not wide[level] <= half[level] for level in LEVELS):
-                half, basis = wide, ("track record of the choice" if wide_basis == "track record" else wide_basis)
-        scale = 1.0 if m == "nrr_pct" else r["starting_arr"] / 100
-        row = out.setdefault(g, {"group": g, "starting_arr": r["starting_arr"]})
-        row[m] = r["forecast"]
-        own = model_table is not None and g in model_table.index
-        for level in LEVELS:
-            h = half[level] * scale
-            if not np.isfinite(h) and own:
-                basis = "the model's draws (no track record and too few past periods for a floor yet)"
-                point = model_table.loc[g, m]
-                h = max(point - model_table.loc[g, f"{m}_low{level}"], model_table.loc[g, f"{m}_high{level}"] - point)
-            lo = r["forecast"] - h if np.isfinite(h) else np.nan
-            row[f"{m}_low{level}"] = max(lo, 0.0) if m != "nrr_pct" and np.isfinite(lo) else lo
-            row[f"{m}_high{level}"] = r["forecast"] + h if np.isfinite(h) else np.nan
-        row |= {f"{m}_method": k, f"{m}_past_error_pts": c["past_error_pts"], f"{m}_past_cutoffs": c["past_cutoffs"],
-                f"{m}_bias_pts": c["past_bias_pts"], f"{m}_shift_pts": r["shift_pts"], f"{m}_interval": basis}
-    return pd.DataFrame(list(out.values()))
-
-
 __all__ = ["BASE", "BLEND", "CANDIDATES", "MIN_CUTOFFS", "TRACK", "bias_shift", "candidate_history", "candidates_at",
-           "choose", "interval", "long_rows", "period_spread", "points", "serve", "served_history"]
+           "choose", "long_rows", "points"]

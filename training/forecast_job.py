@@ -25,9 +25,8 @@ from training.datasets import newest_complete_month_end
 from training.forecast import MEASURES, account_expectations, forecast, learn_sizes
 from training.forecast_calibration import calibrate, dispersion
 from training.forecast_backtest import NAIVE_PERIODS, PERIOD_MONTHS, actuals, contraction_mrr, naive, period_rates
-from training.forecast_choice import (
-    candidate_history, candidates_at, choose, long_rows, period_spread, serve, served_history,
-)
+from training.forecast_choice import candidate_history, candidates_at, choose, long_rows
+from training.forecast_serve import period_spread, serve, served_history
 from training.names import ModelName
 from training.registry import load_champion
 
@@ -90,7 +89,7 @@ def forecast_data(source: DataSource, as_of: dt.date, settings: Settings, *, dra
     if book.empty:
         raise ForecastError(f"no account has MRR > 0 at {cutoff}")
     history = frame.loc[(when + pd.Timedelta(days=settings.horizon_days) <= pd.Timestamp(cutoff)) & frame["expanded"].notna()]
-    sizes = learn_sizes(history)
+    sizes = learn_sizes(history, settings.horizon_days)
     acc = account_expectations(book, models[ModelName.expansion].predict_proba(book),
                                models[ModelName.churn].predict_proba(book), sizes)
     calibration = dispersion(track, pd.Timestamp(cutoff), settings.horizon_days)

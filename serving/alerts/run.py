@@ -212,6 +212,13 @@ class Simulation:
     episodes: pd.DataFrame
     inactive: dict[str, str] = field(default_factory=dict)
     rearmed: int = 0
+    withheld: dict[str, str] = field(default_factory=dict)  # rules not sent on this company (its stored backtest), and why
+
+    def notes(self) -> list[str]:
+        """One line per rule that did not take part as usual: inactive (a table missing) or not sent on this company."""
+        return ([f"rule {name} inactive: {why}" for name, why in self.inactive.items()]
+                + [f"rule {name} not sent on this company: {why} (its episodes are counted as 'withheld', not queued)"
+                   for name, why in self.withheld.items()])
 
     def _count(self, *, owned: bool, status: str) -> int:
         """Episodes of accounts with (``owned``) or without a CSM that got ``status``."""
@@ -251,12 +258,13 @@ def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
     frame = with_signals(build_features(source, dates, settings, snapshots_per_batch=snapshots_per_batch), source)
     starts = entering_over(in_condition(rules, frame), dates)
     decided, sent = [], {}
-    rates: dict[str, float] = {}
     with_records = open_store(settings)
     try:
-        rates = {k: v["rate"] for k, v in with_records.track_records().items() if v.get("rate") is not None}
+        records = with_records.track_records()
     finally:
         with_records.close()
+    rates = {k: v["rate"] for k, v in records.items() if v.get("rate") is not None}
+    withheld = withheld_rules(rules, records)  # as a real run would: a rule its backtest failed is not sent
     last_start: dict[tuple[str, str], dt.date] = {}
     rearmed = 0
     for day in dates[1:]:
@@ -270,7 +278,7 @@ def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
             sent = {}
         now = _at(frame, day)
         d = decide(describe(todays, now, rules, rates, pd.Series([day] * len(todays))), snoozed=set(), routed=None,
-                   sent_this_week=sent, cap=settings.alerts_weekly_cap)
+                   sent_this_week=sent, cap=settings.alerts_weekly_cap, withheld=set(withheld))
         for csm, n in d[d["status"] == "queued"]["csm_owner"].fillna("").value_counts().items():
             sent[csm] = sent.get(csm, 0) + int(n)
         decided.append(d)
@@ -286,4 +294,4 @@ def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
         grid = grid.merge(counts, on=["csm_owner", "week"], how="left")
     for col in ("alerts", "episodes"):
         grid[col] = grid.get(col, pd.Series(0, index=grid.index)).fillna(0).astype(int)
-    return Simulation(start, end, grid, episodes, inactive, rearmed)
+    return Simulation(start, end, grid, episodes, inactive, rearmed, withheld)

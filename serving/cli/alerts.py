@@ -81,13 +81,13 @@ def _print_simulation(sim, cap: int) -> None:  # noqa: ANN001 - serving.alerts.r
     if len(sim.episodes):
         by_rule = sim.episodes.groupby(["rule", "status"]).size().unstack(fill_value=0)
         rules = Table(title="episodes by rule over the window")
-        for col in ("rule", "queued", "held"):
+        for col in ("rule", "queued", "held", "withheld"):
             rules.add_column(col, justify="left" if col == "rule" else "right")
         for rule, row in by_rule.iterrows():
-            rules.add_row(str(rule), f"{int(row.get('queued', 0)):,}", f"{int(row.get('held', 0)):,}")
+            rules.add_row(str(rule), *[f"{int(row.get(s, 0)):,}" for s in ("queued", "held", "withheld")])
         console.print(rules)
-    for name, why in sim.inactive.items():
-        console.print(f"rule {name} inactive: {why}", highlight=False)
+    for line in sim.notes():  # inactive rules, and rules not sent on this company (withheld)
+        console.print(line, highlight=False)
 
 
 def run_and_print(source, as_of: dt.date, cfg, *, dry_run: bool = False, features=None) -> None:  # noqa: ANN001

@@ -102,9 +102,26 @@ def forecast_panel(state: WebState, as_of: dt.date | None) -> dict[str, Any] | N
                 "nrr_pct_low": nrr.low80, "nrr_pct_high": nrr.high80,
                 "expansion_arr": None if expansion is None else expansion.forecast,
                 "expansion_arr_low": None if expansion is None else expansion.low80,
-                "expansion_arr_high": None if expansion is None else expansion.high80}
+                "expansion_arr_high": None if expansion is None else expansion.high80,
+                "method": method_note(nrr, expansion)}
 
     return safe("forecast", newest, None)
+
+
+METHOD_NAMES = {"model": "the model", "naive_last": "last period's rates", "naive_mean4": "mean of the last four periods' rates",
+                "blend": "a blend of the model and both naive forecasts"}
+
+
+def method_note(nrr: Any, expansion: Any) -> str:
+    """Which forecast serves each headline measure and its past error (``Figure``s), e.g. for the leadership page."""
+    parts = []
+    for label, unit, f in (("NRR", "NRR points", nrr), ("expansion ARR", "points of starting ARR", expansion)):
+        if f is None:
+            continue
+        record = (f"past error {f.past_error_pts:.1f} {unit} over {f.past_cutoffs} cut-offs"
+                  if f.past_error_pts is not None and f.past_cutoffs else "no past cut-offs with outcomes yet")
+        parts.append(f"{label} from {METHOD_NAMES.get(f.method, f.method)} ({record})")
+    return "; ".join(parts)
 
 
 def _line(key: str, value: float | None, shown: str, note: str) -> dict[str, Any]:

@@ -77,3 +77,29 @@ def test_the_alerts_command_says_a_rule_is_not_sent(company, tmp_path, monkeypat
     words = " ".join(out.stdout.split())
     assert "rule usage_near_limit not sent on this company: its lift interval includes 1" in words
     assert "not sent" in words  # the per-rule table's column
+
+
+def test_the_month_long_dry_run_withholds_the_rule_too(company, tmp_path, monkeypatch) -> None:
+    """``alerts --dry-run --days N`` replays daily runs: a rule its stored backtest fails is counted as withheld there,
+    as a real run would, and the command says so."""
+    from serving.alerts.run import simulate
+    from serving.cli import app
+
+    monkeypatch.setenv("EXPANSION_HOME", str(tmp_path / "home"))
+    settings = Settings(_env_file=None, home=tmp_path / "home")
+    store = open_store(settings)
+    store.save_track_record(_record("usage_near_limit", 0.4, 0.25, 0.6), CLOCK())
+    store.close()
+    source = open_data(company)
+    try:
+        sim = simulate(source, SECOND, 30, settings)
+    finally:
+        source.close()
+    mine = sim.episodes[sim.episodes["rule"] == "usage_near_limit"]
+    assert len(mine) and set(mine["status"]) == {"withheld"}
+    assert "lift interval lies below 1" in sim.withheld["usage_near_limit"]
+    assert (sim.episodes.loc[sim.episodes["rule"] != "usage_near_limit", "status"] != "withheld").all()
+    out = CliRunner().invoke(app, ["alerts", "--data", str(company), "--as-of", SECOND.isoformat(), "--dry-run",
+                                   "--days", "30"])
+    assert out.exit_code == 0, out.output
+    assert "rule usage_near_limit not sent on this company: its lift interval lies below 1" in " ".join(out.stdout.split())

@@ -268,7 +268,9 @@ def test_leadership_shows_the_newest_stored_forecast(client: TestClient, web_hom
     figures = {"expansion_arr": 1_250_000.0, "contraction_arr": 90_000.0, "churned_arr": 300_000.0, "nrr_pct": 102.4}
     row = {"group": "all", "starting_arr": 40_000_000.0}
     for m, v in figures.items():
-        row |= {m: v, f"{m}_low80": v * 0.9, f"{m}_high80": v * 1.1, f"{m}_low95": v * 0.8, f"{m}_high95": v * 1.2}
+        row |= {m: v, f"{m}_low80": v * 0.9, f"{m}_high80": v * 1.1, f"{m}_low95": v * 0.8, f"{m}_high95": v * 1.2,
+                f"{m}_method": "naive_mean4", f"{m}_past_error_pts": 1.25, f"{m}_past_cutoffs": 9}
+    row["nrr_pct_method"] = "model"
     assert set(figures) == set(MEASURES)
     store = ForecastStore(web_home["crm"])
     try:
@@ -279,6 +281,8 @@ def test_leadership_shows_the_newest_stored_forecast(client: TestClient, web_hom
         assert page.status_code == 200
         assert "NRR over the next 90 days from 2026-01-31, 80 % interval 92.2 % to 112.6 %" in page.text
         assert "expansion ARR $1.2M ($1.1M to $1.4M)" in page.text
+        assert ("Forecast in force: NRR from the model (past error 1.2 NRR points over 9 cut-offs); expansion ARR from "
+                "mean of the last four periods&#39; rates (past error 1.2 points of starting ARR over 9 cut-offs)") in page.text
     finally:
         with store.engine.begin() as conn:
             conn.execute(sa.delete(store.table))
