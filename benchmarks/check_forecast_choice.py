@@ -88,7 +88,7 @@ def measure(kind: str, data: Path, rounds: int) -> dict:
     from features.build import build_features, tables_from_backend, usage_span
     from features.config import Settings
     from features.io import open_data
-    from features.pipeline_metrics import wilson
+    from features.deal_metrics import wilson
     from features.registry import categorical_features, feature_names
     from features.spine import month_ends
     from serving.alerts.backtest import sending, table_holders, track_record

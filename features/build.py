@@ -25,7 +25,7 @@ from features.engagement import engagement_features
 from features.io import DataError, DataSource, require_tables
 from features.labels import LABELS, labels
 from features.movements import movements
-from features.pipeline import pipeline_features
+from features.deals import pipeline_features
 from features.portable import register_memtables
 from features.registry import categorical_features, feature_names
 from features.spine import active_periods, snapshot_days, snapshots, spine, to_day

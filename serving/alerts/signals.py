@@ -5,11 +5,11 @@
   usage then (the registered usage windows stop at 90 days, so this one is read here).
 - ``readiness_score`` / ``readiness_band`` and ``health``: the rule-based baseline
   (``training.baseline``), so an alert needs no trained model.
-- ``open_expansion_days_in_stage`` / ``open_expansion_amount``: for open expansion
-  opportunities (kinds expansion, upsell, cross_sell) at the snapshot, the longest time
-  one has stayed in its current stage, and their total amount; null when the optional
-  ``opportunities`` and ``opportunity_stages`` tables are absent. Point in time: only
-  rows created, staged or closed on or before the snapshot count.
+- ``open_expansion_days_in_stage`` / ``open_expansion_amount``: the registered deal features
+  ``open_opportunity_days_in_stage`` and ``open_expansion_amount_usd`` (the one definition of
+  an open deal, :mod:`features.deals`), under the names the rules have always read; null
+  when the optional ``opportunities`` and ``opportunity_stages`` tables are absent or empty.
+  A frame without those features (a few keys) gets them from the same definition.
 """
 
 from __future__ import annotations
@@ -25,16 +25,23 @@ SIGNALS: dict[str, str] = {
     "readiness_score": "rule-based readiness 0-100",
     "readiness_band": "rule-based readiness band (outreach / nurture / adoption)",
     "health": "rule-based health colour (green / yellow / red)",
-    "open_expansion_days_in_stage": "days the oldest open expansion opportunity has spent in its current stage",
-    "open_expansion_amount": "amount of the open expansion opportunities (currency / year)",
+    "open_expansion_days_in_stage": "days the most advanced open expansion deal has spent in its stage "
+                                    "(the feature open_opportunity_days_in_stage)",
+    "open_expansion_amount": "amount of the open expansion deals, currency / year (the feature open_expansion_amount_usd)",
 }
 CATEGORICAL_SIGNALS = ("readiness_band", "health")
-EXPANSION_KINDS = ("expansion", "upsell", "cross_sell")
 PIPELINE_TABLES = ("opportunities", "opportunity_stages")
+#: signal -> the registered feature it reads
+DEAL_SIGNALS = {"open_expansion_days_in_stage": "open_opportunity_days_in_stage",
+                "open_expansion_amount": "open_expansion_amount_usd"}
 
 
-def with_signals(frame: pd.DataFrame, source: DataSource | None = None) -> pd.DataFrame:
-    """``frame`` with every signal added as a column (a new frame; the input is left alone)."""
+def with_signals(frame: pd.DataFrame, source: DataSource | None = None,
+                 stage_order: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """``frame`` with every signal added as a column (a new frame; the input is left alone).
+
+    ``stage_order`` (the ``opportunity_stages`` setting; its default when None) ranks deal stages
+    when the frame lacks the deal features."""
     out = frame.copy()
     usage = usage_signals(source, frame) if source is not None and not frame.empty else None
     if usage is None:
@@ -45,15 +52,13 @@ def with_signals(frame: pd.DataFrame, source: DataSource | None = None) -> pd.Da
     out["readiness_score"] = readiness(frame)["readiness_score"].to_numpy()
     out["readiness_band"] = pd.array(readiness(frame)["readiness_band"], dtype="string")
     out["health"] = pd.array(health(frame)["health"], dtype="string")
-    pipeline = opportunity_signals(source, frame) if source is not None else None
+    pipeline = opportunity_signals(source, frame, stage_order) if source is not None else None
     if pipeline is None:
         out["open_expansion_days_in_stage"] = np.nan
         out["open_expansion_amount"] = np.nan
     else:
-        out = out.drop(columns=[c for c in pipeline.columns if c in out.columns and c not in ("account_id", "as_of")])
-        out = out.merge(pipeline, on=["account_id", "as_of"], how="left")
-        present = out["open_expansion_days_in_stage"].notna()
-        out["open_expansion_amount"] = out["open_expansion_amount"].where(present, 0.0)
+        for signal, feature in DEAL_SIGNALS.items():
+            out[signal] = pipeline[feature].to_numpy()
     return out
 
 
@@ -102,35 +107,26 @@ def usable_tables(source: DataSource) -> list[str]:
     return [t for t in source.present if t not in empty]
 
 
-def opportunity_signals(source: DataSource, frame: pd.DataFrame) -> pd.DataFrame | None:
-    """Per (account_id, as_of) of ``frame``: days in stage of the oldest-staged open expansion opportunity and
-    the open expansion amount; None when the pipeline tables are absent."""
+def opportunity_signals(source: DataSource, frame: pd.DataFrame,
+                        stage_order: tuple[str, ...] | None = None) -> pd.DataFrame | None:
+    """The deal features of ``frame``'s rows (read from it when present, else computed by :mod:`features.deals`);
+    None when the pipeline tables are absent or empty."""
     if not all(t in usable_tables(source) for t in PIPELINE_TABLES) or frame.empty:
         return None
-    _register_dates(source, frame)
-    kinds = ", ".join(f"'{k}'" for k in EXPANSION_KINDS)
-    try:
-        result = source.con.execute(f"""
-            WITH d AS (SELECT CAST(as_of AS DATE) AS as_of FROM _alert_dates),
-            open_opps AS (
-                SELECT d.as_of, o.account_id, o.opportunity_id, o.amount
-                FROM opportunities o JOIN d
-                  ON CAST(o.created_at AS DATE) <= d.as_of
-                 AND (o.closed_at IS NULL OR CAST(o.closed_at AS DATE) > d.as_of)
-                WHERE o.kind IN ({kinds})
-            ),
-            staged AS (
-                SELECT p.as_of, p.account_id, p.opportunity_id, p.amount,
-                       max(CAST(s.entered_at AS DATE)) AS stage_since
-                FROM open_opps p JOIN opportunity_stages s
-                  ON s.opportunity_id = p.opportunity_id AND CAST(s.entered_at AS DATE) <= p.as_of
-                GROUP BY ALL
-            )
-            SELECT account_id, CAST(as_of AS TIMESTAMP) AS as_of,
-                   max(date_diff('day', stage_since, as_of))::DOUBLE AS open_expansion_days_in_stage,
-                   sum(amount)::DOUBLE AS open_expansion_amount
-            FROM staged GROUP BY ALL
-        """).df()
-    finally:
-        source.con.unregister("_alert_dates")
-    return _keyed(result, frame)
+    if all(f in frame.columns for f in DEAL_SIGNALS.values()):
+        return frame[list(DEAL_SIGNALS.values())]
+    from features.config import Settings
+    from features.deals import KEYS, open_deal_features, open_deals
+    from features.spine import snapshots
+
+    con = source.ibis()
+    snaps = snapshots(pd.to_datetime(frame["as_of"]).dt.date).select("as_of_day", "as_of")
+    deals = open_deals(con.table("opportunities"), con.table("opportunity_stages"), snaps.select("as_of_day"),
+                       stage_order or Settings.model_fields["opportunity_stages"].default)
+    per = open_deal_features(deals).join(snaps, "as_of_day").drop(*KEYS[1:])
+    result = con.execute(per.select("account_id", "as_of", *DEAL_SIGNALS.values()))
+    result = _keyed(result, frame)
+    keys = frame[["account_id", "as_of"]].assign(account_id=frame["account_id"].astype("string"))
+    merged = keys.merge(result, on=["account_id", "as_of"], how="left")
+    merged["open_expansion_amount_usd"] = merged["open_expansion_amount_usd"].fillna(0.0)
+    return merged
