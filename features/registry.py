@@ -65,7 +65,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
        "events_30d / sum of the monthly usage_limit of the subscriptions in force; null when unlimited."),
     _f("days_over_quota_alert_30d", "quota", "usage", "30d", "days", "higher", "usage_daily, subscriptions",
        "Days in the last 30 whose events, at that daily pace for 30 days, reach quota_alert_pct of the "
-       "monthly limit (a proxy for trailing-30-day use at 80 %); null when unlimited."),
+       "monthly limit (a proxy for trailing-30-day use near the limit, the near_quota condition); null when unlimited."),
     _f("api_share_30d_pct", "api_use", "usage", "30d", "%", "higher", "usage_daily",
        "Share of events_30d on feature keys containing Settings.api_feature_pattern (case-insensitive)."),
     # adoption
@@ -284,6 +284,7 @@ def _feature_row(f: FeatureSpec) -> str:
 
 def _reason_docs() -> list[str]:
     """Concepts and plays, from ``features.reason_catalog``."""
+    from features import conditions
     from features import reason_catalog as rc
 
     lines = ["## Reasons and plays", ""]
@@ -294,4 +295,7 @@ def _reason_docs() -> list[str]:
         lines.append(f"| {c.name} | {c.label} | {c.role} | {names} |")
     lines += ["", "| play | premise (any alternative, all of its conditions) | talk track |", "|---|---|---|"]
     lines += [f"| `{p.name}` | {p.premise_text()} | {p.talk_track} |" for p in rc.PLAYS]
+    lines += ["", "## Named conditions", ""]
+    lines += [line[4:] if line.startswith("    ") else line for line in (conditions.__doc__ or "").strip().splitlines()]
+    lines += ["", *conditions.docs_table()]
     return lines

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from features.conditions import thresholds
 from features.config import Settings, redact_url
 from features.io import DataSource
 from serving.alerts import messages
@@ -147,7 +148,7 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
     """Evaluate, decide, record and deliver the alerts of the snapshot at ``as_of`` (see the module docstring)."""
     from features.build import build_features
 
-    rules, inactive = active_rules(load_rules(settings.alerts_rules), usable_tables(source))
+    rules, inactive = active_rules(load_rules(settings.alerts_rules, thresholds(settings)), usable_tables(source))
     routing = load_routing(routing_path(settings))
     if routing is not None and not dry_run:
         routing.check(settings.alerts_webhook_secret, str(routing_path(settings)))
@@ -245,7 +246,7 @@ def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
     """What daily runs over the ``days`` ending at ``end`` would have sent, without state or delivery."""
     from features.build import build_features
 
-    rules, inactive = active_rules(load_rules(settings.alerts_rules), usable_tables(source))
+    rules, inactive = active_rules(load_rules(settings.alerts_rules, thresholds(settings)), usable_tables(source))
     start = end - dt.timedelta(days=days - 1)
     dates = [start + dt.timedelta(days=i) for i in range(-1, days)]  # the day before the window only sets the baseline
     frame = with_signals(build_features(source, dates, settings, snapshots_per_batch=snapshots_per_batch), source)
