@@ -55,6 +55,9 @@ FEATURES: tuple[FeatureSpec, ...] = (
        "Mean daily active users over 30 days (idle days count as 0) / active_users_30d."),
     _f("events_trend_30d_pct", "usage_trend", "usage", "30d vs previous 30d", "%", "higher", "usage_daily",
        "Change of events in the last 30 days against the 30 before; null when the earlier window had none."),
+    _f("usage_vs_prior_90d_pct", "usage_trend", "usage", "30d vs previous 90d", "%", "higher", "usage_daily",
+       "Events of the last 30 days against the mean 30 days of the 90 before them (days 31-120 back); null when "
+       "those 90 days had none. The alert rule usage_drop reads it."),
     _f("events_slope_12w_pct", "usage_trend", "usage", "12w", "% per week", "higher", "usage_daily",
        "Least-squares slope of daily events over the last 84 days, as the weekly change of a week's events, % of the mean week."),
     _f("active_users_trend_30d_pct", "active_users", "usage", "30d vs previous 30d", "%", "higher", "usage_daily",
@@ -221,7 +224,8 @@ def categorical_features() -> list[str]:
 
 
 _FAMILY_NOTES: dict[str, str] = {
-    "usage": "Windows end at `as_of` inclusive; `usage_daily` is rolled up to one row per account and day first, "
+    "usage": "Windows end at `as_of` inclusive (the longest, the 90 days before the last 30, reaches 120 days "
+             "back); `usage_daily` is rolled up to one row per account and day first, "
              "then to spans of days that no window boundary crosses.",
     "adoption": "Needs `plan_features` for breadth and gated use, `products` for tier rank; null without them.",
     "engagement": "Each source table is optional: its features are null when the table is absent, "
