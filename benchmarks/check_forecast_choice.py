@@ -102,7 +102,7 @@ def measure(kind: str, data: Path, rounds: int) -> dict:
     started = time.perf_counter()
     try:
         first, last = usage_span(tables_from_backend(source.ibis(), source.present))
-        frame = build_features(source, month_ends(first, last), settings)
+        frame = build_features(source, month_ends(first, last), settings, signals=True)
         moves = movements(source.ibis().table("subscriptions")).execute()
         frame["contraction_mrr"] = contraction_mrr(moves, frame, settings.horizon_days).to_numpy()
         rules, inactive = active_rules(load_rules(None), usable_tables(source))

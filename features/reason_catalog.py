@@ -139,7 +139,6 @@ REASON_TEMPLATES: tuple[ReasonTemplate, ...] = (
     _peer("active_days_90d", "Active on {value} of the last 90 days"),
     _peer("dau_mau_30d", "Daily users are {ratio_pct} % of monthly users (30 days)"),
     _past("events_trend_30d_pct", "Usage {direction} {change} % on the previous 30 days"),
-    _past("usage_vs_prior_90d_pct", "Usage {direction} {change} % on the mean month of the 90 days before"),
     _past("events_slope_12w_pct", "Usage {direction} {change} % a week over the last 12 weeks"),
     _peer("active_users_30d", "{value} active user{s} in 30 days"),
     _past("active_users_trend_30d_pct", "Active users {direction} {change} % on the previous 30 days"),

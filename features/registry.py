@@ -55,9 +55,6 @@ FEATURES: tuple[FeatureSpec, ...] = (
        "Mean daily active users over 30 days (idle days count as 0) / active_users_30d."),
     _f("events_trend_30d_pct", "usage_trend", "usage", "30d vs previous 30d", "%", "higher", "usage_daily",
        "Change of events in the last 30 days against the 30 before; null when the earlier window had none."),
-    _f("usage_vs_prior_90d_pct", "usage_trend", "usage", "30d vs previous 90d", "%", "higher", "usage_daily",
-       "Events of the last 30 days against the mean 30 days of the 90 before them (days 31-120 back); null when "
-       "those 90 days had none. The alert rule usage_drop reads it."),
     _f("events_slope_12w_pct", "usage_trend", "usage", "12w", "% per week", "higher", "usage_daily",
        "Least-squares slope of daily events over the last 84 days, as the weekly change of a week's events, % of the mean week."),
     _f("active_users_trend_30d_pct", "active_users", "usage", "30d vs previous 30d", "%", "higher", "usage_daily",
@@ -176,7 +173,15 @@ FEATURES: tuple[FeatureSpec, ...] = (
        "Expansion deals lost in the last 180 days."),
 )
 
-_BY_NAME = {f.name: f for f in FEATURES}
+# Alert signals: computed by the same engine (``build_features(..., signals=True)``, on every backend) and
+# documented here, read by alert rules, but not model inputs (so a signal never moves a trained model).
+SIGNAL_FEATURES: tuple[FeatureSpec, ...] = (
+    _f("usage_vs_prior_90d_pct", "usage_trend", "usage", "30d vs previous 90d", "%", "higher", "usage_daily",
+       "Events of the last 30 days against the mean 30 days of the 90 before them (days 31-120 back); null when "
+       "those 90 days had none. The alert rule usage_drop reads it."),
+)
+
+_BY_NAME = {f.name: f for f in (*FEATURES, *SIGNAL_FEATURES)}
 
 
 def get(name: str) -> FeatureSpec:
@@ -218,14 +223,18 @@ def measures_usage(spec: FeatureSpec) -> bool:
     return "usage_daily" in spec.source
 
 
+def signal_names() -> list[str]:
+    """Names of the registered alert signals (computed on request, never model inputs)."""
+    return [f.name for f in SIGNAL_FEATURES]
+
+
 def categorical_features() -> list[str]:
     """Names of the categorical (string) features."""
     return [f.name for f in FEATURES if f.kind == "categorical"]
 
 
 _FAMILY_NOTES: dict[str, str] = {
-    "usage": "Windows end at `as_of` inclusive (the longest, the 90 days before the last 30, reaches 120 days "
-             "back); `usage_daily` is rolled up to one row per account and day first, "
+    "usage": "Windows end at `as_of` inclusive; `usage_daily` is rolled up to one row per account and day first, "
              "then to spans of days that no window boundary crosses.",
     "adoption": "Needs `plan_features` for breadth and gated use, `products` for tier rank; null without them.",
     "engagement": "Each source table is optional: its features are null when the table is absent, "
@@ -268,7 +277,12 @@ def render_docs() -> str:
                   "|---|---|---|---|---|---|---|---|---|"]
         lines += [_feature_row(f) for f in FEATURES if f.family == family]
         lines.append("")
-    lines += ["## Whitespace method", ""]
+    lines += ["## Alert signals", "",
+              "Computed by the same engine as the features (`build_features(..., signals=True)`, on every backend)",
+              "and read by alert rules (`docs/alerts.md`); never model inputs, so a signal does not move a trained model.",
+              "", "| name | concept | window | unit | good | kind | source | description |", "|---|---|---|---|---|---|---|---|"]
+    lines += [_feature_row(f).rsplit(" | ", 1)[0] + " |" for f in SIGNAL_FEATURES]
+    lines += ["", "## Whitespace method", ""]
     lines += [line[4:] if line.startswith("    ") else line for line in (whitespace.__doc__ or "").strip().splitlines()]
     lines += ["", *_reason_docs(), ""]
     return "\n".join(lines)

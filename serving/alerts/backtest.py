@@ -182,9 +182,9 @@ def replay(source, settings, rules: tuple[Rule, ...] | None = None,  # noqa: ANN
     end = default_data_end(tables)
     rules, inactive = active_rules(rules or load_rules(settings.alerts_rules, thresholds(settings)), usable_tables(source))
     frame = build_features(source, backtest_dates(first, end), settings, data_end=end,
-                           snapshots_per_batch=snapshots_per_batch)
+                           snapshots_per_batch=snapshots_per_batch, signals=True)
     holders = table_holders(source, sorted({t for r in rules for t in r.requires}))
-    return track_record(with_signals(frame, source), rules, replicates=settings.bootstrap_replicates,
+    return track_record(with_signals(frame, source, settings), rules, replicates=settings.bootstrap_replicates,
                         holders=holders), inactive
 
 

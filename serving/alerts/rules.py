@@ -25,7 +25,7 @@ import pandas as pd
 from features.conditions import LEVEL_BY_NAME, format_levels, thresholds
 from features.contract import TABLES
 from features.reason_catalog import PLAY_BY_NAME
-from features.registry import categorical_features, feature_names
+from features.registry import categorical_features, feature_names, signal_names
 from serving.alerts.signals import CATEGORICAL_SIGNALS, SIGNALS
 
 OUTCOMES: dict[str, str] = {
@@ -130,8 +130,8 @@ class Rule:
 
 
 def known_names() -> set[str]:
-    """What a condition may read: every registered feature and every signal."""
-    return set(feature_names()) | set(SIGNALS)
+    """What a condition may read: every registered feature and alert signal, and the signals derived from them."""
+    return set(feature_names()) | set(signal_names()) | set(SIGNALS)
 
 
 def _categorical(name: str) -> bool:

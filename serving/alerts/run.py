@@ -170,8 +170,8 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
         if features is not None and last is not None:
             frame = features
         else:
-            frame = build_features(source, dates, settings)
-        frame = with_signals(frame, source)
+            frame = build_features(source, dates, settings, signals=True)
+        frame = with_signals(frame, source, settings)
         now = _at(frame, as_of)
         current = in_condition(rules, now)
         previous = store.conditions() if last is not None else in_condition(rules, _at(frame, prior))
@@ -249,7 +249,8 @@ def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
     rules, inactive = active_rules(load_rules(settings.alerts_rules, thresholds(settings)), usable_tables(source))
     start = end - dt.timedelta(days=days - 1)
     dates = [start + dt.timedelta(days=i) for i in range(-1, days)]  # the day before the window only sets the baseline
-    frame = with_signals(build_features(source, dates, settings, snapshots_per_batch=snapshots_per_batch), source)
+    frame = with_signals(build_features(source, dates, settings, snapshots_per_batch=snapshots_per_batch, signals=True),
+                         source, settings)
     starts = entering_over(in_condition(rules, frame), dates)
     decided, sent = [], {}
     rates: dict[str, float] = {}

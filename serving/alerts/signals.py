@@ -1,8 +1,9 @@
 """Signals alert rules read beside the registered features: derived from them, under the names rules read.
 
-- ``usage_vs_prior_90d_pct`` is a registered usage feature (``features.registry``): events of
-  the last 30 days against the mean 30 days of the 90 before them, in %. It is computed by
-  the feature engine on every backend and documented in ``docs/features.md``.
+- ``usage_vs_prior_90d_pct`` is a registered alert signal (``features.registry.SIGNAL_FEATURES``):
+  events of the last 30 days against the mean 30 days of the 90 before them, in %. The feature
+  engine computes it on every backend (``build_features(..., signals=True)``) and
+  ``docs/features.md`` documents it; it is not a model input.
 - ``readiness_score`` / ``readiness_band`` and ``health``: the rule-based baseline
   (``training.baseline``), so an alert needs no trained model.
 - ``open_expansion_days_in_stage`` / ``open_expansion_amount``: the registered deal features
@@ -10,8 +11,8 @@
   an open deal, :mod:`features.deals`); null when the optional ``opportunities`` and
   ``opportunity_stages`` tables are absent or empty.
 
-Alerts read the feature frame the engine built (``build_features``); a frame without those
-features (a few keys) gets them from the same engine at its dates.
+Alerts read the frame the engine built with its signals; a frame without them (the scorer's,
+or a few keys) gets them from the same engine at its dates.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _features(frame: pd.DataFrame, source: DataSource | None, settings: Settings
     from features.build import build_features
 
     dates = sorted(set(pd.to_datetime(frame["as_of"]).dt.date))
-    built = build_features(source, dates, settings or Settings(_env_file=None))
+    built = build_features(source, dates, settings or Settings(_env_file=None), signals=True)
     built = built.assign(account_id=built["account_id"].astype("string"), as_of=pd.to_datetime(built["as_of"]))
     keys = pd.DataFrame({"account_id": frame["account_id"].astype("string").to_numpy(),
                          "as_of": pd.to_datetime(frame["as_of"]).to_numpy()})
