@@ -91,7 +91,7 @@ def measure(kind: str, data: Path, rounds: int) -> dict:
     from features.build import build_features, tables_from_backend, usage_span
     from features.config import Settings
     from features.io import open_data
-    from features.pipeline_metrics import wilson
+    from features.deal_metrics import wilson
     from features.registry import categorical_features, feature_names
     from features.spine import month_ends
     from serving.alerts.backtest import sending, table_holders, track_record
@@ -105,7 +105,7 @@ def measure(kind: str, data: Path, rounds: int) -> dict:
     started = time.perf_counter()
     try:
         first, last = usage_span(tables_from_backend(source.ibis(), source.present))
-        frame = build_features(source, month_ends(first, last), settings)
+        frame = build_features(source, month_ends(first, last), settings, signals=True)
         moves = movements(source.ibis().table("subscriptions")).execute()
         frame["contraction_mrr"] = contraction_mrr(moves, frame, settings.horizon_days).to_numpy()
         rules, inactive = active_rules(load_rules(None), usable_tables(source))

@@ -25,9 +25,9 @@ from features.engagement import engagement_features
 from features.io import DataError, DataSource, require_tables
 from features.labels import LABELS, labels
 from features.movements import movements
-from features.pipeline import pipeline_features
+from features.deals import pipeline_features
 from features.portable import register_memtables
-from features.registry import categorical_features, feature_names
+from features.registry import categorical_features, feature_names, signal_names
 from features.spine import active_periods, snapshot_days, snapshots, spine, to_day
 from features.usage import (
     MAX_WINDOW_DAYS,
@@ -96,6 +96,7 @@ def feature_table(
     settings: Settings,
     data_end: dt.date,
     materialize: Callable[[Table], Table] = _as_is,
+    signals: bool = False,
 ) -> Table:
     """One Ibis expression: ``account_id, as_of``, the label columns, then every registry feature.
 
@@ -135,7 +136,8 @@ def feature_table(
     for part in parts:
         t = t.left_join(materialize(part), KEYS)
     t = t.left_join(materialize(account_starts(subs, first, snap_days)), KEYS)
-    out = t.select("account_id", "as_of", *CONTEXT, *LABELS, **within_tenure(t, feature_names()))
+    names = feature_names() + (signal_names() if signals else [])  # signals: the alert signals after the features
+    out = t.select("account_id", "as_of", *CONTEXT, *LABELS, **within_tenure(t, names))
     return out.order_by(["as_of", "account_id"])
 
 
@@ -167,7 +169,7 @@ def to_frame(result: pd.DataFrame) -> pd.DataFrame:
 
 def build_features(
     source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date | None = None,
-    snapshots_per_batch: int | None = None,
+    snapshots_per_batch: int | None = None, signals: bool = False,
 ) -> pd.DataFrame:
     """The feature frame for every account with MRR > 0 at each date: keys, context, labels (null when the horizon is incomplete) and features.
 
@@ -183,13 +185,14 @@ def build_features(
     size = snapshots_per_batch or len(dates)
     if size < 1:
         raise ValueError(f"snapshots_per_batch must be at least 1, got {snapshots_per_batch}")
-    frames = [_build_batch(backend, source, tables, dates[i:i + size], settings, end) for i in range(0, len(dates), size)]
+    frames = [_build_batch(backend, source, tables, dates[i:i + size], settings, end, signals)
+              for i in range(0, len(dates), size)]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _build_batch(
     backend: ibis.BaseBackend, source: DataSource, tables: dict[str, Table], dates: list[dt.date],
-    settings: Settings, data_end: dt.date,
+    settings: Settings, data_end: dt.date, signals: bool = False,
 ) -> pd.DataFrame:
     prefix, created, pending = f"_features_{uuid.uuid4().hex[:8]}_", [], []
     # One worker runs the engine statements in order on the one connection while this thread
@@ -210,7 +213,7 @@ def _build_batch(
         return ibis.table(table.schema(), name=created[-1])
 
     try:
-        expr = feature_table(tables, dates, settings, data_end, materialize=materialize)
+        expr = feature_table(tables, dates, settings, data_end, materialize=materialize, signals=signals)
         for step in pending:
             step.result()  # the first failed step raises here, with the engine's message
         # Through Arrow: ``Backend.execute`` spent ~1 s on per-column conversion of a 142k x 66

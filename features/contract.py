@@ -20,7 +20,8 @@ SURVEY_KINDS = ("nps", "csat")
 RESPONDENT_ROLES = ("executive", "admin", "user")
 ACTIVITY_KINDS = ("meeting", "qbr", "email", "call", "training")
 PAYMENT_STATUSES = ("paid", "late", "failed")
-OPPORTUNITY_KINDS = ("expansion", "cross_sell", "upsell", "renewal", "new_business")
+EXPANSION_KINDS = ("expansion", "cross_sell", "upsell")  # opportunity kinds that add ARR to an existing account
+OPPORTUNITY_KINDS = (*EXPANSION_KINDS, "renewal", "new_business")
 OPPORTUNITY_OUTCOMES = ("open", "won", "lost")
 
 

@@ -181,6 +181,7 @@ def spark_feature_frame(
     data_end: dt.date | None = None,
     *,
     cache: bool = True,
+    signals: bool = False,
 ) -> tuple[SparkFrame, Callable[[], None]]:
     """The feature frame as a lazy Spark DataFrame with the dtypes of ``features.build.to_frame``, and a release function.
 
@@ -209,7 +210,8 @@ def spark_feature_frame(
         views.clear()
 
     end = data_end or default_data_end(engine.tables)
-    expr = feature_table(engine.tables, list(as_of_dates), settings, end, materialize=lambda t: view(t, cache=cache))
+    expr = feature_table(engine.tables, list(as_of_dates), settings, end, materialize=lambda t: view(t, cache=cache),
+                         signals=signals)
     view(expr, cache=False)
     return typed_features(session.table(views[-1])), release
 

@@ -31,16 +31,20 @@ and ``change`` (sign and size of a move), ``when`` (a duration as people say it)
 
 Plays declare their premise as a rule over the account's own numbers (features, plus the
 scorer's ``readiness_score`` and ``health``): a list of alternatives, each a list of
-conditions that must all hold. A play is recommended only when its premise holds and
-every figure its talk track names is known.
+conditions that must all hold. A condition shared with the rule reasons and the alerts
+("seats full", "near the plan's limit") is the named one of :mod:`features.conditions`,
+whose threshold follows the setting in force. A play is recommended only when its premise
+holds and every figure its talk track names is known.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Literal
+
+from features.conditions import OPS, level
 
 Comparison = Literal["past", "peers", "limit", "timing"]
 Role = Literal["signal", "context"]
@@ -189,28 +193,32 @@ CURRENCY_SYMBOL = "$"
 
 # ----- plays ---------------------------------------------------------------------------------
 
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq,
-}
-
-
 @dataclass(frozen=True)
 class Condition:
-    """``field op threshold`` over one account's numbers; an unknown value never holds."""
+    """``field op threshold`` over one account's numbers; an unknown value never holds.
+
+    ``level`` names the condition of :mod:`features.conditions` it is (then ``threshold`` is its
+    default and ``levels``, the thresholds in force, may replace it)."""
 
     field: str
     op: str
     threshold: Any
+    level: str | None = dataclass_field(default=None, compare=False)
 
-    def holds(self, facts: Mapping[str, Any]) -> bool:
-        """True when the account's value is known and meets the threshold."""
+    def holds(self, facts: Mapping[str, Any], levels: Mapping[str, float] | None = None) -> bool:
+        """True when the account's value is known and meets the threshold (the one in force for a named level)."""
         value = facts.get(self.field)
         if value is None or (isinstance(value, float) and value != value):
             return False
-        return bool(_OPS[self.op](value, self.threshold))
+        return bool(OPS[self.op](value, self.threshold_in(levels)))
+
+    def threshold_in(self, levels: Mapping[str, float] | None) -> Any:
+        """The threshold in force: the named level's from ``levels`` when given, else the declared one."""
+        return levels[self.level] if levels is not None and self.level in levels else self.threshold
 
     def __str__(self) -> str:
-        return f"{self.field} {self.op} {self.threshold}"
+        t = f"{self.threshold:g}" if isinstance(self.threshold, float) else str(self.threshold)
+        return f"{self.field} {self.op} {t}" + (f" ({self.level})" if self.level else "")
 
 
 @dataclass(frozen=True)
@@ -223,9 +231,10 @@ class Play:
     premise: tuple[tuple[Condition, ...], ...]
     talk_track: str
 
-    def premise_holds(self, facts: Mapping[str, Any]) -> bool:
-        """True when one alternative of the premise holds entirely (an empty premise always holds)."""
-        return not self.premise or any(all(c.holds(facts) for c in alt) for alt in self.premise)
+    def premise_holds(self, facts: Mapping[str, Any], levels: Mapping[str, float] | None = None) -> bool:
+        """True when one alternative of the premise holds entirely (an empty premise always holds); ``levels``:
+        the thresholds in force (:func:`features.conditions.thresholds`), the defaults when None."""
+        return not self.premise or any(all(c.holds(facts, levels) for c in alt) for alt in self.premise)
 
     def premise_text(self) -> str:
         """The premise as people read it: alternatives joined by 'or'."""
@@ -236,19 +245,22 @@ def _when(*alternatives: tuple[str, str, Any]) -> tuple[tuple[Condition, ...], .
     return tuple((Condition(*alt),) for alt in alternatives)
 
 
-NEAR_LIMIT_PCT = 80.0  # 80-85 % of a quota is the moment to talk (event-triggered outreach converts ~2x)
-SEATS_FULL_PCT = 85.0
+def at(name: str) -> Condition:
+    """The named condition of :mod:`features.conditions` (its threshold follows the setting in force)."""
+    lv = level(name)
+    return Condition(lv.feature, lv.op, lv.default, lv.name)
+
 
 PLAYS: tuple[Play, ...] = (
     Play("upgrade_conversation", "Upgrade conversation: the account is near its plan limit.", "expansion",
-         ((Condition("quota_utilization_30d_pct", ">=", NEAR_LIMIT_PCT), Condition("whitespace_tier_usd", ">", 0)),),
+         ((at("near_quota"), Condition("whitespace_tier_usd", ">", 0)),),
          "The account used {events_30d} events in the last 30 days, {quota_pct} % of its plan's limit of "
          "{event_limit} a month. The next tier lifts that limit for {tier_step_per_seat} more per seat a month at "
          "list price, {tier_annual} a year for its {seats} seats. Open with what the team is building that drives "
          "the growth, then show what the next tier unlocks before the limit slows them down; the account's "
          "whitespace in all is {whitespace} a year."),
     Play("seat_expansion", "Seat expansion: licensed seats are nearly all in use.", "expansion",
-         ((Condition("seat_utilization_pct", ">=", SEATS_FULL_PCT), Condition("seats", ">", 0)),),
+         ((at("seats_full"), Condition("seats", ">", 0)),),
          "{active_users_30d} people used the product in the last 30 days on {seats} licensed seats "
          "({seat_pct} % in use), so the next colleagues to join will find no seat free. Ask which teams are "
          "coming on board and offer seats ahead of them: each extra seat costs {price_per_seat} a month at the "
@@ -281,7 +293,7 @@ PLAYS: tuple[Play, ...] = (
          "Health is {health}: {risk_facts}. Meet the customer's owner, review the outcomes of the success plan "
          "against what they get today, and agree two or three next steps with dates."),
     Play("adoption_drive", "Adoption drive: training and use-case education before any expansion talk.", "either",
-         _when(("feature_breadth_pct", "<", 60), ("events_trend_30d_pct", "<=", -20), ("seat_utilization_pct", "<", 50)),
+         ((Condition("feature_breadth_pct", "<", 60),), (at("usage_falling"),), (at("seats_idle"),)),
          "{adoption_facts}. Offer a training session for the teams that use the product least and one use case "
          "peers get value from; talk about expansion once more of what they pay for is in use."),
     Play("nurture_value_content", "Nurture: share value content and new use cases.", "either", (),
@@ -330,10 +342,6 @@ LAST_RESORT = "nurture_value_content"
 # Churn-side warnings an expansion play must not hide: the CSM hears them before raising an
 # upgrade. Falling usage and a failed payment also keep upsell plays from going first unless
 # the model's churn risk is low (serving.plays).
-FALLING_USAGE_PCT = -20.0  # a 20 % swing in usage over 30 days is a trend
-FALLING_USAGE_SLOPE_PCT_PER_WEEK = -3.0  # about a third of a week's usage lost over 12 weeks
-EXEC_SILENCE_DAYS = 180
-
 
 @dataclass(frozen=True)
 class Caution:
@@ -345,9 +353,8 @@ class Caution:
 
 
 CAUTIONS: tuple[Caution, ...] = (
-    Caution("usage_falling", ((Condition("events_trend_30d_pct", "<=", FALLING_USAGE_PCT),),
-                              (Condition("events_slope_12w_pct", "<=", FALLING_USAGE_SLOPE_PCT_PER_WEEK),)), True),
+    Caution("usage_falling", ((at("usage_falling"),), (at("usage_sliding"),)), True),
     Caution("payment_failed", ((Condition("payment_failures_90d", ">=", 1),),), True),
     Caution("detractor", ((Condition("nps_detractor", ">=", 1),),), False),
-    Caution("executive_silence", ((Condition("days_since_exec_touch", ">=", EXEC_SILENCE_DAYS),),), False),
+    Caution("executive_silence", ((at("executive_silence"),),), False),
 )

@@ -65,7 +65,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
        "events_30d / sum of the monthly usage_limit of the subscriptions in force; null when unlimited."),
     _f("days_over_quota_alert_30d", "quota", "usage", "30d", "days", "higher", "usage_daily, subscriptions",
        "Days in the last 30 whose events, at that daily pace for 30 days, reach quota_alert_pct of the "
-       "monthly limit (a proxy for trailing-30-day use at 80 %); null when unlimited."),
+       "monthly limit (a proxy for trailing-30-day use near the limit, the near_quota condition); null when unlimited."),
     _f("api_share_30d_pct", "api_use", "usage", "30d", "%", "higher", "usage_daily",
        "Share of events_30d on feature keys containing Settings.api_feature_pattern (case-insensitive)."),
     # adoption
@@ -173,7 +173,15 @@ FEATURES: tuple[FeatureSpec, ...] = (
        "Expansion deals lost in the last 180 days."),
 )
 
-_BY_NAME = {f.name: f for f in FEATURES}
+# Alert signals: computed by the same engine (``build_features(..., signals=True)``, on every backend) and
+# documented here, read by alert rules, but not model inputs (so a signal never moves a trained model).
+SIGNAL_FEATURES: tuple[FeatureSpec, ...] = (
+    _f("usage_vs_prior_90d_pct", "usage_trend", "usage", "30d vs previous 90d", "%", "higher", "usage_daily",
+       "Events of the last 30 days against the mean 30 days of the 90 before them (days 31-120 back); null when "
+       "those 90 days had none. The alert rule usage_drop reads it."),
+)
+
+_BY_NAME = {f.name: f for f in (*FEATURES, *SIGNAL_FEATURES)}
 
 
 def get(name: str) -> FeatureSpec:
@@ -213,6 +221,11 @@ def full_window_days(spec: FeatureSpec) -> int | None:
 def measures_usage(spec: FeatureSpec) -> bool:
     """True when the feature measures product usage (its life starts at the first usage day), else subscriptions."""
     return "usage_daily" in spec.source
+
+
+def signal_names() -> list[str]:
+    """Names of the registered alert signals (computed on request, never model inputs)."""
+    return [f.name for f in SIGNAL_FEATURES]
 
 
 def categorical_features() -> list[str]:
@@ -264,7 +277,12 @@ def render_docs() -> str:
                   "|---|---|---|---|---|---|---|---|---|"]
         lines += [_feature_row(f) for f in FEATURES if f.family == family]
         lines.append("")
-    lines += ["## Whitespace method", ""]
+    lines += ["## Alert signals", "",
+              "Computed by the same engine as the features (`build_features(..., signals=True)`, on every backend)",
+              "and read by alert rules (`docs/alerts.md`); never model inputs, so a signal does not move a trained model.",
+              "", "| name | concept | window | unit | good | kind | source | description |", "|---|---|---|---|---|---|---|---|"]
+    lines += [_feature_row(f).rsplit(" | ", 1)[0] + " |" for f in SIGNAL_FEATURES]
+    lines += ["", "## Whitespace method", ""]
     lines += [line[4:] if line.startswith("    ") else line for line in (whitespace.__doc__ or "").strip().splitlines()]
     lines += ["", *_reason_docs(), ""]
     return "\n".join(lines)
@@ -284,6 +302,7 @@ def _feature_row(f: FeatureSpec) -> str:
 
 def _reason_docs() -> list[str]:
     """Concepts and plays, from ``features.reason_catalog``."""
+    from features import conditions
     from features import reason_catalog as rc
 
     lines = ["## Reasons and plays", ""]
@@ -294,4 +313,7 @@ def _reason_docs() -> list[str]:
         lines.append(f"| {c.name} | {c.label} | {c.role} | {names} |")
     lines += ["", "| play | premise (any alternative, all of its conditions) | talk track |", "|---|---|---|"]
     lines += [f"| `{p.name}` | {p.premise_text()} | {p.talk_track} |" for p in rc.PLAYS]
+    lines += ["", "## Named conditions", ""]
+    lines += [line[4:] if line.startswith("    ") else line for line in (conditions.__doc__ or "").strip().splitlines()]
+    lines += ["", *conditions.docs_table()]
     return lines

@@ -24,7 +24,8 @@ from ibis.expr.types import Table
 from features.config import Settings
 from features.spine import day_number
 
-MAX_WINDOW_DAYS = 90
+PRIOR_DAYS = 90  # the usage signal's earlier window: the 90 days before the last 30
+MAX_WINDOW_DAYS = 30 + PRIOR_DAYS
 SLOPE_WEEKS = 12
 SLOPE_DAYS = 7 * SLOPE_WEEKS
 
@@ -84,15 +85,16 @@ def _pct_change(new: ibis.Value, old: ibis.Value) -> ibis.Value:
     return ibis.ifelse(old > 0, (new - old) / old * 100.0, ibis.null("float64"))
 
 
-# Window boundaries in days before ``as_of``: 7, 30 and 90-day windows, the previous 30 days, the 12-week slope.
-WINDOW_EDGES = (0, 7, 30, 60, SLOPE_DAYS, MAX_WINDOW_DAYS)
+# Window boundaries in days before ``as_of``: 7, 30 and 90-day windows, the previous 30 days, the 12-week slope,
+# and the 90 days before the last 30 (the usage signal alerts read).
+WINDOW_EDGES = (0, 7, 30, 60, SLOPE_DAYS, 90, MAX_WINDOW_DAYS)
 
 
 def window_segments(as_of_days: Iterable[int]) -> tuple[Table, Table]:
     """Cut the days the windows cover into segments that no window boundary crosses.
 
-    Returns ``day -> seg_end`` for every day in some snapshot's 90-day window, and
-    ``(as_of_day, seg_end, seg_age)`` for every segment inside a snapshot's 90-day
+    Returns ``day -> seg_end`` for every day in some snapshot's longest (120-day) window, and
+    ``(as_of_day, seg_end, seg_age)`` for every segment inside a snapshot's longest
     window (``seg_age = as_of_day - seg_end``, the age of the segment's last day). A
     window ``(as_of - w, as_of]`` is then exactly the segments with ``seg_age < w``, so
     daily rows are summed once per segment and each segment, not each day, is joined
@@ -130,14 +132,15 @@ def _windowed_usage(daily: Table, segments: tuple[Table, Table]) -> Table:
     day_map, seg_snaps = segments
     j = _segment_usage(daily, day_map).join(seg_snaps, "seg_end")
     a = j.seg_age
-    d30, prev30, in_slope = a < 30, (a >= 30) & (a < 60), a < SLOPE_DAYS
+    d30, prev30, in_slope, d90 = a < 30, (a >= 30) & (a < 60), a < SLOPE_DAYS, a < 90
     return j.group_by(["account_id", "as_of_day"]).aggregate(
         events_7d=j.events.sum(where=a < 7),
         events_30d=j.events.sum(where=d30),
-        events_90d=j.events.sum(),
+        events_90d=j.events.sum(where=d90),
         events_prev_30d=j.events.sum(where=prev30),
+        events_prior_90d=j.events.sum(where=a >= 30),
         active_days_30d=j.active_days.sum(where=d30),
-        active_days_90d=j.active_days.sum(),
+        active_days_90d=j.active_days.sum(where=d90),
         active_users_30d=j.peak_users.max(where=d30),
         active_users_prev_30d=j.peak_users.max(where=prev30),
         active_user_days_30d=j.user_days.sum(where=d30),
@@ -216,6 +219,7 @@ def usage_features(
         active_users_30d=au30,
         dau_mau_30d=ibis.ifelse(au30 > 0, t.active_user_days_30d / 30.0 / au30, ibis.null("float64")),
         events_trend_30d_pct=_pct_change(ev30, t.events_prev_30d.fill_null(zero)),
+        usage_vs_prior_90d_pct=_pct_change(ev30, t.events_prior_90d.fill_null(zero) * (30.0 / PRIOR_DAYS)),
         events_slope_12w_pct=ibis.ifelse(mean_week > 0, slope / mean_week * 100.0, ibis.null("float64")),
         active_users_trend_30d_pct=_pct_change(au30, t.active_users_prev_30d.fill_null(zero)),
         seat_utilization_pct=ibis.ifelse(t.seats > 0, au30 / t.seats * 100.0, ibis.null("float64")),

@@ -34,6 +34,7 @@ from features.reason_catalog import (
     PLAYS,
     RISK_FALLBACK,
 )
+from features.conditions import thresholds
 from serving.peers import peers_label
 from serving.reasons import CHURN_RISK, HOLDS_BACK, ReasonItem
 from serving.wording import DAYS_PER_MONTH, duration, money, num, render_text
@@ -87,21 +88,24 @@ def _play_for(reason: ReasonItem) -> str | None:
     return PLAY_FOR_CONCEPT.get((reason.concept, effect))
 
 
-def recommend(reasons: Sequence[ReasonItem], facts: Mapping[str, Any], health: str, band: str) -> Recommendation:
+def recommend(reasons: Sequence[ReasonItem], facts: Mapping[str, Any], health: str, band: str,
+              levels: Mapping[str, float] | None = None) -> Recommendation:
     """The first candidate play whose premise holds in ``facts`` and whose talk track fills in.
 
     ``facts`` are the account's feature values plus ``readiness_score``, ``health`` and
-    (when a model is loaded) ``churn_probability``.
+    (when a model is loaded) ``churn_probability``; ``levels`` the thresholds in force
+    (:func:`features.conditions.thresholds` of the settings; the defaults when None).
     """
+    levels = thresholds() if levels is None else levels
     facts = {**facts, "health": health}
-    fields = talk_track_fields(facts)
-    warnings = active_cautions(facts)
+    fields = talk_track_fields(facts, levels)
+    warnings = active_cautions(facts, levels)
     caution = "; ".join(w.line for w in warnings)
     caution = caution[:1].upper() + caution[1:] or None
     hold = any(w.blocks_upsell for w in warnings) and health != "green"
     for name in candidates(reasons, health, band, hold_upsell=hold):
         play = PLAY_BY_NAME[name]
-        if not play.premise_holds(facts):
+        if not play.premise_holds(facts, levels):
             continue
         track = render_text(play.talk_track, fields)
         if track is not None:
@@ -132,46 +136,45 @@ def _before_you_raise(play: str, warnings: Sequence[ActiveCaution]) -> str:
     return f"Before you raise {_RAISE.get(play, 'expansion')}, ask about {joined}."
 
 
-def active_cautions(facts: Mapping[str, Any]) -> list[ActiveCaution]:
+def active_cautions(facts: Mapping[str, Any], levels: Mapping[str, float] | None = None) -> list[ActiveCaution]:
     """The churn-side warnings that hold in the account's own numbers, worded (declared order)."""
+    levels = thresholds() if levels is None else levels
     out = []
     for caution in CAUTIONS:
-        if not any(all(c.holds(facts) for c in alt) for alt in caution.premise):
+        if not any(all(c.holds(facts, levels) for c in alt) for alt in caution.premise):
             continue
-        line, ask = _CAUTION_WORDS[caution.name](facts)
+        line, ask = _CAUTION_WORDS[caution.name](facts, levels)
         out.append(ActiveCaution(caution.name, line, ask, caution.blocks_upsell))
     return out
 
 
-def _usage_falling(facts: Mapping[str, Any]) -> tuple[str, str]:
+def _usage_falling(facts: Mapping[str, Any], levels: Mapping[str, float]) -> tuple[str, str]:
     trend, slope = _known(facts, "events_trend_30d_pct"), _known(facts, "events_slope_12w_pct")
-    from features.reason_catalog import FALLING_USAGE_PCT
-
-    if trend is not None and trend <= FALLING_USAGE_PCT:
+    if trend is not None and trend <= levels["usage_falling"]:
         fall = f"down {abs(trend):.0f} % on the previous 30 days"
     else:
         fall = f"down {abs(slope or 0):.0f} % a week over the last 12 weeks"
     return f"usage {fall}", f"the drop in usage ({fall})"
 
 
-def _payment_failed(facts: Mapping[str, Any]) -> tuple[str, str]:
+def _payment_failed(facts: Mapping[str, Any], levels: Mapping[str, float]) -> tuple[str, str]:
     n = _known(facts, "payment_failures_90d") or 1
     s = "" if n == 1 else "s"
     return f"{num(n)} failed payment{s} in 90 days", f"the failed payment{s}"
 
 
-def _detractor(facts: Mapping[str, Any]) -> tuple[str, str]:
+def _detractor(facts: Mapping[str, Any], levels: Mapping[str, float]) -> tuple[str, str]:
     nps = _known(facts, "nps_latest")
     said = "a detractor NPS answer" if nps is None else f"latest NPS answer {nps:.0f} of 10 (a detractor)"
     return said, "what lay behind the low NPS answer"
 
 
-def _executive_silence(facts: Mapping[str, Any]) -> tuple[str, str]:
+def _executive_silence(facts: Mapping[str, Any], levels: Mapping[str, float]) -> tuple[str, str]:
     days = _known(facts, "days_since_exec_touch") or 0.0
     return f"no executive contact for {duration(days)}", "who the customer's executive sponsor is today"
 
 
-_CAUTION_WORDS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
+_CAUTION_WORDS: dict[str, Callable[[Mapping[str, Any], Mapping[str, float]], tuple[str, str]]] = {
     "usage_falling": _usage_falling, "payment_failed": _payment_failed, "detractor": _detractor,
     "executive_silence": _executive_silence,
 }
@@ -200,8 +203,8 @@ def _known(facts: Mapping[str, Any], name: str) -> float | None:
 class _TrackFields(Mapping[str, Any]):
     """The figures a talk track may name, each worded on first use; None when unknown."""
 
-    def __init__(self, facts: Mapping[str, Any]) -> None:
-        self.facts = facts
+    def __init__(self, facts: Mapping[str, Any], levels: Mapping[str, float]) -> None:
+        self.facts = {**facts, _LEVELS: levels}
         self.known = _Known(facts)
 
     def __getitem__(self, name: str) -> Any:
@@ -247,6 +250,8 @@ def _ratio(a: float | None, b: float | None, scale: float = 1.0) -> float | None
     return None if a is None or not b else scale * a / b
 
 
+_LEVELS = "__levels__"  # the thresholds in force, carried beside the facts for the wording
+
 _FIELDS: dict[str, Callable[[dict[str, float | None], Mapping[str, Any]], Any]] = {
     "events_30d": lambda k, f: _fmt(k["events_30d"]),
     "quota_pct": lambda k, f: _fmt(k["quota_utilization_30d_pct"], _pct),
@@ -277,9 +282,9 @@ _FIELDS: dict[str, Callable[[dict[str, float | None], Mapping[str, Any]], Any]] 
 }
 
 
-def talk_track_fields(facts: Mapping[str, Any]) -> Mapping[str, Any]:
+def talk_track_fields(facts: Mapping[str, Any], levels: Mapping[str, float] | None = None) -> Mapping[str, Any]:
     """Every figure a talk track may name, worded on use; None when unknown (a track naming it is skipped)."""
-    return _TrackFields(facts)
+    return _TrackFields(facts, thresholds() if levels is None else levels)
 
 
 def _counted(known: Mapping[str, float | None], counts: Sequence[tuple[str, str]]) -> str | None:
@@ -321,12 +326,14 @@ def _risk_facts(facts: Mapping[str, Any]) -> str:
 
 def _adoption_facts(facts: Mapping[str, Any]) -> str | None:
     """What holds of the adoption play's premise, in words (only the facts that call for it)."""
+    levels = facts[_LEVELS]
+    breadth, falling, idle = (c for alt in PLAY_BY_NAME["adoption_drive"].premise for c in alt)
     said = []
-    if (breadth := _known(facts, "feature_breadth_pct")) is not None and breadth < 60:
-        said.append(f"The team uses {breadth:.0f} % of its plan's features")
-    if (trend := _known(facts, "events_trend_30d_pct")) is not None and trend <= -20:
+    if (breadth_pct := _known(facts, "feature_breadth_pct")) is not None and breadth.holds(facts, levels):
+        said.append(f"The team uses {breadth_pct:.0f} % of its plan's features")
+    if (trend := _known(facts, "events_trend_30d_pct")) is not None and falling.holds(facts, levels):
         said.append(f"usage is down {abs(trend):.0f} % on the previous 30 days")
-    if (seats := _known(facts, "seat_utilization_pct")) is not None and seats < 50:
+    if (seats := _known(facts, "seat_utilization_pct")) is not None and idle.holds(facts, levels):
         said.append(f"only {seats:.0f} % of its licensed seats are in use")
     if not said:
         return None

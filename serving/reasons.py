@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from features.conditions import OPS, thresholds
 from features.reason_catalog import (
     CONCEPT_BY_NAME,
     CURRENCY_SYMBOL,
     LIMIT_FLOORS,
     MAX_PEER_SHARE_PCT,
     TEMPLATE_BY_FEATURE,
+    Condition,
+    at,
 )
 from features.registry import FEATURES
 from serving.peers import Peers, peers_label
@@ -329,28 +332,29 @@ def _worded(chosen: list[tuple[int, str, int, str, str, str, float]], n: int, va
     return out
 
 
-# Rule reasons explain the baseline when no model is deployed. Thresholds are the
-# rules of thumb CS teams use (80 % of a quota is the moment to talk; a 20 % swing in
-# usage is a trend), ordered by how urgently a CSM should hear them. An expansion rule
-# lifts readiness; a churn-risk rule holds the account back.
-RULES: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
-    ("payment_failures_90d", CHURN_RISK, lambda v: v >= 1),
-    ("urgent_tickets_30d", CHURN_RISK, lambda v: v >= 1),
-    ("nps_detractor", CHURN_RISK, lambda v: v >= 1),
-    ("events_trend_30d_pct", CHURN_RISK, lambda v: v <= -20),
-    ("events_slope_12w_pct", CHURN_RISK, lambda v: v <= -3),
-    ("days_since_exec_touch", CHURN_RISK, lambda v: v >= 180),
-    ("quota_utilization_30d_pct", EXPANSION, lambda v: v >= 80),
-    ("seat_utilization_pct", EXPANSION, lambda v: v >= 90),
-    ("active_users_trend_30d_pct", EXPANSION, lambda v: v >= 20),
-    ("events_trend_30d_pct", EXPANSION, lambda v: v >= 20),
-    ("events_slope_12w_pct", EXPANSION, lambda v: v >= 3),
-    ("feature_request_tickets_90d", EXPANSION, lambda v: v >= 1),
-    ("feature_breadth_pct", CHURN_RISK, lambda v: v < 50),
-    ("seat_utilization_pct", CHURN_RISK, lambda v: v < 50),
-    ("active_users_trend_30d_pct", CHURN_RISK, lambda v: v <= -20),
-    ("feature_breadth_pct", EXPANSION, lambda v: v >= 80),
-    ("whitespace_usd", EXPANSION, lambda v: v > 0),
+# Rule reasons explain the baseline when no model is deployed. A rule is a condition on one
+# feature: the named ones (``at``) are those of features.conditions, shared with the plays and
+# the alerts and following the settings in force (near the plan's limit: ``quota_alert_pct``).
+# Ordered by how urgently a CSM should hear them. An expansion rule lifts readiness; a
+# churn-risk rule holds the account back.
+RULES: tuple[tuple[Condition, str], ...] = (
+    (Condition("payment_failures_90d", ">=", 1), CHURN_RISK),
+    (Condition("urgent_tickets_30d", ">=", 1), CHURN_RISK),
+    (Condition("nps_detractor", ">=", 1), CHURN_RISK),
+    (at("usage_falling"), CHURN_RISK),
+    (at("usage_sliding"), CHURN_RISK),
+    (at("executive_silence"), CHURN_RISK),
+    (at("near_quota"), EXPANSION),
+    (at("seats_full"), EXPANSION),
+    (at("users_rising"), EXPANSION),
+    (at("usage_rising"), EXPANSION),
+    (at("usage_climbing"), EXPANSION),
+    (Condition("feature_request_tickets_90d", ">=", 1), EXPANSION),
+    (Condition("feature_breadth_pct", "<", 50), CHURN_RISK),
+    (at("seats_idle"), CHURN_RISK),
+    (at("users_falling"), CHURN_RISK),
+    (at("breadth_wide"), EXPANSION),
+    (Condition("whitespace_usd", ">", 0), EXPANSION),
 )
 
 
@@ -364,16 +368,18 @@ def rule_reasons_rows(values: Mapping[str, np.ndarray], specs: Mapping[str, Any]
     :data:`RULES` ranks first.
     """
     specs = _with_registry(specs)
+    levels = thresholds(quota_alert_pct=alert_pct)
     n = len(next(iter(values.values()))) if values else 0
     if peers is None:
         peers = Peers.of(pd.DataFrame(dict(values)), [f for f in values if f in TEMPLATE_BY_FEATURE])
     segments = values.get("segment", np.full(n, None, dtype=object))
     fired = []
-    for feature, effect, fires in RULES:
+    for condition, effect in RULES:
+        feature = condition.field
         if feature not in values:
             fired.append(None)
             continue
-        hit = _rule_fires(values, feature, fires)
+        hit = _rule_fires(values, condition, levels)
         if TEMPLATE_BY_FEATURE[feature].comparison == "peers" and hit.any():
             hit &= _stands_out(peers, feature, segments, values[feature], _reads_high(feature, effect, specs.get(feature)))
         fired.append(hit)
@@ -382,7 +388,8 @@ def rule_reasons_rows(values: Mapping[str, np.ndarray], specs: Mapping[str, Any]
     arr = values.get("arr")
     for r in range(n):
         seen: dict[str, set[str]] = {LIFTS: set(), HOLDS_BACK: set()}
-        for rule, (feature, effect, _) in enumerate(RULES):
+        for rule, (condition, effect) in enumerate(RULES):
+            feature = condition.field
             side = LIFTS if effect == EXPANSION else HOLDS_BACK
             concept = concept_of(feature, specs.get(feature)) or feature
             if fired[rule] is None or not fired[rule][r] or concept in seen[LIFTS] | seen[HOLDS_BACK]:
@@ -397,13 +404,14 @@ def rule_reasons_rows(values: Mapping[str, np.ndarray], specs: Mapping[str, Any]
     return [[replace(i, contribution=None) for i in row] for row in items]
 
 
-def _rule_fires(values: Mapping[str, np.ndarray], feature: str, fires: Callable[[float], bool]) -> np.ndarray:
-    v = np.asarray(values[feature])
+def _rule_fires(values: Mapping[str, np.ndarray], condition: Condition, levels: Mapping[str, float]) -> np.ndarray:
+    op, threshold = OPS[condition.op], condition.threshold_in(levels)
+    v = np.asarray(values[condition.field])
     if v.dtype.kind not in "fiub":
         v = pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy(dtype=float)
     v = v.astype(float)
     with np.errstate(invalid="ignore"):
-        return ~np.isnan(v) & np.array([bool(fires(x)) if not math.isnan(x) else False for x in v])
+        return ~np.isnan(v) & np.asarray(op(v, threshold), dtype=bool)
 
 
 def rule_reasons(row: Mapping[str, Any], specs: Mapping[str, Any] | None = None, top_k: int = 3,

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.conditions import thresholds
 from features.reason_catalog import CURRENCY_SYMBOL
 from serving.changes import CHANGE_COLUMNS, score_changes
 from serving.peers import Peers
@@ -231,6 +232,7 @@ class Scorer:
                 by_concept[i] = json.dumps(sums, sort_keys=True, separators=(",", ":")) if sums else None
             facts = sub[[c for c in FACT_NAMES if c in sub.columns]].to_dict("records")
             readiness, churn = out["readiness_score"].to_numpy()[rows], out["churn_probability"].to_numpy()[rows]
+            levels = thresholds(quota_alert_pct=self.quota_alert_pct)  # the plays' conditions, as the reasons'
             for n, (i, items) in enumerate(zip(rows, explained, strict=True)):
                 reasons[i] = [r.text for r in items]
                 details[i] = [r.as_dict() for r in items]
@@ -238,7 +240,7 @@ class Scorer:
                     texts[i] = SIDE_JOIN.join(r.text for r in items if r.side == side) or None
                 fact = {**facts[n], "readiness_score": readiness[n], "churn_probability": churn[n],
                         "currency_symbol": self.currency_symbol}
-                choice = recommend(items, fact, health[i], band[i])
+                choice = recommend(items, fact, health[i], band[i], levels)
                 plays[i], tracks[i], cautions[i] = choice.play, choice.talk_track, choice.caution
         out["reasons"], out["reason_details"], out["recommended_play"] = reasons, details, plays
         out["recommended_play_text"], out["concept_contributions"] = tracks, by_concept

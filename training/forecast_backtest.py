@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import Settings
-from features.pipeline_metrics import wilson
+from features.deal_metrics import wilson
 from training.datasets import LABELS, pooled_folds, rows
 from training.forecast import ALL, Sizes, account_expectations, forecast, learn_sizes, point_forecast
 from training.forecast_calibration import calibrate, dispersion, residuals

@@ -2,7 +2,10 @@
 
 The shipped rules live in ``serving/alerts/rules.toml``; ``Settings.alerts_rules`` points
 at a user file instead. A rule may read any registered feature (``features.registry``)
-and the signals of :mod:`serving.alerts.signals`. A mistake names the file, the rule and
+and the signals of :mod:`serving.alerts.signals`, or name a condition of
+:mod:`features.conditions` (``{ condition = "seats_full" }``), shared with the plays and the
+rule reasons; its threshold is the one in force (``levels``) and a title may quote it
+(``"Usage at {near_quota} % of a plan limit"``). A mistake names the file, the rule and
 the field, and no rule of that file is used.
 """
 
@@ -19,9 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.conditions import LEVEL_BY_NAME, format_levels, thresholds
 from features.contract import TABLES
 from features.reason_catalog import PLAY_BY_NAME
-from features.registry import categorical_features, feature_names
+from features.registry import categorical_features, feature_names, signal_names
 from serving.alerts.signals import CATEGORICAL_SIGNALS, SIGNALS
 
 OUTCOMES: dict[str, str] = {
@@ -126,17 +130,27 @@ class Rule:
 
 
 def known_names() -> set[str]:
-    """What a condition may read: every registered feature and every signal."""
-    return set(feature_names()) | set(SIGNALS)
+    """What a condition may read: every registered feature and alert signal, and the signals derived from them."""
+    return set(feature_names()) | set(signal_names()) | set(SIGNALS)
 
 
 def _categorical(name: str) -> bool:
     return name in categorical_features() or name in CATEGORICAL_SIGNALS
 
 
-def _condition(raw: Any, where: str) -> Condition:
+def _condition(raw: Any, where: str, levels: dict[str, float]) -> Condition:
     if not isinstance(raw, dict):
-        raise RuleError(f"{where}: a condition is a table {{feature, op, value}}, got {raw!r}")
+        raise RuleError(f"{where}: a condition is a table {{feature, op, value}} or {{condition}}, got {raw!r}")
+    if "condition" in raw:
+        extra = set(raw) - {"condition", "missing_counts"}
+        if extra:
+            raise RuleError(f"{where}: a named condition takes only missing_counts beside it, got {', '.join(sorted(extra))}")
+        name = raw["condition"]
+        if name not in LEVEL_BY_NAME:
+            raise RuleError(f"{where}.condition: {name!r} is not a condition of features.conditions "
+                            f"({', '.join(LEVEL_BY_NAME)})")
+        lv = LEVEL_BY_NAME[name]
+        raw = {"feature": lv.feature, "op": lv.op, "value": levels[name], **{k: v for k, v in raw.items() if k != "condition"}}
     extra = set(raw) - {"feature", "op", "value", "missing_counts"}
     if extra:
         raise RuleError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
@@ -153,7 +167,7 @@ def _condition(raw: Any, where: str) -> Condition:
     return Condition(feature, op, value if isinstance(value, str) else float(value), bool(raw.get("missing_counts", False)))
 
 
-def _rule(raw: Any, index: int, origin: str) -> Rule:
+def _rule(raw: Any, index: int, origin: str, levels: dict[str, float]) -> Rule:
     where = f"{origin}: rule {index + 1}"
     if not isinstance(raw, dict):
         raise RuleError(f"{where}: expected a [[rule]] table")
@@ -175,18 +189,21 @@ def _rule(raw: Any, index: int, origin: str) -> Rule:
     requires = raw.get("requires", [])
     if not isinstance(requires, list) or any(t not in TABLES for t in requires):
         raise RuleError(f"{where}.requires: expected a list of contract tables, got {requires!r}")
-    all_of = tuple(_condition(c, f"{where}.all[{i}]") for i, c in enumerate(raw.get("all", [])))
-    any_of = tuple(_condition(c, f"{where}.any[{i}]") for i, c in enumerate(raw.get("any", [])))
+    all_of = tuple(_condition(c, f"{where}.all[{i}]", levels) for i, c in enumerate(raw.get("all", [])))
+    any_of = tuple(_condition(c, f"{where}.any[{i}]", levels) for i, c in enumerate(raw.get("any", [])))
     if not all_of and not any_of:
         raise RuleError(f"{where}: needs at least one condition in 'all' or 'any'")
     send = raw.get("send", "auto")
     if send not in SEND:
         raise RuleError(f"{where}.send: {send!r} is not one of {', '.join(SEND)}")
-    return Rule(name, str(raw.get("title") or name), raw["outcome"], play, money, all_of, any_of, tuple(requires), send)
+    title = format_levels(str(raw.get("title") or name), levels)
+    return Rule(name, title, raw["outcome"], play, money, all_of, any_of, tuple(requires), send)
 
 
-def parse_rules(text: str, origin: str) -> tuple[Rule, ...]:
-    """Rules from TOML text; ``origin`` names the file in errors."""
+def parse_rules(text: str, origin: str, levels: dict[str, float] | None = None) -> tuple[Rule, ...]:
+    """Rules from TOML text; ``origin`` names the file in errors; ``levels``: the thresholds in force of the named
+    conditions (:func:`features.conditions.thresholds` of the settings; the defaults when None)."""
+    levels = thresholds() if levels is None else levels
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -194,7 +211,7 @@ def parse_rules(text: str, origin: str) -> tuple[Rule, ...]:
     extra = set(data) - {"rule"}
     if extra:
         raise RuleError(f"{origin}: unknown top-level key(s) {', '.join(sorted(extra))} (rules are [[rule]] tables)")
-    rules = tuple(_rule(raw, i, origin) for i, raw in enumerate(data.get("rule", [])))
+    rules = tuple(_rule(raw, i, origin, levels) for i, raw in enumerate(data.get("rule", [])))
     if not rules:
         raise RuleError(f"{origin}: no [[rule]] declared")
     names = [r.name for r in rules]
@@ -203,15 +220,16 @@ def parse_rules(text: str, origin: str) -> tuple[Rule, ...]:
     return rules
 
 
-def load_rules(path: Path | None = None) -> tuple[Rule, ...]:
-    """The rules of ``path``, or the shipped defaults when None."""
+def load_rules(path: Path | None = None, levels: dict[str, float] | None = None) -> tuple[Rule, ...]:
+    """The rules of ``path``, or the shipped defaults when None; ``levels`` as in :func:`parse_rules`."""
     if path is None:
-        return parse_rules(resources.files("serving.alerts").joinpath("rules.toml").read_text("utf-8"), "rules.toml (shipped)")
+        return parse_rules(resources.files("serving.alerts").joinpath("rules.toml").read_text("utf-8"),
+                           "rules.toml (shipped)", levels)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise RuleError(f"{path}: cannot read the rules file: {exc}") from None
-    return parse_rules(text, str(path))
+    return parse_rules(text, str(path), levels)
 
 
 def active_rules(rules: tuple[Rule, ...], present: list[str] | tuple[str, ...]) -> tuple[tuple[Rule, ...], dict[str, str]]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from features.conditions import thresholds
 from features.config import Settings
 from features.io import DataSource
 from serving.alerts import messages
@@ -147,7 +148,7 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
     """Evaluate, decide, record and deliver the alerts of the snapshot at ``as_of`` (see the module docstring)."""
     from features.build import build_features
 
-    rules, inactive = active_rules(load_rules(settings.alerts_rules), usable_tables(source))
+    rules, inactive = active_rules(load_rules(settings.alerts_rules, thresholds(settings)), usable_tables(source))
     routing = load_routing(routing_path(settings))
     if routing is not None and not dry_run:
         routing.check(settings, str(routing_path(settings)))
@@ -169,8 +170,8 @@ def run_alerts(source: DataSource, as_of: dt.date, settings: Settings, *, clock:
         if features is not None and last is not None:
             frame = features
         else:
-            frame = build_features(source, dates, settings)
-        frame = with_signals(frame, source)
+            frame = build_features(source, dates, settings, signals=True)
+        frame = with_signals(frame, source, settings)
         now = _at(frame, as_of)
         current = in_condition(rules, now)
         previous = store.conditions() if last is not None else in_condition(rules, _at(frame, prior))
@@ -252,10 +253,11 @@ def simulate(source: DataSource, end: dt.date, days: int, settings: Settings,
     """What daily runs over the ``days`` ending at ``end`` would have sent, without state or delivery."""
     from features.build import build_features
 
-    rules, inactive = active_rules(load_rules(settings.alerts_rules), usable_tables(source))
+    rules, inactive = active_rules(load_rules(settings.alerts_rules, thresholds(settings)), usable_tables(source))
     start = end - dt.timedelta(days=days - 1)
     dates = [start + dt.timedelta(days=i) for i in range(-1, days)]  # the day before the window only sets the baseline
-    frame = with_signals(build_features(source, dates, settings, snapshots_per_batch=snapshots_per_batch), source)
+    frame = with_signals(build_features(source, dates, settings, snapshots_per_batch=snapshots_per_batch, signals=True),
+                         source, settings)
     starts = entering_over(in_condition(rules, frame), dates)
     decided, sent = [], {}
     with_records = open_store(settings)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from features.conditions import thresholds
 from serving.cli.common import (EXIT_UNDELIVERED, as_of_or_data_end, console, err_console, fail, open_source,
                                  parse_date, settings)
 
@@ -168,7 +169,7 @@ def backtest(
         store.close()
     if out is not None:
         record.to_csv(out, index=False)
-    print_track_record(record, inactive, cfg.horizon_days, cfg.currency_symbol, load_rules(cfg.alerts_rules))
+    print_track_record(record, inactive, cfg.horizon_days, cfg.currency_symbol, load_rules(cfg.alerts_rules, thresholds(cfg)))
 
 
 def print_track_record(record, inactive: dict[str, str], horizon: int, symbol: str, rules=None) -> None:  # noqa: ANN001

@@ -172,7 +172,7 @@ def metrics(
 def _pipeline(data: Path, as_of: dt.date, by: str | None, fmt: Format) -> None:
     """The pipeline view: open pipeline by stage, coverage, stage conversion, zombies and win rate."""
     from features.io import open_data
-    from features.pipeline_metrics import PIPELINE_GROUPINGS, load_pipeline, pipeline_report
+    from features.deal_metrics import PIPELINE_GROUPINGS, load_pipeline, pipeline_report
     from serving.cli.common import settings
 
     if by is not None and by not in PIPELINE_GROUPINGS:

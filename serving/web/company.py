@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 
+from features.config import Settings
+from features.contract import EXPANSION_KINDS
+from features.deals import open_deals_at
 from features.io import DataSource, open_data
 from features.metrics import MetricTables, period_metrics
-
-#: Opportunity kinds that add ARR to an existing account (the contract's ``opportunities.kind``).
-EXPANSION_KINDS = ("expansion", "cross_sell", "upsell")
 
 
 def _months_back(day: dt.date, months: int) -> dt.date:
@@ -42,6 +43,7 @@ class CompanyData:
     """The raw tables of one data folder, opened lazily; None-safe when no folder is configured."""
 
     data_dir: Path | None
+    stage_order: tuple[str, ...] = Settings.model_fields["opportunity_stages"].default  # the setting in force
     _source: DataSource | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _cache: dict[tuple, Any] = field(default_factory=dict)
@@ -186,24 +188,17 @@ class CompanyData:
         return self.cached("open_opps", as_of, lambda: self._open_opportunities(as_of))
 
     def _open_opportunities(self, as_of: dt.date) -> pd.DataFrame:
+        """The one definition of an open deal (:func:`features.deals.open_deals`), run on the folder's tables."""
         columns = ["opportunity_id", "account_id", "kind", "amount", "expected_close_date", "owner", "stage",
-                   "stage_entered_at"]
+                   "stage_entered_at", "stage_rank", "days_in_stage"]
         if not self.has_pipeline():
             return pd.DataFrame(columns=columns)
-        end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-        kinds = ", ".join(f"'{k}'" for k in EXPANSION_KINDS)
-        stage = "NULL AS stage, NULL AS stage_entered_at"
-        join = ""
-        if self.has("opportunity_stages"):
-            stage = "st.stage, st.entered_at AS stage_entered_at"
-            join = """LEFT JOIN (SELECT opportunity_id, stage, entered_at FROM opportunity_stages WHERE entered_at < ?
-                      QUALIFY row_number() OVER (PARTITION BY opportunity_id ORDER BY entered_at DESC) = 1) st
-                      USING (opportunity_id)"""
-        sql = f"""SELECT o.opportunity_id, o.account_id, o.kind, o.amount, o.expected_close_date, o.owner, {stage}
-                  FROM opportunities o {join}
-                  WHERE o.kind IN ({kinds}) AND o.created_at < ? AND (o.closed_at IS NULL OR o.closed_at >= ?)"""
-        params = ([end] if join else []) + [end, end]
-        frame = self.query(sql, params)
+        with self._lock:
+            con = self.source().ibis()
+            stages = (con.table("opportunity_stages") if self.has("opportunity_stages") else ibis.memtable(
+                pd.DataFrame({"opportunity_id": pd.Series(dtype="string"), "stage": pd.Series(dtype="string"),
+                              "entered_at": pd.Series(dtype="datetime64[us]")})))
+            frame = open_deals_at(con.table("opportunities"), stages, [as_of], self.stage_order, con)
         frame["account_id"] = frame["account_id"].astype(str)
         return frame[columns]
 

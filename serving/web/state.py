@@ -39,7 +39,7 @@ class WebState:
 
     def __post_init__(self) -> None:
         self.store = WebStore(self.settings.crm_uri)
-        self.company = CompanyData(self.settings.data_dir)
+        self.company = CompanyData(self.settings.data_dir, self.settings.opportunity_stages)
 
     def _current(self, snap: ScoredSnapshot) -> None:
         key = (id(snap), snap.as_of, snap.mtime, len(snap))

@@ -126,12 +126,13 @@ def features_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
     real = build.build_features
 
-    def remembered(source, as_of_dates, settings, data_end=None, snapshots_per_batch=None):  # noqa: ANN001, ANN202
+    def remembered(source, as_of_dates, settings, data_end=None, snapshots_per_batch=None,  # noqa: ANN001, ANN202
+                   signals=False):  # noqa: ANN001
         files = sorted(p for p in source.data_dir.rglob("*") if p.is_file())
         digest = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
-        key = (digest, tuple(as_of_dates), data_end, settings.horizon_days)
+        key = (digest, tuple(as_of_dates), data_end, settings.horizon_days, signals)
         if key not in _FEATURES:
-            _FEATURES[key] = real(source, as_of_dates, settings, data_end, snapshots_per_batch)
+            _FEATURES[key] = real(source, as_of_dates, settings, data_end, snapshots_per_batch, signals=signals)
         return _FEATURES[key].copy()
 
     monkeypatch.setattr(build, "build_features", remembered)

@@ -75,7 +75,12 @@ def test_without_pipeline_rows_the_rule_is_inactive(tiny_company) -> None:
 
 
 def test_usage_against_the_prior_90_day_mean(tiny_company) -> None:
-    source = open_data(tiny_company())
+    def a2_still_a_customer(tables: dict[str, pd.DataFrame]) -> None:
+        # the signal is a registered feature, computed for customers: A2 keeps paying after its usage stops
+        subs = tables["subscriptions"]
+        subs.loc[subs["account_id"] == "A2", ["valid_to", "renewal_date"]] = [None, dt.date(2025, 12, 31)]
+
+    source = open_data(tiny_company(a2_still_a_customer))
     try:
         frame = with_signals(pd.DataFrame({"account_id": pd.array(["A2", "A4"], dtype="string"),
                                            "as_of": pd.to_datetime(["2025-05-10", "2025-05-10"])}), source)

@@ -1,9 +1,9 @@
-"""Expansion pipeline as of a date: open pipeline by stage, coverage, conversion, age in stage, zombies, win rate.
+"""Expansion deal report as of a date: open pipeline by stage, coverage, conversion, age in stage, zombies, win rate.
 
 Everything is point in time: an opportunity counts at ``as_of`` when it was created on or
-before that day; it is open when it had not closed by then (a later ``closed_at`` and the
-``outcome`` column are not read for open deals); its stage is the last one entered by then.
-The pure core works on small pandas frames (``opportunities``, ``opportunity_stages``,
+before that day; which deals are open then, their stage, stage rank and days in stage are
+the one definition of :func:`features.deals.open_deals` (a later ``closed_at`` and the
+``outcome`` column are not read for open deals). The pure core works on small pandas frames (``opportunities``, ``opportunity_stages``,
 ``accounts``); ``load_pipeline`` reads them from a data folder. Definitions: ``docs/metrics.md``.
 """
 
@@ -13,11 +13,13 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+import ibis
 import pandas as pd
 
+from features.contract import EXPANSION_KINDS
+from features.deals import open_deals_at, stage_ranks
 from features.io import DataSource
 
-EXPANSION_KINDS = ("expansion", "cross_sell", "upsell")
 ZOMBIE_DAYS = 30
 PIPELINE_GROUPINGS = ("segment", "owner")
 CLOSED_STAGES = ("closed_won", "closed_lost")
@@ -62,17 +64,14 @@ def deals_at(tables: PipelineTables, as_of: dt.date, stage_order: tuple[str, ...
     end = _end(as_of)
     o = tables.opportunities
     o = o.loc[o["kind"].isin(EXPANSION_KINDS) & (pd.to_datetime(o["created_at"]) < end)].copy()
-    closed = pd.to_datetime(o["closed_at"])
-    is_closed = closed.notna() & (closed < end)
-    o["state"] = "open"
-    o.loc[is_closed, "state"] = o.loc[is_closed, "outcome"].astype(str)
     s = tables.stages
     s = s.loc[(pd.to_datetime(s["entered_at"]) < end) & s["opportunity_id"].isin(o["opportunity_id"])]
     s = s.assign(entered_at=pd.to_datetime(s["entered_at"])).sort_values(["opportunity_id", "entered_at"])
-    last = s.groupby("opportunity_id").tail(1).set_index("opportunity_id")
-    o["stage"] = o["opportunity_id"].map(last["stage"])
-    o["days_in_stage"] = (end - o["opportunity_id"].map(last["entered_at"])).dt.total_seconds() / 86_400
-    o["stage_rank"] = o["stage"].map({name: i for i, name in enumerate(stage_order)}).fillna(len(stage_order))
+    current = _open_deals(tables, as_of, stage_order).set_index("opportunity_id")
+    o["state"] = o["outcome"].astype(str).where(~o["opportunity_id"].isin(current.index), "open")
+    for column in ("stage", "stage_rank", "days_in_stage"):
+        o[column] = o["opportunity_id"].map(current[column])
+    o["days_in_stage"] = o["days_in_stage"].astype("float64")
     if by == "segment":
         o["group"] = o["account_id"].map(tables.accounts.set_index("account_id")["segment"]).fillna("unknown")
     elif by == "owner":
@@ -81,6 +80,15 @@ def deals_at(tables: PipelineTables, as_of: dt.date, stage_order: tuple[str, ...
         o["group"] = "all"
     o["zombie"] = _ever_slow(s, end).reindex(o["opportunity_id"]).fillna(False).to_numpy()
     return o
+
+
+def _open_deals(tables: PipelineTables, as_of: dt.date, stage_order: tuple[str, ...]) -> pd.DataFrame:
+    """The open deals at ``as_of`` by the one definition, run on the in-memory frames."""
+    opps = tables.opportunities.assign(created_at=pd.to_datetime(tables.opportunities["created_at"]),
+                                       closed_at=pd.to_datetime(tables.opportunities["closed_at"]),
+                                       expected_close_date=pd.to_datetime(tables.opportunities["expected_close_date"]))
+    stages = tables.stages.assign(entered_at=pd.to_datetime(tables.stages["entered_at"]))
+    return open_deals_at(ibis.memtable(opps), ibis.memtable(stages), [as_of], stage_order)
 
 
 def _ever_slow(stages: pd.DataFrame, end: pd.Timestamp) -> pd.Series:
@@ -144,13 +152,12 @@ def stage_conversion(tables: PipelineTables, deals: pd.DataFrame, as_of: dt.date
     closed = deals.loc[deals["state"].isin(["won", "lost"])]
     s = tables.stages
     s = s.loc[s["opportunity_id"].isin(closed["opportunity_id"]) & (pd.to_datetime(s["entered_at"]) < end)]
-    rank = {name: i for i, name in enumerate(stage_order)}
-    s = s.assign(rank=s["stage"].map(rank).fillna(len(stage_order)),
+    s = s.assign(rank=stage_ranks(s["stage"], stage_order),
                  group=s["opportunity_id"].map(closed.set_index("opportunity_id")["group"]),
                  won=s["opportunity_id"].map(closed.set_index("opportunity_id")["state"].eq("won")))
     top = s.loc[~s["stage"].isin(CLOSED_STAGES)].groupby("opportunity_id")["rank"].max()
     s = s.loc[~s["stage"].isin(CLOSED_STAGES)]
-    s = s.assign(advanced=s["rank"] < s["opportunity_id"].map(top))
+    s = s.assign(advanced=s["rank"] < s["opportunity_id"].map(top).astype("float64"))
     s = s.assign(advanced=s["advanced"] | s["won"])
     rows = []
     for (g, r, stage), part in s.groupby(["group", "rank", "stage"]):

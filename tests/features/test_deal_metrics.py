@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from features.config import Settings
-from features.pipeline_metrics import PipelineTables, pipeline_report, quarter_bounds, wilson
+from features.deal_metrics import PipelineTables, pipeline_report, quarter_bounds, wilson
 
 AS_OF = dt.date(2026, 6, 30)  # next quarter: 2026-07-01 .. 2026-09-30
 ORDER = Settings(_env_file=None).opportunity_stages
@@ -17,11 +17,11 @@ ORDER = Settings(_env_file=None).opportunity_stages
 def _tables() -> PipelineTables:
     ts, d = pd.Timestamp, dt.date
     opps = pd.DataFrame([
-        # open at as_of, in qualification since 06-20 (11 days), due next quarter
+        # open at as_of, in qualification since 06-20 (10 days), due next quarter
         ("O1", "X1", "expansion", 1000.0, ts("2026-05-01"), d(2026, 7, 15), None, "open", "kim"),
-        # open, in proposal since 04-01 (91 days: a zombie), due next quarter
+        # open, in proposal since 04-01 (90 days: a zombie), due next quarter
         ("O2", "X2", "upsell", 5000.0, ts("2026-03-01"), d(2026, 8, 1), None, "open", "lee"),
-        # open, in negotiation since 06-01 (30 days: not yet a zombie), due after next quarter
+        # open, in negotiation since 06-01 (29 days: not yet a zombie), due after next quarter
         ("O3", "X2", "cross_sell", 2000.0, ts("2026-06-01"), d(2026, 12, 1), None, "open", "lee"),
         # a renewal: never expansion pipeline
         ("O4", "X3", "renewal", 9000.0, ts("2026-06-01"), d(2026, 7, 10), None, "open", "kim"),
@@ -31,7 +31,7 @@ def _tables() -> PipelineTables:
         ("O6", "X3", "expansion", 400.0, ts("2026-02-01"), d(2026, 3, 1), ts("2026-03-05"), "lost", "kim"),
         # won 04-20, fast
         ("O7", "X2", "upsell", 3000.0, ts("2026-04-01"), d(2026, 4, 30), ts("2026-04-20"), "won", "lee"),
-        # won 07-10, after as_of: open then, in negotiation since 06-15 (16 days), expected 06-25 (overdue, not due next quarter)
+        # won 07-10, after as_of: open then, in negotiation since 06-15 (15 days), expected 06-25 (overdue, not due next quarter)
         ("O8", "X1", "expansion", 700.0, ts("2026-06-01"), d(2026, 6, 25), ts("2026-07-10"), "won", "kim"),
     ], columns=["opportunity_id", "account_id", "kind", "amount", "created_at", "expected_close_date", "closed_at",
                 "outcome", "owner"])
@@ -59,9 +59,10 @@ def test_open_pipeline_by_stage():
     assert list(by_stage.index) == ["qualification", "proposal", "negotiation"]
     assert by_stage.loc["qualification", ["open_deals", "open_value"]].tolist() == [1, 1000.0]
     assert by_stage.loc["proposal", ["open_deals", "open_value", "zombies", "zombie_value"]].tolist() == [1, 5000.0, 1, 5000.0]
-    # O3 (30 days) and O8 (16 days, won only after as_of)
+    # O3 (29 days) and O8 (15 days, won only after as_of): whole days from the day a stage was entered
+    # (features.deals, as the deal features and alerts count them)
     assert by_stage.loc["negotiation", ["open_deals", "open_value", "zombies"]].tolist() == [2, 2700.0, 0]
-    assert by_stage.loc["negotiation", "median_days_in_stage"] == pytest.approx(23.0)
+    assert by_stage.loc["negotiation", "median_days_in_stage"] == pytest.approx(22.0)
 
 
 def test_coverage_against_last_year_and_a_target():
