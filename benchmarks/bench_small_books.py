@@ -28,6 +28,11 @@ One command: ``python benchmarks/bench_small_books.py [--parts seeds control lar
   challenger (``training.backtest``): per seed, when a model first served and on which
   evidence, each shadow version's realised gain over what served on its shadow months, and
   whether a model served within 3 months of a shadow whose realised gain interval lies above 0.
+  ``--shadow-months 24`` replays companies of 24 months from their first eligible cut-off, where
+  the first decisions rest on few test months (``--first-seed`` splits the seeds over runs).
+- ``shadow-route``: the shadow route alone on the same 24-month companies: the first eligible
+  cut-off's refit kept in shadow while the baseline serves, judged at every later cut-off on
+  the realised months known by then; when it would be promoted.
 - ``drift``: companies of 300 accounts x 44 months; the monthly job trains a champion on the
   first 13 month ends, then ``training.monitoring`` checks it on each of the next 24 scored
   months, with outcomes as generated (false alarms) and with a change from the 12th
@@ -197,22 +202,35 @@ def part_control(
     return table
 
 
-def part_shadow(work: Path, seeds: list[int], settings: Settings) -> pd.DataFrame:
-    """Replay every eligible cut-off with the shadow challenger; when a model first served, and why."""
+def part_shadow(work: Path, seeds: list[int], settings: Settings, months: int = 18) -> pd.DataFrame:
+    """Replay every eligible cut-off with the shadow challenger; when a model first served, and why.
+
+    Per shadow version: its realised ROC-AUC gain over what served on all its months, the
+    cut-off at which the job first knew one of its months (its scored month plus the horizon),
+    the cut-off at which those months first held the gate's minimum of positives, and whether
+    a model was serving within 3 cut-offs of its start and of its first realised month. With
+    ``months`` = 24 the replay starts a good half-year earlier in the company's life, where the
+    first decisions rest on few test months.
+    """
     from training.backtest import eligible_cutoffs
     from training.bootstrap import Scores, compare, lookup
 
     rows = []
+    horizon = pd.Timedelta(days=settings.horizon_days)
     for seed in seeds:
         t0 = time.perf_counter()
-        frame = feature_frame(work, 300, 18, seed)
+        frame = feature_frame(work, 300, months, seed)
         cutoffs = eligible_cutoffs(frame, settings.horizon_days)
         result = backtest(frame, feature_names(), categorical_features(), settings, cutoffs, models=("expansion",))
         d = result.cutoffs.reset_index(drop=True)
         served = d.index[d["served"] != "baseline"]
-        row = {"seed": seed, "cutoffs": len(d), "first_served_at": d.loc[served[0], "cutoff"] if len(served) else "never",
-               "evidence": d.loc[served[0], "evidence"] if len(served) else "", "shadow_promotions": int((d["evidence"] == "shadow months").sum())}
+        row = {"seed": seed, "months": months, "cutoffs": len(d), "first_cutoff": d.loc[0, "cutoff"],
+               "first_served_at": d.loc[served[0], "cutoff"] if len(served) else "never",
+               "evidence": d.loc[served[0], "evidence"] if len(served) else "",
+               "shadow_promotions": int((d["evidence"] == "shadow months").sum()),
+               "shadow_gain_above_0": 0, "served_within_3": 0, "served_within_3_of_realised": 0}
         sc = result.scores
+        dates = pd.to_datetime(d["cutoff"])
         gains = []
         for version, part in sc[sc["shadow_by"] != ""].groupby("shadow_by"):
             y = part["outcome"].to_numpy(float)
@@ -221,19 +239,100 @@ def part_shadow(work: Path, seeds: list[int], settings: Settings) -> pd.DataFram
                             replicates=400, strata=pd.factorize(part["as_of"])[0])
             gain = lookup(table, "shadow - served", "roc_auc")
             start = d.index[d["shadow"] == version][0]
+            known = d.index[dates >= dates[start] + horizon]  # the job first knows a realised month of it
+            realised_at = int(known[0]) if len(known) else None
+            usable = d.index[(d["shadow_before"] == version) & (d["shadow_realised_positives"] >= settings.gate_min_positives)]
             within = bool((d.loc[start:start + 3, "served"] != "baseline").any())
-            gains.append(f"v{version}: {gain} over {part['as_of'].nunique()} month(s), model serving within 3: {within}")
-            row.setdefault("shadow_gain_above_0", 0)
-            row.setdefault("served_within_3", 0)
+            within_realised = None if realised_at is None else bool((d.loc[realised_at:realised_at + 3, "served"] != "baseline").any())
+            gains.append(f"v{version} (from {d.loc[start, 'cutoff']}): {gain} over {part['as_of'].nunique()} month(s); "
+                         f"first realised month known at {d.loc[realised_at, 'cutoff'] if realised_at is not None else 'never'}, "
+                         f"{settings.gate_min_positives}+ positives at {d.loc[usable[0], 'cutoff'] if len(usable) else 'never'}; "
+                         f"model serving within 3 of start: {within}, of first realised: {within_realised}")
             if gain.low > 0:
                 row["shadow_gain_above_0"] += 1
                 row["served_within_3"] += int(within)
+                row["served_within_3_of_realised"] += int(bool(within_realised))
         row["shadows"] = "; ".join(gains)
         row["served"] = ", ".join(d["served"])
+        row["decisions"] = ", ".join(f"{c}:{e}" for c, e in zip(d["cutoff"], d["decision"], strict=True))
         row["seconds"] = round(time.perf_counter() - t0, 1)
         print(row, flush=True)
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    tested = table[table["shadow_gain_above_0"] > 0]
+    print(f"{months}-month companies: seeds with a shadow whose realised gain interval lies above 0:", len(tested), "of",
+          len(table), "| a model serving within 3 cut-offs of its start:", int((tested["served_within_3"] > 0).sum()),
+          "| within 3 of its first realised month:", int((tested["served_within_3_of_realised"] > 0).sum()),
+          "| promotions by the shadow route:", int(table["shadow_promotions"].sum()))
+    return table
+
+
+def part_shadow_route(work: Path, seeds: list[int], settings: Settings, months: int = 24) -> pd.DataFrame:
+    """The shadow route on its own: the refit of the first eligible cut-off kept in shadow while the baseline
+    serves (as if the pooled route had refused it, the third-party company's case), judged at every later
+    cut-off on the realised months the job knows by then (scored month + horizon), at the two-route level.
+
+    Per seed: what the pooled route said at the start; the shadow's realised ROC-AUC gain over the
+    baseline (90 %) on all its months; the cut-off at which the job first knew one of its months, at
+    which they first held the minimum of positives, and at which the shadow route promoted it.
+    """
+    from training.baseline import BaselineClassifier
+    from training.backtest import eligible_cutoffs
+    from training.bootstrap import Scores, compare, lookup
+    from training.gate import ShadowRecord, decide_shadow, split_confidence
+    from training.train import train_model
+
+    rows = []
+    horizon = pd.Timedelta(days=settings.horizon_days)
+    level = split_confidence(settings.promotion_confidence)
+    for seed in seeds:
+        t0 = time.perf_counter()
+        frame = feature_frame(work, 300, months, seed)
+        cutoffs = eligible_cutoffs(frame, settings.horizon_days)
+        start = cutoffs[0]
+        result = train_model("expansion", cut_at(frame, start, settings.horizon_days, LABEL_COLUMNS), feature_names(),
+                             categorical_features(), settings, interval_metrics=("roc_auc",))
+        pooled = gate(result, None, settings)
+        scored = []
+        for day in cutoffs:
+            month = frame[(frame["as_of"] == day) & frame["expanded"].notna()]
+            base = BaselineClassifier("expansion").score(month)
+            scored.append(pd.DataFrame({"account_id": month["account_id"].to_numpy(), "as_of": month["as_of"].to_numpy(),
+                                        "outcome": month["expanded"].to_numpy(float),
+                                        "shadow": result.model.predict_proba(month), "served": base, "baseline": base}))
+        every = pd.concat(scored, ignore_index=True)
+        y = every["outcome"].to_numpy(float)
+        table = compare(y, {k: Scores(every[k].to_numpy(), every[k].to_numpy()) for k in ("shadow", "served")},
+                        every["account_id"].to_numpy(), np.zeros(len(y), dtype=int), names=("roc_auc",), replicates=400,
+                        strata=pd.factorize(every["as_of"])[0])
+        realised_gain = lookup(table, "shadow - served", "roc_auc")
+        known_at = usable_at = promoted_at = None
+        for k, cutoff in enumerate(cutoffs[1:], start=1):
+            rec = every[pd.to_datetime(every["as_of"]) + horizon <= cutoff]
+            if len(rec) and known_at is None:
+                known_at = k
+            if rec["outcome"].sum() < settings.gate_min_positives:
+                continue
+            usable_at = k if usable_at is None else usable_at
+            if decide_shadow("expansion", ShadowRecord(start.date().isoformat(), rec), settings, level, None).promote:
+                promoted_at = k
+                break
+        row = {"seed": seed, "months": months, "start": start.date().isoformat(), "cutoffs": len(cutoffs),
+               "pooled_at_start": pooled.label, "pooled_gain": str(result.interval("roc_auc", "model - baseline", decision=True)),
+               "realised_gain": str(realised_gain), "realised_gain_low": realised_gain.low,
+               "realised_positives": int(y.sum()), "realised_months": len(cutoffs),
+               "first_known_at": known_at, "usable_at": usable_at, "promoted_at": promoted_at,
+               "promoted_cutoff": cutoffs[promoted_at].date().isoformat() if promoted_at is not None else "never",
+               "within_3_of_known": promoted_at is not None and known_at is not None and promoted_at - known_at <= 3,
+               "seconds": round(time.perf_counter() - t0, 1)}
+        print(row, flush=True)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    above = table[table["realised_gain_low"] > 0]
+    print("shadow route alone: realised gain interval above 0 in", len(above), "of", len(table),
+          "| promoted by the shadow route:", int((above["promoted_at"].notna()).sum()),
+          "| within 3 cut-offs of its first realised month:", int(above["within_3_of_known"].sum()))
+    return table
 
 
 def relationship_change(month: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -292,7 +391,7 @@ def part_drift(work: Path, seeds: list[int], settings: Settings, change_at: int 
                 table = realised(rows_, replicates=200, by_segment=False)
                 tracks.append(track_rows(str(pd.Timestamp(day).date()), "expansion", table,
                                          calibration(rows_["outcome"].to_numpy(), p, month_sd=spread), {}))
-                found = alarms(pd.concat(tracks, ignore_index=True))
+                found = alarms(pd.concat(tracks, ignore_index=True), settings.horizon_days)
                 fired.append(",".join(sorted({a.kind for a in found})))
             alarm_runs = [i for i, f in enumerate(fired) if f]
             before = [i for i in alarm_runs if i < change_at] if change is not None else alarm_runs
@@ -429,6 +528,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["seeds", "control", "large"])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=1, help="shadow part: the first seed (to split the seeds over runs)")
+    parser.add_argument("--shadow-months", type=int, default=18, help="shadow part: months of each generated company")
     parser.add_argument("--control-seeds", type=int, default=20)
     parser.add_argument("--control-accounts", type=int, default=300,
                         help="control part: accounts per company (more positives make the 0.5 +- 0.05 check sharper)")
@@ -451,7 +552,10 @@ def main() -> None:
         elif part == "large":
             table = part_large(work, settings)
         elif part == "shadow":
-            table = part_shadow(work, list(range(1, args.seeds + 1)), settings)
+            table = part_shadow(work, list(range(args.first_seed, args.first_seed + args.seeds)), settings, args.shadow_months)
+        elif part == "shadow-route":
+            table = part_shadow_route(work, list(range(args.first_seed, args.first_seed + args.seeds)), settings,
+                                      args.shadow_months)
         elif part == "drift":
             table = part_drift(work, list(range(1, args.seeds + 1)), settings)
         elif part == "params":

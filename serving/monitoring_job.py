@@ -117,7 +117,7 @@ def monitor(
     if len(track):
         store.save_track(track, computed_at)
     stored = store.read_track()
-    return MonitorResult(sorted(due["month"]), waiting, track, alarms(stored) if len(stored) else [])
+    return MonitorResult(sorted(due["month"]), waiting, track, alarms(stored, settings.horizon_days) if len(stored) else [])
 
 
 def shadow_records(store: MonitoringStore, source: DataSource, settings: Settings, data_end: dt.date,

@@ -34,8 +34,9 @@ ALL = "(all)"
 DECILES = 10
 #: The calibration band: observed positives within this two-sided level of what the probabilities predict.
 BAND_CONFIDENCE = 0.99
-#: Runs in a row with the observed rate outside the band before calibration drift is called.
+#: Runs with disjoint outcome windows that must fall outside the band (with every run between them).
 CALIBRATION_RUNS = 2
+DAYS_PER_MONTH = 365.25 / 12
 
 
 @dataclass(frozen=True)
@@ -156,17 +157,37 @@ def calibration(y: np.ndarray, p: np.ndarray, confidence: float = BAND_CONFIDENC
                    "outside": float(outside), "ece_deciles": ece, "month_sd": month_sd}
 
 
-def alarms(track: pd.DataFrame) -> list[Alarm]:
+def calibration_span(horizon_days: int, runs: int = CALIBRATION_RUNS) -> int:
+    """Monthly runs, in a row, that calibration drift needs: ``runs`` runs whose outcome windows do not overlap,
+    and every run between them.
+
+    A run at month end ``m`` counts the outcomes of ``(m, m + H]``. With a 90-day horizon the
+    runs of three consecutive months share a month of outcomes, so one unusual month of
+    expansions pushes all three outside the band: "two runs in a row" then counted one event
+    twice (a generated company's three runs outside, all holding the same June). Runs
+    ``ceil(H / month)`` months apart see disjoint windows, so they are two pieces of evidence.
+    """
+    return (runs - 1) * int(np.ceil(horizon_days / DAYS_PER_MONTH - 1e-9)) + 1
+
+
+def _month_period(month: str) -> pd.Period:
+    return pd.Period(str(month)[:7], freq="M")
+
+
+def alarms(track: pd.DataFrame, horizon_days: int = 90) -> list[Alarm]:
     """Alarms on a model's stored track record (``track``: rows of :func:`realised` plus ``model_name, month``
     and the calibration rows ``scorer='champion', metric='calibration_outside'``).
 
     - lift below the baseline: in the newest month, the champion's top-decile lift minus the
       baseline's has its whole interval below 0;
-    - calibration drift: the observed rate fell outside the predicted band in each of the
-      newest ``CALIBRATION_RUNS`` months, on the same side.
+    - calibration drift: the observed rate fell outside the predicted band, on the same side,
+      in every monthly run of the newest :func:`calibration_span` months (``CALIBRATION_RUNS``
+      runs whose ``horizon_days`` outcome windows do not overlap, and the runs between them;
+      a missing month breaks the span).
     """
     found: list[Alarm] = []
     overall = track[track["segment"] == ALL]
+    span = calibration_span(horizon_days)
     for name, part in overall.groupby("model_name", sort=True):
         months = sorted(part["month"].unique())
         if not months:
@@ -180,8 +201,9 @@ def alarms(track: pd.DataFrame) -> list[Alarm]:
                                f"baseline's by {-g['value']:.2f} (90% interval {g['low']:+.2f} to {g['high']:+.2f}, "
                                f"{int(g['positives'])} positives in {int(g['rows'])} accounts)"))
         side = part[(part["scorer"] == "champion") & (part["metric"] == "calibration_outside")]
-        side = side.set_index("month")["value"].reindex(months[-CALIBRATION_RUNS:])
-        if len(months) >= CALIBRATION_RUNS and side.notna().all() and (side != 0).all() and side.nunique() == 1:
+        side = side.set_index("month")["value"].reindex(months[-span:])
+        consecutive = len(months) >= span and (_month_period(months[-1]) - _month_period(months[-span])).n == span - 1
+        if consecutive and side.notna().all() and (side != 0).all() and side.nunique() == 1:
             rates = part[(part["scorer"] == "champion") & part["metric"].isin(("observed_rate", "band_low", "band_high"))]
             rates = rates[rates["month"].isin(side.index)].pivot(index="month", columns="metric", values="value")
             words = ", ".join(f"{m}: observed {r.observed_rate:.3f} outside {r.band_low:.3f}-{r.band_high:.3f}"
@@ -189,7 +211,8 @@ def alarms(track: pd.DataFrame) -> list[Alarm]:
             direction = "more" if side.iloc[0] > 0 else "fewer"
             found.append(Alarm(name, "calibration_drift", tuple(side.index),
                                f"{name}: calibration drift, {direction} positives than the champion predicted in "
-                               f"{CALIBRATION_RUNS} runs in a row ({words}; {BAND_CONFIDENCE:.0%} band)"))
+                               f"{span} monthly runs in a row, {CALIBRATION_RUNS} of them with disjoint {horizon_days}-day "
+                               f"outcome windows ({words}; {BAND_CONFIDENCE:.0%} band)"))
     return found
 
 

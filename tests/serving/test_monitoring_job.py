@@ -112,12 +112,13 @@ def test_alarms_reach_the_alert_channel_once(monitored, tmp_path):
         routing.write_text(f'[[route]]\ncsm_owner = "model-health"\nslack = "http://127.0.0.1:{server.server_port}/hook"\n')
         cfg = settings.model_copy(update={"alerts_routing": routing, "alerts_max_attempts": 1})
         track = store.read_track().assign(segment=lambda f: f["segment"])
-        # Make both newest months fall outside the band on the same side, and the lift gain wholly negative.
+        # Make both stored months fall outside the band on the same side, and the lift gain wholly negative;
+        # with 30-day outcome windows two monthly runs are disjoint evidence.
         outside = (track["scorer"] == "champion") & (track["metric"] == "calibration_outside")
         track.loc[outside, "value"] = 1.0
         lift = (track["scorer"] == "champion - baseline") & (track["metric"] == "lift_top_decile") & (track["month"] == "2026-01")
         track.loc[lift, ["value", "low", "high"]] = [-0.8, -1.4, -0.2]
-        found = alarms(track)
+        found = alarms(track, horizon_days=30)
         assert {a.kind for a in found} == {"calibration_drift", "lift_below_baseline"}
         sent, problems = send_alarms(found, store, cfg, NOW)
         assert len(sent) == 2 and not problems

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.monitoring import alarms, calibration, month_spread, realised, track_rows
+from training.monitoring import alarms, calibration, calibration_span, month_spread, realised, track_rows
 
 
 def _month(rng, n=500, signal=1.5):
@@ -60,22 +60,34 @@ def test_month_spread_sees_months_that_stray_together_and_not_chance():
     assert month_spread(steady, "expanded") < 0.012
 
 
-def test_calibration_drift_needs_two_runs_on_the_same_side():
-    rng = np.random.default_rng(4)
+def _calibrated_track(rng, months):
     parts = []
-    for month in ("2026-01", "2026-02", "2026-03"):
+    for month in months:
         rows = _month(rng)
         parts.append(track_rows(month, "expansion", realised(rows, replicates=50, by_segment=False),
                                 calibration(rows["outcome"].to_numpy(), rows["champion"].to_numpy()), {}))
-    track = pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_calibration_drift_needs_two_runs_with_disjoint_outcome_windows_on_the_same_side():
+    assert calibration_span(90) == 4 and calibration_span(30) == 2 and calibration_span(180) == 7
+    months = ("2025-11", "2025-12", "2026-01", "2026-02", "2026-03")
+    track = _calibrated_track(np.random.default_rng(4), months)
     assert alarms(track) == []
-    side = (track["metric"] == "calibration_outside")
-    track.loc[side & (track["month"] == "2026-03"), "value"] = 1.0
-    track.loc[side & (track["month"] == "2026-02"), "value"] = -1.0
-    assert alarms(track) == []  # outside twice, but on opposite sides
-    track.loc[side & (track["month"] == "2026-02"), "value"] = 1.0
-    (alarm,) = alarms(track)
-    assert alarm.kind == "calibration_drift" and alarm.months == ("2026-02", "2026-03") and "more positives" in alarm.message
+    side = track["metric"] == "calibration_outside"
+    track.loc[side & track["month"].isin(months[-3:]), "value"] = 1.0
+    # Three runs 90 days long share a month of outcomes: one unusual month, not yet drift.
+    assert alarms(track, horizon_days=90) == []
+    (short,) = alarms(track, horizon_days=30)  # monthly windows are disjoint: two runs suffice
+    assert short.months == ("2026-02", "2026-03")
+    track.loc[side & (track["month"] == "2025-12"), "value"] = -1.0
+    assert alarms(track, horizon_days=90) == []  # outside four runs, but not on one side
+    track.loc[side & (track["month"] == "2025-12"), "value"] = 1.0
+    (alarm,) = alarms(track, horizon_days=90)
+    assert alarm.kind == "calibration_drift" and alarm.months == months[1:] and "more positives" in alarm.message
+    gap = track[track["month"] != "2026-01"]
+    gap.loc[(gap["metric"] == "calibration_outside") & (gap["month"] == "2025-11"), "value"] = 1.0
+    assert alarms(gap, horizon_days=90) == []  # a month without a run breaks the span
 
 
 def test_each_scored_month_is_one_mlflow_run_with_its_figures_and_the_trend_plot(settings):

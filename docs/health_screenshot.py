@@ -1,0 +1,143 @@
+"""Regenerate the model-health page's screenshots in ``docs/img`` (the machinery of ``docs/screenshots.py``).
+
+One command: ``.venv/bin/python docs/health_screenshot.py [--out docs/img]`` (a few minutes).
+
+A generated company (600 accounts, 18 months to 2026-06-30, seed 11, as the tests' company):
+two expansion models fitted on the month ends to 2025-06-30 (v3 with 60 boosting rounds
+serves, v4 with 15 is the shadow challenger), four month ends scored by the real batch
+path (2025-12-31 .. 2026-03-31, each with its shadow scores), then ``expansion monitor``'s
+core (``serving.monitoring_job.monitor``) measures every run whose 90-day horizon passed
+by 2026-06-30 against the data, with v3's pooled promise. A leader signs in through the
+form; ``/ui/model-health`` is shot whole at 1440 and 390 px (``model-health-1440.png``,
+``model-health-390.png``, and ``model-health.png`` = the 1440 one, for the docs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "docs"))
+
+from screenshots import CHROMIUM, WIDTHS, serve  # noqa: E402 - the shared machinery, beside this file
+
+AS_OF = dt.date(2026, 6, 30)
+SCORED = (dt.date(2025, 12, 31), dt.date(2026, 1, 31), dt.date(2026, 2, 28), dt.date(2026, 3, 31))
+NOW = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+
+
+def build(work: Path) -> dict:
+    """The company, two fitted versions, four scored runs with shadow scores, the monitored track record."""
+    import pandas as pd
+
+    from features.build import build_features
+    from features.config import Settings
+    from features.io import open_data
+    from features.registry import categorical_features, feature_names
+    from features.spine import month_ends
+    from features.synth import generate
+    from serving.batch import score_snapshot, shadow_scores
+    from serving.cli.users import add_user
+    from serving.monitoring_job import monitor
+    from serving.monitoring_store import MonitoringStore
+    from serving.scoring import Scorer
+    from serving.sinks.sql import SqlSink
+    from training.models import fit_model
+
+    data = work / "company"
+    generate(data, accounts=600, months=18, seed=11, as_of=AS_OF)
+    home = work / "home"
+    settings = Settings(_env_file=None, home=home, bootstrap_replicates=200)
+    source = open_data(data)
+    try:
+        first = source.con.execute("SELECT min(date) FROM usage_daily").fetchone()[0]
+        frame = build_features(source, month_ends(first, AS_OF), settings, data_end=AS_OF)
+    finally:
+        source.close()
+    labelled = frame[frame["expanded"].notna() & (frame["as_of"] < "2025-09-01")]
+    cut = pd.Timestamp("2025-06-30")
+    models = {}
+    for version, rounds in (("3", 60), ("4", 15)):
+        model = fit_model("expansion", labelled[labelled["as_of"] <= cut], labelled[labelled["as_of"] > cut], "expanded",
+                          feature_names(), categorical_features(), num_boost_round=rounds)
+        model.version = version
+        models[version] = model
+    snapshot = home / "serving" / "snapshot.parquet"
+    snapshot.parent.mkdir(parents=True)
+    frame[pd.to_datetime(frame["as_of"]).dt.date == AS_OF].to_parquet(snapshot)
+    crm = f"sqlite:///{home / 'crm.db'}"
+    sink, store = SqlSink(crm), MonitoringStore(crm)
+    try:
+        for i, day in enumerate(SCORED):
+            rows = frame[frame["as_of"] == pd.Timestamp(day)].reset_index(drop=True)
+            summary = score_snapshot(rows, Scorer(expansion=models["3"]), sink, day, NOW - dt.timedelta(days=200 - i))
+            store.write_shadow(shadow_scores(rows, {"expansion": models["4"]}, summary.run_id, day))
+        source = open_data(data)
+        try:
+            promise = {"3": {"roc_auc": 0.745, "roc_auc_low": 0.675, "roc_auc_high": 0.811,
+                             "lift_top_decile": 4.093, "lift_top_decile_low": 3.074, "lift_top_decile_high": 5.216}}
+            result = monitor(store, source, settings, AS_OF, NOW, promise)
+        finally:
+            source.close()
+    finally:
+        store.close()
+        sink.close()
+    print(f"monitored {result.months}; waiting {result.waiting}; alarms {[a.kind for a in result.alarms]}", flush=True)
+    return {"home": home, "data": data, "snapshot": snapshot,
+            "tokens": {"leader": add_user("Lee", "leader", None, crm)}}
+
+
+def shoot(base: str, world: dict, out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+    from PIL import Image
+
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
+    written = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        page.goto(base + "/ui/signin")
+        page.get_by_label("Sign-in token").fill(world["tokens"]["leader"])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+        page.goto(base + "/ui/model-health")
+        for width, height in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": height})
+            target = out / f"model-health-{width}.png"
+            page.screenshot(path=str(target), full_page=True)
+            written.append(target)
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            if wide > width:
+                print(f"warning: model-health is {wide} px wide at {width} px", flush=True)
+        browser.close()
+    for path in written:
+        Image.open(path).convert("RGB").save(path, optimize=True)
+    shutil.copyfile(out / "model-health-1440.png", out / "model-health.png")
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="expansion-health-shots-") as tmp:
+        world = build(Path(tmp))
+        base, server, thread = serve(world)
+        try:
+            written = shoot(base, world, args.out)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+    print("\n".join(str(p) for p in written))
+
+
+if __name__ == "__main__":
+    main()
