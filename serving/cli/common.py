@@ -67,11 +67,16 @@ def failed(exc: JobError) -> NoReturn:
 def invalid_data(exc) -> NoReturn:  # noqa: ANN001 - features.io.ContractError
     """Exit 2 listing every violation of the contract, with a few offending rows each; nothing was run."""
     err_console.print(f"[red]invalid data:[/red] {len(exc.violations)} violation(s) in {exc.data_dir}; nothing was run")
-    for v in exc.violations:
+    print_violations(exc.violations)
+    raise typer.Exit(EXIT_INVALID_DATA)
+
+
+def print_violations(violations: list) -> None:
+    """Each violation of the contract on stderr, with a few of its offending rows."""
+    for v in violations:
         err_console.print(f"- {v}")
         for row in v.examples:
             err_console.print(f"    {row}")
-    raise typer.Exit(EXIT_INVALID_DATA)
 
 
 @contextmanager

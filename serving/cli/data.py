@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli.common import EXIT_INVALID_DATA, console, err_console, fail, local_path, parse_date, say
+from serving.cli.common import EXIT_INVALID_DATA, console, err_console, fail, local_path, parse_date, print_violations, say
 
 
 def validate(
@@ -50,10 +50,7 @@ def validate(
         console.print("[green]valid:[/green] every table meets the contract")
         return
     err_console.print(f"[red]invalid:[/red] {len(report.violations)} violation(s)")
-    for v in report.violations:
-        err_console.print(f"- {v}")
-        for row in v.examples:
-            err_console.print(f"    {row}")
+    print_violations(report.violations)
     raise typer.Exit(EXIT_INVALID_DATA)
 
 
