@@ -106,16 +106,18 @@ class DataSource:
         """The first and the newest ``usage_daily`` day; DataError when usage_daily is missing or empty."""
         from features.build import usage_span
 
-        if not self.has("usage_daily"):
-            raise DataError(f"{self.data_dir}: usage_daily is missing: cannot tell where the data begins or ends")
-        return usage_span(self.tables())
+        return usage_span(self._with_usage())
 
     def data_end(self) -> DataEnd:
         """Where the data ends: the newest usage day, and the last complete one (``features.data_end``)."""
-        from features.data_end import complete_data_end
+        from features.build import data_end_of
 
-        newest = self.span()[1]
-        return complete_data_end(self.tables()["usage_daily"], newest)
+        return data_end_of(self._with_usage())
+
+    def _with_usage(self) -> dict:
+        if not self.has("usage_daily"):
+            raise DataError(f"{self.data_dir}: usage_daily is missing: cannot tell where the data begins or ends")
+        return self.tables()
 
     def as_of(self, as_of: dt.date | None = None) -> AsOf:
         """``as_of`` when given, else the data end (its last complete day), with the reason either way."""
