@@ -6,7 +6,7 @@ A generated company (600 accounts, 18 months to 2026-06-30, seed 11, as the test
 two expansion models fitted on the month ends to 2025-06-30 (v3 with 60 boosting rounds
 serves, v4 with 15 is the shadow challenger), four month ends scored by the real batch
 path (2025-12-31 .. 2026-03-31, each with its shadow scores), then ``expansion monitor``'s
-core (``serving.monitoring_job.monitor``) measures every run whose 90-day horizon passed
+core (``serving.jobs.monitoring.monitor``) measures every run whose 90-day horizon passed
 by 2026-06-30 against the data, with v3's pooled promise. A leader signs in through the
 form; ``/ui/model-health`` is shot whole at 1440 and 390 px (``model-health-1440.png``,
 ``model-health-390.png``, and ``model-health.png`` = the 1440 one, for the docs).
@@ -44,7 +44,7 @@ def build(work: Path) -> dict:
     from features.synth import generate
     from serving.batch import score_snapshot, shadow_scores
     from serving.cli.users import add_user
-    from serving.monitoring_job import monitor
+    from serving.jobs.monitoring import monitor
     from serving.monitoring_store import MonitoringStore
     from serving.scoring import Scorer
     from serving.sinks.sql import SqlSink

@@ -8,16 +8,47 @@ expressions over those views.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from features.contract import REQUIRED_TABLES, TABLES
 
+if TYPE_CHECKING:
+    from features.data_end import DataEnd
+    from features.validate import Violation
+
 
 class DataError(Exception):
     """Raised when a data folder cannot be read as the canonical tables."""
+
+
+class ContractError(DataError):
+    """The data breaks the contract: every violation, so a command can list them and run nothing."""
+
+    def __init__(self, data_dir: Path, violations: list[Violation]) -> None:
+        self.data_dir, self.violations = data_dir, violations
+        super().__init__(f"{data_dir}: {len(violations)} contract violation(s); nothing was run: "
+                         + "; ".join(str(v) for v in violations[:5]))
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The snapshot day a job runs at, how it was chosen (``why``, for the commands to print) and the newest usage day.
+
+    ``newest`` is None when the day was given (``--as-of``): nothing needed the data end then.
+    """
+
+    day: dt.date
+    why: str
+    newest: dt.date | None = None
+
+    def describe(self, command: str) -> str:
+        return f"{command}: as of {self.day} ({self.why})"
 
 
 def find_table_source(data_dir: Path, table: str) -> tuple[str, str] | None:
@@ -30,6 +61,14 @@ def find_table_source(data_dir: Path, table: str) -> tuple[str, str] | None:
     if csv.is_file():
         return "csv", str(csv)
     return None
+
+
+def is_uri(location: str) -> bool:
+    """True for a lake URI (``s3a://``, ``gs://``, ``abfss://``, ``file://``, ...), kept as a string end to end.
+
+    ``--data`` and ``--features`` are strings, not paths: a path would turn ``s3a://lake`` into ``s3a:/lake``.
+    """
+    return "://" in location and location.split("://", 1)[0].isidentifier()
 
 
 def _quote(path: str) -> str:
@@ -56,6 +95,54 @@ class DataSource:
 
     def close(self) -> None:
         self.con.close()
+
+    def tables(self) -> dict:
+        """Ibis tables of the canonical tables present (``features.build.tables_from_backend``)."""
+        from features.build import tables_from_backend
+
+        return tables_from_backend(self.ibis(), self.present)
+
+    def span(self) -> tuple[dt.date, dt.date]:
+        """The first and the newest ``usage_daily`` day; DataError when usage_daily is missing or empty."""
+        from features.build import usage_span
+
+        return usage_span(self._with_usage())
+
+    def data_end(self) -> DataEnd:
+        """Where the data ends: the newest usage day, and the last complete one (``features.data_end``)."""
+        from features.build import data_end_of
+
+        return data_end_of(self._with_usage())
+
+    def _with_usage(self) -> dict:
+        if not self.has("usage_daily"):
+            raise DataError(f"{self.data_dir}: usage_daily is missing: cannot tell where the data begins or ends")
+        return self.tables()
+
+    def as_of(self, as_of: dt.date | None = None) -> AsOf:
+        """``as_of`` when given, else the data end (its last complete day), with the reason either way."""
+        if as_of is not None:
+            return AsOf(as_of, "--as-of")
+        end = self.data_end()
+        return AsOf(end.day, end.describe(), end.newest)
+
+    def checked(self, as_of: dt.date | None = None, on_as_of: Callable[[AsOf], None] | None = None) -> AsOf:
+        """The one open-validate-as-of step of every job: required tables, the as-of (default: the data end), the contract.
+
+        No event may lie after the later of the as-of and the newest usage day. Raises DataError
+        naming missing tables, or ContractError listing every violation. ``on_as_of`` hears the
+        chosen day before the contract is checked (a command says it even when the data is invalid).
+        """
+        from features.validate import validate
+
+        require_tables(self)
+        chosen = self.as_of(as_of)
+        if on_as_of is not None:
+            on_as_of(chosen)
+        report = validate(self, max(chosen.day, chosen.newest or self.span()[1]))
+        if not report.ok:
+            raise ContractError(self.data_dir, report.violations)
+        return chosen
 
 
 def open_data(data_dir: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> DataSource:

@@ -1,6 +1,6 @@
 """Realised performance of past score runs: what each scored month said, against what happened.
 
-Pure core. The caller (``serving.monitoring_job``) joins a score run's stored scores with the
+Pure core. The caller (``serving.jobs.monitoring``) joins a score run's stored scores with the
 outcomes read from the data once the run's horizon has passed, one row per account:
 ``account_id, as_of, csm_owner, segment, outcome`` and one column per scorer that ranked
 the month (``champion``: the served model's probability, ``baseline``: the rule-based

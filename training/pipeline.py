@@ -65,7 +65,7 @@ def train_and_register(
 ) -> dict[str, Registered]:
     """Backtest both models on ``frame``, register each refit model and gate it.
 
-    ``shadows`` holds the shadow versions' realised months (``serving.monitoring_job``): the
+    ``shadows`` holds the shadow versions' realised months (``serving.jobs.monitoring``): the
     gate's second route. A rejected version becomes the shadow once the current one was judged.
 
     Raises ValueError (naming the column or window, or what history is missing) when the

@@ -1,8 +1,9 @@
 """The ``expansion`` command line: one typer app, one module per command group.
 
-Each command is a few lines around a function a notebook can call (``features.*``,
-``training.pipeline``, ``serving.batch``, ``serving.models``); failures go through
-:func:`serving.cli.common.fail`. Commands import their heavy dependencies lazily so that
+Each command is a few lines around one function a notebook can call: a job of
+``serving.jobs`` (score, forecast, alerts, backtest, monitor), ``training.pipeline.retrain``
+or a ``features.*`` function; a job's typed error becomes the exit code in
+:mod:`serving.cli.common`, and every other failure goes through :func:`serving.cli.common.fail`. Commands import their heavy dependencies lazily so that
 ``expansion --help`` is instant.
 """
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli.common import console, err_console, fail, local_path, parse_date, settings
+from serving.cli.common import console, job_errors, open_source, parse_date, say, settings
 
 SHOWN = ("roc_auc", "pr_auc", "lift_top_decile", "precision_top_book", "top_decile_expansion_mrr_share", "brier", "ece")
 BOOKS_SHOWN = 15
@@ -19,52 +19,26 @@ def backtest(
     cutoffs: Annotated[int, typer.Option("--cutoffs", min=1, help="Replay the newest N eligible month ends.")] = 6,
     start: Annotated[str | None, typer.Option("--from", help="First cut-off (a month end); with --to instead of --cutoffs.")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last cut-off (default: the newest eligible month end).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Cut the data here (default: the data end, its last complete usage_daily day).")] = None,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds (each job picks the count).")] = 500,
     out: Annotated[Path, typer.Option("--out", help="CSV of the pooled figures; *_cutoffs.csv and *_books.csv beside it.")] = Path("backtest.csv"),
 ) -> None:
     """Replay the monthly job at past month ends on data cut there; compare what it would have ranked with what happened."""
     import logging
 
-    import pandas as pd
-
-    from features.build import build_features, data_end_of, tables_from_backend, usage_span
-    from features.io import DataError, open_data, require_tables
-    from features.registry import categorical_features, feature_names
-    from features.spine import month_ends
-    from training.backtest import backtest as replay
-    from training.backtest import choose_cutoffs
-    from training.registry import log_backtest
+    from serving.jobs import backtest_job
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     cfg = settings()
+    day, first_cut, last_cut = (parse_date(d, default_today=False) for d in (as_of, start, end))
+    source = open_source(data)
     try:
-        source = open_data(local_path(data, "--data"))
-        require_tables(source)
-        tables = tables_from_backend(source.ibis(), source.present)
-        first, found = usage_span(tables)[0], data_end_of(tables)
-        last = found.day
-    except DataError as exc:
-        fail(str(exc))
-    dates = month_ends(first, last)
-    err_console.print(f"backtest: as of {last} ({found.describe()})", highlight=False)
-    if not dates:
-        fail(f"no month end between the first usage day {first} and the data end {last}: nothing to replay")
-    console.print(f"building features once for {len(dates)} month ends {dates[0]} .. {dates[-1]} (data ends {last})")
-    frame = build_features(source, dates, cfg, data_end=last)
-    first_cut, last_cut = parse_date(start, default_today=False), parse_date(end, default_today=False)
-    try:
-        chosen = choose_cutoffs(frame, cfg.horizon_days, None if (first_cut or last_cut) else cutoffs,
-                                pd.Timestamp(first_cut) if first_cut else None, pd.Timestamp(last_cut) if last_cut else None)
-        console.print(f"replaying the monthly job at {len(chosen)} cut-offs: {', '.join(str(c.date()) for c in chosen)}")
-        result = replay(frame, feature_names(), categorical_features(), cfg, chosen, num_boost_round=rounds)
-    except ValueError as exc:
-        fail(str(exc))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.summary.to_csv(out, index=False)
-    result.cutoffs.to_csv(out.with_name(f"{out.stem}_cutoffs.csv"), index=False)
-    result.books.to_csv(out.with_name(f"{out.stem}_books.csv"), index=False)
-    log_backtest(result, cfg, {"data": str(data), "horizon_days": cfg.horizon_days, "max_rounds": rounds})
-    _print(result)
+        with job_errors():
+            run = backtest_job(source, cfg, day, cutoffs=cutoffs, start=first_cut, end=last_cut, rounds=rounds, out=out,
+                               params={"data": str(data)}, say=say)
+    finally:
+        source.close()
+    _print(run.result)
     console.print(f"wrote {out} (and {out.stem}_cutoffs.csv, {out.stem}_books.csv); logged to MLflow as run 'backtest'")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -12,23 +14,20 @@ from rich.console import Console
 
 from features.config import Settings, get_settings
 
+# the exit codes, the same for every command, are declared with the jobs' errors (re-exported here for the commands)
+from serving.jobs.errors import (  # noqa: F401
+    EXIT_ERROR,
+    EXIT_INVALID_DATA,
+    EXIT_KEPT,
+    EXIT_OK,
+    EXIT_REGISTRY,
+    EXIT_UNDELIVERED,
+    JobError,
+)
+
 # Off a terminal (logs, CI, pipes) rich would wrap tables at 80 columns; reports read better wide.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-#: Exit codes, the same for every command (docs/operations.md says what to do for each):
-#: 0 done; 1 an unexpected error (the traceback is in the log); 2 bad input (data, files,
-#: options); 3 the model registry (unreachable, no such version) or a missing key;
-#: 4 ``retrain`` ran but the gate kept the current models (no new champion); 5 ``alerts``
-#: could not deliver every message that was due (kept for the next run, or parked), or
-#: another alerts run holds the lease.
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_INVALID_DATA = 2
-EXIT_REGISTRY = 3
-EXIT_KEPT = 4
-EXIT_UNDELIVERED = 5
-
 
 def fail(message: str, code: int = EXIT_INVALID_DATA) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code`` (the one failure path of every command)."""
@@ -51,39 +50,67 @@ def parse_date(value: str | None, *, default_today: bool = True) -> dt.date | No
         fail(f"{value!r} is not a date (expected YYYY-MM-DD)")
 
 
-def data_end(source) -> dt.date:  # noqa: ANN001 - features.io.DataSource, imported lazily
-    """The newest ``usage_daily`` date: nothing in the data may lie after it (the bound ``validate`` checks)."""
-    return data_end_info(source).newest
+def say(message: str) -> None:
+    """How a job's lines reach the console: on stderr, as they happen (the ``say`` of ``serving.jobs``)."""
+    err_console.print(message, highlight=False)
 
 
-def data_end_info(source):  # noqa: ANN001, ANN201 - a DataSource -> features.data_end.DataEnd, imported lazily
-    """Where the data ends: the newest usage day and the last complete one (the default ``--as-of`` of every command)."""
-    from features.build import data_end_of, tables_from_backend
-    from features.io import DataError
+def failed(exc: JobError) -> NoReturn:
+    """A job's typed error as the command's failure: the message and its exit code; a contract breach lists every violation."""
+    from features.io import ContractError
+
+    if isinstance(exc.__cause__, ContractError):
+        invalid_data(exc.__cause__)
+    fail(str(exc), exc.exit_code)
+
+
+def invalid_data(exc) -> NoReturn:  # noqa: ANN001 - features.io.ContractError
+    """Exit 2 listing every violation of the contract, with a few offending rows each; nothing was run."""
+    err_console.print(f"[red]invalid data:[/red] {len(exc.violations)} violation(s) in {exc.data_dir}; nothing was run")
+    print_violations(exc.violations)
+    raise typer.Exit(EXIT_INVALID_DATA)
+
+
+def print_violations(violations: list) -> None:
+    """Each violation of the contract on stderr, with a few of its offending rows."""
+    for v in violations:
+        err_console.print(f"- {v}")
+        for row in v.examples:
+            err_console.print(f"    {row}")
+
+
+@contextmanager
+def job_errors() -> Iterator[None]:
+    """Run a job; its typed error becomes the command's failure (the one mapping of errors to exit codes)."""
+    try:
+        yield
+    except JobError as exc:
+        failed(exc)
+
+
+def finish(problem: JobError | None) -> None:
+    """End a command whose job did its work but carries an error (a fallback model, an undelivered message)."""
+    if problem is not None:
+        failed(problem)
+
+
+def checked(source, value: str | None, *, command: str) -> dt.date:  # noqa: ANN001 - a DataSource
+    """``DataSource.checked``: the as-of (said; default the data end), then the contract; exit 2 listing every violation."""
+    from features.io import ContractError, DataError
 
     try:
-        return data_end_of(tables_from_backend(source.ibis(), source.present))
+        return source.checked(parse_date(value, default_today=False), on_as_of=lambda c: say(c.describe(command))).day
+    except ContractError as exc:
+        invalid_data(exc)
     except (DataError, ValueError) as exc:
         fail(str(exc))
 
 
-def as_of_or_data_end(value: str | None, source, *, command: str) -> dt.date:  # noqa: ANN001 - a DataSource
-    """``--as-of`` when given, else the data end (its last complete day); either way the command says which (on stderr)."""
-    if value is not None:
-        chosen = parse_date(value)
-        err_console.print(f"{command}: as of {chosen} (--as-of)", highlight=False)
-        return chosen
-    end = data_end_info(source)
-    err_console.print(f"{command}: as of {end.day} ({end.describe()})", highlight=False)
-    return end.day
-
-
 def is_uri(location: str) -> bool:
-    """True for a lake URI (``s3a://``, ``gs://``, ``abfss://``, ``file://``, ...), kept as a string end to end.
+    """``features.io.is_uri``, imported when asked so that ``expansion --help`` does not load DuckDB."""
+    from features.io import is_uri as lake_uri
 
-    ``--data`` and ``--features`` are strings, not paths: a path would turn ``s3a://lake`` into ``s3a:/lake``.
-    """
-    return "://" in location and location.split("://", 1)[0].isidentifier()
+    return lake_uri(location)
 
 
 def local_path(location: str | Path, option: str) -> Path:
@@ -102,12 +129,12 @@ def is_interactive() -> bool:
     return sys.stderr.isatty()
 
 
-def open_source(data: Path):  # noqa: ANN201 - features.io.DataSource, imported lazily
-    """The data folder with its required tables, or exit 2 naming what is missing."""
+def open_source(data: str | Path, option: str = "--data"):  # noqa: ANN201 - features.io.DataSource, imported lazily
+    """The data folder (a path or file:// URI) with its required tables, or exit 2 naming what is missing."""
     from features.io import DataError, open_data, require_tables
 
     try:
-        source = open_data(data)
+        source = open_data(local_path(data, option))
         require_tables(source)
     except DataError as exc:
         fail(str(exc))

@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from serving.cli.common import EXIT_INVALID_DATA, as_of_or_data_end, console, data_end_info, err_console, fail, local_path, parse_date
-
-
-def require_valid(source, bound: dt.date, data: object) -> None:  # noqa: ANN001 - features.io.DataSource
-    """Check the contract before a job runs (``retrain``, ``score``, ``metrics``); exit 2 listing every violation.
-
-    ``bound``: no event may lie after it (the later of the data end and the snapshot).
-    """
-    from features.validate import validate as run_checks
-
-    report = run_checks(source, bound)
-    if report.ok:
-        return
-    err_console.print(f"[red]invalid data:[/red] {len(report.violations)} violation(s) in {data}; nothing was run")
-    for v in report.violations:
-        err_console.print(f"- {v}")
-        for row in v.examples:
-            err_console.print(f"    {row}")
-    raise typer.Exit(EXIT_INVALID_DATA)
+from serving.cli.common import EXIT_INVALID_DATA, console, err_console, fail, local_path, parse_date, print_violations, say
 
 
 def validate(
@@ -46,12 +27,16 @@ def validate(
         err_console.print(f"validate: as of {as_of_date} (today: usage_daily is missing)", highlight=False)
     elif as_of is None:
         # the bound is the newest day even when it is partly loaded: its rows are there, and not in the future
-        end = data_end_info(source)
+        try:
+            end = source.data_end()
+        except (DataError, ValueError) as exc:
+            fail(str(exc))
         as_of_date = end.newest
         note = f"; the commands default to {end.day}, the last complete day" if end.partial else ""
-        err_console.print(f"validate: as of {as_of_date} (the newest usage_daily day{note})", highlight=False)
+        say(f"validate: as of {as_of_date} (the newest usage_daily day{note})")
     else:
-        as_of_date = as_of_or_data_end(as_of, source, command="validate")
+        as_of_date = parse_date(as_of)
+        say(f"validate: as of {as_of_date} (--as-of)")
     report = run_checks(source, as_of_date)
     summary = Table(title=f"{data} as of {as_of_date}")
     for col in ("table", "rows", "first date", "last date"):
@@ -65,10 +50,7 @@ def validate(
         console.print("[green]valid:[/green] every table meets the contract")
         return
     err_console.print(f"[red]invalid:[/red] {len(report.violations)} violation(s)")
-    for v in report.violations:
-        err_console.print(f"- {v}")
-        for row in v.examples:
-            err_console.print(f"    {row}")
+    print_violations(report.violations)
     raise typer.Exit(EXIT_INVALID_DATA)
 
 

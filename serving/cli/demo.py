@@ -22,7 +22,7 @@ from rich.rule import Rule
 from rich.table import Table
 
 from features.config import Engine, ModelSource
-from serving.cli.common import console, open_source, parse_date, settings
+from serving.cli.common import console, job_errors, open_source, parse_date, settings
 
 STEPS = 9
 
@@ -113,7 +113,7 @@ def demo(
     from serving.cli import data as cli_data
     from serving.cli import features as cli_features
     from serving.cli import forecast as cli_forecast
-    from serving.cli.alerts import run_and_print
+    from serving.cli.alerts_print import print_run
     from serving.cli import metrics as cli_metrics
     from serving.cli import score as cli_score
     from serving.cli import serve as cli_serve
@@ -172,9 +172,12 @@ def demo(
     _done(t)
 
     t = _step(8, "alerts on leading indicators (a dry run: nothing is sent)")
+    from serving.jobs import alerts_job
+
     source = open_source(data)
     try:
-        run_and_print(source, as_of_date, cfg, dry_run=True)
+        with job_errors():
+            print_run(alerts_job(source, cfg, as_of_date, dry_run=True))
     finally:
         source.close()
     _done(t)

@@ -15,6 +15,7 @@ from serving.cli.common import (
     err_console,
     fail,
     is_interactive,
+    local_path,
     parse_date,
     settings,
 )
@@ -65,7 +66,7 @@ def features(
     """Build the point-in-time feature frame (features + labels) for every account with MRR > 0 at each snapshot."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from features.build import build_features, data_end_of, feature_sql, tables_from_backend, usage_span
+    from features.build import build_features, feature_sql
     from features.io import DataError, open_data
 
     cfg = settings()
@@ -80,11 +81,10 @@ def features(
         raise typer.Exit(EXIT_INVALID_DATA)
     out = Path(out)
     try:
-        source = open_data(data)
-        tables = tables_from_backend(source.ibis(), source.present)
-        first_day = usage_span(tables)[0]
+        source = open_data(local_path(data, "--data"))
+        first_day = source.span()[0]
         if end_date is None:
-            found = data_end_of(tables)
+            found = source.data_end()
             end_date = found.day
             if found.partial:
                 err_console.print(f"features: data end {found.day} ({found.describe()})", highlight=False)

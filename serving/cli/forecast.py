@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
@@ -11,12 +10,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from serving.cli.common import EXIT_REGISTRY, as_of_or_data_end, console, fail, open_source, settings
-
-
-# the calibration reads at most this many past cut-offs (two years of monthly forecasts): their actuals come from one
-# feature build over those month ends (24 took 6.0 s at 10,000 accounts), and older errors say little of today's forecast
-TRACK_RECORD_CUTOFFS = 24
+from serving.cli.common import console, job_errors, open_source, parse_date, say, settings
 
 
 def _money(v: float) -> str:
@@ -105,33 +99,22 @@ def forecast(
     """Expansion, contraction and churned ARR and NRR over the next horizon, total and per segment, with 80 % and 95 % intervals."""
     import logging
 
+    from serving.jobs import forecast_backtest_job, forecast_job, forecast_track_job
+
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     cfg = settings().model_copy(update={"horizon_days": horizon_days})
+    day = parse_date(as_of, default_today=False)
     source = open_source(data)
-    uri = store or cfg.crm_uri
-    if backtest:
-        return _backtest(source, data, cfg, rounds, draws, as_json, store)
-    if track:
-        return _track(source, cfg, uri, as_of_or_data_end(as_of, source, command="forecast"), as_json)
-    from serving.forecast_store import ForecastStore
-    from training.forecast_calibration import standardised
-    from training.forecast_job import ForecastError, forecast_data
-    from training.forecast_tracking import log_forecast
-
-    day, forecasts = as_of_or_data_end(as_of, source, command="forecast"), ForecastStore(uri)
-    past = _past_against_actual(source, cfg, forecasts.read(), _data_end(source, day), newest=TRACK_RECORD_CUTOFFS)
-    if len(past):  # one forecast per cut-off, group and measure: the newest stored (a re-run with other models replaces)
-        past = past.sort_values("stored_at").drop_duplicates(["as_of", "group_name", "measure"], keep="last")
-    if len(past):  # the model's calibration reads the model's own past points, whichever method served
-        past = past.assign(forecast=pd.to_numeric(past["model_forecast"], errors="coerce").fillna(past["forecast"]))
-    record = standardised(past.rename(columns={"group_name": "group"})) if len(past) else None
     try:
-        result = forecast_data(source, day, cfg, draws=draws, track=record, record=forecasts.read_record(horizon_days))
-    except ForecastError as exc:
-        fail(str(exc), EXIT_REGISTRY)
-    forecasts.write(result.run_id, result.as_of, result.horizon_days, result.table, result.models,
-                    dt.datetime.now(dt.timezone.utc))
-    log_forecast(result, cfg)
+        with job_errors():
+            if backtest:
+                return _print_backtest(forecast_backtest_job(source, cfg, store=store, rounds=rounds, draws=draws,
+                                                             params={"data": str(data)}), as_json)
+            if track:
+                return _print_track(forecast_track_job(source, cfg, day, store=store, say=say), cfg.horizon_days, as_json)
+            result = forecast_job(source, cfg, day, store=store, draws=draws, say=say)
+    finally:
+        source.close()
     if as_json:
         print(json.dumps({"run_id": result.run_id, "as_of": result.as_of.isoformat(), "horizon_days": horizon_days,
                           "models": result.models, "groups": result.table.to_dict("records"),
@@ -158,88 +141,35 @@ def calibration_line(calibration: pd.DataFrame) -> str:
             f"horizons); expansion ARR's squared error over the draws' variance: {phi} (1 = the draws were right).")
 
 
-def _backtest(source, data: Path, cfg, rounds: int, draws: int, as_json: bool, store: str | None) -> None:  # noqa: ANN001
-    from features.build import tables_from_backend, usage_span
-    from features.registry import categorical_features, feature_names
-    from features.spine import month_ends
-    from training.forecast_backtest import backtest_with_record, summarize_backtest
-    from training.forecast_job import frame_with_contraction
-    from training.forecast_tracking import log_forecast_backtest
-
-    first, last = usage_span(tables_from_backend(source.ibis(), source.present))
-    frame = frame_with_contraction(source, month_ends(first, last), cfg)
-    try:
-        results, record = backtest_with_record(frame, feature_names(), categorical_features(), cfg, max_rounds=rounds,
-                                               draws=draws)
-    except ValueError as exc:
-        fail(str(exc))
-    if results.empty:
-        fail("no cut-off has a year of complete history before it (the trailing naive forecast needs four periods)")
-    summary = summarize_backtest(results)
-    from serving.forecast_store import ForecastStore
-
-    forecasts = ForecastStore(store or cfg.crm_uri)
-    try:
-        forecasts.write_record(cfg.horizon_days, record, dt.datetime.now(dt.timezone.utc))
-    finally:
-        forecasts.close()
-    run = log_forecast_backtest(results, summary, cfg, {"data": str(data), "horizon_days": cfg.horizon_days,
-                                                        "max_rounds": rounds, "draws": draws})
+def _print_backtest(done, as_json: bool) -> None:  # noqa: ANN001 - serving.jobs.forecast.ForecastBacktest
     if as_json:
-        print(json.dumps({"summary": summary.to_dict("records"), "cutoffs": results.to_dict("records")}, default=str))
+        print(json.dumps({"summary": done.summary.to_dict("records"), "cutoffs": done.results.to_dict("records")},
+                         default=str))
         return
-    print_backtest(summary)
+    print_backtest(done.summary)
     console.print("MdAPE is over the cut-offs whose actual is not 0 (n); MdAE is the median absolute error in points of "
                   "starting ARR over every cut-off; bias is the median signed % error and the cut-offs above the actual. "
                   "'live' is what the forecast would have served, choosing its method on earlier cut-offs only; the "
                   "record is stored for the live forecast's choice.", highlight=False)
-    console.print(f"logged to MLflow as run {run} (plot: plots/forecast_backtest.png)")
+    console.print(f"logged to MLflow as run {done.run_id} (plot: plots/forecast_backtest.png)")
 
 
-def _track(source, cfg, uri: str, as_of: dt.date, as_json: bool) -> None:  # noqa: ANN001
-    from serving.forecast_store import ForecastStore
-
-    stored = ForecastStore(uri).read()
-    data_end = _data_end(source, as_of)
-    out = _past_against_actual(source, cfg, stored, data_end)
+def _print_track(found, horizon_days: int, as_json: bool) -> None:  # noqa: ANN001 - serving.jobs.forecast.ForecastTrack
+    out = found.table
     if as_json:
         print(json.dumps(out.to_dict("records"), default=str))
         return
     if out.empty:
-        console.print(f"no stored {cfg.horizon_days}-day forecast has a horizon that ended by {data_end} "
-                      f"({len(stored)} stored row(s))")
+        console.print(f"no stored {horizon_days}-day forecast has a horizon that ended by {found.data_end} "
+                      f"({found.stored_rows} stored row(s))")
         return
-    t = Table(title=f"past forecasts against what happened (data to {data_end})")
+    t = Table(title=f"past forecasts against what happened (data to {found.data_end})")
     for col in ("as of", "group", "measure", "forecast", "actual", "error %", "80% held", "95% held"):
         t.add_column(col)
     for r in out.to_dict("records"):
         t.add_row(str(r["as_of"]), r["group_name"], r["measure"], f"{r['forecast']:,.1f}", f"{r['actual']:,.1f}",
                   f"{r['error_pct']:+.1f}", "yes" if r["in80"] else "no", "yes" if r["in95"] else "no")
     console.print(t)
-
-
-def _data_end(source, as_of: dt.date) -> dt.date:  # noqa: ANN001
-    """``as_of``, or the data's last day when that is earlier: outcomes are known up to there."""
-    from features.build import default_data_end, tables_from_backend
-
-    return min(as_of, default_data_end(tables_from_backend(source.ibis(), source.present)))
-
-
-def _past_against_actual(source, cfg, stored: pd.DataFrame, data_end: dt.date,  # noqa: ANN001
-                         newest: int | None = None) -> pd.DataFrame:
-    """Stored forecasts of this horizon whose horizon has passed by ``data_end`` (``_data_end``; the ``newest``
-    cut-offs of them when given), beside what happened (``track``)."""
-    from serving.forecast_store import track
-    from training.forecast_job import actuals_at
-
-    if not stored.empty:
-        stored = stored.loc[stored["horizon_days"].astype(int) == cfg.horizon_days]
-    if stored.empty:
-        return track(stored, pd.DataFrame(), data_end)
-    due = sorted({d for d in pd.to_datetime(stored["as_of"]).dt.date if d + dt.timedelta(days=cfg.horizon_days) <= data_end})
-    due = due[-newest:] if newest else due
-    stored = stored.loc[pd.to_datetime(stored["as_of"]).dt.date.isin(due)]
-    return track(stored, actuals_at(source, due, cfg), data_end)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,8 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from serving.cli.common import as_of_or_data_end, console, data_end, err_console, fail, local_path, parse_date
-from serving.cli.data import require_valid
+from serving.cli.common import checked, console, err_console, fail, open_source, parse_date
 
 
 class Period(str, Enum):
@@ -66,16 +65,10 @@ _HEADERS = {
 
 def _open_tables(data: str, as_of: str | None):  # noqa: ANN202 - (MetricTables, date), imported lazily
     """Open and validate the folder (exit 2 with every violation when it breaks the contract); the as-of date used."""
-    from features.io import DataError, open_data, require_tables
     from features.metrics import MetricTables
 
-    try:
-        source = open_data(local_path(data, "--data"))
-        require_tables(source)
-    except DataError as exc:
-        fail(str(exc))
-    as_of_date = as_of_or_data_end(as_of, source, command="metrics")
-    require_valid(source, max(as_of_date, data_end(source)), data)
+    source = open_source(data)
+    as_of_date = checked(source, as_of, command="metrics")
     return MetricTables.from_source(source), as_of_date
 
 

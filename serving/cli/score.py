@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,16 +14,15 @@ from rich.table import Table
 
 from features.config import Engine, ModelSource
 from serving.cli.common import (
-    EXIT_REGISTRY,
-    as_of_or_data_end,
     console,
-    data_end,
     err_console,
     fail,
+    finish,
     is_interactive,
-    is_uri,
-    local_path,
+    job_errors,
+    open_source,
     parse_date,
+    say,
     settings,
 )
 from serving.sinks import sink_help
@@ -92,152 +93,46 @@ def score(
 
     The data is checked against the contract first (exit 2 listing every violation, nothing written).
     """
-    from features.io import DataError, open_data, require_tables
-    from serving.batch import snapshot_features
-    from serving.cli.data import require_valid
-    from serving.models import fail_fast_registry, load_models, scorer_for
-    from serving.sinks import open_sink
-    from serving.sinks.sql import SinkSchemaError
+    from serving.jobs import score_job, score_job_on_spark
 
-    fail_fast_registry()  # a registry that is down: the fallback and the note in seconds, not minutes of retries
     cfg = settings()
     scored_at = dt.datetime.now(dt.UTC)  # the entry point is the one place that reads the clock
     if data is None and (engine is Engine.duckdb or features_path is None):
         fail("give --data (or, with --engine spark, --features)")
-    try:
-        target = open_sink(sink or cfg.crm_uri, cfg, field_map=_read_field_map(field_map), replace_newer=replace_newer)
-    except ValueError as exc:
-        fail(str(exc))
+    options = dict(sink=sink, models=models.value, field_map=_read_field_map(field_map), replace_newer=replace_newer,
+                   chunk_size=chunk_size, scored_at=scored_at, say=say)
+    day = parse_date(as_of, default_today=False)
     if engine is Engine.spark:
-        _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_at, models, chunk_size)
+        with job_errors():
+            run = score_job_on_spark(cfg, day, data=data, features_path=features_path, scores_out=scores_out, **options)
+        _print_summary(run.summary)
+        finish(run.problem)
         return
+    source = open_source(data)
     try:
-        source = open_data(local_path(data, "--data"))
-        require_tables(source)
-    except DataError as exc:
-        target.close()
-        fail(str(exc))
-    try:
-        as_of_date = as_of_or_data_end(as_of, source, command="score")
-        require_valid(source, max(as_of_date, data_end(source)), data)
-        features = snapshot_features(source, as_of_date, cfg)
-        choice = load_models(cfg, models.value)
-        err_console.print(f"models: {choice.note}", highlight=False)
-        if choice.baseline_over_deployed:
-            fail(f"refusing to score with the baseline while deployed models exist ({choice.note}); check "
-                 "MLFLOW_TRACKING_URI and the home, or pass --models none to score with the baseline on purpose",
-                 EXIT_REGISTRY)
-        scorer = scorer_for(choice, cfg)
-        try:
-            summary = _run(features, scorer, target, as_of_date, scored_at, chunk_size)
-        except SinkSchemaError as exc:
-            fail(str(exc))
-        if models.value != "none":
-            _score_shadow(features, cfg, target, summary)
-        _print_summary(summary)  # before the alerts, which may exit non-zero on an undelivered message
-        # alerts hook (serving/alerts): with EXPANSION_ALERTS_ON_SCORE=true, alert on the snapshot just scored
-        if cfg.alerts_on_score:
-            from serving.cli.alerts import run_and_print
-
-            run_and_print(source, as_of_date, cfg, features=features)
+        with job_errors(), _progress() as on_progress:
+            run = score_job(source, cfg, day, on_progress=on_progress, **options)
     finally:
         source.close()
-        target.close()
-    if choice.registry_unreachable:
-        fail(f"scored with a fallback because the registry could not be asked: {choice.note}", EXIT_REGISTRY)
+    _print_summary(run.summary)  # before the alerts, which may end the command non-zero on an undelivered message
+    if run.alerts is not None:
+        from serving.cli.alerts_print import print_run
+
+        print_run(run.alerts)
+    finish(run.problem)
 
 
-def _score_shadow(features, cfg, target, summary) -> None:  # noqa: ANN001
-    """The shadow challenger beside the champion, stored under the run's id (SQL sinks only; said when skipped)."""
-    from serving.sinks.sql import SqlSink
-
-    if not isinstance(target, SqlSink):
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal, plain log lines otherwise; yields the job's ``on_progress(done, total)``."""
+    if not is_interactive():
+        yield lambda done, total: err_console.print(f"scored {done:,}/{total:,} accounts", highlight=False)
         return
-    try:
-        from training.monitoring_tracking import shadow_model
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        shadows = {name: m for name in ("expansion",) if (m := shadow_model(name, cfg)) is not None}
-    except Exception as exc:  # noqa: BLE001 - the run's scores stand without the shadow's
-        err_console.print(f"shadow: not scored, the registry could not be read ({type(exc).__name__})")
-        return
-    if not shadows:
-        return
-    from serving.batch import shadow_scores
-    from serving.monitoring_store import MonitoringStore
-
-    store = MonitoringStore(target.engine.url.render_as_string(hide_password=False))
-    try:
-        written = store.write_shadow(shadow_scores(features, shadows, summary.run_id, summary.as_of))
-    finally:
-        store.close()
-    err_console.print(f"shadow: {', '.join(f'{n} v{m.version}' for n, m in shadows.items())} scored beside the champion "
-                      f"({written:,} rows, not shown to CSMs)", highlight=False)
-
-
-def _score_on_spark(cfg, data, features_path, scores_out, target, as_of, scored_at, models, chunk_size) -> None:  # noqa: ANN001
-    """``score --engine spark``: a local --data folder is checked against the contract first; lake URIs stay URIs."""
-    from serving.spark_batch import score_on_spark
-
-    if data is not None and (not is_uri(data) or data.startswith("file://")):
-        from features.io import DataError, open_data
-        from serving.cli.data import require_valid
-
-        try:
-            source = open_data(local_path(data, "--data"))
-        except DataError as exc:
-            target.close()
-            fail(str(exc))
-        try:
-            bound = max(parse_date(as_of, default_today=False) or data_end(source), data_end(source))
-            require_valid(source, bound, data)
-        finally:
-            source.close()
-    from serving.models import load_models
-
-    choice = load_models(cfg, models.value)  # the same rules as on DuckDB: no silent baseline, a fallback exits 3
-    if choice.baseline_over_deployed:
-        target.close()
-        fail(f"refusing to score with the baseline while deployed models exist ({choice.note}); check "
-             "MLFLOW_TRACKING_URI and the home, or pass --models none to score with the baseline on purpose",
-             EXIT_REGISTRY)
-    try:
-        summary = score_on_spark(cfg, data, features_path, scores_out, target, parse_date(as_of, default_today=False),
-                                 scored_at, models.value, chunk_size,
-                                 on_as_of=lambda day, why: err_console.print(f"score: as of {day} ({why})", highlight=False))
-    finally:
-        target.close()
-    _print_summary(summary)
-    if choice.registry_unreachable:
-        fail(f"scored with a fallback because the registry could not be asked: {choice.note}", EXIT_REGISTRY)
-
-
-def _run(features, scorer, target, as_of_date, scored_at, chunk_size):  # noqa: ANN001, ANN202
-    """Run the job with a progress bar on a terminal, plain log lines otherwise."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    from serving.batch import score_snapshot
-
-    total = len(features)
-    if is_interactive():
-        with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console) as bar:
-            task = bar.add_task("score", total=total)
-            return score_snapshot(
-                features, scorer, target, as_of_date, scored_at, chunk_size=chunk_size, on_chunk=lambda n: bar.advance(task, n)
-            )
-    done = 0
-
-    def log(n: int) -> None:
-        nonlocal done
-        done += n
-        err_console.print(f"scored {done:,}/{total:,} accounts", highlight=False)
-
-    return score_snapshot(features, scorer, target, as_of_date, scored_at, chunk_size=chunk_size, on_chunk=log)
+    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console) as bar:
+        task = bar.add_task("score", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def register(app: typer.Typer) -> None:

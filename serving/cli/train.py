@@ -14,12 +14,12 @@ from rich.table import Table
 from serving.cli.common import (
     EXIT_KEPT,
     EXIT_REGISTRY,
-    as_of_or_data_end,
+    checked,
     console,
-    data_end,
     fail,
-    local_path,
+    open_source,
     parse_date,
+    say,
     settings,
 )
 from training.names import ModelName
@@ -137,10 +137,8 @@ def retrain(
     models (reasons printed); 2 bad data (every violation listed, nothing trained);
     3 the registry cannot be reached; 1 an unexpected error.
     """
-    from features.io import DataError, open_data, require_tables
-    from serving.cli.data import require_valid
+    from features.io import DataError
     from training.pipeline import retrain as run
-
     from training.pipeline import retrain_on_frame
 
     _quiet_mlflow()
@@ -160,20 +158,15 @@ def retrain(
         except _registry_errors() as exc:
             fail(f"MLflow registry: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_REGISTRY)
     else:
-        try:
-            source = open_data(local_path(data, "--data"))
-            require_tables(source)
-        except DataError as exc:
-            fail(str(exc))
-        as_of_date = as_of_or_data_end(as_of, source, command="retrain")
-        require_valid(source, max(as_of_date, data_end(source)), data)
-        from serving.cli.monitor import monitor_after_retrain, shadow_records_for
+        source = open_source(data)
+        as_of_date = checked(source, as_of, command="retrain")
+        from serving.jobs.monitor import monitor_after_retrain, shadow_records_for
 
         try:
-            shadows = shadow_records_for(source, settings(), as_of_date)
+            shadows = shadow_records_for(source, settings(), as_of_date, say=say)
             result = run(source, as_of_date, settings(), n_cutoffs=cutoffs, num_boost_round=rounds, on_step=console.print,
                          shadows=shadows)
-            monitor_after_retrain(source, settings(), as_of_date)
+            monitor_after_retrain(source, settings(), as_of_date, say=say)
         except (DataError, ValueError) as exc:
             fail(str(exc))
         except _registry_errors() as exc:

@@ -24,7 +24,7 @@ def monitored(generated_company, feature_frame, tmp_path_factory):
     from features.io import open_data
     from features.registry import categorical_features, feature_names
     from serving.batch import score_snapshot, shadow_scores
-    from serving.monitoring_job import monitor
+    from serving.jobs.monitoring import monitor
     from serving.monitoring_store import MonitoringStore
     from serving.scoring import Scorer
     from serving.sinks.sql import SqlSink
@@ -101,7 +101,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 def test_alarms_reach_the_alert_channel_once(monitored, tmp_path):
-    from serving.monitoring_job import send_alarms
+    from serving.jobs.monitoring import send_alarms
     from training.monitoring import alarms
 
     _, store, _, settings = monitored
