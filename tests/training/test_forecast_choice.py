@@ -144,3 +144,16 @@ def test_overlapping_cut_offs_count_as_the_independent_horizons_they_are_worth()
     assert 0.1 < overlapping < 0.25  # 0.5 ** 2.7 or so: not beyond noise at any level used
     quarterly = CUTOFFS[::3][:6].to_numpy(dtype="datetime64[D]").astype(np.int64)  # horizons that do not overlap
     assert _beats(np.array([0.1] * 6), np.array([1.0] * 6), quarterly, H) == pytest.approx(0.5 ** 6, rel=0.05)
+
+
+def test_the_bias_test_counts_the_independent_horizons_of_overlapping_cut_offs() -> None:
+    # a forecast above the actual at every monthly cut-off: 6 of them overlap into about 3 independent 90-day
+    # horizons, which a fair coin matches 1 time in 4 (no correction); 12 into about 5, which it matches 1 in 30
+    def days(n: int) -> np.ndarray:
+        return pd.date_range("2024-01-31", periods=n, freq="ME").to_numpy().astype("datetime64[D]")
+
+    shift6, _, _, p6 = bias_shift(np.ones(6), days(6), 90)
+    shift12, _, _, p12 = bias_shift(np.ones(12), days(12), 90)
+    assert shift6 == 0.0 and p6 > 0.1
+    assert shift12 == 1.0 and p12 < 0.05
+    assert bias_shift(np.ones(6))[3] == pytest.approx(2 / 2 ** 6)  # counted as independent, the exact sign test
