@@ -135,5 +135,5 @@ def _why(store: SnapshotStore, as_of: dt.date, stamp: Stamp, rebuild: bool) -> s
 def _summary(store: SnapshotStore, why: dict[dt.date, str | None]) -> str:
     rebuilt = Counter(reason for reason in why.values() if reason)
     reasons = "; ".join(f"{n} {reason}" for reason, n in sorted(rebuilt.items()))
-    return (f"feature snapshots ({store.folder}): {len(why) - sum(rebuilt.values())} reused, "
-            f"{sum(rebuilt.values())} rebuilt" + (f" ({reasons})" if reasons else ""))
+    return (f"feature snapshots: {len(why) - sum(rebuilt.values())} reused, {sum(rebuilt.values())} rebuilt"
+            + (f" ({reasons})" if reasons else "") + f", in {store.folder}")
