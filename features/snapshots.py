@@ -84,6 +84,7 @@ class SnapshotStore:
         tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
         try:
             pq.write_table(table, tmp)
+            tmp.chmod(0o600)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -146,3 +146,7 @@ def test_history_features_stays_within_the_home(tiny_company, tiny_dates, tmp_pa
     settings = Settings(_env_file=None, home=tmp_path / "home")
     _history(tiny_company(), settings, tiny_dates[:2])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "tiny0", "tiny1"]
+    files = list(settings.snapshot_store.rglob("*"))
+    assert [f.name for f in files if f.is_file()] == ["snapshot.parquet"] * 2  # no temporary file left
+    assert {f.stat().st_mode & 0o777 for f in files} == {0o700, 0o600} and all(
+        (f.stat().st_mode & 0o777) == (0o700 if f.is_dir() else 0o600) for f in files)
