@@ -88,6 +88,25 @@ def test_a_corrected_past_row_rebuilds_exactly_the_snapshots_after_it(tiny_compa
     pd.testing.assert_frame_equal(frame, _fresh(corrected, settings, tiny_dates))
 
 
+def test_next_month_landing_reuses_every_stored_month_end_and_reads_the_labels_afresh(tiny_company, tiny_dates,
+                                                                                        tmp_path: Path):
+    settings = Settings(_env_file=None, home=tmp_path / "home")
+    last_month = tiny_dates[-2]
+
+    def a_month_earlier(tables: dict[str, pd.DataFrame]) -> None:
+        u = tables["usage_daily"]
+        tables["usage_daily"] = u.loc[u["date"] <= last_month]
+
+    _history(tiny_company(a_month_earlier), settings, tiny_dates[:-1])  # last month's job, data ending a month earlier
+    now = tiny_company()
+    frame, heard = _history(now, settings, tiny_dates)
+    assert heard[0].startswith(f"feature snapshots: {len(tiny_dates) - 1} reused, 1 rebuilt (1 not stored)")
+    fresh = _fresh(now, settings, tiny_dates)
+    pd.testing.assert_frame_equal(frame, fresh)  # labels completed by the new month come from the new data
+    earlier = _fresh(tiny_company(a_month_earlier), settings, tiny_dates[:-1])
+    assert fresh["expanded"].notna().sum() > earlier["expanded"].notna().sum()
+
+
 def test_a_changed_definition_rebuilds_every_snapshot(tiny_company, tiny_dates, tmp_path: Path):
     home = tmp_path / "home"
     folder = tiny_company()
