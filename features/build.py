@@ -149,6 +149,22 @@ def _labels_keyed(
     return keyed.select(*KEYS, *LABELS)
 
 
+def label_frame(source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date) -> pd.DataFrame:
+    """``account_id, as_of`` and the label columns for every spine row at the dates, as ``build_features`` has them.
+
+    Labels look past the as-of up to the data end, so a stored snapshot keeps the features
+    alone and the labels are read afresh (from subscriptions only) on every build.
+    """
+    tables = tables_from_backend(source.ibis(), source.present)
+    check_columns(tables)
+    subs, snaps = tables["subscriptions"], snapshots(snapshot_days(as_of_dates))
+    base = spine(subs, snaps)
+    moves = movements(subs, tables.get("products"))
+    keyed = _labels_keyed(subs, base, settings, data_end, tables.get("products"), moves)
+    out = keyed.join(base.select(*KEYS, "as_of"), KEYS).select("account_id", "as_of", *LABELS)
+    return to_frame(source.ibis().to_pyarrow(out).to_pandas())
+
+
 def to_frame(result: pd.DataFrame) -> pd.DataFrame:
     """Normalise dtypes of an executed feature table: dates as datetime64, categoricals and context as strings, the rest float.
 

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     snapshot_path: Path | None = Field(
         None, description="Feature snapshot the service looks accounts up in; default <home>/serving/snapshot.parquet."
     )
+    feature_snapshots: Path | None = Field(
+        None, description="Folder of the stored month-end feature snapshots the history jobs reuse (Parquet, one per "
+        "as-of, keyed by the definitions and the raw rows up to it); default <home>/snapshots.",
+    )
+    rebuild_snapshots: bool = Field(
+        False, description="Recompute every feature snapshot a job needs instead of reusing stored ones (and store them anew).",
+    )
     insecure: bool = Field(False, description="Let the service run without an API key (local use only).")
     drain_seconds: float = Field(
         2.0, ge=0, le=15,
@@ -208,6 +215,11 @@ class Settings(BaseSettings):
     def snapshot_file(self) -> Path:
         """The feature snapshot the service reads: ``EXPANSION_SNAPSHOT_PATH`` or ``<home>/serving/snapshot.parquet``."""
         return self.snapshot_path or self.home / "serving" / "snapshot.parquet"
+
+    @property
+    def snapshot_store(self) -> Path:
+        """The feature snapshot store: ``EXPANSION_FEATURE_SNAPSHOTS`` or ``<home>/snapshots``."""
+        return self.feature_snapshots or self.home / "snapshots"
 
     @property
     def artifact_root(self) -> Path:

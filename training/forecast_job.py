@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from features.build import build_features
 from features.config import Settings
 from features.io import DataSource
 from features.movements import movements
+from features.snapshots import history_features
 from training.datasets import newest_complete_month_end
 from training.forecast import MEASURES, account_expectations, forecast, learn_sizes
 from training.forecast_calibration import calibrate, dispersion
@@ -61,7 +61,7 @@ def _month_ends_back(cutoff: dt.date, periods: int) -> list[dt.date]:
 
 def frame_with_contraction(source: DataSource, dates: list[dt.date], settings: Settings) -> pd.DataFrame:
     """The feature frame at ``dates`` with ``contraction_mrr`` over each row's horizon."""
-    frame = build_features(source, dates, settings)
+    frame = history_features(source, dates, settings)
     moves = movements(source.ibis().table("subscriptions")).execute()
     frame["contraction_mrr"] = contraction_mrr(moves, frame, settings.horizon_days).to_numpy()
     return frame

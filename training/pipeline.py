@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import build_features, default_data_end, tables_from_backend, to_frame, usage_span
+from features.build import default_data_end, tables_from_backend, to_frame, usage_span
 from features.config import Settings
 from features.io import DataSource, require_tables
 from features.labels import LABELS
 from features.registry import categorical_features, feature_names
+from features.snapshots import history_features
 from features.spine import month_ends
 from training.datasets import cut_at, newest_complete_month_end
 from training.drift import feature_drift, importance_of
@@ -112,7 +113,7 @@ def retrain(
     if not dates:
         raise ValueError(f"no complete month end in the data up to {data_end}: nothing to train on")
     say(f"building features for {len(dates)} month ends {dates[0]} .. {dates[-1]}")
-    frame = build_features(source, dates, settings, data_end=data_end)
+    frame = history_features(source, dates, settings, data_end=data_end)  # its line on stderr
     return retrain_on_frame(frame, settings, data_end, n_cutoffs=n_cutoffs, num_boost_round=num_boost_round,
                             shadows=shadows)
 

@@ -172,8 +172,9 @@ def backtest_dates(first_usage: dt.date, data_end: dt.date) -> list[dt.date]:
 def replay(source, settings, rules: tuple[Rule, ...] | None = None,  # noqa: ANN001 - DataSource, Settings
            snapshots_per_batch: int | None = 6) -> tuple[pd.DataFrame, dict[str, str]]:
     """Every active rule's track record over the month-end snapshots the data covers, and why others are inactive."""
-    from features.build import build_features, default_data_end, tables_from_backend, usage_span
+    from features.build import default_data_end, tables_from_backend, usage_span
     from features.conditions import thresholds
+    from features.snapshots import history_features
     from serving.alerts.rules import active_rules, load_rules
     from serving.alerts.signals import usable_tables, with_signals
 
@@ -181,8 +182,8 @@ def replay(source, settings, rules: tuple[Rule, ...] | None = None,  # noqa: ANN
     first, _ = usage_span(tables)
     end = default_data_end(tables)
     rules, inactive = active_rules(rules or load_rules(settings.alerts_rules, thresholds(settings)), usable_tables(source))
-    frame = build_features(source, backtest_dates(first, end), settings, data_end=end,
-                           snapshots_per_batch=snapshots_per_batch, signals=True)
+    frame = history_features(source, backtest_dates(first, end), settings, data_end=end,
+                             snapshots_per_batch=snapshots_per_batch, signals=True)
     holders = table_holders(source, sorted({t for r in rules for t in r.requires}))
     return track_record(with_signals(frame, source, settings), rules, replicates=settings.bootstrap_replicates,
                         holders=holders), inactive

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from serving.cli.alerts_print import print_run, print_simulation, print_track_record
-from serving.cli.common import console, fail, finish, job_errors, open_source, parse_date, say, settings
+from serving.cli.common import RebuildSnapshots, console, fail, finish, job_errors, open_source, parse_date, say, settings
 
 app = typer.Typer(help="Alerts on leading indicators: once per episode, capped per CSM, with each rule's track record.",
                   invoke_without_command=True, no_args_is_help=False)
@@ -50,11 +50,12 @@ def alerts(
 def backtest(
     data: Annotated[Path, typer.Option("--data", help="Folder with one Parquet/CSV file (or Parquet folder) per table.")],
     out: Annotated[Path | None, typer.Option("--out", help="Also write the table as CSV here.")] = None,
+    rebuild_snapshots: RebuildSnapshots = False,
 ) -> None:
     """Each rule's track record: episodes, the anticipated outcome's rate within the horizon, lift, money."""
     from serving.jobs import alerts_backtest_job
 
-    cfg = settings()
+    cfg = settings(rebuild_snapshots)
     source = open_source(data)
     try:
         with job_errors():

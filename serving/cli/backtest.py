@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from serving.cli.common import console, job_errors, open_source, parse_date, say, settings
+from serving.cli.common import RebuildSnapshots, console, job_errors, open_source, parse_date, say, settings
 
 SHOWN = ("roc_auc", "pr_auc", "lift_top_decile", "precision_top_book", "top_decile_expansion_mrr_share", "brier", "ece")
 BOOKS_SHOWN = 15
@@ -22,6 +22,7 @@ def backtest(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Cut the data here (default: the data end, its last complete usage_daily day).")] = None,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds (each job picks the count).")] = 500,
     out: Annotated[Path, typer.Option("--out", help="CSV of the pooled figures; *_cutoffs.csv and *_books.csv beside it.")] = Path("backtest.csv"),
+    rebuild_snapshots: RebuildSnapshots = False,
 ) -> None:
     """Replay the monthly job at past month ends on data cut there; compare what it would have ranked with what happened."""
     import logging
@@ -29,7 +30,7 @@ def backtest(
     from serving.jobs import backtest_job
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    cfg = settings()
+    cfg = settings(rebuild_snapshots)
     day, first_cut, last_cut = (parse_date(d, default_today=False) for d in (as_of, start, end))
     source = open_source(data)
     try:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -35,9 +35,15 @@ def fail(message: str, code: int = EXIT_INVALID_DATA) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings() -> Settings:
-    """Settings for this command, read once from the environment."""
-    return get_settings()
+#: The option of every job that rebuilds past month ends: recompute the stored feature snapshots instead of reusing them.
+RebuildSnapshots = Annotated[bool, typer.Option(
+    "--rebuild-snapshots", help="Recompute every month end's features instead of reusing the stored snapshots "
+    "(EXPANSION_REBUILD_SNAPSHOTS), and store them anew.")]
+
+
+def settings(rebuild_snapshots: bool = False) -> Settings:
+    """Settings for this command, read once from the environment; ``--rebuild-snapshots`` wins over the environment when given."""
+    return get_settings(**({"rebuild_snapshots": True} if rebuild_snapshots else {}))
 
 
 def parse_date(value: str | None, *, default_today: bool = True) -> dt.date | None:

@@ -10,7 +10,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from serving.cli.common import console, job_errors, open_source, parse_date, say, settings
+from serving.cli.common import RebuildSnapshots, console, job_errors, open_source, parse_date, say, settings
 
 
 def _money(v: float) -> str:
@@ -95,6 +95,7 @@ def forecast(
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds in the backtest.")] = 300,
     draws: Annotated[int, typer.Option("--draws", min=100, help="Monte Carlo draws behind the intervals.")] = 2000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    rebuild_snapshots: RebuildSnapshots = False,
 ) -> None:
     """Expansion, contraction and churned ARR and NRR over the next horizon, total and per segment, with 80 % and 95 % intervals."""
     import logging
@@ -102,7 +103,7 @@ def forecast(
     from serving.jobs import forecast_backtest_job, forecast_job, forecast_track_job
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    cfg = settings().model_copy(update={"horizon_days": horizon_days})
+    cfg = settings(rebuild_snapshots).model_copy(update={"horizon_days": horizon_days})
     day = parse_date(as_of, default_today=False)
     source = open_source(data)
     try:

@@ -14,6 +14,7 @@ from rich.table import Table
 from serving.cli.common import (
     EXIT_KEPT,
     EXIT_REGISTRY,
+    RebuildSnapshots,
     checked,
     console,
     fail,
@@ -130,6 +131,7 @@ def retrain(
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds (the backtest picks the count).")] = 500,
     cutoffs: Annotated[int | None, typer.Option("--cutoffs", min=3, help="Use only the newest N cut-offs (default: every labelled month).")] = None,
     deploy: Annotated[bool, typer.Option("--deploy", help="When a model is promoted: copy the champions into the BentoML store and publish the newest snapshot for the service.")] = False,
+    rebuild_snapshots: RebuildSnapshots = False,
 ) -> None:
     """The monthly job: validate, features up to the newest complete month, backtest, refit, gate, promote, report drift.
 
@@ -164,7 +166,7 @@ def retrain(
 
         try:
             shadows = shadow_records_for(source, settings(), as_of_date, say=say)
-            result = run(source, as_of_date, settings(), n_cutoffs=cutoffs, num_boost_round=rounds, on_step=console.print,
+            result = run(source, as_of_date, settings(rebuild_snapshots), n_cutoffs=cutoffs, num_boost_round=rounds, on_step=console.print,
                          shadows=shadows)
             monitor_after_retrain(source, settings(), as_of_date, say=say)
         except (DataError, ValueError) as exc:

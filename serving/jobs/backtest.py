@@ -34,8 +34,8 @@ def backtest_job(source: DataSource, settings: Settings, as_of: dt.date | None =
     With ``out``: the pooled figures as CSV there, ``*_cutoffs.csv`` and ``*_books.csv`` beside it,
     and one MLflow run. Raises InvalidInput when no month end fits.
     """
-    from features.build import build_features
     from features.registry import categorical_features, feature_names
+    from features.snapshots import history_features
     from features.spine import month_ends
     from training.backtest import backtest as replay
     from training.backtest import choose_cutoffs
@@ -49,7 +49,7 @@ def backtest_job(source: DataSource, settings: Settings, as_of: dt.date | None =
     if not dates:
         raise InvalidInput(f"no month end between the first usage day {first} and the data end {last}: nothing to replay")
     say(f"building features once for {len(dates)} month ends {dates[0]} .. {dates[-1]} (data ends {last})")
-    frame = build_features(source, dates, settings, data_end=last)
+    frame = history_features(source, dates, settings, data_end=last, say=say)
     try:
         chosen = choose_cutoffs(frame, settings.horizon_days, None if (start or end) else cutoffs,
                                 pd.Timestamp(start) if start else None, pd.Timestamp(end) if end else None)

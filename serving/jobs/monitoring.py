@@ -78,9 +78,9 @@ def month_rows(store: MonitoringStore, run: pd.Series, outcomes: pd.DataFrame) -
 
 def outcomes_at(source: DataSource, dates: list[dt.date], settings: Settings, data_end: dt.date) -> pd.DataFrame:
     """Labels and context of every account active at each date, as the feature code builds them."""
-    from features.build import build_features
+    from features.snapshots import history_features
 
-    frame = build_features(source, dates, settings, data_end=data_end)
+    frame = history_features(source, dates, settings, data_end=data_end)
     return frame[["account_id", "as_of", "csm_owner", "segment", LABEL]]
 
 

@@ -41,6 +41,20 @@ def test_backtest_names_why_no_cutoff_fits(generated_company, cli_env):
     assert result.exit_code == 2 and "no cut-off fits" in result.output
 
 
+def test_backtest_reuses_the_stored_snapshots_unless_asked_to_rebuild_them(generated_company, cli_env):
+    args = ["backtest", "--data", str(generated_company), "--from", "2030-01-31", "--out", str(cli_env / "bt.csv")]
+    store = cli_env / "home" / "snapshots" / "features"
+    heard = []
+    for extra in ([], [], ["--rebuild-snapshots"]):
+        result = CliRunner().invoke(app, args + extra)
+        assert result.exit_code == 2, result.output  # the features are built before the cut-offs are chosen
+        heard += [line for line in result.stderr.splitlines() if line.startswith("feature snapshots")]
+    assert [line.split(", in ")[0] for line in heard] == [
+        "feature snapshots: 0 reused, 18 rebuilt (18 not stored)", "feature snapshots: 18 reused, 0 rebuilt",
+        "feature snapshots: 0 reused, 18 rebuilt (18 rebuild asked)"]
+    assert len(list(store.glob("as_of=*/snapshot.parquet"))) == 18
+
+
 def test_features_without_dates_cover_every_month_end_and_refuse_dates_after_the_data(generated_company, cli_env):
     out = cli_env / "f.parquet"
     ok = CliRunner().invoke(app, ["features", "--data", str(generated_company), "--out", str(out)])

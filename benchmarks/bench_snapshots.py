@@ -1,0 +1,79 @@
+"""The monthly job's feature step with the feature snapshot store: 23 of 24 month ends stored against none.
+
+    python benchmarks/bench_snapshots.py [--accounts 10000] [--months 24] [--repeats 3]
+
+Generates a company (cached under --work), then alternates, ``--repeats`` times: the
+feature step of ``retrain`` (``features.snapshots.history_features`` over every month end)
+in an empty home, and the same after last month's job stored every month end but the
+newest. Wall and CPU seconds (this process, DuckDB's threads included) of each, and their
+ratios; the frames of both runs are checked equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from companies import AS_OF, company  # noqa: E402 - a sibling module of this script
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(folder: Path, home: Path, dates: list) -> tuple[float, float, object]:
+    from features.config import Settings
+    from features.io import open_data
+    from features.snapshots import history_features
+
+    source = open_data(folder)
+    try:
+        wall, cpu = time.perf_counter(), _cpu()
+        frame = history_features(source, dates, Settings(_env_file=None, home=home))
+        return time.perf_counter() - wall, _cpu() - cpu, frame
+    finally:
+        source.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path(".expansion/bench"))
+    args = parser.parse_args()
+    import pandas as pd
+
+    from features.io import open_data
+    from features.spine import month_ends
+
+    folder = company(args.work, args.accounts, args.months)
+    source = open_data(folder)
+    dates = [d for d in month_ends(source.span()[0], AS_OF)][-args.months:]
+    source.close()
+    rows = []
+    for _ in range(args.repeats):
+        home = Path(tempfile.mkdtemp(prefix="snapshots-", dir=args.work))  # two homes, removed after the pair
+        try:
+            none_wall, none_cpu, fresh = _timed(folder, home / "none", dates)
+            _timed(folder, home / "stored", dates[:-1])  # last month's job
+            part_wall, part_cpu, reused = _timed(folder, home / "stored", dates)
+            pd.testing.assert_frame_equal(fresh, reused)
+        finally:
+            shutil.rmtree(home)
+        rows.append((none_wall, none_cpu, part_wall, part_cpu))
+        print(f"none stored: {none_wall:.2f} s wall, {none_cpu:.2f} s CPU; {len(dates) - 1} of {len(dates)} stored: "
+              f"{part_wall:.2f} s wall, {part_cpu:.2f} s CPU; ratio wall {part_wall / none_wall:.3f}x, "
+              f"CPU {part_cpu / none_cpu:.3f}x ({len(fresh):,} feature rows)", flush=True)
+    walls, cpus = [r[2] / r[0] for r in rows], [r[3] / r[1] for r in rows]
+    print(f"{args.accounts:,} accounts x {len(dates)} month ends, {len(rows)} pairs: wall ratio "
+          f"{min(walls):.3f}-{max(walls):.3f}x, CPU ratio {min(cpus):.3f}-{max(cpus):.3f}x (target <= 0.2x)")
+
+
+if __name__ == "__main__":
+    main()

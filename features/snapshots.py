@@ -1,0 +1,140 @@
+"""The feature snapshot store: each month end's features computed once and reused by every history job.
+
+A feature row at ``t`` reads only raw rows dated on or before ``t`` (the point-in-time
+guarantee), so a snapshot stays right until the definitions change or a raw row at or before
+``t`` does. The store keeps one Parquet file per as-of under ``Settings.snapshot_store``
+(``<home>/snapshots`` by default, so two homes never share one), stamped with the
+fingerprints of ``features.fingerprint``. :func:`history_features` reads the snapshots whose
+stamps still match, builds only the others in one ``build_features`` run, stores them, and
+says how many it reused and rebuilt and why. Labels look past ``t`` up to the data end, so
+they are never stored: they are read afresh from the subscriptions on every call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.build import CONTEXT, build_features, default_data_end, label_frame, tables_from_backend, to_frame
+from features.config import Settings, private_folder
+from features.fingerprint import definitions, raw_digests
+from features.io import DataSource, require_tables
+from features.labels import LABELS
+from features.spine import snapshot_days
+
+STAMP = b"expansion.snapshot"
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a snapshot was computed from: the definitions' fingerprint and each raw table's digest up to its as-of."""
+
+    definitions: str
+    tables: dict[str, str]
+
+    def changes(self, stored: Stamp) -> str | None:
+        """Why a snapshot stamped ``stored`` is stale against this one, or None when it is still right."""
+        if stored.definitions != self.definitions:
+            return "definitions changed"
+        changed = sorted(n for n in self.tables.keys() | stored.tables.keys() if self.tables.get(n) != stored.tables.get(n))
+        return f"raw data changed in {', '.join(changed)}" if changed else None
+
+
+class SnapshotStore:
+    """One Parquet file per as-of under ``root/<kind>``; ``kind`` tells frames with and without the alert signals apart."""
+
+    def __init__(self, root: Path, signals: bool = False) -> None:
+        self.folder = root / ("features_signals" if signals else "features")
+
+    def path(self, as_of: dt.date) -> Path:
+        return self.folder / f"as_of={as_of.isoformat()}" / "snapshot.parquet"
+
+    def stamp(self, as_of: dt.date) -> Stamp | None:
+        """The stamp of the stored snapshot at ``as_of``; None when none is stored or it cannot be read."""
+        try:
+            meta = pq.read_schema(self.path(as_of)).metadata or {}
+            return Stamp(**json.loads(meta[STAMP]))
+        except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
+            return None
+
+    def read(self, as_of: dt.date) -> pd.DataFrame:
+        """The stored snapshot, ``as_of`` converted as ``build.to_frame`` converts the engine's dates."""
+        frame = pq.read_table(self.path(as_of)).to_pandas()
+        frame["as_of"] = pd.to_datetime(frame["as_of"])
+        return frame
+
+    def write(self, as_of: dt.date, frame: pd.DataFrame, stamp: Stamp) -> None:
+        """Store ``frame`` at ``as_of`` whole or not at all (written beside, then renamed over the old one)."""
+        path = self.path(as_of)
+        private_folder(path.parent)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.set_column(table.schema.get_field_index("as_of"), "as_of", table["as_of"].cast(pa.date32()))
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), STAMP: json.dumps(stamp.__dict__)})
+        tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+        try:
+            pq.write_table(table, tmp)
+            tmp.chmod(0o600)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def history_features(
+    source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date | None = None, *,
+    snapshots_per_batch: int | None = None, signals: bool = False, say: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """``build_features`` over past month ends, computing only the snapshots the store lacks or holds stale.
+
+    The frame equals a fresh ``build_features`` of the same arguments. ``settings.rebuild_snapshots``
+    recomputes (and stores anew) every one. ``say`` hears one line: reused, rebuilt, and why (default: stderr).
+    """
+    require_tables(source)
+    tables = tables_from_backend(source.ibis(), source.present)
+    end = data_end or default_data_end(tables)
+    dates = snapshot_days(as_of_dates)
+    store, defs = SnapshotStore(settings.snapshot_store, signals), definitions(settings, signals)
+    stamps = {d: Stamp(defs, raw) for d, raw in raw_digests(tables, dates).items()}
+    why = {d: _why(store, d, stamps[d], settings.rebuild_snapshots) for d in dates}
+    stale = [d for d in dates if why[d]]
+    parts: dict[dt.date, pd.DataFrame] = {}
+    if stale:
+        built = build_features(source, stale, settings, end, snapshots_per_batch, signals).drop(columns=list(LABELS))
+        day = built["as_of"].dt.date
+        for d in stale:
+            parts[d] = built.loc[day == d].reset_index(drop=True)
+            store.write(d, parts[d], stamps[d])
+    features = pd.concat([parts[d] if d in parts else store.read(d) for d in dates], ignore_index=True)
+    frame = features.merge(label_frame(source, dates, settings, end), on=["account_id", "as_of"], how="left",
+                           validate="one_to_one")
+    (say or _stderr)(_summary(store, why))
+    order = ["account_id", "as_of", *CONTEXT, *LABELS]
+    return to_frame(frame[order + [c for c in features.columns if c not in order]])
+
+
+def _why(store: SnapshotStore, as_of: dt.date, stamp: Stamp, rebuild: bool) -> str | None:
+    if rebuild:
+        return "rebuild asked"
+    stored = store.stamp(as_of)
+    return "not stored" if stored is None else stamp.changes(stored)
+
+
+def _summary(store: SnapshotStore, why: dict[dt.date, str | None]) -> str:
+    rebuilt = Counter(reason for reason in why.values() if reason)
+    reasons = "; ".join(f"{n} {reason}" for reason, n in sorted(rebuilt.items()))
+    return (f"feature snapshots: {len(why) - sum(rebuilt.values())} reused, {sum(rebuilt.values())} rebuilt"
+            + (f" ({reasons})" if reasons else "") + f", in {store.folder}")
