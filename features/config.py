@@ -165,8 +165,14 @@ class Settings(BaseSettings):
     alerts_routing: Path | None = Field(
         None, description="Alert routing TOML file: channels per csm_owner; default <home>/alerts/routing.toml."
     )
+    store_uri: str | None = Field(
+        None,
+        description="The product's own SQL store (users, sessions, play log, score history the pages read, alert "
+        "state, monitoring, forecasts): sqlite:///PATH or postgresql://...; default sqlite:///<home>/state.db. "
+        "Separate from the CRM sink (--sink) the CRM reads; replicas of the service share one PostgreSQL store.",
+    )
     alerts_store: str | None = Field(
-        None, description="SQL store for alert state and outbox; default: the CRM store (sqlite under home)."
+        None, description="SQL store for alert state and outbox; default: the product store (EXPANSION_STORE_URI)."
     )
     alerts_weekly_cap: int = Field(5, ge=1, description="Most alerts one CSM receives per ISO week (highest expected value first).")
     alerts_rearm_days: int = Field(
@@ -213,6 +219,11 @@ class Settings(BaseSettings):
     def artifact_root(self) -> Path:
         """Where MLflow artifacts go when tracking to the local SQLite store."""
         return self.home.resolve() / "mlartifacts"
+
+    @property
+    def state_uri(self) -> str:
+        """The product store in force: ``EXPANSION_STORE_URI`` or a SQLite file under home."""
+        return self.store_uri or f"sqlite:///{self.home.resolve() / 'state.db'}"
 
     @property
     def crm_uri(self) -> str:
