@@ -94,7 +94,9 @@ def score_job(source: DataSource, settings: Settings, as_of: dt.date | None = No
         features = _snapshot(source, day, settings)
         choice = choose_models(settings, models, say)
         summary = write_step(features, choice, settings, target, day, scored_at, chunk_size, on_progress)
-        shadow = score_shadow(features, settings, summary) if models != "none" else None
+        # the shadow comes from the registry: not asked when it could not be reached (nor recreated empty)
+        shadow = (score_shadow(features, settings, summary)
+                  if models != "none" and not choice.registry_unreachable else None)
     finally:
         target.close()
     if shadow:

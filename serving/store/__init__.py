@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from features.config import Settings
 from serving.store.engine import engine_url, shown, sql_engine
-from serving.store.migrate import migrate
+from serving.store.migrate import has_state, migrate
 from serving.store.schema import state_metadata
 
 __all__ = ["Store", "state_store", "open_store", "LEGACY_FILE"]
@@ -40,8 +40,8 @@ class Store:
         self.prefix = prefix
         self.metadata = state_metadata(prefix)
         self._ready = False
-        if legacy is not None and legacy.is_file():
-            migrate(self.engine, self.metadata, prefix, legacy)
+        if legacy is not None and legacy.is_file() and not has_state(self.engine, prefix):
+            migrate(self.engine, self.metadata, prefix, legacy)  # checks again under the lock
             self._ready = True
 
     def table(self, name: str) -> sa.Table:

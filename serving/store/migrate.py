@@ -49,14 +49,15 @@ def migrate(engine: sa.Engine, metadata: sa.MetaData, prefix: str, legacy: Path 
     with engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
         _locked(conn)
         copied = 0
-        if legacy is not None and not _has_state(conn, prefix) and _is_other_file(engine, legacy):
+        if legacy is not None and not has_state(conn, prefix) and _is_other_file(engine, legacy):
             copied = _adopt(conn, metadata, prefix, legacy, say)
         add_missing(conn, metadata)
     return copied
 
 
-def _has_state(conn: sa.Connection, prefix: str) -> bool:
-    present = set(sa.inspect(conn).get_table_names())
+def has_state(bind: sa.Engine | sa.Connection, prefix: str) -> bool:
+    """Whether the store holds any state table yet (an older home's state is moved only into one that holds none)."""
+    present = set(sa.inspect(bind).get_table_names())
     return any(f"{prefix}{name}" in present for name in STATE_TABLES)
 
 
