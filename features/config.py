@@ -153,7 +153,8 @@ class Settings(BaseSettings):
         None, description="Folder of raw contract tables the pages read revenue metrics, usage and opportunities from."
     )
     session_secret: str | None = Field(
-        None, description="Key that signs the pages' session cookies; unset: a random key per process (sign-ins end on restart)."
+        None, description="Not used: the pages' sessions are rows of the product store (EXPANSION_STORE_URI), so restarts "
+        "and replicas keep sign-ins without a shared key."
     )
     session_hours: float = Field(12.0, gt=0, description="How long a sign-in to the pages lasts.")
     expansion_target_arr_quarter: float | None = Field(

@@ -169,8 +169,8 @@ def replicas(tmp_path: Path, store_uri: str, generated_company: Path, feature_fr
     csm = newest["csm_owner"].dropna().astype(str).value_counts().index[0]
     token = add_user("Casey", "csm", csm, store_uri)
     extra = {"EXPANSION_SNAPSHOT_PATH": str(snapshot), "EXPANSION_MODEL_SOURCE": "none", "EXPANSION_API_KEY": KEY,
-             "EXPANSION_DATA_DIR": str(generated_company), "EXPANSION_PRECOMPUTE_REASONS": "false",
-             "EXPANSION_SESSION_SECRET": "one-secret-every-replica-shares"}
+             "EXPANSION_DATA_DIR": str(generated_company), "EXPANSION_PRECOMPUTE_REASONS": "false"}
+    # no shared session key: a sign-in is a row of the shared store, so each replica checks it there
     procs = []
     try:
         for i in range(2):  # each replica its own home, as on two machines: only the store is shared
