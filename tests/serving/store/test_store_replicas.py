@@ -21,7 +21,6 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ROOT = Path(__file__).parents[3]
@@ -110,19 +109,6 @@ class Receiver:
                 self.wfile.write(b"ok")
 
         self.server, self.url = _serve(Handler)
-
-
-@pytest.fixture
-def store_uri(postgres_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for the product store, dropped afterwards."""
-    name = f"replicas_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield sa.engine.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
 
 
 def _env(home: Path, store_uri: str, **extra: str) -> dict[str, str]:

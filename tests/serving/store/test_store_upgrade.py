@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from features.config import Settings
@@ -80,24 +81,35 @@ def old_home(home: Path, make_frame) -> Path:  # noqa: ANN001
     return crm
 
 
-def _tables(path: Path) -> dict[str, int]:
-    con = sqlite3.connect(path)
-    names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    counts = {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
-    con.close()
+def _tables(uri: str) -> dict[str, int]:
+    """Rows per table of the database at ``uri``."""
+    engine = sa.create_engine(uri)
+    with engine.connect() as conn:
+        counts = {n: conn.execute(sa.select(sa.func.count()).select_from(sa.table(n))).scalar()
+                  for n in sa.inspect(conn).get_table_names()}
+    engine.dispose()
     return counts
 
 
-def test_an_old_home_is_readable_after_the_upgrade_and_moved_once(tmp_path: Path, capsys, make_frame) -> None:  # noqa: ANN001
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def upgraded(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Settings, str]:
+    """Settings of the upgraded release on ``tmp_path/home``: the default store (SQLite under home) or PostgreSQL."""
+    home = tmp_path / "home"
+    if request.param == "sqlite":
+        return Settings(_env_file=None, home=home), f"sqlite:///{home / 'state.db'}"
+    uri = request.getfixturevalue("store_uri")
+    return Settings(_env_file=None, home=home, store_uri=uri), uri
+
+
+def test_an_old_home_is_readable_after_the_upgrade_and_moved_once(upgraded, capsys, make_frame) -> None:  # noqa: ANN001
     from serving.alerts.store import AlertStore
     from serving.forecast_store import ForecastStore
     from serving.monitoring_store import MonitoringStore
     from serving.web.store import WebStore
 
-    home = tmp_path / "home"
-    crm = old_home(home, make_frame)
-    before = _tables(crm)
-    settings = Settings(_env_file=None, home=home)
+    settings, store = upgraded
+    crm = old_home(settings.home, make_frame)
+    before = _tables(f"sqlite:///{crm}")
     web = WebStore(settings)
     said = capsys.readouterr().err
     assert "moved this home's state" in said and "web_users 2" in said and "account_score_history 40" in said
@@ -126,12 +138,13 @@ def test_an_old_home_is_readable_after_the_upgrade_and_moved_once(tmp_path: Path
     again = WebStore(settings)  # the move happens once: a second open copies nothing
     assert capsys.readouterr().err == "" and len(again.list_users()) == 2
     again.close()
-    after = _tables(home / "state.db")
+    after = _tables(store)
     assert {n: after[n] for n in before if n in after and n != "play_log"} == {
         n: c for n, c in before.items() if n in after and n != "play_log"}
     assert after["play_log"] == before["play_log"] + 1
-    assert _tables(crm) == before  # crm.db keeps everything it had
-    assert oct((home / "state.db").stat().st_mode & 0o777) == "0o600"
+    assert _tables(f"sqlite:///{crm}") == before  # crm.db keeps everything it had
+    if store.startswith("sqlite"):
+        assert oct((settings.home / "state.db").stat().st_mode & 0o777) == "0o600"
 
 
 def test_users_go_to_the_store_whatever_the_crm_uri_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
