@@ -33,10 +33,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from serving.sinks.rows import ROW_FIELDS, RunInfo, to_rows
-from serving.store.engine import IMMEDIATE, engine_url, shown, sql_engine
+from serving.store.engine import IMMEDIATE, shown, sql_engine
 from serving.store.schema import row_columns as _columns
 
-__all__ = ["SqlSink", "SinkSchemaError", "engine_url", "IMMEDIATE", "REQUIRED", "PREVIOUS_EXTRA"]
+__all__ = ["SqlSink", "SinkSchemaError", "REQUIRED", "PREVIOUS_EXTRA", "read_previous", "stage_rows", "staging_table",
+           "upsert_from", "drop_absent"]
 
 # Read with the previous run's scores, so the next run can say what changed.
 PREVIOUS_EXTRA = ("as_of", "churn_probability", "concept_contributions")
