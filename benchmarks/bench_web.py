@@ -129,8 +129,8 @@ def main() -> None:
     from serving.cli.users import add_user
     from serving.service import ExpansionScoring
 
-    crm = f"sqlite:///{home / 'crm.db'}"
-    tokens = {"csm": add_user("Bench CSM", "csm", CSM, crm), "leader": add_user("Bench Lead", "leader", None, crm)}
+    store = f"sqlite:///{home / 'state.db'}"  # the product store, where the pages look people up
+    tokens = {"csm": add_user("Bench CSM", "csm", CSM, store), "leader": add_user("Bench Lead", "leader", None, store)}
     with TestClient(ExpansionScoring.to_asgi()) as client:
         deadline = time.monotonic() + 600
         while not client.post("/metadata", json={}, headers={"Authorization": "Bearer bench"}).json()["reasons_complete"]:

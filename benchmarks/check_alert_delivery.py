@@ -60,7 +60,7 @@ def main() -> None:
     controller.start()
     home = Path(tempfile.mkdtemp(prefix="check_alerts_"))
     settings = Settings(_env_file=None, home=home, alerts_smtp_port=port, alerts_backoff_seconds=0.0)
-    store = AlertStore(f"sqlite:///{home / 'crm.db'}")
+    store = AlertStore(settings)  # the product store under the home
     rows = [{"message_key": f"k{i:05d}", "channel": "email", "destination": a, "csm_owner": a.split("@")[0],
              "payload": json.dumps({"to": a, "subject": f"alert {i}", "body": "usage dropped"}), "episode_ids": f"e{i}",
              "status": "pending", "attempts": 0, "last_error": None, "queued_as_of": dt.date(2026, 6, 30), "sent_at": None}

@@ -47,7 +47,9 @@ def build(work: Path) -> dict:
     from serving.jobs.monitoring import monitor
     from serving.monitoring_store import MonitoringStore
     from serving.scoring import Scorer
+    from serving.sinks.history import with_history
     from serving.sinks.sql import SqlSink
+    from serving.store import Store
     from training.models import fit_model
 
     data = work / "company"
@@ -71,8 +73,8 @@ def build(work: Path) -> dict:
     snapshot = home / "serving" / "snapshot.parquet"
     snapshot.parent.mkdir(parents=True)
     frame[pd.to_datetime(frame["as_of"]).dt.date == AS_OF].to_parquet(snapshot)
-    crm = f"sqlite:///{home / 'crm.db'}"
-    sink, store = SqlSink(crm), MonitoringStore(crm)
+    crm, state = f"sqlite:///{home / 'crm.db'}", f"sqlite:///{home / 'state.db'}"
+    sink, store = with_history(SqlSink(crm), Store(state)), MonitoringStore(state)
     try:
         for i, day in enumerate(SCORED):
             rows = frame[frame["as_of"] == pd.Timestamp(day)].reset_index(drop=True)
@@ -90,7 +92,7 @@ def build(work: Path) -> dict:
         sink.close()
     print(f"monitored {result.months}; waiting {result.waiting}; alarms {[a.kind for a in result.alarms]}", flush=True)
     return {"home": home, "data": data, "snapshot": snapshot,
-            "tokens": {"leader": add_user("Lee", "leader", None, crm)}}
+            "tokens": {"leader": add_user("Lee", "leader", None, state)}}
 
 
 def shoot(base: str, world: dict, out: Path) -> list[Path]:

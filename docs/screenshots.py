@@ -46,7 +46,9 @@ def build(work: Path) -> dict:
     from serving.cli.users import add_user
     from serving.scoring import Scorer, feature_specs
     from serving.sinks.rows import RunInfo
+    from serving.sinks.history import with_history
     from serving.sinks.sql import SqlSink
+    from serving.store import Store
 
     data = work / "company"
     generate(data, accounts=600, months=24, seed=11, as_of=AS_OF)
@@ -61,8 +63,8 @@ def build(work: Path) -> dict:
     snapshot.parent.mkdir(parents=True)
     newest = frame[pd.to_datetime(frame["as_of"]).dt.date == AS_OF]
     newest.to_parquet(snapshot)
-    crm = f"sqlite:///{home / 'crm.db'}"
-    sink, scorer = SqlSink(crm), Scorer(None, None, feature_specs())
+    crm, state = f"sqlite:///{home / 'crm.db'}", f"sqlite:///{home / 'state.db'}"
+    sink, scorer = with_history(SqlSink(crm), Store(state)), Scorer(None, None, feature_specs())
     for day in sorted(pd.to_datetime(frame["as_of"]).unique()):
         rows = frame[pd.to_datetime(frame["as_of"]) == day].reset_index(drop=True)
         sink.write(RunInfo(pd.Timestamp(day).date(), dt.datetime(2026, 7, 1, tzinfo=dt.UTC)), [scorer.score(rows)])
@@ -73,7 +75,7 @@ def build(work: Path) -> dict:
     mine = served[served["csm_owner"] == csm].sort_values("customer_since")
     return {"home": home, "data": data, "snapshot": snapshot, "csm": csm, "old": mine["account_id"].iloc[0],
             "young": served.sort_values("customer_since")["account_id"].iloc[-1],
-            "tokens": {"csm": add_user("Casey", "csm", csm, crm), "leader": add_user("Lee", "leader", None, crm)}}
+            "tokens": {"csm": add_user("Casey", "csm", csm, state), "leader": add_user("Lee", "leader", None, state)}}
 
 
 def serve(world: dict) -> tuple[str, object, threading.Thread]:

@@ -160,7 +160,8 @@ class Settings(BaseSettings):
         None, description="Folder of raw contract tables the pages read revenue metrics, usage and opportunities from."
     )
     session_secret: str | None = Field(
-        None, description="Key that signs the pages' session cookies; unset: a random key per process (sign-ins end on restart)."
+        None, description="Not used: the pages' sessions are rows of the product store (EXPANSION_STORE_URI), so restarts "
+        "and replicas keep sign-ins without a shared key."
     )
     session_hours: float = Field(12.0, gt=0, description="How long a sign-in to the pages lasts.")
     expansion_target_arr_quarter: float | None = Field(
@@ -172,8 +173,14 @@ class Settings(BaseSettings):
     alerts_routing: Path | None = Field(
         None, description="Alert routing TOML file: channels per csm_owner; default <home>/alerts/routing.toml."
     )
+    store_uri: str | None = Field(
+        None,
+        description="The product's own SQL store (users, sessions, play log, score history the pages read, alert "
+        "state, monitoring, forecasts): sqlite:///PATH or postgresql://...; default sqlite:///<home>/state.db. "
+        "Separate from the CRM sink (--sink) the CRM reads; replicas of the service share one PostgreSQL store.",
+    )
     alerts_store: str | None = Field(
-        None, description="SQL store for alert state and outbox; default: the CRM store (sqlite under home)."
+        None, description="SQL store for alert state and outbox; default: the product store (EXPANSION_STORE_URI)."
     )
     alerts_weekly_cap: int = Field(5, ge=1, description="Most alerts one CSM receives per ISO week (highest expected value first).")
     alerts_rearm_days: int = Field(
@@ -225,6 +232,11 @@ class Settings(BaseSettings):
     def artifact_root(self) -> Path:
         """Where MLflow artifacts go when tracking to the local SQLite store."""
         return self.home.resolve() / "mlartifacts"
+
+    @property
+    def state_uri(self) -> str:
+        """The product store in force: ``EXPANSION_STORE_URI`` or a SQLite file under home."""
+        return self.store_uri or f"sqlite:///{self.home.resolve() / 'state.db'}"
 
     @property
     def crm_uri(self) -> str:

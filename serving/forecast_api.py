@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.config import Settings
 from serving.forecast_store import ForecastStore
 
 
@@ -57,11 +58,12 @@ class ForecastResponse(BaseModel):
     figures: list[Figure] = Field(default_factory=list)
 
 
-def stored_forecast(uri: str, request: ForecastRequest) -> ForecastResponse:
-    """The newest stored forecast matching ``request`` (``found: false`` when the store holds none)."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+def stored_forecast(where: str | Settings, request: ForecastRequest) -> ForecastResponse:
+    """The newest stored forecast matching ``request`` in the store ``where`` names (a URI, or settings: the product
+    store); ``found: false`` when it holds none."""
+    if isinstance(where, str) and where.startswith("sqlite:///") and not Path(where.removeprefix("sqlite:///")).is_file():
         return ForecastResponse(found=False)
-    store = ForecastStore(uri)
+    store = ForecastStore(where)
     try:
         rows = store.read()
     finally:

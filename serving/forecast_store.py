@@ -1,4 +1,4 @@
-"""Every forecast kept in the SQL store (SQLite by default, PostgreSQL by URI), for ``expansion forecast --track``.
+"""Every forecast kept in the product store (:mod:`serving.store`), for ``expansion forecast --track``.
 
 One table, ``forecasts``, one row per (run_id, group, measure): the as-of date, the horizon,
 the point forecast and its 80 % and 95 % interval ends, the model versions and when it was
@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
-
 import pandas as pd
 import sqlalchemy as sa
 
-from serving.sinks.sql import _sqlite_transactions, engine_url
+from features.config import Settings
+from serving.store import Store, open_store
 from training.forecast import MEASURES
 
 TABLE = "forecasts"
@@ -33,52 +32,15 @@ RECORD = "forecast_record"  # the backtest's forecasts by cut-off and method: wh
 
 
 class ForecastStore:
-    """``sqlite:///PATH`` or ``postgresql://...``."""
+    """Forecasts in the product store: a URI (``sqlite:///PATH`` or ``postgresql://...``), a store or settings."""
 
-    def __init__(self, uri: str, *, table_prefix: str = "") -> None:
-        self.engine = sa.create_engine(engine_url(uri))
-        if self.engine.dialect.name == "sqlite":
-            _sqlite_transactions(self.engine)
-            database = self.engine.url.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-        elif self.engine.dialect.name != "postgresql":
-            raise ValueError(f"forecast store {uri!r}: only sqlite and postgresql databases are supported")
-        self.metadata = sa.MetaData()
-        self.table = sa.Table(
-            f"{table_prefix}{TABLE}", self.metadata,
-            sa.Column("run_id", sa.Text, primary_key=True),
-            sa.Column("group_name", sa.Text, primary_key=True),
-            sa.Column("measure", sa.Text, primary_key=True),
-            sa.Column("as_of", sa.Date, nullable=False),
-            sa.Column("horizon_days", sa.Integer, nullable=False),
-            sa.Column("forecast", sa.Float),
-            sa.Column("low80", sa.Float), sa.Column("high80", sa.Float),
-            sa.Column("low95", sa.Float), sa.Column("high95", sa.Float),
-            sa.Column("starting_arr", sa.Float),
-            sa.Column("draw_sd", sa.Float),
-            sa.Column("models", sa.Text),
-            sa.Column("stored_at", sa.DateTime(timezone=True)),
-            sa.Column("method", sa.Text),  # which forecast serves (training.forecast_choice), its past error and footing
-            sa.Column("past_error_pts", sa.Float),
-            sa.Column("past_cutoffs", sa.Integer),
-            sa.Column("bias_pts", sa.Float),
-            sa.Column("interval_basis", sa.Text),
-            sa.Column("model_forecast", sa.Float),  # the model's own point, whatever served: with draw_sd it calibrates
-        )
-        self.record = sa.Table(
-            f"{table_prefix}{RECORD}", self.metadata,
-            sa.Column("horizon_days", sa.Integer, primary_key=True),
-            sa.Column("cutoff", sa.Date, primary_key=True),
-            sa.Column("group_name", sa.Text, primary_key=True),
-            sa.Column("measure", sa.Text, primary_key=True),
-            sa.Column("method", sa.Text, primary_key=True),
-            sa.Column("forecast", sa.Float), sa.Column("actual", sa.Float), sa.Column("starting_arr", sa.Float),
-            sa.Column("stored_at", sa.DateTime(timezone=True)),
-        )
+    def __init__(self, where: str | Store | Settings, *, table_prefix: str = "") -> None:
+        self.store = open_store(where, prefix=table_prefix)  # the product store's engine and tables (serving.store)
+        self.engine = self.store.engine
+        self.metadata, self.table, self.record = self.store.metadata, self.store.table(TABLE), self.store.table(RECORD)
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.store.close()
 
     def write(self, run_id: str, as_of: dt.date, horizon_days: int, table: pd.DataFrame, models: dict[str, str],
               stored_at: dt.datetime) -> int:
@@ -98,20 +60,11 @@ class ForecastStore:
                              "bias_pts": _float_or_none(r.get(f"{m}_bias_pts")),
                              "interval_basis": r.get(f"{m}_interval"),
                              "model_forecast": _float_or_none(r.get(f"{m}_model", r[m]))})
+        self.store.ensure()  # a table of an earlier version gets its newer columns (serving.store.migrate)
         with self.engine.begin() as conn:
-            self.metadata.create_all(conn, checkfirst=True)
-            self._add_missing_columns(conn)
             conn.execute(sa.delete(self.table).where(self.table.c.run_id == run_id))
             conn.execute(sa.insert(self.table), rows)
         return len(rows)
-
-    def _add_missing_columns(self, conn: sa.Connection) -> None:
-        """A table created by an earlier version lacks newer nullable columns: add them (inside the write's transaction)."""
-        have = {c["name"] for c in sa.inspect(conn).get_columns(self.table.name)}
-        for column in self.table.columns:
-            if column.name not in have:
-                kind = column.type.compile(dialect=conn.dialect)
-                conn.execute(sa.text(f'ALTER TABLE "{self.table.name}" ADD COLUMN "{column.name}" {kind}'))
 
     def read(self) -> pd.DataFrame:
         """Every stored forecast row (empty frame when nothing was stored)."""
@@ -130,8 +83,8 @@ class ForecastStore:
                  "measure": r["measure"], "method": r["method"], "forecast": _float_or_none(r["forecast"]),
                  "actual": _float_or_none(r["actual"]), "starting_arr": _float_or_none(r["starting_arr"]),
                  "stored_at": stored_at} for r in record.to_dict("records")]
+        self.store.ensure()
         with self.engine.begin() as conn:
-            self.metadata.create_all(conn, checkfirst=True)
             conn.execute(sa.delete(self.record).where(self.record.c.horizon_days == int(horizon_days)))
             if rows:
                 conn.execute(sa.insert(self.record), rows)

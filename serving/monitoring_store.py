@@ -1,4 +1,4 @@
-"""The model track record's tables, in the CRM's SQL store beside ``account_score_history``.
+"""The model track record's tables, in the product store (:mod:`serving.store`) beside ``account_score_history``.
 
 - ``account_shadow_scores``: the shadow challenger's probability per account and score run
   (keyed by ``account_id, run_id, model_name``), written beside the champion's run and never
@@ -7,7 +7,7 @@
   interval and counts (``expansion monitor``); a re-run of a month replaces its rows;
 - ``model_alarms``: alarms sent, keyed by their idempotency key, so an alarm goes out once.
 
-Tables are created on first use, with the CRM tables' engine set-up (:class:`serving.sinks.sql.SqlSink`).
+Tables are declared in :mod:`serving.store.schema` and created on first use.
 """
 
 from __future__ import annotations
@@ -17,47 +17,29 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
-from serving.sinks.sql import SqlSink
+from features.config import Settings
+from serving.store import Store, open_store
+from serving.store.schema import HISTORY
 
 TRACK_COLUMNS = ("month", "model_name", "segment", "scorer", "metric", "value", "low", "high", "positives", "rows",
                  "version")
 
 
 class MonitoringStore:
-    """Shadow scores, the realised track record and sent alarms in the SQL database at ``uri``."""
+    """Shadow scores, the realised track record and sent alarms in the product store (a URI, a store or settings)."""
 
-    def __init__(self, uri: str, *, table_prefix: str = "") -> None:
-        self.sink = SqlSink(uri, table_prefix=table_prefix)
-        self.engine = self.sink.engine
-        md = sa.MetaData()
-        self.shadow = sa.Table(
-            f"{table_prefix}account_shadow_scores", md,
-            sa.Column("account_id", sa.Text, primary_key=True), sa.Column("run_id", sa.Text, primary_key=True),
-            sa.Column("model_name", sa.Text, primary_key=True), sa.Column("as_of", sa.Date, nullable=False),
-            sa.Column("version", sa.Text, nullable=False), sa.Column("probability", sa.Float),
-        )
-        self.track = sa.Table(
-            f"{table_prefix}model_monitoring", md,
-            *[sa.Column(c, sa.Text, primary_key=True) for c in ("month", "model_name", "segment", "scorer", "metric")],
-            *[sa.Column(c, sa.Float) for c in ("value", "low", "high", "positives", "rows")],
-            sa.Column("version", sa.Text), sa.Column("computed_at", sa.DateTime(timezone=True)),
-        )
-        self.alarms = sa.Table(
-            f"{table_prefix}model_alarms", md,
-            sa.Column("key", sa.Text, primary_key=True), sa.Column("model_name", sa.Text), sa.Column("kind", sa.Text),
-            sa.Column("message", sa.Text), sa.Column("sent_to", sa.Text), sa.Column("sent_at", sa.DateTime(timezone=True)),
-        )
-        self.metadata = md
-        self._created = False
+    def __init__(self, where: str | Store | Settings, *, table_prefix: str = "") -> None:
+        self.store = open_store(where, prefix=table_prefix)
+        self.engine, self.metadata = self.store.engine, self.store.metadata
+        t = self.store.table
+        self.shadow, self.track, self.alarms = t("account_shadow_scores"), t("model_monitoring"), t("model_alarms")
+        self.history = t(HISTORY)
 
     def close(self) -> None:
-        self.sink.close()
+        self.store.close()
 
     def create_tables(self) -> None:
-        if not self._created:
-            with self.engine.begin() as conn:
-                self.metadata.create_all(conn, checkfirst=True)
-            self._created = True
+        self.store.ensure()
 
     def write_shadow(self, scores: pd.DataFrame) -> int:
         """Replace the shadow scores of the runs in ``scores`` (``account_id, run_id, model_name, as_of, version, probability``)."""
@@ -80,7 +62,7 @@ class MonitoringStore:
 
     def history_runs(self) -> pd.DataFrame:
         """Every score run in ``account_score_history``: ``run_id, as_of, scored_at, accounts`` (empty when none)."""
-        h = self.sink.history
+        h = self.history
         if not sa.inspect(self.engine).has_table(h.name):
             return pd.DataFrame(columns=["run_id", "as_of", "scored_at", "accounts"])
         query = sa.select(h.c.run_id, sa.func.max(h.c.as_of).label("as_of"), sa.func.max(h.c.scored_at).label("scored_at"),
@@ -90,7 +72,7 @@ class MonitoringStore:
 
     def history_rows(self, run_id: str) -> pd.DataFrame:
         """One run's stored scores: account, snapshot, champion probabilities and versions, baseline readiness."""
-        h = self.sink.history
+        h = self.history
         cols = [h.c[c] for c in ("account_id", "as_of", "expansion_probability", "baseline_score", "expansion_model_version")]
         with self.engine.connect() as conn:
             return pd.read_sql(sa.select(*cols).where(h.c.run_id == run_id), conn, dtype={"account_id": "string"})

@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -202,17 +201,20 @@ class ExpansionScoring:
         self._stop.set()
 
     def _previous_run(self, as_of: dt.date) -> pd.DataFrame | None:
-        """The CRM table's newest run on a snapshot older than ``as_of`` (what changed is measured from it)."""
-        from serving.sinks import open_sink
+        """The stored history's newest run on a snapshot older than ``as_of`` (what changed is measured from it): the
+        product store's ``account_score_history`` (EXPANSION_STORE_URI), which every score run writes."""
+        from serving.sinks.sql import read_previous
+        from serving.store import state_store
+        from serving.store.schema import HISTORY
 
-        uri = self.settings.crm_uri
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-            return None  # no batch run has written the CRM table yet: nothing to compare with
-        sink = open_sink(uri, self.settings)
+        store = state_store(self.settings)
         try:
-            return sink.previous_scores(before=as_of)
+            if not store.has(HISTORY):
+                return None  # no score run has written the history yet: nothing to compare with
+            with store.engine.connect() as conn:
+                return read_previous(conn, store.table(HISTORY), as_of)
         finally:
-            sink.close()
+            store.close()
 
     def _use_models(self, choice: ModelChoice) -> None:
         """Serve with ``choice``'s models from now on (at start, and when /refresh finds other champions)."""
@@ -346,7 +348,7 @@ class ExpansionScoring:
     @bentoml.api(route="/forecast", input_spec=ForecastRequest)
     def forecast(self, as_of: dt.date | None = None, group: str | None = None) -> ForecastResponse:
         """The newest stored forecast of expansion, contraction and churned ARR and NRR, with 80 % and 95 % intervals."""
-        return stored_forecast(self.settings.crm_uri, ForecastRequest(as_of=as_of, group=group))
+        return stored_forecast(self.settings, ForecastRequest(as_of=as_of, group=group))
 
 
 ExpansionScoring.add_asgi_middleware(ApiKeyMiddleware)

@@ -87,7 +87,7 @@ def routing_path(settings: Settings):  # noqa: ANN201 - Path
 
 
 def open_store(settings: Settings) -> AlertStore:
-    return AlertStore(settings.alerts_store or settings.crm_uri)
+    return AlertStore(settings.alerts_store or settings)  # default: the product store (EXPANSION_STORE_URI)
 
 
 def _at(frame: pd.DataFrame, day: dt.date) -> pd.DataFrame:

@@ -1,6 +1,6 @@
-"""Alert state in the same SQL store as the CRM scores (SQLite by default, PostgreSQL by URI).
+"""Alert state in the product store (:mod:`serving.store`; SQLite by default, PostgreSQL by URI).
 
-Tables, created on first use (prefix ``alert_``):
+Tables, declared in :mod:`serving.store.schema` and created on first use (prefix ``alert_``):
 
 - ``alert_runs``: one row per snapshot the alerts ran on;
 - ``alert_conditions``: (account, rule) pairs in their condition at the last run, since when;
@@ -23,39 +23,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from pathlib import Path
-
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from features.config import is_redacted, private_file, redact_url
-from serving.sinks.sql import engine_url
+from features.config import Settings, is_redacted, redact_url
+from serving.store import Store, open_store
+from serving.store.schema import state_metadata
 
-_md = sa.MetaData()
-RUNS = sa.Table("alert_runs", _md, sa.Column("as_of", sa.Date, primary_key=True),
-                sa.Column("ran_at", sa.DateTime(timezone=True)), sa.Column("episodes", sa.Integer))
-CONDITIONS = sa.Table("alert_conditions", _md, sa.Column("account_id", sa.Text, primary_key=True),
-                      sa.Column("rule", sa.Text, primary_key=True), sa.Column("since", sa.Date))
-EPISODES = sa.Table(
-    "alert_episodes", _md, sa.Column("episode_id", sa.Text, primary_key=True), sa.Column("account_id", sa.Text),
-    sa.Column("rule", sa.Text), sa.Column("started", sa.Date), sa.Column("csm_owner", sa.Text),
-    sa.Column("status", sa.Text), sa.Column("expected_value", sa.Float), sa.Column("facts", sa.Text))
-OUTBOX = sa.Table(
-    "alert_outbox", _md, sa.Column("message_key", sa.Text, primary_key=True), sa.Column("channel", sa.Text),
-    sa.Column("destination", sa.Text), sa.Column("csm_owner", sa.Text), sa.Column("payload", sa.Text),
-    sa.Column("episode_ids", sa.Text), sa.Column("status", sa.Text), sa.Column("attempts", sa.Integer),
-    sa.Column("last_error", sa.Text), sa.Column("queued_as_of", sa.Date),
-    sa.Column("sent_at", sa.DateTime(timezone=True)))
-LEASES = sa.Table("alert_leases", _md, sa.Column("name", sa.Text, primary_key=True), sa.Column("holder", sa.Text),
-                  sa.Column("expires_at", sa.DateTime(timezone=True)))
-SNOOZES = sa.Table("alert_snoozes", _md, sa.Column("account_id", sa.Text, primary_key=True),
-                   sa.Column("rule", sa.Text, primary_key=True), sa.Column("until", sa.Date))
-TRACK = sa.Table(
-    "alert_track_record", _md, sa.Column("rule", sa.Text, primary_key=True), sa.Column("outcome", sa.Text),
-    *[sa.Column(c, sa.Float) for c in ("episodes", "positives", "rate", "rate_low", "rate_high", "base_rate",
-                                       "lift", "lift_low", "lift_high", "arr_at_fire", "outcome_arr")],
-    sa.Column("computed_at", sa.DateTime(timezone=True)))
+_md = state_metadata()
+RUNS, CONDITIONS, EPISODES, OUTBOX, LEASES, SNOOZES, TRACK = (_md.tables[f"alert_{name}"] for name in (
+    "runs", "conditions", "episodes", "outbox", "leases", "snoozes", "track_record"))
 
 
 def _clean(value: object) -> object:
@@ -67,28 +44,16 @@ def _clean(value: object) -> object:
 class AlertStore:
     """The alert tables in one SQL database."""
 
-    def __init__(self, uri: str) -> None:
-        self.engine = sa.create_engine(engine_url(uri))
-        self.shown = self.engine.url.render_as_string(hide_password=True)
-        if self.engine.dialect.name == "sqlite":
-            database = self.engine.url.database
-            if database and database != ":memory:":
-                private_file(Path(database))  # state files are the owner's alone (0600 under 0700)
-
-            @sa.event.listens_for(self.engine, "connect")
-            def _wait(dbapi_connection, _record) -> None:  # noqa: ANN001
-                dbapi_connection.execute("PRAGMA busy_timeout = 30000")
-        elif self.engine.dialect.name != "postgresql":
-            raise ValueError(f"alert store {uri!r}: only sqlite and postgresql databases are supported")
-        self._ready = sa.inspect(self.engine).has_table(TRACK.name)
+    def __init__(self, where: str | Store | Settings) -> None:
+        self.store = open_store(where)  # the product store's engine: WAL, writers wait, 0600 file (serving.store)
+        self.engine = self.store.engine
+        self.shown = self.store.shown
+        self._ready = self.store.has(TRACK.name)
 
     def _ensure(self) -> None:
-        """Create the tables on the first write (a dry run creates nothing); scrub webhook URLs older releases stored."""
+        """Create the tables on the first write (a dry run creates nothing)."""
         if not self._ready:
-            try:
-                _md.create_all(self.engine, checkfirst=True)
-            except sa.exc.DBAPIError:  # two first runs at once: the other created them between check and create
-                _md.create_all(self.engine, checkfirst=True)
+            self.store.ensure()
             self._ready = True
 
     def scrub(self) -> None:
@@ -106,10 +71,10 @@ class AlertStore:
                     destination=shown, last_error=error.replace(url, shown) if error else error))
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.store.close()
 
     def _insert(self, table: sa.Table):  # noqa: ANN202
-        return (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+        return self.store.insert(table)
 
     # reads
     def last_run(self) -> dt.date | None:

@@ -21,7 +21,7 @@ import typer
 from rich.rule import Rule
 from rich.table import Table
 
-from features.config import Engine, ModelSource
+from features.config import Engine, ModelSource, Settings
 from serving.cli.common import console, job_errors, open_source, parse_date, settings
 
 STEPS = 9
@@ -59,7 +59,9 @@ def _top_accounts(crm_db: Path, limit: int) -> str | None:
     """Print the accounts to call this week from the CRM table the batch job wrote; return the first id."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(f"sqlite:///{crm_db}")
+    from serving.store.engine import sql_engine
+
+    engine = sql_engine(f"sqlite:///{crm_db}", what="CRM sink", wal=False)
     query = sa.text(
         "SELECT account_id, readiness_score, readiness_band, churn_probability, health, "
         "expected_expansion_usd, recommended_play, reason_1 FROM account_scores "
@@ -183,7 +185,7 @@ def demo(
     _done(t)
 
     t = _step(9, "who to call this week")
-    example, planned = _top_accounts(home / "crm.db", top), _plan_top_plays(home / "crm.db", cfg.crm_uri, data, top)
+    example, planned = _top_accounts(home / "crm.db", top), _plan_top_plays(home / "crm.db", cfg, data, top)
     console.print(f"logged the recommended play as planned for {planned[0]} of them ({planned[1]} already were), by "
                   "demo-leader, so the play log and the leadership page's plays panel show a week's start", highlight=False)
     target = _quarterly_target(data, as_of_date)
@@ -196,14 +198,15 @@ def demo(
     cli_users.print_demo_sign_in(home, data, extra_env=f"EXPANSION_EXPANSION_TARGET_ARR_QUARTER={target:.0f} ")
 
 
-def _plan_top_plays(crm_db: Path, crm_uri: str, data: Path, limit: int) -> tuple[int, int]:
+def _plan_top_plays(crm_db: Path, cfg: Settings, data: Path, limit: int) -> tuple[int, int]:
     """Log the recommended play of the top accounts as planned (what a CSM does first on Monday); (logged, already were)."""
     import pandas as pd
     import sqlalchemy as sa
 
+    from serving.store.engine import sql_engine
     from serving.web.store import WebStore
 
-    engine = sa.create_engine(f"sqlite:///{crm_db}")
+    engine = sql_engine(f"sqlite:///{crm_db}", what="CRM sink", wal=False)
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT account_id, recommended_play FROM account_scores WHERE recommended_play IS NOT NULL "
@@ -212,7 +215,7 @@ def _plan_top_plays(crm_db: Path, crm_uri: str, data: Path, limit: int) -> tuple
     engine.dispose()
     accounts = pd.read_parquet(data / "accounts.parquet", columns=["account_id", "csm_owner"])
     owner = dict(zip(accounts["account_id"], accounts["csm_owner"].astype(object).where(accounts["csm_owner"].notna(), None)))
-    store, now = WebStore(crm_uri), dt.datetime.now(dt.UTC)
+    store, now = WebStore(cfg), dt.datetime.now(dt.UTC)  # the play log lives in the product store
     done = {p["play"] for r in rows for p in store.plays_for(r["account_id"]) if p["logged_by"] == "demo-leader"}
     fresh = [r for r in rows if r["recommended_play"] not in done]
     for r in fresh:

@@ -91,7 +91,7 @@ def forecast(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Forecast from the newest month end on or before this date (default: the data end, its last complete usage_daily day).")] = None,
     track: Annotated[bool, typer.Option("--track", help="Show stored forecasts beside what happened once their horizon passed.")] = False,
     backtest: Annotated[bool, typer.Option("--backtest", help="Replay the forecast at every past cut-off against two naive forecasts.")] = False,
-    store: Annotated[str | None, typer.Option("--store", help="SQL store of forecasts (default: the CRM database under home).")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="SQL store of forecasts (default: the product store, EXPANSION_STORE_URI).")] = None,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Most boosting rounds in the backtest.")] = 300,
     draws: Annotated[int, typer.Option("--draws", min=100, help="Monte Carlo draws behind the intervals.")] = 2000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,

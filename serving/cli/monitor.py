@@ -16,7 +16,7 @@ def monitor(
     data: Annotated[str, typer.Option("--data", help="Folder with the canonical tables (what happened after each run).")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="Data end (default: the data end, its last complete usage_daily day).")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Store and show the record without logging MLflow runs.")] = False,
-    sink: Annotated[str | None, typer.Option("--sink", help="The SQL sink the score runs went to (sqlite:///PATH or postgresql://...; default: the SQLite CRM under home).")] = None,
+    sink: Annotated[str | None, typer.Option("--sink", help="The SQL database holding the score history and the record (sqlite:///PATH or postgresql://...; default: the product store, EXPANSION_STORE_URI).")] = None,
 ) -> None:
     """Measure champion, shadow and rule-based baseline on every scored month whose 90-day outcome is known.
 

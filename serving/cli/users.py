@@ -1,4 +1,4 @@
-"""``expansion users``: who may sign in to the pages (tokens stored hashed beside the CRM scores)."""
+"""``expansion users``: who may sign in to the pages (tokens stored hashed in the product store, EXPANSION_STORE_URI)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def add_user(name: str, role: str, csm_owner: str | None = None, uri: str | None
     """Create ``name`` (or issue them a new token, which revokes the old one); returns the token."""
     from serving.web.store import WebStore
 
-    store = WebStore(uri or settings().crm_uri)
+    store = WebStore(uri or settings())
     try:
         return store.add_user(name, role, csm_owner, dt.datetime.now(dt.UTC))
     finally:
@@ -76,7 +76,7 @@ def change_user(name: str, action: str, uri: str | None = None) -> None:
     """``disable`` (refuse their token, end their sessions) or ``remove`` (delete them and their sessions)."""
     from serving.web.store import WebStore
 
-    store = WebStore(uri or settings().crm_uri)
+    store = WebStore(uri or settings())
     try:
         (store.disable_user if action == "disable" else store.remove_user)(name)
     finally:
@@ -112,7 +112,7 @@ def list_users() -> None:
     """Everyone who may sign in (names, roles and books, "disabled" after those disabled; never tokens)."""
     from serving.web.store import WebStore
 
-    store = WebStore(settings().crm_uri)
+    store = WebStore(settings())
     try:
         for user in store.list_users():
             state = "\tdisabled" if user["disabled"] else ""
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
 
 def print_demo_sign_in(home: object, data: object, port: int = 3000, extra_env: str = "") -> str:
     """The demo's last lines: how to start the service with the pages, their URL and a leader's sign-in token."""
-    token = add_user("demo-leader", "leader", None, settings().crm_uri)
+    token = add_user("demo-leader", "leader", None)
     console.print(
         "Open the pages (a CSM's book, accounts, the leadership page) in a browser:\n"
         f"  EXPANSION_HOME={home} EXPANSION_DATA_DIR={data} EXPANSION_API_KEY=demo-key-for-this-laptop-only {extra_env}"

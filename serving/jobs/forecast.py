@@ -2,7 +2,7 @@
 
 Each is one call on a source, settings (``horizon_days`` is the horizon) and an as-of
 (default: the data end). Forecasts and the backtest's record live in the forecast store
-(``store``, default: the CRM database under home).
+(``store``, default: the product store, EXPANSION_STORE_URI).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def forecast_job(source: DataSource, settings: Settings, as_of: dt.date | None =
     from training.forecast_tracking import log_forecast
 
     day = as_of_day(source, as_of, "forecast", say)
-    forecasts = ForecastStore(store or settings.crm_uri)
+    forecasts = ForecastStore(store or settings)
     try:
         past = past_against_actual(source, settings, forecasts.read(), outcomes_known(source, day),
                                    newest=TRACK_RECORD_CUTOFFS)
@@ -76,7 +76,7 @@ def forecast_track_job(source: DataSource, settings: Settings, as_of: dt.date | 
     from serving.forecast_store import ForecastStore
 
     day = as_of_day(source, as_of, "forecast", say)
-    forecasts = ForecastStore(store or settings.crm_uri)
+    forecasts = ForecastStore(store or settings)
     try:
         stored = forecasts.read()
     finally:
@@ -119,7 +119,7 @@ def forecast_backtest_job(source: DataSource, settings: Settings, *, store: str 
         raise InvalidInput("no cut-off has a year of complete history before it (the trailing naive forecast needs "
                            "four periods)")
     summary = summarize_backtest(results)
-    forecasts = ForecastStore(store or settings.crm_uri)
+    forecasts = ForecastStore(store or settings)
     try:
         forecasts.write_record(settings.horizon_days, record, clock())
     finally:

@@ -35,16 +35,14 @@ class MonitorRun:
 def monitor_job(source: DataSource, settings: Settings, as_of: dt.date | None = None, *, sink: str | None = None,
                 log_mlflow: bool = True, clock: Callable[[], dt.datetime] = _now, say: Say = quiet) -> MonitorRun:
     """Measure champion, shadow and baseline on every scored month whose horizon passed by ``as_of`` (default: the
-    data end); store the record beside the score history (``sink``, default the CRM database), log it, send alarms.
+    data end); store the record beside the score history (``sink``, default the product store), log it, send alarms.
 
     Raises InvalidInput when nothing can be measured yet (no score run whose horizon has passed).
     """
     from serving.jobs.monitoring import monitor, send_alarms
     from serving.monitoring_store import MonitoringStore
-    from serving.sinks.sql import engine_url
-
     now = clock()
-    store = MonitoringStore(engine_url(sink) if sink else settings.crm_uri)
+    store = MonitoringStore(sink or settings)
     try:
         end = as_of_day(source, as_of, "monitor", say)
         result = monitor(store, source, settings, end, now, promises_or_none(settings, say))
@@ -75,7 +73,7 @@ def shadow_records_for(source: DataSource, settings: Settings, end: dt.date, say
         versions = {n: v for n in ("expansion",) if (v := shadow_version(n, settings)) is not None}
         if not versions:
             return {}
-        store = MonitoringStore(settings.crm_uri)
+        store = MonitoringStore(settings)
         try:
             records = shadow_records(store, source, settings, end, versions)
         finally:
@@ -96,7 +94,7 @@ def monitor_after_retrain(source: DataSource, settings: Settings, end: dt.date, 
     from serving.jobs.monitoring import monitor, send_alarms
     from serving.monitoring_store import MonitoringStore
 
-    store = MonitoringStore(settings.crm_uri)
+    store = MonitoringStore(settings)
     try:
         now = clock()
         result = monitor(store, source, settings, end, now, promises_or_none(settings, say))

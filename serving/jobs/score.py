@@ -38,13 +38,22 @@ class ScoreRun:
 
 def open_target(settings: Settings, sink: str | None, *, field_map: dict[str, str] | None = None,
                 replace_newer: bool = False):  # noqa: ANN201 - serving.sinks.Sink
-    """The sink the run writes to (default: the CRM database under home); InvalidInput for a bad URI or field map."""
+    """The sink the run writes to (default: the CRM database under home), each run's history also written into the
+    product store the pages, the API and the monitor read (``serving.sinks.history``); InvalidInput for a bad URI or
+    field map."""
     from serving.sinks import open_sink
+    from serving.sinks.history import with_history
+    from serving.store import state_store
 
     try:
-        return open_sink(sink or settings.crm_uri, settings, field_map=field_map, replace_newer=replace_newer)
+        target = open_sink(sink or settings.crm_uri, settings, field_map=field_map, replace_newer=replace_newer)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
+    try:
+        return with_history(target, state_store(settings))
+    except ValueError as exc:
+        target.close()
+        raise InvalidInput(f"EXPANSION_STORE_URI: {exc}") from exc
 
 
 def choose_models(settings: Settings, models: str, say: Say):  # noqa: ANN201 - serving.models.ModelChoice
@@ -85,7 +94,9 @@ def score_job(source: DataSource, settings: Settings, as_of: dt.date | None = No
         features = _snapshot(source, day, settings)
         choice = choose_models(settings, models, say)
         summary = write_step(features, choice, settings, target, day, scored_at, chunk_size, on_progress)
-        shadow = score_shadow(features, settings, target, summary) if models != "none" else None
+        # the shadow comes from the registry: not asked when it could not be reached (nor recreated empty)
+        shadow = (score_shadow(features, settings, summary)
+                  if models != "none" and not choice.registry_unreachable else None)
     finally:
         target.close()
     if shadow:
@@ -130,12 +141,8 @@ def write_step(features: pd.DataFrame, choice, settings: Settings, target, day: 
         raise InvalidInput(str(exc)) from exc
 
 
-def score_shadow(features: pd.DataFrame, settings: Settings, target, summary) -> str | None:  # noqa: ANN001
-    """The shadow challenger beside the champion, stored under the run's id (SQL sinks only); what happened, in words."""
-    from serving.sinks.sql import SqlSink
-
-    if not isinstance(target, SqlSink):
-        return None
+def score_shadow(features: pd.DataFrame, settings: Settings, summary) -> str | None:  # noqa: ANN001
+    """The shadow challenger beside the champion, stored under the run's id in the product store; what happened, in words."""
     try:
         from training.monitoring_tracking import shadow_model
 
@@ -147,7 +154,7 @@ def score_shadow(features: pd.DataFrame, settings: Settings, target, summary) ->
     from serving.batch import shadow_scores
     from serving.monitoring_store import MonitoringStore
 
-    store = MonitoringStore(target.engine.url.render_as_string(hide_password=False))
+    store = MonitoringStore(settings)
     try:
         written = store.write_shadow(shadow_scores(features, shadows, summary.run_id, summary.as_of))
     finally:

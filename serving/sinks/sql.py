@@ -27,25 +27,17 @@ import datetime as dt
 import hashlib
 import math
 from collections.abc import Iterable
-from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from features.config import private_file
 from serving.sinks.rows import ROW_FIELDS, RunInfo, to_rows
+from serving.store.engine import IMMEDIATE, shown, sql_engine
+from serving.store.schema import row_columns as _columns
 
-_TYPES = {
-    "text": sa.Text,
-    "date": sa.Date,
-    "datetime": lambda: sa.DateTime(timezone=True),
-    "probability": sa.Float,
-    "points": sa.Float,
-    "money": sa.Float,
-    "flag": sa.Boolean,
-}
-
+__all__ = ["SqlSink", "SinkSchemaError", "REQUIRED", "PREVIOUS_EXTRA", "read_previous", "stage_rows", "staging_table",
+           "upsert_from", "drop_absent"]
 
 # Read with the previous run's scores, so the next run can say what changed.
 PREVIOUS_EXTRA = ("as_of", "churn_probability", "concept_contributions")
@@ -58,42 +50,9 @@ class SinkSchemaError(ValueError):
     """A CRM table whose shape the sink cannot use (a dropped column or primary key): names the table and column."""
 
 
-def engine_url(uri: str) -> str:
-    """Use psycopg 3 for ``postgresql://`` URIs (the driver the project installs)."""
-    if uri.startswith("postgresql://") or uri.startswith("postgres://"):
-        return "postgresql+psycopg://" + uri.split("://", 1)[1]
-    return uri
-
-
-def _columns(key: tuple[str, ...]) -> list[sa.Column]:
-    return [
-        sa.Column(name, _TYPES[kind](), primary_key=name in key, nullable=name not in key)
-        for name, kind in ROW_FIELDS.items()
-    ]
-
-
-IMMEDIATE = "expansion_sqlite_immediate"
-
-
 def _lock_key(name: str) -> int:
     """A stable signed 64-bit key for ``pg_advisory_xact_lock``, from the current table's name."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-def _sqlite_transactions(engine: sa.Engine) -> None:
-    """Make pysqlite transactional for DDL too: emit BEGIN ourselves (the SQLAlchemy-documented recipe)."""
-
-    @sa.event.listens_for(engine, "connect")
-    def _no_implicit_transactions(dbapi_connection, _record) -> None:  # noqa: ANN001
-        dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA busy_timeout = 120000")  # a second run waits for the first to publish
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(connection) -> None:  # noqa: ANN001
-        # a publishing transaction takes the write lock first: a deferred one that read before writing would get
-        # "database is locked" at once (SQLite never waits to upgrade a read lock), where IMMEDIATE waits its turn
-        immediate = connection.get_execution_options().get(IMMEDIATE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _records(rows: pd.DataFrame) -> list[dict]:
@@ -115,16 +74,10 @@ class SqlSink:
     def __init__(self, uri: str, *, table_prefix: str = "", replace_newer: bool = False) -> None:
         self.replace_newer = replace_newer
         self.kept_newer: dt.date | None = None
-        self.engine = sa.create_engine(engine_url(uri))
+        # the one engine set-up (serving.store.engine): the CRM file is the owner's alone, a second run waits
+        self.engine = sql_engine(uri, what="sink", wal=False)
         # what logs and summaries show: a password in the URI never reaches them
-        self.uri = self.engine.url.render_as_string(hide_password=True) if self.engine.url.password else uri
-        if self.engine.dialect.name == "sqlite":
-            _sqlite_transactions(self.engine)
-            database = self.engine.url.database
-            if database and database != ":memory:":  # the embedded default lives under a home folder
-                private_file(Path(database))  # the CRM scores are the owner's alone (0600 under 0700)
-        elif self.engine.dialect.name != "postgresql":
-            raise ValueError(f"sink {uri!r}: only sqlite and postgresql databases are supported")
+        self.uri = shown(self.engine) if self.engine.url.password else uri
         self.metadata = sa.MetaData()
         self.current = sa.Table(f"{table_prefix}account_scores", self.metadata, *_columns(("account_id",)))
         self.history = sa.Table(
@@ -179,24 +132,11 @@ class SqlSink:
     def previous_scores(self, before: dt.date | None = None) -> pd.DataFrame | None:
         """Scores of the previous run: the newest run (by ``scored_at``) on a snapshot older than ``before``,
         from the history; without ``before``, the current table. None when there is none."""
-        inspector = sa.inspect(self.engine)
-        if not inspector.has_table(self.current.name):
+        if not sa.inspect(self.engine).has_table(self.current.name):
             return None
         self.check_schema()
-        names = ["account_id", "readiness_score", "readiness_band", *PREVIOUS_EXTRA]
-        if before is None:
-            query = sa.select(*[self.current.c[n] for n in names if n in self.current.c])
-        else:
-            h = self.history
-            newest = sa.select(h.c.run_id).where(h.c.as_of < before).order_by(h.c.scored_at.desc(), h.c.as_of.desc())
-            run = newest.limit(1).scalar_subquery()
-            query = sa.select(*[h.c[n] for n in names if n in h.c]).where(h.c.run_id == run)
         with self.engine.connect() as conn:
-            existing = {c["name"] for c in inspector.get_columns(self.current.name if before is None else self.history.name)}
-            if not set(names) <= existing:  # a table written before these columns existed
-                query = query.with_only_columns(*[c for c in query.selected_columns if c.name in existing])
-            frame = pd.read_sql(query, conn, dtype={"account_id": "string", "readiness_band": "string"})
-        return frame if len(frame) else None
+            return read_previous(conn, self.current if before is None else self.history, before)
 
     def read_table(self, which: str = "current") -> pd.DataFrame:
         """Read back a whole table (tests, reports), sorted by its key."""
@@ -213,12 +153,12 @@ class SqlSink:
         the newest snapshot stays current whichever run finishes last.
         """
         self.create_tables()
-        staging = self._staging_table()
+        staging = staging_table(self._staging_name)
         with self.engine.connect() as conn:
             if conn.dialect.name == "sqlite":
                 with conn.begin():  # the rows into a temporary table: the main database stays unlocked meanwhile
                     staging.create(conn)
-                    written = self._stage(conn, staging, run, chunks)
+                    written = stage_rows(conn, staging, run, chunks)
                 conn.execution_options(**{IMMEDIATE: True})
                 try:
                     with conn.begin():
@@ -229,37 +169,21 @@ class SqlSink:
                 return written
             with conn.begin():
                 staging.create(conn)
-                written = self._stage(conn, staging, run, chunks)
+                written = stage_rows(conn, staging, run, chunks)
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(self.current.name))))
                 self._publish(conn, staging, run)
                 staging.drop(conn)
-        return written
-
-    @staticmethod
-    def _stage(conn: sa.Connection, staging: sa.Table, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
-        written = 0
-        for chunk in chunks:
-            rows = to_rows(chunk, run)
-            if len(rows):
-                conn.execute(staging.insert(), _records(rows))
-            written += len(rows)
         return written
 
     def _publish(self, conn: sa.Connection, staging: sa.Table, run: RunInfo) -> None:
         """The staged run into the current table (unless it holds a newer snapshot) and the history."""
         self.kept_newer = None if self.replace_newer else self._newer_current(conn, run)
         if self.kept_newer is None:
-            self._upsert(conn, staging, self.current, ("account_id",))
-        self._upsert(conn, staging, self.history, ("account_id", "run_id"))
-        # NOT EXISTS, not NOT IN: PostgreSQL plans NOT IN over the unanalysed staging table as a
-        # per-row subplan once it guesses the ids will not fit in work_mem, quadratic in the
-        # accounts (measured: minutes for 100,000 wide rows); NOT EXISTS is a hash anti-join.
-        def absent(table: sa.Table) -> sa.ColumnElement[bool]:
-            return ~sa.exists().where(staging.c.account_id == table.c.account_id)
-
+            upsert_from(conn, staging, self.current, ("account_id",))
+        upsert_from(conn, staging, self.history, ("account_id", "run_id"))
         if self.kept_newer is None:
-            conn.execute(sa.delete(self.current).where(absent(self.current)))
-        conn.execute(sa.delete(self.history).where(self.history.c.run_id == run.run_id, absent(self.history)))
+            drop_absent(conn, staging, self.current)
+        drop_absent(conn, staging, self.history, run.run_id)
 
     def _newer_current(self, conn: sa.Connection, run: RunInfo) -> dt.date | None:
         """The current table's snapshot date when it is newer than ``run``'s (read inside the run's transaction)."""
@@ -269,27 +193,64 @@ class SqlSink:
         newest = pd.Timestamp(newest).date()
         return newest if newest > run.as_of else None
 
-    def _staging_table(self) -> sa.Table:
-        """A temporary table private to this connection (PostgreSQL also drops it at commit)."""
-        return sa.Table(
-            self._staging_name,
-            sa.MetaData(),
-            *_columns(("account_id",)),
-            prefixes=["TEMPORARY"],
-        )
 
-    def _upsert(self, conn: sa.Connection, staging: sa.Table, target: sa.Table, key: tuple[str, ...]) -> None:
-        """Insert new keys; update existing ones only where a value differs, so a re-run is a no-op."""
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        names = list(ROW_FIELDS)
-        # WHERE true: SQLite's parser needs it to tell INSERT ... SELECT from an ON CONFLICT clause.
-        stmt = insert(target).from_select(names, sa.select(*[staging.c[n] for n in names]).where(sa.true()))
-        values = [n for n in names if n not in key]
-        # scored_at alone never counts as a change: a re-run of the same scores keeps the first run's time.
-        compared = [n for n in values if n != "scored_at"]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(key),
-            set_={n: stmt.excluded[n] for n in values},
-            where=sa.or_(*[target.c[n].is_distinct_from(stmt.excluded[n]) for n in compared]),
-        )
-        conn.execute(stmt)
+def staging_table(name: str) -> sa.Table:
+    """A temporary table of CRM rows private to its connection (PostgreSQL drops it at commit when made inside one)."""
+    return sa.Table(name, sa.MetaData(), *_columns(("account_id",)), prefixes=["TEMPORARY"])
+
+
+def stage_rows(conn: sa.Connection, staging: sa.Table, run: RunInfo, chunks: Iterable[pd.DataFrame]) -> int:
+    """Each chunk's CRM rows into ``staging``; the number of rows."""
+    written = 0
+    for chunk in chunks:
+        rows = to_rows(chunk, run)
+        if len(rows):
+            conn.execute(staging.insert(), _records(rows))
+        written += len(rows)
+    return written
+
+
+def upsert_from(conn: sa.Connection, staging: sa.Table, target: sa.Table, key: tuple[str, ...]) -> None:
+    """Insert new keys; update existing ones only where a value differs, so a re-run is a no-op."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    names = list(ROW_FIELDS)
+    # WHERE true: SQLite's parser needs it to tell INSERT ... SELECT from an ON CONFLICT clause.
+    stmt = insert(target).from_select(names, sa.select(*[staging.c[n] for n in names]).where(sa.true()))
+    values = [n for n in names if n not in key]
+    # scored_at alone never counts as a change: a re-run of the same scores keeps the first run's time.
+    compared = [n for n in values if n != "scored_at"]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(key),
+        set_={n: stmt.excluded[n] for n in values},
+        where=sa.or_(*[target.c[n].is_distinct_from(stmt.excluded[n]) for n in compared]),
+    )
+    conn.execute(stmt)
+
+
+def drop_absent(conn: sa.Connection, staging: sa.Table, table: sa.Table, run_id: str | None = None) -> None:
+    """Delete ``table``'s rows (of ``run_id`` when given) whose account the staged run lacks.
+
+    NOT EXISTS, not NOT IN: PostgreSQL plans NOT IN over the unanalysed staging table as a per-row
+    subplan once it guesses the ids will not fit in work_mem, quadratic in the accounts (measured:
+    minutes for 100,000 wide rows); NOT EXISTS is a hash anti-join.
+    """
+    absent = ~sa.exists().where(staging.c.account_id == table.c.account_id)
+    conn.execute(sa.delete(table).where(absent if run_id is None else sa.and_(table.c.run_id == run_id, absent)))
+
+
+def read_previous(conn: sa.Connection, table: sa.Table, before: dt.date | None) -> pd.DataFrame | None:
+    """From a current table (``before`` None) or a history (the newest run by ``scored_at`` on a snapshot older than
+    ``before``): each account's scores the next run says what changed from; None when there is none."""
+    names = ["account_id", "readiness_score", "readiness_band", *PREVIOUS_EXTRA]
+    if before is None:
+        query = sa.select(*[table.c[n] for n in names if n in table.c])
+    else:
+        newest = sa.select(table.c.run_id).where(table.c.as_of < before).order_by(table.c.scored_at.desc(),
+                                                                                  table.c.as_of.desc())
+        query = sa.select(*[table.c[n] for n in names if n in table.c]).where(table.c.run_id == newest.limit(1)
+                                                                             .scalar_subquery())
+    existing = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    if not set(names) <= existing:  # a table written before these columns existed
+        query = query.with_only_columns(*[c for c in query.selected_columns if c.name in existing])
+    frame = pd.read_sql(query, conn, dtype={"account_id": "string", "readiness_band": "string"})
+    return frame if len(frame) else None

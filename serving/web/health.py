@@ -77,7 +77,7 @@ def trend_chart(track: pd.DataFrame) -> str | None:
 
 def health_view(state: WebState) -> dict[str, Any]:
     """Everything the model-health page shows, as a dictionary for its template."""
-    store = MonitoringStore(state.settings.crm_uri)
+    store = MonitoringStore(state.settings)
     try:
         track = store.read_track()
         alarms = store.read_alarms()

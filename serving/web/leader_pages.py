@@ -91,7 +91,7 @@ def forecast_panel(state: WebState, as_of: dt.date | None) -> dict[str, Any] | N
         return None
 
     def newest() -> dict[str, Any] | None:
-        found = stored_forecast(state.settings.crm_uri, ForecastRequest(as_of=as_of, group="all"))
+        found = stored_forecast(state.settings, ForecastRequest(as_of=as_of, group="all"))
         if not found.found:
             return None
         by = {f.measure: f for f in found.figures}

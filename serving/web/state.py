@@ -38,7 +38,7 @@ class WebState:
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
 
     def __post_init__(self) -> None:
-        self.store = WebStore(self.settings.crm_uri)
+        self.store = WebStore(self.settings)  # the product store (EXPANSION_STORE_URI)
         self.company = CompanyData(self.settings.data_dir, self.settings.opportunity_stages)
 
     def _current(self, snap: ScoredSnapshot) -> None:

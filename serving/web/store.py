@@ -1,4 +1,4 @@
-"""The pages' tables, in the same SQL store as the CRM scores (SQLite or PostgreSQL).
+"""The pages' tables, in the product store (:mod:`serving.store`; SQLite or PostgreSQL).
 
 - ``web_users``: one row per person who may sign in (name, role, CSM owner, the SHA-256 of
   their token);
@@ -9,9 +9,9 @@
   work), credited to whoever logged it; ``play_changes`` keeps every later update or correction;
 - ``owner_assignments``: an owner a leader gave an account the data leaves unowned (the data
   folder itself is never written);
-- reads ``account_score_history`` (written by the batch job) for an account's score history.
+- reads ``account_score_history`` (the score job writes it into the store) for an account's score history.
 
-Tables are created on first use, like the CRM tables (:mod:`serving.sinks.sql`).
+Tables are declared in :mod:`serving.store.schema` and created on first use.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ import secrets
 import pandas as pd
 import sqlalchemy as sa
 
-from serving.sinks.sql import SqlSink
+from features.config import Settings
+from serving.store import Store, open_store
+from serving.store.engine import IMMEDIATE
+from serving.store.schema import HISTORY
 from serving.web.auth import ROLES, hash_token, new_csrf, new_token
 
 #: What a logged play has led to so far; ``planned`` is the only state that is not an activity done.
@@ -44,67 +47,21 @@ def _check(outcome: str, note: str | None) -> None:
 
 
 class WebStore:
-    """Users and the play log beside ``account_scores`` in the CRM database at ``uri``."""
+    """Users, sessions, the play log and owner assignments in the product store (a URI, a store or settings)."""
 
-    def __init__(self, uri: str, *, table_prefix: str = "") -> None:
-        # same engine set-up (psycopg 3, transactional SQLite) and table prefix as the CRM tables
-        self.sink = SqlSink(uri, table_prefix=table_prefix)
-        self.engine = self.sink.engine
-        self.metadata = sa.MetaData()
-        self.users = sa.Table(
-            f"{table_prefix}web_users", self.metadata,
-            sa.Column("name", sa.Text, primary_key=True),
-            sa.Column("role", sa.Text, nullable=False),
-            sa.Column("csm_owner", sa.Text, nullable=True),
-            sa.Column("token_sha256", sa.Text, nullable=False, unique=True),
-            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        )
-        self.plays = sa.Table(
-            f"{table_prefix}play_log", self.metadata,
-            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("account_id", sa.Text, nullable=False, index=True),
-            sa.Column("csm_owner", sa.Text, nullable=True, index=True),
-            sa.Column("logged_by", sa.Text, nullable=False),
-            sa.Column("play", sa.Text, nullable=False),
-            sa.Column("outcome", sa.Text, nullable=False),
-            sa.Column("note", sa.Text, nullable=True),
-            sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
-        )
-        self.changes = sa.Table(
-            f"{table_prefix}play_changes", self.metadata,
-            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("play_id", sa.Integer, nullable=False, index=True),
-            sa.Column("changed_by", sa.Text, nullable=False),
-            sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("old_outcome", sa.Text, nullable=False),
-            sa.Column("new_outcome", sa.Text, nullable=False),
-            sa.Column("old_note", sa.Text, nullable=True),
-            sa.Column("new_note", sa.Text, nullable=True),
-        )
-        self.sessions = sa.Table(
-            f"{table_prefix}web_sessions", self.metadata,
-            sa.Column("id_sha256", sa.Text, primary_key=True),
-            sa.Column("name", sa.Text, nullable=False, index=True),
-            sa.Column("csrf", sa.Text, nullable=False),
-            sa.Column("expires_at", sa.Float, nullable=False),
-        )
-        self.owner_table = sa.Table(
-            f"{table_prefix}owner_assignments", self.metadata,
-            sa.Column("account_id", sa.Text, primary_key=True),
-            sa.Column("csm_owner", sa.Text, nullable=False),
-            sa.Column("assigned_by", sa.Text, nullable=False),
-            sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
-        )
-        self._created = False
+    def __init__(self, where: str | Store | Settings, *, table_prefix: str = "") -> None:
+        # the product store's engine and declared tables (serving.store), not the CRM sink's
+        self.store = open_store(where, prefix=table_prefix)
+        self.engine, self.metadata = self.store.engine, self.store.metadata
+        t = self.store.table
+        self.users, self.plays, self.changes = t("web_users"), t("play_log"), t("play_changes")
+        self.sessions, self.owner_table, self.history = t("web_sessions"), t("owner_assignments"), t(HISTORY)
 
     def close(self) -> None:
-        self.sink.close()
+        self.store.close()
 
     def create_tables(self) -> None:
-        if not self._created:
-            with self.engine.begin() as conn:
-                self.metadata.create_all(conn, checkfirst=True)
-            self._created = True
+        self.store.ensure()
 
     # users -----------------------------------------------------------------------------------
     def add_user(self, name: str, role: str, csm_owner: str | None, now: dt.datetime) -> str:
@@ -216,7 +173,8 @@ class WebStore:
         _check(outcome, note)
         self.create_tables()
         p = self.plays
-        with self.engine.begin() as conn:
+        # the write lock first (SQLite): a transaction that read before writing could not wait for another writer
+        with self.engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
             row = conn.execute(sa.select(p).where(p.c.id == play_id, p.c.account_id == account_id)).mappings().first()
             if row is None:
                 raise StoreError(f"play: no play {play_id} on this account")
@@ -286,7 +244,7 @@ class WebStore:
     # scores ----------------------------------------------------------------------------------
     def score_history(self, account_id: str) -> pd.DataFrame:
         """An account's readiness and churn risk per scoring run, oldest first (empty before any batch run)."""
-        h = self.sink.history
+        h = self.history
         columns = ["as_of", "readiness_score", "churn_probability"]
         query = (sa.select(h.c.as_of, h.c.readiness_score, h.c.churn_probability)
                  .where(h.c.account_id == account_id).order_by(h.c.as_of, h.c.scored_at))

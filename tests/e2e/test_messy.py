@@ -198,8 +198,8 @@ def service(jobs: dict, company: Path):
                      "EXPANSION_API_KEY": KEY, "EXPANSION_DATA_DIR": str(company)}.items():
             mp.setenv(k, v)
         mp.delenv("EXPANSION_INSECURE", raising=False)
-        crm = f"sqlite:///{home / 'crm.db'}"
-        tokens = {"leader": add_user("Lee", "leader", None, crm)}
+        store = f"sqlite:///{home / 'state.db'}"  # the product store, where the pages look people up
+        tokens = {"leader": add_user("Lee", "leader", None, store)}
         reset_request_metrics()
         with TestClient(ExpansionScoring.to_asgi(), base_url="http://testserver", raise_server_exceptions=False) as client:
             yield client, tokens

@@ -34,7 +34,7 @@ def test_a_past_score_run_is_checked_against_what_happened(generated_company, cl
     assert "waiting for their horizon: 2026-05" in result.stdout
     from serving.monitoring_store import MonitoringStore
 
-    store = MonitoringStore(f"sqlite:///{cli_env / 'home' / 'crm.db'}")
+    store = MonitoringStore(f"sqlite:///{cli_env / 'home' / 'state.db'}")
     try:
         track = store.read_track()
     finally:

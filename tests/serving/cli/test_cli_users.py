@@ -16,7 +16,7 @@ def test_users_add_prints_a_token_that_signs_in(tmp_path, monkeypatch: pytest.Mo
     token = result.output.strip().splitlines()[-1]
     from serving.web.store import WebStore
 
-    store = WebStore(f"sqlite:///{tmp_path / 'crm.db'}")
+    store = WebStore(f"sqlite:///{tmp_path / 'state.db'}")
     assert store.user_by_token(token)["csm_owner"] == "csm-1"
     with store.engine.connect() as conn:
         assert token not in str(conn.execute(sa.text("SELECT * FROM web_users")).all())
@@ -40,6 +40,6 @@ def test_the_demo_ends_with_the_pages_url_and_a_token_that_signs_in(tmp_path, mo
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2].strip() == "URL:   http://127.0.0.1:3000/ui/signin" and token in lines[-1]
     assert f"EXPANSION_DATA_DIR={tmp_path / 'demo' / 'data'}" in "\n".join(lines)
-    store = WebStore(f"sqlite:///{tmp_path / 'crm.db'}")
+    store = WebStore(f"sqlite:///{tmp_path / 'state.db'}")
     assert store.user_by_token(token)["role"] == "leader"
     store.close()

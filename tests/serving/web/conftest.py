@@ -27,15 +27,18 @@ def build_home(home: Path, data: Path, feature_frame: pd.DataFrame) -> dict:
     from serving.cli.users import add_user
     from serving.scoring import Scorer, feature_specs
     from serving.sinks.rows import RunInfo
+    from serving.sinks.history import with_history
     from serving.sinks.sql import SqlSink
+    from serving.store import Store
 
     dates = sorted(pd.to_datetime(feature_frame["as_of"]).unique())
     newest = feature_frame[pd.to_datetime(feature_frame["as_of"]) == dates[-1]]
     snapshot = home / "serving" / "snapshot.parquet"
     snapshot.parent.mkdir(parents=True)
     newest.drop(columns=[c for c in LABELS if c in newest.columns]).to_parquet(snapshot)
-    crm = f"sqlite:///{home / 'crm.db'}"
-    sink, scorer = SqlSink(crm), Scorer(None, None, feature_specs())
+    crm, store = f"sqlite:///{home / 'crm.db'}", f"sqlite:///{home / 'state.db'}"
+    # as the score job writes: the CRM sink, and the history the pages read in the product store
+    sink, scorer = with_history(SqlSink(crm), Store(store)), Scorer(None, None, feature_specs())
     for day in dates[-3:]:
         rows = feature_frame[pd.to_datetime(feature_frame["as_of"]) == day]
         run = RunInfo(pd.Timestamp(day).date(), dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
@@ -44,11 +47,11 @@ def build_home(home: Path, data: Path, feature_frame: pd.DataFrame) -> dict:
     owners = newest["csm_owner"].dropna().astype(str).value_counts()
     csm = owners.index[0]
     return {
-        "home": home, "snapshot": snapshot, "data": data, "crm": crm, "csm_owner": csm,
+        "home": home, "snapshot": snapshot, "data": data, "crm": crm, "store": store, "csm_owner": csm,
         "csm_accounts": set(newest.loc[newest["csm_owner"] == csm, "account_id"].astype(str)),
         "accounts": newest["account_id"].astype(str).tolist(),
-        "tokens": {"csm": add_user("Casey", "csm", csm, crm), "leader": add_user("Lee", "leader", None, crm),
-                   "newcomer": add_user("Nico", "csm", "owner-with-no-accounts", crm)},
+        "tokens": {"csm": add_user("Casey", "csm", csm, store), "leader": add_user("Lee", "leader", None, store),
+                   "newcomer": add_user("Nico", "csm", "owner-with-no-accounts", store)},
     }
 
 

@@ -35,7 +35,7 @@ def test_the_page_shows_each_scored_month_with_intervals_to_leaders_only(client,
     sign_in(client, web_home["tokens"]["leader"])
     empty = client.get("/ui/model-health")
     assert empty.status_code == 200 and "No scored month has reached its horizon yet" in empty.text
-    store = MonitoringStore(web_home["crm"])
+    store = MonitoringStore(web_home["store"])
     try:
         track = _track(["2026-01", "2026-02"])
         store.save_track(track, dt.datetime(2026, 7, 1, tzinfo=dt.UTC))

@@ -103,7 +103,7 @@ def test_account_page_charts_reasons_and_logging_a_play(client: TestClient, web_
     assert saved.status_code == 303
     after = client.get(saved.headers["location"])
     assert "Play logged." in after.text and "QBR set" in after.text
-    engine = sa.create_engine(web_home["crm"])
+    engine = sa.create_engine(web_home["store"])
     with engine.connect() as conn:
         logged = conn.execute(sa.text("SELECT account_id, csm_owner, logged_by, outcome FROM play_log "
                                       "WHERE note = 'QBR set'")).all()
@@ -250,9 +250,9 @@ def test_with_models_the_book_ranks_by_expected_value(monkeypatch: pytest.Monkey
 def test_a_new_token_ends_the_sessions_of_the_old_one(client: TestClient, web_home: dict) -> None:
     from serving.cli.users import add_user
 
-    sign_in(client, add_user("Robin", "csm", web_home["csm_owner"], web_home["crm"]))
+    sign_in(client, add_user("Robin", "csm", web_home["csm_owner"], web_home["store"]))
     assert client.get("/ui/book", follow_redirects=False).status_code == 200
-    add_user("Robin", "csm", web_home["csm_owner"], web_home["crm"])  # e.g. the old token leaked
+    add_user("Robin", "csm", web_home["csm_owner"], web_home["store"])  # e.g. the old token leaked
     assert client.get("/ui/book", follow_redirects=False).status_code == 303
 
 
@@ -272,7 +272,7 @@ def test_leadership_shows_the_newest_stored_forecast(client: TestClient, web_hom
                 f"{m}_method": "naive_mean4", f"{m}_past_error_pts": 1.25, f"{m}_past_cutoffs": 9}
     row["nrr_pct_method"] = "model"
     assert set(figures) == set(MEASURES)
-    store = ForecastStore(web_home["crm"])
+    store = ForecastStore(web_home["store"])
     try:
         store.write("run-test", dt.date(2026, 1, 31), 90, pd.DataFrame([row]), {"m": "1"},
                     dt.datetime(2026, 2, 1, tzinfo=dt.UTC))

@@ -20,9 +20,7 @@ def store(sql_sink_uri: tuple[str, str]) -> Iterator[WebStore]:
     uri, prefix = sql_sink_uri
     web = WebStore(uri, table_prefix=prefix)
     yield web
-    with web.engine.begin() as conn:
-        for table in ("web_users", "play_log", "play_changes", "web_sessions", "owner_assignments"):
-            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{prefix}{table}"')
+    web.metadata.drop_all(web.engine, checkfirst=True)  # every table of the prefixed store
     web.close()
 
 

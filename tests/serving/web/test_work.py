@@ -30,7 +30,7 @@ def test_sign_out_ends_the_session_at_once_and_the_old_cookie_is_refused(client:
     answer = client.post(f"/ui/account/{account}/plays", follow_redirects=False,
                          data={"csrf": csrf_of(page.text), "play": "cross_sell", "outcome": "won", "note": "after"})
     assert answer.status_code == 303 and "/signin" in answer.headers["location"]
-    engine = sa.create_engine(web_home["crm"])
+    engine = sa.create_engine(web_home["store"])
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM play_log WHERE note = 'after'")).scalar() == 0
     engine.dispose()
@@ -39,9 +39,9 @@ def test_sign_out_ends_the_session_at_once_and_the_old_cookie_is_refused(client:
 def test_disabling_a_person_ends_their_session(client: TestClient, web_home: dict) -> None:
     from serving.cli.users import add_user, change_user
 
-    sign_in(client, add_user("Dana", "csm", web_home["csm_owner"], web_home["crm"]))
+    sign_in(client, add_user("Dana", "csm", web_home["csm_owner"], web_home["store"]))
     assert client.get("/ui/book", follow_redirects=False).status_code == 200
-    change_user("Dana", "disable", web_home["crm"])
+    change_user("Dana", "disable", web_home["store"])
     assert client.get("/ui/book", follow_redirects=False).status_code == 303
 
 
@@ -121,7 +121,7 @@ def test_a_play_is_updated_by_its_author_not_by_another_csm(client: TestClient, 
     assert "Play updated." in after and "1 earlier state" in after and "call on Monday" in after
     other = TestClient(asgi_app())
     with other:
-        sign_in(other, add_user("Sam", "csm", "csm-else", web_home["crm"]))
+        sign_in(other, add_user("Sam", "csm", "csm-else", web_home["store"]))
         theirs = other.get(f"/ui/account/{account}").text
         assert f"/plays/{play_id}\"" not in theirs  # no update form for someone else's play
         refused = other.post(f"/ui/account/{account}/plays/{play_id}", data={"csrf": csrf_of(theirs), "outcome": "won"})
