@@ -192,8 +192,8 @@ def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: 
         for method, f in (("model", fc), ("naive_last", naive_last), ("naive_mean4", naive_upto)):
             if f is not None:
                 base.append(long_rows(cutoff, method, f, truth))
-        live = _live(pd.concat(base, ignore_index=True), cand, cutoff, frame, fc, settings.horizon_days,
-                     pd.concat(served_rows, ignore_index=True) if served_rows else None)
+        live = live_at(pd.concat(base, ignore_index=True), cand, cutoff, frame, fc, settings.horizon_days,
+                       pd.concat(served_rows, ignore_index=True) if served_rows else None)
         cand = pd.concat([cand, live[1]], ignore_index=True) if len(cand) else live[1]
         served = live[0].set_index("group")
         served_rows.append(long_rows(cutoff, "live", served, truth))
@@ -204,16 +204,20 @@ def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: 
     return pd.DataFrame(out), pd.concat(base, ignore_index=True) if base else pd.DataFrame(columns=TRACK)
 
 
-def _live(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, frame: pd.DataFrame, model: pd.DataFrame,
-          horizon_days: int, served: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """What the live forecast would have served at ``cutoff`` (``training.forecast_choice``), and its candidates there."""
+def live_at(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, frame: pd.DataFrame, model: pd.DataFrame,
+            horizon_days: int, served: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What the live forecast serves at ``cutoff`` (``training.forecast_choice``), its candidates there and the choice.
+
+    ``track`` holds the base methods' rows up to and at ``cutoff``, ``past`` the candidates of earlier cut-offs,
+    ``model`` the model's table by group and ``served`` what served before (its record calibrates the interval).
+    """
     now = candidates_at(track, past, cutoff, horizon_days)
     present: dict[tuple[str, str], list[str]] = {}
     for r in now[["group", "measure", "method"]].itertuples(index=False):
         present.setdefault((r.group, r.measure), []).append(r.method)
     choice = choose(past, present, cutoff, horizon_days)
     spread = period_spread(period_rates(frame, cutoff, NAIVE_PERIODS))
-    return serve(now, past, choice, spread, horizon_days, model_table=model, live=served), now
+    return serve(now, past, choice, spread, horizon_days, model_table=model, live=served), now, choice
 
 
 def _row(cutoff: pd.Timestamp, group: str, method: str, f: pd.Series, t: pd.Series) -> dict:

@@ -24,9 +24,9 @@ from features.snapshots import history_features
 from training.datasets import newest_complete_month_end
 from training.forecast import MEASURES, account_expectations, forecast, learn_sizes
 from training.forecast_calibration import calibrate, dispersion
-from training.forecast_backtest import NAIVE_PERIODS, PERIOD_MONTHS, actuals, contraction_mrr, naive, period_rates
-from training.forecast_choice import candidate_history, candidates_at, choose, long_rows
-from training.forecast_serve import period_spread, serve, served_history
+from training.forecast_backtest import NAIVE_PERIODS, PERIOD_MONTHS, actuals, contraction_mrr, live_at, naive
+from training.forecast_choice import candidate_history, long_rows
+from training.forecast_serve import served_history
 from training.names import ModelName
 from training.registry import load_champion
 
@@ -113,14 +113,8 @@ def choose_and_serve(frame: pd.DataFrame, book: pd.DataFrame, model_table: pd.Da
     past_rows = record.loc[pd.to_datetime(record["cutoff"]) < cutoff] if record is not None and len(record) else None
     history = candidate_history(past_rows, horizon_days) if past_rows is not None else pd.DataFrame()
     track = pd.concat([*([past_rows] if past_rows is not None else []), *now], ignore_index=True)
-    cand = candidates_at(track, history, cutoff, horizon_days)
-    present: dict[tuple[str, str], list[str]] = {}
-    for r in cand[["group", "measure", "method"]].itertuples(index=False):
-        present.setdefault((r.group, r.measure), []).append(r.method)
-    choice = choose(history, present, cutoff, horizon_days)
-    spread = period_spread(period_rates(frame, cutoff, NAIVE_PERIODS))
     live = served_history(history, horizon_days) if len(history) else None
-    table = serve(cand, history, choice, spread, horizon_days, model_table=model, live=live)
+    table, _, choice = live_at(track, history, cutoff, frame, model, horizon_days, live)
     table.insert(1, "accounts", table["group"].map(model["accounts"]).astype(int).to_numpy())
     for m in MEASURES:  # the model's own point and draws' sd are kept whatever serves: they calibrate later model forecasts
         table[f"{m}_model"] = table["group"].map(model[m]).to_numpy(dtype=float)

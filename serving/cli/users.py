@@ -83,28 +83,26 @@ def change_user(name: str, action: str, uri: str | None = None) -> None:
         store.close()
 
 
-@users_app.command("disable")
-def disable(name: Annotated[str, typer.Argument(help="The person's name.")]) -> None:
-    """Refuse NAME's token and end their sessions at once (``users add`` gives them a new token)."""
+def _change_command(name: str, action: str, done: str) -> None:
     from serving.web.store import StoreError
 
     try:
-        change_user(name, "disable")
+        change_user(name, action)
     except StoreError as exc:
         fail(str(exc))
-    console.print(f"{name} is disabled: their sessions ended and their token is refused.", highlight=False)
+    console.print(f"{name} is {done}", highlight=False)
+
+
+@users_app.command("disable")
+def disable(name: Annotated[str, typer.Argument(help="The person's name.")]) -> None:
+    """Refuse NAME's token and end their sessions at once (``users add`` gives them a new token)."""
+    _change_command(name, "disable", "disabled: their sessions ended and their token is refused.")
 
 
 @users_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="The person's name.")]) -> None:
     """Delete NAME and end their sessions (the plays they logged stay, credited to them)."""
-    from serving.web.store import StoreError
-
-    try:
-        change_user(name, "remove")
-    except StoreError as exc:
-        fail(str(exc))
-    console.print(f"{name} is removed: their sessions ended.", highlight=False)
+    _change_command(name, "remove", "removed: their sessions ended.")
 
 
 @users_app.command("list")
