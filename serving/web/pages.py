@@ -210,10 +210,11 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
         raw = safe("timeline", lambda: company_events(state.company, as_of).of(account_id), [])
     plays = state.store.plays_for(account_id)
     assigned = state.store.assignments().get(account_id)
+    control = state.play_store.control_groups(account_id, as_of) if as_of is not None else []
     whitespace = [(label, _num(feats.get(name))) for name, label in WHITESPACE_KINDS.items() if name in feats]
     return {
         "account_id": account_id, "name": name, "as_of": snap.as_of, "model_available": state.model_available(),
-        "r": record, "owner": _text(feats.get("csm_owner")), "assigned": assigned,
+        "r": record, "owner": _text(feats.get("csm_owner")), "assigned": assigned, "control_groups": control,
         "segment": _text(feats.get("segment")), "arr": _num(feats.get("arr")),
         "renewal_date": books.renewal_date(_num(feats.get("months_to_renewal")), snap.as_of),
         "quota_pct": _num(feats.get("quota_utilization_30d_pct")),

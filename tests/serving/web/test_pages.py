@@ -287,3 +287,22 @@ def test_leadership_shows_the_newest_stored_forecast(client: TestClient, web_hom
         with store.engine.begin() as conn:
             conn.execute(sa.delete(store.table))
         store.close()
+
+
+def test_an_account_held_out_of_a_play_says_until_when(client: TestClient, web_home: dict) -> None:
+    import datetime as dt
+
+    from serving.play_assignment import HOLD_OUT, Assignment
+    from serving.play_store import PlayStore
+
+    sign_in(client, web_home["tokens"]["csm"])
+    account = sorted(web_home["csm_accounts"])[1]
+    start, end = dt.date(2026, 6, 1), dt.date(2026, 8, 30)
+    store = PlayStore(web_home["crm"])
+    store.save([Assignment(account, "cross_sell", start, end, HOLD_OUT, 0.1, 1)], dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+    store.close()
+    page = client.get(f"/ui/account/{account}").text
+    line = page.split('class="meta control">', 1)[1].split("</p>", 1)[0].replace("&#39;", "'")
+    assert line.startswith("In the cross sell play's control group until ") and "Aug" in line and "30" in line
+    other = client.get(f"/ui/account/{sorted(web_home['csm_accounts'])[0]}").text
+    assert "control group until" not in other
