@@ -306,3 +306,21 @@ def test_an_account_held_out_of_a_play_says_until_when(client: TestClient, web_h
     assert line.startswith("In the cross sell play's control group until ") and "Aug" in line and "30" in line
     other = client.get(f"/ui/account/{sorted(web_home['csm_accounts'])[0]}").text
     assert "control group until" not in other
+
+
+def test_a_won_play_is_logged_with_its_amount_and_a_lost_one_with_its_reason(client: TestClient, web_home: dict) -> None:
+    sign_in(client, web_home["tokens"]["csm"])
+    account = sorted(web_home["csm_accounts"])[2]
+    page = client.get(f"/ui/account/{account}").text
+    bad = client.post(f"/ui/account/{account}/plays", follow_redirects=False,
+                      data={"csrf": csrf_of(page), "play": "cross_sell", "outcome": "won", "amount": "lots"})
+    assert bad.status_code == 400 and "amount: a number" in bad.text
+    saved = client.post(f"/ui/account/{account}/plays", follow_redirects=False,
+                        data={"csrf": csrf_of(page), "play": "cross_sell", "outcome": "won", "amount": "1,250",
+                              "reason_code": "price", "planned_for": ""})  # the reason of a won play is not kept
+    assert saved.status_code == 303
+    after = client.get(saved.headers["location"]).text
+    assert "cross sell</strong> · won · $1.2k MRR" in after
+    lost = client.post(f"/ui/account/{account}/plays", follow_redirects=False,
+                       data={"csrf": csrf_of(page), "play": "cross_sell", "outcome": "lost", "reason_code": "no_budget"})
+    assert lost.status_code == 303 and "no budget" in client.get(lost.headers["location"]).text
