@@ -138,7 +138,7 @@ def main() -> None:
         scoring = timed("full scorer (probabilities, reasons, whitespace)", full_scorer)
         cpu_first = time.process_time() - cpu_first
         if args.holdout:  # the play holdout's cost: the same scorer drawing every eligible account's arm
-            from serving.play_assignment import Assigner
+            from features.play_assignment import Assigner
 
             def with_holdout() -> None:
                 referenced = scorer.with_reference(features).with_assigner(Assigner(as_of, 0.10, 1, 90))

@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from serving.play_assignment import Assignment
+from features.play_assignment import Assignment
 from serving.sinks.sql import SqlSink
 
 COLUMNS = ("account_id", "play", "episode_start", "episode_end", "arm", "share", "seed")

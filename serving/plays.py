@@ -95,7 +95,7 @@ def recommend(reasons: Sequence[ReasonItem], facts: Mapping[str, Any], health: s
 
     ``held_out(play)`` is asked about that play only (the account is eligible for it): True
     passes over it to the next candidate (the account is in the play's control group,
-    :mod:`serving.play_assignment`).
+    :mod:`features.play_assignment`).
 
     ``facts`` are the account's feature values plus ``readiness_score``, ``health`` and
     (when a model is loaded) ``churn_probability``; ``levels`` the thresholds in force

@@ -89,7 +89,7 @@ class Scorer:
     reference_typical_: dict[str, float] = field(default_factory=dict)
     reference_peers_: Peers | None = None
     previous_: pd.DataFrame | None = None
-    #: The play assignments in force (:class:`serving.play_assignment.Assigner`); None: no holdout.
+    #: The play assignments in force (:class:`features.play_assignment.Assigner`); None: no holdout.
     assigner_: Any | None = None
 
     @property

@@ -4,7 +4,7 @@
 the data end) and typed options; it returns a :class:`ScoreRun` and says what it does
 through ``say``. The write step (:func:`write_step`) is its own function: whatever else a
 run writes (history, a shadow) hangs off it. It holds eligible accounts out of plays
-(:mod:`serving.play_assignment`) and stores the new assignments once the scores are written.
+(:mod:`features.play_assignment`) and stores the new assignments once the scores are written.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def write_step(features: pd.DataFrame, choice, settings: Settings, target, day: 
             nonlocal done
             done += n
             on_progress(done, total)
-    from serving.play_assignment import Assigner
+    from features.play_assignment import Assigner
     from serving.play_store import PlayStore
 
     plays = PlayStore(settings.crm_uri)  # the play assignments live beside the play log

@@ -12,7 +12,7 @@ import pytest
 
 from features.config import Settings
 from features.reason_catalog import LAST_RESORT
-from serving.play_assignment import HOLD_OUT, RECOMMEND, Assigner, draw, unit
+from features.play_assignment import HOLD_OUT, RECOMMEND, Assigner, draw, unit
 from serving.play_store import PlayStore
 from serving.scoring import Scorer
 
@@ -22,7 +22,7 @@ DAY = dt.date(2026, 3, 31)
 def test_the_draw_is_the_same_in_another_process() -> None:
     ids = [f"acc{i}" for i in range(200)]
     here = [unit(a, "cross_sell", DAY, 5) for a in ids]
-    code = ("import datetime as dt; from serving.play_assignment import unit; "
+    code = ("import datetime as dt; from features.play_assignment import unit; "
             f"print([unit(a, 'cross_sell', dt.date(2026, 3, 31), 5) for a in {ids!r}])")
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(there) == here  # noqa: S307 - our own subprocess's list of floats

@@ -292,7 +292,7 @@ def test_leadership_shows_the_newest_stored_forecast(client: TestClient, web_hom
 def test_an_account_held_out_of_a_play_says_until_when(client: TestClient, web_home: dict) -> None:
     import datetime as dt
 
-    from serving.play_assignment import HOLD_OUT, Assignment
+    from features.play_assignment import HOLD_OUT, Assignment
     from serving.play_store import PlayStore
 
     sign_in(client, web_home["tokens"]["csm"])
