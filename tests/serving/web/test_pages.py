@@ -324,3 +324,25 @@ def test_a_won_play_is_logged_with_its_amount_and_a_lost_one_with_its_reason(cli
     lost = client.post(f"/ui/account/{account}/plays", follow_redirects=False,
                        data={"csrf": csrf_of(page), "play": "cross_sell", "outcome": "lost", "reason_code": "no_budget"})
     assert lost.status_code == 303 and "no budget" in client.get(lost.headers["location"]).text
+
+
+def test_leadership_shows_each_plays_effect_against_its_control_group(client: TestClient, web_home: dict) -> None:
+    import datetime as dt
+
+    from features.play_assignment import HOLD_OUT, RECOMMEND, Assignment
+    from serving.play_store import PlayStore
+
+    ids = pd.read_parquet(Path(web_home["data"]) / "accounts.parquet")["account_id"].astype(str).tolist()[:80]
+    start = dt.date(2026, 1, 31)
+    store = PlayStore(web_home["crm"])
+    store.save([Assignment(a, "seat_expansion", start, start + dt.timedelta(days=90), (HOLD_OUT, RECOMMEND)[i % 2],
+                           0.5, 1) for i, a in enumerate(ids)], dt.datetime(2026, 1, 31, tzinfo=dt.UTC))
+    store.close()
+    sign_in(client, web_home["tokens"]["leader"])
+    page = client.get("/ui/leadership").text
+    panel = page.split('id="effects"', 1)[1].split("</section>", 1)[0]
+    row = panel.split("<th scope=\"row\">seat expansion</th>", 1)[1].split("</tr>", 1)[0]
+    assert '<td class="num">40 / 40</td>' in row  # both arms' windows closed by the data end
+    assert re.search(r'<td class="num">[+-]\d+\.\d \([+-]\d+\.\d to [+-]\d+\.\d\)</td>', row)  # effect and interval
+    assert "0 %" in row  # no play logged done
+    assert "eligible accounts a month" in panel and "CSMs choose whom they call" in panel
