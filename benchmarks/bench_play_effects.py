@@ -12,7 +12,8 @@ Prints per seed and play the truth, the estimate and whether the interval covers
 (the placebo's truth is 0 by construction), then the coverage counts. ``--small N`` also
 measures, on an N-account company, after how many months of episodes each play's true effect
 is measurable (the power formula of ``training.play_effect`` with the company's own eligible
-accounts a month, base rate and share, plus the 3-month outcome window).
+accounts a month and base rate, plus the 3-month outcome window), with the holdout share of the
+run and with 30 % and 50 % held out.
 """
 
 from __future__ import annotations
@@ -92,9 +93,11 @@ def small_company(root: Path, accounts: int, months: int, cfg, truths: pd.Series
         if not math.isfinite(base):
             base = float(group[outcome].mean())
         effect = float(truths.get(play, 0.0))
-        m = months_to_measure(per_month, base, effect, cfg.share)
-        rows.append({"play": play, "eligible_a_month": per_month, "base_rate": base, "true_effect": effect,
-                     "months_of_episodes": m, "months_until_measurable": m + 3 if math.isfinite(m) else math.inf})
+        row = {"play": play, "eligible_a_month": per_month, "base_rate": base, "true_effect": effect}
+        for share in dict.fromkeys((cfg.share, 0.3, 0.5)):  # the months with a larger holdout, for a small book
+            m = months_to_measure(per_month, base, effect, share)
+            row[f"months_at_{share:.0%}_held_out"] = m + 3 if math.isfinite(m) else math.inf
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
