@@ -12,18 +12,16 @@ is shot at 1440 and 390 px (``play-effects-1440.png``, ``play-effects-390.png``,
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
 
-from screenshots import CHROMIUM, WIDTHS, serve  # noqa: E402 - the shared machinery, beside this file
+from screenshots import CHROMIUM, WIDTHS, run  # noqa: E402 - the shared machinery, beside this file
 
 AS_OF = dt.date(2026, 6, 30)
 NOW = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
@@ -96,19 +94,7 @@ def shoot(base: str, world: dict, out: Path) -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="expansion-play-shots-") as tmp:
-        world = build(Path(tmp))
-        base, server, thread = serve(world)
-        try:
-            written = shoot(base, world, args.out)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-    print("\n".join(str(p) for p in written))
+    run(__doc__.splitlines()[0], build, shoot, "expansion-play-shots-")
 
 
 if __name__ == "__main__":
