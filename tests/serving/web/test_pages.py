@@ -346,3 +346,32 @@ def test_leadership_shows_each_plays_effect_against_its_control_group(client: Te
     assert re.search(r'<td class="num">[+-]\d+\.\d \([+-]\d+\.\d to [+-]\d+\.\d\)</td>', row)  # effect and interval
     assert "0 %" in row  # no play logged done
     assert "eligible accounts a month" in panel and "CSMs choose whom they call" in panel
+
+
+def test_the_service_never_recommends_a_play_the_account_is_held_out_of(monkeypatch: pytest.MonkeyPatch,
+                                                                         web_home: dict) -> None:
+    import datetime as dt
+
+    from features.play_assignment import HOLD_OUT, Assignment
+    from serving.play_store import PlayStore
+
+    serve_env(monkeypatch, web_home)
+    account = sorted(web_home["csm_accounts"])[3]
+    shown = re.compile(r'<h2 id="play">Recommended play: ([^<]+)</h2>')
+    with TestClient(asgi_app(), base_url="http://testserver") as c:
+        sign_in(c, web_home["tokens"]["csm"])
+        before = shown.search(c.get(f"/ui/account/{account}").text).group(1)
+    play = before.replace(" ", "_")
+    assert play != "nurture_value_content"  # the fallback is never held out: pick an account with another play
+    store = PlayStore(web_home["crm"])
+    store.save([Assignment(account, play, dt.date(2026, 6, 1), dt.date(2026, 9, 1), HOLD_OUT, 0.1, 1)],
+               dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+    store.close()
+    with TestClient(asgi_app(), base_url="http://testserver") as c:
+        sign_in(c, web_home["tokens"]["csm"])
+        page = c.get(f"/ui/account/{account}").text
+        api = c.post("/score", json={"accounts": [{"account_id": account}], "with_reasons": True},
+                     headers={"Authorization": f"Bearer {API_KEY}"})
+    after = shown.search(page).group(1)
+    assert after != before and f"In the {before} play" in page.replace("&#39;", "'")
+    assert api.status_code == 200 and api.json()["results"][0]["recommended_play"] not in (play, None)
