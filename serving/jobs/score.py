@@ -127,6 +127,10 @@ def write_step(features: pd.DataFrame, choice, settings: Settings, target, day: 
     from features.play_assignment import Assigner
     from serving.play_store import PlayStore
 
+    try:
+        Assigner.for_run(day, settings)  # a per-play share naming no play is refused before anything is read
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
     plays = PlayStore(settings.crm_uri)  # the play assignments live beside the play log
     try:
         assigner = Assigner.for_run(day, settings, plays.covering(day))
