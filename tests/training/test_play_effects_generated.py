@@ -75,3 +75,18 @@ def test_the_command_prints_each_plays_effect_and_says_when_there_is_nothing(com
     said = " ".join(done.output.split())
     assert "eligible accounts a month" in said and "mixes the play with why a CSM chose" in said
     assert "100 %" in said  # logged done: the generator's CSMs ran every recommended play
+
+
+def test_generate_with_plays_writes_the_assignments_with_the_settings_share(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXPANSION_PLAY_HOLDOUT_SHARE", "0.25")
+    runner = CliRunner()
+    out = tmp_path / "co"
+    done = runner.invoke(app, ["generate", "--out", str(out), "--accounts", "150", "--months", "6",
+                               "--as-of", "2026-06-30", "--plays"])
+    assert done.exit_code == 0, done.output
+    episodes = pd.read_parquet(out / "play_assignments.parquet")
+    assert len(episodes) > 20 and (episodes["share"] == 0.25).all()
+    refused = runner.invoke(app, ["generate", "--out", str(tmp_path / "x"), "--accounts", "10", "--plays", "--messy"])
+    assert refused.exit_code != 0 and "cannot be combined" in refused.output
