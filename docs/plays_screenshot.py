@@ -5,7 +5,7 @@ One command: ``.venv/bin/python docs/plays_screenshot.py [--out docs/img]`` (abo
 A generated company with plays of known effects (``features.synth.plays``; 1,500 accounts,
 24 months to 2026-06-30, seed 11, a 30 % holdout so that the effects show on a company this
 size; the product's default is 10 %): its assignments go into the store beside the play log,
-its month-end features are the served snapshot. A leader signs in through the form; the panel
+the episodes its CSMs ran are logged as contacted, its month-end features are the served snapshot. A leader signs in through the form; the panel
 is shot at 1440 and 390 px (``play-effects-1440.png``, ``play-effects-390.png``, and
 ``play-effects.png`` = the 1440 one, for the docs).
 """
@@ -37,7 +37,10 @@ def build(work: Path) -> dict:
     from features.play_assignment import Assignment
     from features.synth import PlayEffects, generate
     from serving.cli.users import add_user
+    import sqlalchemy as sa
+
     from serving.play_store import COLUMNS, PlayStore
+    from serving.web.store import WebStore
 
     data = work / "company"
     generate(data, accounts=1500, months=24, seed=11, as_of=AS_OF, plays=PlayEffects(share=0.3))
@@ -58,7 +61,19 @@ def build(work: Path) -> dict:
                     for r in episodes[list(COLUMNS)].to_dict("records")], NOW)
     finally:
         store.close()
-    print(f"{len(episodes):,} play episodes stored", flush=True)
+    done = episodes[episodes["done"]]  # the generator's CSMs ran these: logged as contacted a week into the episode
+    web = WebStore(crm)
+    try:
+        web.create_tables()
+        with web.engine.begin() as conn:
+            conn.execute(sa.insert(web.plays), [
+                {"account_id": r.account_id, "csm_owner": None, "logged_by": "Casey", "play": r.play,
+                 "outcome": "contacted", "note": None,
+                 "logged_at": (r.episode_start + pd.Timedelta(days=7)).to_pydatetime().replace(tzinfo=dt.UTC)}
+                for r in done.itertuples()])
+    finally:
+        web.close()
+    print(f"{len(episodes):,} play episodes stored, {len(done):,} logged done", flush=True)
     return {"home": home, "data": data, "snapshot": snapshot, "tokens": {"leader": add_user("Lee", "leader", None, crm)}}
 
 
