@@ -1,6 +1,6 @@
 """Batch scoring speed: bare predict vs the full scorer vs the whole job into SQLite and PostgreSQL.
 
-    python benchmarks/bench_batch.py [--accounts 100000] [--postgres URL] [--changes]
+    python benchmarks/bench_batch.py [--accounts 100000] [--postgres URL] [--changes] [--holdout]
         [--reference CHECKOUT [--scorer-only]]
 
 Generates a small company, trains both models on it, then replicates the newest
@@ -109,6 +109,8 @@ def main() -> None:
                         help="also time a second run a month later into each sink, which says what changed since the first")
     parser.add_argument("--reference", type=Path, default=None,
                         help="another checkout of the project (with its own .venv) whose scorer to time on the same input")
+    parser.add_argument("--holdout", action="store_true",
+                        help="also time the scorer with play holdouts drawn for every eligible account")
     parser.add_argument("--scorer-only", action="store_true", help="time the scorers only, not the sink jobs")
     parser.add_argument("--postgres", default=os.environ.get("EXPANSION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
@@ -135,6 +137,24 @@ def main() -> None:
         cpu_first = time.process_time()
         scoring = timed("full scorer (probabilities, reasons, whitespace)", full_scorer)
         cpu_first = time.process_time() - cpu_first
+        if args.holdout:  # the play holdout's cost: the same scorer drawing every eligible account's arm
+            from features.play_assignment import Assigner
+
+            def with_holdout() -> None:
+                referenced = scorer.with_reference(features).with_assigner(Assigner(as_of, 0.10, 1, 90))
+                for chunk in split(features, args.chunk_size):
+                    referenced.score(chunk, with_reasons=True)
+
+            walls, cpus = {"plain": [], "held": []}, {"plain": [], "held": []}
+            for _ in range(2):  # alternated, twice: the load of a shared machine moves between timings
+                for kind, label, fn in (("held", "full scorer with play holdouts (10 %)", with_holdout),
+                                        ("plain", "full scorer again (no holdout)", full_scorer)):
+                    cpu = time.process_time()
+                    walls[kind].append(timed(label, fn))
+                    cpus[kind].append(time.process_time() - cpu)
+            print(f"play holdouts: {min(cpus['held']) / min(cpus['plain']):.3f}x CPU (best of two each: "
+                  f"{min(cpus['held']):.1f} s vs {min(cpus['plain']):.1f} s), {sum(walls['held']) / sum(walls['plain']):.3f}x "
+                  f"wall (sum of two each) of the scorer without them, same run; target <= 1.1x")
         if args.reference is not None:
             payload = workdir / "reference.pkl"
             with payload.open("wb") as f:

@@ -141,20 +141,25 @@ def shoot(base: str, world: dict, out: Path) -> list[Path]:
     return written
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(description: str, build_world, shoot_pages, prefix: str) -> None:  # noqa: ANN001 - the two steps of a script
+    """A screenshot script's command line: build its world in a temporary folder, serve it, shoot, list the files."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="expansion-shots-") as tmp:
-        world = build(Path(tmp))
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        world = build_world(Path(tmp))
         base, server, thread = serve(world)
         try:
-            written = shoot(base, world, args.out)
+            written = shoot_pages(base, world, args.out)
         finally:
             server.should_exit = True
             thread.join(timeout=10)
     print("\n".join(str(p) for p in written))
+
+
+def main() -> None:
+    run(__doc__.splitlines()[0], build, shoot, "expansion-shots-")
 
 
 if __name__ == "__main__":

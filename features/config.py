@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -210,8 +210,27 @@ class Settings(BaseSettings):
         min_length=1,
         description="Stage order of opportunity_stages, earliest first (closing stages last); stages not listed sort after.",
     )
+    play_holdout_share: float = Field(
+        0.10, ge=0.0, lt=1.0,
+        description="Share of accounts eligible for a play held out of it for one episode (its control group); 0 turns the holdout off.")
+    play_holdout_shares: dict[str, float] = Field(
+        default_factory=dict, description="Per-play holdout share overriding play_holdout_share (play name -> share, 0 turns it off).")
+    play_holdout_seed: int = Field(3617, description="Seed of the hash that assigns an eligible account to recommend or hold out.")
+    play_episode_days: int = Field(
+        90, ge=1, description="Length of a play episode: an assignment holds this many days from the run that drew it.")
+    play_outcome_days: int = Field(90, ge=1, description="Window after an episode's start in which its outcome is read.")
+    play_min_per_arm: int = Field(
+        30, ge=1, description="Fewest accounts in each of recommended and held out before a play's effect is reported.")
     spark_master: str = Field("local[*]", description="Spark master URL for --engine spark.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark config pairs.")
+
+    @field_validator("play_holdout_shares")
+    @classmethod
+    def _shares_in_range(cls, shares: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in shares.items() if not 0.0 <= v < 1.0}
+        if bad:
+            raise ValueError(f"play_holdout_shares: every share must be >= 0 and < 1, got {bad}")
+        return shares
 
     @property
     def tracking_uri(self) -> str:

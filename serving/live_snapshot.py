@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.scoring import Scorer
-from serving.snapshot import PreviousRun, ScoredSnapshot, load_snapshot
+from serving.snapshot import Holdouts, PreviousRun, ScoredSnapshot, load_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class LiveSnapshot:
 
     ``on_load`` runs after every swap (the service freezes the loaded objects out of the
     garbage collector's way); ``on_reasons`` after a snapshot's reasons are all computed; ``previous(as_of)``
-    gives the previous run's scores, so that answers say what changed.
+    gives the previous run's scores, so that answers say what changed; ``holdouts(as_of)`` the play
+    assignments in force, so that no account is recommended a play it is held out of.
     """
 
     def __init__(
@@ -54,8 +55,10 @@ class LiveSnapshot:
         on_load: Callable[[], None] | None = None,
         on_reasons: Callable[[], None] | None = None,
         previous: PreviousRun | None = None,
+        holdouts: Holdouts | None = None,
     ) -> None:
         self.path, self.scorer, self.check_seconds, self.previous = path, scorer, check_seconds, previous
+        self.holdouts = holdouts
         self.precompute, self.on_load, self.on_reasons = precompute, on_load, on_reasons
         self.current: ScoredSnapshot = ScoredSnapshot.empty(scorer)
         self.rejected: str | None = None  # why the file at ``path`` is not the snapshot serving
@@ -142,7 +145,7 @@ class LiveSnapshot:
         if mtime in (self.current.mtime, self._rejected_mtime):
             return None
         try:
-            fresh = load_snapshot(self.path, self.scorer, self.previous)
+            fresh = load_snapshot(self.path, self.scorer, self.previous, self.holdouts)
         except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, the previous snapshot keeps serving
             self._rejected_mtime = mtime
             self.rejected = f"{self.path} (modified {_iso(mtime)}) not loaded: {exc}"
@@ -164,7 +167,8 @@ class LiveSnapshot:
             self.scorer = scorer
             self._drop_pending()  # scored with the previous models: the file is loaded again at the next check
             snap = self.current
-            fresh = ScoredSnapshot.build(snap.features.reset_index(drop=True), scorer, snap.path, snap.mtime, self.previous)
+            fresh = ScoredSnapshot.build(snap.features.reset_index(drop=True), scorer, snap.path, snap.mtime, self.previous,
+                                         self.holdouts)
             self._swap(fresh)
 
     def _swap(self, fresh: ScoredSnapshot, precompute: bool = True) -> None:

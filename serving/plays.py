@@ -89,8 +89,13 @@ def _play_for(reason: ReasonItem) -> str | None:
 
 
 def recommend(reasons: Sequence[ReasonItem], facts: Mapping[str, Any], health: str, band: str,
-              levels: Mapping[str, float] | None = None) -> Recommendation:
+              levels: Mapping[str, float] | None = None,
+              held_out: Callable[[str], bool] | None = None) -> Recommendation:
     """The first candidate play whose premise holds in ``facts`` and whose talk track fills in.
+
+    ``held_out(play)`` is asked about that play only (the account is eligible for it): True
+    passes over it to the next candidate (the account is in the play's control group,
+    :mod:`features.play_assignment`).
 
     ``facts`` are the account's feature values plus ``readiness_score``, ``health`` and
     (when a model is loaded) ``churn_probability``; ``levels`` the thresholds in force
@@ -109,6 +114,8 @@ def recommend(reasons: Sequence[ReasonItem], facts: Mapping[str, Any], health: s
             continue
         track = render_text(play.talk_track, fields)
         if track is not None:
+            if held_out is not None and held_out(name):
+                continue
             if warnings and play.effect == "expansion":
                 track = f"{_before_you_raise(name, warnings)} {track}"
             return Recommendation(name, play.headline, track, caution)

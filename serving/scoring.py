@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,8 @@ class Scorer:
     reference_typical_: dict[str, float] = field(default_factory=dict)
     reference_peers_: Peers | None = None
     previous_: pd.DataFrame | None = None
+    #: The play assignments in force (:class:`features.play_assignment.Assigner`); None: no holdout.
+    assigner_: Any | None = None
 
     @property
     def model_available(self) -> bool:
@@ -116,6 +119,10 @@ class Scorer:
         """A copy that says what changed since ``previous`` (the previous run's scores, as a sink returns them):
         ``readiness_change``, ``churn_risk_change`` and ``change_reason``; None: no previous run."""
         return replace(self, previous_=None if previous is None or not len(previous) else previous.copy())
+
+    def with_assigner(self, assigner: Any | None) -> Scorer:
+        """A copy that holds accounts out of plays as ``assigner`` says (``Assigner.held_out``)."""
+        return replace(self, assigner_=assigner)
 
     def _reason_features(self, frame: pd.DataFrame) -> list[str]:
         """Numeric columns of ``frame`` that reasons may rank among peers."""
@@ -233,6 +240,7 @@ class Scorer:
             facts = sub[[c for c in FACT_NAMES if c in sub.columns]].to_dict("records")
             readiness, churn = out["readiness_score"].to_numpy()[rows], out["churn_probability"].to_numpy()[rows]
             levels = thresholds(quota_alert_pct=self.quota_alert_pct)  # the plays' conditions, as the reasons'
+            ids, assigner = out["account_id"].to_numpy(), self.assigner_
             for n, (i, items) in enumerate(zip(rows, explained, strict=True)):
                 reasons[i] = [r.text for r in items]
                 details[i] = [r.as_dict() for r in items]
@@ -240,7 +248,8 @@ class Scorer:
                     texts[i] = SIDE_JOIN.join(r.text for r in items if r.side == side) or None
                 fact = {**facts[n], "readiness_score": readiness[n], "churn_probability": churn[n],
                         "currency_symbol": self.currency_symbol}
-                choice = recommend(items, fact, health[i], band[i], levels)
+                held = None if assigner is None else partial(assigner.held_out, ids[i])
+                choice = recommend(items, fact, health[i], band[i], levels, held)
                 plays[i], tracks[i], cautions[i] = choice.play, choice.talk_track, choice.caution
         out["reasons"], out["reason_details"], out["recommended_play"] = reasons, details, plays
         out["recommended_play_text"], out["concept_contributions"] = tracks, by_concept

@@ -176,7 +176,7 @@ class ExpansionScoring:
         self._use_models(load_models(self.settings, self.settings.model_source))
         self.live = LiveSnapshot(self.settings.snapshot_file, self.scorer, SNAPSHOT_CHECK_SECONDS,
                                  precompute=self.settings.precompute_reasons, on_load=_settle, on_reasons=gc.freeze,
-                                 previous=self._previous_run)
+                                 previous=self._previous_run, holdouts=self._holdouts)
         ApiKeyMiddleware.readiness = self._readiness
         ApiKeyMiddleware.draining = False
         drain_on_sigterm(self.settings.drain_seconds, _set_draining)
@@ -215,6 +215,21 @@ class ExpansionScoring:
                 return read_previous(conn, store.table(HISTORY), as_of)
         finally:
             store.close()
+
+    def _holdouts(self, as_of: dt.date) -> object | None:
+        """The play assignments the batch runs drew, in force at ``as_of``: followed here, never drawn."""
+        from features.play_assignment import Assigner
+        from serving.play_store import PlayStore
+
+        store = PlayStore(self.settings)  # the product store the batch runs drew into
+        try:
+            if not store.store.has("play_assignments"):
+                return None  # no batch run has drawn yet: nothing is held out
+            assigner = Assigner.for_run(as_of, self.settings, store.covering(as_of))
+        finally:
+            store.close()
+        assigner.draw_new = False
+        return assigner
 
     def _use_models(self, choice: ModelChoice) -> None:
         """Serve with ``choice``'s models from now on (at start, and when /refresh finds other champions)."""

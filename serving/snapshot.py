@@ -32,6 +32,8 @@ from serving.scoring import Scorer
 
 #: The previous run's scores for a snapshot date (the newest CRM run on an older snapshot), or None.
 PreviousRun = Callable[[dt.date], "pd.DataFrame | None"]
+#: ``holdouts(as_of)``: the play assignments in force at the snapshot (``features.play_assignment.Assigner``) or None.
+Holdouts = Callable[[dt.date], Any]
 log = logging.getLogger(__name__)
 
 
@@ -84,17 +86,23 @@ class ScoredSnapshot:
 
     @classmethod
     def build(cls, features: pd.DataFrame, scorer: Scorer, path: Path | None = None, mtime: float | None = None,
-              previous: PreviousRun | None = None) -> ScoredSnapshot:
+              previous: PreviousRun | None = None, holdouts: Holdouts | None = None) -> ScoredSnapshot:
         """Score a snapshot frame (no reasons yet) with ``scorer`` measured against this same book.
 
         ``previous(as_of)`` gives the previous run's scores (from the CRM history) so that every
         answer says what changed since then; None, or an error reading it, means no previous run.
+        ``holdouts(as_of)`` gives the play assignments in force (``features.play_assignment.Assigner``):
+        an account held out of a play is never recommended it here either.
         """
         features = features.reset_index(drop=True)
         if len(features):
             scorer = scorer.with_reference(features)
-            if previous is not None and "as_of" in features.columns:
-                scorer = scorer.with_previous(_previous_run(previous, pd.to_datetime(features["as_of"]).max().date()))
+            if "as_of" in features.columns:
+                day = pd.to_datetime(features["as_of"]).max().date()
+                if previous is not None:
+                    scorer = scorer.with_previous(_previous_run(previous, day))
+                if holdouts is not None:
+                    scorer = scorer.with_assigner(_holdouts(holdouts, day))
         scores = scorer.score(features, with_reasons=False)
         as_of = scores["as_of"].iloc[0] if len(scores) else None
         index = pd.Index(features["account_id"].astype(str), name="account_id")
@@ -213,12 +221,21 @@ class ScoredSnapshot:
         return [account_ids[i] for i in order]
 
 
-def load_snapshot(path: Path | None, scorer: Scorer, previous: PreviousRun | None = None) -> ScoredSnapshot:
+def load_snapshot(path: Path | None, scorer: Scorer, previous: PreviousRun | None = None,
+                  holdouts: Holdouts | None = None) -> ScoredSnapshot:
     """Read and score the snapshot at ``path``; an absent path gives an empty snapshot."""
     if path is None or not path.is_file():
         return ScoredSnapshot.empty(scorer)
     mtime = os.stat(path).st_mtime
-    return ScoredSnapshot.build(read_newest(path), scorer, path, mtime, previous)
+    return ScoredSnapshot.build(read_newest(path), scorer, path, mtime, previous, holdouts)
+
+
+def _holdouts(holdouts: Holdouts, as_of: dt.date) -> Any:
+    try:
+        return holdouts(as_of)
+    except Exception as exc:  # noqa: BLE001 - the assignments' store is optional for the service: scores still answer
+        log.warning("no play assignments read: %s: %s", type(exc).__name__, exc)
+        return None
 
 
 def _previous_run(previous: PreviousRun, as_of: dt.date) -> pd.DataFrame | None:

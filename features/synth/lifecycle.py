@@ -12,12 +12,16 @@ of gated features).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from features.synth.accounts import AccountBlock
 from features.synth.catalog import ADDONS, CORE
 from features.synth.timeline import Timeline
+
+if TYPE_CHECKING:
+    from features.synth.plays import PlayPolicy
 
 CHURN_BASE = np.array([-3.6, -4.6, -5.6])  # monthly logit at neutral health: smb, mid_market, enterprise
 CONTRACTION_BASE = np.array([-5.0, -4.8, -4.6])
@@ -90,8 +94,10 @@ class _State:
 
 
 def simulate(b: AccountBlock, timeline: Timeline, rng: np.random.Generator,
-             reactivation_monthly: float = REACTIVATION_MONTHLY) -> History:
-    """Simulate every month of the block's accounts; pre-window accounts survive to the window (they are observed)."""
+             reactivation_monthly: float = REACTIVATION_MONTHLY, plays: PlayPolicy | None = None) -> History:
+    """Simulate every month of the block's accounts; pre-window accounts survive to the window (they are observed).
+
+    ``plays``: plays with known effects move the hazards of treated accounts (:mod:`features.synth.plays`)."""
     n, T = b.n, timeline.total_months
     s = _State(b)
     first_demand = b.seats * rng.uniform(0.65, 0.95, n)
@@ -110,7 +116,7 @@ def simulate(b: AccountBlock, timeline: Timeline, rng: np.random.Generator,
         s.demand = np.where(starting, first_demand, s.demand)
         s.level = np.where(starting, 0.0, s.level)
         can_move = s.active & ~starting & (event_day[:, t] <= timeline.as_of64)
-        kind = _outcomes(b, s, h, t, timeline, rng, can_move, m_bar, h_bar, exp_shift, churn_shift)
+        kind = _outcomes(b, s, h, t, timeline, rng, can_move, m_bar, h_bar, exp_shift, churn_shift, plays)
         _reactivate(s, t, timeline, rng, event_day, reactivation_monthly)
         _usage_state(b, s, rng, m_now, h_now, n)
         _record(h, s, t, m_now, h_now, kind, rng, b)
@@ -128,7 +134,7 @@ def _empty_history(n: int, T: int) -> History:
     )
 
 
-def _outcomes(b, s, h, t, timeline, rng, can_move, m_bar, h_bar, exp_shift, churn_shift) -> np.ndarray:
+def _outcomes(b, s, h, t, timeline, rng, can_move, m_bar, h_bar, exp_shift, churn_shift, plays=None) -> np.ndarray:
     """Churn, contraction, expansion and renewal price uplift for month t; returns the expansion kind."""
     n = b.n
     tenure = t - b.start_month
@@ -138,6 +144,12 @@ def _outcomes(b, s, h, t, timeline, rng, can_move, m_bar, h_bar, exp_shift, chur
     quota_prev = quota_utilization(h.events[:, prev], h.usage_limit[:, prev])
     idle = h.active_users[:, prev] < 0.4 * s.seats
     churn_logit = CHURN_BASE[b.segment] + churn_shift - 1.1 * h_bar - 0.25 * m_bar + 0.7 * idle
+    lift_up = lift_seat = 0.0
+    if plays is not None:
+        lift_up, lift_seat, lift_churn = plays.lifts(
+            t, can_move, quota_prev, s.core_tier, seat_pressure, s.seats < SEAT_CAP[b.segment], h_bar,
+            (s.addon_tier < 0).any(axis=1), h.exec_sponsor[:, prev])
+        churn_logit = churn_logit + lift_churn
     p_month = sigmoid(churn_logit)
     p_churn = np.where(b.annual_contract, np.where(renewal, 1 - (1 - p_month) ** 12, 0.0), p_month)
     # accounts that churned before the window were never observed: only later churn counts
@@ -153,9 +165,9 @@ def _outcomes(b, s, h, t, timeline, rng, can_move, m_bar, h_bar, exp_shift, chur
 
     base = exp_shift + tenure_shift(tenure) + 0.9 * m_bar + 0.25 * h_bar + 0.4 * s.api_on
     room = s.seats < SEAT_CAP[b.segment]
-    p_seat = np.where(room, sigmoid(SEAT_BASE + base + 3.0 * np.clip(seat_pressure - 0.85, -0.5, 0.6)), 0.0)
+    p_seat = np.where(room, sigmoid(SEAT_BASE + base + 3.0 * np.clip(seat_pressure - 0.85, -0.5, 0.6) + lift_seat), 0.0)
     trial_prev = h.trial[:, prev]
-    p_up = np.where(s.core_tier < 2, sigmoid(UPGRADE_BASE + base + 3.5 * np.clip(quota_prev - 0.8, -0.6, 0.7) + 1.0 * trial_prev), 0.0)
+    p_up = np.where(s.core_tier < 2, sigmoid(UPGRADE_BASE + base + 3.5 * np.clip(quota_prev - 0.8, -0.6, 0.7) + 1.0 * trial_prev + lift_up), 0.0)
     exec_prev = h.exec_sponsor[:, prev]
     free = (s.addon_tier < 0).any(axis=1)
     p_x = np.where(free, sigmoid(CROSS_SELL_BASE + base + 0.5 * exec_prev + 0.3 * h_bar), 0.0)
@@ -164,7 +176,7 @@ def _outcomes(b, s, h, t, timeline, rng, can_move, m_bar, h_bar, exp_shift, chur
     u = rng.random(n) * (p_seat + p_up + p_x)
     kind = np.where(u < p_seat, KIND_SEATS, np.where(u < p_seat + p_up, KIND_UPGRADE, KIND_CROSS_SELL))
     kind = np.where(expand, kind, 0)
-    _expand(s, kind, b, rng)
+    _expand(s, kind, b, rng, fixed_draws=plays is not None)
 
     uplift = renewal & ~churn & (kind == 0) & ~contract & (rng.random(n) < 0.08)
     s.price_factor = np.where(uplift, s.price_factor * rng.uniform(1.03, 1.08, n), s.price_factor)
@@ -189,7 +201,9 @@ def _contract(s: _State, contract: np.ndarray, seat_pressure: np.ndarray, rng: n
     s.addon_seats[rows, first_owned[rows]] = 0
 
 
-def _expand(s: _State, kind: np.ndarray, b: AccountBlock, rng: np.random.Generator) -> None:
+def _expand(s: _State, kind: np.ndarray, b: AccountBlock, rng: np.random.Generator, fixed_draws: bool = False) -> None:
+    """Apply the month's expansions. ``fixed_draws``: the cross-sell pick draws for every account, so the stream
+    stays aligned whatever the plays changed (the company with and without plays share every later draw)."""
     n = len(kind)
     seats = kind == KIND_SEATS
     target = np.ceil(np.maximum(s.demand, s.seats) * rng.uniform(1.25, 1.7, n))
@@ -198,7 +212,13 @@ def _expand(s: _State, kind: np.ndarray, b: AccountBlock, rng: np.random.Generat
     s.addon_seats = np.where(seats[:, None] & (s.addon_tier >= 0), np.minimum(s.seats[:, None], s.addon_seats * 1.2).round(), s.addon_seats)
     s.core_tier = np.where(kind == KIND_UPGRADE, np.minimum(s.core_tier + 1, 2), s.core_tier)
     rows = np.flatnonzero(kind == KIND_CROSS_SELL)
-    if len(rows):
+    if fixed_draws:
+        pick_u, tier_u, seat_u = rng.random(s.addon_tier.shape), rng.integers(0, 3, n), rng.uniform(0.6, 1.0, n)
+        free = s.addon_tier[rows] < 0
+        pick = np.argmax(free * pick_u[rows], axis=1)
+        s.addon_tier[rows, pick] = np.minimum(s.core_tier[rows], tier_u[rows])
+        s.addon_seats[rows, pick] = np.ceil(s.seats[rows] * seat_u[rows])
+    elif len(rows):
         free = s.addon_tier[rows] < 0
         pick = np.argmax(free * rng.random(free.shape), axis=1)
         s.addon_tier[rows, pick] = np.minimum(s.core_tier[rows], rng.integers(0, 3, len(rows)))

@@ -17,6 +17,7 @@ from serving.cli import alerts, backtest, data, demo, features, importer, metric
 from serving.cli import users
 from serving.cli import forecast
 from serving.cli import monitor
+from serving.cli import plays
 
 app = typer.Typer(
     name="expansion",
@@ -40,3 +41,4 @@ for group in (demo, synth, importer, data, metrics, features, train, backtest, s
 users.register(app)
 forecast.register(app)
 monitor.register(app)
+plays.register(app)

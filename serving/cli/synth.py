@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from serving.cli.common import console, fail, is_interactive, parse_date
+from serving.cli.common import console, fail, is_interactive, parse_date, settings
 
 
 def generate(
@@ -24,6 +24,10 @@ def generate(
                                                         "pauses, mid-month changes, an outage, bot spikes, a partly "
                                                         "loaded last day, missing and empty optional tables "
                                                         "(every rate: features/synth/messy.py MessyConfig).")] = False,
+    plays: Annotated[bool, typer.Option("--plays", help="Plays with known effects (features/synth/plays.py): eligible "
+                                                        "accounts held out with the settings' share and seed, the rest "
+                                                        "treated with 70 % compliance; writes OUT/play_assignments.parquet "
+                                                        "for `expansion plays effect --assignments`.")] = False,
 ) -> None:
     """Generate a synthetic SaaS company (accounts, subscriptions, usage, tickets, surveys, activities, payments)."""
     from features.synth import MessyConfig
@@ -31,13 +35,24 @@ def generate(
 
     as_of_date = parse_date(as_of)
     mess = MessyConfig() if messy else None
+    if plays and messy:
+        fail("--plays and --messy cannot be combined")
+    play_effects = None
+    if plays:
+        from features.synth import PlayEffects
+
+        cfg = settings()
+        if cfg.play_holdout_share <= 0:
+            fail("--plays needs a holdout: EXPANSION_PLAY_HOLDOUT_SHARE must be above 0")
+        play_effects = PlayEffects(share=cfg.play_holdout_share, seed=cfg.play_holdout_seed)
     if is_interactive():
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"generating {accounts:,} accounts", total=None)
             rows = run(out, accounts, months, seed, as_of_date,
-                       on_block=lambda done, total: progress.update(task, completed=done, total=total), mess=mess)
+                       on_block=lambda done, total: progress.update(task, completed=done, total=total), mess=mess,
+                       plays=play_effects)
     else:
-        rows = run(out, accounts, months, seed, as_of_date, mess=mess)
+        rows = run(out, accounts, months, seed, as_of_date, mess=mess, plays=play_effects)
     summary = Table(title=f"{out} ({months} months to {as_of_date}, seed {seed}{', messy' if messy else ''})")
     summary.add_column("table")
     summary.add_column("rows", justify="right")

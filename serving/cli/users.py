@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
+from features.config import Settings
 from serving.cli.common import console, fail, settings
 
 users_app = typer.Typer(help="People who may sign in to the pages (/ui): CSMs and CS leaders.", no_args_is_help=True)
 
 
-def add_user(name: str, role: str, csm_owner: str | None = None, uri: str | None = None) -> str:
+def add_user(name: str, role: str, csm_owner: str | None = None, uri: str | Settings | None = None) -> str:
     """Create ``name`` (or issue them a new token, which revokes the old one); returns the token."""
     from serving.web.store import WebStore
 

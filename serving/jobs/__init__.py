@@ -17,7 +17,7 @@ _WHERE = {
     "delivery_problem": "alerts", "TrackRecord": "alerts",
     "backtest_job": "backtest", "BacktestRun": "backtest",
     "forecast_job": "forecast", "forecast_track_job": "forecast", "forecast_backtest_job": "forecast",
-    "monitor_job": "monitor", "MonitorRun": "monitor",
+    "monitor_job": "monitor", "MonitorRun": "monitor", "plays_effect_job": "plays",
     "score_job": "score", "ScoreRun": "score", "score_job_on_spark": "score_spark",
     "JobError": "errors", "InvalidInput": "errors", "RegistryError": "errors", "Undelivered": "errors",
 }

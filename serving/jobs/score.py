@@ -3,7 +3,8 @@
 ``score_job`` is one call a notebook or the CLI makes: a source, settings, an as-of (default:
 the data end) and typed options; it returns a :class:`ScoreRun` and says what it does
 through ``say``. The write step (:func:`write_step`) is its own function: whatever else a
-run writes (history, a shadow) hangs off it.
+run writes (history, a shadow) hangs off it. It holds eligible accounts out of plays
+(:mod:`features.play_assignment`) and stores the new assignments once the scores are written.
 """
 
 from __future__ import annotations
@@ -134,11 +135,24 @@ def write_step(features: pd.DataFrame, choice, settings: Settings, target, day: 
             nonlocal done
             done += n
             on_progress(done, total)
+    from features.play_assignment import Assigner
+    from serving.play_store import PlayStore
+
     try:
-        return score_snapshot(features, scorer_for(choice, settings), target, day, scored_at, chunk_size=chunk_size,
-                              on_chunk=on_chunk)
+        Assigner.for_run(day, settings)  # a per-play share naming no play is refused before anything is read
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    plays = PlayStore(settings)  # the play assignments live in the product store, beside the play log
+    try:
+        assigner = Assigner.for_run(day, settings, plays.covering(day))
+        summary = score_snapshot(features, scorer_for(choice, settings).with_assigner(assigner), target, day,
+                                 scored_at, chunk_size=chunk_size, on_chunk=on_chunk)
+        plays.save(assigner.new, scored_at)  # only once the scores are written: a failed run draws nothing
+        return summary
     except SinkSchemaError as exc:
         raise InvalidInput(str(exc)) from exc
+    finally:
+        plays.close()
 
 
 def score_shadow(features: pd.DataFrame, settings: Settings, summary) -> str | None:  # noqa: ANN001

@@ -3,6 +3,7 @@
 | tables | kept by |
 |---|---|
 | ``web_users``, ``web_sessions``, ``play_log``, ``play_changes``, ``owner_assignments`` | :mod:`serving.web.store` |
+| ``play_assignments`` | :mod:`serving.play_store` |
 | ``alert_runs``, ``alert_conditions``, ``alert_episodes``, ``alert_outbox``, ``alert_leases``, ``alert_snoozes``, ``alert_track_record`` | :mod:`serving.alerts.store` |
 | ``account_shadow_scores``, ``model_monitoring``, ``model_alarms`` | :mod:`serving.monitoring_store` |
 | ``forecasts``, ``forecast_record`` | :mod:`serving.forecast_store` |
@@ -52,7 +53,10 @@ def _web(md: sa.MetaData, p: str) -> None:
              sa.Column("account_id", sa.Text, nullable=False, index=True),
              sa.Column("csm_owner", sa.Text, nullable=True, index=True), sa.Column("logged_by", sa.Text, nullable=False),
              sa.Column("play", sa.Text, nullable=False), sa.Column("outcome", sa.Text, nullable=False),
-             sa.Column("note", sa.Text, nullable=True), sa.Column("logged_at", _tz(), nullable=False))
+             sa.Column("note", sa.Text, nullable=True), sa.Column("logged_at", _tz(), nullable=False),
+             # the amount won, the reason lost or put off, the date planned (serving.web.store.play_details)
+             sa.Column("amount", sa.Float, nullable=True), sa.Column("reason_code", sa.Text, nullable=True),
+             sa.Column("planned_for", sa.Date, nullable=True))
     sa.Table(f"{p}play_changes", md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
              sa.Column("play_id", sa.Integer, nullable=False, index=True), sa.Column("changed_by", sa.Text, nullable=False),
              sa.Column("changed_at", _tz(), nullable=False), sa.Column("old_outcome", sa.Text, nullable=False),
@@ -63,6 +67,15 @@ def _web(md: sa.MetaData, p: str) -> None:
              sa.Column("expires_at", sa.Float, nullable=False))
     sa.Table(f"{p}owner_assignments", md, sa.Column("account_id", sa.Text, primary_key=True),
              sa.Column("csm_owner", sa.Text, nullable=False), sa.Column("assigned_by", sa.Text, nullable=False),
+             sa.Column("assigned_at", _tz(), nullable=False))
+
+
+def _plays(md: sa.MetaData, p: str) -> None:
+    # one row per (account, play, episode start), inserted once and never re-drawn (features.play_assignment)
+    sa.Table(f"{p}play_assignments", md, sa.Column("account_id", sa.Text, primary_key=True),
+             sa.Column("play", sa.Text, primary_key=True), sa.Column("episode_start", sa.Date, primary_key=True),
+             sa.Column("episode_end", sa.Date, nullable=False, index=True), sa.Column("arm", sa.Text, nullable=False),
+             sa.Column("share", sa.Float, nullable=False), sa.Column("seed", sa.BigInteger, nullable=False),
              sa.Column("assigned_at", _tz(), nullable=False))
 
 
@@ -121,7 +134,7 @@ def _forecasts(md: sa.MetaData, p: str) -> None:
 def state_metadata(prefix: str = "") -> sa.MetaData:
     """Every table of the product's state, each name prefixed with ``prefix``."""
     md = sa.MetaData()
-    for declare in (_web, _alerts, _monitoring, _forecasts):
+    for declare in (_web, _plays, _alerts, _monitoring, _forecasts):
         declare(md, prefix)
     sa.Table(f"{prefix}{HISTORY}", md, *row_columns(("account_id", "run_id")))
     return md

@@ -78,7 +78,31 @@ def leadership_view(state: WebState) -> dict[str, Any]:
         "activity": state.store.activity_counts(since(as_of)).to_dict("records"), "activity_days": ACTIVITY_DAYS,
         "names": {a: nm.get(a, a) for a in [x["account_id"] for k in ("risks", "opportunities") for x in largest[k]]},
         "largest": largest, "unowned": int(owner(state, snap)[0].isna().sum()),
+        "play_effects": play_effects_panel(state, as_of), "outcome_days": state.settings.play_outcome_days,
     }
+
+
+def play_effects_panel(state: WebState, as_of: dt.date | None) -> dict[str, Any]:
+    """Each play's effect against its control group (``rows``: ``PlayEffect.as_dict``), or why there is none
+    (``note``); computed once per data folder state and count of assignments."""
+    if as_of is None or not state.company.available:
+        return {"rows": [], "note": "Play effects need the raw data folder (EXPANSION_DATA_DIR): outcomes are read there."}
+    assignments = safe("play assignments", state.play_store.frame, None)
+    if assignments is None or not len(assignments):
+        return {"rows": [], "note": "No account has been assigned to a play yet: the holdout starts with the next "
+                                    "scoring run (EXPANSION_PLAY_HOLDOUT_SHARE above 0)."}
+
+    def compute() -> list[dict[str, Any]]:
+        from serving.jobs.plays import plays_effect_job
+
+        with state.company._lock:  # noqa: SLF001 - the one connection of the folder, as the revenue lines use it
+            effects = plays_effect_job(state.company.source(), state.settings, assignments=assignments)
+        return [e.as_dict() for e in effects]
+
+    rows = safe("play effects", lambda: state.company.cached(f"play_effects:{len(assignments)}", as_of, compute), None)
+    if rows is None:
+        return {"rows": [], "note": "Play effects could not be read from the data folder (see the log)."}
+    return {"rows": rows, "note": None}
 
 
 def forecast_panel(state: WebState, as_of: dt.date | None) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from serving.web.charts import line_chart, usage_chart
 from serving.web.formats import clean
 from serving.web.search import SearchIndex
 from serving.web.state import WebState
-from serving.web.store import OUTCOMES, StoreError
+from serving.web.store import DETAIL_FOR, DETAILS, OUTCOMES, REASON_CODES, StoreError
 from serving.web.timeline import account_timeline, company_events
 
 log = logging.getLogger(__name__)
@@ -210,17 +210,18 @@ def account_view(state: WebState, account_id: str) -> dict[str, Any] | None:
         raw = safe("timeline", lambda: company_events(state.company, as_of).of(account_id), [])
     plays = state.store.plays_for(account_id)
     assigned = state.store.assignments().get(account_id)
+    control = state.play_store.control_groups(account_id, as_of) if as_of is not None else []
     whitespace = [(label, _num(feats.get(name))) for name, label in WHITESPACE_KINDS.items() if name in feats]
     return {
         "account_id": account_id, "name": name, "as_of": snap.as_of, "model_available": state.model_available(),
-        "r": record, "owner": _text(feats.get("csm_owner")), "assigned": assigned,
+        "r": record, "owner": _text(feats.get("csm_owner")), "assigned": assigned, "control_groups": control,
         "segment": _text(feats.get("segment")), "arr": _num(feats.get("arr")),
         "renewal_date": books.renewal_date(_num(feats.get("months_to_renewal")), snap.as_of),
         "quota_pct": _num(feats.get("quota_utilization_30d_pct")),
         "history_chart": history_chart, "history_runs": len(history), "usage_chart": usage_svg,
         "usage_source": state.company.available, "usage_limited": limited, "whitespace": whitespace, "deals": deals,
         "timeline": account_timeline(raw, plays, history), "timeline_source": state.company.available,
-        "plays": plays, "outcomes": OUTCOMES, "play_choices": _play_choices(record),
+        "plays": plays, "outcomes": OUTCOMES, "reason_codes": REASON_CODES, "play_choices": _play_choices(record),
     }
 
 
@@ -263,6 +264,25 @@ def _play_choices(record: dict[str, Any]) -> list[str]:
     return ([first] if first else []) + [n for n in names_ if n != first]
 
 
+def _details(fields: Mapping[str, str]) -> dict[str, Any]:
+    """The play's detail fields from a form: only the one its outcome takes (the form shows all three)."""
+    outcome, text = fields.get("outcome", ""), {k: (fields.get(k) or "").strip() for k in DETAILS}
+    wanted = DETAIL_FOR.get(outcome)
+    if wanted is None or not text[wanted]:
+        return {}
+    if wanted == "amount":
+        try:
+            return {"amount": float(text["amount"].replace(",", ""))}
+        except ValueError:
+            raise StoreError(f"amount: a number (the MRR won), got {text['amount']!r}") from None
+    if wanted == "planned_for":
+        try:
+            return {"planned_for": dt.date.fromisoformat(text["planned_for"])}
+        except ValueError:
+            raise StoreError(f"planned_for: a date as YYYY-MM-DD, got {text['planned_for']!r}") from None
+    return {wanted: text[wanted]}
+
+
 def log_play(state: WebState, session: Session, view: dict[str, Any], fields: Mapping[str, str],
              now: dt.datetime) -> str | None:
     """Write one play from the account page's form, credited to whoever logs it; the error to show, or None."""
@@ -271,7 +291,8 @@ def log_play(state: WebState, session: Session, view: dict[str, Any], fields: Ma
         return f"play: choose one of the listed plays, got {play!r}"
     try:
         state.store.log_play(view["account_id"], view["owner"] or (view["assigned"] or {}).get("csm_owner"),
-                             session.name, play, fields.get("outcome", ""), fields.get("note") or None, now)
+                             session.name, play, fields.get("outcome", ""), fields.get("note") or None, now,
+                             **_details(fields))
     except StoreError as exc:
         return str(exc)
     return None
@@ -282,7 +303,7 @@ def update_play(state: WebState, session: Session, account_id: str, play_id: str
     """Move a logged play on or correct it (its author or a leader); the error to show, or None."""
     try:
         state.store.update_play(_int(play_id, -1), account_id, session.name, session.is_leader,
-                                fields.get("outcome", ""), fields.get("note") or None, now)
+                                fields.get("outcome", ""), fields.get("note") or None, now, **_details(fields))
     except StoreError as exc:
         return str(exc)
     return None

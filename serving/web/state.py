@@ -17,6 +17,7 @@ from typing import Any
 from features.config import Settings
 from serving.snapshot import ScoredSnapshot
 from serving.web.company import CompanyData
+from serving.play_store import PlayStore
 from serving.web.store import WebStore
 
 _LOCK = threading.Lock()
@@ -31,6 +32,7 @@ class WebState:
     snapshot: Callable[[], ScoredSnapshot]
     model_available: Callable[[], bool]
     store: WebStore = field(init=False)
+    play_store: PlayStore = field(init=False)
     company: CompanyData = field(init=False)
     _key: tuple = field(default=(), init=False)
     _memo: dict[str, Any] = field(default_factory=dict, init=False)
@@ -39,6 +41,7 @@ class WebState:
 
     def __post_init__(self) -> None:
         self.store = WebStore(self.settings)  # the product store (EXPANSION_STORE_URI)
+        self.play_store = PlayStore(self.settings)
         self.company = CompanyData(self.settings.data_dir, self.settings.opportunity_stages)
 
     def _current(self, snap: ScoredSnapshot) -> None:

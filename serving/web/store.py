@@ -6,7 +6,9 @@
   until when, its CSRF token): signing out, a new token, ``users disable`` or ``users remove``
   delete rows, and a cookie whose row is gone is refused at once;
 - ``play_log``: one row per play logged on an account (the start of measuring which plays
-  work), credited to whoever logged it; ``play_changes`` keeps every later update or correction;
+  work), credited to whoever logged it, with the amount won, the reason a play was lost or
+  put off (:data:`REASON_CODES`) or the date a planned play is for; ``play_changes`` keeps
+  every later update or correction;
 - ``owner_assignments``: an owner a leader gave an account the data leaves unowned (the data
   folder itself is never written);
 - reads ``account_score_history`` (the score job writes it into the store) for an account's score history.
@@ -31,6 +33,11 @@ from serving.web.auth import ROLES, hash_token, new_csrf, new_token
 #: What a logged play has led to so far; ``planned`` is the only state that is not an activity done.
 OUTCOMES = ("planned", "contacted", "meeting_booked", "proposal_sent", "won", "not_now", "lost")
 NOTE_MAX = 2000
+#: Why a play was lost or put off (``reason_code`` of a ``lost`` or ``not_now`` play).
+REASON_CODES = ("no_budget", "bad_timing", "no_need", "chose_competitor", "sponsor_left", "price", "other")
+#: The extra field each outcome may carry: an amount (annual value won), a reason code, a planned date.
+DETAIL_FOR = {"won": "amount", "lost": "reason_code", "not_now": "reason_code", "planned": "planned_for"}
+DETAILS = ("amount", "reason_code", "planned_for")
 #: What replaces a disabled person's token hash: no token hashes to it, so sign-in is refused.
 DISABLED = "disabled:"
 
@@ -44,6 +51,22 @@ def _check(outcome: str, note: str | None) -> None:
         raise StoreError(f"outcome: must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
     if note is not None and len(note) > NOTE_MAX:
         raise StoreError(f"note: at most {NOTE_MAX} characters, got {len(note)}")
+
+
+def play_details(outcome: str, amount: float | None = None, reason_code: str | None = None,
+                 planned_for: dt.date | None = None) -> dict:
+    """The detail columns of a play with ``outcome``: an amount only for ``won`` (>= 0, the MRR won a month),
+    a reason code from :data:`REASON_CODES` only for ``lost`` and ``not_now``, a date only for ``planned``."""
+    given = {"amount": amount, "reason_code": reason_code or None, "planned_for": planned_for}
+    for name, value in given.items():
+        if value is not None and DETAIL_FOR.get(outcome) != name:
+            allowed = ", ".join(o for o, d in DETAIL_FOR.items() if d == name)
+            raise StoreError(f"{name}: only a play whose outcome is {allowed} has one, this one is {outcome}")
+    if amount is not None and not (amount >= 0 and amount < 1e12):
+        raise StoreError(f"amount: must be a number >= 0 (the MRR won), got {amount}")
+    if reason_code is not None and reason_code and reason_code not in REASON_CODES:
+        raise StoreError(f"reason_code: must be one of {', '.join(REASON_CODES)}, got {reason_code!r}")
+    return given
 
 
 class WebStore:
@@ -155,22 +178,26 @@ class WebStore:
 
     # play log --------------------------------------------------------------------------------
     def log_play(self, account_id: str, csm_owner: str | None, logged_by: str, play: str, outcome: str,
-                 note: str | None, now: dt.datetime) -> int:
-        """Append one play; every rule broken names its field. Returns the play's id."""
+                 note: str | None, now: dt.datetime, **details: object) -> int:
+        """Append one play; every rule broken names its field. Returns the play's id.
+
+        ``details``: ``amount``, ``reason_code``, ``planned_for`` as :func:`play_details` allows them."""
         if not play or not play.strip() or len(play) > 200:
             raise StoreError("play: choose a play (1-200 characters)")
         _check(outcome, note)
+        extra = play_details(outcome, **details)  # type: ignore[arg-type]
         self.create_tables()
         row = {"account_id": account_id, "csm_owner": csm_owner, "logged_by": logged_by, "play": play.strip(),
-               "outcome": outcome, "note": (note or "").strip() or None, "logged_at": now}
+               "outcome": outcome, "note": (note or "").strip() or None, "logged_at": now, **extra}
         with self.engine.begin() as conn:
             return int(conn.execute(sa.insert(self.plays).returning(self.plays.c.id), [row]).scalar_one())
 
     def update_play(self, play_id: int, account_id: str, by: str, by_leader: bool, outcome: str, note: str | None,
-                    now: dt.datetime) -> None:
+                    now: dt.datetime, **details: object) -> None:
         """Move a play on (planned -> contacted -> won) or correct it; only its author or a leader may.
-        The old outcome and note are kept in ``play_changes``."""
+        The old outcome and note are kept in ``play_changes``; the details follow the new outcome."""
         _check(outcome, note)
+        extra = play_details(outcome, **details)  # type: ignore[arg-type]
         self.create_tables()
         p = self.plays
         # the write lock first (SQLite): a transaction that read before writing could not wait for another writer
@@ -181,12 +208,12 @@ class WebStore:
             if row["logged_by"] != by and not by_leader:
                 raise StoreError(f"play: only {row['logged_by']} (who logged it) or a leader may change it")
             new_note = (note or "").strip() or None
-            if row["outcome"] == outcome and row["note"] == new_note:
+            if row["outcome"] == outcome and row["note"] == new_note and all(row[k] == v for k, v in extra.items()):
                 return
             conn.execute(sa.insert(self.changes), [{"play_id": play_id, "changed_by": by, "changed_at": now,
                                                     "old_outcome": row["outcome"], "new_outcome": outcome,
                                                     "old_note": row["note"], "new_note": new_note}])
-            conn.execute(sa.update(p).where(p.c.id == play_id).values(outcome=outcome, note=new_note))
+            conn.execute(sa.update(p).where(p.c.id == play_id).values(outcome=outcome, note=new_note, **extra))
 
     def plays_for(self, account_id: str, limit: int = 50) -> list[dict]:
         """An account's plays, newest first, each with ``changes`` (its earlier states, oldest first)."""
@@ -201,6 +228,18 @@ class WebStore:
         for x in plays:
             x["changes"] = [dict(ch) for ch in changes if ch["play_id"] == x["id"]]
         return plays
+
+    def log_frame(self) -> pd.DataFrame:
+        """Every logged play: ``account_id, play, outcome, logged_at`` and the details, oldest first."""
+        self.create_tables()
+        p = self.plays
+        columns = ["account_id", "play", "outcome", "logged_at", *DETAILS]
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(*(p.c[c] for c in columns)).order_by(p.c.logged_at, p.c.id)).all()
+        out = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+        out["logged_at"] = pd.to_datetime(out["logged_at"], utc=True)
+        out["amount"] = pd.to_numeric(out["amount"]).astype("float64")
+        return out
 
     def activity_counts(self, since: dt.datetime, logged_by: str | None = None) -> pd.DataFrame:
         """Plays planned and done (any other outcome) since ``since`` per person who logged them (the logger is

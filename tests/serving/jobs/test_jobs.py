@@ -100,3 +100,32 @@ def test_the_score_job_writes_the_data_end_snapshot_and_says_so(tiny_company, ho
     total = run.summary.accounts
     assert progress[-1] == (total, total) and len(progress) == -(-total // 2)
     assert len(pd.read_csv(out)) == total
+
+
+def test_the_score_job_draws_play_holdouts_once_and_never_recommends_a_held_out_play(generated_company, home) -> None:
+    from features.play_assignment import HOLD_OUT
+    from serving.jobs import InvalidInput, score_job
+    from serving.play_store import PlayStore
+
+    settings = Settings(home=home, play_holdout_share=0.3)
+    out = home.parent / "scores.csv"
+    source = open_data(generated_company)
+    try:
+        run = score_job(source, settings, sink=f"csv:{out}", models="none")
+        store = PlayStore(settings)
+        first = store.frame()
+        score_job(source, Settings(home=home, play_holdout_share=0.3, play_holdout_seed=99), sink=f"csv:{out}",
+                  models="none")  # the same day again with another seed: nothing is re-drawn
+        again = store.frame()
+        store.close()
+        with pytest.raises(InvalidInput, match="play_holdout_shares: unknown play"):
+            score_job(source, Settings(home=home, play_holdout_shares={"no_such_play": 0.2}), sink=f"csv:{out}",
+                      models="none")
+    finally:
+        source.close()
+    assert len(first) > 50 and (first["episode_start"] == pd.Timestamp(run.summary.as_of)).all()
+    assert again.drop(columns="assigned_at").equals(first.drop(columns="assigned_at"))
+    scores = pd.read_csv(out)
+    held = set(zip(first.loc[first["arm"] == HOLD_OUT, "account_id"], first.loc[first["arm"] == HOLD_OUT, "play"]))
+    assert len(held) > 10
+    assert not held & set(zip(scores["account_id"].astype(str), scores["recommended_play"]))

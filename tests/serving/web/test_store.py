@@ -118,3 +118,47 @@ def test_an_owner_assignment_is_kept_and_removed(store: WebStore) -> None:
 def test_score_history_is_empty_before_any_batch_run(store: WebStore) -> None:
     history = store.score_history("A1")
     assert isinstance(history, pd.DataFrame) and history.empty
+
+
+def test_a_play_records_the_amount_won_the_reason_lost_and_the_planned_date(store: WebStore) -> None:
+    won = store.log_play("A1", "kim", "Kim", "upgrade_conversation", "won", None, NOW, amount=450.0)
+    store.log_play("A2", "kim", "Kim", "cross_sell", "not_now", None, NOW, reason_code="bad_timing")
+    store.log_play("A3", "kim", "Kim", "seat_expansion", "planned", None, NOW, planned_for=dt.date(2026, 7, 15))
+    with pytest.raises(StoreError, match="reason_code: must be one of"):
+        store.log_play("A4", "kim", "Kim", "cross_sell", "lost", None, NOW, reason_code="aliens")
+    with pytest.raises(StoreError, match="amount: only a play whose outcome is won"):
+        store.log_play("A4", "kim", "Kim", "cross_sell", "lost", None, NOW, amount=10.0)
+    with pytest.raises(StoreError, match="amount: must be a number >= 0"):
+        store.log_play("A4", "kim", "Kim", "cross_sell", "won", None, NOW, amount=-5.0)
+    log = store.log_frame().set_index("account_id")
+    assert list(log.index) == ["A1", "A2", "A3"]  # nothing half-written by the refused ones
+    assert log.at["A1", "amount"] == 450.0 and log.at["A2", "reason_code"] == "bad_timing"
+    assert pd.Timestamp(log.at["A3", "planned_for"]) == pd.Timestamp("2026-07-15")
+    store.update_play(won, "A1", "Kim", False, "won", None, NOW, amount=500.0)
+    assert store.log_frame().set_index("account_id").at["A1", "amount"] == 500.0
+
+
+def test_a_play_log_made_before_the_detail_columns_gains_them(sql_sink_uri: tuple[str, str]) -> None:
+    uri, prefix = sql_sink_uri
+    engine = sa.create_engine(uri)
+    earlier = sa.Table(f"{prefix}play_log", sa.MetaData(),  # the table as an earlier release declared it
+                       sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                       *(sa.Column(c, sa.Text) for c in ("account_id", "csm_owner", "logged_by", "play", "outcome",
+                                                          "note")),
+                       sa.Column("logged_at", sa.DateTime(timezone=True)))
+    with engine.begin() as conn:
+        earlier.create(conn)
+        conn.execute(sa.insert(earlier), [{"account_id": "A1", "logged_by": "Kim", "play": "cross_sell",
+                                            "outcome": "contacted", "logged_at": NOW}])
+    engine.dispose()
+    new = WebStore(uri, table_prefix=prefix)
+    try:
+        new.log_play("A2", None, "Kim", "cross_sell", "won", None, NOW, amount=99.0)
+        log = new.log_frame()
+        assert log["account_id"].tolist() == ["A1", "A2"] and pd.isna(log["amount"].iloc[0])
+        assert log["amount"].iloc[1] == 99.0
+    finally:
+        with new.engine.begin() as conn:
+            for table in ("web_users", "play_log", "play_changes", "web_sessions", "owner_assignments"):
+                conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{prefix}{table}"')
+        new.close()

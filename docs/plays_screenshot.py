@@ -1,0 +1,116 @@
+"""Regenerate the leadership page's "Which plays work" panel screenshots in ``docs/img`` (``docs/screenshots.py``'s machinery).
+
+One command: ``.venv/bin/python docs/plays_screenshot.py [--out docs/img]`` (about a minute).
+
+A generated company with plays of known effects (``features.synth.plays``; 1,500 accounts,
+24 months to 2026-06-30, seed 11, a 30 % holdout so that the effects show on a company this
+size; the product's default is 10 %): its assignments go into the store beside the play log,
+the episodes its CSMs ran are logged as contacted, its month-end features are the served snapshot. A leader signs in through the form; the panel
+is shot at 1440 and 390 px (``play-effects-1440.png``, ``play-effects-390.png``, and
+``play-effects.png`` = the 1440 one, for the docs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "docs"))
+
+from screenshots import CHROMIUM, WIDTHS, run  # noqa: E402 - the shared machinery, beside this file
+
+AS_OF = dt.date(2026, 6, 30)
+NOW = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+
+
+def build(work: Path) -> dict:
+    """The company with plays, its assignments in the store, the served snapshot and a leader."""
+    import pandas as pd
+
+    from features.build import build_features
+    from features.config import Settings
+    from features.io import open_data
+    from features.play_assignment import Assignment
+    from features.synth import PlayEffects, generate
+    from serving.cli.users import add_user
+    import sqlalchemy as sa
+
+    from serving.play_store import COLUMNS, PlayStore
+    from serving.web.store import WebStore
+
+    data = work / "company"
+    generate(data, accounts=1500, months=24, seed=11, as_of=AS_OF, plays=PlayEffects(share=0.3))
+    home = work / "home"
+    source = open_data(data)
+    try:
+        frame = build_features(source, [AS_OF], Settings(_env_file=None, home=home), data_end=AS_OF)
+    finally:
+        source.close()
+    snapshot = home / "serving" / "snapshot.parquet"
+    snapshot.parent.mkdir(parents=True)
+    frame.to_parquet(snapshot)
+    episodes = pd.read_parquet(data / "play_assignments.parquet")
+    settings = Settings(_env_file=None, home=home)  # the product store under the home, which the pages read
+    store = PlayStore(settings)
+    try:
+        store.save([Assignment(**{**r, "episode_start": r["episode_start"].date(), "episode_end": r["episode_end"].date()})
+                    for r in episodes[list(COLUMNS)].to_dict("records")], NOW)
+    finally:
+        store.close()
+    done = episodes[episodes["done"]]  # the generator's CSMs ran these: logged as contacted a week into the episode
+    web = WebStore(settings)
+    try:
+        web.create_tables()
+        with web.engine.begin() as conn:
+            conn.execute(sa.insert(web.plays), [
+                {"account_id": r.account_id, "csm_owner": None, "logged_by": "Casey", "play": r.play,
+                 "outcome": "contacted", "note": None,
+                 "logged_at": (r.episode_start + pd.Timedelta(days=7)).to_pydatetime().replace(tzinfo=dt.UTC)}
+                for r in done.itertuples()])
+    finally:
+        web.close()
+    print(f"{len(episodes):,} play episodes stored, {len(done):,} logged done", flush=True)
+    return {"home": home, "data": data, "snapshot": snapshot, "tokens": {"leader": add_user("Lee", "leader", None, settings)}}
+
+
+def shoot(base: str, world: dict, out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+    from PIL import Image
+
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
+    written = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        page.goto(base + "/ui/signin")
+        page.get_by_label("Sign-in token").fill(world["tokens"]["leader"])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+        page.goto(base + "/ui/leadership", timeout=300_000)
+        panel = page.locator('section[aria-labelledby="effects"]')
+        for width, height in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": height})
+            target = out / f"play-effects-{width}.png"
+            panel.screenshot(path=str(target))
+            written.append(target)
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            if wide > width:
+                print(f"warning: the leadership page is {wide} px wide at {width} px", flush=True)
+        browser.close()
+    for path in written:
+        Image.open(path).convert("RGB").save(path, optimize=True)
+    shutil.copyfile(out / "play-effects-1440.png", out / "play-effects.png")
+    return written
+
+
+def main() -> None:
+    run(__doc__.splitlines()[0], build, shoot, "expansion-play-shots-")
+
+
+if __name__ == "__main__":
+    main()

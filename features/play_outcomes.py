@@ -1,0 +1,53 @@
+"""What followed each play episode in the data: the label definitions read over the episode's window.
+
+An episode starts on the scoring run that assigned the account (``episode_start``); its
+outcome is read over ``(episode_start, episode_start + window_days]`` from the revenue
+movements, with exactly the definitions the models are trained on (:func:`features.labels.labels`):
+``expanded``, ``churned``, ``contracted`` (0/1) and ``expansion_mrr`` (the sum of the
+expansion deltas). A window that runs past the data's end is not read yet: its outcomes are null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pandas as pd
+
+from features.io import DataSource
+from features.labels import LABELS, labels
+from features.spine import day_number
+
+OUTCOMES = LABELS
+
+
+def episode_outcomes(source: DataSource, episodes: pd.DataFrame, window_days: int,
+                     data_end: dt.date | None = None) -> pd.DataFrame:
+    """``episodes`` (``account_id``, ``episode_start`` and any other columns) with the outcome columns added.
+
+    ``data_end`` defaults to the data's last complete day.
+    """
+    missing = [c for c in ("account_id", "episode_start") if c not in episodes.columns]
+    if missing:
+        raise ValueError(f"play episodes: column(s) {', '.join(missing)} required")
+    if not source.has("subscriptions"):
+        raise ValueError(f"{source.data_dir}: table subscriptions is required to read play outcomes")
+    out = episodes.reset_index(drop=True).copy()
+    if not len(out):
+        for c in OUTCOMES:
+            out[c] = pd.Series([], dtype="float64")
+        return out
+    end = data_end or source.data_end().day
+    keys = pd.DataFrame({"account_id": out["account_id"].astype(str),
+                         "as_of": pd.to_datetime(out["episode_start"]).dt.date}).drop_duplicates()
+    tables = source.tables()
+    spine = ibis.memtable(keys, schema={"account_id": "string", "as_of": "date"})
+    spine = spine.mutate(as_of_day=day_number(spine.as_of))
+    read = labels(tables["subscriptions"], spine, window_days, end, tables.get("products"))
+    found = source.ibis().execute(read)
+    found["as_of"] = pd.to_datetime(found["as_of"])
+    out["_as_of"] = pd.to_datetime(out["episode_start"])
+    out["_id"] = out["account_id"].astype(str)
+    joined = out.merge(found.rename(columns={"account_id": "_id", "as_of": "_as_of"}), on=["_id", "_as_of"],
+                       how="left", validate="many_to_one")
+    return joined.drop(columns=["_id", "_as_of"])
