@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ from features.config import Settings, private_folder
 from features.fingerprint import definitions, raw_digests
 from features.io import DataSource, require_tables
 from features.labels import LABELS
+from features.processes import pid_alive
 from features.spine import snapshot_days
 
 STAMP = b"expansion.snapshot"
@@ -81,13 +83,33 @@ class SnapshotStore:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         table = table.set_column(table.schema.get_field_index("as_of"), "as_of", table["as_of"].cast(pa.date32()))
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), STAMP: json.dumps(stamp.__dict__)})
-        tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+        tmp = path.with_name(f".{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
             pq.write_table(table, tmp)
             tmp.chmod(0o600)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def clean_stale(self, started: float) -> int:
+        """Remove the temporary files of writes killed mid-way; how many were removed.
+
+        A temporary file is named after its writer's pid. It is stale when that process is gone, or
+        when it is this process and the file is older than this run (``started``, epoch seconds), or
+        when its name carries no pid and it is older than this run. A live writer's file is kept.
+        """
+        removed = 0
+        for tmp in self.folder.glob("as_of=*/.*.tmp"):
+            pid_part = tmp.name.split(".")[1]
+            pid = int(pid_part) if pid_part.isdigit() else None
+            try:
+                old = tmp.stat().st_mtime < started
+            except FileNotFoundError:  # its writer renamed it into place meanwhile
+                continue
+            if (pid is None and old) or (pid is not None and (not pid_alive(pid) or (pid == os.getpid() and old))):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
 
 def _stderr(message: str) -> None:
@@ -103,11 +125,13 @@ def history_features(
     The frame equals a fresh ``build_features`` of the same arguments. ``settings.rebuild_snapshots``
     recomputes (and stores anew) every one. ``say`` hears one line: reused, rebuilt, and why (default: stderr).
     """
+    started = time.time()
     require_tables(source)
     tables = tables_from_backend(source.ibis(), source.present)
     end = data_end or default_data_end(tables)
     dates = snapshot_days(as_of_dates)
     store, defs = SnapshotStore(settings.snapshot_store, signals), definitions(settings, signals)
+    cleaned = store.clean_stale(started)
     stamps = {d: Stamp(defs, raw) for d, raw in raw_digests(tables, dates).items()}
     why = {d: _why(store, d, stamps[d], settings.rebuild_snapshots) for d in dates}
     stale = [d for d in dates if why[d]]
@@ -121,7 +145,7 @@ def history_features(
     features = pd.concat([parts[d] if d in parts else store.read(d) for d in dates], ignore_index=True)
     frame = features.merge(label_frame(source, dates, settings, end), on=["account_id", "as_of"], how="left",
                            validate="one_to_one")
-    (say or _stderr)(_summary(store, why))
+    (say or _stderr)(_summary(store, why, cleaned))
     order = ["account_id", "as_of", *CONTEXT, *LABELS]
     return to_frame(frame[order + [c for c in features.columns if c not in order]])
 
@@ -133,8 +157,9 @@ def _why(store: SnapshotStore, as_of: dt.date, stamp: Stamp, rebuild: bool) -> s
     return "not stored" if stored is None else stamp.changes(stored)
 
 
-def _summary(store: SnapshotStore, why: dict[dt.date, str | None]) -> str:
+def _summary(store: SnapshotStore, why: dict[dt.date, str | None], cleaned: int = 0) -> str:
     rebuilt = Counter(reason for reason in why.values() if reason)
     reasons = "; ".join(f"{n} {reason}" for reason, n in sorted(rebuilt.items()))
     return (f"feature snapshots: {len(why) - sum(rebuilt.values())} reused, {sum(rebuilt.values())} rebuilt"
-            + (f" ({reasons})" if reasons else "") + f", in {store.folder}")
+            + (f" ({reasons})" if reasons else "") + f", in {store.folder}"
+            + (f"; removed {cleaned} temporary file(s) of killed writes" if cleaned else ""))

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -169,3 +173,37 @@ def test_history_features_stays_within_the_home(tiny_company, tiny_dates, tmp_pa
     assert [f.name for f in files if f.is_file()] == ["snapshot.parquet"] * 2  # no temporary file left
     assert {f.stat().st_mode & 0o777 for f in files} == {0o700, 0o600} and all(
         (f.stat().st_mode & 0o777) == (0o700 if f.is_dir() else 0o600) for f in files)
+
+
+def _writer(folder: Path) -> subprocess.Popen:
+    """A process that leaves a half-written temporary snapshot named after its pid, then waits to be killed."""
+    code = ("import os, sys, time; from pathlib import Path; "
+            "p = Path(sys.argv[1]) / f'.{os.getpid()}.half.tmp'; p.write_bytes(b'PAR1 half'); "
+            "print(p, flush=True); time.sleep(60)")
+    return subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+
+
+def test_the_next_run_removes_the_temporary_files_of_killed_writes(tiny_company, tiny_dates, tmp_path: Path):
+    folder, settings = tiny_company(), Settings(_env_file=None, home=tmp_path / "home")
+    _history(folder, settings, tiny_dates[:2])
+    store = SnapshotStore(settings.snapshot_store)
+    where = store.path(tiny_dates[0]).parent
+    killed, live = _writer(where), _writer(where)
+    try:
+        killed_tmp, live_tmp = Path(killed.stdout.readline().strip()), Path(live.stdout.readline().strip())
+        killed.kill()
+        killed.wait()
+        earlier = time.time() - 60  # left by an earlier run of this process, and by a writer naming no pid
+        own_tmp, no_pid_tmp = where / f".{os.getpid()}.earlier.tmp", where / ".old-style.tmp"
+        for path in (own_tmp, no_pid_tmp):
+            path.write_bytes(b"PAR1 half")
+            os.utime(path, (earlier, earlier))
+        _, heard = _history(folder, settings, tiny_dates[:2])
+        assert heard[0].endswith("; removed 3 temporary file(s) of killed writes")
+        assert not killed_tmp.exists() and not own_tmp.exists() and not no_pid_tmp.exists()
+        assert live_tmp.exists()  # a writer still at work keeps its file
+        _, heard = _history(folder, settings, tiny_dates[:2])
+        assert "removed" not in heard[0]
+    finally:
+        live.kill()
+        live.wait()
