@@ -13,6 +13,7 @@ they are never stored: they are read afresh from the subscriptions on every call
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import sys
@@ -23,14 +24,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.build import CONTEXT, build_features, default_data_end, label_frame, tables_from_backend, to_frame
 from features.config import Settings, private_folder
-from features.fingerprint import definitions, raw_digests
-from features.io import DataSource, require_tables
+from features.contract import TABLES
+from features.fingerprint import daily_digests, definitions, raw_digests
+from features.io import DataSource, read_sql, require_tables, table_files
 from features.labels import LABELS
 from features.processes import pid_alive
 from features.spine import snapshot_days
@@ -57,7 +60,7 @@ class SnapshotStore:
     """One Parquet file per as-of under ``root/<kind>``; ``kind`` tells frames with and without the alert signals apart."""
 
     def __init__(self, root: Path, signals: bool = False) -> None:
-        self.folder = root / ("features_signals" if signals else "features")
+        self.root, self.folder = root, root / ("features_signals" if signals else "features")
 
     def path(self, as_of: dt.date) -> Path:
         return self.folder / f"as_of={as_of.isoformat()}" / "snapshot.parquet"
@@ -78,28 +81,20 @@ class SnapshotStore:
 
     def write(self, as_of: dt.date, frame: pd.DataFrame, stamp: Stamp) -> None:
         """Store ``frame`` at ``as_of`` whole or not at all (written beside, then renamed over the old one)."""
-        path = self.path(as_of)
-        private_folder(path.parent)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         table = table.set_column(table.schema.get_field_index("as_of"), "as_of", table["as_of"].cast(pa.date32()))
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), STAMP: json.dumps(stamp.__dict__)})
-        tmp = path.with_name(f".{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        try:
-            pq.write_table(table, tmp)
-            tmp.chmod(0o600)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_private(table.replace_schema_metadata({**(table.schema.metadata or {}), STAMP: json.dumps(stamp.__dict__)}),
+                      self.path(as_of))
 
     def clean_stale(self, started: float) -> int:
-        """Remove the temporary files of writes killed mid-way; how many were removed.
+        """Remove the temporary files of writes killed mid-way anywhere in the store; how many were removed.
 
         A temporary file is named after its writer's pid. It is stale when that process is gone, or
         when it is this process and the file is older than this run (``started``, epoch seconds), or
         when its name carries no pid and it is older than this run. A live writer's file is kept.
         """
         removed = 0
-        for tmp in self.folder.glob("as_of=*/.*.tmp"):
+        for tmp in self.root.rglob(".*.tmp"):
             pid_part = tmp.name.split(".")[1]
             pid = int(pid_part) if pid_part.isdigit() else None
             try:
@@ -110,6 +105,59 @@ class SnapshotStore:
                 tmp.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def write_private(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` (0600, folders 0700) whole or not at all: beside it under a pid-named temporary name, then renamed."""
+    private_folder(path.parent)
+    tmp = path.with_name(f".{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class DigestCache:
+    """Each raw file's per-day digests (``fingerprint.daily_digests``), kept under ``root/raw_digests``.
+
+    An entry is keyed by the file's resolved path, size and modification time (ns), the contract's
+    columns and the DuckDB version (its hash function): a file whose size or modification time
+    changed is digested again; an unchanged one is not read at all. A folder of Parquet parts is
+    digested part by part, so a new part costs its own digest alone. ``fresh`` digests every file
+    again (a rebuild asked for; it also covers a file replaced keeping its size and timestamp).
+    """
+
+    def __init__(self, root: Path, source: DataSource, fresh: bool = False) -> None:
+        self.folder, self.source, self.backend, self.fresh = root / "raw_digests", source, source.ibis(), fresh
+
+    def __call__(self, name: str) -> pd.DataFrame:
+        """``day, n, lo, hi`` of table ``name``: the sum over its files (the digests add up)."""
+        reader, files = table_files(self.source.data_dir, name)
+        parts = pd.concat([self._file(name, reader, path) for path in files], ignore_index=True)
+        return parts.groupby("day", dropna=False, as_index=False)[["n", "lo", "hi"]].sum()
+
+    def _file(self, name: str, reader: str, path: Path) -> pd.DataFrame:
+        resolved, stat = path.resolve(), path.stat()
+        key = json.dumps([str(resolved), stat.st_size, stat.st_mtime_ns, list(TABLES[name].column_names),
+                          duckdb.__version__]).encode()
+        entry = self.folder / name / f"{hashlib.sha256(str(resolved).encode()).hexdigest()[:24]}.parquet"
+        try:
+            cached = None if self.fresh else pq.read_table(entry)
+            if cached is not None and (cached.schema.metadata or {}).get(STAMP) == key:
+                return cached.to_pandas()
+        except (OSError, pa.ArrowException):
+            pass
+        view = f"_digest_{uuid.uuid4().hex[:8]}"
+        self.source.con.execute(f'CREATE TEMPORARY VIEW "{view}" AS {read_sql(reader, path)}')
+        try:
+            daily = daily_digests(self.backend.table(view), name)
+        finally:
+            self.source.con.execute(f'DROP VIEW IF EXISTS "{view}"')
+        table = pa.Table.from_pandas(daily, preserve_index=False)
+        write_private(table.replace_schema_metadata({**(table.schema.metadata or {}), STAMP: key}), entry)
+        return daily
 
 
 def _stderr(message: str) -> None:
@@ -132,7 +180,8 @@ def history_features(
     dates = snapshot_days(as_of_dates)
     store, defs = SnapshotStore(settings.snapshot_store, signals), definitions(settings, signals)
     cleaned = store.clean_stale(started)
-    stamps = {d: Stamp(defs, raw) for d, raw in raw_digests(tables, dates).items()}
+    digests = raw_digests(tables, dates, DigestCache(settings.snapshot_store, source, settings.rebuild_snapshots))
+    stamps = {d: Stamp(defs, raw) for d, raw in digests.items()}
     why = {d: _why(store, d, stamps[d], settings.rebuild_snapshots) for d in dates}
     stale = [d for d in dates if why[d]]
     parts: dict[dt.date, pd.DataFrame] = {}
