@@ -16,11 +16,11 @@ first date: it invalidates more than strictly needed, never less.
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import hashlib
 import importlib.util
 import json
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -42,6 +42,10 @@ ROOT_MODULE = "features.build"
 NOT_DEFINITIONS = ("features.config",)
 #: The date of a row of a table without an event-time column, when it has one.
 ROW_DATES = {"accounts": "customer_since"}
+#: An import statement's first line, and the ``features`` modules it names (a name in a comment on
+#: that line counts too: that only hashes one module more).
+IMPORT_LINE = re.compile(r"^[ \t]*(?:from|import)[ \t].*$", re.M)
+FEATURES_MODULE = re.compile(r"\bfeatures(?:\.\w+)+")
 
 
 def feature_modules(root: str = ROOT_MODULE) -> dict[str, Path]:
@@ -54,11 +58,8 @@ def feature_modules(root: str = ROOT_MODULE) -> dict[str, Path]:
         if name in found or spec is None or spec.origin is None:
             continue
         found[name] = Path(spec.origin)
-        for node in ast.walk(ast.parse(found[name].read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("features."):
-                todo.append(node.module)
-            elif isinstance(node, ast.Import):
-                todo.extend(a.name for a in node.names if a.name.startswith("features."))
+        for line in IMPORT_LINE.findall(found[name].read_text()):  # a regex: ast.parse cost ~0.1 s per job
+            todo.extend(FEATURES_MODULE.findall(line))
     return dict(sorted(found.items()))
 
 

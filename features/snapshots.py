@@ -73,9 +73,9 @@ class SnapshotStore:
         except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
             return None
 
-    def read(self, as_of: dt.date) -> pd.DataFrame:
-        """The stored snapshot, ``as_of`` converted as ``build.to_frame`` converts the engine's dates."""
-        frame = pq.read_table(self.path(as_of)).to_pandas()
+    def read(self, dates: Iterable[dt.date]) -> pd.DataFrame:
+        """The stored snapshots at ``dates``, in that order, as one frame (``as_of`` converted as ``build.to_frame`` does)."""
+        frame = pa.concat_tables([pq.read_table(self.path(d)) for d in dates]).to_pandas()
         frame["as_of"] = pd.to_datetime(frame["as_of"])
         return frame
 
@@ -184,14 +184,16 @@ def history_features(
     stamps = {d: Stamp(defs, raw) for d, raw in digests.items()}
     why = {d: _why(store, d, stamps[d], settings.rebuild_snapshots) for d in dates}
     stale = [d for d in dates if why[d]]
-    parts: dict[dt.date, pd.DataFrame] = {}
+    reused = [d for d in dates if not why[d]]
+    parts = [store.read(reused)] if reused else []
     if stale:
-        built = build_features(source, stale, settings, end, snapshots_per_batch, signals).drop(columns=list(LABELS))
+        built = build_features(source, stale, settings, end, snapshots_per_batch, signals, labels=False)
         day = built["as_of"].dt.date
         for d in stale:
-            parts[d] = built.loc[day == d].reset_index(drop=True)
-            store.write(d, parts[d], stamps[d])
-    features = pd.concat([parts[d] if d in parts else store.read(d) for d in dates], ignore_index=True)
+            store.write(d, built.loc[day == d].reset_index(drop=True), stamps[d])
+        parts.append(built)
+    features = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    features = features.sort_values("as_of", kind="stable", ignore_index=True)
     frame = features.merge(label_frame(source, dates, settings, end), on=["account_id", "as_of"], how="left",
                            validate="one_to_one")
     (say or _stderr)(_summary(store, why, cleaned))
