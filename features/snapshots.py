@@ -7,7 +7,10 @@ guarantee), so a snapshot stays right until the definitions change or a raw row 
 fingerprints of ``features.fingerprint``. :func:`history_features` reads the snapshots whose
 stamps still match, builds only the others in one ``build_features`` run, stores them, and
 says how many it reused and rebuilt and why. Labels look past ``t`` up to the data end, so
-they are never stored: they are read afresh from the subscriptions on every call.
+they are never stored: they are read afresh from the subscriptions on every call, once for
+every date (the build of the missing month ends leaves them out). The raw digests are kept
+per raw file (``DigestCache``), and each run first removes the temporary files of writes
+that were killed mid-way (``SnapshotStore.clean_stale``).
 """
 
 from __future__ import annotations
