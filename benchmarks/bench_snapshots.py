@@ -5,8 +5,9 @@
 Generates a company (cached under --work), then alternates, ``--repeats`` times: the
 feature step of ``retrain`` (``features.snapshots.history_features`` over every month end)
 in an empty home, and the same after last month's job stored every month end but the
-newest. Wall and CPU seconds (this process, DuckDB's threads included) of each, and their
-ratios; the frames of both runs are checked equal.
+newest, then the same again with the raw digests' cache emptied (every raw file digested
+again, as when this month's files replaced last month's). Wall and CPU seconds (this process,
+DuckDB's threads included) of each, and their ratios; the frames of all runs are checked equal.
 """
 
 from __future__ import annotations
@@ -64,15 +65,22 @@ def main() -> None:
             _timed(folder, home / "stored", dates[:-1])  # last month's job
             part_wall, part_cpu, reused = _timed(folder, home / "stored", dates)
             pd.testing.assert_frame_equal(fresh, reused)
+            # The same with every raw file digested again, as when this month's files replaced last month's
+            shutil.rmtree(home / "stored" / "snapshots" / "raw_digests", ignore_errors=True)
+            shutil.rmtree(home / "stored" / "snapshots" / "features" / f"as_of={dates[-1]}")
+            cold_wall, cold_cpu, cold = _timed(folder, home / "stored", dates)
+            pd.testing.assert_frame_equal(fresh, cold)
         finally:
             shutil.rmtree(home)
-        rows.append((none_wall, none_cpu, part_wall, part_cpu))
+        rows.append((none_wall, none_cpu, part_wall, part_cpu, cold_wall, cold_cpu))
         print(f"none stored: {none_wall:.2f} s wall, {none_cpu:.2f} s CPU; {len(dates) - 1} of {len(dates)} stored: "
               f"{part_wall:.2f} s wall, {part_cpu:.2f} s CPU; ratio wall {part_wall / none_wall:.3f}x, "
-              f"CPU {part_cpu / none_cpu:.3f}x ({len(fresh):,} feature rows)", flush=True)
-    walls, cpus = [r[2] / r[0] for r in rows], [r[3] / r[1] for r in rows]
-    print(f"{args.accounts:,} accounts x {len(dates)} month ends, {len(rows)} pairs: wall ratio "
-          f"{min(walls):.3f}-{max(walls):.3f}x, CPU ratio {min(cpus):.3f}-{max(cpus):.3f}x (target <= 0.2x)")
+              f"CPU {part_cpu / none_cpu:.3f}x; every raw file digested again: {cold_wall:.2f} s wall, "
+              f"{cold_cpu:.2f} s CPU, ratio wall {cold_wall / none_wall:.3f}x ({len(fresh):,} feature rows)", flush=True)
+    for label, i in (("raw digests kept", 2), ("every raw file digested again", 4)):
+        walls, cpus = [r[i] / r[0] for r in rows], [r[i + 1] / r[1] for r in rows]
+        print(f"{args.accounts:,} accounts x {len(dates)} month ends, {len(rows)} pairs, {label}: wall ratio "
+              f"{min(walls):.3f}-{max(walls):.3f}x, CPU ratio {min(cpus):.3f}-{max(cpus):.3f}x (target <= 0.2x)")
 
 
 if __name__ == "__main__":

@@ -97,8 +97,9 @@ def feature_table(
     data_end: dt.date,
     materialize: Callable[[Table], Table] = _as_is,
     signals: bool = False,
+    labels: bool = True,
 ) -> Table:
-    """One Ibis expression: ``account_id, as_of``, the label columns, then every registry feature.
+    """One Ibis expression: ``account_id, as_of``, the label columns (``labels``), then every registry feature.
 
     ``materialize`` is applied to shared intermediates (spine, periods, daily usage) and
     to each family; ``Table.cache`` makes the engine compute each once instead of
@@ -124,7 +125,7 @@ def feature_table(
     # Labels and account history both read the revenue movements: compute them once.
     moves = materialize(movements(subs, products))
     parts = [
-        _labels_keyed(subs, base, settings, data_end, products, moves),
+        *([_labels_keyed(subs, base, settings, data_end, products, moves)] if labels else []),
         usage_features(daily, used, near, base, limits, window_segments(to_day(d) for d in dates), settings),
         adoption_features(used, first, base, periods, snap_days, plan_features, products),
         engagement_features(base, tables, snap_days),
@@ -137,7 +138,7 @@ def feature_table(
         t = t.left_join(materialize(part), KEYS)
     t = t.left_join(materialize(account_starts(subs, first, snap_days)), KEYS)
     names = feature_names() + (signal_names() if signals else [])  # signals: the alert signals after the features
-    out = t.select("account_id", "as_of", *CONTEXT, *LABELS, **within_tenure(t, names))
+    out = t.select("account_id", "as_of", *CONTEXT, *(LABELS if labels else ()), **within_tenure(t, names))
     return out.order_by(["as_of", "account_id"])
 
 
@@ -185,9 +186,11 @@ def to_frame(result: pd.DataFrame) -> pd.DataFrame:
 
 def build_features(
     source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date | None = None,
-    snapshots_per_batch: int | None = None, signals: bool = False,
+    snapshots_per_batch: int | None = None, signals: bool = False, *, labels: bool = True,
 ) -> pd.DataFrame:
     """The feature frame for every account with MRR > 0 at each date: keys, context, labels (null when the horizon is incomplete) and features.
+
+    ``labels=False`` leaves the label columns out (the snapshot store reads them apart, ``label_frame``).
 
     ``snapshots_per_batch`` builds that many snapshot dates at a time and concatenates
     the results, bounding the engine's working set on large companies (each batch reads
@@ -201,14 +204,14 @@ def build_features(
     size = snapshots_per_batch or len(dates)
     if size < 1:
         raise ValueError(f"snapshots_per_batch must be at least 1, got {snapshots_per_batch}")
-    frames = [_build_batch(backend, source, tables, dates[i:i + size], settings, end, signals)
+    frames = [_build_batch(backend, source, tables, dates[i:i + size], settings, end, signals, labels)
               for i in range(0, len(dates), size)]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _build_batch(
     backend: ibis.BaseBackend, source: DataSource, tables: dict[str, Table], dates: list[dt.date],
-    settings: Settings, data_end: dt.date, signals: bool = False,
+    settings: Settings, data_end: dt.date, signals: bool = False, labels: bool = True,
 ) -> pd.DataFrame:
     prefix, created, pending = f"_features_{uuid.uuid4().hex[:8]}_", [], []
     # One worker runs the engine statements in order on the one connection while this thread
@@ -229,7 +232,7 @@ def _build_batch(
         return ibis.table(table.schema(), name=created[-1])
 
     try:
-        expr = feature_table(tables, dates, settings, data_end, materialize=materialize, signals=signals)
+        expr = feature_table(tables, dates, settings, data_end, materialize=materialize, signals=signals, labels=labels)
         for step in pending:
             step.result()  # the first failed step raises here, with the engine's message
         # Through Arrow: ``Backend.execute`` spent ~1 s on per-column conversion of a 142k x 66

@@ -16,12 +16,12 @@ first date: it invalidates more than strictly needed, never less.
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import hashlib
 import importlib.util
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import duckdb
@@ -42,6 +42,10 @@ ROOT_MODULE = "features.build"
 NOT_DEFINITIONS = ("features.config",)
 #: The date of a row of a table without an event-time column, when it has one.
 ROW_DATES = {"accounts": "customer_since"}
+#: An import statement's first line, and the ``features`` modules it names (a name in a comment on
+#: that line counts too: that only hashes one module more).
+IMPORT_LINE = re.compile(r"^[ \t]*(?:from|import)[ \t].*$", re.M)
+FEATURES_MODULE = re.compile(r"\bfeatures(?:\.\w+)+")
 
 
 def feature_modules(root: str = ROOT_MODULE) -> dict[str, Path]:
@@ -54,11 +58,8 @@ def feature_modules(root: str = ROOT_MODULE) -> dict[str, Path]:
         if name in found or spec is None or spec.origin is None:
             continue
         found[name] = Path(spec.origin)
-        for node in ast.walk(ast.parse(found[name].read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("features."):
-                todo.append(node.module)
-            elif isinstance(node, ast.Import):
-                todo.extend(a.name for a in node.names if a.name.startswith("features."))
+        for line in IMPORT_LINE.findall(found[name].read_text()):  # a regex: ast.parse cost ~0.1 s per job
+            todo.extend(FEATURES_MODULE.findall(line))
     return dict(sorted(found.items()))
 
 
@@ -81,7 +82,7 @@ def row_date(name: str) -> str | None:
     return table.event_time[0] if table.event_time else ROW_DATES.get(name)
 
 
-def _daily(table: Table, name: str) -> pd.DataFrame:
+def daily_digests(table: Table, name: str) -> pd.DataFrame:
     """``day, n, lo, hi`` per day of the rows' date (NaT for undated rows): count and sums of each row's hash."""
     cols = [c for c in TABLES[name].column_names if c in table.columns]
     hashed = table.mutate(_h=ibis.struct({c: table[c] for c in cols}).hash())
@@ -94,15 +95,26 @@ def _daily(table: Table, name: str) -> pd.DataFrame:
     return out
 
 
-def raw_digests(tables: dict[str, Table], as_of_dates: Iterable[dt.date]) -> dict[dt.date, dict[str, str]]:
-    """Per as-of: per canonical table present, a digest of its rows dated on or before that as-of."""
+def raw_digests(
+    tables: dict[str, Table], as_of_dates: Iterable[dt.date], daily: Callable[[str], pd.DataFrame] | None = None,
+) -> dict[dt.date, dict[str, str]]:
+    """Per as-of: per canonical table present, a digest of its rows dated on or before that as-of.
+
+    ``daily(name)`` gives a table's ``daily_digests`` (default: computed from ``tables``; the
+    snapshot store passes its per-file cache).
+    """
     dates = sorted(set(as_of_dates))
     out: dict[dt.date, dict[str, str]] = {d: {} for d in dates}
     for name in sorted(n for n in tables if n in TABLES):
-        daily = _daily(tables[name], name)
-        undated = daily["day"].isna()
+        days = daily(name) if daily else daily_digests(tables[name], name)
+        undated = days["day"].isna()
+        base = [int(days.loc[undated, c].sum()) for c in ("n", "lo", "hi")]
+        dated = days.loc[~undated].sort_values("day")
+        sums, i = base, 0
+        rows = list(zip(dated["day"], dated["n"], dated["lo"], dated["hi"]))
         for d in dates:
-            rows = daily[undated | (daily["day"] <= pd.Timestamp(d))]
-            sums = (int(rows["n"].sum()), int(rows["lo"].sum()), int(rows["hi"].sum()))
-            out[d][name] = hashlib.sha256(repr(sums).encode()).hexdigest()[:16]
+            while i < len(rows) and rows[i][0] <= pd.Timestamp(d):
+                sums = [a + int(b) for a, b in zip(sums, rows[i][1:])]
+                i += 1
+            out[d][name] = hashlib.sha256(repr(tuple(sums)).encode()).hexdigest()[:16]
     return out

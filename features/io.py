@@ -63,6 +63,22 @@ def find_table_source(data_dir: Path, table: str) -> tuple[str, str] | None:
     return None
 
 
+def table_files(data_dir: Path, table: str) -> tuple[str, list[Path]] | None:
+    """The reader and every file of ``table`` in ``data_dir`` (the parts of a folder, sorted), or None when absent."""
+    found = find_table_source(data_dir, table)
+    if found is None:
+        return None
+    reader, path = found
+    return reader, sorted((data_dir / table).rglob("*.parquet")) if path.endswith("**/*.parquet") else [Path(path)]
+
+
+def read_sql(reader: str, path: str | Path) -> str:
+    """The ``SELECT`` that reads a table's file (or glob of Parquet parts) with ``reader`` ('parquet' or 'csv')."""
+    if reader == "parquet":
+        return f"SELECT * FROM read_parquet({_quote(str(path))}, union_by_name=true)"
+    return f"SELECT * FROM read_csv({_quote(str(path))}, header=true, auto_detect=true)"
+
+
 def is_uri(location: str) -> bool:
     """True for a lake URI (``s3a://``, ``gs://``, ``abfss://``, ``file://``, ...), kept as a string end to end.
 
@@ -162,12 +178,8 @@ def open_data(data_dir: str | Path, con: duckdb.DuckDBPyConnection | None = None
             source.absent.append(name)
             continue
         reader, path = found
-        if reader == "parquet":
-            sql = f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_quote(path)}, union_by_name=true)"
-        else:
-            sql = f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_csv({_quote(path)}, header=true, auto_detect=true)"
         try:
-            con.execute(sql)
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS {read_sql(reader, path)}")
         except duckdb.Error as exc:  # unreadable file: name the table and the file
             raise DataError(f"table {name}: cannot read {path}: {exc}") from exc
         source.present.append(name)

@@ -7,30 +7,38 @@ guarantee), so a snapshot stays right until the definitions change or a raw row 
 fingerprints of ``features.fingerprint``. :func:`history_features` reads the snapshots whose
 stamps still match, builds only the others in one ``build_features`` run, stores them, and
 says how many it reused and rebuilt and why. Labels look past ``t`` up to the data end, so
-they are never stored: they are read afresh from the subscriptions on every call.
+they are never stored: they are read afresh from the subscriptions on every call, once for
+every date (the build of the missing month ends leaves them out). The raw digests are kept
+per raw file (``DigestCache``), and each run first removes the temporary files of writes
+that were killed mid-way (``SnapshotStore.clean_stale``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.build import CONTEXT, build_features, default_data_end, label_frame, tables_from_backend, to_frame
 from features.config import Settings, private_folder
-from features.fingerprint import definitions, raw_digests
-from features.io import DataSource, require_tables
+from features.contract import TABLES
+from features.fingerprint import daily_digests, definitions, raw_digests
+from features.io import DataSource, read_sql, require_tables, table_files
 from features.labels import LABELS
+from features.processes import pid_alive
 from features.spine import snapshot_days
 
 STAMP = b"expansion.snapshot"
@@ -55,7 +63,7 @@ class SnapshotStore:
     """One Parquet file per as-of under ``root/<kind>``; ``kind`` tells frames with and without the alert signals apart."""
 
     def __init__(self, root: Path, signals: bool = False) -> None:
-        self.folder = root / ("features_signals" if signals else "features")
+        self.root, self.folder = root, root / ("features_signals" if signals else "features")
 
     def path(self, as_of: dt.date) -> Path:
         return self.folder / f"as_of={as_of.isoformat()}" / "snapshot.parquet"
@@ -68,26 +76,91 @@ class SnapshotStore:
         except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
             return None
 
-    def read(self, as_of: dt.date) -> pd.DataFrame:
-        """The stored snapshot, ``as_of`` converted as ``build.to_frame`` converts the engine's dates."""
-        frame = pq.read_table(self.path(as_of)).to_pandas()
+    def read(self, dates: Iterable[dt.date]) -> pd.DataFrame:
+        """The stored snapshots at ``dates``, in that order, as one frame (``as_of`` converted as ``build.to_frame`` does)."""
+        frame = pa.concat_tables([pq.read_table(self.path(d)) for d in dates]).to_pandas()
         frame["as_of"] = pd.to_datetime(frame["as_of"])
         return frame
 
     def write(self, as_of: dt.date, frame: pd.DataFrame, stamp: Stamp) -> None:
         """Store ``frame`` at ``as_of`` whole or not at all (written beside, then renamed over the old one)."""
-        path = self.path(as_of)
-        private_folder(path.parent)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         table = table.set_column(table.schema.get_field_index("as_of"), "as_of", table["as_of"].cast(pa.date32()))
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), STAMP: json.dumps(stamp.__dict__)})
-        tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+        write_private(table.replace_schema_metadata({**(table.schema.metadata or {}), STAMP: json.dumps(stamp.__dict__)}),
+                      self.path(as_of))
+
+    def clean_stale(self, started: float) -> int:
+        """Remove the temporary files of writes killed mid-way anywhere in the store; how many were removed.
+
+        A temporary file is named after its writer's pid. It is stale when that process is gone, or
+        when it is this process and the file is older than this run (``started``, epoch seconds), or
+        when its name carries no pid and it is older than this run. A live writer's file is kept.
+        """
+        removed = 0
+        for tmp in self.root.rglob(".*.tmp"):
+            pid_part = tmp.name.split(".")[1]
+            pid = int(pid_part) if pid_part.isdigit() else None
+            try:
+                old = tmp.stat().st_mtime < started
+            except FileNotFoundError:  # its writer renamed it into place meanwhile
+                continue
+            if (pid is None and old) or (pid is not None and (not pid_alive(pid) or (pid == os.getpid() and old))):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def write_private(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` (0600, folders 0700) whole or not at all: beside it under a pid-named temporary name, then renamed."""
+    private_folder(path.parent)
+    tmp = path.with_name(f".{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class DigestCache:
+    """Each raw file's per-day digests (``fingerprint.daily_digests``), kept under ``root/raw_digests``.
+
+    An entry is keyed by the file's resolved path, size and modification time (ns), the contract's
+    columns and the DuckDB version (its hash function): a file whose size or modification time
+    changed is digested again; an unchanged one is not read at all. A folder of Parquet parts is
+    digested part by part, so a new part costs its own digest alone. ``fresh`` digests every file
+    again (a rebuild asked for; it also covers a file replaced keeping its size and timestamp).
+    """
+
+    def __init__(self, root: Path, source: DataSource, fresh: bool = False) -> None:
+        self.folder, self.source, self.backend, self.fresh = root / "raw_digests", source, source.ibis(), fresh
+
+    def __call__(self, name: str) -> pd.DataFrame:
+        """``day, n, lo, hi`` of table ``name``: the sum over its files (the digests add up)."""
+        reader, files = table_files(self.source.data_dir, name)
+        parts = pd.concat([self._file(name, reader, path) for path in files], ignore_index=True)
+        return parts.groupby("day", dropna=False, as_index=False)[["n", "lo", "hi"]].sum()
+
+    def _file(self, name: str, reader: str, path: Path) -> pd.DataFrame:
+        resolved, stat = path.resolve(), path.stat()
+        key = json.dumps([str(resolved), stat.st_size, stat.st_mtime_ns, list(TABLES[name].column_names),
+                          duckdb.__version__]).encode()
+        entry = self.folder / name / f"{hashlib.sha256(str(resolved).encode()).hexdigest()[:24]}.parquet"
         try:
-            pq.write_table(table, tmp)
-            tmp.chmod(0o600)
-            os.replace(tmp, path)
+            cached = None if self.fresh else pq.read_table(entry)
+            if cached is not None and (cached.schema.metadata or {}).get(STAMP) == key:
+                return cached.to_pandas()
+        except (OSError, pa.ArrowException):
+            pass
+        view = f"_digest_{uuid.uuid4().hex[:8]}"
+        self.source.con.execute(f'CREATE TEMPORARY VIEW "{view}" AS {read_sql(reader, path)}')
+        try:
+            daily = daily_digests(self.backend.table(view), name)
         finally:
-            tmp.unlink(missing_ok=True)
+            self.source.con.execute(f'DROP VIEW IF EXISTS "{view}"')
+        table = pa.Table.from_pandas(daily, preserve_index=False)
+        write_private(table.replace_schema_metadata({**(table.schema.metadata or {}), STAMP: key}), entry)
+        return daily
 
 
 def _stderr(message: str) -> None:
@@ -103,25 +176,30 @@ def history_features(
     The frame equals a fresh ``build_features`` of the same arguments. ``settings.rebuild_snapshots``
     recomputes (and stores anew) every one. ``say`` hears one line: reused, rebuilt, and why (default: stderr).
     """
+    started = time.time()
     require_tables(source)
     tables = tables_from_backend(source.ibis(), source.present)
     end = data_end or default_data_end(tables)
     dates = snapshot_days(as_of_dates)
     store, defs = SnapshotStore(settings.snapshot_store, signals), definitions(settings, signals)
-    stamps = {d: Stamp(defs, raw) for d, raw in raw_digests(tables, dates).items()}
+    cleaned = store.clean_stale(started)
+    digests = raw_digests(tables, dates, DigestCache(settings.snapshot_store, source, settings.rebuild_snapshots))
+    stamps = {d: Stamp(defs, raw) for d, raw in digests.items()}
     why = {d: _why(store, d, stamps[d], settings.rebuild_snapshots) for d in dates}
     stale = [d for d in dates if why[d]]
-    parts: dict[dt.date, pd.DataFrame] = {}
+    reused = [d for d in dates if not why[d]]
+    parts = [store.read(reused)] if reused else []
     if stale:
-        built = build_features(source, stale, settings, end, snapshots_per_batch, signals).drop(columns=list(LABELS))
+        built = build_features(source, stale, settings, end, snapshots_per_batch, signals, labels=False)
         day = built["as_of"].dt.date
         for d in stale:
-            parts[d] = built.loc[day == d].reset_index(drop=True)
-            store.write(d, parts[d], stamps[d])
-    features = pd.concat([parts[d] if d in parts else store.read(d) for d in dates], ignore_index=True)
+            store.write(d, built.loc[day == d].reset_index(drop=True), stamps[d])
+        parts.append(built)
+    features = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    features = features.sort_values("as_of", kind="stable", ignore_index=True)
     frame = features.merge(label_frame(source, dates, settings, end), on=["account_id", "as_of"], how="left",
                            validate="one_to_one")
-    (say or _stderr)(_summary(store, why))
+    (say or _stderr)(_summary(store, why, cleaned))
     order = ["account_id", "as_of", *CONTEXT, *LABELS]
     return to_frame(frame[order + [c for c in features.columns if c not in order]])
 
@@ -133,8 +211,9 @@ def _why(store: SnapshotStore, as_of: dt.date, stamp: Stamp, rebuild: bool) -> s
     return "not stored" if stored is None else stamp.changes(stored)
 
 
-def _summary(store: SnapshotStore, why: dict[dt.date, str | None]) -> str:
+def _summary(store: SnapshotStore, why: dict[dt.date, str | None], cleaned: int = 0) -> str:
     rebuilt = Counter(reason for reason in why.values() if reason)
     reasons = "; ".join(f"{n} {reason}" for reason, n in sorted(rebuilt.items()))
     return (f"feature snapshots: {len(why) - sum(rebuilt.values())} reused, {sum(rebuilt.values())} rebuilt"
-            + (f" ({reasons})" if reasons else "") + f", in {store.folder}")
+            + (f" ({reasons})" if reasons else "") + f", in {store.folder}"
+            + (f"; removed {cleaned} temporary file(s) of killed writes" if cleaned else ""))

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -166,6 +170,73 @@ def test_history_features_stays_within_the_home(tiny_company, tiny_dates, tmp_pa
     _history(tiny_company(), settings, tiny_dates[:2])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "tiny0", "tiny1"]
     files = list(settings.snapshot_store.rglob("*"))
-    assert [f.name for f in files if f.is_file()] == ["snapshot.parquet"] * 2  # no temporary file left
+    names = [f.name for f in files if f.is_file()]
+    assert not [n for n in names if n.endswith(".tmp")]  # no temporary file left
+    assert names.count("snapshot.parquet") == 2 and len(names) == 2 + len(list(settings.snapshot_store.glob("raw_digests/*/*")))
     assert {f.stat().st_mode & 0o777 for f in files} == {0o700, 0o600} and all(
         (f.stat().st_mode & 0o777) == (0o700 if f.is_dir() else 0o600) for f in files)
+
+
+def _writer(folder: Path) -> subprocess.Popen:
+    """A process that leaves a half-written temporary snapshot named after its pid, then waits to be killed."""
+    code = ("import os, sys, time; from pathlib import Path; "
+            "p = Path(sys.argv[1]) / f'.{os.getpid()}.half.tmp'; p.write_bytes(b'PAR1 half'); "
+            "print(p, flush=True); time.sleep(60)")
+    return subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+
+
+def test_the_next_run_removes_the_temporary_files_of_killed_writes(tiny_company, tiny_dates, tmp_path: Path):
+    folder, settings = tiny_company(), Settings(_env_file=None, home=tmp_path / "home")
+    _history(folder, settings, tiny_dates[:2])
+    store = SnapshotStore(settings.snapshot_store)
+    where = store.path(tiny_dates[0]).parent
+    killed, live = _writer(where), _writer(where)
+    try:
+        killed_tmp, live_tmp = Path(killed.stdout.readline().strip()), Path(live.stdout.readline().strip())
+        killed.kill()
+        killed.wait()
+        earlier = time.time() - 60  # left by an earlier run of this process, and by a writer naming no pid
+        own_tmp, no_pid_tmp = where / f".{os.getpid()}.earlier.tmp", where / ".old-style.tmp"
+        for path in (own_tmp, no_pid_tmp):
+            path.write_bytes(b"PAR1 half")
+            os.utime(path, (earlier, earlier))
+        _, heard = _history(folder, settings, tiny_dates[:2])
+        assert heard[0].endswith("; removed 3 temporary file(s) of killed writes")
+        assert not killed_tmp.exists() and not own_tmp.exists() and not no_pid_tmp.exists()
+        assert live_tmp.exists()  # a writer still at work keeps its file
+        _, heard = _history(folder, settings, tiny_dates[:2])
+        assert "removed" not in heard[0]
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_raw_digests_are_kept_per_file_and_a_changed_file_is_digested_again(tiny_company, tiny_dates, tmp_path: Path):
+    folder, settings = tiny_company(), Settings(_env_file=None, home=tmp_path / "home")
+    usage = pd.read_parquet(folder / "usage_daily.parquet")
+    (folder / "usage_daily.parquet").unlink()
+    parts = folder / "usage_daily"
+    parts.mkdir()
+    early = usage["date"] < dt.date(2025, 2, 1)
+    usage.loc[early].to_parquet(parts / "part-0.parquet", index=False)
+    usage.loc[~early].to_parquet(parts / "part-1.parquet", index=False)
+    _history(folder, settings, tiny_dates)
+    entries = settings.snapshot_store / "raw_digests" / "usage_daily"
+
+    def written() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in entries.iterdir()}
+
+    first = written()
+    assert len(first) == 2  # one entry per part
+    _, heard = _history(folder, settings, tiny_dates)
+    assert heard[0].startswith(f"feature snapshots: {len(tiny_dates)} reused") and written() == first  # nothing re-read
+    later = usage.loc[~early].copy()
+    later.loc[(later["account_id"] == "A3") & (later["date"] == CORRECTED), "events"] = 500
+    later.to_parquet(parts / "part-1.parquet", index=False)
+    frame, heard = _history(folder, settings, tiny_dates)
+    touched = [d for d in tiny_dates if d >= CORRECTED]
+    assert heard[0].startswith(f"feature snapshots: {len(tiny_dates) - len(touched)} reused, {len(touched)} rebuilt "
+                               f"({len(touched)} raw data changed in usage_daily)")
+    now = written()
+    assert len(now) == 2 and sum(now[name] == first[name] for name in now) == 1  # the unchanged part is not re-read
+    pd.testing.assert_frame_equal(frame, _fresh(folder, settings, tiny_dates))
