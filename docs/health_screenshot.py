@@ -82,8 +82,9 @@ def build(work: Path) -> dict:
             store.write_shadow(shadow_scores(rows, {"expansion": models["4"]}, summary.run_id, day))
         source = open_data(data)
         try:
-            promise = {"3": {"roc_auc": 0.745, "roc_auc_low": 0.675, "roc_auc_high": 0.811,
-                             "lift_top_decile": 4.093, "lift_top_decile_low": 3.074, "lift_top_decile_high": 5.216}}
+            promise = {"expansion": {"3": {"roc_auc": 0.745, "roc_auc_low": 0.675, "roc_auc_high": 0.811,
+                                           "lift_top_decile": 4.093, "lift_top_decile_low": 3.074,
+                                           "lift_top_decile_high": 5.216}}}
             result = monitor(store, source, settings, AS_OF, NOW, promise)
         finally:
             source.close()
