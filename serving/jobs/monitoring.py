@@ -159,8 +159,12 @@ def month_track(store: MonitoringStore, run: pd.Series, outcomes: pd.DataFrame, 
     rows, versions, skipped = month_rows(store, run, outcomes, model)
     note = (f"{model.name} {run['month']}: {skipped:,} account(s) scored before the score history kept the "
             f"{model.name} rule baseline ({model.baseline}) skipped" if skipped else None)
+    if not len(rows):
+        return None, f"{note}; nothing left to measure" if note else None
     if rows["outcome"].nunique() < 2:
-        return None, (f"{note}; nothing left to measure" if note and not len(rows) else note)
+        single = (f"{model.name} {run['month']}: one outcome only ({model.label} = {rows['outcome'].iloc[0]:.0f} for "
+                  f"all {len(rows):,} accounts); nothing to rank, not measured")
+        return None, f"{note}; {single}" if note else single
     table = realised(rows, replicates=replicates_for(len(rows), settings.bootstrap_replicates),
                      book_share=settings.csm_book_top_share)
     promise = promises.get(versions.get("champion") or "")
