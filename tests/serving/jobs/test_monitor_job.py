@@ -183,3 +183,21 @@ def test_no_alarm_when_one_run_alone_is_outside_the_band():
         rows.append({"month": month, "model_name": "expansion", "segment": "(all)", "scorer": "champion",
                      "metric": "calibration_outside", "value": side, "low": np.nan, "high": np.nan})
     assert alarms(pd.DataFrame(rows)) == []
+
+
+def test_the_churn_shadow_months_reach_the_gate_on_the_churn_label(monitored, generated_company):
+    from features.io import open_data
+    from serving.jobs.monitoring import shadow_records
+
+    _, store, frame, settings, _ = monitored
+    source = open_data(generated_company)
+    try:
+        records = shadow_records(store, source, settings, DATA_END, {"expansion": "4", "churn": "4"})
+    finally:
+        source.close()
+    churn, expansion = records["churn"], records["expansion"]
+    assert churn.version == "4" and set(pd.to_datetime(churn.rows["as_of"]).dt.date) == {SCORED[1]}  # December: no baseline
+    truth = frame[frame["as_of"] == pd.Timestamp(SCORED[1])]
+    assert churn.rows["outcome"].sum() == truth["churned"].sum() and len(churn.rows) == len(truth)
+    assert churn.rows["served"].between(0, 1).all() and churn.rows["shadow"].notna().all()
+    assert len(expansion.rows) == len(frame[frame["as_of"].isin([pd.Timestamp(d) for d in SCORED[:2]])])
