@@ -35,8 +35,9 @@ class MonitorRun:
 
 def monitor_job(source: DataSource, settings: Settings, as_of: dt.date | None = None, *, sink: str | None = None,
                 log_mlflow: bool = True, clock: Callable[[], dt.datetime] = _now, say: Say = quiet) -> MonitorRun:
-    """Measure champion, shadow and baseline of both models on every scored month whose horizon passed by ``as_of`` (default: the
-    data end); store the record beside the score history (``sink``, default the product store), log it, send alarms.
+    """Measure champion, shadow and baseline of both models on every scored month whose horizon passed by ``as_of``
+    (default: the data end); store the record beside the score history (``sink``, default the product store), log
+    it, send alarms.
 
     Raises InvalidInput when nothing can be measured yet (no score run whose horizon has passed).
     """

@@ -57,7 +57,8 @@ class Watched:
 
 
 #: Every monitored model, by name: the rule baseline each is compared with on the same accounts.
-WATCHED: dict[str, Watched] = {"expansion": Watched("expansion", "baseline_score"), "churn": Watched("churn", "baseline_risk")}
+WATCHED: dict[str, Watched] = {"expansion": Watched("expansion", "baseline_score"),
+                               "churn": Watched("churn", "baseline_risk")}
 HISTORY_COLUMNS = ("account_id", "as_of", *sorted({c for w in WATCHED.values() for c in (w.probability, w.version,
                                                                                             w.baseline)}))
 
@@ -173,7 +174,8 @@ def month_track(store: MonitoringStore, run: pd.Series, outcomes: pd.DataFrame, 
              if rows["champion"].notna().all() else None)
     part = track_rows(run["month"], model.name, table, calib, versions)
     if promise:
-        part = pd.concat([part, promise_rows(promise, run["month"], versions["champion"], model.name)], ignore_index=True)
+        promised = promise_rows(promise, run["month"], versions["champion"], model.name)
+        part = pd.concat([part, promised], ignore_index=True)
     return part, note
 
 
