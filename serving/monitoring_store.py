@@ -70,12 +70,15 @@ class MonitoringStore:
         with self.engine.connect() as conn:
             return pd.read_sql(query, conn)
 
-    def history_rows(self, run_id: str) -> pd.DataFrame:
-        """One run's stored scores: account, snapshot, champion probabilities and versions, baseline readiness."""
+    def history_rows(self, run_id: str, columns: tuple[str, ...]) -> pd.DataFrame:
+        """One run's stored ``columns`` (account, snapshot, probabilities, versions, rule scores).
+
+        The additive migrations run first, so a column added since the run was written reads as null."""
+        self.create_tables()
         h = self.history
-        cols = [h.c[c] for c in ("account_id", "as_of", "expansion_probability", "baseline_score", "expansion_model_version")]
         with self.engine.connect() as conn:
-            return pd.read_sql(sa.select(*cols).where(h.c.run_id == run_id), conn, dtype={"account_id": "string"})
+            return pd.read_sql(sa.select(*(h.c[c] for c in columns)).where(h.c.run_id == run_id), conn,
+                               dtype={"account_id": "string"})
 
     def save_track(self, rows: pd.DataFrame, computed_at: dt.datetime) -> None:
         """Replace the stored rows of every (month, model) in ``rows``."""

@@ -155,7 +155,9 @@ SCORE_SCHEMA: tuple[ScoreField, ...] = (
     ScoreField("baseline_score", "points", "Rule-based readiness, 0-100.", crm_name="baseline_readiness"),
     ScoreField("baseline_band", "band", "Band of the rule-based readiness.", crm_name="baseline_readiness_band"),
     ScoreField("baseline_health", "health", "Rule-based health colour.", crm=False),
-    ScoreField("baseline_risk", "points", "Rule-based churn risk, 0-100 (100 - health points).", api=False, crm=False),
+    ScoreField("baseline_risk", "points", "Rule-based churn risk, 0-100 (100 - health points): the churn model's "
+               "baseline, kept in the score history so that its realised record can be compared.", api=False,
+               required=False, crm_name="baseline_churn_risk"),
     *(ScoreField(f"{name}_model_version", "version", f"Registry version of the {name} model, null without one.",
                  api=False, crm=False) for name in MODEL_NAMES),
     *(ScoreField(f"{name}_model_run_id", "run_id", f"MLflow run of the {name} model, null without one.",

@@ -1,7 +1,8 @@
 """MLflow and registry edges of the track record: monitoring runs, the shadow alias, the backtest's promise.
 
-- :func:`log_monitoring`: one MLflow run per scored month and model (``monitor-<model>-<month>``)
-  with every realised figure and its interval, plus the trend plot of the whole record;
+- :func:`log_monitoring`: one MLflow run per scored month and model (``monitor-<model>-<month>``, both
+  the expansion and the churn model) with every realised figure and its interval, plus the trend plot of
+  that model's whole record;
 - the ``shadow`` alias: a version the gate did not promote, scored beside the champion on
   every run (:func:`shadow_model`). It keeps the alias until its realised months held enough
   positives to be judged (``training.gate.shadow_spent``) or it is promoted; only then may a
@@ -86,11 +87,12 @@ def promises(settings: Settings, name: str = "expansion") -> dict[str, dict[str,
 
 
 def log_monitoring(track: pd.DataFrame, settings: Settings, history: pd.DataFrame | None = None) -> list[str]:
-    """One MLflow run per (model, month) of ``track``; the trend plot of ``history`` (default: ``track``) on each."""
+    """One MLflow run per (model, month) of ``track``; the model's trend plot of ``history`` (default: ``track``) on each."""
     run_ids = []
     whole = track if history is None else history
-    plot = trend_png(whole)
+    plots = {name: trend_png(whole[whole["model_name"] == name]) for name in track["model_name"].unique()}
     for (name, month), part in track.groupby(["model_name", "month"], sort=True):
+        plot = plots[name]
         with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment,
                                                                 run_name=f"monitor-{name}-{month}") as run:
             overall = part[part["segment"] == ALL]
@@ -116,7 +118,8 @@ def log_monitoring(track: pd.DataFrame, settings: Settings, history: pd.DataFram
 
 
 def trend_png(track: pd.DataFrame):  # noqa: ANN201 - numpy image (H, W, 4) or None
-    """Realised ROC-AUC per month: champion, baseline and shadow with their intervals, and the backtest's promise."""
+    """Realised ROC-AUC per month of one model's record: champion, baseline and shadow with their intervals, and the
+    backtest's promise."""
     from matplotlib.figure import Figure
 
     rows = track[(track["segment"] == ALL) & (track["metric"] == "roc_auc")]

@@ -18,7 +18,8 @@ def monitor(
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Store and show the record without logging MLflow runs.")] = False,
     sink: Annotated[str | None, typer.Option("--sink", help="The SQL database holding the score history and the record (sqlite:///PATH or postgresql://...; default: the product store, EXPANSION_STORE_URI).")] = None,
 ) -> None:
-    """Measure champion, shadow and rule-based baseline on every scored month whose 90-day outcome is known.
+    """Measure champion, shadow and rule-based baseline of both models (expansion, churn) on every scored month
+    whose 90-day outcome is known.
 
     Stores the track record beside the score history, logs one MLflow run per scored month, and sends
     alarms (realised lift below the baseline's, calibration drift) through the alert channels.
@@ -43,9 +44,20 @@ def monitor(
 
 
 def _print(result) -> None:  # noqa: ANN001 - serving.jobs.monitoring.MonitorResult
-    track = result.track[result.track["segment"] == "(all)"]
-    table = Table(title="expansion: realised performance per scored month (90% interval, account-level bootstrap)")
-    for col in ("month", "accounts", "expansions", "metric", "champion", "shadow", "baseline", "champion - baseline"):
+    from serving.jobs.monitoring import WATCHED
+
+    track = result.track[result.track["segment"] == "(all)"] if len(result.track) else result.track
+    for name, model in WATCHED.items():
+        mine = track[track["model_name"] == name] if len(track) else track
+        if len(mine):
+            console.print(_table(name, f"{model.label} accounts", mine))
+    if result.waiting:
+        console.print(f"waiting for their horizon: {', '.join(result.waiting)}")
+
+
+def _table(name: str, positives: str, track) -> Table:  # noqa: ANN001 - one model's overall track rows
+    table = Table(title=f"{name}: realised performance per scored month (90% interval, account-level bootstrap)")
+    for col in ("month", "accounts", positives, "metric", "champion", "shadow", "baseline", "champion - baseline"):
         table.add_column(col, justify="left" if col in ("month", "metric") else "right")
     for month, part in track.groupby("month", sort=True):
         by = part.set_index(["scorer", "metric"])
@@ -56,9 +68,7 @@ def _print(result) -> None:  # noqa: ANN001 - serving.jobs.monitoring.MonitorRes
                              f"{by.at[(scorer, metric), 'high']:.3f}]" if (scorer, metric) in by.index else "-")
             first = part[part["metric"] == "roc_auc"].iloc[0]
             table.add_row(month, f"{int(first['rows'])}", f"{int(first['positives'])}", metric, *cells)
-    console.print(table)
-    if result.waiting:
-        console.print(f"waiting for their horizon: {', '.join(result.waiting)}")
+    return table
 
 
 def register(app: typer.Typer) -> None:

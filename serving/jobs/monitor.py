@@ -16,6 +16,7 @@ from features.config import Settings
 from features.io import DataSource
 from serving.jobs.as_of import as_of_day
 from serving.jobs.errors import InvalidInput, Say, quiet
+from training.names import MODEL_NAMES
 
 
 def _now() -> dt.datetime:
@@ -34,8 +35,9 @@ class MonitorRun:
 
 def monitor_job(source: DataSource, settings: Settings, as_of: dt.date | None = None, *, sink: str | None = None,
                 log_mlflow: bool = True, clock: Callable[[], dt.datetime] = _now, say: Say = quiet) -> MonitorRun:
-    """Measure champion, shadow and baseline on every scored month whose horizon passed by ``as_of`` (default: the
-    data end); store the record beside the score history (``sink``, default the product store), log it, send alarms.
+    """Measure champion, shadow and baseline of both models on every scored month whose horizon passed by ``as_of``
+    (default: the data end); store the record beside the score history (``sink``, default the product store), log
+    it, send alarms.
 
     Raises InvalidInput when nothing can be measured yet (no score run whose horizon has passed).
     """
@@ -46,6 +48,8 @@ def monitor_job(source: DataSource, settings: Settings, as_of: dt.date | None = 
     try:
         end = as_of_day(source, as_of, "monitor", say)
         result = monitor(store, source, settings, end, now, promises_or_none(settings, say))
+        for note in result.notes:
+            say(f"monitor: {note}")
         if len(result.track) and log_mlflow:
             from training.monitoring_tracking import log_monitoring
 
@@ -70,7 +74,7 @@ def shadow_records_for(source: DataSource, settings: Settings, end: dt.date, say
         from serving.monitoring_store import MonitoringStore
         from training.monitoring_tracking import shadow_version
 
-        versions = {n: v for n in ("expansion",) if (v := shadow_version(n, settings)) is not None}
+        versions = {n: v for n in MODEL_NAMES if (v := shadow_version(n, settings)) is not None}
         if not versions:
             return {}
         store = MonitoringStore(settings)
@@ -98,6 +102,8 @@ def monitor_after_retrain(source: DataSource, settings: Settings, end: dt.date, 
     try:
         now = clock()
         result = monitor(store, source, settings, end, now, promises_or_none(settings, say))
+        for note in result.notes:
+            say(f"monitor: {note}")
         if len(result.track):
             from training.monitoring_tracking import log_monitoring
 
@@ -114,11 +120,11 @@ def monitor_after_retrain(source: DataSource, settings: Settings, end: dt.date, 
 
 
 def promises_or_none(settings: Settings, say: Say = quiet) -> dict:
-    """The backtest's promise per version; an unreachable registry is said, not fatal."""
+    """The backtest's promise per model and version; an unreachable registry is said, not fatal."""
     try:
         from training.monitoring_tracking import promises
 
-        return promises(settings)
+        return {name: promises(settings, name) for name in MODEL_NAMES}
     except Exception as exc:  # noqa: BLE001 - the record stands without the promise line
         say(f"monitor: the registry could not be read ({type(exc).__name__}); no backtest promise shown")
         return {}

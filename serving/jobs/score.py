@@ -20,6 +20,7 @@ from features.config import Settings
 from features.io import DataSource
 from serving.jobs.as_of import checked_day
 from serving.jobs.errors import InvalidInput, JobError, RegistryError, Say, quiet
+from training.names import MODEL_NAMES
 
 #: ``on_progress(accounts scored so far, accounts to score)``, after each chunk.
 Progress = Callable[[int, int], None]
@@ -160,7 +161,7 @@ def score_shadow(features: pd.DataFrame, settings: Settings, summary) -> str | N
     try:
         from training.monitoring_tracking import shadow_model
 
-        shadows = {name: m for name in ("expansion",) if (m := shadow_model(name, settings)) is not None}
+        shadows = {name: m for name in MODEL_NAMES if (m := shadow_model(name, settings)) is not None}
     except Exception as exc:  # noqa: BLE001 - the run's scores stand without the shadow's
         return f"shadow: not scored, the registry could not be read ({type(exc).__name__})"
     if not shadows:

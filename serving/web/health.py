@@ -1,7 +1,8 @@
-"""The model-health page (data scientists and CS leaders): the realised track record, month by month.
+"""The model-health page (data scientists and CS leaders): the realised track record, month by month, per model.
 
-Reads what ``expansion monitor`` stored (``serving.monitoring_store``): per scored month, the
-champion, the shadow challenger and the rule-based baseline measured on the same accounts
+Reads what ``expansion monitor`` stored (``serving.monitoring_store``): for the expansion and the
+churn model, per scored month, the champion, the shadow challenger and the rule-based baseline
+(readiness for expansion, churn risk for churn) measured on the same accounts
 once the horizon passed, each with its 90 % interval and positive count; the trend of
 realised ROC-AUC against what the champion's pooled backtest promised; calibration (observed
 rate against the band the probabilities predicted); and the alarms sent. Pure view-building
@@ -19,6 +20,8 @@ from serving.web.charts import line_chart
 from serving.web.state import WebState
 
 ALL = "(all)"
+#: The models in the order the page shows them, with what their positives are called.
+MODELS = (("expansion", "Expansions"), ("churn", "Churns"))
 SHOWN = (("roc_auc", "ROC-AUC"), ("lift_top_decile", "lift, top decile"), ("precision_top_book", "precision, CSM top 20 %"))
 
 
@@ -59,8 +62,8 @@ def month_lines(track: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def trend_chart(track: pd.DataFrame) -> str | None:
-    """Realised ROC-AUC per month for champion, baseline and shadow, against the backtest's promise."""
+def trend_chart(track: pd.DataFrame, name: str = "expansion") -> str | None:
+    """Realised ROC-AUC per month of one model's record: champion, baseline and shadow, against the backtest's promise."""
     auc = track[(track["segment"] == ALL) & (track["metric"] == "roc_auc")]
     if not len(auc):
         return None
@@ -72,22 +75,25 @@ def trend_chart(track: pd.DataFrame) -> str | None:
             series[scorer] = values.tolist()
     promise = auc[auc["scorer"] == "backtest promise"]
     reference = (float(promise["value"].iloc[-1]), "backtest promise") if len(promise) else None
-    return line_chart(months, series, "Realised ROC-AUC per scored month", "ROC-AUC", reference=reference)
+    return line_chart(months, series, f"Realised ROC-AUC per scored month ({name})", "ROC-AUC", reference=reference)
 
 
 def health_view(state: WebState) -> dict[str, Any]:
-    """Everything the model-health page shows, as a dictionary for its template."""
+    """Everything the model-health page shows, as a dictionary for its template: one section per monitored model."""
     store = MonitoringStore(state.settings)
     try:
         track = store.read_track()
         alarms = store.read_alarms()
     finally:
         store.close()
-    if not len(track):
-        return {"months": [], "trend_chart": None, "alarms": [], "horizon_days": state.settings.horizon_days}
-    return {"months": month_lines(track), "trend_chart": trend_chart(track), "horizon_days": state.settings.horizon_days,
-            "alarms": alarms.head(10).to_dict("records"),
-            "segments": segment_lines(track)}
+    models = []
+    for name, positives in MODELS:
+        mine = track[track["model_name"] == name] if len(track) else track
+        if len(mine):
+            models.append({"name": name, "positives": positives, "months": month_lines(mine),
+                           "trend_chart": trend_chart(mine, name), "segments": segment_lines(mine)})
+    return {"models": models, "horizon_days": state.settings.horizon_days,
+            "alarms": alarms.head(10).to_dict("records") if len(alarms) else []}
 
 
 def segment_lines(track: pd.DataFrame) -> list[dict[str, Any]]:

@@ -90,21 +90,30 @@ def test_calibration_drift_needs_two_runs_with_disjoint_outcome_windows_on_the_s
     assert alarms(gap, horizon_days=90) == []  # a month without a run breaks the span
 
 
-def test_each_scored_month_is_one_mlflow_run_with_its_figures_and_the_trend_plot(settings):
+def test_each_scored_month_is_one_mlflow_run_per_model_with_its_figures_and_the_trend_plot(settings):
     import mlflow
 
     from training.monitoring_tracking import log_monitoring
 
     rng = np.random.default_rng(7)
     parts = []
-    for month in ("2026-01", "2026-02"):
-        rows = _month(rng)
-        parts.append(track_rows(month, "expansion", realised(rows, replicates=50, by_segment=False),
-                                calibration(rows["outcome"].to_numpy(), rows["champion"].to_numpy()),
-                                {"champion": "3", "baseline": "rules"}))
+    for name, version in (("expansion", "3"), ("churn", "5")):
+        for month in ("2026-01", "2026-02"):
+            rows = _month(rng, signal=1.5 if name == "expansion" else 0.8)
+            parts.append(track_rows(month, name, realised(rows, replicates=50, by_segment=False),
+                                    calibration(rows["outcome"].to_numpy(), rows["champion"].to_numpy()),
+                                    {"champion": version, "baseline": "rules"}))
     track = pd.concat(parts, ignore_index=True)
     ids = log_monitoring(track, settings)
-    assert len(ids) == 2
+    assert len(ids) == 4  # churn first (sorted by model, then month)
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    churn = client.get_run(ids[1])
+    assert churn.info.run_name == "monitor-churn-2026-02" and churn.data.params["champion_version"] == "5"
+    mine = track[(track["model_name"] == "churn") & (track["month"] == "2026-02") & (track["scorer"] == "champion")
+                 & (track["metric"] == "roc_auc")]
+    assert churn.data.metrics["champion_roc_auc"] == pytest.approx(mine["value"].iloc[0])
+    ids = ids[2:]
+    track = track[track["model_name"] == "expansion"]
     client = mlflow.MlflowClient(settings.tracking_uri)
     run = client.get_run(ids[1])
     assert run.info.run_name == "monitor-expansion-2026-02" and run.data.params["champion_version"] == "3"

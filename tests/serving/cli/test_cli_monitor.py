@@ -39,7 +39,10 @@ def test_a_past_score_run_is_checked_against_what_happened(generated_company, cl
         track = store.read_track()
     finally:
         store.close()
-    auc = track[(track["scorer"] == "baseline") & (track["metric"] == "roc_auc") & (track["segment"] == "(all)")].iloc[0]
     truth = feature_frame[feature_frame["as_of"] == pd.Timestamp("2026-01-31")]
-    assert auc["positives"] == truth["expanded"].sum() and auc["rows"] == len(truth)
+    for name, label in (("expansion", "expanded"), ("churn", "churned")):
+        auc = track[(track["scorer"] == "baseline") & (track["metric"] == "roc_auc") & (track["segment"] == "(all)")
+                    & (track["model_name"] == name)].iloc[0]
+        assert auc["positives"] == truth[label].sum() and auc["rows"] == len(truth)
+        assert f"{name}: realised performance per scored month" in result.stdout
     assert "champion" not in set(track["scorer"])  # nothing served but the baseline
