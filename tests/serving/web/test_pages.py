@@ -345,6 +345,7 @@ def test_leadership_shows_each_plays_effect_against_its_control_group(client: Te
     assert '<td class="num">40 / 40</td>' in row  # both arms' windows closed by the data end
     assert re.search(r'<td class="num">[+-]\d+\.\d \([+-]\d+\.\d to [+-]\d+\.\d\)</td>', row)  # effect and interval
     assert "0 %" in row  # no play logged done
+    assert re.search(r"(too early to tell|\)); \d+ / \d+</td>", row)  # renewal: its effect or why not, renewals due
     assert "eligible accounts a month" in panel and "CSMs choose whom they call" in panel
 
 
