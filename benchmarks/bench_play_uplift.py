@@ -27,27 +27,16 @@ PLAYS = ("seat_expansion", "upgrade_conversation")
 
 
 def episodes_with_features(folder: Path, window: int) -> pd.DataFrame:
-    from features.build import build_features
     from features.config import Settings
     from features.io import open_data
-    from features.play_outcomes import episode_outcomes
-    from features.spine import month_ends
+    from features.play_outcomes import episode_outcomes, with_features
 
     source = open_data(folder)
     try:
-        first = source.con.execute("SELECT min(date) FROM usage_daily").fetchone()[0]
-        frame = build_features(source, month_ends(first, AS_OF), Settings(_env_file=None), data_end=AS_OF)
         episodes = episode_outcomes(source, pd.read_parquet(folder / "play_assignments.parquet"), window)
+        return with_features(source, episodes, Settings(_env_file=None))
     finally:
         source.close()
-    frame = frame.drop(columns=[c for c in ("expanded", "churned", "contracted", "expansion_mrr") if c in frame.columns])
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[ns]")
-    frame["account_id"] = frame["account_id"].astype(str)
-    episodes["account_id"] = episodes["account_id"].astype(str)
-    episodes["episode_start"] = pd.to_datetime(episodes["episode_start"]).astype("datetime64[ns]")
-    episodes = episodes.sort_values("episode_start")
-    return pd.merge_asof(episodes, frame.sort_values("as_of"), left_on="episode_start", right_on="as_of",
-                         by="account_id", direction="backward").dropna(subset=["as_of"])
 
 
 def main() -> None:

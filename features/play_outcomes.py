@@ -68,3 +68,23 @@ def episode_outcomes(source: DataSource, episodes: pd.DataFrame, window_days: in
     joined = out.merge(found.rename(columns={"account_id": "_id", "as_of": "_as_of"}), on=["_id", "_as_of"],
                        how="left", validate="many_to_one")
     return joined.drop(columns=["_id", "_as_of"])
+
+
+def with_features(source: DataSource, episodes: pd.DataFrame, settings) -> pd.DataFrame:
+    """``episodes`` joined to the account's features on the episode's start (the scoring run that assigned it);
+    episodes of an account without features then (no MRR) are dropped. ``settings``: ``features.config.Settings``."""
+    from features.build import build_features
+
+    starts = sorted(set(pd.to_datetime(episodes["episode_start"]).dt.date))
+    if not starts:
+        return episodes.iloc[:0]
+    frame = build_features(source, starts, settings, data_end=source.data_end().day)
+    frame = frame.drop(columns=[c for c in LABELS if c in frame.columns])
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[ns]")
+    frame["account_id"] = frame["account_id"].astype(str)
+    out = episodes.assign(account_id=episodes["account_id"].astype(str),
+                          episode_start=pd.to_datetime(episodes["episode_start"]).astype("datetime64[ns]"))
+    out = out.sort_values("episode_start", kind="stable")
+    joined = pd.merge_asof(out, frame.sort_values("as_of"), left_on="episode_start", right_on="as_of",
+                           by="account_id", direction="backward")
+    return joined.dropna(subset=["as_of"]).reset_index(drop=True)

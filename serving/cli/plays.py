@@ -28,10 +28,13 @@ def effect(
     try:
         with job_errors():
             frame = read_assignments(cfg, assignments) if assignments is not None else None
-            effects = plays_effect_job(source, cfg, assignments=frame, say=say)
+            report = plays_effect_job(source, cfg, assignments=frame, say=say)
     finally:
         source.close()
-    print_effects(effects)
+    print_effects(report.effects)
+    for r in report.rankings:
+        console.print(f"{r.play}: ranking in force: {r.why}", highlight=False)
+
 
 
 def renewal_line(r) -> str:
