@@ -378,3 +378,4 @@ def test_the_service_never_recommends_a_play_the_account_is_held_out_of(monkeypa
     after = shown.search(page).group(1)
     assert after != before and f"In the {before} play" in page.replace("&#39;", "'")
     assert api.status_code == 200 and api.json()["results"][0]["recommended_play"] not in (play, None)
+    assert api.json()["results"][0]["control_group_plays"] == play  # the API says why the play is not offered
