@@ -8,8 +8,9 @@ episode joined to the features of the month end before it starts and to its 90-d
 Episodes starting in the first months train a two-model uplift learner
 (``training.play_uplift``); episodes of the last ``--test-months`` months whose window has
 closed test it: the Qini coefficient of the uplift ranking and of the rule-based readiness
-score, with the paired account-level 90 % interval of the gain, and whether the uplift ranking
-would be put in force (the gain's interval above 0).
+score, with the paired account-level 90 % interval of the gain, and whether the product's decision
+(``training.play_uplift.decide``: the gain's interval above 0 with 30 episodes per part and arm)
+would give the uplift ranking.
 """
 
 from __future__ import annotations
@@ -24,30 +25,20 @@ import pandas as pd
 
 AS_OF = dt.date(2026, 6, 30)
 PLAYS = ("seat_expansion", "upgrade_conversation")
+MIN_PER_ARM = 30  # the settings' play_min_per_arm: the product's decision (training.play_uplift.decide) needs as many
 
 
 def episodes_with_features(folder: Path, window: int) -> pd.DataFrame:
-    from features.build import build_features
     from features.config import Settings
     from features.io import open_data
-    from features.play_outcomes import episode_outcomes
-    from features.spine import month_ends
+    from features.play_outcomes import episode_outcomes, with_features
 
     source = open_data(folder)
     try:
-        first = source.con.execute("SELECT min(date) FROM usage_daily").fetchone()[0]
-        frame = build_features(source, month_ends(first, AS_OF), Settings(_env_file=None), data_end=AS_OF)
         episodes = episode_outcomes(source, pd.read_parquet(folder / "play_assignments.parquet"), window)
+        return with_features(source, episodes, Settings(_env_file=None))
     finally:
         source.close()
-    frame = frame.drop(columns=[c for c in ("expanded", "churned", "contracted", "expansion_mrr") if c in frame.columns])
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[ns]")
-    frame["account_id"] = frame["account_id"].astype(str)
-    episodes["account_id"] = episodes["account_id"].astype(str)
-    episodes["episode_start"] = pd.to_datetime(episodes["episode_start"]).astype("datetime64[ns]")
-    episodes = episodes.sort_values("episode_start")
-    return pd.merge_asof(episodes, frame.sort_values("as_of"), left_on="episode_start", right_on="as_of",
-                         by="account_id", direction="backward").dropna(subset=["as_of"])
 
 
 def main() -> None:
@@ -63,7 +54,7 @@ def main() -> None:
     from features.registry import categorical_features, feature_names
     from features.synth import PlayEffects, generate
     from training.baseline import readiness
-    from training.play_uplift import compare, two_model_uplift
+    from training.play_uplift import UPLIFT, compare, decide, two_model_uplift
 
     cut = pd.Timestamp(AS_OF) - pd.DateOffset(months=args.test_months)
     rows, started = [], time.perf_counter()
@@ -77,13 +68,15 @@ def main() -> None:
                 part = data[(data["play"] == play) & data["expanded"].notna()]
                 train, test = part[part["episode_start"] < cut], part[part["episode_start"] >= cut]
                 features = [f for f in feature_names() if f in part.columns]
+                counts = {f"{name} {arm}": int((part_["arm"] == arm).sum()) for name, part_ in
+                          (("training", train), ("test", test)) for arm in ("recommend", "hold_out")}
                 uplift = two_model_uplift(train, test, "expanded", features, categorical_features())
                 result = compare(test, "expanded", uplift, readiness(test)["readiness_score"].to_numpy(),
                                  replicates=args.replicates)
                 rows.append({"seed": seed, "play": play, "train": len(train), "test": result.episodes,
                              "test_held_out": int((test["arm"] == "hold_out").sum()), "qini_uplift": str(result.uplift),
                              "qini_readiness": str(result.readiness), "gain": str(result.gain),
-                             "uplift_in_force": result.uplift_in_force})
+                             "uplift_in_force": decide(play, result, counts, MIN_PER_ARM).supported == UPLIFT})
                 print(rows[-1], flush=True)
     print(pd.DataFrame(rows).to_string(index=False))
     print(f"{args.seeds} seeds x {args.accounts:,} accounts x {args.months} months, holdout {args.share:.0%}, "

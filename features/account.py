@@ -18,7 +18,9 @@ KEYS = ["account_id", "as_of_day"]
 CATEGORICAL = ("segment", "industry", "acquisition_channel", "region")
 
 
-def _renewal(periods: Table) -> Table:
+def next_renewal(periods: Table) -> Table:
+    """``account_id, as_of_day, next_renewal_day``: the nearest ``renewal_date`` on or after each snapshot among the
+    subscription periods in force then (``features.spine.active_periods``)."""
     upcoming = periods.filter(periods.renewal_day >= periods.as_of_day)
     return upcoming.group_by(KEYS).aggregate(next_renewal_day=upcoming.renewal_day.min())
 
@@ -55,7 +57,7 @@ def account_features(
         since_day=day_number(accounts.customer_since),
         fy_month=accounts.fiscal_year_start_month.cast("int64"),
     )
-    t = base.left_join(a, "account_id").left_join(_renewal(periods), KEYS)
+    t = base.left_join(a, "account_id").left_join(next_renewal(periods), KEYS)
     t = t.left_join(_history(moves, snap_days), KEYS).left_join(_mrr_180d_ago(subscriptions, snaps), KEYS)
     tenure_days = t.as_of_day - t.since_day
     return t.select(

@@ -89,6 +89,10 @@ class Assigner:
 
     def __post_init__(self) -> None:
         check_shares(self.shares)
+        self._held: dict[str, set[str]] = {}
+        for a in self.current.values():
+            if a.held_out:
+                self._held.setdefault(a.account_id, set()).add(a.play)
 
     @classmethod
     def for_run(cls, as_of: dt.date, settings, stored: Iterable[Assignment] = ()) -> Assigner:  # noqa: ANN001
@@ -110,4 +114,10 @@ class Assigner:
                 return False
             found = self.current[key] = draw(account_id, play, self.as_of, share, self.seed, self.episode_days)
             self.new.append(found)
+            if found.held_out:
+                self._held.setdefault(account_id, set()).add(play)
         return found.held_out
+
+    def held_plays(self, account_id: str) -> tuple[str, ...]:
+        """The plays whose control group ``account_id`` is in at this run (stored or drawn so far), by name."""
+        return tuple(sorted(self._held.get(account_id, ())))

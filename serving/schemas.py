@@ -141,6 +141,9 @@ SCORE_SCHEMA: tuple[ScoreField, ...] = (
                crm_name="expected_expansion_amount"),
     ScoreField("recommended_play", "text", "The play a CSM should run next."),
     ScoreField("recommended_play_text", "text", "The play's talk track, in the account's own figures.", crm=False),
+    ScoreField("control_group_plays", "text", "The plays this account is held out of for the current episode (in "
+               "their control group, so never recommended them), ', '-joined; null when none.", required=False,
+               crm_name="expansion_control_group_plays"),
     ScoreField("context", "text", "Segment, industry, region, channel and tenure in one line: shown beside the "
                "reasons, never one of them.", required=False, crm_name="expansion_context"),
     ScoreField("readiness_change", "change", "Readiness points gained (+) or lost (-) since the previous run; "

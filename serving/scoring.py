@@ -227,6 +227,7 @@ class Scorer:
         details: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         plays: list[str | None] = [None] * n
         tracks: list[str | None] = [None] * n
+        held_plays: list[str | None] = [None] * n
         cautions: list[str | None] = [None] * n
         sides: dict[str, list[str | None]] = {LIFTS: [None] * n, HOLDS_BACK: [None] * n}
         by_concept: list[str | None] = [None] * n
@@ -251,8 +252,11 @@ class Scorer:
                 held = None if assigner is None else partial(assigner.held_out, ids[i])
                 choice = recommend(items, fact, health[i], band[i], levels, held)
                 plays[i], tracks[i], cautions[i] = choice.play, choice.talk_track, choice.caution
+                if assigner is not None:
+                    held_plays[i] = ", ".join(assigner.held_plays(ids[i])) or None
         out["reasons"], out["reason_details"], out["recommended_play"] = reasons, details, plays
         out["recommended_play_text"], out["concept_contributions"] = tracks, by_concept
+        out["control_group_plays"] = held_plays
         out["why_high"], out["holds_back"], out["caution"] = sides[LIFTS], sides[HOLDS_BACK], cautions
         return out
 

@@ -129,6 +129,22 @@ def _chunk(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def follow_draws(chunks: Iterator[pd.DataFrame], assigner: Any) -> Iterator[pd.DataFrame]:
+    """``chunks`` unchanged, each row's draws repeated on ``assigner`` (``features.play_assignment.Assigner``).
+
+    The recommender asked the assigner about every play it passed over (each now in the row's
+    ``control_group_plays``) and about the play it recommended, in that order; asking again draws
+    the same answer and records the assignments that are new at this run.
+    """
+    for chunk in chunks:
+        for account, held, play in zip(chunk["account_id"], chunk["control_group_plays"], chunk["recommended_play"],
+                                       strict=True):
+            for name in (*(held.split(", ") if isinstance(held, str) and held else ()), play):
+                if isinstance(name, str) and name:
+                    assigner.held_out(str(account), name)
+        yield chunk
+
+
 def score_snapshot_spark(
     features: SparkFrame,
     scorer: Scorer,
@@ -145,6 +161,9 @@ def score_snapshot_spark(
 
     Scores are persisted once so that the Parquet files and the sink get the same rows
     without scoring twice. Returns the sink's run summary (None without a sink).
+    A scorer with an assigner (``Scorer.with_assigner``) holds accounts out of plays on the executors; the draws
+    are a pure hash, so the driver's assigner repeats each one from the rows it writes (:func:`follow_draws`):
+    its ``new`` then holds exactly the executors' new assignments, for the caller to store.
     """
     from pyspark import StorageLevel
 
@@ -161,8 +180,10 @@ def score_snapshot_spark(
             write_partitioned(scores, parquet_path)
         if sink is None:
             return None
-        return write_scores(local_chunks(scores, chunk_size), sink, as_of, scored_at, on_chunk=on_chunk,
-                            previous=previous)
+        chunks = local_chunks(scores, chunk_size)
+        if scorer.assigner_ is not None:
+            chunks = follow_draws(chunks, scorer.assigner_)
+        return write_scores(chunks, sink, as_of, scored_at, on_chunk=on_chunk, previous=previous)
     finally:
         scores.unpersist()
 
@@ -188,7 +209,9 @@ def score_on_spark(
     """
     from features.build import usage_span
     from features.engines import open_engine, spark_feature_frame, spark_session
+    from features.play_assignment import Assigner
     from serving.models import load_scorer
+    from serving.play_store import PlayStore
 
     session = spark_session(settings)
     release = None
@@ -208,12 +231,16 @@ def score_on_spark(
         on_as_of(as_of, why)
     if engine is not None:
         features, release = spark_feature_frame(engine, [as_of], settings)
+    plays = PlayStore(settings)  # the play assignments, as the in-process batch draws and follows them
     try:
+        assigner = Assigner.for_run(as_of, settings, plays.covering(as_of))
         summary = score_snapshot_spark(
-            features, load_scorer(settings, model_source), session, as_of, scored_at,
+            features, load_scorer(settings, model_source).with_assigner(assigner), session, as_of, scored_at,
             sink=sink, parquet_path=scores_out, chunk_size=chunk_size,
         )
+        plays.save(assigner.new, scored_at)  # only once the scores are written: a failed run draws nothing
     finally:
+        plays.close()
         if release is not None:
             release()
     assert summary is not None  # a sink was given

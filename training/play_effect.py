@@ -56,6 +56,33 @@ def done_flags(episodes: pd.DataFrame, log: pd.DataFrame) -> pd.Series:
 
 
 @dataclass(frozen=True)
+class Renewal:
+    """The renewal rate among episodes whose renewal fell due in the window, recommended minus held out."""
+
+    recommended: int
+    held_out: int
+    rate_recommended: float
+    rate_held_out: float
+    effect: Interval | None
+
+
+def renewal_effect(read: pd.DataFrame, *, min_per_arm: int, replicates: int, confidence: float,
+                   seed: int) -> Renewal:
+    """The ``renewed`` rate difference over the episodes where it is known (a renewal fell due in the window)."""
+    due = read[read["renewed"].notna()].reset_index(drop=True) if "renewed" in read.columns else read.iloc[:0]
+    rec = (due["arm"] == RECOMMEND).to_numpy()
+    y = due["renewed"].to_numpy(dtype=float) if len(due) else np.zeros(0)
+    n_rec, n_hold = int(rec.sum()), int((~rec).sum())
+    effect = None
+    if min(n_rec, n_hold) >= min_per_arm:
+        draws = np.array([_diff(y[i], rec[i])
+                          for i in cluster_resamples(due["account_id"].astype(str).to_numpy(), replicates, seed)])
+        effect = interval(_diff(y, rec), draws, confidence)
+    return Renewal(n_rec, n_hold, float(y[rec].mean()) if n_rec else float("nan"),
+                   float(y[~rec].mean()) if n_hold else float("nan"), effect)
+
+
+@dataclass(frozen=True)
 class PlayEffect:
     """One play's measured effect on its primary outcome and on expansion MRR per episode."""
 
@@ -71,6 +98,8 @@ class PlayEffect:
     done_share: float
     status: str
     power: str
+    renewal: Renewal | None = None
+
 
     def as_dict(self) -> dict:
         def ends(iv: Interval | None, name: str) -> dict:
@@ -82,7 +111,13 @@ class PlayEffect:
                 "accounts": self.accounts, "rate_recommended": self.rate_recommended,
                 "rate_held_out": self.rate_held_out, **ends(self.effect, "effect"),
                 **ends(self.mrr_effect, "mrr_effect"), "done_share": self.done_share, "status": self.status,
-                "power": self.power}
+                "power": self.power, **self._renewal_dict(ends)}
+
+    def _renewal_dict(self, ends) -> dict:
+        r = self.renewal or Renewal(0, 0, float("nan"), float("nan"), None)
+        return {"renewal_recommended": r.recommended, "renewal_held_out": r.held_out,
+                "renewal_rate_recommended": r.rate_recommended, "renewal_rate_held_out": r.rate_held_out,
+                **ends(r.effect, "renewal_effect")}
 
 
 def months_to_measure(per_month: float, base_rate: float, effect: float, share: float) -> float:
@@ -111,7 +146,8 @@ def _diff(y: np.ndarray, rec: np.ndarray) -> float:
 def play_effects(episodes: pd.DataFrame, *, min_per_arm: int = 30, replicates: int = REPLICATES,
                  confidence: float = CONFIDENCE, seed: int = SEED) -> list[PlayEffect]:
     """Each play's effect from ``episodes``: ``account_id, play, episode_start, arm`` and the outcome columns of
-    :func:`features.play_outcomes.episode_outcomes` (null while the window is open), plus ``done`` when known."""
+    :func:`features.play_outcomes.episode_outcomes` (null while the window is open), plus ``done`` when known.
+    ``renewed`` is optional (without it no renewal is read)."""
     need = {"account_id", "play", "episode_start", "arm", "expanded", "churned", "expansion_mrr"}
     missing = sorted(need - set(episodes.columns))
     if missing:
@@ -147,6 +183,8 @@ def play_effects(episodes: pd.DataFrame, *, min_per_arm: int = 30, replicates: i
             done_share=float(done.mean()) if len(done) else float("nan"),
             status=MEASURED if effect is not None else TOO_EARLY,
             power=power_line(per_month, base if math.isfinite(base) else 0.0, share),
+            renewal=renewal_effect(group, min_per_arm=min_per_arm, replicates=replicates, confidence=confidence,
+                                   seed=seed),
         ))
     return out
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.play_assignment import RECOMMEND
+from features.play_assignment import HOLD_OUT, RECOMMEND
 from training.bootstrap import CONFIDENCE, SEED, Interval, cluster_resamples, interval
 from training.models import fit_booster, prepare
 
@@ -72,3 +72,65 @@ def compare(test: pd.DataFrame, label: str, uplift: np.ndarray, readiness: np.nd
     return RankingComparison(len(test), interval(point_u, draws[:, 0], confidence),
                              interval(point_r, draws[:, 1], confidence),
                              interval(point_u - point_r, draws[:, 0] - draws[:, 1], confidence))
+
+
+READINESS, UPLIFT = "readiness", "uplift"
+#: the later share of a play's episode start months that tests the uplift ranking (the earlier ones train it)
+TEST_SHARE = 1 / 3
+
+
+def _gain(c: RankingComparison) -> str:
+    return f"{c.gain.value:+.4f} [{c.gain.low:+.4f}, {c.gain.high:+.4f}]"
+
+
+@dataclass(frozen=True)
+class RankingDecision:
+    """Which ranking of a play's eligible accounts the evidence supports, and why, in one line."""
+
+    play: str
+    supported: str
+    why: str
+    comparison: RankingComparison | None = None
+
+
+def decide(play: str, comparison: RankingComparison | None, counts: dict[str, int], min_per_arm: int) -> RankingDecision:
+    """Uplift only when every part (``counts``: episodes with a read outcome per part and arm, e.g. ``train
+    recommend``) holds ``min_per_arm`` and the paired Qini gain's interval lies above 0; readiness otherwise."""
+    short = {k: n for k, n in counts.items() if n < min_per_arm}
+    if short or comparison is None:
+        said = ", ".join(f"{n:,} {k}" for k, n in counts.items())
+        return RankingDecision(play, READINESS, f"readiness: too few outcomes ({said}; {min_per_arm} needed in each)")
+    if comparison.uplift_in_force:
+        return RankingDecision(play, UPLIFT, f"uplift earned: the uplift model's Qini gain {_gain(comparison)} is "
+                                             "above 0 (the scoring run does not switch to it yet: readiness stays in force)",
+                               comparison)
+    return RankingDecision(play, READINESS,
+                           f"readiness: the uplift model's Qini gain {_gain(comparison)} is not above 0", comparison)
+
+
+def split(episodes: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """The episodes with ``label`` read, split by start month: the earlier ones train, the last ``TEST_SHARE`` of
+    the months test; and the count of each part's arms (``training recommend`` ... ``test hold_out``)."""
+    read = episodes[episodes[label].notna()]
+    months = pd.to_datetime(read["episode_start"]).dt.to_period("M")
+    ordered = sorted(months.unique())
+    later = np.zeros(len(read), dtype=bool)
+    if len(ordered) > 1:
+        later = (months >= ordered[max(1, int(len(ordered) * (1 - TEST_SHARE)))]).to_numpy(dtype=bool)
+    train, test = read[~later], read[later]
+    counts = {f"{part} {arm}": int((frame["arm"] == arm).sum())
+              for part, frame in (("training", train), ("test", test)) for arm in (RECOMMEND, HOLD_OUT)}
+    return train, test, counts
+
+
+def ranking_decision(play: str, episodes: pd.DataFrame, label: str, features: list[str], categorical: list[str],
+                     readiness_score: str, *, min_per_arm: int, replicates: int = 500,
+                     seed: int = SEED) -> RankingDecision:
+    """Train the two-model learner on a play's earlier episodes (``episode_start``, ``arm``, ``label`` read,
+    ``features``), compare it with ``readiness_score`` on the later ones (:func:`compare`) and :func:`decide`."""
+    train, test, counts = split(episodes, label)
+    if min(counts.values()) < min_per_arm:
+        return decide(play, None, counts, min_per_arm)
+    uplift = two_model_uplift(train, test, label, features, categorical)
+    return decide(play, compare(test, label, uplift, test[readiness_score].to_numpy(), replicates=replicates,
+                                seed=seed), counts, min_per_arm)

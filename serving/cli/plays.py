@@ -28,10 +28,24 @@ def effect(
     try:
         with job_errors():
             frame = read_assignments(cfg, assignments) if assignments is not None else None
-            effects = plays_effect_job(source, cfg, assignments=frame, say=say)
+            report = plays_effect_job(source, cfg, assignments=frame, say=say)
     finally:
         source.close()
-    print_effects(effects)
+    print_effects(report.effects)
+    for r in report.rankings:
+        console.print(f"{r.play}: ranking in force: {r.why}", highlight=False)
+
+
+
+def renewal_line(r) -> str:
+    """The renewal rate difference (recommended minus held out) over the episodes whose renewal fell due."""
+    from training.play_effect import TOO_EARLY
+
+    if r is None:
+        return "renewal not read"
+    effect = (f"{100 * r.effect.value:+.1f} points [{100 * r.effect.low:+.1f}, {100 * r.effect.high:+.1f}]"
+              if r.effect is not None else TOO_EARLY)
+    return f"renewed {effect}, over {r.recommended:,} recommended / {r.held_out:,} held-out episodes with a renewal due"
 
 
 def print_effects(effects: list) -> None:
@@ -51,6 +65,8 @@ def print_effects(effects: list) -> None:
     console.print(table)
     for e in effects:
         console.print(f"{e.play}: {e.power}", highlight=False)
+    for e in effects:
+        console.print(f"{e.play}: {renewal_line(e.renewal)}", highlight=False)
     console.print("An effect is read only between recommended and held-out accounts: comparing accounts where the "
                   "play was done with those where it was not mixes the play with why a CSM chose those accounts.",
                   highlight=False)

@@ -1,15 +1,18 @@
 """The plays-effect job: stored assignments -> what followed each episode in the data -> each play's effect.
 
 ``plays_effect_job`` is the ``expansion plays effect`` command's one call, and the leadership
-panel's: the assignments come from the store beside the play log (or a file, e.g. the ones a
+panel's: the assignments come from the product store (or a file, e.g. the ones a
 generated company was written with), the outcomes from the data folder with the label
-definitions (:mod:`features.play_outcomes`), whether the play was done from the play log, and
-the effect from :mod:`training.play_effect`.
+definitions (:mod:`features.play_outcomes`), whether the play was done from the play log, the
+effect from :mod:`training.play_effect`, and which ranking is in force from
+:mod:`training.play_uplift` (uplift only when its Qini gain over readiness is above 0 with
+enough outcomes). The batch ranking does not switch to the uplift model yet: the decision is reported.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -40,16 +43,16 @@ def read_assignments(settings: Settings, path: Path | None = None) -> pd.DataFra
     return frame
 
 
-def plays_effect_job(source: DataSource, settings: Settings, *, assignments: pd.DataFrame | None = None,
-                     play_log: pd.DataFrame | None = None, say: Say = quiet) -> list:
-    """Each play's effect (``training.play_effect.PlayEffect``), oldest assignments first.
+def read_episodes(source: DataSource, settings: Settings, *, assignments: pd.DataFrame | None = None,
+                  play_log: pd.DataFrame | None = None, say: Say = quiet) -> pd.DataFrame:
+    """Every episode with whether the play was done and its outcomes (null while the window is open).
 
     ``assignments`` default: the store's; whether each recommended play was done: their ``done`` column when they
     have one, else the play log (``play_log``, default the pages' ``WebStore.log_frame``).
     Raises InvalidInput when no play was ever assigned.
     """
     from features.play_outcomes import episode_outcomes
-    from training.play_effect import done_flags, play_effects
+    from training.play_effect import done_flags
 
     episodes = read_assignments(settings) if assignments is None else assignments
     if not len(episodes):
@@ -67,4 +70,56 @@ def plays_effect_job(source: DataSource, settings: Settings, *, assignments: pd.
     read = episode_outcomes(source, episodes, settings.play_outcome_days)
     say(f"{len(read):,} episodes of {read['play'].nunique()} play(s); {int(read['expanded'].notna().sum()):,} with "
         f"their {settings.play_outcome_days}-day window closed")
-    return play_effects(read, min_per_arm=settings.play_min_per_arm, replicates=settings.bootstrap_replicates)
+    return read
+
+
+class PlaysReport(NamedTuple):
+    """Each play's effect (``training.play_effect.PlayEffect``) and which ranking is in force for it."""
+
+    effects: list
+    rankings: list
+
+
+def plays_effect_job(source: DataSource, settings: Settings, *, assignments: pd.DataFrame | None = None,
+                     play_log: pd.DataFrame | None = None, say: Say = quiet) -> PlaysReport:
+    """Each play's effect and ranking decision over :func:`read_episodes`."""
+    from training.play_effect import play_effects
+
+    read = read_episodes(source, settings, assignments=assignments, play_log=play_log, say=say)
+    effects = play_effects(read, min_per_arm=settings.play_min_per_arm, replicates=settings.bootstrap_replicates)
+    return PlaysReport(effects, ranking_job(source, settings, read))
+
+
+def ranking_job(source: DataSource, settings: Settings, read: pd.DataFrame) -> list:
+    """Per play, which ranking of its eligible accounts is in force (``training.play_uplift.RankingDecision``).
+
+    Only expansion plays are judged (readiness ranks accounts by how ready they are to expand); the features are
+    built only when some play has enough outcomes to train and test the uplift model.
+    """
+    from features.play_outcomes import with_features
+    from features.registry import categorical_features, feature_names
+    from training.baseline import readiness
+    from training.play_effect import primary_outcome
+    from training.play_uplift import READINESS, RankingDecision, decide, ranking_decision, split
+
+    out, ready = {}, []
+    for play, group in read.groupby("play", sort=True):
+        if primary_outcome(str(play)) != "expanded":
+            out[play] = RankingDecision(str(play), READINESS, "readiness: an uplift ranking is judged only for "
+                                                              "expansion plays")
+            continue
+        counts = split(group, "expanded")[2]
+        if min(counts.values()) < settings.play_min_per_arm:
+            out[play] = decide(str(play), None, counts, settings.play_min_per_arm)
+        else:
+            ready.append(play)
+    if ready:
+        frame = with_features(source, read[read["play"].isin(ready)], settings)
+        frame = frame.assign(readiness_score=readiness(frame)["readiness_score"].to_numpy())
+        features = [f for f in feature_names() if f in frame.columns]
+        for play in ready:
+            out[play] = ranking_decision(str(play), frame[frame["play"] == play], "expanded", features,
+                                         categorical_features(), "readiness_score",
+                                         min_per_arm=settings.play_min_per_arm,
+                                         replicates=settings.bootstrap_replicates)
+    return [out[p] for p in sorted(out)]

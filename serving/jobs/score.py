@@ -122,6 +122,16 @@ def _snapshot(source: DataSource, day: dt.date, settings: Settings) -> pd.DataFr
     return snapshot_features(source, day, settings)
 
 
+def check_play_shares(settings: Settings) -> None:
+    """InvalidInput when a per-play holdout share names no play: refused before anything is read or drawn."""
+    from features.play_assignment import check_shares
+
+    try:
+        check_shares(settings.play_holdout_shares)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
 def write_step(features: pd.DataFrame, choice, settings: Settings, target, day: dt.date,  # noqa: ANN001
                scored_at: dt.datetime, chunk_size: int, on_progress: Progress | None = None):  # noqa: ANN201
     """Score the snapshot chunk by chunk into ``target`` as one run (a BatchSummary); InvalidInput when the sink's
@@ -139,10 +149,7 @@ def write_step(features: pd.DataFrame, choice, settings: Settings, target, day: 
     from features.play_assignment import Assigner
     from serving.play_store import PlayStore
 
-    try:
-        Assigner.for_run(day, settings)  # a per-play share naming no play is refused before anything is read
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
+    check_play_shares(settings)
     plays = PlayStore(settings)  # the play assignments live in the product store, beside the play log
     try:
         assigner = Assigner.for_run(day, settings, plays.covering(day))

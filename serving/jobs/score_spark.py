@@ -6,7 +6,7 @@ import datetime as dt
 
 from features.config import Settings
 from serving.jobs.errors import InvalidInput, Say, quiet
-from serving.jobs.score import ScoreRun, choose_models, fallback_problem, open_target
+from serving.jobs.score import ScoreRun, check_play_shares, choose_models, fallback_problem, open_target
 
 
 def is_local(data: str) -> bool:
@@ -31,6 +31,7 @@ def score_job_on_spark(settings: Settings, as_of: dt.date | None = None, *, data
     fail_fast_registry()
     if data is None and features_path is None:
         raise InvalidInput("give data (a folder or lake URI) or features_path (a feature frame)")
+    check_play_shares(settings)
     scored_at = scored_at or dt.datetime.now(dt.UTC)
     target = open_target(settings, sink, field_map=field_map, replace_newer=replace_newer)
     try:

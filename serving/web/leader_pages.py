@@ -96,8 +96,10 @@ def play_effects_panel(state: WebState, as_of: dt.date | None) -> dict[str, Any]
         from serving.jobs.plays import plays_effect_job
 
         with state.company._lock:  # noqa: SLF001 - the one connection of the folder, as the revenue lines use it
-            effects = plays_effect_job(state.company.source(), state.settings, assignments=assignments)
-        return [e.as_dict() for e in effects]
+            report = plays_effect_job(state.company.source(), state.settings, assignments=assignments)
+        ranking = {r.play: r for r in report.rankings}
+        return [{**e.as_dict(), "ranking": ranking[e.play].supported, "ranking_why": ranking[e.play].why}
+                for e in report.effects]
 
     rows = safe("play effects", lambda: state.company.cached(f"play_effects:{len(assignments)}", as_of, compute), None)
     if rows is None:

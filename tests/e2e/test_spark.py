@@ -207,3 +207,49 @@ def test_lake_uri_features_train_and_score(generated_company: Path, spark_engine
         engine.dispose()
     assert sorted(crm["account_id"]) == sorted(newest["account_id"]) and len(crm) > 100
     assert {str(d)[:10] for d in crm["as_of"]} == {"2026-06-30"}
+    from serving.play_store import PlayStore
+
+    store = PlayStore(Settings(_env_file=None))  # EXPANSION_HOME: the run's product store
+    try:
+        drawn = store.frame()
+    finally:
+        store.close()
+    # the default 10 % holdout was drawn on Spark and stored once the scores were written
+    assert len(drawn) > 50 and {str(d)[:10] for d in drawn["episode_start"]} == {"2026-06-30"}
+    assert set(drawn["arm"]) == {"hold_out", "recommend"}
+
+
+def test_spark_batch_draws_and_follows_play_holdouts_like_the_in_process_batch(spark_engine, spark_features_path: Path,  # noqa: ANN001
+                                                                               scorer, tmp_path: Path) -> None:
+    from features.play_assignment import HOLD_OUT, Assigner, draw
+    from serving.sinks import open_sink
+    from serving.spark_batch import score_snapshot_spark
+
+    session = spark_session_of(spark_engine.backend)
+    settings = Settings(_env_file=None, play_holdout_share=0.3)
+    features = pd.read_parquet(spark_features_path)
+    features = features[pd.to_datetime(features["as_of"]) == pd.Timestamp(SCORED_AS_OF)].reset_index(drop=True)
+    # one stored assignment from an earlier run: followed, never re-drawn
+    stored = draw(str(features["account_id"].iloc[0]), "cross_sell", SCORED_AS_OF - dt.timedelta(days=10), 1.0,
+                  settings.play_holdout_seed, settings.play_episode_days)
+    assert stored.arm == HOLD_OUT
+    on_spark = Assigner.for_run(SCORED_AS_OF, settings, [stored])
+    in_process = Assigner.for_run(SCORED_AS_OF, settings, [stored])
+    sink = open_sink(f"sqlite:///{tmp_path / 'crm.db'}", settings)
+    try:
+        score_snapshot_spark(session.read.parquet(str(spark_features_path)), scorer.with_assigner(on_spark), session,
+                             SCORED_AS_OF, SCORED_AT, sink=sink, chunk_size=97)
+        crm = sink.read_table("current").sort_values("account_id", ignore_index=True)
+    finally:
+        sink.close()
+    expected = (scorer.with_reference(features).with_assigner(in_process).score(features)
+                .sort_values("account_id", ignore_index=True))
+    for column in ("recommended_play", "control_group_plays"):
+        assert crm[column].astype(object).where(crm[column].notna(), None).tolist() == \
+            expected[column].astype(object).where(expected[column].notna(), None).tolist(), column
+    # the driver repeated exactly the executors' draws: the same new assignments as the in-process run
+    assert sorted(on_spark.new, key=repr) == sorted(in_process.new, key=repr) and len(on_spark.new) > 20
+    held = [a for a in on_spark.new if a.arm == HOLD_OUT]
+    assert held and not {(a.account_id, a.play) for a in held} & set(zip(crm["account_id"], crm["recommended_play"]))
+    first = crm.set_index("account_id").loc[stored.account_id]
+    assert "cross_sell" in first["control_group_plays"].split(", ") and first["recommended_play"] != "cross_sell"

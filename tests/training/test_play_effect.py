@@ -92,3 +92,24 @@ def test_done_flags_count_plays_logged_within_the_episode_only() -> None:
                         "logged_at": pd.to_datetime([dt.datetime(2026, 2, 3, 9), dt.datetime(2026, 2, 3, 9),
                                                      dt.datetime(2026, 9, 1)], utc=True)})
     assert done_flags(episodes, log).tolist() == [True, False, False]
+
+
+def test_renewal_is_read_only_where_a_renewal_fell_due_and_its_difference_has_an_interval() -> None:
+    rng = np.random.default_rng(70)  # not the episodes' seed: its first draw made the arms
+    frame = _episodes(3000, 0.5, 0.3, 0.3, seed=7)
+    due = rng.random(len(frame)) < 0.4  # a renewal fell due in the window for 40 % of episodes
+    held = frame["arm"].eq("hold_out").to_numpy(dtype=bool)
+    stayed = rng.random(len(frame)) < np.where(held, 0.70, 0.85)  # the play keeps 15 points more
+    frame["renewed"] = np.where(due, stayed.astype(float), np.nan)
+    (e,) = play_effects(frame, replicates=300)
+    r = e.renewal
+    assert r.recommended == int((due & ~held).sum()) and r.held_out == int((due & held).sum())
+    assert math.isclose(r.rate_recommended, stayed[due & ~held].mean())
+    assert math.isclose(r.effect.value, stayed[due & ~held].mean() - stayed[due & held].mean())
+    # about 600 per arm: sd of the difference about 0.024, so 0.15 lies ~6 sd from 0
+    assert r.effect.low > 0.05 and r.effect.low < 0.15 < r.effect.high
+    row = effects_frame([e]).iloc[0]
+    assert row["renewal_recommended"] == r.recommended and row["renewal_effect_low"] == r.effect.low
+    few = frame.assign(renewed=np.where(due & (rng.random(len(frame)) < 0.02), frame["renewed"], np.nan))
+    (e2,) = play_effects(few, replicates=50)
+    assert e2.renewal.effect is None and e2.status == MEASURED  # too few renewals; the primary outcome still read

@@ -13,6 +13,7 @@ generated from a fixed seed, so each run sees the same numbers.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -74,6 +75,10 @@ def test_the_command_prints_each_plays_effect_and_says_when_there_is_nothing(com
         assert play in done.output
     said = " ".join(done.output.split())
     assert "eligible accounts a month" in said and "mixes the play with why a CSM chose" in said
+    assert re.search(r"seat_expansion: renewed (too early to tell|[+-][\d.]+ points \[[+-][\d.]+, [+-][\d.]+\]), "
+                     r"over [\d,]+ recommended / [\d,]+ held-out episodes with a renewal due", said), said[-1500:]
+    assert re.search(r"seat_expansion: ranking in force: (readiness: |uplift earned: )", said)
+    assert "cross_sell: ranking in force: readiness" in said
     assert "100 %" in said  # logged done: the generator's CSMs ran every recommended play
 
 

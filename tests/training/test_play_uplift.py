@@ -41,3 +41,38 @@ def test_two_models_learn_who_gains_and_win_against_readiness() -> None:
     result = compare(test, "expanded", uplift, test["ready"].to_numpy(), replicates=200)
     assert result.uplift_in_force and result.gain.low > 0.005
     assert result.episodes == 3000
+
+
+def test_the_decision_keeps_readiness_unless_the_gain_is_above_zero_with_enough_outcomes() -> None:
+    from training.bootstrap import Interval
+    from training.play_uplift import READINESS, UPLIFT, RankingComparison, decide
+
+    enough = {"training recommend": 40, "training hold_out": 40, "test recommend": 40, "test hold_out": 40}
+    iv = Interval(0.01, 0.0, 0.02)
+    above = RankingComparison(80, iv, iv, Interval(0.012, 0.004, 0.020))
+    spans = RankingComparison(80, iv, iv, Interval(0.004, -0.003, 0.011))
+    won = decide("seat_expansion", above, enough, 30)
+    assert won.supported == UPLIFT and "Qini gain +0.0120 [+0.0040, +0.0200] is above 0" in won.why
+    assert "readiness stays in force" in won.why  # the scoring run does not switch: never claimed
+    lost = decide("seat_expansion", spans, enough, 30)
+    assert lost.supported == READINESS and lost.why == ("readiness: the uplift model's Qini gain +0.0040 "
+                                                        "[-0.0030, +0.0110] is not above 0")
+    few = decide("seat_expansion", above, {**enough, "test hold_out": 12}, 30)
+    assert few.supported == READINESS and few.why.startswith("readiness: too few outcomes") and "12 test hold_out" in few.why
+
+
+def test_the_ranking_decision_trains_on_earlier_months_and_tests_on_later_ones() -> None:
+    from training.play_uplift import UPLIFT, ranking_decision, split
+
+    frame = pd.concat([_episodes(6000, seed=3), _episodes(3000, seed=4)], ignore_index=True)
+    frame["account_id"] = [f"a{i}" for i in range(len(frame))]
+    frame["episode_start"] = pd.Timestamp("2026-01-31") + pd.to_timedelta((np.arange(len(frame)) // 1000) * 30,
+                                                                            unit="D")
+    train, test, counts = split(frame, "expanded")
+    assert train["episode_start"].max() < test["episode_start"].min() and len(train) == 6000  # 9 months: 6 + 3
+    assert sum(counts.values()) == len(frame)
+    made = ranking_decision("seat_expansion", frame, "expanded", ["x", "ready"], [], "ready", min_per_arm=30,
+                            replicates=200)
+    assert made.supported == UPLIFT and made.comparison.episodes == 3000  # the same data as the test above
+    few = ranking_decision("seat_expansion", frame, "expanded", ["x", "ready"], [], "ready", min_per_arm=1600)
+    assert few.comparison is None and "too few outcomes" in few.why  # about 1,500 per arm in the test months

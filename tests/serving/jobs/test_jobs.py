@@ -129,3 +129,7 @@ def test_the_score_job_draws_play_holdouts_once_and_never_recommends_a_held_out_
     held = set(zip(first.loc[first["arm"] == HOLD_OUT, "account_id"], first.loc[first["arm"] == HOLD_OUT, "play"]))
     assert len(held) > 10
     assert not held & set(zip(scores["account_id"].astype(str), scores["recommended_play"]))
+    # the CRM row says which control groups each account is in: every held-out play, and nothing for the others
+    expected = first[first["arm"] == HOLD_OUT].groupby("account_id")["play"].agg(lambda p: ", ".join(sorted(p)))
+    said = scores.set_index(scores["account_id"].astype(str))["control_group_plays"]
+    assert said.dropna().to_dict() == expected.to_dict()

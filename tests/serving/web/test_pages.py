@@ -345,7 +345,10 @@ def test_leadership_shows_each_plays_effect_against_its_control_group(client: Te
     assert '<td class="num">40 / 40</td>' in row  # both arms' windows closed by the data end
     assert re.search(r'<td class="num">[+-]\d+\.\d \([+-]\d+\.\d to [+-]\d+\.\d\)</td>', row)  # effect and interval
     assert "0 %" in row  # no play logged done
+    assert re.search(r"(too early to tell|\)); \d+ / \d+</td>", row)  # renewal: its effect or why not, renewals due
     assert "eligible accounts a month" in panel and "CSMs choose whom they call" in panel
+    # one month of 40 / 40 episodes: nothing to test an uplift model on, so readiness stays, and the panel says why
+    assert "seat expansion: readiness: too few outcomes (40 training recommend, 40 training hold_out, 0 test" in panel
 
 
 def test_the_service_never_recommends_a_play_the_account_is_held_out_of(monkeypatch: pytest.MonkeyPatch,
@@ -375,3 +378,4 @@ def test_the_service_never_recommends_a_play_the_account_is_held_out_of(monkeypa
     after = shown.search(page).group(1)
     assert after != before and f"In the {before} play" in page.replace("&#39;", "'")
     assert api.status_code == 200 and api.json()["results"][0]["recommended_play"] not in (play, None)
+    assert api.json()["results"][0]["control_group_plays"] == play  # the API says why the play is not offered
