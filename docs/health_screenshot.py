@@ -14,18 +14,15 @@ form; ``/ui/model-health`` is shot whole at 1440 and 390 px (``model-health-1440
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
 
-from screenshots import CHROMIUM, WIDTHS, serve  # noqa: E402 - the shared machinery, beside this file
+from screenshots import run, shoot_leader_page  # noqa: E402 - the shared machinery, beside this file
 
 AS_OF = dt.date(2026, 6, 30)
 SCORED = (dt.date(2025, 12, 31), dt.date(2026, 1, 31), dt.date(2026, 2, 28), dt.date(2026, 3, 31))
@@ -100,49 +97,11 @@ def build(work: Path) -> dict:
 
 
 def shoot(base: str, world: dict, out: Path) -> list[Path]:
-    from playwright.sync_api import sync_playwright
-    from PIL import Image
-
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
-    written = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-        page.goto(base + "/ui/signin")
-        page.get_by_label("Sign-in token").fill(world["tokens"]["leader"])
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_load_state()
-        page.goto(base + "/ui/model-health")
-        for width, height in WIDTHS.items():
-            page.set_viewport_size({"width": width, "height": height})
-            target = out / f"model-health-{width}.png"
-            page.screenshot(path=str(target), full_page=True)
-            written.append(target)
-            wide = page.evaluate("document.documentElement.scrollWidth")
-            if wide > width:
-                print(f"warning: model-health is {wide} px wide at {width} px", flush=True)
-        browser.close()
-    for path in written:
-        Image.open(path).convert("RGB").save(path, optimize=True)
-    shutil.copyfile(out / "model-health-1440.png", out / "model-health.png")
-    return written
+    return shoot_leader_page(base, world["tokens"]["leader"], out, "/ui/model-health", "model-health")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="expansion-health-shots-") as tmp:
-        world = build(Path(tmp))
-        base, server, thread = serve(world)
-        try:
-            written = shoot(base, world, args.out)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-    print("\n".join(str(p) for p in written))
+    run(__doc__.splitlines()[0], build, shoot, "expansion-health-shots-")
 
 
 if __name__ == "__main__":

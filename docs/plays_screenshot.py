@@ -13,7 +13,6 @@ is shot at 1440 and 390 px (``play-effects-1440.png``, ``play-effects-390.png``,
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
 
-from screenshots import CHROMIUM, WIDTHS, run  # noqa: E402 - the shared machinery, beside this file
+from screenshots import run, shoot_leader_page  # noqa: E402 - the shared machinery, beside this file
 
 AS_OF = dt.date(2026, 6, 30)
 NOW = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
@@ -78,34 +77,7 @@ def build(work: Path) -> dict:
 
 
 def shoot(base: str, world: dict, out: Path) -> list[Path]:
-    from playwright.sync_api import sync_playwright
-    from PIL import Image
-
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
-    written = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-        page.goto(base + "/ui/signin")
-        page.get_by_label("Sign-in token").fill(world["tokens"]["leader"])
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_load_state()
-        page.goto(base + "/ui/leadership", timeout=300_000)
-        panel = page.locator('section[aria-labelledby="effects"]')
-        for width, height in WIDTHS.items():
-            page.set_viewport_size({"width": width, "height": height})
-            target = out / f"play-effects-{width}.png"
-            panel.screenshot(path=str(target))
-            written.append(target)
-            wide = page.evaluate("document.documentElement.scrollWidth")
-            if wide > width:
-                print(f"warning: the leadership page is {wide} px wide at {width} px", flush=True)
-        browser.close()
-    for path in written:
-        Image.open(path).convert("RGB").save(path, optimize=True)
-    shutil.copyfile(out / "play-effects-1440.png", out / "play-effects.png")
-    return written
+    return shoot_leader_page(base, world["tokens"]["leader"], out, "/ui/leadership", "play-effects", section='section[aria-labelledby="effects"]', timeout_ms=300_000)
 
 
 def main() -> None:

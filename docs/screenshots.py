@@ -141,6 +141,40 @@ def shoot(base: str, world: dict, out: Path) -> list[Path]:
     return written
 
 
+def shoot_leader_page(base: str, token: str, out: Path, path: str, name: str, *, section: str | None = None,
+                      timeout_ms: float = 30_000) -> list[Path]:
+    """Sign a leader in with ``token``, open ``path`` and shoot it (or its ``section`` selector) at every width of
+    ``WIDTHS`` as ``<name>-<width>.png``, then ``<name>.png`` = the 1440 one; warns when the page is wider than a width."""
+    from playwright.sync_api import sync_playwright
+    from PIL import Image
+
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
+    written = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        page.goto(base + "/ui/signin")
+        page.get_by_label("Sign-in token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+        page.goto(base + path, timeout=timeout_ms)
+        for width, height in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": height})
+            target = out / f"{name}-{width}.png"
+            (page.locator(section) if section else page).screenshot(path=str(target), **({} if section else
+                                                                                         {"full_page": True}))
+            written.append(target)
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            if wide > width:
+                print(f"warning: {path} is {wide} px wide at {width} px", flush=True)
+        browser.close()
+    for path_ in written:  # full colour, recompressed
+        Image.open(path_).convert("RGB").save(path_, optimize=True)
+    shutil.copyfile(out / f"{name}-1440.png", out / f"{name}.png")
+    return written
+
+
 def run(description: str, build_world, shoot_pages, prefix: str) -> None:  # noqa: ANN001 - the two steps of a script
     """A screenshot script's command line: build its world in a temporary folder, serve it, shoot, list the files."""
     parser = argparse.ArgumentParser(description=description)
