@@ -253,11 +253,14 @@ def _champions_choice(settings: Settings, champions: dict[str, Any], stored: dic
 
 
 def scorer_for(choice: ModelChoice, settings: Settings) -> Any:
-    """A batch scorer with the chosen models; contributions use ``settings.lgbm_threads`` threads."""
+    """A batch scorer with the chosen models and the uplift models in force (``training.uplift_model``);
+    contributions use ``settings.lgbm_threads`` threads."""
     from serving.scoring import Scorer, feature_specs
+    from training.uplift_model import load_uplift
 
     return Scorer(choice.expansion, choice.churn, feature_specs(), contribution_threads=settings.lgbm_threads,
-                  currency_symbol=settings.currency_symbol, quota_alert_pct=settings.quota_alert_pct)
+                  currency_symbol=settings.currency_symbol,
+                  quota_alert_pct=settings.quota_alert_pct).with_uplift(load_uplift(settings.home))
 
 
 def load_scorer(settings: Settings, source: ModelSource | str = ModelSource.auto) -> Any:

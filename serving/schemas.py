@@ -144,6 +144,10 @@ SCORE_SCHEMA: tuple[ScoreField, ...] = (
     ScoreField("control_group_plays", "text", "The plays this account is held out of for the current episode (in "
                "their control group, so never recommended them), ', '-joined; null when none.", required=False,
                crm_name="expansion_control_group_plays"),
+    ScoreField("play_uplift", "change", "Expected gain in the chance of expanding from the recommended play (uplift "
+               "model, recommended minus held out): set only when that play's uplift ranking is in force, and then "
+               "its accounts are ordered by it; null when readiness ranks them.", required=False,
+               crm_name="expansion_play_uplift"),
     ScoreField("context", "text", "Segment, industry, region, channel and tenure in one line: shown beside the "
                "reasons, never one of them.", required=False, crm_name="expansion_context"),
     ScoreField("readiness_change", "change", "Readiness points gained (+) or lost (-) since the previous run; "

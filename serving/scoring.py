@@ -91,6 +91,8 @@ class Scorer:
     previous_: pd.DataFrame | None = None
     #: The play assignments in force (:class:`features.play_assignment.Assigner`); None: no holdout.
     assigner_: Any | None = None
+    #: The uplift models in force by play (:func:`training.uplift_model.load_uplift`); empty: readiness ranks every play.
+    uplift_: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def model_available(self) -> bool:
@@ -123,6 +125,18 @@ class Scorer:
     def with_assigner(self, assigner: Any | None) -> Scorer:
         """A copy that holds accounts out of plays as ``assigner`` says (``Assigner.held_out``)."""
         return replace(self, assigner_=assigner)
+
+    def with_uplift(self, models: Mapping[str, Any]) -> Scorer:
+        """A copy that gives accounts recommended a play in ``models`` their expected gain from it (``play_uplift``)."""
+        return replace(self, uplift_=dict(models))
+
+    def _play_uplift(self, frame: pd.DataFrame, plays: pd.Series) -> np.ndarray:
+        gain = np.full(len(frame), np.nan)
+        for play, model in self.uplift_.items():
+            rows = np.flatnonzero(plays.eq(play).fillna(False).to_numpy(dtype=bool))
+            if len(rows):
+                gain[rows] = model.predict(frame.iloc[rows])
+        return gain
 
     def _reason_features(self, frame: pd.DataFrame) -> list[str]:
         """Numeric columns of ``frame`` that reasons may rank among peers."""
@@ -188,6 +202,7 @@ class Scorer:
         out["context"] = account_context(frame)
         mask = np.broadcast_to(np.asarray(with_reasons, dtype=bool), (len(frame),))
         out = self._add_reasons(frame, out, mask)
+        out["play_uplift"] = self._play_uplift(frame, out["recommended_play"].astype("string"))
         changes = score_changes(out, self.previous_)
         for column in CHANGE_COLUMNS:
             out[column] = changes[column].to_numpy()

@@ -101,8 +101,8 @@ def decide(play: str, comparison: RankingComparison | None, counts: dict[str, in
         said = ", ".join(f"{n:,} {k}" for k, n in counts.items())
         return RankingDecision(play, READINESS, f"readiness: too few outcomes ({said}; {min_per_arm} needed in each)")
     if comparison.uplift_in_force:
-        return RankingDecision(play, UPLIFT, f"uplift earned: the uplift model's Qini gain {_gain(comparison)} is "
-                                             "above 0 (the scoring run does not switch to it yet: readiness stays in force)",
+        return RankingDecision(play, UPLIFT, f"uplift: the uplift model's Qini gain {_gain(comparison)} is above 0 "
+                                             "(the scoring run ranks this play's accounts by their expected gain)",
                                comparison)
     return RankingDecision(play, READINESS,
                            f"readiness: the uplift model's Qini gain {_gain(comparison)} is not above 0", comparison)

@@ -28,7 +28,7 @@ def effect(
     try:
         with job_errors():
             frame = read_assignments(cfg, assignments) if assignments is not None else None
-            report = plays_effect_job(source, cfg, assignments=frame, say=say)
+            report = plays_effect_job(source, cfg, assignments=frame, say=say, save=True)
     finally:
         source.close()
     print_effects(report.effects)

@@ -6,7 +6,8 @@ generated company was written with), the outcomes from the data folder with the 
 definitions (:mod:`features.play_outcomes`), whether the play was done from the play log, the
 effect from :mod:`training.play_effect`, and which ranking is in force from
 :mod:`training.play_uplift` (uplift only when its Qini gain over readiness is above 0 with
-enough outcomes). The batch ranking does not switch to the uplift model yet: the decision is reported.
+enough outcomes). With ``save``, the uplift models in force are stored under the home
+(:mod:`training.uplift_model`) and the next scoring run ranks those plays' accounts by them.
 """
 
 from __future__ import annotations
@@ -81,16 +82,17 @@ class PlaysReport(NamedTuple):
 
 
 def plays_effect_job(source: DataSource, settings: Settings, *, assignments: pd.DataFrame | None = None,
-                     play_log: pd.DataFrame | None = None, say: Say = quiet) -> PlaysReport:
-    """Each play's effect and ranking decision over :func:`read_episodes`."""
+                     play_log: pd.DataFrame | None = None, say: Say = quiet, save: bool = False) -> PlaysReport:
+    """Each play's effect and ranking decision over :func:`read_episodes`; ``save``: store the uplift models in
+    force (and drop those of plays back on readiness) for the scoring run."""
     from training.play_effect import play_effects
 
     read = read_episodes(source, settings, assignments=assignments, play_log=play_log, say=say)
     effects = play_effects(read, min_per_arm=settings.play_min_per_arm, replicates=settings.bootstrap_replicates)
-    return PlaysReport(effects, ranking_job(source, settings, read))
+    return PlaysReport(effects, ranking_job(source, settings, read, save=save))
 
 
-def ranking_job(source: DataSource, settings: Settings, read: pd.DataFrame) -> list:
+def ranking_job(source: DataSource, settings: Settings, read: pd.DataFrame, *, save: bool = False) -> list:
     """Per play, which ranking of its eligible accounts is in force (``training.play_uplift.RankingDecision``).
 
     Only expansion plays are judged (readiness ranks accounts by how ready they are to expand); the features are
@@ -100,7 +102,8 @@ def ranking_job(source: DataSource, settings: Settings, read: pd.DataFrame) -> l
     from features.registry import categorical_features, feature_names
     from training.baseline import readiness
     from training.play_effect import primary_outcome
-    from training.play_uplift import READINESS, RankingDecision, decide, ranking_decision, split
+    from training.play_uplift import READINESS, UPLIFT, RankingDecision, decide, ranking_decision, split
+    from training.uplift_model import fit_uplift, save_uplift
 
     out, ready = {}, []
     for play, group in read.groupby("play", sort=True):
@@ -122,4 +125,7 @@ def ranking_job(source: DataSource, settings: Settings, read: pd.DataFrame) -> l
                                          categorical_features(), "readiness_score",
                                          min_per_arm=settings.play_min_per_arm,
                                          replicates=settings.bootstrap_replicates)
+    if save:
+        save_uplift(settings.home, [fit_uplift(str(p), frame[frame["play"] == p], "expanded", features,
+                                               categorical_features()) for p in ready if out[p].supported == UPLIFT])
     return [out[p] for p in sorted(out)]

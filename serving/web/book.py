@@ -132,6 +132,19 @@ def select_book(table: pd.DataFrame, owner: pd.Series, query: BookQuery, model_a
     return shown.index.astype(str).tolist(), order
 
 
+def play_order(records: pd.DataFrame, play: str) -> tuple[list[str], str]:
+    """The accounts recommended ``play`` (``records``: ``account_id``, ``recommended_play``, ``play_uplift``,
+    ``readiness_score``), in the order to work them, and the ranking in force: by expected gain from the play
+    (``play_uplift``, set by the scoring run only when the play's uplift ranking is in force), else by readiness."""
+    mine = records[records["recommended_play"].astype("string").eq(play).fillna(False).to_numpy(dtype=bool)]
+    gain = pd.to_numeric(mine.get("play_uplift", pd.Series(np.nan, index=mine.index)), errors="coerce")
+    ranking, column = ("uplift", gain) if gain.notna().any() else \
+        ("readiness", pd.to_numeric(mine["readiness_score"], errors="coerce"))
+    keyed = pd.DataFrame({"key": column.astype(float).to_numpy(), "_id": mine["account_id"].astype(str).to_numpy()})
+    keyed = keyed.sort_values(["key", "_id"], ascending=[False, True], na_position="last", kind="stable")
+    return keyed["_id"].tolist(), ranking
+
+
 def renewal_counts(table: pd.DataFrame, mask: np.ndarray) -> dict[int, int]:
     """How many of the accounts ``mask`` keeps renew within each of :data:`RENEWAL_WINDOWS` days."""
     due = table["days_to_renewal"].to_numpy(dtype=float)[mask]

@@ -53,7 +53,7 @@ def test_the_decision_keeps_readiness_unless_the_gain_is_above_zero_with_enough_
     spans = RankingComparison(80, iv, iv, Interval(0.004, -0.003, 0.011))
     won = decide("seat_expansion", above, enough, 30)
     assert won.supported == UPLIFT and "Qini gain +0.0120 [+0.0040, +0.0200] is above 0" in won.why
-    assert "readiness stays in force" in won.why  # the scoring run does not switch: never claimed
+    assert "the scoring run ranks this play's accounts by their expected gain" in won.why
     lost = decide("seat_expansion", spans, enough, 30)
     assert lost.supported == READINESS and lost.why == ("readiness: the uplift model's Qini gain +0.0040 "
                                                         "[-0.0030, +0.0110] is not above 0")
