@@ -58,6 +58,7 @@ from serving.snapshot import NotInSnapshot, ScoredSnapshot, resolve, select
 from serving.web.app import create_app
 from serving.web.state import state_of
 from training.names import MODEL_NAMES
+from training.uplift_model import load_uplift
 
 log = logging.getLogger(__name__)
 SNAPSHOT_CHECK_SECONDS = 2.0
@@ -236,7 +237,7 @@ class ExpansionScoring:
         self.choice, self.model_source = choice, choice.source
         self.models_checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.scorer = Scorer(choice.expansion, choice.churn, feature_specs(), currency_symbol=self.settings.currency_symbol,
-                             quota_alert_pct=self.settings.quota_alert_pct)
+                             quota_alert_pct=self.settings.quota_alert_pct).with_uplift(load_uplift(self.settings.home))
         self._rules = _feature_rules(self.scorer)
         ApiKeyMiddleware.model_available = self.scorer.model_available
         ApiKeyMiddleware.feature_rules = self._rules

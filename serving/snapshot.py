@@ -163,7 +163,7 @@ class ScoredSnapshot:
         explained = self.scorer.score(self.features.loc[account_ids].reset_index(drop=True), with_reasons=True)
         # with reasons, the concepts that moved are known too: the change reason is worded again
         cols = ["reasons", "reason_details", "recommended_play", "recommended_play_text", "change_reason",
-                "why_high", "holds_back", "caution", "concept_contributions", "control_group_plays"]
+                "why_high", "holds_back", "caution", "concept_contributions", "control_group_plays", "play_uplift"]
         records = explained[["account_id", *cols]].to_dict("records")
         answers = [account_json({**self._records[rec["account_id"]], **rec}) for rec in records]
         with self._lock:
