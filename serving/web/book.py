@@ -32,7 +32,7 @@ PAGE_SIZE = 100
 RENEWAL_WINDOWS = (30, 60, 90)
 CSV_COLUMNS = ["rank", "account_id", "name", "csm_owner", "segment", "arr", "readiness_score", "readiness_band",
                "churn_probability", "health", "expected_expansion_usd", "whitespace_usd", "renewal_date",
-               "readiness_change", "recommended_play", "reason_1", "open_pipeline_arr"]
+               "readiness_change", "recommended_play", "play_uplift", "reason_1", "open_pipeline_arr"]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -143,6 +143,16 @@ def play_order(records: pd.DataFrame, play: str) -> tuple[list[str], str]:
     keyed = pd.DataFrame({"key": column.astype(float).to_numpy(), "_id": mine["account_id"].astype(str).to_numpy()})
     keyed = keyed.sort_values(["key", "_id"], ascending=[False, True], na_position="last", kind="stable")
     return keyed["_id"].tolist(), ranking
+
+
+def select_play(snapshot: ScoredSnapshot, table: pd.DataFrame, owner: pd.Series, query: BookQuery,
+                play: str) -> tuple[list[str], str]:
+    """Of the accounts ``query`` keeps, those recommended ``play`` in :func:`play_order` (their reasons are
+    computed now when not cached: the play comes with them), and the ranking in force."""
+    kept = table.index[mask_of(table, owner, query)].astype(str).tolist()
+    columns = ["account_id", "recommended_play", "play_uplift", "readiness_score"]
+    records = pd.DataFrame([{c: r.get(c) for c in columns} for r in snapshot.lookup(kept, True)], columns=columns)
+    return play_order(records, play)
 
 
 def renewal_counts(table: pd.DataFrame, mask: np.ndarray) -> dict[int, int]:

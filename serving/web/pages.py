@@ -85,6 +85,9 @@ def book_view(state: WebState, session: Session, params: Mapping[str, str]) -> d
                             descending=None if direction not in ("asc", "desc") else direction == "desc",
                             page=_int(params.get("page"), 1))
     ids, order = books.select_book(t, own, query, state.model_available())
+    play, play_ranking = params.get("play") or None, None
+    if play:  # a play's accounts: by the ranking in force for it (uplift when it earned its place, else readiness)
+        ids, play_ranking = books.select_play(snap, t, own, query, play)
     shown, page_no, pages = books.page(ids, query.page)
     deals = None
     if as_of is not None and state.company.has_pipeline():
@@ -95,7 +98,7 @@ def book_view(state: WebState, session: Session, params: Mapping[str, str]) -> d
     if as_of is not None and state.company.available:
         wins = safe("recent wins", lambda: state.company.recent_wins(as_of).head(8), pd.DataFrame())
     nm = names(state, snap)
-    filters = {k: params.get(k) or "" for k in ("band", "health", "segment")}
+    filters = {k: params.get(k) or "" for k in ("band", "health", "segment", "play")}
     mine = books.mask_of(t, own, books.BookQuery(csm=csm))
     moves = books.biggest_moves(t, mine)
     descending = books.ORDERS[order][1] if query.descending is None else query.descending
@@ -108,7 +111,7 @@ def book_view(state: WebState, session: Session, params: Mapping[str, str]) -> d
         "summary": books.summary(t, books.mask_of(t, own, query)), "order": order, "descending": descending,
         "page": page_no, "pages": pages, "page_size": books.PAGE_SIZE, "filters": filters, "bands": BANDS,
         "healths": HEALTHS, "segments": state.per_snapshot(snap, "segments", lambda: books.segments(t)),
-        "pipeline_present": deals is not None,
+        "pipeline_present": deals is not None, "play_ranking": play_ranking, "plays": _play_names(),
         "activity": activity.to_dict("records"), "activity_days": ACTIVITY_DAYS,
         "wins": [{**w, "name": nm.get(str(w["account_id"]), w["account_id"])} for w in wins.to_dict("records")],
         "wins_source": _wins_source(state), "csv": books.to_csv(csv_rows) if csv_rows is not None else None,
@@ -254,6 +257,12 @@ def _num(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if value != value else value
+
+
+def _play_names() -> list[str]:
+    from features.reason_catalog import PLAYS
+
+    return [p.name for p in PLAYS]
 
 
 def _play_choices(record: dict[str, Any]) -> list[str]:
