@@ -17,6 +17,7 @@ import hashlib
 import os
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,6 +111,10 @@ def configure(settings: Settings, *, create: bool = True) -> MlflowClient:
     return client
 
 
+#: One block of ``tracking`` at a time per process (re-entrant: a block may load a version).
+_TRACKING_LOCK = threading.RLock()
+
+
 @contextmanager
 def tracking(settings: Settings) -> Iterator[str]:
     """Point MLflow's fluent API at the registry of ``settings`` for the block; yields the experiment id.
@@ -117,22 +122,26 @@ def tracking(settings: Settings) -> Iterator[str]:
     ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment,
     where the next ``Settings()`` would read it; both are put back as they were afterwards,
     so a caller (a notebook with its own MLflow set-up, the next command) finds them unchanged.
+    Blocks are serialised across threads (a service's registry refresh beside a job in one
+    process): while one block runs, another thread's cannot repoint its fluent calls at
+    another registry ("Run ... not found").
     """
     client = configure(settings)
-    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
-    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    try:
-        yield client.get_experiment_by_name(EXPERIMENT).experiment_id
-    finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with _TRACKING_LOCK:  # the URIs are process-wide: another thread's block would point this one's calls elsewhere
+        saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
+        before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.tracking_uri)
+        try:
+            yield client.get_experiment_by_name(EXPERIMENT).experiment_id
+        finally:
+            mlflow.set_tracking_uri(before[0])
+            mlflow.set_registry_uri(before[1])
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def public_uri(uri: str) -> str:

@@ -203,3 +203,42 @@ def test_a_rejected_version_goes_to_shadow_and_its_realised_months_can_promote_i
     assert load_champion("expansion", settings).version == version != third
     assert update_shadow("expansion", third, True, True, settings) is None
     assert SHADOW not in sum(_aliases(settings, "expansion").values(), [])
+
+
+def test_a_registry_block_in_another_thread_cannot_repoint_a_running_one(settings, tmp_path):
+    # a service's registry refresh (another registry, another thread) while a job logs a run: before the lock, the
+    # job's fluent calls went to the other registry inside that window and failed with "Run ... not found"
+    import threading
+
+    import mlflow
+
+    from features.config import Settings
+    from training.registry import tracking
+
+    other = Settings(home=tmp_path / "other", mlflow_tracking_uri=f"sqlite:///{tmp_path / 'other.db'}")
+    with tracking(other):
+        pass  # its experiment exists, so the other thread's block is quick
+    started, inside, failures = threading.Event(), threading.Event(), []
+
+    def refresh() -> None:
+        started.wait(30)
+        with tracking(other):
+            inside.set()
+            inside_until = threading.Event()
+            inside_until.wait(1.5)  # stays inside while the job would log
+
+    thread = threading.Thread(target=refresh)
+    thread.start()
+    try:
+        with tracking(settings) as experiment, mlflow.start_run(experiment_id=experiment) as run:
+            started.set()
+            inside.wait(1.0)  # with the lock the other block cannot start before this one ends
+            try:
+                mlflow.set_tags({"probe": "1"})
+            except Exception as exc:  # noqa: BLE001 - the failure under test
+                failures.append(str(exc))
+    finally:
+        thread.join(30)
+    assert failures == []
+    assert inside.is_set()  # the other thread's block ran, after this one
+    assert mlflow.MlflowClient(tracking_uri=settings.tracking_uri).get_run(run.info.run_id).data.tags["probe"] == "1"
