@@ -43,7 +43,7 @@ def book(accounts: int, workdir: Path):  # noqa: ANN201 - (features, scorer, as_
     from features.registry import categorical_features, feature_names
     from features.spine import month_ends
     from features.synth import generate
-    from serving.scoring import Scorer, feature_specs
+    from serving.scoring.scorer import Scorer, feature_specs
     from training.train import train_all
 
     as_of = dt.date(2026, 6, 30)
@@ -74,8 +74,8 @@ def timed(label: str, fn) -> float:  # noqa: ANN001
 _REFERENCE = """
 import pickle, sys, time
 sys.path.insert(0, sys.argv[1])
-from serving.batch import split
-from serving.scoring import Scorer, feature_specs
+from serving.scoring.batch import split
+from serving.scoring.scorer import Scorer, feature_specs
 with open(sys.argv[2], "rb") as f:
     features, expansion, churn, chunk, threads = pickle.load(f)
 scorer = Scorer(expansion, churn, feature_specs(), contribution_threads=threads)
@@ -116,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from features.config import Settings
-    from serving.batch import score_snapshot, split
+    from serving.scoring.batch import score_snapshot, split
     from serving.sinks import open_sink
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -164,7 +164,7 @@ def main() -> None:
            "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("EXPANSION_INSECURE", None)
     code = ("import sys, pandas as pd; sys.path.insert(0, 'tests/serving'); from conftest import train_models; "
-            "from serving.models import save_to_store; [save_to_store(m) for m in train_models(pd.read_parquet(sys.argv[1]))]")
+            "from serving.scoring.models import save_to_store; [save_to_store(m) for m in train_models(pd.read_parquet(sys.argv[1]))]")
     frame.to_parquet(home / "labelled.parquet")
     subprocess.run([sys.executable, "-c", code, str(home / "labelled.parquet")], env=env, cwd=ROOT, check=True)
     latest = snapshot[snapshot["as_of"] == snapshot["as_of"].max()]

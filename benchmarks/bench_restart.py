@@ -69,7 +69,7 @@ def main() -> None:
 
     models = home / "models.pkl"
     models.write_bytes(pickle.dumps(list(train_models(frame))))
-    code = ("import sys, pickle; from serving.models import save_to_store; "
+    code = ("import sys, pickle; from serving.scoring.models import save_to_store; "
             "[save_to_store(m) for m in pickle.load(open(sys.argv[1], 'rb'))]")
     subprocess.run([sys.executable, "-c", code, str(models)], env=env, cwd=ROOT, check=True)
 

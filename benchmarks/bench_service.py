@@ -104,7 +104,7 @@ def _rss_mb() -> float:
 
 def _precompute_cost(make_frame, models, accounts: int) -> tuple[float, float, float]:  # noqa: ANN001
     """(seconds to score a snapshot without reasons, seconds to compute every account's reasons, MB they hold)."""
-    from serving.scoring import Scorer, feature_specs
+    from serving.scoring.scorer import Scorer, feature_specs
     from serving.snapshot import ScoredSnapshot
 
     book = make_frame(accounts=accounts, months=1, seed=11).drop(columns=["expanded", "churned"])
@@ -130,7 +130,7 @@ def _test_data():  # noqa: ANN202 - (make_frame, train_models)
 def main() -> None:
     make_frame, train_models = _test_data()
 
-    from serving.scoring import Scorer
+    from serving.scoring.scorer import Scorer
 
     home = Path(tempfile.mkdtemp(prefix="bench_service_"))
     frame = make_frame(accounts=5000, months=12)
@@ -141,7 +141,7 @@ def main() -> None:
            "EXPANSION_SNAPSHOT_PATH": str(home / "snapshot.parquet"), "EXPANSION_HOME": str(home),
            "EXPANSION_MODEL_SOURCE": "store",  # models put in the store directly, no registry
            "MLFLOW_DISABLE_TELEMETRY": "true"}
-    code = ("import sys, pickle; from serving.models import save_to_store; "
+    code = ("import sys, pickle; from serving.scoring.models import save_to_store; "
             "[save_to_store(m) for m in pickle.load(open(sys.argv[1], 'rb'))]")
     import pickle
     pickle.dump(models, open(home / "models.pkl", "wb"))

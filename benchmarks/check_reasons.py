@@ -84,12 +84,9 @@ def score(work: Path, data: Path, as_of: dt.date) -> tuple[pd.DataFrame, pd.Data
     os.environ["EXPANSION_HOME"] = str(work / "home")
     from features.config import Settings
     from features.io import open_data
-    from serving.batch import snapshot_features
+    from serving.scoring.batch import snapshot_features
 
-    try:
-        from serving.models import load_scorer
-    except ImportError:  # before the models module existed
-        from serving.scoring import load_scorer
+    from serving.scoring.models import load_scorer
 
     settings = Settings(_env_file=None, home=work / "home")
     previous_as_of = as_of.replace(day=1) - dt.timedelta(days=1)
@@ -191,7 +188,7 @@ _RANK = re.compile(r"(?:top|bottom|longest-ago|most recent|soonest|like) (\d+) %
 def _contradicts(d: dict, value: float) -> bool:
     """True when a reason's sign or words contradict its side (lifts / holds_back)."""
     from features.registry import get
-    from serving.reasons import is_change
+    from serving.scoring.reasons import is_change
 
     lifts = d["side"] == "lifts"
     c = d["contribution"]
@@ -217,8 +214,8 @@ def check_sides(features: pd.DataFrame, scores: pd.DataFrame) -> bool:
     """Both directions, cautions on opportunities and words a CSM can say; True when every hard check holds."""
     from features.reason_catalog import PLAY_BY_NAME
     from features.registry import full_window_days, get
-    from serving.plays import FACT_NAMES, active_cautions
-    from serving.wording import DAYS_PER_MONTH
+    from serving.scoring.plays import FACT_NAMES, active_cautions
+    from serving.scoring.wording import DAYS_PER_MONTH
 
     n = len(scores)
     sides = scores["reason_details"].map(lambda ds: {d["side"] for d in ds})

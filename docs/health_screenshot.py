@@ -39,11 +39,11 @@ def build(work: Path) -> dict:
     from features.registry import categorical_features, feature_names
     from features.spine import month_ends
     from features.synth import generate
-    from serving.batch import score_snapshot, shadow_scores
+    from serving.scoring.batch import score_snapshot, shadow_scores
     from serving.cli.users import add_user
     from serving.jobs.monitoring import monitor
     from serving.monitoring_store import MonitoringStore
-    from serving.scoring import Scorer
+    from serving.scoring.scorer import Scorer
     from serving.sinks.history import with_history
     from serving.sinks.sql import SqlSink
     from serving.store import Store

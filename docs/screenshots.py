@@ -44,7 +44,7 @@ def build(work: Path) -> dict:
     from features.spine import month_ends
     from features.synth import generate
     from serving.cli.users import add_user
-    from serving.scoring import Scorer, feature_specs
+    from serving.scoring.scorer import Scorer, feature_specs
     from serving.sinks.rows import RunInfo
     from serving.sinks.history import with_history
     from serving.sinks.sql import SqlSink

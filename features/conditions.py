@@ -1,6 +1,6 @@
 """Named conditions on an account's numbers and their thresholds, declared once.
 
-Plays (:mod:`features.reason_catalog`), the rule reasons (:mod:`serving.reasons`) and the
+Plays (:mod:`features.reason_catalog`), the rule reasons (:mod:`serving.scoring.reasons`) and the
 shipped alert rules (``serving/alerts/rules.toml``: ``{ condition = "seats_full" }``) read
 these by name, so "seats full" or "near the plan's limit" means the same number in a play,
 a reason and an alert. A threshold that is a setting names it (``setting``): the setting in

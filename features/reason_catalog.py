@@ -303,7 +303,7 @@ PLAYS: tuple[Play, ...] = (
 PLAY_BY_NAME: dict[str, Play] = {p.name: p for p in PLAYS}
 
 # Which play a reason of each concept leads to, by the effect the reason pushes towards.
-# Whitespace leads to the play of its largest part (see serving.plays).
+# Whitespace leads to the play of its largest part (see serving.scoring.plays).
 PLAY_FOR_CONCEPT: dict[tuple[str, str], str] = {
     ("quota", "expansion"): "upgrade_conversation",
     ("upgrade_demand", "expansion"): "upgrade_conversation",
@@ -341,7 +341,7 @@ LAST_RESORT = "nurture_value_content"
 # ----- cautions ------------------------------------------------------------------------------
 # Churn-side warnings an expansion play must not hide: the CSM hears them before raising an
 # upgrade. Falling usage and a failed payment also keep upsell plays from going first unless
-# the model's churn risk is low (serving.plays).
+# the model's churn risk is low (serving.scoring.plays).
 
 @dataclass(frozen=True)
 class Caution:

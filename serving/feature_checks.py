@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from features import contract
-from serving.reasons import is_change
+from serving.scoring.reasons import is_change
 from serving.schemas import json_objects
 
 # Units counting things: what the pipeline produces is a count or a sum of non-negative amounts.

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from serving.scoring import Scorer
+from serving.scoring.scorer import Scorer
 from serving.snapshot import Holdouts, PreviousRun, ScoredSnapshot, load_snapshot
 
 log = logging.getLogger(__name__)

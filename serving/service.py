@@ -27,7 +27,7 @@ import pandas as pd
 from starlette.responses import JSONResponse, Response
 
 from features.config import api_key_problem, get_settings
-from serving.models import ModelChoice, load_models
+from serving.scoring.models import ModelChoice, load_models
 from serving.schemas import (
     PUBLIC_PATHS,
     AccountInput,
@@ -53,7 +53,7 @@ from serving.drain import drain_on_sigterm
 from serving.feature_checks import FeatureRule, feature_rules, openapi_features
 from serving.forecast_api import ForecastRequest, ForecastResponse, stored_forecast
 from serving.live_snapshot import LiveSnapshot
-from serving.scoring import READINESS_METHOD, Scorer, feature_specs
+from serving.scoring.scorer import READINESS_METHOD, Scorer, feature_specs
 from serving.snapshot import NotInSnapshot, ScoredSnapshot, resolve, select
 from serving.web.app import create_app
 from serving.web.state import state_of

@@ -28,7 +28,7 @@ import pandas as pd
 
 from serving.feature_checks import FeatureRule, check_features, json_value
 from serving.schemas import AccountInput, ItemError, account_json, check_size
-from serving.scoring import Scorer
+from serving.scoring.scorer import Scorer
 
 #: The previous run's scores for a snapshot date (the newest CRM run on an older snapshot), or None.
 PreviousRun = Callable[[dt.date], "pd.DataFrame | None"]

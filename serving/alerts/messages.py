@@ -20,8 +20,8 @@ from features.reason_catalog import PLAY_BY_NAME
 from features.registry import feature_names, get
 from serving.alerts.backtest import track_sentence
 from serving.alerts.rules import Rule
-from serving.plays import talk_track_fields
-from serving.wording import money, num, render_text
+from serving.scoring.plays import talk_track_fields
+from serving.scoring.wording import money, num, render_text
 
 
 def _value_text(name: str, value: Any, symbol: str) -> str:

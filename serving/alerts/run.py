@@ -40,7 +40,7 @@ from serving.alerts.routing import Routing, load_routing
 from serving.alerts.rules import Rule, active_rules, in_condition, load_rules
 from serving.alerts.signals import usable_tables, with_signals
 from serving.alerts.store import AlertStore, facts_json
-from serving.plays import FACT_NAMES
+from serving.scoring.plays import FACT_NAMES
 
 FIRST_RUN_LOOKBACK_DAYS = 7
 

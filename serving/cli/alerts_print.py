@@ -85,7 +85,7 @@ def print_simulation(sim, cap: int) -> None:  # noqa: ANN001 - serving.alerts.ru
 
 
 def print_track_record(record, inactive: dict[str, str], horizon: int, symbol: str, rules=None) -> None:  # noqa: ANN001
-    from serving.wording import money
+    from serving.scoring.wording import money
 
     months = int(record["months"].max()) if len(record) else 0
     table = Table(title=f"alert rules replayed over {months} labelled month ends (outcome within {horizon} days; 90 % intervals)")

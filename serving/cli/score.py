@@ -40,7 +40,7 @@ def _read_field_map(path: Path | None) -> dict[str, str] | None:
     return mapping
 
 
-def _print_summary(summary) -> None:  # noqa: ANN001 - serving.batch.BatchSummary, imported lazily
+def _print_summary(summary) -> None:  # noqa: ANN001 - serving.scoring.batch.BatchSummary, imported lazily
     if summary.kept_newer is not None:
         console.print(
             f"[yellow]kept newer scores:[/yellow] {summary.sink} holds current scores as of {summary.kept_newer}, newer "

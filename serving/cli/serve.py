@@ -120,7 +120,7 @@ def deploy(
     champions are stored first and then named in ``<home>/serving/deployment.json`` by one
     rename: a deploy that stops part-way leaves the previous deployment whole.
     """
-    from serving.models import deploy_champions, store_folder
+    from serving.scoring.models import deploy_champions, store_folder
     from training.registry import RegistryMissing
 
     cfg = settings()

@@ -65,7 +65,7 @@ def _registry_or_exit() -> None:
     registry moved away is restored (or ``MLFLOW_TRACKING_URI`` fixed), never replaced.
     A home that never deployed gets its registry on first training.
     """
-    from serving.models import read_deployment
+    from serving.scoring.models import read_deployment
     from training.registry import RegistryMissing, require_registry
 
     cfg = settings()
@@ -218,7 +218,7 @@ def _print_drift(result) -> None:  # noqa: ANN001 - training.pipeline.RetrainRes
 def _deploy_after_retrain(result) -> None:  # noqa: ANN001 - training.pipeline.RetrainResult
     """Champions into the BentoML store, then the newest snapshot for the service (what ``deploy --features`` does)."""
     from serving.deployment import publish_snapshot
-    from serving.models import deploy_champions, store_folder
+    from serving.scoring.models import deploy_champions, store_folder
 
     cfg = settings()
     for name, model in deploy_champions(cfg).items():
@@ -283,7 +283,7 @@ def rollback(
 ) -> None:
     """Move the champion alias back to the previous champion (or to --to-version), and say where that takes effect."""
     from serving.deployment import RollbackPlan
-    from serving.models import load_from_store, read_deployment, store_folder
+    from serving.scoring.models import load_from_store, read_deployment, store_folder
     from training.registry import RegistryError, public_uri
     from training.registry import rollback as do_rollback
 

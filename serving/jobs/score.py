@@ -30,7 +30,7 @@ Progress = Callable[[int, int], None]
 class ScoreRun:
     """What a score run did: the batch summary, the models' note, and what followed it."""
 
-    summary: Any  # serving.batch.BatchSummary
+    summary: Any  # serving.scoring.batch.BatchSummary
     models_note: str
     shadow_note: str | None = None
     alerts: Any = None  # serving.alerts.run.AlertRun when the alerts ran on the snapshot just scored
@@ -58,9 +58,9 @@ def open_target(settings: Settings, sink: str | None, *, field_map: dict[str, st
         raise InvalidInput(f"EXPANSION_STORE_URI: {exc}") from exc
 
 
-def choose_models(settings: Settings, models: str, say: Say):  # noqa: ANN201 - serving.models.ModelChoice
+def choose_models(settings: Settings, models: str, say: Say):  # noqa: ANN201 - serving.scoring.models.ModelChoice
     """The models to score with; RegistryError rather than a silent baseline while deployed models exist."""
-    from serving.models import load_models
+    from serving.scoring.models import load_models
 
     choice = load_models(settings, models)
     say(f"models: {choice.note}")
@@ -70,7 +70,7 @@ def choose_models(settings: Settings, models: str, say: Say):  # noqa: ANN201 - 
     return choice
 
 
-def fallback_problem(choice) -> RegistryError | None:  # noqa: ANN001 - serving.models.ModelChoice
+def fallback_problem(choice) -> RegistryError | None:  # noqa: ANN001 - serving.scoring.models.ModelChoice
     if choice.registry_unreachable:
         return RegistryError(f"scored with a fallback because the registry could not be asked: {choice.note}")
     return None
@@ -86,7 +86,7 @@ def score_job(source: DataSource, settings: Settings, as_of: dt.date | None = No
     deployed models) before anything is written; a run that wrote its scores but used a
     fallback, or whose alerts failed, carries that error in ``problem``.
     """
-    from serving.models import fail_fast_registry
+    from serving.scoring.models import fail_fast_registry
 
     fail_fast_registry()  # a registry that is down: the fallback and the note in seconds, not minutes of retries
     scored_at = scored_at or dt.datetime.now(dt.UTC)
@@ -117,7 +117,7 @@ def score_job(source: DataSource, settings: Settings, as_of: dt.date | None = No
 
 
 def _snapshot(source: DataSource, day: dt.date, settings: Settings) -> pd.DataFrame:
-    from serving.batch import snapshot_features
+    from serving.scoring.batch import snapshot_features
 
     return snapshot_features(source, day, settings)
 
@@ -136,8 +136,8 @@ def write_step(features: pd.DataFrame, choice, settings: Settings, target, day: 
                scored_at: dt.datetime, chunk_size: int, on_progress: Progress | None = None):  # noqa: ANN201
     """Score the snapshot chunk by chunk into ``target`` as one run (a BatchSummary); InvalidInput when the sink's
     schema refuses it. ``on_progress(done, total)`` hears each chunk."""
-    from serving.batch import score_snapshot
-    from serving.models import scorer_for
+    from serving.scoring.batch import score_snapshot
+    from serving.scoring.models import scorer_for
     from serving.sinks.sql import SinkSchemaError
 
     on_chunk, done, total = None, 0, len(features)
@@ -173,7 +173,7 @@ def score_shadow(features: pd.DataFrame, settings: Settings, summary) -> str | N
         return f"shadow: not scored, the registry could not be read ({type(exc).__name__})"
     if not shadows:
         return None
-    from serving.batch import shadow_scores
+    from serving.scoring.batch import shadow_scores
     from serving.monitoring_store import MonitoringStore
 
     store = MonitoringStore(settings)

@@ -23,10 +23,10 @@ def score_job_on_spark(settings: Settings, as_of: dt.date | None = None, *, data
     """``score --engine spark``: a local ``data`` folder is checked against the contract first.
 
     Without ``as_of`` the snapshot is the data end (the newest usage day) or the newest
-    snapshot of ``features_path`` (``serving.spark_batch.score_on_spark``).
+    snapshot of ``features_path`` (``serving.scoring.spark_batch.score_on_spark``).
     """
-    from serving.models import fail_fast_registry
-    from serving.spark_batch import score_on_spark
+    from serving.scoring.models import fail_fast_registry
+    from serving.scoring.spark_batch import score_on_spark
 
     fail_fast_registry()
     if data is None and features_path is None:

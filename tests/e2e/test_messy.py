@@ -188,7 +188,7 @@ def test_alerts_dry_run_and_forecast(jobs: dict) -> None:
 def service(jobs: dict, company: Path):
     from starlette.testclient import TestClient
 
-    from serving.bento_adapter import reset_request_metrics
+    from serving.scoring.bento_adapter import reset_request_metrics
     from serving.cli.users import add_user
     from serving.service import ExpansionScoring
 

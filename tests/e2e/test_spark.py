@@ -107,7 +107,7 @@ def scorer(generated_company: Path, settings: Settings):  # noqa: ANN201
     """A scorer with expansion and churn models trained on the company's earlier snapshots."""
     from features.registry import categorical_features, feature_names
     from features.spine import month_ends
-    from serving.scoring import Scorer, feature_specs
+    from serving.scoring.scorer import Scorer, feature_specs
     from training.models import fit_model
 
     source = open_data(generated_company)
@@ -127,7 +127,7 @@ def scorer(generated_company: Path, settings: Settings):  # noqa: ANN201
 
 def test_spark_batch_scores_equal_in_process_scores(spark_engine, spark_features_path: Path, scorer, tmp_path: Path) -> None:  # noqa: ANN001
     from serving.sinks import open_sink
-    from serving.spark_batch import score_snapshot_spark
+    from serving.scoring.spark_batch import score_snapshot_spark
 
     session = spark_session_of(spark_engine.backend)
     settings = Settings(_env_file=None)
@@ -223,7 +223,7 @@ def test_spark_batch_draws_and_follows_play_holdouts_like_the_in_process_batch(s
                                                                                scorer, tmp_path: Path) -> None:
     from features.play_assignment import HOLD_OUT, Assigner, draw
     from serving.sinks import open_sink
-    from serving.spark_batch import score_snapshot_spark
+    from serving.scoring.spark_batch import score_snapshot_spark
 
     session = spark_session_of(spark_engine.backend)
     settings = Settings(_env_file=None, play_holdout_share=0.3)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from features.config import Settings
-from serving.models import (
+from serving.scoring.models import (
     REGISTRY_HTTP_DEFAULTS,
     deploy_champions,
     deployment_file,

@@ -10,7 +10,7 @@ import pytest
 from features import registry
 from features.contract import SEGMENTS
 from serving.feature_checks import check_features, feature_rules, json_value, openapi_features
-from serving.scoring import feature_specs
+from serving.scoring.scorer import feature_specs
 
 
 @pytest.fixture(scope="module")

@@ -107,7 +107,7 @@ def test_stored_forecast_answers_newest_or_as_of_and_one_group(tmp_path) -> None
 def test_post_forecast_needs_the_key_and_serves_the_stored_forecast(monkeypatch, tmp_path, make_frame) -> None:  # noqa: ANN001
     from starlette.testclient import TestClient
 
-    from serving.bento_adapter import reset_request_metrics
+    from serving.scoring.bento_adapter import reset_request_metrics
 
     snapshot = tmp_path / "snapshot.parquet"
     make_frame().drop(columns=["expanded", "churned"]).to_parquet(snapshot)

@@ -14,7 +14,7 @@ from features.config import Settings
 from features.reason_catalog import LAST_RESORT
 from features.play_assignment import HOLD_OUT, RECOMMEND, Assigner, draw, unit
 from serving.play_store import PlayStore
-from serving.scoring import Scorer
+from serving.scoring.scorer import Scorer
 
 DAY = dt.date(2026, 3, 31)
 

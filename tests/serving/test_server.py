@@ -28,7 +28,7 @@ def _deploy(bentoml_home: Path, frame_path: Path) -> None:
     """Put models into a fresh BentoML home the way `expansion deploy` does (a separate process owns that home)."""
     code = (
         "import pandas as pd, sys; sys.path.insert(0, 'tests/serving');"
-        "from conftest import train_models; from serving.models import save_to_store;"
+        "from conftest import train_models; from serving.scoring.models import save_to_store;"
         f"[save_to_store(m) for m in train_models(pd.read_parquet({str(frame_path)!r}))]"
     )
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home)}

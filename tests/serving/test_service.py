@@ -26,7 +26,7 @@ def snapshot_file(tmp_path_factory: pytest.TempPathFactory, make_frame) -> tuple
 @pytest.fixture(scope="module")
 def model_store(tmp_path_factory: pytest.TempPathFactory, snapshot_file: tuple, train_models) -> Iterator[Path]:  # noqa: ANN001
     """A private BentoML home whose model store holds the two models, as `expansion deploy` leaves it."""
-    from serving.models import save_to_store
+    from serving.scoring.models import save_to_store
 
     home = tmp_path_factory.mktemp("bentoml_home")
     with pytest.MonkeyPatch.context() as patch:
@@ -38,7 +38,7 @@ def model_store(tmp_path_factory: pytest.TempPathFactory, snapshot_file: tuple, 
 
 def _app() -> object:
     """A fresh ASGI app; BentoML registers its request metrics once per process, so drop the old ones first."""
-    from serving.bento_adapter import reset_request_metrics
+    from serving.scoring.bento_adapter import reset_request_metrics
     from serving.service import ExpansionScoring
 
     reset_request_metrics()
@@ -343,9 +343,9 @@ def test_answers_say_what_changed_since_the_previous_crm_run(
     import pandas as pd
 
     from features.config import Settings
-    from serving.batch import write_scores
-    from serving.models import load_models
-    from serving.scoring import Scorer, feature_specs
+    from serving.scoring.batch import write_scores
+    from serving.scoring.models import load_models
+    from serving.scoring.scorer import Scorer, feature_specs
     from serving.sinks import open_sink
 
     snapshot = tmp_path / "snapshot.parquet"

@@ -12,7 +12,7 @@ import pytest
 
 from serving.live_snapshot import LiveSnapshot
 from serving.schemas import ItemError, ScoreResponse, api_record, with_results
-from serving.scoring import Scorer, feature_specs
+from serving.scoring.scorer import Scorer, feature_specs
 from serving.snapshot import ScoredSnapshot, load_snapshot, read_newest
 
 

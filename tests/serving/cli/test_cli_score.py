@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from features.config import Settings
 from serving.cli import app
-from serving.models import deploy_champions
+from serving.scoring.models import deploy_champions
 from training.registry import public_uri
 
 pytestmark = pytest.mark.slow

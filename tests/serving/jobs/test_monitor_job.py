@@ -27,10 +27,10 @@ def monitored(generated_company, feature_frame, tmp_path_factory):
 
     from features.io import open_data
     from features.registry import categorical_features, feature_names
-    from serving.batch import score_snapshot, shadow_scores
+    from serving.scoring.batch import score_snapshot, shadow_scores
     from serving.jobs.monitoring import monitor
     from serving.monitoring_store import MonitoringStore
-    from serving.scoring import Scorer
+    from serving.scoring.scorer import Scorer
     from serving.sinks.sql import SqlSink
     from training.models import fit_model
 

@@ -36,7 +36,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture(scope="module")
 def runs(feature_frame: pd.DataFrame) -> dict[dt.date, pd.DataFrame]:
     """Scorer output (the baseline, with reasons) of the two newest month ends."""
-    from serving.scoring import Scorer, feature_specs
+    from serving.scoring.scorer import Scorer, feature_specs
 
     days = sorted(pd.to_datetime(feature_frame["as_of"]).unique())[-2:]
     scorer = Scorer(None, None, feature_specs())

@@ -45,7 +45,7 @@ FAR = dt.datetime(2099, 1, 1, tzinfo=dt.UTC).timestamp()
 def old_home(home: Path, make_frame) -> Path:  # noqa: ANN001
     """``home/crm.db`` as the previous release left it: people, a session, plays, alert state, a forecast, and two
     score runs written by the CRM sink (whose code path is unchanged)."""
-    from serving.scoring import Scorer, feature_specs
+    from serving.scoring.scorer import Scorer, feature_specs
     from serving.sinks.rows import RunInfo
     from serving.sinks.sql import SqlSink
 

@@ -25,7 +25,7 @@ LABELS = ["expanded", "churned", "contracted", "expansion_mrr"]
 def build_home(home: Path, data: Path, feature_frame: pd.DataFrame) -> dict:
     """A home serving ``feature_frame``'s newest month end, three batch runs of score history, and three people."""
     from serving.cli.users import add_user
-    from serving.scoring import Scorer, feature_specs
+    from serving.scoring.scorer import Scorer, feature_specs
     from serving.sinks.rows import RunInfo
     from serving.sinks.history import with_history
     from serving.sinks.sql import SqlSink

@@ -21,7 +21,7 @@ from web_helpers import asgi_app, serve_env, sign_in
 
 
 def _most_recommended(feature_frame: pd.DataFrame) -> str:
-    from serving.scoring import Scorer, feature_specs
+    from serving.scoring.scorer import Scorer, feature_specs
 
     last = feature_frame[feature_frame["as_of"] == feature_frame["as_of"].max()].reset_index(drop=True)
     return str(Scorer(None, None, feature_specs()).score(last)["recommended_play"].value_counts().index[0])

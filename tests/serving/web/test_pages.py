@@ -222,7 +222,7 @@ def test_pages_send_security_headers_and_no_script(client: TestClient, web_home:
 @pytest.fixture(scope="module")
 def model_store(tmp_path_factory: pytest.TempPathFactory, make_frame, train_models) -> Iterator[Path]:  # noqa: ANN001
     """A BentoML home holding expansion and churn models, as ``expansion deploy`` leaves it."""
-    from serving.models import save_to_store
+    from serving.scoring.models import save_to_store
 
     home = tmp_path_factory.mktemp("bentoml_home")
     with pytest.MonkeyPatch.context() as patch:

@@ -2,7 +2,7 @@
 
 Pure functions of two scorer outputs (this run's and the previous run's, as the CRM
 history keeps them). The concepts that moved most come from the difference of the
-models' contributions summed per concept (:func:`serving.reasons.concept_contributions`),
+models' contributions summed per concept (:func:`serving.scoring.reasons.concept_contributions`),
 compared only for the effects both runs explained.
 """
 

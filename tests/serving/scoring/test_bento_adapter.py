@@ -7,11 +7,11 @@ from pathlib import Path
 import bentoml
 import pytest
 
-from serving import bento_adapter
+from serving.scoring import bento_adapter
 
 
 def _changed(what: str) -> str:
-    return (f"BentoML {bentoml.__version__} changed {what}; serving/bento_adapter.py was written for BentoML "
+    return (f"BentoML {bentoml.__version__} changed {what}; serving/scoring/bento_adapter.py was written for BentoML "
             f"{bento_adapter.BENTOML_VERSION} (constraints.txt): re-check the hook before upgrading")
 
 

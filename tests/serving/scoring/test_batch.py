@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from features.config import Settings
 from features.io import open_data
-from serving.batch import score_snapshot, snapshot_features
-from serving.scoring import Scorer, feature_specs
+from serving.scoring.batch import score_snapshot, snapshot_features
+from serving.scoring.scorer import Scorer, feature_specs
 from serving.sinks import open_sink
 
 TINY_AS_OF = dt.date(2025, 3, 31)

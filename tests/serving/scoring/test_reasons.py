@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from features.reason_catalog import CONCEPT_BY_NAME, TEMPLATE_BY_FEATURE
-from serving.peers import Peers
-from serving.reasons import (
+from serving.scoring.peers import Peers
+from serving.scoring.reasons import (
     CHURN_RISK,
     EXPANSION,
     HOLDS_BACK,
@@ -20,8 +20,8 @@ from serving.reasons import (
     rule_reasons_rows,
     supports,
 )
-from serving.scoring import feature_specs
-from serving.wording import duration, money
+from serving.scoring.scorer import feature_specs
+from serving.scoring.wording import duration, money
 
 SPECS = feature_specs()
 # A comparison a CSM can judge: a percentage (change on the past, share of a limit, peer percentile).
@@ -190,7 +190,7 @@ def test_rule_reasons_fire_on_thresholds_once_per_concept_with_comparisons() -> 
 
 
 def test_context_is_shown_in_one_line_beside_the_reasons() -> None:
-    from serving.wording import account_context
+    from serving.scoring.wording import account_context
 
     frame = pd.DataFrame({"segment": ["mid_market", None], "industry": ["software", "retail"], "region": ["EMEA", None],
                           "acquisition_channel": ["self_serve", "direct"], "tenure_months": [7.2, float("nan")]})
@@ -201,7 +201,7 @@ def test_context_is_shown_in_one_line_beside_the_reasons() -> None:
 def test_durations_and_context_survive_values_beyond_any_calendar() -> None:
     import pandas as pd
 
-    from serving.wording import account_context, duration
+    from serving.scoring.wording import account_context, duration
 
     assert duration(float("inf")) == "an unknown time" and duration(3.0) == "3 days"
     frame = pd.DataFrame({"tenure_months": [2.3e307, 7.0], "segment": ["smb", "smb"]})
@@ -257,7 +257,7 @@ def test_words_a_csm_can_say_no_zero_counts_no_middling_ranks_the_alert_setting(
 def company(feature_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(newest snapshot of the generated company, its scores with reasons) from models fitted on its history."""
     from features.registry import categorical_features, feature_names
-    from serving.scoring import Scorer
+    from serving.scoring.scorer import Scorer
     from training.models import fit_model
 
     labelled = feature_frame[feature_frame["expanded"].notna()]
@@ -272,8 +272,8 @@ def company(feature_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_every_reason_of_a_generated_company_reads_the_way_it_is_shown(company) -> None:
     """Sign against side, words against the value, no window beyond the tenure, no middling rank, no zero count."""
     from features.registry import full_window_days
-    from serving.reasons import is_change
-    from serving.wording import DAYS_PER_MONTH
+    from serving.scoring.reasons import is_change
+    from serving.scoring.wording import DAYS_PER_MONTH
 
     latest, scores = company
     reasons = [(i, d) for i, ds in enumerate(scores["reason_details"]) for d in ds]
@@ -298,7 +298,7 @@ def test_every_reason_of_a_generated_company_reads_the_way_it_is_shown(company) 
 
 def test_an_expansion_play_of_a_generated_company_carries_its_cautions(company) -> None:
     from features.reason_catalog import PLAY_BY_NAME
-    from serving.plays import FACT_NAMES, active_cautions
+    from serving.scoring.plays import FACT_NAMES, active_cautions
 
     latest, scores = company
     warned = 0

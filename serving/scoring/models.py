@@ -2,7 +2,7 @@
 
 Both places keep one format, the bundle of :mod:`training.bundle` (LightGBM text model
 plus a JSON description), so a stored model is read the same way from either and nothing
-is unpickled. :class:`serving.scoring.Scorer` stays pure: this module builds it.
+is unpickled. :class:`serving.scoring.scorer.Scorer` stays pure: this module builds it.
 
 A model is identified by what it is, not by a version number every registry starts at 1:
 registered name, version, MLflow run and registry (:class:`training.registry.ModelIdentity`).
@@ -62,7 +62,7 @@ def save_to_store(model: Any, store: Path | None = None) -> str:
     """Put a TrainedModel's bundle into the BentoML model store, with the registry and run it came from; returns the tag."""
     import bentoml
 
-    from serving.bento_adapter import model_store
+    from serving.scoring.bento_adapter import model_store
     from training.bundle import save_bundle
 
     identity = {"version": str(model.version), "run_id": model.run_id or "", "registry_uri": model.registry_uri or ""}
@@ -78,7 +78,7 @@ def load_from_store(name: str, store: Path | None = None, tag: str | None = None
     import bentoml
     from bentoml.exceptions import NotFound
 
-    from serving.bento_adapter import model_store
+    from serving.scoring.bento_adapter import model_store
     from training.bundle import load_bundle
 
     try:
@@ -255,7 +255,7 @@ def _champions_choice(settings: Settings, champions: dict[str, Any], stored: dic
 def scorer_for(choice: ModelChoice, settings: Settings) -> Any:
     """A batch scorer with the chosen models and the uplift models in force (``training.uplift_model``);
     contributions use ``settings.lgbm_threads`` threads."""
-    from serving.scoring import Scorer, feature_specs
+    from serving.scoring.scorer import Scorer, feature_specs
     from training.uplift_model import load_uplift
 
     return Scorer(choice.expansion, choice.churn, feature_specs(), contribution_threads=settings.lgbm_threads,

@@ -1,4 +1,4 @@
-"""Readable reasons from model contributions (the play to run next is in :mod:`serving.plays`).
+"""Readable reasons from model contributions (the play to run next is in :mod:`serving.scoring.plays`).
 
 Pure functions of feature values and their contributions: no model, no I/O. A CSM reads a
 short list of distinct signals, so reasons are chosen by *concept* (the registry gives every
@@ -7,7 +7,7 @@ features that push the same way add up, each concept gives at most one reason (w
 its strongest feature), and the concepts are ranked by their summed contribution. Context
 concepts (segment, industry, region, channel, tenure, size, plan) shape scores but are never
 reasons. Every reason is worded from its declared template with a comparison: the
-account's own past, its peers in the segment (:mod:`serving.peers`), or a limit.
+account's own past, its peers in the segment (:mod:`serving.scoring.peers`), or a limit.
 
 A positive contribution alone does not make a readable driver: the registry says which
 direction of each feature is good, and a reason is shown only when the value sits on the
@@ -38,8 +38,8 @@ from features.reason_catalog import (
     at,
 )
 from features.registry import FEATURES
-from serving.peers import Peers, peers_label
-from serving.wording import DEFAULT_ALERT_PCT, reason_fields, render
+from serving.scoring.peers import Peers, peers_label
+from serving.scoring.wording import DEFAULT_ALERT_PCT, reason_fields, render
 
 EXPANSION, CHURN_RISK = "expansion", "churn_risk"
 _REGISTRY = {f.name: f for f in FEATURES}

@@ -35,9 +35,9 @@ from features.reason_catalog import (
     RISK_FALLBACK,
 )
 from features.conditions import thresholds
-from serving.peers import peers_label
-from serving.reasons import CHURN_RISK, HOLDS_BACK, ReasonItem
-from serving.wording import DAYS_PER_MONTH, duration, money, num, render_text
+from serving.scoring.peers import peers_label
+from serving.scoring.reasons import CHURN_RISK, HOLDS_BACK, ReasonItem
+from serving.scoring.wording import DAYS_PER_MONTH, duration, money, num, render_text
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ over the model columns of the snapshot (a plain predict); executors then score e
 account with reasons, in parallel, against that one reference.
 
 Scores are written as Parquet by Spark (partitioned by ``as_of``) and, through the
-same sinks as the in-process job (``serving.batch.write_scores``), into the CRM table,
+same sinks as the in-process job (``serving.scoring.batch.write_scores``), into the CRM table,
 streamed to the driver one chunk at a time. pyspark is only imported by the callers of
 this module, which receive Spark frames.
 """
@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from serving.batch import (
+from serving.scoring.batch import (
     DEFAULT_CHUNK_SIZE,
     BatchSummary,
     ProgressCallback,
     write_scores,
 )
 from serving.schemas import SCORE_COLUMNS, SCORE_SCHEMA
-from serving.scoring import Scorer
+from serving.scoring.scorer import Scorer
 from serving.sinks import Sink
 
 if TYPE_CHECKING:  # pragma: no cover - pyspark is an optional extra
@@ -210,7 +210,7 @@ def score_on_spark(
     from features.build import usage_span
     from features.engines import open_engine, spark_feature_frame, spark_session
     from features.play_assignment import Assigner
-    from serving.models import load_scorer
+    from serving.scoring.models import load_scorer
     from serving.play_store import PlayStore
 
     session = spark_session(settings)

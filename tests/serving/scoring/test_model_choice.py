@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from features.config import Settings
-from serving.models import deploy_champions, deployment_file, load_models, read_deployment, scorer_for, store_folder
+from serving.scoring.models import deploy_champions, deployment_file, load_models, read_deployment, scorer_for, store_folder
 from training.registry import RegistryMissing, configure, public_uri
 
 pytestmark = pytest.mark.slow

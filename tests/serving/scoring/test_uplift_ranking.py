@@ -17,7 +17,7 @@ import pytest
 
 from features.config import Settings
 from features.io import open_data
-from serving.models import ModelChoice, scorer_for
+from serving.scoring.models import ModelChoice, scorer_for
 from serving.web.book import play_order
 from training.baseline import readiness
 from training.play_effect import primary_outcome

@@ -33,7 +33,7 @@ ProgressCallback = Callable[[int], None]
 
 
 class ChunkScorer(Protocol):
-    """What the job needs from the scorer (``serving.scoring.Scorer``)."""
+    """What the job needs from the scorer (``serving.scoring.scorer.Scorer``)."""
 
     def score(self, frame: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame: ...
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from serving.changes import change_reason, moved_concepts, score_changes
-from serving.reasons import CHURN_RISK, EXPANSION, concept_contributions
-from serving.scoring import feature_specs
+from serving.scoring.changes import change_reason, moved_concepts, score_changes
+from serving.scoring.reasons import CHURN_RISK, EXPANSION, concept_contributions
+from serving.scoring.scorer import feature_specs
 
 
 def test_concept_contributions_add_a_concepts_features_and_leave_context_out() -> None:

@@ -3,7 +3,7 @@
 BentoML fixes its model store from ``BENTOML_HOME`` the first time it is used in a
 process; scoring needs the store of the home it is asked about, so it opens one
 explicitly. Every use of a BentoML API that is not public lives here, and
-``tests/serving/test_bento_adapter.py`` fails loudly, naming the release these hooks were
+``tests/serving/scoring/test_bento_adapter.py`` fails loudly, naming the release these hooks were
 written against (``BENTOML_VERSION``, pinned in ``constraints.txt``), when one changes.
 """
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.scoring import SCORE_COLUMNS, Scorer, feature_specs
+from serving.scoring.scorer import SCORE_COLUMNS, Scorer, feature_specs
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from features.reason_catalog import PLAY_BY_NAME, PLAYS
-from serving.plays import FACT_NAMES, active_cautions, candidates, recommend, talk_track_fields
-from serving.reasons import CHURN_RISK, EXPANSION, ReasonItem
-from serving.wording import fields_of
+from serving.scoring.plays import FACT_NAMES, active_cautions, candidates, recommend, talk_track_fields
+from serving.scoring.reasons import CHURN_RISK, EXPANSION, ReasonItem
+from serving.scoring.wording import fields_of
 
 NEAR_LIMIT = ReasonItem("Usage at 86 % of the plan's limit (30 days)", "quota_utilization_30d_pct", EXPANSION, 0.9,
                         "quota", "limit")

@@ -10,9 +10,9 @@ from features.conditions import LEVELS, thresholds
 from features.config import Settings
 from features.reason_catalog import CAUTIONS, PLAYS
 from serving.alerts.rules import RuleError, load_rules, parse_rules
-from serving.plays import recommend
-from serving.reasons import EXPANSION, RULES, ReasonItem, explain_rows, rule_reasons_rows
-from serving.scoring import feature_specs
+from serving.scoring.plays import recommend
+from serving.scoring.reasons import EXPANSION, RULES, ReasonItem, explain_rows, rule_reasons_rows
+from serving.scoring.scorer import feature_specs
 
 NEAR_LIMIT = ReasonItem("Usage at 86 % of the plan's limit (30 days)", "quota_utilization_30d_pct", EXPANSION, 0.9,
                         "quota", "limit")

@@ -2,13 +2,13 @@
 
 The HTTP service and the batch job both call :meth:`Scorer.score`. It is vectorised over
 a feature frame (one row per account), reasons included: contributions are ranked with
-numpy (:func:`serving.reasons.explain_rows`) and only the shown reasons are worded.
+numpy (:func:`serving.scoring.reasons.explain_rows`) and only the shown reasons are worded.
 LightGBM contributions, ~80x the cost of a predict, are computed only for the rows whose
 reasons are returned, and per model only for the accounts it explains
 (:func:`reason_effects`: every account by the expansion model, both ways; the churn model
 adds the risks of accounts that are not green). Reasons stand on two sides, ``why_high``
 (lifts readiness) and ``holds_back`` (holds it back, risks included), and churn-side
-warnings reach the ``caution`` line and any expansion play's talk track (:mod:`serving.plays`).
+warnings reach the ``caution`` line and any expansion play's talk track (:mod:`serving.scoring.plays`).
 
 How the model's numbers become the CSM's scales (see docs/service.md):
 
@@ -44,10 +44,10 @@ import pandas as pd
 
 from features.conditions import thresholds
 from features.reason_catalog import CURRENCY_SYMBOL
-from serving.changes import CHANGE_COLUMNS, score_changes
-from serving.peers import Peers
-from serving.plays import FACT_NAMES, recommend
-from serving.reasons import (
+from serving.scoring.changes import CHANGE_COLUMNS, score_changes
+from serving.scoring.peers import Peers
+from serving.scoring.plays import FACT_NAMES, recommend
+from serving.scoring.reasons import (
     CHURN_RISK,
     EXPANSION,
     HOLDS_BACK,
@@ -58,7 +58,7 @@ from serving.reasons import (
     rule_reasons_rows,
 )
 from serving.schemas import SCORE_COLUMNS
-from serving.wording import DEFAULT_ALERT_PCT, account_context
+from serving.scoring.wording import DEFAULT_ALERT_PCT, account_context
 
 #: How the reasons of one side join into the ``why_high`` / ``holds_back`` text.
 SIDE_JOIN = " · "
