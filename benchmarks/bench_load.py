@@ -169,7 +169,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", code, str(home / "labelled.parquet")], env=env, cwd=ROOT, check=True)
     latest = snapshot[snapshot["as_of"] == snapshot["as_of"].max()]
     ids, csms = latest["account_id"].tolist(), sorted(latest["csm_owner"].unique())
-    svc, url = _start("serving.service:ExpansionScoring", env, ROOT)
+    svc, url = _start("serving.api.service:ExpansionScoring", env, ROOT)
     echo, echo_url = _start("bench_service:Echo", env, ROOT / "benchmarks")
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as c:

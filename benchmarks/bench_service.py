@@ -105,7 +105,7 @@ def _rss_mb() -> float:
 def _precompute_cost(make_frame, models, accounts: int) -> tuple[float, float, float]:  # noqa: ANN001
     """(seconds to score a snapshot without reasons, seconds to compute every account's reasons, MB they hold)."""
     from serving.scoring.scorer import Scorer, feature_specs
-    from serving.snapshot import ScoredSnapshot
+    from serving.api.snapshot import ScoredSnapshot
 
     book = make_frame(accounts=accounts, months=1, seed=11).drop(columns=["expanded", "churned"])
     t = time.perf_counter()
@@ -156,7 +156,7 @@ def main() -> None:
 
     auth = {"Authorization": f"Bearer {KEY}"}
     cold_ids, warm_ids = ids[2000:2400], ids[2400:2800]
-    lazy, lazy_url = _start("serving.service:ExpansionScoring", {**env, "EXPANSION_PRECOMPUTE_REASONS": "0"}, ROOT)
+    lazy, lazy_url = _start("serving.api.service:ExpansionScoring", {**env, "EXPANSION_PRECOMPUTE_REASONS": "0"}, ROOT)
     try:
         with httpx.Client(base_url=lazy_url, headers=auth, timeout=30) as c:
             lazy_rows = _first_and_second(c, cold_ids)
@@ -164,7 +164,7 @@ def main() -> None:
         lazy.terminate()
         lazy.wait(timeout=20)
     started = time.perf_counter()
-    svc, url = _start("serving.service:ExpansionScoring", env, ROOT)
+    svc, url = _start("serving.api.service:ExpansionScoring", env, ROOT)
     ready_s = time.perf_counter() - started
     echo, echo_url = _start("bench_service:Echo", env, ROOT / "benchmarks")
     try:

@@ -127,7 +127,7 @@ def main() -> None:
     from starlette.testclient import TestClient
 
     from serving.cli.users import add_user
-    from serving.service import ExpansionScoring
+    from serving.api.service import ExpansionScoring
 
     store = f"sqlite:///{home / 'state.db'}"  # the product store, where the pages look people up
     tokens = {"csm": add_user("Bench CSM", "csm", CSM, store), "leader": add_user("Bench Lead", "leader", None, store)}

@@ -84,7 +84,7 @@ def serve(world: dict) -> tuple[str, object, threading.Thread]:
     os.environ.update(EXPANSION_HOME=str(world["home"]), EXPANSION_SNAPSHOT_PATH=str(world["snapshot"]),
                       EXPANSION_MODEL_SOURCE="none", EXPANSION_DATA_DIR=str(world["data"]), EXPANSION_API_KEY="screenshots-key-24-characters-long",
                       EXPANSION_EXPANSION_TARGET_ARR_QUARTER="250000", MLFLOW_DISABLE_TELEMETRY="true")
-    from serving.service import ExpansionScoring
+    from serving.api.service import ExpansionScoring
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -106,7 +106,7 @@ def serve(
         env["EXPANSION_INSECURE"] = "1"
     if features is not None:
         env["EXPANSION_SNAPSHOT_PATH"] = str(features.resolve())
-    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:ExpansionScoring", "--host", host, "--port", str(port)]
+    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.api.service:ExpansionScoring", "--host", host, "--port", str(port)]
     raise typer.Exit(run_server(cmd, env))
 
 
@@ -137,7 +137,7 @@ def deploy(
             console.print(f"deployed {name} v{model.version} (run {model.run_id}, registry {model.registry_uri}) "
                           f"into {store_folder(cfg) or 'the BENTOML_HOME store'}")
     if features is not None:
-        from serving.deployment import publish_snapshot_file
+        from serving.api.deployment import publish_snapshot_file
 
         if not features.is_file():
             fail(f"--features {features}: no such file")

@@ -217,7 +217,7 @@ def _print_drift(result) -> None:  # noqa: ANN001 - training.pipeline.RetrainRes
 
 def _deploy_after_retrain(result) -> None:  # noqa: ANN001 - training.pipeline.RetrainResult
     """Champions into the BentoML store, then the newest snapshot for the service (what ``deploy --features`` does)."""
-    from serving.deployment import publish_snapshot
+    from serving.api.deployment import publish_snapshot
     from serving.scoring.models import deploy_champions, store_folder
 
     cfg = settings()
@@ -282,7 +282,7 @@ def rollback(
     to_version: Annotated[str | None, typer.Option("--to-version", help="Default: the champion it replaced.")] = None,
 ) -> None:
     """Move the champion alias back to the previous champion (or to --to-version), and say where that takes effect."""
-    from serving.deployment import RollbackPlan
+    from serving.api.deployment import RollbackPlan
     from serving.scoring.models import load_from_store, read_deployment, store_folder
     from training.registry import RegistryError, public_uri
     from training.registry import rollback as do_rollback

@@ -57,7 +57,7 @@ from serving.scoring.reasons import (
     explain_rows,
     rule_reasons_rows,
 )
-from serving.schemas import SCORE_COLUMNS
+from serving.scoring.score_schema import SCORE_COLUMNS
 from serving.scoring.wording import DEFAULT_ALERT_PCT, account_context
 
 #: How the reasons of one side join into the ``why_high`` / ``holds_back`` text.

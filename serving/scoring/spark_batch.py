@@ -28,7 +28,7 @@ from serving.scoring.batch import (
     ProgressCallback,
     write_scores,
 )
-from serving.schemas import SCORE_COLUMNS, SCORE_SCHEMA
+from serving.scoring.score_schema import SCORE_COLUMNS, SCORE_SCHEMA
 from serving.scoring.scorer import Scorer
 from serving.sinks import Sink
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - pyspark is an optional extra
     from pyspark.sql import SparkSession
 
 REASON_STRUCT = "struct<text:string,feature:string,effect:string,contribution:double,concept:string,comparison:string,side:string>"
-# The Spark type of each kind of score field (serving.schemas.SCORE_SCHEMA).
+# The Spark type of each kind of score field (serving.scoring.score_schema.SCORE_SCHEMA).
 SPARK_KINDS: dict[str, str] = {
     "id": "string", "date": "string", "band": "string", "health": "string", "text": "string", "version": "string",
     "run_id": "string",
@@ -49,7 +49,7 @@ SCORE_TYPES: dict[str, str] = {f.name: SPARK_KINDS[f.kind] for f in SCORE_SCHEMA
 
 
 def score_schema() -> str:
-    """The Spark DDL schema of scorer output, one field per :data:`serving.schemas.SCORE_SCHEMA` entry."""
+    """The Spark DDL schema of scorer output, one field per :data:`serving.scoring.score_schema.SCORE_SCHEMA` entry."""
     return ", ".join(f"{name} {kind}" for name, kind in SCORE_TYPES.items())
 
 

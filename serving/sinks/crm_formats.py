@@ -40,7 +40,7 @@ def hubspot_name(name: str) -> str:
 
 
 #: Default CRM field names, derived from the row fields (``rows.CRM_NAMES``, itself from
-#: ``serving.schemas.SCORE_SCHEMA``): a field added to the schema reaches both files.
+#: ``serving.scoring.score_schema.SCORE_SCHEMA``): a field added to the schema reaches both files.
 SALESFORCE_FIELDS: dict[str, str] = {field: salesforce_name(name) for field, name in CRM_NAMES.items()}
 HUBSPOT_FIELDS: dict[str, str] = {field: hubspot_name(name) for field, name in CRM_NAMES.items()}
 

@@ -1,7 +1,7 @@
 """The CRM row: the scorer's output flattened into one scalar row per account, plus run metadata.
 
 Every sink writes these rows; only the column names and value formats differ between
-sinks. The columns derive from the one score schema (``serving.schemas.SCORE_SCHEMA``), so a
+sinks. The columns derive from the one score schema (``serving.scoring.score_schema.SCORE_SCHEMA``), so a
 scorer frame missing a field fails with a message naming the field before anything is written.
 """
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from serving.schemas import SCORE_SCHEMA
-from serving.schemas import RUN_ID_COLUMNS as SCORE_RUN_ID_COLUMNS
-from serving.schemas import VERSION_COLUMNS as SCORE_VERSION_COLUMNS
+from serving.scoring.score_schema import SCORE_SCHEMA
+from serving.scoring.score_schema import RUN_ID_COLUMNS as SCORE_RUN_ID_COLUMNS
+from serving.scoring.score_schema import VERSION_COLUMNS as SCORE_VERSION_COLUMNS
 from training.names import MODEL_NAMES
 
 REASON_SLOTS = 5

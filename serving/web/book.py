@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.snapshot import ScoredSnapshot
+from serving.api.snapshot import ScoredSnapshot
 from serving.web.formats import clean
 
 DAYS_PER_MONTH = 30.4375

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.forecast_api import ForecastRequest, stored_forecast
+from serving.api.forecast import ForecastRequest, stored_forecast
 from serving.web import book as books
 from serving.web import leadership as lead
 from serving.web.auth import Session

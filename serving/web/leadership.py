@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.snapshot import ScoredSnapshot
+from serving.api.snapshot import ScoredSnapshot
 
 
 @dataclass(frozen=True)

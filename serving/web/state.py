@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from features.config import Settings
-from serving.snapshot import ScoredSnapshot
+from serving.api.snapshot import ScoredSnapshot
 from serving.web.company import CompanyData
 from serving.play_store import PlayStore
 from serving.web.store import WebStore

@@ -190,7 +190,7 @@ def service(jobs: dict, company: Path):
 
     from serving.scoring.bento_adapter import reset_request_metrics
     from serving.cli.users import add_user
-    from serving.service import ExpansionScoring
+    from serving.api.service import ExpansionScoring
 
     home = jobs["home"]
     with pytest.MonkeyPatch.context() as mp:

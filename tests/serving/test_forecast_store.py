@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from serving.forecast_api import ForecastRequest, stored_forecast
+from serving.api.forecast import ForecastRequest, stored_forecast
 from serving.forecast_store import ForecastStore, track
 from training.forecast import MEASURES
 
@@ -118,7 +118,7 @@ def test_post_forecast_needs_the_key_and_serves_the_stored_forecast(monkeypatch,
     monkeypatch.delenv("EXPANSION_INSECURE", raising=False)
     ForecastStore(f"sqlite:///{(tmp_path / 'crm.db').resolve()}").write(
         "mar", dt.date(2026, 3, 31), 90, _table(), {"expansion": "2"}, STORED_AT)
-    from serving.service import ExpansionScoring
+    from serving.api.service import ExpansionScoring
 
     reset_request_metrics()
     with TestClient(ExpansionScoring.to_asgi()) as c:

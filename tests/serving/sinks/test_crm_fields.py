@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from features.config import Settings
-from serving.schemas import SCORE_SCHEMA
+from serving.scoring.score_schema import SCORE_SCHEMA
 from serving.sinks import RunInfo, open_sink
 from serving.sinks.crm_formats import HUBSPOT_FIELDS, SALESFORCE_FIELDS, salesforce_name
 from serving.sinks.rows import CRM_NAMES, ROW_FIELDS

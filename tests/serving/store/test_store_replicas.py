@@ -121,7 +121,7 @@ def _env(home: Path, store_uri: str, **extra: str) -> dict[str, str]:
 
 def _started(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:ExpansionScoring", "--host",
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.api.service:ExpansionScoring", "--host",
                              "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=open(log, "wb"))
     return proc, f"http://127.0.0.1:{port}"

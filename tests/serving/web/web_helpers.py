@@ -27,7 +27,7 @@ def serve_env(monkeypatch: pytest.MonkeyPatch, web: dict, **extra: str) -> None:
 def asgi_app() -> object:
     """A fresh ASGI app of the real service (BentoML registers request metrics once per process)."""
     from serving.scoring.bento_adapter import reset_request_metrics
-    from serving.service import ExpansionScoring
+    from serving.api.service import ExpansionScoring
 
     reset_request_metrics()
     return ExpansionScoring.to_asgi()

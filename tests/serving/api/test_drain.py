@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from serving.drain import accept_queue, drop_new_connections
+from serving.api.drain import accept_queue, drop_new_connections
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_ATTACH_FILTER and /proc/net/tcp are Linux's")
 

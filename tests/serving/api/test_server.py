@@ -32,7 +32,7 @@ def _deploy(bentoml_home: Path, frame_path: Path) -> None:
         f"[save_to_store(m) for m in train_models(pd.read_parquet({str(frame_path)!r}))]"
     )
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home)}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=Path(__file__).parents[2], timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=Path(__file__).parents[3], timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +49,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, make_frame) -> Iterator[str
            "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("EXPANSION_INSECURE", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "serving.service:ExpansionScoring", "--host", "127.0.0.1",
+        [sys.executable, "-m", "bentoml", "serve", "serving.api.service:ExpansionScoring", "--host", "127.0.0.1",
          "--port", str(port)],
-        env=env, cwd=Path(__file__).parents[2], stdout=subprocess.DEVNULL, stderr=open(home / "server.log", "wb"),
+        env=env, cwd=Path(__file__).parents[3], stdout=subprocess.DEVNULL, stderr=open(home / "server.log", "wb"),
     )
     url = f"http://127.0.0.1:{port}"
     try:

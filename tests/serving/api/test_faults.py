@@ -28,7 +28,7 @@ from serving.scoring.models import (
 )
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 KEY = "fault-test-key-0123456789abcdef"
 
 
@@ -327,7 +327,7 @@ def test_a_restart_under_load_gives_no_5xx_only_refused_connections_while_down(
 
 
 def test_a_killed_publish_leaves_a_temporary_file_the_next_publish_removes(tmp_path: Path, make_frame) -> None:  # noqa: ANN001
-    from serving.deployment import publish_snapshot
+    from serving.api.deployment import publish_snapshot
 
     settings = Settings(_env_file=None, home=tmp_path / "home")
     target = settings.snapshot_file

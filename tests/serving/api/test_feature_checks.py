@@ -9,7 +9,7 @@ import pytest
 
 from features import registry
 from features.contract import SEGMENTS
-from serving.feature_checks import check_features, feature_rules, json_value, openapi_features
+from serving.api.feature_checks import check_features, feature_rules, json_value, openapi_features
 from serving.scoring.scorer import feature_specs
 
 
@@ -81,7 +81,7 @@ def test_openapi_features_replaces_the_free_form_dict_everywhere(rules: dict) ->
 
 def test_openapi_states_the_batch_size_limit_of_every_batch_field(rules: dict) -> None:
     """A client validating against the document must not send a batch the service then refuses."""
-    from serving.schemas import RankRequest, ScoreRequest
+    from serving.api.schemas import RankRequest, ScoreRequest
 
     schemas = {"ScoreRequest": ScoreRequest.model_json_schema(), "RankRequest": RankRequest.model_json_schema()}
     spec = openapi_features({"components": {"schemas": schemas}}, rules, max_batch_size=250)

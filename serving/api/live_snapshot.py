@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.scoring.scorer import Scorer
-from serving.snapshot import Holdouts, PreviousRun, ScoredSnapshot, load_snapshot
+from serving.api.snapshot import Holdouts, PreviousRun, ScoredSnapshot, load_snapshot
 
 log = logging.getLogger(__name__)
 

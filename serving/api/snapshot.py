@@ -7,7 +7,7 @@ a chunk at a time (:meth:`ScoredSnapshot.precompute_reasons`), so the first requ
 an account costs what the second does; until that is done, an account not yet explained
 gets its reasons on demand and cached. Each account's HTTP answer is stored as JSON with its
 reasons (:meth:`ScoredSnapshot.answers`), so a batch answer is a join of stored bytes, and a
-CSM's book is ranked once per key. :class:`serving.live_snapshot.LiveSnapshot` swaps
+CSM's book is ranked once per key. :class:`serving.api.live_snapshot.LiveSnapshot` swaps
 in a fresh :class:`ScoredSnapshot` atomically, so requests never see a half-loaded book.
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.feature_checks import FeatureRule, check_features, json_value
-from serving.schemas import AccountInput, ItemError, account_json, check_size
+from serving.api.feature_checks import FeatureRule, check_features, json_value
+from serving.api.schemas import AccountInput, ItemError, account_json, check_size
 from serving.scoring.scorer import Scorer
 
 #: The previous run's scores for a snapshot date (the newest CRM run on an older snapshot), or None.
@@ -142,7 +142,7 @@ class ScoredSnapshot:
         return [{**self._records[a], **self._reasons[a]} for a in account_ids]
 
     def answers(self, account_ids: list[str], with_reasons: bool) -> list[bytes]:
-        """The HTTP answer of each known id as :data:`serving.schemas.AccountScore` JSON bytes.
+        """The HTTP answer of each known id as :data:`serving.api.schemas.AccountScore` JSON bytes.
 
         With reasons they are built with the reasons (at snapshot load when precomputed), without
         them on first request; either way once per account and snapshot, so a 200-account batch
@@ -252,7 +252,7 @@ def resolve(
     """Split a batch into ids to look up, supplied feature rows to score, and per-item errors.
 
     ``rules`` says which features a caller may supply and their allowed values
-    (:func:`serving.feature_checks.feature_rules`); every broken rule of an item is one
+    (:func:`serving.api.feature_checks.feature_rules`); every broken rule of an item is one
     error naming the field, the value and the rule. Empty rules (no registry, no model)
     accept any names.
     """

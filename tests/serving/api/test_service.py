@@ -39,7 +39,7 @@ def model_store(tmp_path_factory: pytest.TempPathFactory, snapshot_file: tuple, 
 def _app() -> object:
     """A fresh ASGI app; BentoML registers its request metrics once per process, so drop the old ones first."""
     from serving.scoring.bento_adapter import reset_request_metrics
-    from serving.service import ExpansionScoring
+    from serving.api.service import ExpansionScoring
 
     reset_request_metrics()
     return ExpansionScoring.to_asgi()
@@ -154,7 +154,7 @@ def test_rank_orders_a_csm_book_and_limits(client: TestClient, snapshot_file: tu
 
 def test_answers_are_the_response_models_own_json(client: TestClient) -> None:
     """Answers joined from stored per-account JSON read back as the documented models, unchanged by a round trip."""
-    from serving.schemas import RankResponse, ScoreResponse
+    from serving.api.schemas import RankResponse, ScoreResponse
 
     supplied = {"account_id": "new", "features": {"seat_utilization_pct": 91.0, "segment": "smb"}}
     for body in ({"accounts": [{"account_id": "acc0003"}, {"account_id": "ghost"}, supplied]},

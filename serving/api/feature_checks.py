@@ -19,7 +19,7 @@ from typing import Any
 
 from features import contract
 from serving.scoring.reasons import is_change
-from serving.schemas import json_objects
+from serving.api.schemas import json_objects
 
 # Units counting things: what the pipeline produces is a count or a sum of non-negative amounts.
 COUNT_UNITS = frozenset({"events", "users", "features", "products", "tickets", "meetings", "invoices",

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from serving.live_snapshot import LiveSnapshot
-from serving.schemas import ItemError, ScoreResponse, api_record, with_results
+from serving.api.live_snapshot import LiveSnapshot
+from serving.api.schemas import ItemError, ScoreResponse, api_record, with_results
 from serving.scoring.scorer import Scorer, feature_specs
-from serving.snapshot import ScoredSnapshot, load_snapshot, read_newest
+from serving.api.snapshot import ScoredSnapshot, load_snapshot, read_newest
 
 
 @pytest.fixture(scope="module")

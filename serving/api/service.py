@@ -1,10 +1,10 @@
 """The BentoML scoring service: score accounts, rank a CSM's book, baseline, metadata.
 
-Start it with ``expansion serve`` (or ``bentoml serve serving.service:ExpansionScoring``).
+Start it with ``expansion serve`` (or ``bentoml serve serving.api.service:ExpansionScoring``).
 Models come from the BentoML model store (put there by ``expansion deploy``), else from
 the MLflow registry's ``champion`` aliases, else the service runs on the baseline and
 says ``model_available: false`` on every answer. Features of accounts asked for by id
-come from the newest feature snapshot (:mod:`serving.snapshot`), reloaded when its file
+come from the newest feature snapshot (:mod:`serving.api.snapshot`), reloaded when its file
 changes or on ``POST /refresh``. A promotion or rollback takes effect on ``POST /refresh``
 and, by itself, within ``EXPANSION_REFRESH_SECONDS`` (a background check of the champions).
 """
@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 
 from features.config import api_key_problem, get_settings
 from serving.scoring.models import ModelChoice, load_models
-from serving.schemas import (
+from serving.api.schemas import (
     PUBLIC_PATHS,
     AccountInput,
     BaselineRequest,
@@ -49,12 +49,12 @@ from serving.schemas import (
     complete_openapi,
     with_results,
 )
-from serving.drain import drain_on_sigterm
-from serving.feature_checks import FeatureRule, feature_rules, openapi_features
-from serving.forecast_api import ForecastRequest, ForecastResponse, stored_forecast
-from serving.live_snapshot import LiveSnapshot
+from serving.api.drain import drain_on_sigterm
+from serving.api.feature_checks import FeatureRule, feature_rules, openapi_features
+from serving.api.forecast import ForecastRequest, ForecastResponse, stored_forecast
+from serving.api.live_snapshot import LiveSnapshot
 from serving.scoring.scorer import READINESS_METHOD, Scorer, feature_specs
-from serving.snapshot import NotInSnapshot, ScoredSnapshot, resolve, select
+from serving.api.snapshot import NotInSnapshot, ScoredSnapshot, resolve, select
 from serving.web.app import create_app
 from serving.web.state import state_of
 from training.names import MODEL_NAMES
@@ -166,7 +166,7 @@ def _is_json(headers: dict[bytes, bytes]) -> bool:
 
 # threads: BentoML runs sync endpoints one at a time by default, so a 1 ms look-up queued behind every
 # 200-account batch and ranking; with several threads they share the worker. One worker is enough because
-# batches and rankings join stored JSON answers (serving/snapshot.py) (benchmarks/README.md, load)
+# batches and rankings join stored JSON answers (serving/api/snapshot.py) (benchmarks/README.md, load)
 @bentoml.service(name="expansion_scoring", workers=1, threads=API_THREADS, traffic={"timeout": 30})
 class ExpansionScoring:
     """Expansion readiness and churn risk for CSM tools."""
