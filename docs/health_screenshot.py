@@ -42,7 +42,7 @@ def build(work: Path) -> dict:
     from serving.scoring.batch import score_snapshot, shadow_scores
     from serving.cli.users import add_user
     from serving.jobs.monitoring import monitor
-    from serving.monitoring_store import MonitoringStore
+    from serving.store.monitoring import MonitoringStore
     from serving.scoring.scorer import Scorer
     from serving.sinks.history import with_history
     from serving.sinks.sql import SqlSink

@@ -38,7 +38,7 @@ def build(work: Path) -> dict:
     from serving.cli.users import add_user
     import sqlalchemy as sa
 
-    from serving.play_store import COLUMNS, PlayStore
+    from serving.store.plays import COLUMNS, PlayStore
     from serving.web.store import WebStore
 
     data = work / "company"

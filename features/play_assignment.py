@@ -10,7 +10,7 @@ but the recommender passes over that play (it offers the next one in line) until
 ends. The fallback play (nurture) is never held out: it is what is left when nothing else applies.
 
 This module is pure: the stored assignments come in, the new ones go out in ``Assigner.new``
-(:mod:`serving.play_store` keeps them).
+(:mod:`serving.store.plays` keeps them).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from features.config import Settings, is_redacted, redact_url
-from serving.store import Store, open_store
+from serving.store import OnStore, Store
 from serving.store.schema import state_metadata
 
 _md = state_metadata()
@@ -41,12 +41,11 @@ def _clean(value: object) -> object:
     return value
 
 
-class AlertStore:
+class AlertStore(OnStore):
     """The alert tables in one SQL database."""
 
     def __init__(self, where: str | Store | Settings) -> None:
-        self.store = open_store(where)  # the product store's engine: WAL, writers wait, 0600 file (serving.store)
-        self.engine = self.store.engine
+        super().__init__(where)  # the product store's engine: WAL, writers wait, 0600 file (serving.store)
         self.shown = self.store.shown
         self._ready = self.store.has(TRACK.name)
 
@@ -69,9 +68,6 @@ class AlertStore:
                 shown = redact_url(url)
                 conn.execute(sa.update(OUTBOX).where(OUTBOX.c.message_key == key).values(
                     destination=shown, last_error=error.replace(url, shown) if error else error))
-
-    def close(self) -> None:
-        self.store.close()
 
     def _insert(self, table: sa.Table):  # noqa: ANN202
         return self.store.insert(table)

@@ -15,7 +15,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.config import Settings
-from serving.forecast_store import ForecastStore
+from serving.store.forecasts import ForecastStore
 
 
 class ForecastRequest(BaseModel):

@@ -220,7 +220,7 @@ class ExpansionScoring:
     def _holdouts(self, as_of: dt.date) -> object | None:
         """The play assignments the batch runs drew, in force at ``as_of``: followed here, never drawn."""
         from features.play_assignment import Assigner
-        from serving.play_store import PlayStore
+        from serving.store.plays import PlayStore
 
         store = PlayStore(self.settings)  # the product store the batch runs drew into
         try:

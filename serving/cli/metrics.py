@@ -192,7 +192,7 @@ def _write_plots(tables, folder: Path, period: Period, by: str | None, start: dt
                  as_of: dt.date, periods: pd.DataFrame | None) -> None:
     from features.cohorts import cohort_expansion_curve
     from features.metrics import period_metrics
-    from serving.report_plots import cohort_curve_chart, nrr_trend_chart
+    from serving.cli.report_plots import cohort_curve_chart, nrr_trend_chart
 
     folder.mkdir(parents=True, exist_ok=True)
     if periods is None:

@@ -34,7 +34,7 @@ def forecast_job(source: DataSource, settings: Settings, as_of: dt.date | None =
 
     Raises RegistryError when there is no champion to forecast with.
     """
-    from serving.forecast_store import ForecastStore
+    from serving.store.forecasts import ForecastStore
     from training.forecast_calibration import standardised
     from training.forecast_job import ForecastError, forecast_data
     from training.forecast_tracking import log_forecast
@@ -73,7 +73,7 @@ class ForecastTrack:
 def forecast_track_job(source: DataSource, settings: Settings, as_of: dt.date | None = None, *,
                        store: str | None = None, say: Say = quiet) -> ForecastTrack:
     """Past forecasts of this horizon against what happened, once their horizon passed by ``as_of`` (default: the data end)."""
-    from serving.forecast_store import ForecastStore
+    from serving.store.forecasts import ForecastStore
 
     day = as_of_day(source, as_of, "forecast", say)
     forecasts = ForecastStore(store or settings)
@@ -100,7 +100,7 @@ def forecast_backtest_job(source: DataSource, settings: Settings, *, store: str 
     """Replay the forecast at every past cut-off against two naive forecasts; store the record the live choice reads."""
     from features.registry import categorical_features, feature_names
     from features.spine import month_ends
-    from serving.forecast_store import ForecastStore
+    from serving.store.forecasts import ForecastStore
     from training.forecast_backtest import backtest_with_record, summarize_backtest
     from training.forecast_job import frame_with_contraction
     from training.forecast_tracking import log_forecast_backtest
@@ -137,8 +137,8 @@ def outcomes_known(source: DataSource, as_of: dt.date) -> dt.date:
 def past_against_actual(source: DataSource, settings: Settings, stored: pd.DataFrame, data_end: dt.date,
                         newest: int | None = None) -> pd.DataFrame:
     """Stored forecasts of this horizon whose horizon has passed by ``data_end`` (the ``newest`` cut-offs of them
-    when given), beside what happened (``serving.forecast_store.track``)."""
-    from serving.forecast_store import track
+    when given), beside what happened (``serving.store.forecasts.track``)."""
+    from serving.store.forecasts import track
     from training.forecast_job import actuals_at
 
     horizon = settings.horizon_days

@@ -42,7 +42,7 @@ def monitor_job(source: DataSource, settings: Settings, as_of: dt.date | None = 
     Raises InvalidInput when nothing can be measured yet (no score run whose horizon has passed).
     """
     from serving.jobs.monitoring import monitor, send_alarms
-    from serving.monitoring_store import MonitoringStore
+    from serving.store.monitoring import MonitoringStore
     now = clock()
     store = MonitoringStore(sink or settings)
     try:
@@ -71,7 +71,7 @@ def shadow_records_for(source: DataSource, settings: Settings, end: dt.date, say
     """For the monthly job: the shadow versions' realised months, or none (said) when they cannot be read."""
     try:
         from serving.jobs.monitoring import shadow_records
-        from serving.monitoring_store import MonitoringStore
+        from serving.store.monitoring import MonitoringStore
         from training.monitoring_tracking import shadow_version
 
         versions = {n: v for n in MODEL_NAMES if (v := shadow_version(n, settings)) is not None}
@@ -96,7 +96,7 @@ def monitor_after_retrain(source: DataSource, settings: Settings, end: dt.date, 
                           clock: Callable[[], dt.datetime] = _now, say: Say = quiet) -> None:
     """The monthly job also checks past score runs; a failure here is said and does not fail the job."""
     from serving.jobs.monitoring import monitor, send_alarms
-    from serving.monitoring_store import MonitoringStore
+    from serving.store.monitoring import MonitoringStore
 
     store = MonitoringStore(settings)
     try:

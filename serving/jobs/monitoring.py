@@ -26,7 +26,7 @@ import pandas as pd
 
 from features.config import Settings
 from features.io import DataSource
-from serving.monitoring_store import MonitoringStore
+from serving.store.monitoring import MonitoringStore
 from training.datasets import LABELS
 from training.gate import ShadowRecord
 from training.monitoring import ALL, Alarm, alarms, calibration, realised, track_rows

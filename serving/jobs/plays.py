@@ -27,7 +27,7 @@ EPISODE_COLUMNS = ("account_id", "play", "episode_start", "episode_end", "arm")
 def read_assignments(settings: Settings, path: Path | None = None) -> pd.DataFrame:
     """The assignments in the product store (``EXPANSION_STORE_URI``), or in a Parquet/CSV file with ``EPISODE_COLUMNS``."""
     if path is None:
-        from serving.play_store import PlayStore
+        from serving.store.plays import PlayStore
 
         store = PlayStore(settings)
         try:

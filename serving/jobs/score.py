@@ -147,7 +147,7 @@ def write_step(features: pd.DataFrame, choice, settings: Settings, target, day: 
             done += n
             on_progress(done, total)
     from features.play_assignment import Assigner
-    from serving.play_store import PlayStore
+    from serving.store.plays import PlayStore
 
     check_play_shares(settings)
     plays = PlayStore(settings)  # the play assignments live in the product store, beside the play log
@@ -174,7 +174,7 @@ def score_shadow(features: pd.DataFrame, settings: Settings, summary) -> str | N
     if not shadows:
         return None
     from serving.scoring.batch import shadow_scores
-    from serving.monitoring_store import MonitoringStore
+    from serving.store.monitoring import MonitoringStore
 
     store = MonitoringStore(settings)
     try:

@@ -211,7 +211,7 @@ def score_on_spark(
     from features.engines import open_engine, spark_feature_frame, spark_session
     from features.play_assignment import Assigner
     from serving.scoring.models import load_scorer
-    from serving.play_store import PlayStore
+    from serving.store.plays import PlayStore
 
     session = spark_session(settings)
     release = None

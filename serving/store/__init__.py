@@ -21,7 +21,7 @@ from serving.store.engine import engine_url, shown, sql_engine
 from serving.store.migrate import has_state, migrate
 from serving.store.schema import state_metadata
 
-__all__ = ["Store", "state_store", "open_store", "LEGACY_FILE"]
+__all__ = ["Store", "OnStore", "state_store", "open_store", "LEGACY_FILE"]
 
 #: Where releases before the product store kept the state: the CRM database under home.
 LEGACY_FILE = "crm.db"
@@ -87,3 +87,19 @@ def open_store(where: str | Store | Settings, *, prefix: str = "") -> Store:
     if isinstance(where, Settings):
         return state_store(where)
     return Store(where, prefix=prefix)
+
+
+class OnStore:
+    """What every store class of the product stands on: the product store opened from a URI (tests, tools), an
+    open store or settings, its engine and declared tables; subclasses name the tables they use."""
+
+    def __init__(self, where: str | Store | Settings, *, table_prefix: str = "") -> None:
+        self.store = open_store(where, prefix=table_prefix)
+        self.engine, self.metadata = self.store.engine, self.store.metadata
+
+    def close(self) -> None:
+        self.store.close()
+
+    def create_tables(self) -> None:
+        """Create what is missing (tables, columns) before the first write; additive, never drops."""
+        self.store.ensure()

@@ -3,10 +3,10 @@
 | tables | kept by |
 |---|---|
 | ``web_users``, ``web_sessions``, ``play_log``, ``play_changes``, ``owner_assignments`` | :mod:`serving.web.store` |
-| ``play_assignments`` | :mod:`serving.play_store` |
+| ``play_assignments`` | :mod:`serving.store.plays` |
 | ``alert_runs``, ``alert_conditions``, ``alert_episodes``, ``alert_outbox``, ``alert_leases``, ``alert_snoozes``, ``alert_track_record`` | :mod:`serving.alerts.store` |
-| ``account_shadow_scores``, ``model_monitoring``, ``model_alarms`` | :mod:`serving.monitoring_store` |
-| ``forecasts``, ``forecast_record`` | :mod:`serving.forecast_store` |
+| ``account_shadow_scores``, ``model_monitoring``, ``model_alarms`` | :mod:`serving.store.monitoring` |
+| ``forecasts``, ``forecast_record`` | :mod:`serving.store.forecasts` |
 | ``account_score_history`` (the score runs the pages, the API and the monitor read) | :mod:`serving.store.history` |
 
 ``account_score_history`` has the CRM row's columns (:data:`serving.sinks.rows.ROW_FIELDS`), the

@@ -1,6 +1,6 @@
 """The model-health page (data scientists and CS leaders): the realised track record, month by month, per model.
 
-Reads what ``expansion monitor`` stored (``serving.monitoring_store``): for the expansion and the
+Reads what ``expansion monitor`` stored (``serving.store.monitoring``): for the expansion and the
 churn model, per scored month, the champion, the shadow challenger and the rule-based baseline
 (readiness for expansion, churn risk for churn) measured on the same accounts
 once the horizon passed, each with its 90 % interval and positive count; the trend of
@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from serving.monitoring_store import MonitoringStore
+from serving.store.monitoring import MonitoringStore
 from serving.web.charts import line_chart
 from serving.web.state import WebState
 

@@ -17,7 +17,7 @@ from typing import Any
 from features.config import Settings
 from serving.api.snapshot import ScoredSnapshot
 from serving.web.company import CompanyData
-from serving.play_store import PlayStore
+from serving.store.plays import PlayStore
 from serving.web.store import WebStore
 
 _LOCK = threading.Lock()

@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from features.config import Settings
-from serving.store import Store, open_store
+from serving.store import OnStore, Store
 from serving.store.engine import IMMEDIATE
 from serving.store.schema import HISTORY
 from serving.web.auth import ROLES, hash_token, new_csrf, new_token
@@ -69,22 +69,15 @@ def play_details(outcome: str, amount: float | None = None, reason_code: str | N
     return given
 
 
-class WebStore:
+class WebStore(OnStore):
     """Users, sessions, the play log and owner assignments in the product store (a URI, a store or settings)."""
 
     def __init__(self, where: str | Store | Settings, *, table_prefix: str = "") -> None:
         # the product store's engine and declared tables (serving.store), not the CRM sink's
-        self.store = open_store(where, prefix=table_prefix)
-        self.engine, self.metadata = self.store.engine, self.store.metadata
+        super().__init__(where, table_prefix=table_prefix)
         t = self.store.table
         self.users, self.plays, self.changes = t("web_users"), t("play_log"), t("play_changes")
         self.sessions, self.owner_table, self.history = t("web_sessions"), t("owner_assignments"), t(HISTORY)
-
-    def close(self) -> None:
-        self.store.close()
-
-    def create_tables(self) -> None:
-        self.store.ensure()
 
     # users -----------------------------------------------------------------------------------
     def add_user(self, name: str, role: str, csm_owner: str | None, now: dt.datetime) -> str:

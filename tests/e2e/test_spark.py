@@ -207,7 +207,7 @@ def test_lake_uri_features_train_and_score(generated_company: Path, spark_engine
         engine.dispose()
     assert sorted(crm["account_id"]) == sorted(newest["account_id"]) and len(crm) > 100
     assert {str(d)[:10] for d in crm["as_of"]} == {"2026-06-30"}
-    from serving.play_store import PlayStore
+    from serving.store.plays import PlayStore
 
     store = PlayStore(Settings(_env_file=None))  # EXPANSION_HOME: the run's product store
     try:

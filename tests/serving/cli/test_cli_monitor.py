@@ -32,7 +32,7 @@ def test_a_past_score_run_is_checked_against_what_happened(generated_company, cl
     assert result.exit_code == 0, result.output
     assert "realised performance per scored month" in result.stdout and "2026-01" in result.stdout
     assert "waiting for their horizon: 2026-05" in result.stdout
-    from serving.monitoring_store import MonitoringStore
+    from serving.store.monitoring import MonitoringStore
 
     store = MonitoringStore(f"sqlite:///{cli_env / 'home' / 'state.db'}")
     try:

@@ -105,7 +105,7 @@ def test_the_score_job_writes_the_data_end_snapshot_and_says_so(tiny_company, ho
 def test_the_score_job_draws_play_holdouts_once_and_never_recommends_a_held_out_play(generated_company, home) -> None:
     from features.play_assignment import HOLD_OUT
     from serving.jobs import InvalidInput, score_job
-    from serving.play_store import PlayStore
+    from serving.store.plays import PlayStore
 
     settings = Settings(home=home, play_holdout_share=0.3)
     out = home.parent / "scores.csv"

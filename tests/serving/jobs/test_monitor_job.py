@@ -29,7 +29,7 @@ def monitored(generated_company, feature_frame, tmp_path_factory):
     from features.registry import categorical_features, feature_names
     from serving.scoring.batch import score_snapshot, shadow_scores
     from serving.jobs.monitoring import monitor
-    from serving.monitoring_store import MonitoringStore
+    from serving.store.monitoring import MonitoringStore
     from serving.scoring.scorer import Scorer
     from serving.sinks.sql import SqlSink
     from training.models import fit_model

@@ -103,8 +103,8 @@ def upgraded(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Settings, 
 
 def test_an_old_home_is_readable_after_the_upgrade_and_moved_once(upgraded, capsys, make_frame) -> None:  # noqa: ANN001
     from serving.alerts.store import AlertStore
-    from serving.forecast_store import ForecastStore
-    from serving.monitoring_store import MonitoringStore
+    from serving.store.forecasts import ForecastStore
+    from serving.store.monitoring import MonitoringStore
     from serving.web.store import WebStore
 
     settings, store = upgraded

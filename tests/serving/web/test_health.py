@@ -30,7 +30,7 @@ def _track(months: list[str], model: str = "expansion", seed: int = 3) -> pd.Dat
 
 
 def test_the_page_shows_each_scored_month_with_intervals_to_leaders_only(client, web_home):
-    from serving.monitoring_store import MonitoringStore
+    from serving.store.monitoring import MonitoringStore
 
     sign_in(client, web_home["tokens"]["leader"])
     empty = client.get("/ui/model-health")

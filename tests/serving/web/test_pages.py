@@ -262,7 +262,7 @@ def test_leadership_shows_the_newest_stored_forecast(client: TestClient, web_hom
     import pandas as pd
     import sqlalchemy as sa
 
-    from serving.forecast_store import ForecastStore
+    from serving.store.forecasts import ForecastStore
     from training.forecast import MEASURES
 
     figures = {"expansion_arr": 1_250_000.0, "contraction_arr": 90_000.0, "churned_arr": 300_000.0, "nrr_pct": 102.4}
@@ -293,7 +293,7 @@ def test_an_account_held_out_of_a_play_says_until_when(client: TestClient, web_h
     import datetime as dt
 
     from features.play_assignment import HOLD_OUT, Assignment
-    from serving.play_store import PlayStore
+    from serving.store.plays import PlayStore
 
     sign_in(client, web_home["tokens"]["csm"])
     account = sorted(web_home["csm_accounts"])[1]
@@ -330,7 +330,7 @@ def test_leadership_shows_each_plays_effect_against_its_control_group(client: Te
     import datetime as dt
 
     from features.play_assignment import HOLD_OUT, RECOMMEND, Assignment
-    from serving.play_store import PlayStore
+    from serving.store.plays import PlayStore
 
     ids = pd.read_parquet(Path(web_home["data"]) / "accounts.parquet")["account_id"].astype(str).tolist()[:80]
     start = dt.date(2026, 1, 31)
@@ -356,7 +356,7 @@ def test_the_service_never_recommends_a_play_the_account_is_held_out_of(monkeypa
     import datetime as dt
 
     from features.play_assignment import HOLD_OUT, Assignment
-    from serving.play_store import PlayStore
+    from serving.store.plays import PlayStore
 
     serve_env(monkeypatch, web_home)
     account = sorted(web_home["csm_accounts"])[3]

@@ -17,24 +17,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from features.play_assignment import Assignment
 from features.config import Settings
-from serving.store import Store, open_store
+from serving.store import OnStore, Store
 
 COLUMNS = ("account_id", "play", "episode_start", "episode_end", "arm", "share", "seed")
 
 
-class PlayStore:
+class PlayStore(OnStore):
     """Reads and appends play assignments in the product store (a URI, a store or settings)."""
 
     def __init__(self, where: str | Store | Settings, *, table_prefix: str = "") -> None:
-        self.store = open_store(where, prefix=table_prefix)
-        self.engine = self.store.engine
+        super().__init__(where, table_prefix=table_prefix)
         self.assignments = self.store.table("play_assignments")
-
-    def close(self) -> None:
-        self.store.close()
-
-    def create_tables(self) -> None:
-        self.store.ensure()
 
     def save(self, assignments: list[Assignment], now: dt.datetime) -> int:
         """Insert new assignments in one transaction; a row already stored is kept as it is. Returns rows inserted."""

@@ -24,23 +24,19 @@ import pandas as pd
 import sqlalchemy as sa
 
 from features.config import Settings
-from serving.store import Store, open_store
+from serving.store import OnStore, Store
 from training.forecast import MEASURES
 
 TABLE = "forecasts"
 RECORD = "forecast_record"  # the backtest's forecasts by cut-off and method: what the live forecast chooses on
 
 
-class ForecastStore:
+class ForecastStore(OnStore):
     """Forecasts in the product store: a URI (``sqlite:///PATH`` or ``postgresql://...``), a store or settings."""
 
     def __init__(self, where: str | Store | Settings, *, table_prefix: str = "") -> None:
-        self.store = open_store(where, prefix=table_prefix)  # the product store's engine and tables (serving.store)
-        self.engine = self.store.engine
-        self.metadata, self.table, self.record = self.store.metadata, self.store.table(TABLE), self.store.table(RECORD)
-
-    def close(self) -> None:
-        self.store.close()
+        super().__init__(where, table_prefix=table_prefix)
+        self.table, self.record = self.store.table(TABLE), self.store.table(RECORD)
 
     def write(self, run_id: str, as_of: dt.date, horizon_days: int, table: pd.DataFrame, models: dict[str, str],
               stored_at: dt.datetime) -> int:

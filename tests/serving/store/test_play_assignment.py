@@ -13,7 +13,7 @@ import pytest
 from features.config import Settings
 from features.reason_catalog import LAST_RESORT
 from features.play_assignment import HOLD_OUT, RECOMMEND, Assigner, draw, unit
-from serving.play_store import PlayStore
+from serving.store.plays import PlayStore
 from serving.scoring.scorer import Scorer
 
 DAY = dt.date(2026, 3, 31)

@@ -18,28 +18,21 @@ import pandas as pd
 import sqlalchemy as sa
 
 from features.config import Settings
-from serving.store import Store, open_store
+from serving.store import OnStore, Store
 from serving.store.schema import HISTORY
 
 TRACK_COLUMNS = ("month", "model_name", "segment", "scorer", "metric", "value", "low", "high", "positives", "rows",
                  "version")
 
 
-class MonitoringStore:
+class MonitoringStore(OnStore):
     """Shadow scores, the realised track record and sent alarms in the product store (a URI, a store or settings)."""
 
     def __init__(self, where: str | Store | Settings, *, table_prefix: str = "") -> None:
-        self.store = open_store(where, prefix=table_prefix)
-        self.engine, self.metadata = self.store.engine, self.store.metadata
+        super().__init__(where, table_prefix=table_prefix)
         t = self.store.table
         self.shadow, self.track, self.alarms = t("account_shadow_scores"), t("model_monitoring"), t("model_alarms")
         self.history = t(HISTORY)
-
-    def close(self) -> None:
-        self.store.close()
-
-    def create_tables(self) -> None:
-        self.store.ensure()
 
     def write_shadow(self, scores: pd.DataFrame) -> int:
         """Replace the shadow scores of the runs in ``scores`` (``account_id, run_id, model_name, as_of, version, probability``)."""

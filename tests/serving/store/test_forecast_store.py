@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from serving.api.forecast import ForecastRequest, stored_forecast
-from serving.forecast_store import ForecastStore, track
+from serving.store.forecasts import ForecastStore, track
 from training.forecast import MEASURES
 
 STORED_AT = dt.datetime(2026, 4, 1, 6, tzinfo=dt.UTC)
