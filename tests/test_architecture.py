@@ -62,5 +62,24 @@ def test_imports_go_one_way_features_training_serving() -> None:
 def test_readme_layout_names_the_rooms() -> None:
     readme = (ROOT / "README.md").read_text()
     layout = readme[readme.index("## Repository layout"):]
-    for part in ("cli/", "web/", "alerts/", "importers/", "forecast.py"):
+    for part in ("cli/", "web/", "alerts/", "importers/", "forecast.py", *(f"{pkg}/" for pkg in _serving_packages())):
         assert part in layout, f"README's layout section does not mention {part}"
+
+
+def _serving_packages() -> list[str]:
+    return sorted(p.parent.name for p in (ROOT / "serving").glob("*/__init__.py"))
+
+
+def test_serving_holds_packages_only_and_the_tests_mirror_them() -> None:
+    loose = sorted(p.name for p in (ROOT / "serving").glob("*.py") if p.name != "__init__.py")
+    assert not loose, f"serving/ holds packages only; move {loose} into the package they serve"
+    tests = ROOT / "tests" / "serving"
+    stray = sorted(p.name for p in tests.glob("test_*.py"))
+    assert not stray, f"tests/serving/ mirrors the packages; move {stray} into tests/serving/<package>/"
+    unknown = sorted(p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    unknown = [name for name in unknown if name not in _serving_packages()]
+    assert not unknown, f"tests/serving/{unknown} match no package of serving/"
+    sections = _section("### serving/")
+    for pkg in _serving_packages():
+        assert f"#### `serving/{pkg}/`" in sections, f"docs/architecture.md has no section for serving/{pkg}/"
+
