@@ -31,28 +31,20 @@ from pathlib import Path
 import pandas as pd
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from companies import AS_OF, monthly_frame  # noqa: E402 - a sibling module of this script
 
 SCORED_AT = dt.datetime(2026, 7, 1, 6, tzinfo=dt.UTC)
 
 
 def book(accounts: int, workdir: Path):  # noqa: ANN201 - (features, scorer, as_of)
     """Features of ``accounts`` rows (the generated snapshot replicated) and a scorer with trained models."""
-    from features.build import build_features
-    from features.config import Settings
-    from features.io import open_data
     from features.registry import categorical_features, feature_names
-    from features.spine import month_ends
-    from features.synth import generate
     from serving.scoring.scorer import Scorer, feature_specs
     from training.train import train_all
 
-    as_of = dt.date(2026, 6, 30)
-    generate(workdir / "company", accounts=1500, months=18, seed=5, as_of=as_of)
-    source = open_data(workdir / "company")
-    first = source.con.execute("SELECT min(date) FROM usage_daily").fetchone()[0]
-    settings = Settings(_env_file=None, home=workdir)
-    frame = build_features(source, month_ends(first, as_of), settings)
-    source.close()
+    as_of = AS_OF
+    frame, settings = monthly_frame(workdir)
     results = train_all(frame, feature_names(), categorical_features(), settings)
     scorer = Scorer(results["expansion"].model, results["churn"].model, feature_specs())
     snapshot = frame[frame["as_of"] == pd.Timestamp(as_of)].reset_index(drop=True)

@@ -14,8 +14,8 @@ machine (wall time under load is mostly waiting for a core).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,26 +23,18 @@ from pathlib import Path
 import pandas as pd
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from companies import AS_OF, monthly_frame  # noqa: E402 - a sibling module of this script
 
 
 def models_and_snapshot(workdir: Path):  # noqa: ANN201 - (models, snapshot, sizes)
-    from features.build import build_features
-    from features.config import Settings
-    from features.io import open_data
     from features.registry import categorical_features, feature_names
-    from features.spine import month_ends
-    from features.synth import generate
     from training.datasets import LABELS
     from training.forecast import learn_sizes
     from training.models import Calibrator, assemble, fit_booster, predict_rounds
 
-    as_of = dt.date(2026, 6, 30)
-    generate(workdir / "company", accounts=1500, months=18, seed=5, as_of=as_of)
-    source = open_data(workdir / "company")
-    first = source.con.execute("SELECT min(date) FROM usage_daily").fetchone()[0]
-    settings = Settings(_env_file=None, home=workdir)
-    frame = build_features(source, month_ends(first, as_of), settings)
-    source.close()
+    as_of = AS_OF
+    frame, _ = monthly_frame(workdir)
     feats, cats = feature_names(), categorical_features()
     models = {}
     for name, label in LABELS.items():

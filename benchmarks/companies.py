@@ -19,3 +19,19 @@ def company(work: Path, accounts: int, months: int) -> Path:
         generate(folder, accounts=accounts, months=months, seed=5, as_of=AS_OF)
         print(f"generated {accounts:,} accounts x {months} months in {time.perf_counter() - started:.1f} s", flush=True)
     return folder
+
+
+def monthly_frame(work: Path, accounts: int = 1500, months: int = 18):  # noqa: ANN201 - (frame, settings)
+    """Every month end's features of a generated company (seed 5, ending at ``AS_OF``), with the settings used."""
+    from features.build import build_features
+    from features.config import Settings
+    from features.io import open_data
+    from features.spine import month_ends
+
+    source = open_data(company(work, accounts, months))
+    try:
+        first = source.con.execute("SELECT min(date) FROM usage_daily").fetchone()[0]
+        settings = Settings(_env_file=None, home=work)
+        return build_features(source, month_ends(first, AS_OF), settings), settings
+    finally:
+        source.close()

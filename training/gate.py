@@ -19,7 +19,7 @@ when all hold:
 Otherwise what serves keeps serving and every reason is said in plain words.
 
 **The shadow months.** A version the gate did not promote is scored beside the champion on
-every run (``serving.batch``), never shown to CSMs; once those months' horizons pass, its
+every run (``serving.scoring.batch``), never shown to CSMs; once those months' horizons pass, its
 realised record (:class:`ShadowRecord`: per account and month, the outcome, the shadow's
 score, what served and the baseline) is a second route to promotion, on months no model
 saw: the shadow version is promoted when, on those rows, the same rules hold (enough
