@@ -31,11 +31,10 @@ from features.portable import sql_over
 from features.spine import day_number
 
 PASS_NAME = "usage_raw_pass_input"
-# grouping_id(account_id, daily_day, feature_key, seg_end): a bit is set for each column the grouping leaves
-# out (Spark wants every grouping column named)
-DAILY, PER_KEY = 0b011, 0b100
+# grouping(feature_key) is 1 in the grouping that leaves the key out (grouping_id would do, but DataFusion lacks it)
+DAILY, PER_KEY = 1, 0
 RAW_PASS_SQL = f"""
-SELECT CAST(grouping_id(account_id, daily_day, feature_key, seg_end) AS BIGINT) AS grain,
+SELECT CAST(grouping(feature_key) AS BIGINT) AS grain,
        account_id, daily_day, feature_key, seg_end,
        CAST(sum(events) AS BIGINT) AS events, CAST(max(active_users) AS BIGINT) AS active_users,
        min(use_day) AS first_day
