@@ -99,7 +99,7 @@ def feature_table(
     materialize: Callable[[Table], Table] = _as_is,
     signals: bool = False,
     labels: bool = True,
-    raw_pass: bool = True,
+    raw_pass: bool = False,
 ) -> Table:
     """One Ibis expression: ``account_id, as_of``, the label columns (``labels``), then every registry feature.
 
@@ -107,8 +107,9 @@ def feature_table(
     to each family; ``Table.cache`` makes the engine compute each once instead of
     inlining them into one large query, which ran about twice as slowly on DuckDB.
 
-    ``raw_pass`` reads raw usage once for its three shapes (``features.usage_pass``);
-    ``False`` runs the reference definitions, three reads, that it is tested equal to.
+    ``raw_pass`` reads raw usage once for its three shapes (``features.usage_pass``, tested
+    equal to the reference); the default runs the reference definitions, three reads, which
+    measured faster and smaller on DuckDB (``benchmarks/README.md``, "One raw pass").
     """
     check_columns(tables)
     dates = snapshot_days(as_of_dates)
@@ -199,12 +200,12 @@ def to_frame(result: pd.DataFrame) -> pd.DataFrame:
 
 def build_features(
     source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date | None = None,
-    snapshots_per_batch: int | None = None, signals: bool = False, *, labels: bool = True, raw_pass: bool = True,
+    snapshots_per_batch: int | None = None, signals: bool = False, *, labels: bool = True, raw_pass: bool = False,
 ) -> pd.DataFrame:
     """The feature frame for every account with MRR > 0 at each date: keys, context, labels (null when the horizon is incomplete) and features.
 
     ``labels=False`` leaves the label columns out (the snapshot store reads them apart, ``label_frame``);
-    ``raw_pass=False`` reads raw usage with the reference definitions (``feature_table``).
+    ``raw_pass=True`` reads raw usage in one pass instead of the reference's three (``feature_table``).
 
     ``snapshots_per_batch`` builds that many snapshot dates at a time and concatenates
     the results, bounding the engine's working set on large companies (each batch reads
@@ -225,7 +226,7 @@ def build_features(
 
 def _build_batch(
     backend: ibis.BaseBackend, source: DataSource, tables: dict[str, Table], dates: list[dt.date],
-    settings: Settings, data_end: dt.date, signals: bool = False, labels: bool = True, raw_pass: bool = True,
+    settings: Settings, data_end: dt.date, signals: bool = False, labels: bool = True, raw_pass: bool = False,
 ) -> pd.DataFrame:
     prefix, created, pending = f"_features_{uuid.uuid4().hex[:8]}_", [], []
     # One worker runs the engine statements in order on the one connection while this thread

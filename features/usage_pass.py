@@ -16,6 +16,12 @@ computes the same three tables from a single scan of the raw rows, a
 The SQL text is the same for every run (``RAW_PASS_SQL``): the snapshot dates reach it
 as data (the segment calendar), not as literals. ``tests/features/test_usage_pass.py``
 checks the three tables equal the reference on DuckDB and on Spark.
+
+It is not the default (``feature_table(raw_pass=True)`` turns it on): on DuckDB it measured
+slower and larger than the three reference reads, both for 24 month ends and for one
+(``benchmarks/README.md``, "One raw pass"); the hashing of 11.8 M rows into the daily and
+per-key groups costs the same in one operator as in three, and the one pass also joins every
+raw row to the calendar and keeps a wider table.
 """
 
 from __future__ import annotations
