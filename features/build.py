@@ -38,6 +38,7 @@ from features.usage import (
     usage_limits,
     window_segments,
 )
+from features.usage_pass import daily_from_pass, first_use_from_pass, key_segments, key_use_from_pass, raw_usage_pass
 from features.whitespace import whitespace_features
 
 KEYS = ["account_id", "as_of_day"]
@@ -98,12 +99,17 @@ def feature_table(
     materialize: Callable[[Table], Table] = _as_is,
     signals: bool = False,
     labels: bool = True,
+    raw_pass: bool = False,
 ) -> Table:
     """One Ibis expression: ``account_id, as_of``, the label columns (``labels``), then every registry feature.
 
     ``materialize`` is applied to shared intermediates (spine, periods, daily usage) and
     to each family; ``Table.cache`` makes the engine compute each once instead of
     inlining them into one large query, which ran about twice as slowly on DuckDB.
+
+    ``raw_pass`` reads raw usage once for its three shapes (``features.usage_pass``, tested
+    equal to the reference); the default runs the reference definitions, three reads, which
+    measured faster and smaller on DuckDB (``benchmarks/README.md``, "One raw pass").
     """
     check_columns(tables)
     dates = snapshot_days(as_of_dates)
@@ -114,14 +120,22 @@ def feature_table(
     periods = materialize(active_periods(subs, snaps))
     products, plan_features = tables.get("products"), tables.get("plan_features")
     usage = usage_between(tables["usage_daily"], None, dates[-1])
-    recent = usage_between(tables["usage_daily"], dates[0] - dt.timedelta(days=MAX_WINDOW_DAYS), dates[-1])
-    # Raw usage is read three times, each into a small result: per account and day, per
-    # account, snapshot and feature key (30 days), and per account and key (first use).
-    daily = materialize(daily_usage(recent))
-    used = materialize(feature_use_30d(recent, snap_days))
+    if raw_pass:
+        # One scan of raw usage; its daily rows are read in place (by two steps), the per-key rows reduced once.
+        day_map, seg_snaps = key_segments(to_day(d) for d in dates)
+        one_pass = materialize(raw_usage_pass(usage, to_day(dates[0]) - MAX_WINDOW_DAYS, day_map))
+        daily = daily_from_pass(one_pass)
+        used = materialize(key_use_from_pass(one_pass, seg_snaps))
+        first = materialize(first_use_from_pass(one_pass))
+    else:
+        # The reference: raw usage read three times, each into a small result: per account and
+        # day, per account, snapshot and feature key (30 days), and per account and key (first use).
+        recent = usage_between(tables["usage_daily"], dates[0] - dt.timedelta(days=MAX_WINDOW_DAYS), dates[-1])
+        daily = materialize(daily_usage(recent))
+        used = materialize(feature_use_30d(recent, snap_days))
+        first = materialize(first_use(usage))
     limits = materialize(usage_limits(periods))
     near = materialize(near_quota_rows(daily, limits, snap_days, settings))
-    first = materialize(first_use(usage))
     # Labels and account history both read the revenue movements: compute them once.
     moves = materialize(movements(subs, products))
     parts = [
@@ -186,11 +200,12 @@ def to_frame(result: pd.DataFrame) -> pd.DataFrame:
 
 def build_features(
     source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date | None = None,
-    snapshots_per_batch: int | None = None, signals: bool = False, *, labels: bool = True,
+    snapshots_per_batch: int | None = None, signals: bool = False, *, labels: bool = True, raw_pass: bool = False,
 ) -> pd.DataFrame:
     """The feature frame for every account with MRR > 0 at each date: keys, context, labels (null when the horizon is incomplete) and features.
 
-    ``labels=False`` leaves the label columns out (the snapshot store reads them apart, ``label_frame``).
+    ``labels=False`` leaves the label columns out (the snapshot store reads them apart, ``label_frame``);
+    ``raw_pass=True`` reads raw usage in one pass instead of the reference's three (``feature_table``).
 
     ``snapshots_per_batch`` builds that many snapshot dates at a time and concatenates
     the results, bounding the engine's working set on large companies (each batch reads
@@ -204,14 +219,14 @@ def build_features(
     size = snapshots_per_batch or len(dates)
     if size < 1:
         raise ValueError(f"snapshots_per_batch must be at least 1, got {snapshots_per_batch}")
-    frames = [_build_batch(backend, source, tables, dates[i:i + size], settings, end, signals, labels)
+    frames = [_build_batch(backend, source, tables, dates[i:i + size], settings, end, signals, labels, raw_pass)
               for i in range(0, len(dates), size)]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _build_batch(
     backend: ibis.BaseBackend, source: DataSource, tables: dict[str, Table], dates: list[dt.date],
-    settings: Settings, data_end: dt.date, signals: bool = False, labels: bool = True,
+    settings: Settings, data_end: dt.date, signals: bool = False, labels: bool = True, raw_pass: bool = False,
 ) -> pd.DataFrame:
     prefix, created, pending = f"_features_{uuid.uuid4().hex[:8]}_", [], []
     # One worker runs the engine statements in order on the one connection while this thread
@@ -232,7 +247,8 @@ def _build_batch(
         return ibis.table(table.schema(), name=created[-1])
 
     try:
-        expr = feature_table(tables, dates, settings, data_end, materialize=materialize, signals=signals, labels=labels)
+        expr = feature_table(tables, dates, settings, data_end, materialize=materialize, signals=signals, labels=labels,
+                             raw_pass=raw_pass)
         for step in pending:
             step.result()  # the first failed step raises here, with the engine's message
         # Through Arrow: ``Backend.execute`` spent ~1 s on per-column conversion of a 142k x 66

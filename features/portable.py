@@ -11,6 +11,10 @@ these hooks were written against (``IBIS_VERSION``, pinned in ``constraints.txt`
   snapshot calendars) on the backend's connection, before its SQL runs on that
   connection outside Ibis.
 * :func:`spark_session_of`: the Spark session a PySpark backend was connected with.
+* :func:`sql_over`: SQL text over an expression, with its result schema declared. Ibis 12's
+  ``Table.sql`` reads the schema from the engine, which fails on DuckDB 2.0
+  (``fetch_arrow_table`` is gone) and would run on the connection while a build's steps do;
+  this builds the same node, ``SQLStringView``, without asking the engine.
 """
 
 from __future__ import annotations
@@ -44,6 +48,21 @@ def register_memtables(backend: Any, table: Any) -> None:
     if hook is None:
         raise IbisChanged(f"Ibis backend {type(backend).__name__} has no _run_pre_execute_hooks (written for Ibis {IBIS_VERSION})")
     hook(table)
+
+
+def sql_over(table: Any, name: str, query: str, schema: dict[str, str]) -> Any:
+    """``query``, reading ``table`` as ``name``, as an Ibis table of ``schema``.
+
+    The text is parsed in the dialect of the engine that runs it, so it must be SQL every
+    engine reads the same way (plain identifiers, standard aggregates).
+    """
+    import ibis
+    from ibis.expr import operations as ops
+
+    view = getattr(ops, "SQLStringView", None)
+    if view is None:
+        raise IbisChanged(f"Ibis has no SQLStringView operation (written for Ibis {IBIS_VERSION})")
+    return view(parent=table.alias(name).op(), query=query, schema=ibis.schema(schema)).to_expr()
 
 
 def spark_session_of(backend: Any) -> Any:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.config import Settings
 from features.io import DataSource
+from features.nightly import nightly_note
 from serving.jobs.as_of import checked_day
 from serving.jobs.errors import InvalidInput, JobError, RegistryError, Say, quiet
 from training.names import MODEL_NAMES
@@ -95,6 +96,7 @@ def score_job(source: DataSource, settings: Settings, as_of: dt.date | None = No
         day = checked_day(source, as_of, "score", say)
         features = _snapshot(source, day, settings)
         choice = choose_models(settings, models, say)
+        say(nightly_note(day))  # why the snapshot is built afresh, not rolled from yesterday's
         summary = write_step(features, choice, settings, target, day, scored_at, chunk_size, on_progress)
         # the shadow comes from the registry: not asked when it could not be reached (nor recreated empty)
         shadow = (score_shadow(features, settings, summary)

@@ -54,3 +54,12 @@ def test_pyspark_backend_keeps_its_session_attribute() -> None:
     assert "_session" in Backend.do_connect.__code__.co_names, _changed("the PySpark backend's _session")
     with pytest.raises(portable.IbisChanged, match="written for Ibis"):
         portable.spark_session_of(object())
+
+
+def test_sql_over_runs_sql_text_with_a_declared_schema_without_asking_the_engine() -> None:
+    try:
+        out = portable.sql_over(ibis.memtable({"a": [1, 2]}), "src", "SELECT a + 1 AS b FROM src", {"b": "int64"})
+    except portable.IbisChanged as exc:
+        pytest.fail(_changed(f"SQLStringView: {exc}"))
+    assert out.schema() == ibis.schema({"b": "int64"})
+    assert sorted(ibis.duckdb.connect().to_pyarrow(out).column("b").to_pylist()) == [2, 3]

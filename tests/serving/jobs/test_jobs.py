@@ -97,6 +97,7 @@ def test_the_score_job_writes_the_data_end_snapshot_and_says_so(tiny_company, ho
         source.close()
     assert run.summary.as_of == DATA_END and run.problem is None and run.alerts is None
     assert said[0].startswith(f"score: as of {DATA_END} (the data end") and said[1].startswith("models:")
+    assert said[2].startswith(f"features: built afresh for {DATA_END}, not from yesterday's snapshot plus one day")
     total = run.summary.accounts
     assert progress[-1] == (total, total) and len(progress) == -(-total // 2)
     assert len(pd.read_csv(out)) == total
