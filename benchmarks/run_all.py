@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from run_all_compare import compare, compare_markdown, runs_markdown
@@ -91,7 +92,8 @@ def _shown(arg: str, work: Path) -> str:
     return arg.replace(str(work), "<work>")
 
 
-def run_pass(entries: list[Entry], work: Path) -> dict:
+def run_pass(entries: list[Entry], work: Path, save: Callable[[dict], None] = lambda run: None) -> dict:
+    """One pass over ``entries``; ``save(run)`` after each, so a long pass can be read (and is kept) as it goes."""
     started = dt.datetime.now(dt.UTC)
     out = {"started": started.isoformat(timespec="seconds"), "commit": _git("rev-parse", "HEAD"),
            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")), "python": sys.executable,
@@ -103,8 +105,21 @@ def run_pass(entries: list[Entry], work: Path) -> dict:
         status = "ok" if result["returncode"] == 0 else f"FAILED ({result['returncode']})"
         print(f"    {status} in {result['seconds']:.0f} s, {len(result['figures'])} figures, load "
               f"{result['load_after'][0]}", flush=True)
+        save(out)
     out["load_after"], out["seconds"] = _load(), round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
     return out
+
+
+def _saver(doc: dict, out: Path) -> Callable[[dict], None]:
+    """A function writing ``doc`` (JSON and table) with ``run`` as its newest pass, replaced as the pass grows."""
+    earlier = list(doc["runs"])
+
+    def save(run: dict) -> None:
+        doc["runs"] = [*earlier, run]
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+        out.with_suffix(".md").write_text(runs_markdown(doc) + "\n")
+
+    return save
 
 
 def main() -> int:
@@ -144,13 +159,12 @@ def main() -> int:
     for _ in range(args.repeat):
         work = args.work or Path(tempfile.mkdtemp(prefix="run_all_"))
         work.mkdir(parents=True, exist_ok=True)
+        save = _saver(doc, args.out)
         try:
-            doc["runs"].append(run_pass(entries, work))
+            save(run_pass(entries, work, save))
         finally:
             if not args.work:
                 shutil.rmtree(work, ignore_errors=True)
-        args.out.write_text(json.dumps(doc, indent=1) + "\n")  # after every pass: a late failure loses nothing
-        args.out.with_suffix(".md").write_text(runs_markdown(doc) + "\n")
     failed = [n for r in doc["runs"][-args.repeat:] for n, e in r["entries"].items() if e["returncode"] != 0]
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

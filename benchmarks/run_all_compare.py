@@ -72,7 +72,8 @@ def _fmt(values: list[float]) -> str:
 
 def _passes(doc: dict) -> str:
     return "; ".join(f"{r['started']} commit {r['commit'][:10]}{' (dirty)' if r['dirty'] else ''}, load "
-                     f"{r['load_before'][0]} → {r['load_after'][0]}, {r['seconds'] / 60:.1f} min" for r in doc["runs"])
+                     f"{r['load_before'][0]} → {r.get('load_after', ['?'])[0]}, "
+                     + (f"{r['seconds'] / 60:.1f} min" if "seconds" in r else "in progress") for r in doc["runs"])
 
 
 def compare_markdown(rows: list[dict], before: dict, after: dict) -> str:
