@@ -81,11 +81,14 @@ def read_figures(entry: Entry, stdout: str, work: Path) -> tuple[dict, str | Non
 
 
 def reparse(doc: dict) -> None:
-    """Read every stored output again (after a parser was fixed); CSV-based figures need the pass's --work kept."""
+    """Read every stored output again (after a parser was fixed). Figures read from a CSV need the pass's work
+    folder: a pass whose folder is gone keeps the figures it had when nothing can be read now."""
     by_name = {e.name: e for e in ENTRIES}
     for run in doc["runs"]:
         for name, result in run["entries"].items():
-            result["figures"], result["parse_error"] = read_figures(by_name[name], result["stdout"], Path(run["work"]))
+            figures, error = read_figures(by_name[name], result["stdout"], Path(run["work"]))
+            if figures or Path(run["work"]).exists():
+                result["figures"], result["parse_error"] = figures, error
 
 
 def _shown(arg: str, work: Path) -> str:

@@ -64,6 +64,7 @@ def _raw(text: str, _: Path) -> Figures:
     out: Figures = {}
     put(out, "peak RSS 10x accounts / 1x", one(rf"peak RSS ratio .*? = ({NUMBER})x", text), "ratio")
     put(out, "events 10x / 1x", one(rf"for ({NUMBER})x the events", text), "check")
+    put(out, "limit pass (peak RSS ratio < 1.5x)", "\nPASS" in text, "check")
     return out
 
 
@@ -169,14 +170,17 @@ def _import(text: str, _: Path) -> Figures:
 
 def _play_effects(text: str, _: Path) -> Figures:
     out: Figures = {}
-    header = re.search(r"^play\s+seeds\s+measured\s+covers\s+excludes_0\s+truth_mean\s+estimate_mean.*$", text, re.M)
-    if header:
+    header = re.search(r"^\s+seeds\s+measured\s+covers\s+excludes_0\s+truth_mean\s+estimate_mean.*$", text, re.M)
+    if header:  # the summary per play: a header, the index name ("play") alone, then one line per play
         for line in text[header.end():].splitlines()[1:]:
             parts = line.split()
+            if len(parts) == 1 and parts[0] == "play":
+                continue
             if len(parts) < 9:
                 break
             put(out, f"{parts[0]}: interval covers the truth, seeds", num(parts[3]), "check")
             put(out, f"{parts[0]}: estimate mean", num(parts[6]), "check")
+    put(out, "placebo interval covers 0, seeds", one(r"interval covers 0 in (\d+) of", text), "check")
     return out
 
 
