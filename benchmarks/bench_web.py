@@ -76,6 +76,8 @@ def _times(call, n: int) -> np.ndarray:  # noqa: ANN001
         assert answer.status_code == 200, answer.text[:300]
     return np.array(out)
 
+KEY = "bench-key-0123456789abcdefghij"  # the API key the service is started with: /metadata and /rank need it
+
 
 def _row(name: str, ms: np.ndarray, reference: float | None) -> dict[str, object]:
     p95 = float(np.percentile(ms, 95))
@@ -122,7 +124,7 @@ def main() -> None:
     snap = snapshot(args.work, data)
     home = Path(tempfile.mkdtemp(prefix="bench-web-"))
     os.environ.update(EXPANSION_HOME=str(home), EXPANSION_SNAPSHOT_PATH=str(snap), EXPANSION_MODEL_SOURCE="none",
-                      EXPANSION_DATA_DIR=str(data), EXPANSION_API_KEY="bench-key-0123456789abcdefghij", EXPANSION_EXPANSION_TARGET_ARR_QUARTER="2000000",
+                      EXPANSION_DATA_DIR=str(data), EXPANSION_API_KEY=KEY, EXPANSION_EXPANSION_TARGET_ARR_QUARTER="2000000",
                       MLFLOW_DISABLE_TELEMETRY="true")
     from starlette.testclient import TestClient
 
@@ -133,11 +135,11 @@ def main() -> None:
     tokens = {"csm": add_user("Bench CSM", "csm", CSM, store), "leader": add_user("Bench Lead", "leader", None, store)}
     with TestClient(ExpansionScoring.to_asgi()) as client:
         deadline = time.monotonic() + 600
-        while not client.post("/metadata", json={}, headers={"Authorization": "Bearer bench"}).json()["reasons_complete"]:
+        while not client.post("/metadata", json={}, headers={"Authorization": f"Bearer {KEY}"}).json()["reasons_complete"]:
             assert time.monotonic() < deadline, "reasons were not precomputed in 10 minutes"
             time.sleep(0.5)
         rank = _times(lambda: client.post("/rank", json={"csm_owner": CSM, "limit": 100},
-                                          headers={"Authorization": "Bearer bench"}), args.requests)
+                                          headers={"Authorization": f"Bearer {KEY}"}), args.requests)
         ref = float(np.percentile(rank, 95))
         rows = [_row("POST /rank, 2,000-account book, top 100 with reasons (reference)", rank, None)]
         sessions = {}
