@@ -53,26 +53,29 @@ def _metrics(text: str, _: Path) -> Figures:
     return out
 
 
-def _generate(text: str, _: Path) -> Figures:
-    out: Figures = {}
-    put(out, "generate / bare parquet write", one(rf"generate / reference = ({NUMBER})x", text), "ratio")
-    put(out, "limits pass", "\nPASS" in text, "check")
-    return out
+def figures(*specs: tuple[str, str | Callable[[str], float | bool | None], str]) -> Callable[[str, Path], Figures]:
+    """A parser of ``(name, pattern or reader, kind)`` rows: a pattern's first group read as a number."""
+
+    def parse(text: str, _: Path) -> Figures:
+        out: Figures = {}
+        for name, read, kind in specs:
+            put(out, name, one(read, text) if isinstance(read, str) else read(text), kind)
+        return out
+
+    return parse
 
 
-def _raw(text: str, _: Path) -> Figures:
-    out: Figures = {}
-    put(out, "peak RSS 10x accounts / 1x", one(rf"peak RSS ratio .*? = ({NUMBER})x", text), "ratio")
-    put(out, "events 10x / 1x", one(rf"for ({NUMBER})x the events", text), "check")
-    put(out, "limit pass (peak RSS ratio < 1.5x)", "\nPASS" in text, "check")
-    return out
+def passed(text: str) -> bool:
+    return "\nPASS" in text
 
 
-def _features(text: str, _: Path) -> Figures:
-    out: Figures = {}
-    put(out, "pipeline / bare GROUP BY", one(rf"pipeline / bare aggregation:\s+({NUMBER})x", text), "ratio")
-    put(out, "feature rows", one(rf"feature rows: ({NUMBER})", text), "check")
-    return out
+_generate = figures(("generate / bare parquet write", rf"generate / reference = ({NUMBER})x", "ratio"),
+                    ("limits pass", passed, "check"))
+_raw = figures(("peak RSS 10x accounts / 1x", rf"peak RSS ratio .*? = ({NUMBER})x", "ratio"),
+               ("events 10x / 1x", rf"for ({NUMBER})x the events", "check"),
+               ("limit pass (peak RSS ratio < 1.5x)", passed, "check"))
+_features = figures(("pipeline / bare GROUP BY", rf"pipeline / bare aggregation:\s+({NUMBER})x", "ratio"),
+                    ("feature rows", rf"feature rows: ({NUMBER})", "check"))
 
 
 def _median(values: list[float]) -> float | None:
@@ -132,12 +135,9 @@ def _load(text: str, _: Path) -> Figures:
     return out
 
 
-def _restart(text: str, _: Path) -> Figures:
-    out: Figures = {}
-    put(out, "requests lost across the restart", one(rf"lost \(cut \+ timeouts \+ 5xx\): ({NUMBER})", text), "check")
-    put(out, "longest gap without a 200 / steady gap", one(rf"ratio ({NUMBER})x\)", text), "ratio")
-    put(out, "start to ready, s", one(rf"start to ready ({NUMBER}) s", text), "absolute")
-    return out
+_restart = figures(("requests lost across the restart", rf"lost \(cut \+ timeouts \+ 5xx\): ({NUMBER})", "check"),
+                   ("longest gap without a 200 / steady gap", rf"ratio ({NUMBER})x\)", "ratio"),
+                   ("start to ready, s", rf"start to ready ({NUMBER}) s", "absolute"))
 
 
 def _batch(text: str, _: Path) -> Figures:
@@ -259,14 +259,11 @@ def _forecast_choice(text: str, _: Path) -> Figures:
     return out
 
 
-def _reasons(text: str, _: Path) -> Figures:
-    out: Figures = {}
-    put(out, "play premise fails", one(r"play premise fails in the account's own numbers: (\d+)", text), "check")
-    put(out, "accounts with >= 3 reasons, share", one(rf"accounts with at least 3 reasons: [\d,]+ of [\d,]+ = ({NUMBER})%",
-                                                      text), "check")
-    put(out, "reason texts without a comparison", one(r"reason texts without a comparison: (\d+)", text), "check")
-    put(out, "all hard checks pass", "all hard checks pass" in text, "check")
-    return out
+_reasons = figures(
+    ("play premise fails", r"play premise fails in the account's own numbers: (\d+)", "check"),
+    ("accounts with >= 3 reasons, share", rf"accounts with at least 3 reasons: [\d,]+ of [\d,]+ = ({NUMBER})%", "check"),
+    ("reason texts without a comparison", r"reason texts without a comparison: (\d+)", "check"),
+    ("all hard checks pass", lambda text: "all hard checks pass" in text, "check"))
 
 
 ENTRIES = [
