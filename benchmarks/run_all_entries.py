@@ -195,15 +195,18 @@ def _play_uplift(text: str, _: Path) -> Figures:
     return out
 
 
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV a benchmark wrote, none when it wrote none."""
+    return list(csv.DictReader(path.open())) if path.exists() else []
+
+
 def _small_books(_: str, work: Path) -> Figures:
     out: Figures = {}
-    path = work / "small_books" / "small_books_seeds.csv"
-    if path.exists():
-        for row in csv.DictReader(path.open()):
-            for column in ("expansion_auc", "expansion_gain", "churn_auc", "churn_gain", "expansion_promotions",
-                           "churn_promotions"):
-                if row.get(column):
-                    put(out, f"seed {row['seed']} {column}", num(row[column]), "check")
+    for row in csv_rows(work / "small_books" / "small_books_seeds.csv"):
+        for column in ("expansion_auc", "expansion_gain", "churn_auc", "churn_gain", "expansion_promotions",
+                       "churn_promotions"):
+            if row.get(column):
+                put(out, f"seed {row['seed']} {column}", num(row[column]), "check")
     return out
 
 
@@ -218,13 +221,11 @@ def _spark(text: str, _: Path) -> Figures:
 
 def _web(_: str, work: Path) -> Figures:
     out: Figures = {}
-    path = work / "web" / "web.csv"
-    if path.exists():
-        for row in csv.DictReader(path.open()):
-            if row.get("x_rank_p95"):
-                put(out, f"{row['request']} / POST /rank, p95", num(row["x_rank_p95"]), "ratio")
-            elif row["request"].startswith("search index"):
-                put(out, f"{row['request']}, p95 ms", num(row["p95_ms"]), "absolute")
+    for row in csv_rows(work / "web" / "web.csv"):
+        if row.get("x_rank_p95"):
+            put(out, f"{row['request']} / POST /rank, p95", num(row["x_rank_p95"]), "ratio")
+        elif row["request"].startswith("search index"):
+            put(out, f"{row['request']}, p95 ms", num(row["p95_ms"]), "absolute")
     return out
 
 
