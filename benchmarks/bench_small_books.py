@@ -29,7 +29,8 @@ One command: ``python benchmarks/bench_small_books.py [--parts seeds control lar
   evidence, each shadow version's realised gain over what served on its shadow months, and
   whether a model served within 3 months of a shadow whose realised gain interval lies above 0.
   ``--shadow-months 24`` replays companies of 24 months from their first eligible cut-off, where
-  the first decisions rest on few test months (``--first-seed`` splits the seeds over runs).
+  the first decisions rest on few test months (``--first-seed`` splits the seeds over runs;
+  ``--model churn`` replays the churn model instead of expansion).
 - ``shadow-route``: the shadow route alone on the same 24-month companies: the first eligible
   cut-off's refit kept in shadow while the baseline serves, judged at every later cut-off on
   the realised months known by then; when it would be promoted.
@@ -202,7 +203,7 @@ def part_control(
     return table
 
 
-def part_shadow(work: Path, seeds: list[int], settings: Settings, months: int = 18) -> pd.DataFrame:
+def part_shadow(work: Path, seeds: list[int], settings: Settings, months: int = 18, model: str = "expansion") -> pd.DataFrame:
     """Replay every eligible cut-off with the shadow challenger; when a model first served, and why.
 
     Per shadow version: its realised ROC-AUC gain over what served on all its months, the
@@ -221,13 +222,13 @@ def part_shadow(work: Path, seeds: list[int], settings: Settings, months: int = 
         t0 = time.perf_counter()
         frame = feature_frame(work, 300, months, seed)
         cutoffs = eligible_cutoffs(frame, settings.horizon_days)
-        result = backtest(frame, feature_names(), categorical_features(), settings, cutoffs, models=("expansion",))
+        result = backtest(frame, feature_names(), categorical_features(), settings, cutoffs, models=(model,))
         d = result.cutoffs.reset_index(drop=True)
         served = d.index[d["served"] != "baseline"]
-        row = {"seed": seed, "months": months, "cutoffs": len(d), "first_cutoff": d.loc[0, "cutoff"],
+        row = {"seed": seed, "model": model, "months": months, "cutoffs": len(d), "first_cutoff": d.loc[0, "cutoff"],
                "first_served_at": d.loc[served[0], "cutoff"] if len(served) else "never",
                "evidence": d.loc[served[0], "evidence"] if len(served) else "",
-               "shadow_promotions": int((d["evidence"] == "shadow months").sum()),
+               "shadow_promotions": int(((d["decision"] == "promoted") & d["evidence"].str.contains("shadow")).sum()),
                "shadow_gain_above_0": 0, "served_within_3": 0, "served_within_3_of_realised": 0}
         sc = result.scores
         dates = pd.to_datetime(d["cutoff"])
@@ -260,10 +261,10 @@ def part_shadow(work: Path, seeds: list[int], settings: Settings, months: int = 
         rows.append(row)
     table = pd.DataFrame(rows)
     tested = table[table["shadow_gain_above_0"] > 0]
-    print(f"{months}-month companies: seeds with a shadow whose realised gain interval lies above 0:", len(tested), "of",
+    print(f"{model}, {months}-month companies: seeds with a shadow whose realised gain interval lies above 0:", len(tested), "of",
           len(table), "| a model serving within 3 cut-offs of its start:", int((tested["served_within_3"] > 0).sum()),
           "| within 3 of its first realised month:", int((tested["served_within_3_of_realised"] > 0).sum()),
-          "| promotions by the shadow route:", int(table["shadow_promotions"].sum()))
+          "| promotions with shadow months in the evidence:", int(table["shadow_promotions"].sum()))
     return table
 
 
@@ -279,12 +280,11 @@ def part_shadow_route(work: Path, seeds: list[int], settings: Settings, months: 
     from training.baseline import BaselineClassifier
     from training.backtest import eligible_cutoffs
     from training.bootstrap import Scores, compare, lookup
-    from training.gate import ShadowRecord, decide_shadow, split_confidence
+    from training.gate import ShadowRecord
     from training.train import train_model
 
     rows = []
     horizon = pd.Timedelta(days=settings.horizon_days)
-    level = split_confidence(settings.promotion_confidence)
     for seed in seeds:
         t0 = time.perf_counter()
         frame = feature_frame(work, 300, months, seed)
@@ -314,7 +314,7 @@ def part_shadow_route(work: Path, seeds: list[int], settings: Settings, months: 
             if rec["outcome"].sum() < settings.gate_min_positives:
                 continue
             usable_at = k if usable_at is None else usable_at
-            if decide_shadow("expansion", ShadowRecord(start.date().isoformat(), rec), settings, level, None).promote:
+            if gate(result, None, settings, shadow=ShadowRecord(start.date().isoformat(), rec)).promote:
                 promoted_at = k
                 break
         row = {"seed": seed, "months": months, "start": start.date().isoformat(), "cutoffs": len(cutoffs),
@@ -528,8 +528,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["seeds", "control", "large"])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--first-seed", type=int, default=1, help="shadow part: the first seed (to split the seeds over runs)")
+    parser.add_argument("--first-seed", type=int, default=1, help="shadow and control parts: the first seed (to split the seeds over runs)")
     parser.add_argument("--shadow-months", type=int, default=18, help="shadow part: months of each generated company")
+    parser.add_argument("--model", choices=("expansion", "churn"), default="expansion",
+                        help="shadow part: the model replayed (the control part always counts both)")
     parser.add_argument("--control-seeds", type=int, default=20)
     parser.add_argument("--control-accounts", type=int, default=300,
                         help="control part: accounts per company (more positives make the 0.5 +- 0.05 check sharper)")
@@ -547,12 +549,14 @@ def main() -> None:
         if part == "seeds":
             table = part_seeds(work, list(range(1, args.seeds + 1)), settings)
         elif part == "control":
-            table = part_control(work, list(range(1, args.control_seeds + 1)), settings, args.control_accounts,
+            table = part_control(work, list(range(args.first_seed, args.first_seed + args.control_seeds)), settings,
+                                 args.control_accounts,
                                  replay=not args.control_job_only)
         elif part == "large":
             table = part_large(work, settings)
         elif part == "shadow":
-            table = part_shadow(work, list(range(args.first_seed, args.first_seed + args.seeds)), settings, args.shadow_months)
+            table = part_shadow(work, list(range(args.first_seed, args.first_seed + args.seeds)), settings, args.shadow_months,
+                                args.model)
         elif part == "shadow-route":
             table = part_shadow_route(work, list(range(args.first_seed, args.first_seed + args.seeds)), settings,
                                       args.shadow_months)

@@ -107,7 +107,8 @@ class Settings(BaseSettings):
         "about one in four years, where 0.90 allows about one a year.",
     )
     gate_min_positives: int = Field(
-        30, ge=1, description="Fewest positives in the pooled test months for the promotion gate to decide."
+        30, ge=1, description="Fewest positives in the gate's evidence (the pooled test months, with a shadow's "
+        "realised months when there are some) for the promotion gate to decide."
     )
     bootstrap_replicates: int = Field(1000, ge=50, description="Account-level bootstrap replicates behind every interval.")
     backtest_fit_rows: int = Field(

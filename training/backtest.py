@@ -103,9 +103,7 @@ def backtest(
             decision = gate(result, champion, settings, shadow=record)
             result.model.version = cutoff.date().isoformat()
             shadow_before = shadow.version if shadow is not None else ""
-            if decision.promote and decision.version is not None and shadow is not None:
-                champion, shadow = shadow, None  # promoted on its realised months
-            elif decision.promote:
+            if decision.promote:
                 champion, shadow = result.model, None
             elif shadow is None or shadow_spent(record, settings):
                 shadow = result.model  # a new shadow once the old one had its chance on enough months

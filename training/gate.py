@@ -18,15 +18,20 @@ when all hold:
 
 Otherwise what serves keeps serving and every reason is said in plain words.
 
-**The shadow months.** A version the gate did not promote is scored beside the champion on
-every run (``serving.scoring.batch``), never shown to CSMs; once those months' horizons pass, its
-realised record (:class:`ShadowRecord`: per account and month, the outcome, the shadow's
-score, what served and the baseline) is a second route to promotion, on months no model
-saw: the shadow version is promoted when, on those rows, the same rules hold (enough
-positives, ROC-AUC above chance, gain over the baseline and over what served above 0).
-Two routes are two chances for noise, so when both are open each is read at half the
-tail (98 % becomes 99 %): the chance of a false promotion per decision stays at most the
-nominal one. The decision says which evidence decided.
+**The shadow months pool with the backtest.** A version the gate did not promote is scored
+beside the champion on every run (``serving.scoring.batch``), never shown to CSMs; once those
+months' horizons pass, its realised record (:class:`ShadowRecord`: per account and month,
+the outcome, the shadow's score, what served and the baseline) is more evidence of the same
+kind as the pooled backtest's test months: how the job's models rank, out of time, against
+what they would replace. With a shadow record the rules above are read once, on the two
+stacked (``training.gate_evidence``): ROC-AUC and the gain over the baseline on the backtest
+months plus the shadow months, the gain over the champion on the backtest months it never
+saw plus the shadow months against what served. One test at the gate's level, so the chance
+of a false promotion per decision is the nominal one, and more months than either source
+alone. What is promoted is the new refit: the evidence is the training procedure's record,
+and the refit has seen the most data (the shadow's months included). The decision says
+which evidence decided (backtest months and positives, shadow months and positives) and
+gives each source's own reading beside the stacked one.
 
 The gate decides on intervals at ``Settings.promotion_confidence`` (98 % by default, 1 % in
 each tail), wider than the 90 % ones the reports show. The job decides for two models every
@@ -43,8 +48,9 @@ import numpy as np
 import pandas as pd
 
 from features.config import Settings
-from training.bootstrap import Interval, Scores, compare, lookup
-from training.evaluate import positive_scores, snapshot_codes
+from training.bootstrap import Interval
+from training.evaluate import positive_scores
+from training.gate_evidence import ShadowRecord, part, shadow_alone, shadow_parts, stacked
 from training.models import TrainedModel
 from training.train import ModelResult, replicates_for
 
@@ -54,15 +60,11 @@ CHANCE_AUC = 0.5
 
 @dataclass
 class GateDecision:
-    """Whether a challenger becomes champion, why, and the figures the decision rests on (for tags).
-
-    ``version`` is set when the shadow route decided: that version (not the new refit) is promoted.
-    """
+    """Whether the new refit becomes champion, why, the figures the decision rests on (for tags), and on what evidence."""
 
     promote: bool
     reasons: list[str] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)
-    version: str | None = None
     evidence: str = "pooled backtest"
 
     @property
@@ -146,133 +148,96 @@ def champion_data_end(champion: TrainedModel, horizon_days: int) -> pd.Timestamp
     return None
 
 
-def compare_champion(result: ModelResult, champion: TrainedModel, settings: Settings) -> ChampionComparison:
-    """Re-score ``champion`` on the pooled rows from the end of its data on; paired ROC-AUC gain of the challenger."""
+def champion_rows(result: ModelResult, champion: TrainedModel, settings: Settings) -> tuple[ChampionComparison, pd.DataFrame | None]:
+    """The pooled rows from the end of ``champion``'s data on, ready to stack (challenger against the champion re-scored).
+
+    The frame is None when the champion cannot be re-scored (``problem`` says why) or those rows hold
+    no positive.
+    """
     since = champion_data_end(champion, settings.horizon_days)
     pooled = result.pooled
     unseen = np.asarray(pd.to_datetime(pooled["as_of"]) >= since) if since is not None else np.ones(len(pooled), bool)
     y = pooled[result.label].to_numpy(dtype=float)[unseen]
     base = ChampionComparison(champion.version, int(y.sum()), since.date().isoformat() if since is not None else "unknown")
-    if base.positives < settings.gate_min_positives:
-        return base
+    if base.positives == 0:
+        return base, None
     try:
         champion_scores = positive_scores(champion, result.test_rows.loc[unseen])
     except (ValueError, KeyError) as exc:  # e.g. the champion needs a feature this frame no longer has
-        return ChampionComparison(base.version, base.positives, base.since, problem=str(exc))
-    challenger = pooled["model_raw"].to_numpy()[unseen]
-    table = compare(
-        y, {"challenger": Scores(challenger, challenger), "champion": Scores(champion_scores, champion_scores)},
-        pooled["account_id"].to_numpy()[unseen], np.zeros(len(y), dtype=int), names=("roc_auc",),
-        replicates=replicates_for(len(y), settings.bootstrap_replicates), strata=snapshot_codes(pooled.loc[unseen]),
-        decision_confidence=settings.promotion_confidence,
-    )
-    gain = lookup(table, "challenger - champion", "roc_auc", decision=True)
-    return ChampionComparison(base.version, base.positives, base.since, gain=gain)
+        return ChampionComparison(base.version, base.positives, base.since, problem=str(exc)), None
+    return base, part("backtest", pooled.loc[unseen], y, pooled["model_raw"].to_numpy()[unseen], champion_scores)
 
 
-@dataclass(frozen=True)
-class ShadowRecord:
-    """A shadow version's realised months: ``rows`` has ``account_id, as_of, outcome, shadow, served, baseline``."""
-
-    version: str
-    rows: pd.DataFrame
+def compare_champion(result: ModelResult, champion: TrainedModel, settings: Settings) -> ChampionComparison:
+    """Re-score ``champion`` on the pooled rows from the end of its data on; paired ROC-AUC gain of the challenger."""
+    base, rows = champion_rows(result, champion, settings)
+    if rows is None or base.positives < settings.gate_min_positives:
+        return base
+    return ChampionComparison(base.version, base.positives, base.since, gain=stacked([rows], settings)[1])
 
 
 def shadow_spent(record: ShadowRecord | None, settings: Settings) -> bool:
     """Whether a shadow that was not promoted has had its chance (enough positives on its realised months),
     so that a newer rejected version may take its place; until then it keeps building its record."""
-    return record is not None and len(record.rows) > 0 and record.rows["outcome"].sum() >= settings.gate_min_positives
-
-
-def split_confidence(confidence: float) -> float:
-    """The level of each of two routes so that their union keeps ``confidence`` (half the one-sided tail each)."""
-    return 1.0 - (1.0 - confidence) / 2.0
-
-
-def shadow_figures(record: ShadowRecord, settings: Settings, confidence: float) -> tuple[Interval, Interval, Interval]:
-    """(shadow ROC-AUC, gain over the baseline, gain over what served) on the shadow months, at ``confidence``."""
-    rows = record.rows
-    y = rows["outcome"].to_numpy(dtype=float)
-    scorers = {k: Scores(rows[k].to_numpy(dtype=float), rows[k].to_numpy(dtype=float)) for k in ("shadow", "baseline", "served")}
-    table = compare(y, scorers, rows["account_id"].to_numpy(), np.zeros(len(y), dtype=int), names=("roc_auc",),
-                    replicates=replicates_for(len(y), settings.bootstrap_replicates), strata=snapshot_codes(rows),
-                    decision_confidence=confidence, pairs=[("shadow", "baseline"), ("shadow", "served")])
-    return (lookup(table, "shadow", "roc_auc", True), lookup(table, "shadow - baseline", "roc_auc", True),
-            lookup(table, "shadow - served", "roc_auc", True))
-
-
-def decide_shadow(name: str, record: ShadowRecord, settings: Settings, confidence: float,
-                  champion_version: str | None) -> GateDecision:
-    """The gate's rules on the shadow version's realised months (the same rules as the pooled route)."""
-    rows = record.rows
-    months = pd.to_datetime(rows["as_of"]).dt.date.nunique()
-    positives = int(rows["outcome"].sum())
-    auc, over_baseline, over_served = shadow_figures(record, settings, confidence)
-    noun = POSITIVES_NOUN.get(name, "positives")
-    where = f"shadow v{record.version} over {months} realised month(s), {positives} {noun}"
-    figures = {"gate_shadow_version": record.version, "gate_shadow_roc_auc": _span(auc),
-               "gate_shadow_gain_over_baseline": _span(over_baseline, True),
-               "gate_shadow_gain_over_served": _span(over_served, True)}
-    served = f"champion v{champion_version}" if champion_version else "the rule-based baseline (what served)"
-    margin = settings.promotion_margin
-    ok = auc.low > CHANCE_AUC and over_baseline.low > margin and over_served.low > margin
-    if ok:
-        text = (f"{where}: beats the rule-based baseline by {_span(over_baseline, True)} and {served} by "
-                f"{_span(over_served, True)} ROC-AUC")
-    else:
-        weak = [w for w, iv in (("the baseline", over_baseline), (served, over_served)) if not iv.low > margin]
-        text = (f"{where}: ROC-AUC {_span(auc)}, gain over {' and over '.join(weak) or 'chance'} could be noise "
-                f"(baseline {_span(over_baseline, True)}, served {_span(over_served, True)})")
-    return GateDecision(ok, [text], figures, version=record.version if ok else None, evidence="shadow months")
+    return record is not None and record.positives >= settings.gate_min_positives
 
 
 def gate(result: ModelResult, champion: TrainedModel | None, settings: Settings,
          shadow: ShadowRecord | None = None) -> GateDecision:
     """The decision for ``result`` against the baseline and, if given, the current champion and a shadow record.
 
-    Without a usable shadow record (none, or fewer than the minimum of positives) this is the
-    pooled backtest's gate at ``Settings.promotion_confidence``. With one, both routes are read
-    at :func:`split_confidence` and the first that passes decides: the pooled route promotes the
-    new refit, the shadow route promotes the shadow version (``GateDecision.version``).
+    Without a shadow record that has a realised positive this is the pooled backtest's gate. With
+    one, the same rules are read once on the backtest's test months and the shadow's realised
+    months stacked (``training.gate_evidence``); either way at ``Settings.promotion_confidence``.
     """
-    usable = shadow is not None and len(shadow.rows) > 0 and shadow.rows["outcome"].sum() >= settings.gate_min_positives
-    level = split_confidence(settings.promotion_confidence) if usable else settings.promotion_confidence
-    strict = settings.model_copy(update={"promotion_confidence": level})
-    comparison = None if champion is None else compare_champion(result, champion, strict)
-    if usable:
-        auc, gain = _pooled_at(result, strict)
-    else:
-        auc, gain = result.interval("roc_auc", decision=True), result.interval("roc_auc", "model - baseline", decision=True)
-    pooled = decide(result.name, result.positives, auc, gain, comparison, min_positives=settings.gate_min_positives,
-                    margin=settings.promotion_margin)
-    if not usable:
+    if shadow is None or shadow.positives == 0:
+        comparison = None if champion is None else compare_champion(result, champion, settings)
+        decision = decide(result.name, result.positives, result.interval("roc_auc", decision=True),
+                          result.interval("roc_auc", "model - baseline", decision=True), comparison,
+                          min_positives=settings.gate_min_positives, margin=settings.promotion_margin)
         note = "evidence: the pooled backtest"
         if shadow is not None:
-            found = int(shadow.rows["outcome"].sum()) if len(shadow.rows) else 0
-            note += (f" (shadow v{shadow.version} has {found} positives in its realised months so far; "
-                     f"{settings.gate_min_positives} are needed to use them)")
-        pooled.reasons.append(note)
-        return pooled
-    assert shadow is not None
-    second = decide_shadow(result.name, shadow, settings, level, champion.version if champion is not None else None)
-    figures = {**pooled.figures, **second.figures, "gate_level": f"{level:.1%} per route (two routes)"}
-    if pooled.promote:
-        return GateDecision(True, ["decided by the pooled backtest", *pooled.reasons, *second.reasons], figures)
-    if second.promote:
-        return GateDecision(True, ["decided by the shadow months' realised record", *second.reasons,
-                                   "the new refit was not clearly better: " + "; ".join(pooled.reasons)], figures,
-                            version=shadow.version, evidence="shadow months")
-    return GateDecision(False, ["neither the pooled backtest nor the shadow months decided (each read at "
-                                f"{level:.1%})", *pooled.reasons, *second.reasons], figures, evidence="none")
+            note += f" (shadow v{shadow.version} has no realised positive yet)"
+        decision.reasons.append(note)
+        return decision
+    return _pooled_with_shadow(result, champion, settings, shadow)
 
 
-def _pooled_at(result: ModelResult, settings: Settings) -> tuple[Interval, Interval]:
-    """The refit's pooled ROC-AUC and gain over the baseline re-read at ``settings.promotion_confidence``."""
-    pooled = result.pooled
+def _pooled_with_shadow(result: ModelResult, champion: TrainedModel | None, settings: Settings,
+                        shadow: ShadowRecord) -> GateDecision:
+    """The gate's rules on the backtest months and the shadow's realised months, stacked into one sample."""
+    pooled, noun = result.pooled, POSITIVES_NOUN.get(result.name, "positives")
     y = pooled[result.label].to_numpy(dtype=float)
-    model, base = pooled["model_raw"].to_numpy(dtype=float), pooled["baseline"].to_numpy(dtype=float)
-    table = compare(y, {"model": Scores(model, model), "baseline": Scores(base, base)}, pooled["account_id"].to_numpy(),
-                    np.zeros(len(y), dtype=int), names=("roc_auc",),
-                    replicates=replicates_for(len(y), settings.bootstrap_replicates), strata=snapshot_codes(pooled),
-                    decision_confidence=settings.promotion_confidence)
-    return lookup(table, "model", "roc_auc", True), lookup(table, "model - baseline", "roc_auc", True)
+    backtest_auc = part("backtest", pooled, y, pooled["model_raw"].to_numpy(), pooled["baseline"].to_numpy())
+    over_baseline, over_served = shadow_parts(shadow)
+    auc, gain = stacked([backtest_auc, over_baseline], settings)
+    comparison = None
+    if champion is not None:
+        base, rows = champion_rows(result, champion, settings)
+        positives = base.positives + shadow.positives
+        comparison = ChampionComparison(base.version, positives, base.since, problem=base.problem)
+        if base.problem is None and positives >= settings.gate_min_positives:
+            gain_over_champion = stacked([p for p in (rows, over_served) if p is not None], settings)[1]
+            comparison = ChampionComparison(base.version, positives, base.since, gain=gain_over_champion)
+    total = result.positives + shadow.positives
+    decision = decide(result.name, total, auc, gain, comparison, min_positives=settings.gate_min_positives,
+                      margin=settings.promotion_margin)
+    months = pd.to_datetime(pooled["as_of"]).nunique()
+    alone_baseline, alone_served = shadow_alone(shadow, settings, result.interval("roc_auc").level)
+    backtest_gain = result.interval("roc_auc", "model - baseline")
+    served = f"champion v{champion.version}" if champion is not None else "the baseline"
+    decision.reasons.insert(0, (
+        f"evidence: the pooled backtest's {months} test month(s) ({result.positives} {noun}) and shadow "
+        f"v{shadow.version}'s {shadow.months} realised month(s) ({shadow.positives} {noun}), stacked into one test "
+        f"at {settings.promotion_confidence:.0%}"))
+    decision.reasons.append(
+        f"each alone: the backtest's gain over the baseline {_span(backtest_gain, True)}; the shadow's over the "
+        f"baseline {_span(alone_baseline, True)}, over what served ({served}) {_span(alone_served, True)}")
+    decision.figures.update({
+        "gate_evidence": f"backtest {months} months / {result.positives} positives + shadow v{shadow.version} "
+                         f"{shadow.months} months / {shadow.positives} positives",
+        "gate_backtest_gain_over_baseline": _span(backtest_gain, True),
+        "gate_shadow_version": shadow.version, "gate_shadow_gain_over_baseline": _span(alone_baseline, True),
+        "gate_shadow_gain_over_served": _span(alone_served, True)})
+    decision.evidence = "pooled backtest + shadow months"
+    return decision

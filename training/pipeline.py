@@ -67,7 +67,7 @@ def train_and_register(
     """Backtest both models on ``frame``, register each refit model and gate it.
 
     ``shadows`` holds the shadow versions' realised months (``serving.jobs.monitoring``): the
-    gate's second route. A rejected version becomes the shadow once the current one was judged.
+    gate's evidence beside the pooled backtest. A rejected version becomes the shadow once the current one was judged.
 
     Raises ValueError (naming the column or window, or what history is missing) when the
     frame cannot be trained on.

@@ -442,8 +442,8 @@ def register_and_gate(result: ModelResult, settings: Settings, shadow: ShadowRec
             "test_window": f"{window['test_start']}..{window['test_end']}", **decision.figures}
     for key, value in tags.items():
         client.set_model_version_tag(result.name, version, key, value)
-    if decision.promote:  # the shadow route promotes the shadow version, not this refit
-        promote(result.name, decision.version or version, settings, reason=f"gate ({decision.evidence})")
+    if decision.promote:
+        promote(result.name, version, settings, reason=f"gate ({decision.evidence})")
     model.version, model.run_id, model.registry_uri = version, run.info.run_id, public_uri(settings.tracking_uri)
     return version, decision
 

@@ -184,7 +184,7 @@ def retrain(
     if not promoted:
         console.print("no new champion: what serves keeps serving" + ("; nothing deployed" if deploy else ""))
         raise typer.Exit(EXIT_KEPT)
-    console.print(f"promoted: {', '.join(f'{n} v{result.registered[n].decision.version or result.registered[n].version}' for n in promoted)}")
+    console.print(f"promoted: {', '.join(f'{n} v{result.registered[n].version}' for n in promoted)}")
     if deploy:
         _deploy_after_retrain(result)
 

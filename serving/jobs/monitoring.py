@@ -28,12 +28,11 @@ from features.config import Settings
 from features.io import DataSource
 from serving.store.monitoring import MonitoringStore
 from training.datasets import LABELS
-from training.gate import ShadowRecord
+from training.gate_evidence import SHADOW_COLUMNS, ShadowRecord
 from training.monitoring import ALL, Alarm, alarms, calibration, realised, track_rows
 from training.train import replicates_for
 
 PROMISED = ("roc_auc", "lift_top_decile", "precision_top_book", "ece")
-SHADOW_COLUMNS = ("account_id", "as_of", "outcome", "shadow", "served", "baseline")
 
 
 @dataclass(frozen=True)

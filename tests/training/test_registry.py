@@ -174,7 +174,7 @@ def test_a_new_registry_is_the_owners_alone(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_rejected_version_goes_to_shadow_and_its_realised_months_can_promote_it(small_frame, feature_lists, settings):
+def test_a_rejected_version_goes_to_shadow_and_its_realised_months_count_in_the_gates_evidence(small_frame, feature_lists, settings):
     import pandas as pd
 
     from training.gate import ShadowRecord
@@ -191,7 +191,8 @@ def test_a_rejected_version_goes_to_shadow_and_its_realised_months_can_promote_i
     # A later rejected version does not displace a shadow that has not been judged yet.
     second, decision2 = register_and_gate(noise, settings)
     assert update_shadow("expansion", second, decision2.promote, False, settings) == version
-    # The shadow's realised months beat what served (the baseline): the gate promotes the shadow version itself.
+    # The shadow's realised months beat what served (the baseline): stacked with the backtest's months they promote
+    # the new refit (the evidence is the training procedure's record; the refit has seen the most data).
     rng = np.random.default_rng(6)
     trait = rng.normal(size=1200)
     rows = pd.DataFrame({"account_id": [f"a{i % 400}" for i in range(1200)],
@@ -199,8 +200,8 @@ def test_a_rejected_version_goes_to_shadow_and_its_realised_months_can_promote_i
                          "outcome": (rng.random(1200) < 1 / (1 + np.exp(-(-1.8 + 1.5 * trait)))).astype(float),
                          "shadow": trait, "served": rng.random(1200), "baseline": rng.random(1200)})
     third, decision3 = register_and_gate(noise, settings, shadow=ShadowRecord(version, rows))
-    assert decision3.promote and decision3.version == version and decision3.evidence == "shadow months"
-    assert load_champion("expansion", settings).version == version != third
+    assert decision3.promote and decision3.evidence == "pooled backtest + shadow months"
+    assert load_champion("expansion", settings).version == third != version
     assert update_shadow("expansion", third, True, True, settings) is None
     assert SHADOW not in sum(_aliases(settings, "expansion").values(), [])
 
