@@ -23,8 +23,8 @@ of being dropped, and errors of a small segment and of the whole book read alike
   first year) serves until it has ``MIN_CUTOFFS`` past cut-offs with outcomes: nothing leaves
   the simple answer before it can be compared with it. Then, among the candidates with that
   many, the lowest median absolute error over the cut-offs they share wins, ties to the
-  simpler method; a winner other than the naive mean serves only if it missed by less than
-  the naive mean beyond noise (``_beats``): a one-sided sign test whose count is the
+  simpler method; a winner other than the simple answer in force (below) serves only if it
+  missed by less than that answer beyond noise (``_beats``): a one-sided sign test whose count is the
   *independent* horizons the cut-offs are worth (monthly cut-offs of a 90-day horizon
   overlap, so six of them are about two and a half independent comparisons, and counting
   them as six made lucky runs look like evidence), at ``SWITCH_LEVEL`` divided by the number
@@ -37,8 +37,8 @@ of being dropped, and errors of a small segment and of the whole book read alike
   two simple answers) over every past cut-off both have. The naive forecasts need no model,
   so their record is replayed at every month end the data allow
   (``training.forecast_backtest.naive_record``), a year or more before the model has one:
-  a company whose rates keep growing, which the mean of four periods lags, is seen within
-  its first two years.
+  a company whose rates keep growing, which the mean of four periods lags, is seen sooner
+  (measured in benchmarks/README.md: not always soon enough within 24 months).
 
 The interval of whatever serves is ``training.forecast_serve``. Nothing here is fitted to a
 generator: thresholds are counts and test levels. Pure.
