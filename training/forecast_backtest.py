@@ -170,7 +170,10 @@ def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: 
     horizon = pd.Timedelta(days=settings.horizon_days)
     as_of = pd.to_datetime(frame["as_of"])
     p_expand = oot_probability(frame, preds[ModelName.expansion])
-    out, track, base, cand, served_rows = [], [], [], pd.DataFrame(), []
+    early = naive_record(frame, cutoffs[0]) if cutoffs else pd.DataFrame(columns=TRACK)
+    # the naive forecasts' record starts where the data allow, not where the model's does: they need no model
+    out, track, base, served_rows = [], [], [early] if len(early) else [], []
+    cand = early.assign(shift_pts=0.0) if len(early) else pd.DataFrame()
     for k, cutoff in enumerate(cutoffs):
         book = rows(frame, cutoff, "expanded")
         if not len(book) == len(rows(frame, cutoff, "churned")):
@@ -202,6 +205,25 @@ def backtest_with_record(frame: pd.DataFrame, features: list[str], categorical: 
             if f is not None:
                 out.extend(_row(cutoff, g, method, f.loc[g], truth.loc[g]) | {"all_methods": compared} for g in truth.index)
     return pd.DataFrame(out), pd.concat(base, ignore_index=True) if base else pd.DataFrame(columns=TRACK)
+
+
+def naive_record(frame: pd.DataFrame, before: pd.Timestamp) -> pd.DataFrame:
+    """Both naive forecasts (the naive mean over up to four periods) as ``TRACK`` rows at every month end of ``frame``
+    before ``before`` that has a complete period behind it, beside what happened where the horizon is complete.
+
+    The naive forecasts need no model, so their record can start a year or more before the model's out-of-time one:
+    the choice between the two simple answers (``training.forecast_choice``) reads it."""
+    out = []
+    for day in sorted(pd.to_datetime(frame["as_of"]).unique()):
+        if day >= before:
+            break
+        book = frame.loc[pd.to_datetime(frame["as_of"]) == day]
+        truth = actuals(book) if book["expanded"].notna().all() else None
+        for method, periods in (("naive_last", 1), ("naive_mean4", NAIVE_PERIODS)):
+            f = naive(frame, day, book, periods, min_periods=1)
+            if f is not None:
+                out.append(long_rows(day, method, f, truth))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=TRACK)
 
 
 def live_at(track: pd.DataFrame, past: pd.DataFrame, cutoff: pd.Timestamp, frame: pd.DataFrame, model: pd.DataFrame,
@@ -278,4 +300,4 @@ def summarize_backtest(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-__all__ = ["backtest_forecast", "backtest_with_record", "period_rates", "oot_probability", "summarize_backtest", "contraction_mrr", "actuals", "naive", "Sizes", "point_forecast"]
+__all__ = ["backtest_forecast", "backtest_with_record", "naive_record", "period_rates", "oot_probability", "summarize_backtest", "contraction_mrr", "actuals", "naive", "Sizes", "point_forecast"]

@@ -23,14 +23,22 @@ of being dropped, and errors of a small segment and of the whole book read alike
   first year) serves until it has ``MIN_CUTOFFS`` past cut-offs with outcomes: nothing leaves
   the simple answer before it can be compared with it. Then, among the candidates with that
   many, the lowest median absolute error over the cut-offs they share wins, ties to the
-  simpler method; a winner other than the naive mean serves only if it missed by less than
-  the naive mean beyond noise (``_beats``): a one-sided sign test whose count is the
+  simpler method; a winner other than the simple answer in force (below) serves only if it
+  missed by less than that answer beyond noise (``_beats``): a one-sided sign test whose count is the
   *independent* horizons the cut-offs are worth (monthly cut-offs of a 90-day horizon
   overlap, so six of them are about two and a half independent comparisons, and counting
   them as six made lucky runs look like evidence), at ``SWITCH_LEVEL`` divided by the number
-  of challengers compared (the best of three looks better than it is). A perfect record
+  of challengers compared (the best of two looks better than it is). A perfect record
   therefore needs about five independent horizons (some 15 monthly cut-offs) to leave the
-  naive mean.
+  simple answer for the model or the blend.
+- **The simple answer is the naive mean or the last period's rates**, whichever the two's
+  own record favours: the last period's rates replace the mean when they missed by less
+  beyond noise (the same sign test, at ``SWITCH_LEVEL`` undivided: one comparison, between
+  two simple answers) over every past cut-off both have. The naive forecasts need no model,
+  so their record is replayed at every month end the data allow
+  (``training.forecast_backtest.naive_record``), a year or more before the model has one:
+  a company whose rates keep growing, which the mean of four periods lags, is seen sooner
+  (measured in benchmarks/README.md: not always soon enough within 24 months).
 
 The interval of whatever serves is ``training.forecast_serve``. Nothing here is fitted to a
 generator: thresholds are counts and test levels. Pure.
@@ -50,13 +58,14 @@ BASE = ("model", "naive_last", "naive_mean4")
 BLEND = "blend"
 CANDIDATES = (*BASE, BLEND)
 DEFAULT = "naive_mean4"  # serves until it has MIN_CUTOFFS past cut-offs to be compared on
+NAIVE = (DEFAULT, "naive_last")  # the simple answers: chosen between on their own (longer) record
 SIMPLE_FIRST = ("naive_mean4", "naive_last", BLEND, "model")  # the tie-break order
 MIN_CUTOFFS = 6  # monthly cut-offs with outcomes: about 3 independent 90-day horizons
 SIGN_LEVEL = 0.10
 # only the model is corrected: a naive forecast is the simple answer and stays exactly that (measured: correcting the
 # naive mean by its one-sided past moved it the wrong way when the trend turned, on 2 of 6 companies)
 CORRECTED = ("model",)
-SWITCH_LEVEL = 0.10  # leaving the naive mean: sign-test level over independent horizons, split among the challengers
+SWITCH_LEVEL = 0.10  # leaving the simple answer: sign-test level over independent horizons, split among the challengers
 TRACK = ["cutoff", "group", "measure", "method", "forecast", "actual", "starting_arr"]
 
 
@@ -221,6 +230,20 @@ def candidate_history(track: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*TRACK, "shift_pts"])
 
 
+def _simple(errs: dict[str, tuple[np.ndarray, np.ndarray]], ok: list[str], horizon_days: int) -> tuple[str, str]:
+    """The simple answer in force and why: the naive mean, or the last period's rates when, over every past cut-off
+    both have, they missed by less beyond noise (one comparison: ``SWITCH_LEVEL`` undivided) and by a lower median."""
+    if "naive_last" not in ok or DEFAULT not in ok:
+        return DEFAULT, ""
+    days, pair = _common(errs, list(NAIVE))
+    p = _beats(pair["naive_last"], pair[DEFAULT], days, horizon_days)
+    last, mean = (float(np.median(np.abs(pair[k]))) for k in ("naive_last", DEFAULT))
+    if p < SWITCH_LEVEL and last < mean:
+        return "naive_last", (f"naive_last missed by less than the naive mean over {len(days)} past cut-offs "
+                              f"(median {last:.2f} against {mean:.2f}, sign test p = {p:.3f}); ")
+    return DEFAULT, ""
+
+
 def choose(past: pd.DataFrame, present: dict[tuple[str, str], list[str]], cutoff: pd.Timestamp,
            horizon_days: int) -> pd.DataFrame:
     """Per (group, measure) of ``present`` (the candidates forecasting at ``cutoff``): the method in force and its record.
@@ -238,18 +261,19 @@ def choose(past: pd.DataFrame, present: dict[tuple[str, str], list[str]], cutoff
             pick, reason = fallback, f"fewer than {MIN_CUTOFFS} past cut-offs with outcomes"
             e = errs[pick][1]
         else:
-            ok = sorted(ok, key=SIMPLE_FIRST.index)
-            _, common = _common(errs, ok)
-            score = {k: float(np.median(np.abs(common[k]))) if len(common[k]) else np.inf for k in ok}
-            pick = min(ok, key=lambda k: score[k])
-            reason = "lowest median error over " + ", ".join(f"{k} {score[k]:.2f}" for k in ok)
-            if pick != DEFAULT and DEFAULT in ok:
-                pair_days, pair = _common(errs, [pick, DEFAULT])  # every cut-off the two share, not only the blend's
-                p, level = _beats(pair[pick], pair[DEFAULT], pair_days, horizon_days), SWITCH_LEVEL / (len(ok) - 1)
+            simple, why = _simple(errs, ok, horizon_days)
+            compared = sorted([simple, *(k for k in ok if k not in NAIVE)], key=SIMPLE_FIRST.index)
+            _, common = _common(errs, compared)
+            score = {k: float(np.median(np.abs(common[k]))) if len(common[k]) else np.inf for k in compared}
+            pick = min(compared, key=lambda k: score[k])
+            reason = why + "lowest median error over " + ", ".join(f"{k} {score[k]:.2f}" for k in compared)
+            if pick != simple:
+                pair_days, pair = _common(errs, [pick, simple])  # every cut-off the two share, not only the blend's
+                p, level = _beats(pair[pick], pair[simple], pair_days, horizon_days), SWITCH_LEVEL / (len(compared) - 1)
                 if p >= level:
-                    pick, reason = DEFAULT, reason + (f"; {pick} not better than the naive mean beyond noise (sign test "
-                                                      f"over independent horizons p = {p:.3f}, needs < {level:.3f})")
-            e = common[pick]
+                    pick, reason = simple, reason + (f"; {pick} not better than {simple} beyond noise (sign test "
+                                                     f"over independent horizons p = {p:.3f}, needs < {level:.3f})")
+            e = errs[pick][1] if pick in NAIVE and pick == simple else common[pick]
         rows.append({"group": g, "measure": m, "method": pick, "past_cutoffs": len(e),
                      "past_error_pts": float(np.median(np.abs(e))) if len(e) else np.nan,
                      "past_bias_pts": float(np.median(e)) if len(e) else np.nan, "above": int((e > 0).sum()),

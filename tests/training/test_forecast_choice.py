@@ -157,3 +157,27 @@ def test_the_bias_test_counts_the_independent_horizons_of_overlapping_cut_offs()
     assert shift6 == 0.0 and p6 > 0.1
     assert shift12 == 1.0 and p12 < 0.05
     assert bias_shift(np.ones(6))[3] == pytest.approx(2 / 2 ** 6)  # counted as independent, the exact sign test
+
+
+def test_a_trending_company_is_followed_by_the_last_periods_rates_before_the_model_has_a_record() -> None:
+    """A company whose expansion rate keeps growing: the four-period mean lags it (below the actual by about 1.2 points
+    at every cut-off), the last period's rates lag by less (0.3). The naive forecasts are replayed from the data's
+    first months, the model only from the 11th cut-off (7 with outcomes): the choice follows the trend with the last
+    period's rates, and a company whose rate holds still keeps the mean (the same record, the naive roles swapped).
+    Before, the two naive forecasts were compared only on the cut-offs the model had, at a third of the level."""
+    track = _track({"model": 3.0, "naive_last": 0.3, "naive_mean4": 0.3}, bias={"naive_last": -0.3, "naive_mean4": -1.2})
+    track = track.loc[(track["method"] != "model") | (track["cutoff"] >= CUTOFFS[10])]
+    choice = _choice_at(track, CUTOFFS[-1])
+    assert set(choice["method"]) == {"naive_last"}
+    assert choice.loc["expansion_arr", "past_cutoffs"] > 8  # its whole replayed record, not the 7 it shares with the model
+    assert choice.loc["expansion_arr", "reason"].startswith("naive_last missed by less than the naive mean")
+    still = track.assign(method=track["method"].replace({"naive_last": "naive_mean4", "naive_mean4": "naive_last"}))
+    assert set(_choice_at(still, CUTOFFS[-1])["method"]) == {"naive_mean4"}
+
+
+def test_the_last_periods_rates_lucky_on_a_short_record_leave_the_naive_mean_in_force() -> None:
+    # ahead at every one of 6 monthly cut-offs: about 2.7 independent horizons, p = 0.15 - not beyond noise
+    track = _track({"model": 3.0, "naive_last": 0.1, "naive_mean4": 1.0}, cutoffs=CUTOFFS[:9])
+    assert set(_choice_at(track, CUTOFFS[8])["method"]) == {"naive_mean4"}
+    track = _track({"model": 3.0, "naive_last": 0.1, "naive_mean4": 1.0})  # 16 cut-offs, about 6 horizons
+    assert set(_choice_at(track, CUTOFFS[-1])["method"]) == {"naive_last"}
