@@ -81,6 +81,11 @@ def is_local_master(master: str) -> bool:
     return master == "local" or master.startswith("local[")
 
 
+def spark_warehouse(settings: Settings) -> Path:
+    """Where a local Spark session keeps its (unused) SQL warehouse: ``<home>/spark-warehouse``."""
+    return settings.home.resolve() / "spark-warehouse"
+
+
 def spark_session(settings: Settings, app_name: str = "expansion-scoring") -> SparkSession:
     """Get or create the Spark session that ``settings`` describe (``spark_master``, ``spark_conf``).
 
@@ -99,7 +104,12 @@ def spark_session(settings: Settings, app_name: str = "expansion-scoring") -> Sp
         os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.spark_master).appName(app_name)
-    for key, value in {**(LOCAL_SPARK_CONF if local else SPARK_CONF), **settings.spark_conf}.items():
+    defaults = dict(LOCAL_SPARK_CONF if local else SPARK_CONF)
+    if local:
+        # Spark's default warehouse is ./spark-warehouse in the working directory: state outside
+        # the home. Nothing is saved as a Spark table, but the folder is created on start.
+        defaults["spark.sql.warehouse.dir"] = str(spark_warehouse(settings))
+    for key, value in {**defaults, **settings.spark_conf}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

@@ -36,8 +36,8 @@ TOLERANCE = {"check_exact": False, "rtol": 1e-6, "atol": 1e-6}
 
 
 @pytest.fixture(scope="module")
-def settings() -> Settings:
-    return Settings(_env_file=None, spark_master="local[2]")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(_env_file=None, spark_master="local[2]", home=tmp_path_factory.mktemp("spark-home"))
 
 
 @pytest.fixture(scope="module")

@@ -41,10 +41,11 @@ def pipeline(tables: dict[str, pd.DataFrame]) -> None:
     })
 
 
-def test_alert_signals_on_spark_equal_duckdb(tiny_company) -> None:
+def test_alert_signals_on_spark_equal_duckdb(tiny_company, tmp_path) -> None:  # noqa: ANN001
     from features.engines import open_engine, spark_feature_frame
 
-    folder, settings = tiny_company(pipeline), Settings(_env_file=None, spark_master="local[1]")
+    folder, settings = tiny_company(pipeline), Settings(
+        _env_file=None, spark_master="local[1]", home=tmp_path / "home")
     source = open_data(folder)
     try:
         duck = build_features(source, SNAPSHOTS, settings, signals=True)

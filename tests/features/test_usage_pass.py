@@ -105,12 +105,12 @@ def test_feature_frame_with_the_pass_equals_the_reference_frame(
 # --- Spark: the same shapes on the Spark engine, one local session for the module ---
 
 @pytest.fixture(scope="module")
-def spark_settings() -> Settings:
+def spark_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     if os.environ.get("CI"):  # make test installs it; in CI a missing engine is a failure, not a skip
         import pyspark  # noqa: F401
     else:
         pytest.importorskip("pyspark")
-    return Settings(_env_file=None, spark_master="local[1]")
+    return Settings(_env_file=None, spark_master="local[1]", home=tmp_path_factory.mktemp("spark-home"))
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +138,18 @@ def test_pass_equals_the_reference_on_spark(
 ) -> None:
     engine = spark_open(request.getfixturevalue(company))
     _assert_shapes_equal(engine.backend, engine.tables["usage_daily"], dates)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_local_spark_session_keeps_its_warehouse_out_of_the_working_directory(
+    spark_open, spark_settings: Settings, generated_company: Path,  # noqa: ANN001
+) -> None:
+    from features.portable import spark_session_of
+
+    session = spark_session_of(spark_open(generated_company).backend)
+    warehouse = Path(session.conf.get("spark.sql.warehouse.dir").removeprefix("file:")).resolve()
+    # under a home (this module's, or the home of the session this worker already started), never the checkout
+    assert warehouse.name == "spark-warehouse" and warehouse.parent.name.startswith("spark-home")
+    assert not (Path.cwd() / "spark-warehouse").exists()
+    assert not (Path(__file__).resolve().parents[2] / "spark-warehouse").exists()
