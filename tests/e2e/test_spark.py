@@ -188,10 +188,10 @@ def test_lake_uri_features_train_and_score(generated_company: Path, spark_engine
         return " ".join(result.output.split())  # as one line: the console wraps long paths
 
     said = run("features", "--engine", "spark", "--data", f"file://{generated_company}", "--out", f"{lake}/features",
-               "--from", "2025-03-31", "--to", "2026-06-30")
+               "--from", "2025-08-31", "--to", "2026-06-30")
     assert f"to {lake}/features" in said
     partitions = sorted(p.name for p in (tmp_path / "lake" / "features").iterdir() if p.is_dir())
-    assert partitions[0] == "as_of=2025-03-31" and partitions[-1] == "as_of=2026-06-30" and len(partitions) == 16
+    assert partitions[0] == "as_of=2025-08-31" and partitions[-1] == "as_of=2026-06-30" and len(partitions) == 11
     said = run("train", "--features", f"{lake}/features", "--rounds", "30", "--cutoffs", "3")
     assert "gate:" in said
     said = run("score", "--engine", "spark", "--features", f"{lake}/features", "--scores-out", f"{lake}/scores",
