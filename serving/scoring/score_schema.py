@@ -50,7 +50,7 @@ SCORE_SCHEMA: tuple[ScoreField, ...] = (
     ScoreField("reasons", "reason_texts", "Readable reasons, strongest first.", api=False, crm=False),
     ScoreField("reason_details", "reason_details", "The reasons with their feature, effect and contribution.",
                crm=False, api_name="reasons"),
-    ScoreField("why_high", "text", "'Why it is high': the reasons that lift readiness, strongest first, joined "
+    ScoreField("why_high", "text", "'What lifts it': the reasons that lift readiness, strongest first, joined "
                "by ' · ' (the reasons' side 'lifts').", required=False, crm_name="expansion_why_high"),
     ScoreField("holds_back", "text", "'What holds it back': the reasons that hold readiness back or raise churn "
                "risk, strongest first, joined by ' · ' (side 'holds_back').", required=False,
