@@ -5,7 +5,8 @@ One command: ``.venv/bin/python docs/plays_screenshot.py [--out docs/img]`` (abo
 A generated company with plays of known effects (``features.synth.plays``; 1,500 accounts,
 24 months to 2026-06-30, seed 11, a 30 % holdout so that the effects show on a company this
 size; the product's default is 10 %): its assignments go into the store beside the play log,
-the episodes its CSMs ran are logged as contacted, its month-end features are the served snapshot. A leader signs in through the form; the panel
+the episodes its CSMs ran are logged as contacted, its month-end features are the served snapshot, and
+the plays-effect job stores its report as the monthly command does. A leader signs in through the form; the panel
 is shot at 1440 and 390 px (``play-effects-1440.png``, ``play-effects-390.png``, and
 ``play-effects.png`` = the 1440 one, for the docs).
 """
@@ -73,6 +74,15 @@ def build(work: Path) -> dict:
     finally:
         web.close()
     print(f"{len(episodes):,} play episodes stored, {len(done):,} logged done", flush=True)
+    # what the monthly `expansion plays effect` does: measure and store the report the panel reads
+    from serving.jobs.plays import plays_effect_job, save_report
+
+    source = open_data(data)
+    try:
+        report = plays_effect_job(source, settings, save=True, say=lambda m: print(m, flush=True))
+    finally:
+        source.close()
+    print(f"report stored: {save_report(settings, report, AS_OF, NOW)}", flush=True)
     return {"home": home, "data": data, "snapshot": snapshot, "tokens": {"leader": add_user("Lee", "leader", None, settings)}}
 
 

@@ -21,7 +21,9 @@ def effect(
                                                      "of the store's (e.g. a generated company's play_assignments).")] = None,
 ) -> None:
     """Per play: outcome rate and expansion MRR, recommended minus held out, with 90 % intervals and counts."""
-    from serving.jobs.plays import plays_effect_job, read_assignments
+    import datetime as dt
+
+    from serving.jobs.plays import plays_effect_job, read_assignments, save_report
 
     cfg = settings()
     source = open_source(data)
@@ -29,8 +31,11 @@ def effect(
         with job_errors():
             frame = read_assignments(cfg, assignments) if assignments is not None else None
             report = plays_effect_job(source, cfg, assignments=frame, say=say, save=True)
+            data_end = source.data_end().day
     finally:
         source.close()
+    path = save_report(cfg, report, data_end, dt.datetime.now(dt.UTC).replace(microsecond=0))
+    say(f"stored for the leadership page: {path}")
     print_effects(report.effects)
     for r in report.rankings:
         console.print(f"{r.play}: ranking in force: {r.why}", highlight=False)

@@ -1,7 +1,8 @@
 """The plays-effect job: stored assignments -> what followed each episode in the data -> each play's effect.
 
-``plays_effect_job`` is the ``expansion plays effect`` command's one call, and the leadership
-panel's: the assignments come from the product store (or a file, e.g. the ones a
+``plays_effect_job`` is the ``expansion plays effect`` command's one call; the command stores
+its report (``save_report``) and the leadership panel reads that (``stored_report``), so no
+page request builds features or trains an uplift model. The assignments come from the product store (or a file, e.g. the ones a
 generated company was written with), the outcomes from the data folder with the label
 definitions (:mod:`features.play_outcomes`), whether the play was done from the play log, the
 effect from :mod:`training.play_effect`, and which ranking is in force from
@@ -129,3 +130,50 @@ def ranking_job(source: DataSource, settings: Settings, read: pd.DataFrame, *, s
         save_uplift(settings.home, [fit_uplift(str(p), frame[frame["play"] == p], "expanded", features,
                                                categorical_features()) for p in ready if out[p].supported == UPLIFT])
     return [out[p] for p in sorted(out)]
+
+
+# --- the stored report: what the leadership panel shows, written by the job, never computed in a request ---
+
+REPORT_FILE = "effects.json"
+
+
+def report_path(settings: Settings) -> Path:
+    """``<home>/plays/effects.json``: the newest ``expansion plays effect`` report (beside ``plays/uplift/``)."""
+    return settings.home / "plays" / REPORT_FILE
+
+
+def report_rows(report: PlaysReport) -> list[dict]:
+    """Each play's effect (``PlayEffect.as_dict``) with the ranking in force and why: one row per play."""
+    ranking = {r.play: r for r in report.rankings}
+    return [{**e.as_dict(), "ranking": ranking[e.play].supported, "ranking_why": ranking[e.play].why}
+            for e in report.effects]
+
+
+def save_report(settings: Settings, report: PlaysReport, data_end: object, computed_at: object) -> Path:
+    """Write the report whole (a temporary file renamed over the old one): a reader sees the old or the new."""
+    import json
+    import os
+
+    path = report_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{REPORT_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"data_end": str(data_end), "computed_at": str(computed_at),
+                               "rows": report_rows(report)}, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def stored_report(settings: Settings) -> dict | None:
+    """The newest stored report (``data_end``, ``computed_at``, ``rows``), or None when the job has not run in this home.
+
+    Raises ``InvalidInput`` naming the file when it cannot be read."""
+    import json
+
+    path = report_path(settings)
+    if not path.exists():
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        return {"data_end": report["data_end"], "computed_at": report["computed_at"], "rows": list(report["rows"])}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"play effects report {path}: cannot read: {exc}") from exc

@@ -4,6 +4,7 @@ portfolio per CSM, and the queue of accounts without an owner (with owner assign
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,8 @@ from serving.web.formats import money
 from serving.web.pages import ACTIVITY_DAYS, _as_of, _int, _num, names, owner, safe, since, table
 from serving.web.state import WebState
 from serving.web.store import StoreError
+
+log = logging.getLogger(__name__)
 
 #: What each leadership line's link lists: the movements or deals behind the figure.
 LINE_ACCOUNTS = {"nrr": "every MRR movement of the trailing 12 months", "grr": "contractions and churn of the trailing 12 months",
@@ -78,33 +81,32 @@ def leadership_view(state: WebState) -> dict[str, Any]:
         "activity": state.store.activity_counts(since(as_of)).to_dict("records"), "activity_days": ACTIVITY_DAYS,
         "names": {a: nm.get(a, a) for a in [x["account_id"] for k in ("risks", "opportunities") for x in largest[k]]},
         "largest": largest, "unowned": int(owner(state, snap)[0].isna().sum()),
-        "play_effects": play_effects_panel(state, as_of), "outcome_days": state.settings.play_outcome_days,
+        "play_effects": play_effects_panel(state), "outcome_days": state.settings.play_outcome_days,
     }
 
 
-def play_effects_panel(state: WebState, as_of: dt.date | None) -> dict[str, Any]:
-    """Each play's effect against its control group (``rows``: ``PlayEffect.as_dict``), or why there is none
-    (``note``); computed once per data folder state and count of assignments."""
-    if as_of is None or not state.company.available:
-        return {"rows": [], "note": "Play effects need the raw data folder (EXPANSION_DATA_DIR): outcomes are read there."}
-    assignments = safe("play assignments", state.play_store.frame, None)
-    if assignments is None or not len(assignments):
-        return {"rows": [], "note": "No account has been assigned to a play yet: the holdout starts with the next "
-                                    "scoring run (EXPANSION_PLAY_HOLDOUT_SHARE above 0)."}
+def play_effects_panel(state: WebState) -> dict[str, Any]:
+    """Each play's effect against its control group (``rows``: ``PlayEffect.as_dict`` with the ranking in force), as
+    the newest ``expansion plays effect`` stored it (``measured``: its data end and time), or why there is none
+    (``note``). Read, never computed here: measuring builds features and may train uplift models."""
+    from serving.jobs.errors import InvalidInput
+    from serving.jobs.plays import stored_report
 
-    def compute() -> list[dict[str, Any]]:
-        from serving.jobs.plays import plays_effect_job
-
-        with state.company._lock:  # noqa: SLF001 - the one connection of the folder, as the revenue lines use it
-            report = plays_effect_job(state.company.source(), state.settings, assignments=assignments)
-        ranking = {r.play: r for r in report.rankings}
-        return [{**e.as_dict(), "ranking": ranking[e.play].supported, "ranking_why": ranking[e.play].why}
-                for e in report.effects]
-
-    rows = safe("play effects", lambda: state.company.cached(f"play_effects:{len(assignments)}", as_of, compute), None)
-    if rows is None:
-        return {"rows": [], "note": "Play effects could not be read from the data folder (see the log)."}
-    return {"rows": rows, "note": None}
+    try:
+        report = stored_report(state.settings)
+    except InvalidInput as exc:
+        log.warning("%s", exc)
+        return {"rows": [], "note": "The stored play effects could not be read (see the log); the next run of "
+                                    "expansion plays effect --data DIR writes them again."}
+    if report is None:
+        assignments = safe("play assignments", state.play_store.frame, None)
+        if assignments is None or not len(assignments):
+            return {"rows": [], "note": "No account has been assigned to a play yet: the holdout starts with the next "
+                                        "scoring run (EXPANSION_PLAY_HOLDOUT_SHARE above 0)."}
+        return {"rows": [], "note": "Play effects are measured by the monthly command expansion plays effect --data DIR "
+                                    "(after the scoring run); it has not run in this home yet."}
+    return {"rows": report["rows"], "note": None,
+            "measured": {"data_end": report["data_end"], "at": f"{str(report['computed_at'])[:16]} UTC"}}
 
 
 def forecast_panel(state: WebState, as_of: dt.date | None) -> dict[str, Any] | None:

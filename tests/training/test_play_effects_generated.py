@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from features.config import Settings
 from features.io import open_data
 from features.play_assignment import draw
 from features.play_outcomes import episode_outcomes
@@ -68,6 +69,8 @@ def test_the_command_prints_each_plays_effect_and_says_when_there_is_nothing(com
     runner = CliRunner()
     nothing = runner.invoke(app, ["plays", "effect", "--data", str(company)])
     assert nothing.exit_code == 2 and "no play assignments yet" in nothing.output
+    report = tmp_path / "home" / "plays" / "effects.json"
+    assert not report.exists()  # a run that measured nothing leaves no report
     done = runner.invoke(app, ["plays", "effect", "--data", str(company), "--assignments",
                                str(company / "play_assignments.parquet")])
     assert done.exit_code == 0, done.output
@@ -80,6 +83,13 @@ def test_the_command_prints_each_plays_effect_and_says_when_there_is_nothing(com
     assert re.search(r"seat_expansion: ranking in force: (readiness: |uplift: )", said)
     assert "cross_sell: ranking in force: readiness" in said
     assert "100 %" in said  # logged done: the generator's CSMs ran every recommended play
+    from serving.jobs.plays import stored_report
+
+    stored = stored_report(Settings(_env_file=None, home=tmp_path / "home"))  # what the leadership page shows
+    assert f"stored for the leadership page: {report}" in said and stored is not None
+    assert {"seat_expansion", "cross_sell", "success_plan_review"} <= {r["play"] for r in stored["rows"]}
+    assert all(r["play"] in said and r["ranking_why"] in said for r in stored["rows"])  # the same report as printed
+    assert stored["data_end"] == "2026-06-30"  # the generated company's data end
 
 
 def test_generate_with_plays_writes_the_assignments_with_the_settings_share(tmp_path: Path,

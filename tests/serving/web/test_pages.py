@@ -339,8 +339,20 @@ def test_leadership_shows_each_plays_effect_against_its_control_group(client: Te
                            0.5, 1) for i, a in enumerate(ids)], dt.datetime(2026, 1, 31, tzinfo=dt.UTC))
     store.close()
     sign_in(client, web_home["tokens"]["leader"])
+    # the page reads what the job stored; it never measures in a request (features, perhaps uplift models)
+    before = client.get("/ui/leadership").text.split('id="effects"', 1)[1].split("</section>", 1)[0]
+    assert "has not run in this home yet" in before and "<th scope=\"row\">seat expansion</th>" not in before
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    ran = CliRunner().invoke(app, ["plays", "effect", "--data", str(web_home["data"])])  # the client's environment
+    assert ran.exit_code == 0, ran.output
+    assert (Path(web_home["home"]) / "plays" / "effects.json").is_file()
     page = client.get("/ui/leadership").text
     panel = page.split('id="effects"', 1)[1].split("</section>", 1)[0]
+    assert re.search(r"Measured on data up to \d{4}-\d{2}-\d{2} by <code>expansion plays effect</code> at "
+                     r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\.", panel)
     row = panel.split("<th scope=\"row\">seat expansion</th>", 1)[1].split("</tr>", 1)[0]
     assert '<td class="num">40 / 40</td>' in row  # both arms' windows closed by the data end
     assert re.search(r'<td class="num">[+-]\d+\.\d \([+-]\d+\.\d to [+-]\d+\.\d\)</td>', row)  # effect and interval
@@ -349,6 +361,14 @@ def test_leadership_shows_each_plays_effect_against_its_control_group(client: Te
     assert "eligible accounts a month" in panel and "CSMs choose whom they call" in panel
     # one month of 40 / 40 episodes: nothing to test an uplift model on, so readiness stays, and the panel says why
     assert "seat expansion: readiness: too few outcomes (40 training recommend, 40 training hold_out, 0 test" in panel
+    stored = Path(web_home["home"]) / "plays" / "effects.json"
+    good = stored.read_text(encoding="utf-8")
+    try:  # a damaged report: the page says so and stays up
+        stored.write_text('{"rows": [', encoding="utf-8")
+        broken = client.get("/ui/leadership")
+        assert broken.status_code == 200 and "The stored play effects could not be read" in broken.text
+    finally:
+        stored.write_text(good, encoding="utf-8")
 
 
 def test_the_service_never_recommends_a_play_the_account_is_held_out_of(monkeypatch: pytest.MonkeyPatch,
