@@ -110,7 +110,8 @@ def spark_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         import pyspark  # noqa: F401
     else:
         pytest.importorskip("pyspark")
-    return Settings(_env_file=None, spark_master="local[1]", home=tmp_path_factory.mktemp("spark-home"))
+    return Settings(_env_file=None, spark_master="local[1]", home=tmp_path_factory.mktemp("spark-home"),
+                    spark_conf={"spark.sql.shuffle.partitions": "4"})  # small data: 4, not the product's 64
 
 
 @pytest.fixture(scope="module")
