@@ -9,7 +9,6 @@ difference), and timestamp differences in hours differ by well under a milliseco
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,14 +33,11 @@ SNAPSHOTS = [dt.date(2025, 12, 31), dt.date(2026, 3, 31)]
 SCORED_AS_OF = dt.date(2026, 3, 31)
 SCORED_AT = dt.datetime(2026, 4, 1, 6, tzinfo=dt.UTC)
 TOLERANCE = {"check_exact": False, "rtol": 1e-6, "atol": 1e-6}
-# a few hundred accounts: 4 shuffle partitions instead of the product's 64 (sized for 50,000 accounts)
-# run these tests 2.5x faster; the results do not depend on it
-SMALL = {"spark.sql.shuffle.partitions": "4"}
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(_env_file=None, spark_master="local[2]", home=tmp_path_factory.mktemp("spark-home"), spark_conf=SMALL)
+    return Settings(_env_file=None, spark_master="local[2]", home=tmp_path_factory.mktemp("spark-home"))
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +179,6 @@ def test_lake_uri_features_train_and_score(generated_company: Path, spark_engine
     monkeypatch.setenv("EXPANSION_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("EXPANSION_SPARK_MASTER", "local[2]")
-    monkeypatch.setenv("EXPANSION_SPARK_CONF", json.dumps(SMALL))
     lake = f"file://{tmp_path / 'lake'}"
     runner = CliRunner()
 

@@ -45,8 +45,7 @@ def test_alert_signals_on_spark_equal_duckdb(tiny_company, tmp_path) -> None:  #
     from features.engines import open_engine, spark_feature_frame
 
     folder, settings = tiny_company(pipeline), Settings(
-        _env_file=None, spark_master="local[1]", home=tmp_path / "home",
-        spark_conf={"spark.sql.shuffle.partitions": "4"})  # small data: 4, not the product's 64
+        _env_file=None, spark_master="local[1]", home=tmp_path / "home")
     source = open_data(folder)
     try:
         duck = build_features(source, SNAPSHOTS, settings, signals=True)

@@ -110,8 +110,7 @@ def spark_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         import pyspark  # noqa: F401
     else:
         pytest.importorskip("pyspark")
-    return Settings(_env_file=None, spark_master="local[1]", home=tmp_path_factory.mktemp("spark-home"),
-                    spark_conf={"spark.sql.shuffle.partitions": "4"})  # small data: 4, not the product's 64
+    return Settings(_env_file=None, spark_master="local[1]", home=tmp_path_factory.mktemp("spark-home"))
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +153,16 @@ def test_a_local_spark_session_keeps_its_warehouse_out_of_the_working_directory(
     assert warehouse.name == "spark-warehouse" and warehouse.parent.name.startswith("spark-home")
     assert not (Path.cwd() / "spark-warehouse").exists()
     assert not (Path(__file__).resolve().parents[2] / "spark-warehouse").exists()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_local_session_sizes_its_shuffle_partitions_to_the_usage_rows(spark_open, messy_company: Path) -> None:  # noqa: ANN001
+    from features.engines import SHUFFLE_PARTITIONS, shuffle_partitions
+    from features.portable import spark_session_of
+
+    engine = spark_open(messy_company)
+    session = spark_session_of(engine.backend)
+    rows = session.table("expansion_usage_daily").count()
+    assert session.conf.get(SHUFFLE_PARTITIONS) == str(shuffle_partitions(rows)) == "4"  # a small company
+    assert [shuffle_partitions(n) for n in (0, 4_000_001, 11_843_068, 60_000_000, 10**9)] == [4, 5, 12, 60, 64]
