@@ -165,4 +165,4 @@ def test_a_local_session_sizes_its_shuffle_partitions_to_the_usage_rows(spark_op
     session = spark_session_of(engine.backend)
     rows = session.table("expansion_usage_daily").count()
     assert session.conf.get(SHUFFLE_PARTITIONS) == str(shuffle_partitions(rows)) == "4"  # a small company
-    assert [shuffle_partitions(n) for n in (0, 4_000_001, 11_843_068, 60_000_000, 10**9)] == [4, 5, 12, 60, 64]
+    assert [shuffle_partitions(n) for n in (0, 4_000_001, 11_843_068, 35_700_000, 10**9)] == [4, 9, 24, 64, 64]
