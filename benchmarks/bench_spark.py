@@ -36,7 +36,7 @@ def run_child(engine: str, data: Path, out: Path, snapshots: int, master: str) -
     """Build features in this process (called in the child) and return its timings."""
     from features.config import Settings
 
-    settings = Settings(_env_file=None, spark_master=master)
+    settings = Settings(_env_file=None, spark_master=master, home=out.parent / "home")  # state beside the output, not in ./
     dates = snapshot_dates(snapshots)
     started = time.perf_counter()
     if engine == "duckdb":
