@@ -6,7 +6,8 @@ the MLflow registry's ``champion`` aliases, else the service runs on the baselin
 says ``model_available: false`` on every answer. Features of accounts asked for by id
 come from the newest feature snapshot (:mod:`serving.api.snapshot`), reloaded when its file
 changes or on ``POST /refresh``. A promotion or rollback takes effect on ``POST /refresh``
-and, by itself, within ``EXPANSION_REFRESH_SECONDS`` (a background check of the champions).
+and, by itself, within ``EXPANSION_REFRESH_SECONDS`` (a background check of the champions);
+so do the plays' uplift models that ``expansion plays effect`` stores.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -58,7 +60,7 @@ from serving.api.snapshot import NotInSnapshot, ScoredSnapshot, resolve, select
 from serving.web.app import create_app
 from serving.web.state import state_of
 from training.names import MODEL_NAMES
-from training.uplift_model import load_uplift
+from training.uplift_model import load_uplift, uplift_dir
 
 log = logging.getLogger(__name__)
 SNAPSHOT_CHECK_SECONDS = 2.0
@@ -238,6 +240,7 @@ class ExpansionScoring:
         self.models_checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.scorer = Scorer(choice.expansion, choice.churn, feature_specs(), currency_symbol=self.settings.currency_symbol,
                              quota_alert_pct=self.settings.quota_alert_pct).with_uplift(load_uplift(self.settings.home))
+        self._uplift_seen = _uplift_identity(self.settings.home)
         self._rules = _feature_rules(self.scorer)
         ApiKeyMiddleware.model_available = self.scorer.model_available
         ApiKeyMiddleware.feature_rules = self._rules
@@ -250,7 +253,10 @@ class ExpansionScoring:
             if choice.identity == self.choice.identity and choice.source == self.choice.source:
                 self.choice.note = choice.note  # e.g. the registry is reachable again and still names these models
                 self.models_checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                return False
+                if _uplift_identity(self.settings.home) == self._uplift_seen:
+                    return False
+                log.info("the plays' uplift models changed (expansion plays effect): scoring with them")
+                choice = self.choice
             self._use_models(choice)
             self.live.rescore(self.scorer)
             return True
@@ -365,6 +371,15 @@ class ExpansionScoring:
     def forecast(self, as_of: dt.date | None = None, group: str | None = None) -> ForecastResponse:
         """The newest stored forecast of expansion, contraction and churned ARR and NRR, with 80 % and 95 % intervals."""
         return stored_forecast(self.settings, ForecastRequest(as_of=as_of, group=group))
+
+
+def _uplift_identity(home: Path) -> tuple[int, int] | None:
+    """Which stored set of uplift models is there: ``save_uplift`` renames a new folder into place each run."""
+    try:
+        found = uplift_dir(home).stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns
 
 
 ExpansionScoring.add_asgi_middleware(ApiKeyMiddleware)
