@@ -37,9 +37,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; pyspark is an optional extr
 
 
 LOOPBACK = "127.0.0.1"
-# Keep a local session off the network and quiet; a cluster's own settings win over these.
 log = logging.getLogger(__name__)
 
+# Keep a local session off the network and quiet; a cluster's own settings win over these.
 LOCAL_SPARK_CONF = {
     "spark.driver.host": LOOPBACK,
     "spark.driver.bindAddress": LOOPBACK,
@@ -186,12 +186,13 @@ def open_engine(
         return duckdb_tables(data)
     session = spark_session(settings)
     tables = spark_tables(session, data=None if data is None else str(data), database=database)
-    if is_local_master(settings.spark_master) and SHUFFLE_PARTITIONS not in settings.spark_conf and "usage_daily" in tables.tables:
-        rows = session.table("expansion_usage_daily").count() if data is not None else None
-        if rows is not None:
-            session.conf.set(SHUFFLE_PARTITIONS, str(shuffle_partitions(rows)))
-            log.info("spark: %s shuffle partitions for %s usage_daily rows (EXPANSION_SPARK_CONF sets %s)",
-                     shuffle_partitions(rows), f"{rows:,}", SHUFFLE_PARTITIONS)
+    sized = data is not None and "usage_daily" in tables.tables
+    if sized and is_local_master(settings.spark_master) and SHUFFLE_PARTITIONS not in settings.spark_conf:
+        rows = session.table("expansion_usage_daily").count()  # the view spark_tables registered
+        partitions = shuffle_partitions(rows)
+        session.conf.set(SHUFFLE_PARTITIONS, str(partitions))
+        log.info("spark: %s shuffle partitions for %s usage_daily rows (EXPANSION_SPARK_CONF sets %s)",
+                 partitions, f"{rows:,}", SHUFFLE_PARTITIONS)
     return tables
 
 

@@ -150,16 +150,15 @@ def report_rows(report: PlaysReport) -> list[dict]:
 
 
 def save_report(settings: Settings, report: PlaysReport, data_end: object, computed_at: object) -> Path:
-    """Write the report whole (a temporary file renamed over the old one): a reader sees the old or the new."""
+    """Write the report whole (``serving.sinks.files.atomic_path``): a reader sees the old or the new."""
     import json
-    import os
+
+    from serving.sinks.files import atomic_path
 
     path = report_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{REPORT_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"data_end": str(data_end), "computed_at": str(computed_at),
-                               "rows": report_rows(report)}, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"data_end": str(data_end), "computed_at": str(computed_at),
+                                   "rows": report_rows(report)}, default=str), encoding="utf-8")
     return path
 
 
