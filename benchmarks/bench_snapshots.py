@@ -8,6 +8,8 @@ in an empty home, and the same after last month's job stored every month end but
 newest, then the same again with the raw digests' cache emptied (every raw file digested
 again, as when this month's files replaced last month's). Wall and CPU seconds (this process,
 DuckDB's threads included) of each, and their ratios; the frames of all runs are checked equal.
+Last, the newest month end's build alone, its feature SQL compiled afresh against read from
+the plan last month's job stored (``features.plans``), alternating.
 """
 
 from __future__ import annotations
@@ -39,6 +41,36 @@ def _timed(folder: Path, home: Path, dates: list) -> tuple[float, float, object]
         return time.perf_counter() - wall, _cpu() - cpu, frame
     finally:
         source.close()
+
+
+def _one_month(folder: Path, as_of, work: Path, repeats: int) -> None:  # noqa: ANN001 - a date
+    """The newest month end's build alone (``labels=False``, as the store builds it): compiled afresh against its plan stored."""
+    import pandas as pd
+
+    from features.build import build_features
+    from features.config import Settings
+    from features.io import open_data
+
+    home = Path(tempfile.mkdtemp(prefix="plans-", dir=work))
+    source = open_data(folder)
+    try:
+        for _ in range(repeats):
+            timed = []
+            for plans in (home / "empty", home / "kept"):
+                shutil.rmtree(home / "empty", ignore_errors=True)  # no plan: Ibis compiles the statements
+                settings = Settings(_env_file=None, home=home, feature_plans=plans)
+                if plans.name == "kept" and not plans.exists():
+                    build_features(source, [as_of], settings, labels=False)  # last month's job stored the plan
+                wall, cpu = time.perf_counter(), _cpu()
+                frame = build_features(source, [as_of], settings, labels=False)
+                timed.append((time.perf_counter() - wall, _cpu() - cpu, frame))
+            pd.testing.assert_frame_equal(timed[0][2], timed[1][2])
+            (cw, cc, _), (kw, kc, frame) = timed
+            print(f"newest month end alone ({len(frame):,} rows): compiled {cw:.2f} s wall, {cc:.2f} s CPU; plan kept "
+                  f"{kw:.2f} s wall, {kc:.2f} s CPU; ratio wall {kw / cw:.3f}x, CPU {kc / cc:.3f}x", flush=True)
+    finally:
+        source.close()
+        shutil.rmtree(home)
 
 
 def main() -> None:
@@ -77,6 +109,7 @@ def main() -> None:
               f"{part_wall:.2f} s wall, {part_cpu:.2f} s CPU; ratio wall {part_wall / none_wall:.3f}x, "
               f"CPU {part_cpu / none_cpu:.3f}x; every raw file digested again: {cold_wall:.2f} s wall, "
               f"{cold_cpu:.2f} s CPU, ratio wall {cold_wall / none_wall:.3f}x ({len(fresh):,} feature rows)", flush=True)
+    _one_month(folder, dates[-1], args.work, args.repeats)
     for label, i in (("raw digests kept", 2), ("every raw file digested again", 4)):
         walls, cpus = [r[i] / r[0] for r in rows], [r[i + 1] / r[1] for r in rows]
         print(f"{args.accounts:,} accounts x {len(dates)} month ends, {len(rows)} pairs, {label}: wall ratio "

@@ -8,14 +8,13 @@ pandas only in ``build_features``, one row per account and snapshot.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 import ibis
 import pandas as pd
 from ibis.expr.types import Table
 
+from features.calendar import Calendar
 from features.account import account_features, account_starts, within_tenure
 from features.adoption import adoption_features, feature_use_30d, first_use
 from features.config import Settings
@@ -26,7 +25,7 @@ from features.io import DataError, DataSource, require_tables
 from features.labels import LABELS, labels
 from features.movements import movements
 from features.deals import pipeline_features
-from features.portable import register_memtables
+from features.plans import run_planned
 from features.registry import categorical_features, feature_names, signal_names
 from features.spine import active_periods, snapshot_days, snapshots, spine, to_day
 from features.usage import (
@@ -42,6 +41,8 @@ from features.usage_pass import daily_from_pass, first_use_from_pass, key_segmen
 from features.whitespace import whitespace_features
 
 KEYS = ["account_id", "as_of_day"]
+#: The feature frame's row order.
+ORDER = ["as_of", "account_id"]
 # Context columns travel with each row for the serving layer (a CSM's book) but are not model features.
 CONTEXT = ("csm_owner",)
 
@@ -111,26 +112,34 @@ def feature_table(
     equal to the reference); the default runs the reference definitions, three reads, which
     measured faster and smaller on DuckDB (``benchmarks/README.md``, "One raw pass").
     """
+    cal = Calendar.of(as_of_dates, data_end)
+    return calendar_feature_table(tables, cal, settings, materialize, signals, labels, raw_pass).order_by(ORDER)
+
+
+def calendar_feature_table(
+    tables: dict[str, Table], cal: Calendar, settings: Settings, materialize: Callable[[Table], Table] = _as_is,
+    signals: bool = False, labels: bool = True, raw_pass: bool = False,
+) -> Table:
+    """``feature_table`` over a calendar (``features.calendar``), rows in no particular order."""
     check_columns(tables)
-    dates = snapshot_days(as_of_dates)
-    snaps = snapshots(dates)
+    snaps = cal.snapshots
     snap_days = snaps.select("as_of_day")
     subs = tables["subscriptions"]
     base = materialize(spine(subs, snaps))
     periods = materialize(active_periods(subs, snaps))
     products, plan_features = tables.get("products"), tables.get("plan_features")
-    usage = usage_between(tables["usage_daily"], None, dates[-1])
+    usage = usage_between(tables["usage_daily"], None, cal.last)
     if raw_pass:
         # One scan of raw usage; its daily rows are read in place (by two steps), the per-key rows reduced once.
-        day_map, seg_snaps = key_segments(to_day(d) for d in dates)
-        one_pass = materialize(raw_usage_pass(usage, to_day(dates[0]) - MAX_WINDOW_DAYS, day_map))
+        day_map, seg_snaps = cal.key_segments
+        one_pass = materialize(raw_usage_pass(usage, to_day(cal.first), day_map))
         daily = daily_from_pass(one_pass)
         used = materialize(key_use_from_pass(one_pass, seg_snaps))
         first = materialize(first_use_from_pass(one_pass))
     else:
         # The reference: raw usage read three times, each into a small result: per account and
         # day, per account, snapshot and feature key (30 days), and per account and key (first use).
-        recent = usage_between(tables["usage_daily"], dates[0] - dt.timedelta(days=MAX_WINDOW_DAYS), dates[-1])
+        recent = usage_between(tables["usage_daily"], cal.first, cal.last)
         daily = materialize(daily_usage(recent))
         used = materialize(feature_use_30d(recent, snap_days))
         first = materialize(first_use(usage))
@@ -139,8 +148,8 @@ def feature_table(
     # Labels and account history both read the revenue movements: compute them once.
     moves = materialize(movements(subs, products))
     parts = [
-        *([_labels_keyed(subs, base, settings, data_end, products, moves)] if labels else []),
-        usage_features(daily, used, near, base, limits, window_segments(to_day(d) for d in dates), settings),
+        *([_labels_keyed(subs, base, settings, cal.end, products, moves)] if labels else []),
+        usage_features(daily, used, near, base, limits, cal.window_segments, settings),
         adoption_features(used, first, base, periods, snap_days, plan_features, products),
         engagement_features(base, tables, snap_days),
         whitespace_features(base, tables["accounts"], periods, products, settings),
@@ -152,8 +161,7 @@ def feature_table(
         t = t.left_join(materialize(part), KEYS)
     t = t.left_join(materialize(account_starts(subs, first, snap_days)), KEYS)
     names = feature_names() + (signal_names() if signals else [])  # signals: the alert signals after the features
-    out = t.select("account_id", "as_of", *CONTEXT, *(LABELS if labels else ()), **within_tenure(t, names))
-    return out.order_by(["as_of", "account_id"])
+    return t.select("account_id", "as_of", *CONTEXT, *(LABELS if labels else ()), **within_tenure(t, names))
 
 
 def _labels_keyed(
@@ -164,20 +172,27 @@ def _labels_keyed(
     return keyed.select(*KEYS, *LABELS)
 
 
-def label_frame(source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date) -> pd.DataFrame:
+def label_frame(
+    source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date, *,
+    tables: dict[str, Table] | None = None,
+) -> pd.DataFrame:
     """``account_id, as_of`` and the label columns for every spine row at the dates, as ``build_features`` has them.
 
     Labels look past the as-of up to the data end, so a stored snapshot keeps the features
-    alone and the labels are read afresh (from subscriptions only) on every build.
+    alone and the labels are read afresh (from subscriptions only) on every build. ``tables``:
+    ``source.tables()`` when the caller has them already (each costs a schema query).
     """
-    tables = tables_from_backend(source.ibis(), source.present)
+    tables = tables or source.tables()
     check_columns(tables)
-    subs, snaps = tables["subscriptions"], snapshots(snapshot_days(as_of_dates))
-    base = spine(subs, snaps)
-    moves = movements(subs, tables.get("products"))
-    keyed = _labels_keyed(subs, base, settings, data_end, tables.get("products"), moves)
-    out = keyed.join(base.select(*KEYS, "as_of"), KEYS).select("account_id", "as_of", *LABELS)
-    return to_frame(source.ibis().to_pyarrow(out).to_pandas())
+    subs, products = tables["subscriptions"], tables.get("products")
+
+    def make(cal: Calendar, materialize: Callable[[Table], Table]) -> Table:
+        base = spine(subs, cal.snapshots)
+        keyed = _labels_keyed(subs, base, settings, cal.end, products, movements(subs, products))
+        return keyed.join(base.select(*KEYS, "as_of"), KEYS).select("account_id", "as_of", *LABELS)
+
+    dates = snapshot_days(as_of_dates)
+    return to_frame(run_planned(source, tables, settings, {"frame": "labels"}, make, dates, data_end).to_pandas())
 
 
 def to_frame(result: pd.DataFrame) -> pd.DataFrame:
@@ -201,6 +216,7 @@ def to_frame(result: pd.DataFrame) -> pd.DataFrame:
 def build_features(
     source: DataSource, as_of_dates: Iterable[dt.date], settings: Settings, data_end: dt.date | None = None,
     snapshots_per_batch: int | None = None, signals: bool = False, *, labels: bool = True, raw_pass: bool = False,
+    tables: dict[str, Table] | None = None,
 ) -> pd.DataFrame:
     """The feature frame for every account with MRR > 0 at each date: keys, context, labels (null when the horizon is incomplete) and features.
 
@@ -209,55 +225,32 @@ def build_features(
 
     ``snapshots_per_batch`` builds that many snapshot dates at a time and concatenates
     the results, bounding the engine's working set on large companies (each batch reads
-    raw usage again, so small companies are faster in one batch).
+    raw usage again, so small companies are faster in one batch). ``tables``: ``source.tables()``
+    when the caller has them already.
     """
     require_tables(source)
-    backend = source.ibis()
-    tables = tables_from_backend(backend, source.present)
+    tables = tables or source.tables()
     end = data_end or default_data_end(tables)
     dates = snapshot_days(as_of_dates)
     size = snapshots_per_batch or len(dates)
     if size < 1:
         raise ValueError(f"snapshots_per_batch must be at least 1, got {snapshots_per_batch}")
-    frames = [_build_batch(backend, source, tables, dates[i:i + size], settings, end, signals, labels, raw_pass)
+    frames = [_build_batch(source, tables, dates[i:i + size], settings, end, signals, labels, raw_pass)
               for i in range(0, len(dates), size)]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _build_batch(
-    backend: ibis.BaseBackend, source: DataSource, tables: dict[str, Table], dates: list[dt.date],
-    settings: Settings, data_end: dt.date, signals: bool = False, labels: bool = True, raw_pass: bool = False,
+    source: DataSource, tables: dict[str, Table], dates: list[dt.date], settings: Settings, data_end: dt.date,
+    signals: bool = False, labels: bool = True, raw_pass: bool = False,
 ) -> pd.DataFrame:
-    prefix, created, pending = f"_features_{uuid.uuid4().hex[:8]}_", [], []
-    # One worker runs the engine statements in order on the one connection while this thread
-    # compiles the next step: Ibis spends about a second compiling the steps of a batch,
-    # which would otherwise wait for the engine and the engine for it.
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features-engine")
+    def make(cal: Calendar, materialize: Callable[[Table], Table]) -> Table:
+        return calendar_feature_table(tables, cal, settings, materialize, signals, labels, raw_pass)
 
-    def create(name: str, table: Table, sql: str) -> None:
-        register_memtables(backend, table)  # the snapshot calendars, before their SQL runs on the connection
-        source.con.execute(f'CREATE TEMPORARY TABLE "{name}" AS {sql}')
-
-    def materialize(table: Table) -> Table:
-        # Temporary tables; ``Table.cache`` would do the same but its clean-up SQL fails on DuckDB 2.0 with Ibis 12.
-        # The returned table is unbound (name and schema only) so that building the next
-        # step does not wait for this one to finish.
-        created.append(f"{prefix}{len(created)}")
-        pending.append(worker.submit(create, created[-1], table, str(backend.compile(table))))
-        return ibis.table(table.schema(), name=created[-1])
-
-    try:
-        expr = feature_table(tables, dates, settings, data_end, materialize=materialize, signals=signals, labels=labels,
-                             raw_pass=raw_pass)
-        for step in pending:
-            step.result()  # the first failed step raises here, with the engine's message
-        # Through Arrow: ``Backend.execute`` spent ~1 s on per-column conversion of a 142k x 66
-        # frame that ``to_frame`` normalises anyway; ``to_pyarrow`` then pandas took ~0.1 s.
-        return to_frame(backend.to_pyarrow(expr).to_pandas())
-    finally:
-        worker.shutdown(wait=True, cancel_futures=True)
-        for name in created:
-            source.con.execute(f'DROP TABLE IF EXISTS "{name}"')
+    options = {"frame": "features", "signals": signals, "labels": labels, "raw_pass": raw_pass}
+    # Through Arrow: ``Backend.execute`` spent ~1 s on per-column conversion of a 142k x 66
+    # frame that ``to_frame`` normalises anyway; Arrow then pandas took ~0.1 s.
+    return to_frame(run_planned(source, tables, settings, options, make, dates, data_end, ORDER).to_pandas())
 
 
 def feature_sql(
@@ -266,6 +259,6 @@ def feature_sql(
 ) -> str:
     """The SQL an engine receives for the feature table, for review (``dialect``: duckdb, pyspark, datafusion, ...)."""
     require_tables(source)
-    tables = tables_from_backend(source.ibis(), source.present)
+    tables = source.tables()
     end = data_end or default_data_end(tables)
     return ibis.to_sql(feature_table(tables, list(as_of_dates), settings, end), dialect=dialect)

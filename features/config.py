@@ -133,7 +133,12 @@ class Settings(BaseSettings):
         "as-of, keyed by the definitions and the raw rows up to it); default <home>/snapshots.",
     )
     rebuild_snapshots: bool = Field(
-        False, description="Recompute every feature snapshot a job needs instead of reusing stored ones (and store them anew).",
+        False, description="Recompute every feature snapshot a job needs instead of reusing stored ones (and store them "
+        "anew); the feature SQL is compiled afresh too.",
+    )
+    feature_plans: Path | None = Field(
+        None, description="Folder of the compiled feature SQL every feature build reuses (one JSON file per definition "
+        "and option set, the dates filled in per build); default <snapshot store>/plans.",
     )
     insecure: bool = Field(False, description="Let the service run without an API key (local use only).")
     drain_seconds: float = Field(
@@ -247,6 +252,11 @@ class Settings(BaseSettings):
     def snapshot_store(self) -> Path:
         """The feature snapshot store: ``EXPANSION_FEATURE_SNAPSHOTS`` or ``<home>/snapshots``."""
         return self.feature_snapshots or self.home / "snapshots"
+
+    @property
+    def plan_store(self) -> Path:
+        """The compiled feature SQL: ``EXPANSION_FEATURE_PLANS`` or ``<snapshot store>/plans``."""
+        return self.feature_plans or self.snapshot_store / "plans"
 
     @property
     def artifact_root(self) -> Path:

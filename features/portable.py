@@ -10,6 +10,10 @@ these hooks were written against (``IBIS_VERSION``, pinned in ``constraints.txt`
 * :func:`register_memtables`: registers the in-memory tables an expression uses (the
   snapshot calendars) on the backend's connection, before its SQL runs on that
   connection outside Ibis.
+* :func:`named_memtable`: ``ibis.memtable`` under a name of the caller's (Ibis 12 makes up a
+  new one on every call, and has no argument for it).
+* :func:`memtables_of`: the in-memory tables an expression reads, by name, with their data
+  (a compiled plan keeps the constant ones, ``features.plans``).
 * :func:`spark_session_of`: the Spark session a PySpark backend was connected with.
 * :func:`sql_over`: SQL text over an expression, with its result schema declared. Ibis 12's
   ``Table.sql`` reads the schema from the engine, which fails on DuckDB 2.0
@@ -48,6 +52,32 @@ def register_memtables(backend: Any, table: Any) -> None:
     if hook is None:
         raise IbisChanged(f"Ibis backend {type(backend).__name__} has no _run_pre_execute_hooks (written for Ibis {IBIS_VERSION})")
     hook(table)
+
+
+def named_memtable(data: Any, name: str | None = None, schema: Any = None) -> Any:
+    """``ibis.memtable(data, schema=schema)``, named ``name`` (None: the name Ibis makes up)."""
+    import ibis
+
+    table = ibis.memtable(data, schema=schema)
+    if name is None:
+        return table
+    op = table.op()
+    if not hasattr(op, "copy") or "name" not in getattr(op, "__argnames__", ()):
+        raise IbisChanged(f"Ibis in-memory tables cannot be renamed (written for Ibis {IBIS_VERSION})")
+    return op.copy(name=name).to_expr()
+
+
+def memtables_of(table: Any) -> dict[str, Any]:
+    """The in-memory tables (``ibis.memtable``) ``table`` reads: name -> their rows as a ``pyarrow.Table``."""
+    from ibis.expr import operations as ops
+
+    found = {}
+    for op in table.op().find(ops.InMemoryTable):
+        to_pyarrow = getattr(op.data, "to_pyarrow", None)
+        if to_pyarrow is None:
+            raise IbisChanged(f"Ibis in-memory table data has no to_pyarrow (written for Ibis {IBIS_VERSION})")
+        found[op.name] = to_pyarrow(op.schema)
+    return found
 
 
 def sql_over(table: Any, name: str, query: str, schema: dict[str, str]) -> Any:

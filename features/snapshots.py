@@ -30,9 +30,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from features.build import CONTEXT, build_features, default_data_end, label_frame, tables_from_backend, to_frame
+from features.build import CONTEXT, build_features, default_data_end, label_frame, to_frame
 from features.config import Settings, private_folder
 from features.contract import TABLES
 from features.fingerprint import daily_digests, definitions, raw_digests
@@ -78,7 +79,9 @@ class SnapshotStore:
 
     def read(self, dates: Iterable[dt.date]) -> pd.DataFrame:
         """The stored snapshots at ``dates``, in that order, as one frame (``as_of`` converted as ``build.to_frame`` does)."""
-        frame = pa.concat_tables([pq.read_table(self.path(d)) for d in dates]).to_pandas()
+        # One dataset read (files read on Arrow's threads, in the order given) and columns kept apart
+        # rather than consolidated: 0.08 s against 0.22 s for 23 month ends of 10,000 accounts.
+        frame = ds.dataset([str(self.path(d)) for d in dates], format="parquet").to_table().to_pandas(split_blocks=True)
         frame["as_of"] = pd.to_datetime(frame["as_of"])
         return frame
 
@@ -178,7 +181,7 @@ def history_features(
     """
     started = time.time()
     require_tables(source)
-    tables = tables_from_backend(source.ibis(), source.present)
+    tables = source.tables()
     end = data_end or default_data_end(tables)
     dates = snapshot_days(as_of_dates)
     store, defs = SnapshotStore(settings.snapshot_store, signals), definitions(settings, signals)
@@ -190,14 +193,14 @@ def history_features(
     reused = [d for d in dates if not why[d]]
     parts = [store.read(reused)] if reused else []
     if stale:
-        built = build_features(source, stale, settings, end, snapshots_per_batch, signals, labels=False)
+        built = build_features(source, stale, settings, end, snapshots_per_batch, signals, labels=False, tables=tables)
         day = built["as_of"].dt.date
         for d in stale:
             store.write(d, built.loc[day == d].reset_index(drop=True), stamps[d])
         parts.append(built)
     features = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     features = features.sort_values("as_of", kind="stable", ignore_index=True)
-    frame = features.merge(label_frame(source, dates, settings, end), on=["account_id", "as_of"], how="left",
+    frame = features.merge(label_frame(source, dates, settings, end, tables=tables), on=["account_id", "as_of"], how="left",
                            validate="one_to_one")
     (say or _stderr)(_summary(store, why, cleaned))
     order = ["account_id", "as_of", *CONTEXT, *LABELS]

@@ -17,6 +17,7 @@ import pandas as pd
 from ibis.expr.types import Table, Value
 
 from features.movements import account_mrr_at
+from features.portable import named_memtable
 
 EPOCH = dt.date(1970, 1, 1)
 SECONDS_PER_DAY = 86_400
@@ -62,10 +63,10 @@ def snapshot_frame(as_of_dates: Iterable[dt.date]) -> pd.DataFrame:
     )
 
 
-def snapshots(as_of_dates: Iterable[dt.date]) -> Table:
-    """The snapshot dates as an Ibis memtable (runs on whichever backend executes the expression)."""
+def snapshots(as_of_dates: Iterable[dt.date], name: str | None = None) -> Table:
+    """The snapshot dates as an Ibis memtable (runs on whichever backend executes the expression); ``name``: its table name."""
     frame = snapshot_frame(as_of_dates)
-    return ibis.memtable(frame).mutate(
+    return named_memtable(frame, name).mutate(
         as_of=ibis._.as_of.cast("date"), as_of_180d_ago=ibis._.as_of_180d_ago.cast("date")
     )
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 from collections.abc import Iterable
 
 import ibis
 from ibis.expr.types import Table
 
 from features.config import Settings
+from features.portable import named_memtable
 from features.spine import day_number
 
 PRIOR_DAYS = 90  # the usage signal's earlier window: the 90 days before the last 30
@@ -67,11 +69,18 @@ def window_days(snap_days: Table, days: int) -> Table:
     A calendar of at most (snapshots x days) rows: joining rows to it on the day is an
     equality (hash) join, about three times faster than the equivalent range join.
     """
-    ages = ibis.memtable({"age": list(range(days))}, schema={"age": "int64"}).mutate(_one=ibis.literal(1))
+    ages = _ages(days).mutate(_one=ibis.literal(1))
     snaps = snap_days.select("as_of_day").distinct().mutate(_one_s=ibis.literal(1))
     # An equality join on a constant, not cross_join: DataFusion's planner rejects the cross join here.
     cal = snaps.join(ages, snaps._one_s == ages._one)
     return cal.select("as_of_day", "age", window_day=cal.as_of_day - cal.age)
+
+
+@functools.cache
+def _ages(days: int) -> Table:
+    """``age`` 0 .. days - 1, one table per ``days`` and named after it: it depends on nothing else, so a compiled
+    plan (``features.plans``) keeps it as a constant, and one expression never holds two tables of one name."""
+    return named_memtable({"age": list(range(days))}, f"_features_ages_{days}", {"age": "int64"})
 
 
 def in_window(rows: Table, snap_days: Table, day_col: str, days: int) -> Table:
@@ -90,7 +99,7 @@ def _pct_change(new: ibis.Value, old: ibis.Value) -> ibis.Value:
 WINDOW_EDGES = (0, 7, 30, 60, SLOPE_DAYS, 90, MAX_WINDOW_DAYS)
 
 
-def window_segments(as_of_days: Iterable[int]) -> tuple[Table, Table]:
+def window_segments(as_of_days: Iterable[int], names: tuple[str, str] | tuple[None, None] = (None, None)) -> tuple[Table, Table]:
     """Cut the days the windows cover into segments that no window boundary crosses.
 
     Returns ``day -> seg_end`` for every day in some snapshot's longest (120-day) window, and
@@ -99,19 +108,19 @@ def window_segments(as_of_days: Iterable[int]) -> tuple[Table, Table]:
     window ``(as_of - w, as_of]`` is then exactly the segments with ``seg_age < w``, so
     daily rows are summed once per segment and each segment, not each day, is joined
     to the snapshots that see it: monthly snapshots give segments of about six days.
+    ``names`` names the two in-memory tables (default: names Ibis makes up).
     """
     days = sorted(set(as_of_days))
     edges = sorted({d - w for d in days for w in WINDOW_EDGES})
     covered = sorted({d - age for d in days for age in range(MAX_WINDOW_DAYS)})
     seg_end = [edges[bisect.bisect_left(edges, x)] for x in covered]
     in_window_of = [(d, e, d - e) for d in days for e in edges if d - MAX_WINDOW_DAYS < e <= d]
-    day_map = ibis.memtable(
-        {"day": covered, "seg_end": seg_end}, schema={"day": "int64", "seg_end": "int64"}
+    day_map = named_memtable(
+        {"day": covered, "seg_end": seg_end}, names[0], {"day": "int64", "seg_end": "int64"}
     )
-    seg_snaps = ibis.memtable(
+    seg_snaps = named_memtable(
         {"as_of_day": [r[0] for r in in_window_of], "seg_end": [r[1] for r in in_window_of],
-         "seg_age": [r[2] for r in in_window_of]},
-        schema={"as_of_day": "int64", "seg_end": "int64", "seg_age": "int64"},
+         "seg_age": [r[2] for r in in_window_of]}, names[1], {"as_of_day": "int64", "seg_end": "int64", "seg_age": "int64"},
     )
     return day_map, seg_snaps
 

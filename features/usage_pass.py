@@ -33,7 +33,7 @@ import ibis
 from ibis.expr.types import Table
 
 from features.adoption import ADOPTION_WINDOW_DAYS
-from features.portable import sql_over
+from features.portable import named_memtable, sql_over
 from features.spine import day_number
 
 PASS_NAME = "usage_raw_pass_input"
@@ -49,17 +49,21 @@ GROUP BY GROUPING SETS ((account_id, daily_day), (account_id, feature_key, seg_e
 """
 
 
-def key_segments(as_of_days: Iterable[int], days: int = ADOPTION_WINDOW_DAYS) -> tuple[Table, Table]:
-    """``day -> seg_end`` for every day in some snapshot's ``days``-day window, and ``(as_of_day, seg_end)`` per window segment."""
+def key_segments(
+    as_of_days: Iterable[int], days: int = ADOPTION_WINDOW_DAYS, names: tuple[str, str] | tuple[None, None] = (None, None),
+) -> tuple[Table, Table]:
+    """``day -> seg_end`` for every day in some snapshot's ``days``-day window, and ``(as_of_day, seg_end)`` per window segment.
+
+    ``names`` names the two in-memory tables (default: names Ibis makes up).
+    """
     snaps = sorted(set(as_of_days))
     edges = sorted({d - w for d in snaps for w in (0, days)})
     covered = sorted({d - age for d in snaps for age in range(days)})
     seg_end = [edges[bisect.bisect_left(edges, x)] for x in covered]
     pairs = [(d, e) for d in snaps for e in edges if d - days < e <= d]
-    day_map = ibis.memtable({"day": covered, "seg_end": seg_end}, schema={"day": "int64", "seg_end": "int64"})
-    seg_snaps = ibis.memtable(
-        {"as_of_day": [p[0] for p in pairs], "seg_end": [p[1] for p in pairs]},
-        schema={"as_of_day": "int64", "seg_end": "int64"},
+    day_map = named_memtable({"day": covered, "seg_end": seg_end}, names[0], {"day": "int64", "seg_end": "int64"})
+    seg_snaps = named_memtable(
+        {"as_of_day": [p[0] for p in pairs], "seg_end": [p[1] for p in pairs]}, names[1], {"as_of_day": "int64", "seg_end": "int64"},
     )
     return day_map, seg_snaps
 

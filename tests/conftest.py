@@ -17,6 +17,7 @@ from features.config import Settings
 
 COMPANY_AS_OF = dt.date(2026, 6, 30)
 TINY_AS_OF = dt.date(2025, 3, 31)
+MESSY_AS_OF = dt.date(2026, 12, 1)
 TINY_USAGE_START, TINY_USAGE_END = dt.date(2024, 10, 1), dt.date(2025, 7, 31)
 SHARED_SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "samples"  # EXPANSION_SHARED_SAMPLES overrides
 
@@ -36,6 +37,16 @@ def shared_samples() -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def feature_plans(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Compiled feature SQL (``features.plans``) in a folder of this test session rather than under the default home
+    in the checkout; tests of where plans live give ``feature_plans=None``. Subprocesses inherit it."""
+    import os
+
+    folder = Path(os.environ.setdefault("EXPANSION_FEATURE_PLANS", str(tmp_path_factory.mktemp("feature_plans"))))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def generated_company(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated company: 600 accounts over 18 months ending 2026-06-30 (seed 11)."""
@@ -43,6 +54,16 @@ def generated_company(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("company")
     generate(out, accounts=600, months=18, seed=11, as_of=COMPANY_AS_OF)
+    return out
+
+
+@pytest.fixture(scope="session")
+def messy_company(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A messy generated company (``MessyConfig``): 150 accounts over 14 months ending 2026-12-01 (seed 7)."""
+    from features.synth import MessyConfig, generate
+
+    out = tmp_path_factory.mktemp("messy_company")
+    generate(out, accounts=150, months=14, seed=7, as_of=MESSY_AS_OF, mess=MessyConfig())
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import default_data_end, tables_from_backend, to_frame, usage_span
+from features.build import default_data_end, to_frame, usage_span
 from features.config import Settings
 from features.io import DataSource, require_tables
 from features.labels import LABELS
@@ -92,7 +92,7 @@ def monthly_snapshots(source: DataSource, as_of: dt.date | None = None) -> tuple
     Without ``as_of`` the data is taken to be complete up to its last complete usage day (``features.data_end``).
     """
     require_tables(source)
-    tables = tables_from_backend(source.ibis(), source.present)
+    tables = source.tables()
     first = usage_span(tables)[0]
     data_end = as_of or default_data_end(tables)  # the last complete day: a partly loaded newest day is not trusted
     return month_ends(first, newest_complete_month_end(data_end)), data_end

@@ -63,3 +63,21 @@ def test_sql_over_runs_sql_text_with_a_declared_schema_without_asking_the_engine
         pytest.fail(_changed(f"SQLStringView: {exc}"))
     assert out.schema() == ibis.schema({"b": "int64"})
     assert sorted(ibis.duckdb.connect().to_pyarrow(out).column("b").to_pylist()) == [2, 3]
+
+
+def test_named_memtable_keeps_its_name_and_memtables_of_gives_its_rows_back() -> None:
+    backend = ibis.duckdb.connect()
+    try:
+        calendar = portable.named_memtable({"day": [3, 1, 2]}, "_features_test_days", {"day": "int64"})
+        expr = calendar.filter(calendar.day > 1).count()
+        assert '"_features_test_days"' in str(backend.compile(expr)), _changed("InMemoryTable.name / copy")
+        found = portable.memtables_of(expr)
+        assert list(found) == ["_features_test_days"], _changed("Node.find(InMemoryTable)")
+        assert found["_features_test_days"].column("day").to_pylist() == [3, 1, 2], _changed("TableProxy.to_pyarrow")
+        portable.register_memtables(backend, expr)
+        assert backend.con.execute(str(backend.compile(expr))).fetchone()[0] == 2
+        assert portable.named_memtable({"day": [1]}).op().name.startswith("ibis_")  # no name: Ibis makes one up
+    except portable.IbisChanged as exc:
+        pytest.fail(_changed(str(exc)))
+    finally:
+        backend.disconnect()

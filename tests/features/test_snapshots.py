@@ -159,20 +159,23 @@ def test_the_fingerprint_covers_every_setting_the_features_read():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "settings":
                 read.add(node.attr)
-    # horizon_days sets the labels alone, and labels are read afresh on every build, never stored
-    assert read - {"horizon_days"} <= set(FEATURE_SETTINGS)
+    # horizon_days sets the labels alone, and labels are read afresh on every build, never stored; where compiled
+    # feature SQL is kept and whether it is compiled afresh (features.plans) change no value
+    assert read - {"horizon_days", "plan_store", "rebuild_snapshots"} <= set(FEATURE_SETTINGS)
     assert set(FEATURE_SETTINGS) <= Settings.model_fields.keys()
 
 
 def test_history_features_stays_within_the_home(tiny_company, tiny_dates, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
-    settings = Settings(_env_file=None, home=tmp_path / "home")
+    settings = Settings(_env_file=None, home=tmp_path / "home", feature_plans=None)  # compiled SQL under the home too
     _history(tiny_company(), settings, tiny_dates[:2])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "tiny0", "tiny1"]
     files = list(settings.snapshot_store.rglob("*"))
     names = [f.name for f in files if f.is_file()]
     assert not [n for n in names if n.endswith(".tmp")]  # no temporary file left
-    assert names.count("snapshot.parquet") == 2 and len(names) == 2 + len(list(settings.snapshot_store.glob("raw_digests/*/*")))
+    plans = list(settings.snapshot_store.glob("plans/*.json"))  # the features' and the labels'
+    assert names.count("snapshot.parquet") == 2 and len(plans) == 2
+    assert len(names) == 2 + len(plans) + len(list(settings.snapshot_store.glob("raw_digests/*/*")))
     assert {f.stat().st_mode & 0o777 for f in files} == {0o700, 0o600} and all(
         (f.stat().st_mode & 0o777) == (0o700 if f.is_dir() else 0o600) for f in files)
 

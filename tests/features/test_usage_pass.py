@@ -25,19 +25,9 @@ from features.spine import month_ends, snapshots, to_day
 from features.usage import MAX_WINDOW_DAYS, daily_usage, usage_between
 from features.usage_pass import daily_from_pass, first_use_from_pass, key_segments, key_use_from_pass, raw_usage_pass
 
-MESSY_AS_OF = dt.date(2026, 12, 1)
 CLEAN_MONTHS = month_ends(dt.date(2025, 6, 1), dt.date(2026, 6, 30))
 MESSY_MONTHS = month_ends(dt.date(2026, 1, 1), dt.date(2026, 11, 30))
 WEEKLY = [dt.date(2026, 3, 1) + dt.timedelta(days=7 * i) for i in range(6)]
-
-
-@pytest.fixture(scope="module")
-def messy_company(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from features.synth import MessyConfig, generate
-
-    out = tmp_path_factory.mktemp("messy_pass")
-    generate(out, accounts=150, months=14, seed=7, as_of=MESSY_AS_OF, mess=MessyConfig())
-    return out
 
 
 def _shapes(usage, dates: list[dt.date]) -> dict[str, tuple]:  # noqa: ANN001 - an Ibis table on any backend
