@@ -42,7 +42,7 @@ from features.calendar import Calendar
 from features.config import Settings, private_folder
 from features.fingerprint import definitions
 from features.io import DataSource
-from features.portable import memtables_of, named_memtable, register_memtables
+from features.portable import memtables_of
 
 log = logging.getLogger(__name__)
 
@@ -209,22 +209,27 @@ def run_planned(
     store, key = PlanStore(settings.plan_store), plan_key(backend, tables, settings, options)
     prefix = f"_features_{uuid.uuid4().hex[:8]}_"
     stand_in, run = (Calendar.of(dates, data_end, PLACEHOLDER, stand_in=True), Calendar.of(dates, data_end, prefix))
-    fill, calendars = filler(backend, stand_in, run), run.tables()
+    fill = filler(backend, stand_in, run)
+    calendars = {name: data for table in run.tables().values() for name, data in memtables_of(table).items()}
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features-engine")
     pending, created = [], []
 
     def create(name: str, sql: str, constants: dict[str, pa.Table]) -> None:
-        for table in constants.values():
-            register_memtables(backend, table)
+        register(constants)
         source.con.execute(f'CREATE TEMPORARY TABLE "{name}" AS {sql}')
+
+    def register(tables: dict[str, pa.Table]) -> None:
+        # On the connection itself: Ibis' own registration keeps the connection alive until exit (a finalizer
+        # per table), which a service building every night would pile up.
+        for name, data in tables.items():
+            source.con.register(name, data)
 
     def step(sql: str, constants: dict[str, pa.Table]) -> None:
         created.append(f"{prefix}{len(created)}")
-        memtables = {name: named_memtable(data, name) for name, data in constants.items()}
-        pending.append(worker.submit(create, created[-1], fill(sql), memtables))
+        pending.append(worker.submit(create, created[-1], fill(sql), constants))
 
     try:
-        pending.append(worker.submit(lambda: [register_memtables(backend, t) for t in calendars.values()]))
+        pending.append(worker.submit(register, calendars))
         plan = None if settings.rebuild_snapshots else store.load(key)
         if plan is None:
             plan = compile_plan(backend, make, stand_in, step)
@@ -237,7 +242,8 @@ def run_planned(
                 constants = {}
         for job in pending:
             job.result()  # the first failed step raises here, with the engine's message
-        ordered = f" ORDER BY {', '.join(f'{chr(34)}{c}{chr(34)}' for c in order)}" if order else ""
+        quoted = ", ".join('"' + column + '"' for column in order or ())
+        ordered = f" ORDER BY {quoted}" if quoted else ""
         return source.con.sql(f"SELECT * FROM ({fill(plan.final)}){ordered}").to_arrow_table()
     finally:
         worker.shutdown(wait=True, cancel_futures=True)

@@ -7,9 +7,6 @@ these hooks were written against (``IBIS_VERSION``, pinned in ``constraints.txt`
 * :func:`ensure_bit_or`: Ibis 12 compiles the ``BIT_OR`` aggregate for DuckDB,
   DataFusion, PostgreSQL, BigQuery and Snowflake but leaves it undefined for Spark SQL,
   which has had ``bit_or`` since Spark 3.0; this adds that one rule, once.
-* :func:`register_memtables`: registers the in-memory tables an expression uses (the
-  snapshot calendars) on the backend's connection, before its SQL runs on that
-  connection outside Ibis.
 * :func:`named_memtable`: ``ibis.memtable`` under a name of the caller's (Ibis 12 makes up a
   new one on every call, and has no argument for it).
 * :func:`memtables_of`: the in-memory tables an expression reads, by name, with their data
@@ -44,14 +41,6 @@ def ensure_bit_or() -> None:
 
     if getattr(PySparkCompiler, "visit_BitOr", SQLGlotCompiler.visit_Undefined) is SQLGlotCompiler.visit_Undefined:
         PySparkCompiler.visit_BitOr = _spark_bit_or
-
-
-def register_memtables(backend: Any, table: Any) -> None:
-    """Register the in-memory tables ``table`` reads (``ibis.memtable``) on ``backend``'s connection."""
-    hook = getattr(backend, "_run_pre_execute_hooks", None)
-    if hook is None:
-        raise IbisChanged(f"Ibis backend {type(backend).__name__} has no _run_pre_execute_hooks (written for Ibis {IBIS_VERSION})")
-    hook(table)
 
 
 def named_memtable(data: Any, name: str | None = None, schema: Any = None) -> Any:

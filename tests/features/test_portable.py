@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 
 import ibis
 import pytest
 
 from features import portable
-from features.spine import snapshot_frame
 
 
 def _changed(what: str) -> str:
     return (f"Ibis {ibis.__version__} changed {what}; features/portable.py was written for Ibis "
             f"{portable.IBIS_VERSION} (constraints.txt): re-check the hook before upgrading")
-
-
-def test_register_memtables_makes_a_memtable_visible_to_raw_sql() -> None:
-    backend = ibis.duckdb.connect()
-    calendar = ibis.memtable(snapshot_frame([dt.date(2025, 1, 31), dt.date(2025, 2, 28)]))
-    expr = calendar.count()
-    try:
-        portable.register_memtables(backend, expr)
-        sql = str(backend.compile(expr))
-        assert backend.con.execute(sql).fetchone()[0] == 2, _changed("_run_pre_execute_hooks")
-    except portable.IbisChanged as exc:
-        pytest.fail(_changed(str(exc)))
-    finally:
-        backend.disconnect()
-
-
-def test_register_memtables_fails_loudly_without_the_hook() -> None:
-    with pytest.raises(portable.IbisChanged, match="written for Ibis"):
-        portable.register_memtables(object(), None)
 
 
 def test_spark_compiler_hooks_still_exist() -> None:
@@ -74,7 +53,7 @@ def test_named_memtable_keeps_its_name_and_memtables_of_gives_its_rows_back() ->
         found = portable.memtables_of(expr)
         assert list(found) == ["_features_test_days"], _changed("Node.find(InMemoryTable)")
         assert found["_features_test_days"].column("day").to_pylist() == [3, 1, 2], _changed("TableProxy.to_pyarrow")
-        portable.register_memtables(backend, expr)
+        backend.con.register("_features_test_days", found["_features_test_days"])  # as features.plans registers it
         assert backend.con.execute(str(backend.compile(expr))).fetchone()[0] == 2
         assert portable.named_memtable({"day": [1]}).op().name.startswith("ibis_")  # no name: Ibis makes one up
     except portable.IbisChanged as exc:
