@@ -5,16 +5,16 @@ number of snapshot dates: as long as DuckDB then takes to compute one month end 
 accounts. The text of those statements depends on the dates only through a build's
 ``features.calendar.Calendar``: the calendars' names and four literals. So a plan is compiled
 once with stand-in literals and placeholder names (``PLACEHOLDER``), stored in
-``<snapshot store>/plans/<key>.json``, and every build, the first included, runs its
-statements with its own prefix and literal text put in, after registering its own calendars.
+``Settings.plan_store`` (``<home>/snapshots/plans/<key>.json``), and every build, the first
+included, runs its statements with its own prefix and literal text put in, after registering
+its own calendars.
 
 The key hashes everything else the text can depend on: the definitions' fingerprint (the
 source of every ``features`` module the build imports, the settings they read, the engine
 versions), the labels' horizon, each table's name, schema and place, the sqlglot version and
-the build's options. In-memory
-tables that are not calendars (``usage._ages``) are constants: kept in the plan as data,
-under fixed names. A plan that cannot be read is compiled again; one that cannot be written
-is logged and the build goes on.
+the build's options. In-memory tables that are not calendars (``usage._ages``) are constants:
+kept in the plan as data, under fixed names. A plan that cannot be read is compiled again; one
+that cannot be written is logged and the build goes on.
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ import pyarrow as pa
 import sqlglot
 from ibis.expr.types import Table
 
-from features.calendar import Calendar
+from features.calendar import STAND_INS, Calendar
 from features.config import Settings, private_folder
 from features.fingerprint import definitions
 from features.io import DataSource
 from features.portable import memtables_of
+from features.spine import to_day
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,21 @@ def filler(backend: ibis.BaseBackend, stand_in: Calendar, run: Calendar) -> Call
     pattern = re.compile("|".join(f"(?<![\\w.]){re.escape(old)}(?![\\w.])" if old[-1].isdigit() else re.escape(old)
                                   for old, _ in swaps))
     new = {old: text for old, text in swaps}
-    return lambda sql: pattern.sub(lambda m: new[m.group(0)], sql)
+    # A stand-in left in another form (a date computed in Python from one, a literal typed otherwise) would
+    # silently shift a window: a number near a stand-in's year or day number in the filled text is refused.
+    years = range(min(v.year for v in STAND_INS.values()) - 1, max(v.year for v in STAND_INS.values()) + 2)
+    days = range(to_day(dt.date(years.start, 1, 1)), to_day(dt.date(years.stop, 1, 1)))
+
+    def fill(sql: str) -> str:
+        text = pattern.sub(lambda m: new[m.group(0)], sql)
+        for number in re.finditer(r"(?<![\w.])\d{4,6}(?![\w.])", text):
+            if int(number.group(0)) in years or int(number.group(0)) in days:
+                near = text[max(0, number.start() - 60):number.end() + 20]
+                raise PlanError(f"a stand-in date survived in a feature statement ({number.group(0)} in {near!r}): "
+                                "build every date literal from the calendar (features.calendar)")
+        return text
+
+    return fill
 
 
 def _literal_sql(backend: ibis.BaseBackend, value: object, kind: str) -> str:

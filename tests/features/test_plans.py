@@ -91,6 +91,26 @@ def test_the_filled_text_is_the_text_ibis_compiles_for_the_dates(generated_compa
     assert plan.constants and all(re.fullmatch(r"_features_ages_\d+", name) for name in plan.constants)
 
 
+def test_a_date_computed_from_a_stand_in_is_refused_not_filled_in(tiny_company) -> None:
+    """A definition that shifts a literal in Python (here the newest snapshot less a week) cannot be planned."""
+    source = open_data(tiny_company())
+    try:
+        backend, tables = source.ibis(), source.tables()
+
+        def make(cal: Calendar, materialize):  # noqa: ANN001
+            usage = tables["usage_daily"]
+            return usage.filter(usage.date.cast("date") <= ibis.literal(cal.last - dt.timedelta(days=7), type="date"))
+
+        dates, end = [dt.date(2025, 3, 31)], dt.date(2025, 7, 31)
+        plan = compile_plan(backend, make, Calendar.of(dates, end, PLACEHOLDER, stand_in=True))
+        fill = filler(backend, Calendar.of(dates, end, PLACEHOLDER, stand_in=True), Calendar.of(dates, end, "_x_"))
+        with pytest.raises(PlanError, match=r"a stand-in date survived .*2902"):
+            fill(plan.final)
+        assert "MAKE_DATE(2025, 3, 31)" in fill(plan.final.replace("MAKE_DATE(2902, 3, 10)", "MAKE_DATE(2902, 3, 17)"))
+    finally:
+        source.close()
+
+
 def test_labels_from_a_plan_equal_the_labels_of_a_fresh_build(generated_company: Path, tmp_path: Path) -> None:
     settings = _settings(tmp_path / "home")
     source = open_data(generated_company)
