@@ -132,6 +132,10 @@ def months_to_measure(per_month: float, base_rate: float, effect: float, share: 
 
 
 def power_line(per_month: float, base_rate: float, share: float, effect: float = POWER_EFFECT) -> str:
+    """How long a ``effect``-point difference takes to measure; with no base rate yet (``base_rate`` NaN), says so."""
+    if not math.isfinite(base_rate):
+        return (f"with {per_month:.0f} eligible accounts a month, how long a {100 * effect:.0f}-point effect takes to "
+                "measure is known once the first outcome windows close (no base rate yet)")
     months = months_to_measure(per_month, base_rate, effect, share)
     after = "never at this rate" if not math.isfinite(months) else f"after about {math.ceil(months)} month(s)"
     return (f"with {per_month:.0f} eligible accounts a month and a {100 * base_rate:.0f} % base rate, a "
@@ -182,7 +186,7 @@ def play_effects(episodes: pd.DataFrame, *, min_per_arm: int = 30, replicates: i
             effect=effect, mrr_effect=mrr_effect,
             done_share=float(done.mean()) if len(done) else float("nan"),
             status=MEASURED if effect is not None else TOO_EARLY,
-            power=power_line(per_month, base if math.isfinite(base) else 0.0, share),
+            power=power_line(per_month, base, share),
             renewal=renewal_effect(group, min_per_arm=min_per_arm, replicates=replicates, confidence=confidence,
                                    seed=seed),
         ))

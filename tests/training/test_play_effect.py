@@ -74,6 +74,20 @@ def test_the_power_line_follows_the_normal_approximation() -> None:
         in power_line(40, 0.12, 0.10)
 
 
+def test_before_any_outcome_window_closes_there_is_no_rate_and_no_power_figure() -> None:
+    frame = _episodes(120, 0.2, 0.3, 0.1, seed=5)
+    frame["expanded"] = np.nan  # every window still open
+    (e,) = play_effects(frame, replicates=50)
+    assert e.status == TOO_EARLY and e.recommended == e.held_out == 0
+    assert math.isnan(e.rate_recommended) and math.isnan(e.rate_held_out)
+    assert e.power.endswith("is known once the first outcome windows close (no base rate yet)")
+    assert "0 % base rate" not in e.power and "after about" not in e.power
+
+    from serving.cli.plays import _rate
+
+    assert (_rate(e.rate_recommended), _rate(0.123)) == ("-", "12.3 %")
+
+
 def test_a_risk_play_is_judged_on_churn_and_bad_arms_are_refused() -> None:
     frame = _episodes(400, 0.5, 0.3, 0.3, seed=4, play="success_plan_review")
     (e,) = play_effects(frame, replicates=50)
