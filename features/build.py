@@ -14,9 +14,9 @@ import ibis
 import pandas as pd
 from ibis.expr.types import Table
 
-from features.calendar import Calendar
 from features.account import account_features, account_starts, within_tenure
 from features.adoption import adoption_features, feature_use_30d, first_use
+from features.calendar import Calendar
 from features.config import Settings
 from features.contract import REQUIRED_TABLES, TABLES
 from features.data_end import DataEnd, complete_data_end
@@ -27,17 +27,9 @@ from features.movements import movements
 from features.deals import pipeline_features
 from features.plans import run_planned
 from features.registry import categorical_features, feature_names, signal_names
-from features.spine import active_periods, snapshot_days, snapshots, spine, to_day
-from features.usage import (
-    MAX_WINDOW_DAYS,
-    daily_usage,
-    near_quota_rows,
-    usage_between,
-    usage_features,
-    usage_limits,
-    window_segments,
-)
-from features.usage_pass import daily_from_pass, first_use_from_pass, key_segments, key_use_from_pass, raw_usage_pass
+from features.spine import active_periods, snapshot_days, spine, to_day
+from features.usage import daily_usage, near_quota_rows, usage_between, usage_features, usage_limits
+from features.usage_pass import daily_from_pass, first_use_from_pass, key_use_from_pass, raw_usage_pass
 from features.whitespace import whitespace_features
 
 KEYS = ["account_id", "as_of_day"]

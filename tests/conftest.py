@@ -43,8 +43,7 @@ def feature_plans(tmp_path_factory: pytest.TempPathFactory) -> Path:
     in the checkout; tests of where plans live give ``feature_plans=None``. Subprocesses inherit it."""
     import os
 
-    folder = Path(os.environ.setdefault("EXPANSION_FEATURE_PLANS", str(tmp_path_factory.mktemp("feature_plans"))))
-    return folder
+    return Path(os.environ.setdefault("EXPANSION_FEATURE_PLANS", str(tmp_path_factory.mktemp("feature_plans"))))
 
 
 @pytest.fixture(scope="session")

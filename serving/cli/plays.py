@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from serving.cli.common import console, job_errors, open_source, say, settings
+from serving.web.formats import pct  # a rate with no closed outcome window (NaN) reads "–", as on the pages
 
 plays_app = typer.Typer(help="Which plays work: each play's effect against its held-out control group.",
                         no_args_is_help=True)
@@ -53,11 +54,6 @@ def renewal_line(r) -> str:
     return f"renewed {effect}, over {r.recommended:,} recommended / {r.held_out:,} held-out episodes with a renewal due"
 
 
-def _rate(value: float) -> str:
-    """A rate in percent; "-" while no episode of that arm has a closed outcome window (NaN)."""
-    return "-" if value != value else f"{100 * value:.1f} %"
-
-
 def print_effects(effects: list) -> None:
     table = Table(title="play effects (recommended minus held out, intention to treat; 90 % intervals)")
     for col in ("play", "outcome", "recommended / held out", "rate rec. / held", "effect (points)",
@@ -71,7 +67,7 @@ def print_effects(effects: list) -> None:
             mrr = f"{e.mrr_effect.value:+,.0f} [{e.mrr_effect.low:+,.0f}, {e.mrr_effect.high:+,.0f}]"
         done = "-" if e.done_share != e.done_share else f"{100 * e.done_share:.0f} %"
         table.add_row(e.play, e.outcome, f"{e.recommended:,} / {e.held_out:,}",
-                      f"{_rate(e.rate_recommended)} / {_rate(e.rate_held_out)}", points, mrr, done)
+                      f"{pct(100 * e.rate_recommended, 1)} / {pct(100 * e.rate_held_out, 1)}", points, mrr, done)
     console.print(table)
     for e in effects:
         console.print(f"{e.play}: {e.power}", highlight=False)

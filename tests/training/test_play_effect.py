@@ -83,9 +83,9 @@ def test_before_any_outcome_window_closes_there_is_no_rate_and_no_power_figure()
     assert e.power.endswith("is known once the first outcome windows close (no base rate yet)")
     assert "0 % base rate" not in e.power and "after about" not in e.power
 
-    from serving.cli.plays import _rate
+    from serving.web.formats import DASH, pct  # as `expansion plays effect` and the leadership page write a rate
 
-    assert (_rate(e.rate_recommended), _rate(0.123)) == ("-", "12.3 %")
+    assert (pct(100 * e.rate_recommended, 1), pct(100 * 0.123, 1)) == (DASH, "12.3 %")
 
 
 def test_a_risk_play_is_judged_on_churn_and_bad_arms_are_refused() -> None:
