@@ -36,7 +36,7 @@ def episodes_with_features(folder: Path, window: int) -> pd.DataFrame:
     source = open_data(folder)
     try:
         episodes = episode_outcomes(source, pd.read_parquet(folder / "play_assignments.parquet"), window)
-        return with_features(source, episodes, Settings(_env_file=None))
+        return with_features(source, episodes, Settings(_env_file=None, home=folder.with_name(f"{folder.name}_home")))
     finally:
         source.close()
 

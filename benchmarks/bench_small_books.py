@@ -89,7 +89,7 @@ def feature_frame(work: Path, accounts: int, months: int, seed: int) -> pd.DataF
     source = open_data(folder)
     try:
         first = source.con.execute("SELECT min(date)::DATE FROM usage_daily").fetchone()[0]
-        frame = build_features(source, month_ends(first, AS_OF), Settings(_env_file=None), data_end=AS_OF)
+        frame = build_features(source, month_ends(first, AS_OF), Settings(_env_file=None, home=work / "home"), data_end=AS_OF)
     finally:
         source.close()
     frame.to_parquet(cached)

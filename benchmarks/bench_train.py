@@ -38,7 +38,7 @@ def generated_frame(accounts: int, months: int, seed: int) -> pd.DataFrame:
     generate(folder, accounts=accounts, months=months, seed=seed, as_of=AS_OF)
     source = open_data(folder)
     first = source.con.execute("SELECT min(date) FROM usage_daily").fetchone()[0]
-    return build_features(source, month_ends(first, AS_OF), Settings(_env_file=None))
+    return build_features(source, month_ends(first, AS_OF), Settings(_env_file=None, home=folder.with_name(f"{folder.name}_home")))
 
 
 def replicate(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:

@@ -57,7 +57,7 @@ def snapshot(work: Path, data: Path) -> Path:
     started = time.perf_counter()
     source = open_data(data)
     try:
-        frame = build_features(source, [AS_OF], Settings(_env_file=None), data_end=AS_OF)
+        frame = build_features(source, [AS_OF], Settings(_env_file=None, home=work / "home"), data_end=AS_OF)
     finally:
         source.close()
     frame["csm_owner"] = frame["csm_owner"].astype("string")

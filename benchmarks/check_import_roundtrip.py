@@ -63,7 +63,8 @@ def main() -> None:
         try:
             metrics.append(period_metrics(MetricTables.from_source(source), "month", end=as_of))
             first = source.con.execute("SELECT min(date) FROM usage_daily").fetchone()[0]
-            frames.append(build_features(source, month_ends(first, as_of), Settings(_env_file=None))
+            home = folder.with_name(f"{folder.name}_home")  # its compiled feature SQL, not in the working directory
+            frames.append(build_features(source, month_ends(first, as_of), Settings(_env_file=None, home=home))
                           .sort_values(["account_id", "as_of"]).reset_index(drop=True))
         finally:
             source.close()
